@@ -1,1 +1,26 @@
-//! placeholder
+//! What the shim, the CLI/hook and the daemon share: where the socket lives, the
+//! hello that opens every connection, the control messages, and their limits.
+//!
+//! Nothing here spawns processes or knows MCP or ACP; the daemon owns those.
+
+pub mod control;
+pub mod frame;
+pub mod hello;
+pub mod limits;
+pub mod paths;
+
+pub use hello::{Channel, Hello, HelloReply, Role};
+
+/// Name every hello carries, so a stray client of another program is told apart.
+pub const PROTOCOL_NAME: &str = "codex-fusion";
+
+/// Version of the socket protocol (hello + control messages). Bump it when either
+/// side would misread the other; both sides refuse a mismatch with a message that
+/// says which one to restart or upgrade.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Version of this build of the codex-fusion binaries.
+pub const PACKAGE_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Prefix of the environment variables the shim and CLI forward to the daemon.
+pub const ENV_PREFIX: &str = "CODEX_FUSION_";

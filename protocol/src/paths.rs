@@ -1,0 +1,205 @@
+//! Where things live: the daemon's socket, its state directory, and the
+//! canonical form of a workspace path.
+//!
+//! Every function takes an environment lookup instead of reading the process
+//! environment, so each side resolves paths the same way and tests can pass
+//! their own.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+/// Overrides the socket path (tests run isolated daemons with it).
+pub const SOCKET_ENV: &str = "CODEX_FUSION_SOCKET";
+/// Overrides the per-user state directory (logs, pairings, long answers).
+pub const STATE_DIR_ENV: &str = "CODEX_FUSION_STATE_DIR";
+/// The workspace Codex is scoped to; the current directory when unset.
+pub const WORKSPACE_ENV: &str = "CODEX_FUSION_WORKSPACE";
+
+const APP_DIR: &str = "codex-fusion";
+const SOCKET_FILE: &str = "daemon.sock";
+
+/// Why a path could not be resolved. The text says what to set or create.
+#[derive(Debug, thiserror::Error)]
+pub enum PathError {
+    #[error("{SOCKET_ENV} must be an absolute path, got `{0}`")]
+    RelativeSocket(String),
+    #[error("{STATE_DIR_ENV} must be an absolute path, got `{0}`")]
+    RelativeStateDir(String),
+    #[error("cannot find a home directory for the state directory; set {STATE_DIR_ENV}")]
+    NoHome,
+    #[error("{WORKSPACE_ENV}: `{path}` is not usable as a workspace: {reason}")]
+    Workspace { path: String, reason: String },
+    #[error("cannot determine the current directory for the workspace: {0}; set {WORKSPACE_ENV}")]
+    NoCurrentDir(std::io::Error),
+}
+
+/// The daemon's socket: `CODEX_FUSION_SOCKET`, else
+/// `$XDG_RUNTIME_DIR/codex-fusion/daemon.sock` on Linux, else a per-user
+/// directory (`/tmp/codex-fusion-<uid>` on Linux without a runtime dir, the
+/// user's cache directory on other systems).
+pub fn socket_path(env: impl Fn(&str) -> Option<OsString>) -> Result<PathBuf, PathError> {
+    if let Some(value) = non_empty(env(SOCKET_ENV)) {
+        let path = PathBuf::from(value);
+        if !path.is_absolute() {
+            return Err(PathError::RelativeSocket(path.display().to_string()));
+        }
+        return Ok(path);
+    }
+    Ok(default_socket_dir(&env).join(SOCKET_FILE))
+}
+
+fn default_socket_dir(env: &impl Fn(&str) -> Option<OsString>) -> PathBuf {
+    if cfg!(target_os = "linux") {
+        if let Some(runtime) = non_empty(env("XDG_RUNTIME_DIR")).map(PathBuf::from) {
+            if runtime.is_absolute() {
+                return runtime.join(APP_DIR);
+            }
+        }
+    } else if let Some(dirs) = directories::ProjectDirs::from("", "", APP_DIR) {
+        // macOS keeps no per-user runtime dir; the cache dir is private to the
+        // user and short enough for the 104-byte socket path limit.
+        return dirs.cache_dir().to_path_buf();
+    }
+    std::env::temp_dir().join(format!("{APP_DIR}-{}", nix::unistd::getuid()))
+}
+
+/// The per-user state directory: `CODEX_FUSION_STATE_DIR`, else
+/// `$XDG_STATE_HOME/codex-fusion` (`~/.local/state/codex-fusion`) on Linux,
+/// the application-support directory on macOS.
+pub fn state_dir(env: impl Fn(&str) -> Option<OsString>) -> Result<PathBuf, PathError> {
+    if let Some(value) = non_empty(env(STATE_DIR_ENV)) {
+        let path = PathBuf::from(value);
+        if !path.is_absolute() {
+            return Err(PathError::RelativeStateDir(path.display().to_string()));
+        }
+        return Ok(path);
+    }
+    if cfg!(target_os = "linux") {
+        if let Some(state) = non_empty(env("XDG_STATE_HOME")).map(PathBuf::from) {
+            if state.is_absolute() {
+                return Ok(state.join(APP_DIR));
+            }
+        }
+        if let Some(home) = non_empty(env("HOME")).map(PathBuf::from) {
+            return Ok(home.join(".local/state").join(APP_DIR));
+        }
+    }
+    let dirs = directories::ProjectDirs::from("", "", APP_DIR).ok_or(PathError::NoHome)?;
+    Ok(dirs
+        .state_dir()
+        .unwrap_or_else(|| dirs.data_local_dir())
+        .to_path_buf())
+}
+
+/// The canonical workspace: `CODEX_FUSION_WORKSPACE` if set, else `cwd`;
+/// made absolute, with `..` and symlinks resolved, and required to be a
+/// directory.
+pub fn resolve_workspace(
+    env: impl Fn(&str) -> Option<OsString>,
+    cwd: impl FnOnce() -> std::io::Result<PathBuf>,
+) -> Result<PathBuf, PathError> {
+    let raw = match non_empty(env(WORKSPACE_ENV)) {
+        Some(value) => {
+            let path = PathBuf::from(value);
+            if path.is_absolute() {
+                path
+            } else {
+                cwd().map_err(PathError::NoCurrentDir)?.join(path)
+            }
+        }
+        None => cwd().map_err(PathError::NoCurrentDir)?,
+    };
+    canonical_directory(&raw)
+}
+
+/// `path` canonicalised, if it is an existing directory.
+pub fn canonical_directory(path: &Path) -> Result<PathBuf, PathError> {
+    let fail = |reason: String| PathError::Workspace {
+        path: path.display().to_string(),
+        reason,
+    };
+    let canonical = std::fs::canonicalize(path).map_err(|error| fail(error.to_string()))?;
+    if !canonical.is_dir() {
+        return Err(fail("not a directory".into()));
+    }
+    Ok(canonical)
+}
+
+fn non_empty(value: Option<OsString>) -> Option<OsString> {
+    value.filter(|value| !value.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<OsString> {
+        let map: HashMap<String, OsString> = pairs
+            .iter()
+            .map(|(key, value)| (key.to_string(), OsString::from(value)))
+            .collect();
+        move |key| map.get(key).cloned()
+    }
+
+    #[test]
+    fn socket_override_wins_and_must_be_absolute() {
+        let path = socket_path(env_of(&[(SOCKET_ENV, "/tmp/x.sock")])).expect("absolute");
+        assert_eq!(path, PathBuf::from("/tmp/x.sock"));
+        let error = socket_path(env_of(&[(SOCKET_ENV, "x.sock")])).expect_err("relative");
+        assert!(error.to_string().contains(SOCKET_ENV));
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn linux_socket_lives_in_the_runtime_dir() {
+        let path = socket_path(env_of(&[("XDG_RUNTIME_DIR", "/run/user/1000")])).expect("resolves");
+        assert_eq!(path, PathBuf::from("/run/user/1000/codex-fusion/daemon.sock"));
+        let fallback = socket_path(env_of(&[])).expect("resolves");
+        assert!(fallback.ends_with("daemon.sock"));
+        assert!(
+            fallback
+                .parent()
+                .and_then(|dir| dir.file_name())
+                .is_some_and(|name| name.to_string_lossy().starts_with("codex-fusion-")),
+            "{}",
+            fallback.display()
+        );
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn linux_state_dir_follows_xdg() {
+        let dir = state_dir(env_of(&[("XDG_STATE_HOME", "/s"), ("HOME", "/h")])).expect("resolves");
+        assert_eq!(dir, PathBuf::from("/s/codex-fusion"));
+        let dir = state_dir(env_of(&[("HOME", "/h")])).expect("resolves");
+        assert_eq!(dir, PathBuf::from("/h/.local/state/codex-fusion"));
+        let dir = state_dir(env_of(&[(STATE_DIR_ENV, "/o"), ("HOME", "/h")])).expect("resolves");
+        assert_eq!(dir, PathBuf::from("/o"));
+    }
+
+    #[test]
+    fn workspace_is_canonicalised_through_symlinks() {
+        let temp = std::env::temp_dir().join(format!("cf-paths-{}", std::process::id()));
+        let real = temp.join("real");
+        std::fs::create_dir_all(&real).expect("mkdir");
+        let link = temp.join("link");
+        let _ = std::fs::remove_file(&link);
+        std::os::unix::fs::symlink(&real, &link).expect("symlink");
+        let via_env = resolve_workspace(
+            env_of(&[(WORKSPACE_ENV, link.join("../link").to_str().expect("utf8"))]),
+            || unreachable!("cwd is not consulted when the variable is set"),
+        )
+        .expect("resolves");
+        assert_eq!(via_env, std::fs::canonicalize(&real).expect("canonical"));
+        let via_cwd = resolve_workspace(env_of(&[]), || Ok(link.clone())).expect("resolves");
+        assert_eq!(via_cwd, via_env);
+        let missing = resolve_workspace(
+            env_of(&[(WORKSPACE_ENV, "/definitely/not/here")]),
+            || unreachable!(),
+        )
+        .expect_err("missing dir");
+        assert!(missing.to_string().contains(WORKSPACE_ENV));
+        std::fs::remove_dir_all(&temp).expect("cleanup");
+    }
+}
