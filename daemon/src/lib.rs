@@ -1,1 +1,111 @@
-//! placeholder
+//! codex-fusiond: the per-user daemon. It listens on a Unix socket, serves
+//! MCP to shims and control requests to the CLI, and owns one codex-acp child
+//! and one Codex session per workspace.
+//!
+//! Read top-down: [`run`] binds and accepts → [`connection::serve`] per
+//! connection → [`mcp::McpService`] per MCP client → [`session`] per
+//! workspace → [`agent`] per codex-acp child.
+
+pub mod acp;
+pub mod agent;
+pub mod config;
+pub mod connection;
+pub mod control;
+pub mod daemon;
+pub mod guardian;
+pub mod listener;
+pub mod logging;
+pub mod mcp;
+pub mod progress;
+pub mod prompts;
+pub mod render;
+pub mod resolve;
+pub mod session;
+pub mod tools;
+pub mod turn;
+pub mod turnlog;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use tokio::signal::unix::{SignalKind, signal};
+
+use crate::daemon::Daemon;
+
+/// How long shutdown waits for connections and children before giving up.
+const SHUTDOWN_DRAIN: Duration = Duration::from_secs(5);
+
+/// Where the daemon lives, resolved from its environment.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub socket: PathBuf,
+    pub state_dir: PathBuf,
+}
+
+impl Options {
+    pub fn from_env() -> anyhow::Result<Options> {
+        let env = |name: &str| std::env::var_os(name);
+        Ok(Options {
+            socket: codex_fusion_protocol::paths::socket_path(env)?,
+            state_dir: codex_fusion_protocol::paths::state_dir(env)?,
+        })
+    }
+}
+
+/// Runs the daemon until SIGTERM, SIGINT or a `stop` request.
+pub async fn run(options: Options) -> anyhow::Result<()> {
+    let bound = listener::bind(&options.socket)?;
+    let daemon = Daemon::new(options.socket.clone(), options.state_dir.clone());
+    tracing::info!(
+        socket = %options.socket.display(),
+        state_dir = %options.state_dir.display(),
+        pid = std::process::id(),
+        version = codex_fusion_protocol::PACKAGE_VERSION,
+        "codex-fusiond listening"
+    );
+    let mut terminate = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut interrupt = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    let me = nix::unistd::getuid().as_raw();
+    let reason = loop {
+        tokio::select! {
+            _ = terminate.recv() => break "SIGTERM",
+            _ = interrupt.recv() => break "SIGINT",
+            _ = daemon.shutdown.cancelled() => break "a stop request",
+            accepted = bound.listener.accept() => match accepted {
+                Ok((stream, _)) => accept(&daemon, stream, me),
+                Err(error) => {
+                    // Out of file descriptors, usually: back off instead of spinning.
+                    tracing::warn!(%error, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+        }
+    };
+    tracing::info!(reason, "shutting down");
+    // Stop accepting first, so no new work arrives while we drain.
+    drop(bound);
+    daemon.shutdown.cancel();
+    daemon.stop_sessions().await;
+    daemon.tasks.close();
+    if tokio::time::timeout(SHUTDOWN_DRAIN, daemon.tasks.wait()).await.is_err() {
+        tracing::warn!("some tasks did not finish within {} s; exiting anyway", SHUTDOWN_DRAIN.as_secs());
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn accept(daemon: &Arc<Daemon>, stream: tokio::net::UnixStream, me: u32) {
+    match listener::peer_uid(&stream) {
+        Ok(uid) if uid == me => {
+            daemon.tasks.spawn(connection::serve(daemon.clone(), stream));
+        }
+        Ok(uid) => {
+            tracing::warn!(peer_uid = uid, "refused a connection from another user");
+        }
+        Err(error) => {
+            tracing::warn!(%error, "refused a connection whose peer cannot be identified");
+        }
+    }
+}

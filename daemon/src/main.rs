@@ -1,1 +1,64 @@
-fn main() {}
+//! `codex-fusiond`: parse the command line, set up logging, run the daemon.
+
+use std::process::ExitCode;
+
+const HELP: &str = "codex-fusiond — the codex-fusion daemon
+
+Owns every codex-acp child and one persistent Codex session per workspace, and
+serves MCP (for codex-fusion-mcp) and control requests (for codex-fusion) on a
+Unix socket. Runs in the foreground; a service manager or codex-fusion-mcp
+starts it.
+
+USAGE:
+    codex-fusiond [--help] [--version]
+
+ENVIRONMENT:
+    CODEX_FUSION_SOCKET      socket path (default: $XDG_RUNTIME_DIR/codex-fusion/daemon.sock)
+    CODEX_FUSION_STATE_DIR   logs and state (default: $XDG_STATE_HOME/codex-fusion)
+    CODEX_FUSION_DAEMON_LOG  log filter, e.g. `debug` (default: info; RUST_LOG also works)
+
+Stop it with `codex-fusion stop`, SIGTERM or SIGINT.";
+
+fn main() -> ExitCode {
+    match std::env::args().nth(1).as_deref() {
+        Some("-h" | "--help") => {
+            println!("{HELP}");
+            return ExitCode::SUCCESS;
+        }
+        Some("-V" | "--version") => {
+            println!("codex-fusiond {}", codex_fusion_protocol::PACKAGE_VERSION);
+            return ExitCode::SUCCESS;
+        }
+        Some(other) => {
+            eprintln!("codex-fusiond: unexpected argument `{other}`; see `codex-fusiond --help`");
+            return ExitCode::from(2);
+        }
+        None => {}
+    }
+    let options = match codex_fusiond::Options::from_env() {
+        Ok(options) => options,
+        Err(error) => {
+            eprintln!("codex-fusiond: {error:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let _log_guard = codex_fusiond::logging::init(&options.state_dir);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("codex-fusiond: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(codex_fusiond::run(options));
+    // Children are already reaped; do not wait for stray blocking tasks.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(200));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!("{error:#}");
+            eprintln!("codex-fusiond: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

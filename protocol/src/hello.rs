@@ -44,7 +44,7 @@ pub enum Channel {
 }
 
 /// First line a client sends.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Hello {
     /// Always [`PROTOCOL_NAME`].
     pub protocol: String,
@@ -57,10 +57,25 @@ pub struct Hello {
     /// Canonical absolute workspace path; required for [`Channel::Mcp`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub workspace: Option<PathBuf>,
-    /// The client's `CODEX_FUSION_*` variables, verbatim (values that are not
-    /// UTF-8 are sent lossily and rejected by the daemon's parser).
+    /// The client's forwarded variables, verbatim: `CODEX_FUSION_*` and
+    /// [`crate::AGENT_ENV_VARS`]. Never logged (it may carry an API key).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub env: BTreeMap<String, String>,
+}
+
+impl std::fmt::Debug for Hello {
+    /// Shows the names of the forwarded variables, never their values.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hello")
+            .field("protocol", &self.protocol)
+            .field("version", &self.version)
+            .field("role", &self.role)
+            .field("channel", &self.channel)
+            .field("client_version", &self.client_version)
+            .field("workspace", &self.workspace)
+            .field("env", &self.env.keys().collect::<Vec<_>>())
+            .finish()
+    }
 }
 
 impl Hello {
@@ -82,7 +97,8 @@ impl Hello {
         self
     }
 
-    /// Adds every `CODEX_FUSION_*` variable from `vars`.
+    /// Adds every forwarded variable from `vars` (`CODEX_FUSION_*` and
+    /// [`crate::AGENT_ENV_VARS`]).
     pub fn with_env<I, K, V>(mut self, vars: I) -> Self
     where
         I: IntoIterator<Item = (K, V)>,
@@ -91,7 +107,7 @@ impl Hello {
     {
         for (key, value) in vars {
             let key = key.into();
-            if key.starts_with(crate::ENV_PREFIX) {
+            if crate::is_forwarded(&key) {
                 self.env.insert(key, value.into());
             }
         }
@@ -178,16 +194,24 @@ mod tests {
     fn hello_wire_form_is_stable() {
         let hello = Hello::new(Role::Shim, Channel::Mcp)
             .with_workspace(PathBuf::from("/w"))
-            .with_env([("CODEX_FUSION_ALLOW_WRITES", "1"), ("HOME", "/root")]);
+            .with_env([("CODEX_FUSION_ALLOW_WRITES", "1"), ("HOME", "/root"), ("CODEX_HOME", "/c")]);
         let json = serde_json::to_string(&hello).expect("serializes");
         assert_eq!(
             json,
             format!(
-                r#"{{"protocol":"codex-fusion","version":1,"role":"shim","channel":"mcp","client_version":"{PACKAGE_VERSION}","workspace":"/w","env":{{"CODEX_FUSION_ALLOW_WRITES":"1"}}}}"#
+                r#"{{"protocol":"codex-fusion","version":1,"role":"shim","channel":"mcp","client_version":"{PACKAGE_VERSION}","workspace":"/w","env":{{"CODEX_FUSION_ALLOW_WRITES":"1","CODEX_HOME":"/c"}}}}"#
             )
         );
         let back: Hello = serde_json::from_str(&json).expect("parses");
         assert_eq!(back, hello);
+    }
+
+    #[test]
+    fn debug_output_never_shows_variable_values() {
+        let hello = Hello::new(Role::Shim, Channel::Mcp).with_env([("OPENAI_API_KEY", "sk-secret")]);
+        let shown = format!("{hello:?}");
+        assert!(shown.contains("OPENAI_API_KEY"), "{shown}");
+        assert!(!shown.contains("sk-secret"), "{shown}");
     }
 
     #[test]

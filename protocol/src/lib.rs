@@ -24,3 +24,13 @@ pub const PACKAGE_VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// Prefix of the environment variables the shim and CLI forward to the daemon.
 pub const ENV_PREFIX: &str = "CODEX_FUSION_";
+
+/// Variables forwarded for codex-acp itself: a daemon started by a service
+/// manager does not see the user's shell environment, so the credentials and
+/// Codex home of the client that starts a session travel with its hello.
+pub const AGENT_ENV_VARS: [&str; 3] = ["OPENAI_API_KEY", "CODEX_API_KEY", "CODEX_HOME"];
+
+/// Whether the client forwards variable `name` to the daemon.
+pub fn is_forwarded(name: &str) -> bool {
+    name.starts_with(ENV_PREFIX) || AGENT_ENV_VARS.contains(&name)
+}

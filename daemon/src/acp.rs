@@ -1,0 +1,540 @@
+//! The ACP edge: the setup sequence of a Codex session (initialize,
+//! authenticate, new or load, read-only mode) and the translation of ACP
+//! messages into our own types (activities, permission requests, failures).
+//! No other module looks inside ACP schema types.
+
+use std::path::{Path, PathBuf};
+
+use agent_client_protocol::Agent as AcpPeer;
+use agent_client_protocol::schema::ProtocolVersion;
+use agent_client_protocol::v1::ConnectionTo;
+use agent_client_protocol::v1::schema::{
+    AuthenticateRequest, Implementation, InitializeRequest, LoadSessionRequest, NewSessionRequest,
+    PermissionOptionKind, RequestPermissionRequest, SessionConfigKind, SessionConfigOption,
+    SessionConfigOptionValue, SessionConfigSelectOptions, SessionModeState, SetSessionConfigOptionRequest,
+    SetSessionModeRequest, ToolCallLocation, ToolKind,
+};
+use serde_json::Value;
+
+use crate::guardian::{ActionKind, PermissionRequest};
+use crate::resolve::resolve;
+
+/// The mode that makes codex-acp ask the client before escalating.
+pub const READ_ONLY_MODE: &str = "read-only";
+const MODE_CONFIG_ID: &str = "mode";
+const MODEL_CONFIG_ID: &str = "model";
+const API_KEY_METHOD: &str = "api-key";
+/// Environment variables that carry an OpenAI API key for Codex.
+pub const API_KEY_VARS: [&str; 2] = ["CODEX_API_KEY", "OPENAI_API_KEY"];
+
+/// What `initialize` told us about the agent.
+#[derive(Debug, Clone)]
+pub struct AgentInfo {
+    pub load_session: bool,
+    pub auth_methods: Vec<String>,
+}
+
+/// A session ready for prompts.
+#[derive(Debug, Clone)]
+pub struct OpenedSession {
+    pub session_id: String,
+    /// `true` when an earlier session was restored with `session/load`.
+    pub loaded: bool,
+    /// The mode the agent reports after we set it.
+    pub mode: Option<String>,
+    pub model: Option<String>,
+    pub available_models: Vec<String>,
+    /// One line for the next result's footer, e.g. why context was lost.
+    pub note: Option<String>,
+}
+
+/// Why a session could not be started or a prompt failed, in terms a user
+/// can act on.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AgentFailure {
+    #[error(
+        "Codex is not signed in: run `codex login` in a terminal, or set OPENAI_API_KEY (or CODEX_API_KEY) in the environment of the MCP server or the daemon, then call again (no restart needed). Agent said: {0}"
+    )]
+    AuthRequired(String),
+    #[error(
+        "Codex refused for quota: the account has run out of credits or hit its plan limit. Check billing, or switch to a cheaper model. Agent said: {0}"
+    )]
+    Quota(String),
+    #[error("Codex is rate limited: wait a minute and call again, or switch model. Agent said: {0}")]
+    RateLimited(String),
+    #[error(
+        "codex-acp speaks ACP protocol version {agent}, codex-fusion speaks {ours}: upgrade codex-acp (`npm install -g @agentclientprotocol/codex-acp@latest`) or codex-fusion so they match"
+    )]
+    ProtocolMismatch { agent: String, ours: String },
+    #[error("{0}")]
+    Other(String),
+}
+
+impl AgentFailure {
+    /// Sorts an ACP error into a cause a user can act on.
+    pub fn classify(error: &agent_client_protocol::Error) -> AgentFailure {
+        let code: i32 = error.code.into();
+        let mut text = error.message.clone();
+        if let Some(data) = &error.data {
+            let data = match data {
+                Value::String(data) => data.clone(),
+                other => other.to_string(),
+            };
+            if !data.is_empty() && data != "null" {
+                text = format!("{text} ({data})");
+            }
+        }
+        let lower = text.to_ascii_lowercase();
+        if code == -32000 || lower.contains("authentication required") || lower.contains("401 unauthorized") {
+            AgentFailure::AuthRequired(text)
+        } else if lower.contains("insufficient_quota") || lower.contains("quota") || lower.contains("usage limit")
+        {
+            AgentFailure::Quota(text)
+        } else if lower.contains("rate limit") || lower.contains("rate_limit") || lower.contains("429") {
+            AgentFailure::RateLimited(text)
+        } else {
+            AgentFailure::Other(format!("codex-acp error {code}: {text}"))
+        }
+    }
+}
+
+/// `initialize`, checking the protocol version.
+pub async fn initialize(connection: &ConnectionTo<AcpPeer>) -> Result<AgentInfo, AgentFailure> {
+    let response = connection
+        .send_request(
+            InitializeRequest::new(ProtocolVersion::V1)
+                .client_info(Implementation::new("codex-fusion", codex_fusion_protocol::PACKAGE_VERSION)),
+        )
+        .block_task()
+        .await
+        .map_err(|error| AgentFailure::classify(&error))?;
+    if response.protocol_version != ProtocolVersion::V1 {
+        return Err(AgentFailure::ProtocolMismatch {
+            agent: format!("{:?}", response.protocol_version),
+            ours: format!("{:?}", ProtocolVersion::V1),
+        });
+    }
+    Ok(AgentInfo {
+        load_session: response.agent_capabilities.load_session,
+        auth_methods: response.auth_methods.iter().map(|method| method.id().to_string()).collect(),
+    })
+}
+
+/// Opens a session in `workspace`: restores `resume` with `session/load` when
+/// the agent supports it (falling back to a fresh session with a note), then
+/// puts it in read-only mode and checks that the mode took.
+pub async fn open_session(
+    connection: &ConnectionTo<AcpPeer>,
+    info: &AgentInfo,
+    workspace: &Path,
+    resume: Option<&str>,
+    api_key_available: bool,
+) -> Result<OpenedSession, AgentFailure> {
+    if api_key_available && info.auth_methods.iter().any(|method| method == API_KEY_METHOD) {
+        // With a key at hand, authenticate up front rather than wait for the
+        // "Authentication required" error.
+        connection
+            .send_request(AuthenticateRequest::new(API_KEY_METHOD))
+            .block_task()
+            .await
+            .map_err(|error| AgentFailure::classify(&error))?;
+    }
+    let mut note = None;
+    let mut restored = None;
+    if let Some(session_id) = resume {
+        if info.load_session {
+            let request = LoadSessionRequest::new(session_id.to_owned(), workspace.to_path_buf());
+            match connection.send_request(request).block_task().await {
+                Ok(response) => restored = Some((session_id.to_owned(), response.config_options, response.modes)),
+                Err(error) => {
+                    let failure = AgentFailure::classify(&error);
+                    if matches!(failure, AgentFailure::AuthRequired(_)) {
+                        return Err(failure);
+                    }
+                    tracing::warn!(session_id, %failure, "could not restore the Codex session; starting a fresh one");
+                    note = Some(format!(
+                        "new Codex session: the previous one could not be restored ({}); re-establish context",
+                        one_line(&failure.to_string(), 120)
+                    ));
+                }
+            }
+        } else {
+            note = Some("new Codex session: codex-acp cannot restore sessions; re-establish context".to_owned());
+        }
+    }
+    let loaded = restored.is_some();
+    let (session_id, options, modes) = match restored {
+        Some(restored) => restored,
+        None => {
+            let response = connection
+                .send_request(NewSessionRequest::new(workspace.to_path_buf()))
+                .block_task()
+                .await
+                .map_err(|error| AgentFailure::classify(&error))?;
+            (response.session_id.to_string(), response.config_options, response.modes)
+        }
+    };
+    let (mode, options) = ensure_read_only(connection, &session_id, options, modes).await?;
+    let (model, available_models) = options.as_deref().map(models).unwrap_or_default();
+    Ok(OpenedSession {
+        session_id,
+        loaded,
+        mode,
+        model,
+        available_models,
+        note,
+    })
+}
+
+/// Sets the read-only mode (after every new and every load: codex-acp forgets
+/// it on load) and returns the mode the agent reports afterwards.
+async fn ensure_read_only(
+    connection: &ConnectionTo<AcpPeer>,
+    session_id: &str,
+    options: Option<Vec<SessionConfigOption>>,
+    modes: Option<SessionModeState>,
+) -> Result<(Option<String>, Option<Vec<SessionConfigOption>>), AgentFailure> {
+    if let Some(options) = options.as_deref() {
+        if let Some(values) = select_values(options, MODE_CONFIG_ID) {
+            if !values.iter().any(|value| value == READ_ONLY_MODE) {
+                return Err(AgentFailure::Other(format!(
+                    "codex-acp offers no `{READ_ONLY_MODE}` mode (it offers {}); codex-fusion needs it so that Codex asks before acting. Upgrade codex-acp",
+                    values.join(", ")
+                )));
+            }
+            let response = connection
+                .send_request(SetSessionConfigOptionRequest::new(
+                    session_id.to_owned(),
+                    MODE_CONFIG_ID,
+                    SessionConfigOptionValue::value_id(READ_ONLY_MODE),
+                ))
+                .block_task()
+                .await
+                .map_err(|error| AgentFailure::classify(&error))?;
+            let mode = current_value(&response.config_options, MODE_CONFIG_ID);
+            if mode.as_deref() != Some(READ_ONLY_MODE) {
+                return Err(AgentFailure::Other(format!(
+                    "codex-acp did not switch to `{READ_ONLY_MODE}` mode (it reports `{}`); refusing to run Codex with its own approvals",
+                    mode.unwrap_or_default()
+                )));
+            }
+            return Ok((mode, Some(response.config_options)));
+        }
+    }
+    if let Some(modes) = modes {
+        if modes.available_modes.iter().any(|mode| mode.id.to_string() == READ_ONLY_MODE) {
+            connection
+                .send_request(SetSessionModeRequest::new(session_id.to_owned(), READ_ONLY_MODE))
+                .block_task()
+                .await
+                .map_err(|error| AgentFailure::classify(&error))?;
+            return Ok((Some(READ_ONLY_MODE.to_owned()), options));
+        }
+    }
+    tracing::warn!(session_id, "the agent has no modes; its own approval policy applies");
+    Ok((None, options))
+}
+
+/// The current value of select option `id`.
+pub fn current_value(options: &[SessionConfigOption], id: &str) -> Option<String> {
+    options
+        .iter()
+        .find(|option| option.id.to_string() == id)
+        .and_then(|option| match &option.kind {
+            SessionConfigKind::Select(select) => Some(select.current_value.to_string()),
+            _ => None,
+        })
+}
+
+/// Every value select option `id` offers.
+pub fn select_values(options: &[SessionConfigOption], id: &str) -> Option<Vec<String>> {
+    let option = options.iter().find(|option| option.id.to_string() == id)?;
+    let SessionConfigKind::Select(select) = &option.kind else {
+        return None;
+    };
+    Some(match &select.options {
+        SessionConfigSelectOptions::Ungrouped(options) => {
+            options.iter().map(|option| option.value.to_string()).collect()
+        }
+        SessionConfigSelectOptions::Grouped(groups) => groups
+            .iter()
+            .flat_map(|group| group.options.iter().map(|option| option.value.to_string()))
+            .collect(),
+        _ => Vec::new(),
+    })
+}
+
+fn models(options: &[SessionConfigOption]) -> (Option<String>, Vec<String>) {
+    (
+        current_value(options, MODEL_CONFIG_ID),
+        select_values(options, MODEL_CONFIG_ID).unwrap_or_default(),
+    )
+}
+
+/// Our view of a tool call, merged from `tool_call` and `tool_call_update`.
+#[derive(Debug, Clone, Default)]
+pub struct ToolCallInfo {
+    pub kind: Option<ToolKind>,
+    pub title: Option<String>,
+    pub status: Option<String>,
+    pub locations: Vec<PathBuf>,
+    pub raw_input: Option<Value>,
+}
+
+impl ToolCallInfo {
+    pub fn from_call(call: &agent_client_protocol::v1::schema::ToolCall) -> Self {
+        ToolCallInfo {
+            kind: Some(call.kind),
+            title: Some(call.title.clone()),
+            status: Some(format!("{:?}", call.status).to_ascii_lowercase()),
+            locations: locations(&call.locations),
+            raw_input: call.raw_input.clone(),
+        }
+    }
+
+    pub fn merge(&mut self, update: &agent_client_protocol::v1::schema::ToolCallUpdateFields) {
+        if let Some(kind) = update.kind {
+            self.kind = Some(kind);
+        }
+        if let Some(title) = &update.title {
+            self.title = Some(title.clone());
+        }
+        if let Some(status) = &update.status {
+            self.status = Some(format!("{status:?}").to_ascii_lowercase());
+        }
+        if let Some(found) = &update.locations {
+            self.locations = locations(found);
+        }
+        if let Some(raw_input) = &update.raw_input {
+            self.raw_input = Some(raw_input.clone());
+        }
+    }
+
+    /// A one-line description for the activity trail.
+    pub fn activity(&self) -> String {
+        let kind = self.kind.map(action_kind).unwrap_or(ActionKind::Other).label();
+        let title = self.title.clone().unwrap_or_else(|| "tool call".into());
+        one_line(&format!("{kind}: {title}"), 200)
+    }
+}
+
+fn locations(locations: &[ToolCallLocation]) -> Vec<PathBuf> {
+    locations.iter().map(|location| location.path.clone()).collect()
+}
+
+/// The ACP tool kind in our terms.
+pub fn action_kind(kind: ToolKind) -> ActionKind {
+    match kind {
+        ToolKind::Read => ActionKind::Read,
+        ToolKind::Search => ActionKind::Search,
+        ToolKind::Edit => ActionKind::Edit,
+        ToolKind::Delete => ActionKind::Delete,
+        ToolKind::Move => ActionKind::Move,
+        ToolKind::Execute => ActionKind::Execute,
+        ToolKind::Fetch => ActionKind::Fetch,
+        ToolKind::Think => ActionKind::Think,
+        ToolKind::SwitchMode => ActionKind::SwitchMode,
+        _ => ActionKind::Other,
+    }
+}
+
+/// Translates a permission request into the guardian's terms, merging what
+/// the turn already knows of the tool call and resolving every path against
+/// the canonical `workspace`.
+pub fn permission_request(
+    request: &RequestPermissionRequest,
+    known: Option<&ToolCallInfo>,
+    workspace: &Path,
+) -> PermissionRequest {
+    let mut info = known.cloned().unwrap_or_default();
+    info.merge(&request.tool_call.fields);
+    let raw = info.raw_input.clone().unwrap_or(Value::Null);
+    let kind = info.kind.map(action_kind).unwrap_or(ActionKind::Other);
+    let cwd_raw = string_field(&raw, &["cwd", "workdir"]).map(PathBuf::from);
+    let cwd = cwd_raw.as_ref().map(|cwd| resolve(workspace, workspace, cwd));
+    let base = cwd
+        .as_ref()
+        .map(|cwd| cwd.resolved.clone())
+        .unwrap_or_else(|| workspace.to_path_buf());
+    let mut raw_paths = info.locations.clone();
+    for key in ["path", "file_path", "filePath", "source", "destination", "target"] {
+        if let Some(path) = string_field(&raw, &[key]) {
+            raw_paths.push(PathBuf::from(path));
+        }
+    }
+    if let Some(Value::Array(items)) = raw.get("paths") {
+        raw_paths.extend(items.iter().filter_map(Value::as_str).map(PathBuf::from));
+    }
+    if let Some(Value::Object(changes)) = raw.get("changes") {
+        raw_paths.extend(changes.keys().map(PathBuf::from));
+    }
+    raw_paths.dedup();
+    let paths = raw_paths.iter().map(|path| resolve(workspace, &base, path)).collect();
+    PermissionRequest {
+        kind,
+        title: info.title.clone().unwrap_or_else(|| kind.label().to_owned()),
+        command: command_line(&raw),
+        cwd,
+        paths,
+        url: string_field(&raw, &["url", "uri"]),
+        reason: string_field(&raw, &["justification", "reason"]),
+    }
+}
+
+/// The option to answer with: `allow_once` for allow (never a standing
+/// grant), `reject_once` for deny. Chosen by kind, never by id or position.
+pub fn choose_option(request: &RequestPermissionRequest, allow: bool) -> Option<String> {
+    let wanted = if allow {
+        PermissionOptionKind::AllowOnce
+    } else {
+        PermissionOptionKind::RejectOnce
+    };
+    request
+        .options
+        .iter()
+        .find(|option| option.kind == wanted)
+        .map(|option| option.option_id.to_string())
+}
+
+fn string_field(raw: &Value, keys: &[&str]) -> Option<String> {
+    keys.iter()
+        .find_map(|key| raw.get(*key).and_then(Value::as_str))
+        .map(str::to_owned)
+}
+
+/// A command from `rawInput.command`, a string or an argv array.
+fn command_line(raw: &Value) -> Option<String> {
+    match raw.get("command")? {
+        Value::String(command) => Some(command.clone()),
+        Value::Array(words) => {
+            let words: Vec<&str> = words.iter().filter_map(Value::as_str).collect();
+            shlex::try_join(words.iter().copied()).ok().or_else(|| Some(words.join(" ")))
+        }
+        _ => None,
+    }
+}
+
+/// `text` on one line, cut to `max` characters.
+pub fn one_line(text: &str, max: usize) -> String {
+    let flat: String = text
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    if flat.chars().count() > max {
+        let cut: String = flat.chars().take(max.saturating_sub(1)).collect();
+        format!("{cut}…")
+    } else {
+        flat
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use agent_client_protocol::v1::schema::{
+        PermissionOption, ToolCallUpdate, ToolCallUpdateFields,
+    };
+    use serde_json::json;
+
+    fn request(kind: ToolKind, raw_input: Value, locations: Vec<&str>) -> RequestPermissionRequest {
+        let fields = ToolCallUpdateFields::new()
+            .kind(kind)
+            .title("do it")
+            .raw_input(raw_input)
+            .locations(locations.into_iter().map(ToolCallLocation::new).collect::<Vec<_>>());
+        RequestPermissionRequest::new(
+            "s1",
+            ToolCallUpdate::new("call-1", fields),
+            vec![
+                PermissionOption::new("allow_once", "Yes", PermissionOptionKind::AllowOnce),
+                PermissionOption::new("accept_execpolicy_amendment", "Always", PermissionOptionKind::AllowAlways),
+                PermissionOption::new("cancel", "No", PermissionOptionKind::RejectOnce),
+            ],
+        )
+    }
+
+    #[test]
+    fn options_are_chosen_by_kind_not_id() {
+        let request = request(ToolKind::Execute, json!({}), vec![]);
+        assert_eq!(choose_option(&request, true).as_deref(), Some("allow_once"));
+        assert_eq!(choose_option(&request, false).as_deref(), Some("cancel"));
+    }
+
+    #[test]
+    fn command_requests_carry_the_command_line_and_cwd() {
+        let workspace = std::fs::canonicalize(std::env::temp_dir()).expect("tmp");
+        let request = request(
+            ToolKind::Execute,
+            json!({"command": ["touch", "a file"], "cwd": workspace, "justification": "needed"}),
+            vec![],
+        );
+        let translated = permission_request(&request, None, &workspace);
+        assert_eq!(translated.kind, ActionKind::Execute);
+        assert_eq!(translated.command.as_deref(), Some("touch 'a file'"));
+        assert_eq!(translated.reason.as_deref(), Some("needed"));
+        assert!(translated.cwd.expect("cwd").inside_workspace);
+    }
+
+    #[test]
+    fn paths_come_from_locations_and_raw_input() {
+        let temp = tempfile::tempdir().expect("tempdir");
+        let workspace = std::fs::canonicalize(temp.path()).expect("canonical");
+        let request = request(
+            ToolKind::Edit,
+            json!({"changes": {"/etc/passwd": {}}, "path": "src/x.rs"}),
+            vec!["README.md"],
+        );
+        let translated = permission_request(&request, None, &workspace);
+        let judged: Vec<(String, bool)> = translated
+            .paths
+            .iter()
+            .map(|path| (path.raw.display().to_string(), path.inside_workspace))
+            .collect();
+        assert_eq!(
+            judged,
+            [
+                ("README.md".to_string(), true),
+                ("src/x.rs".to_string(), true),
+                ("/etc/passwd".to_string(), false)
+            ]
+        );
+    }
+
+    #[test]
+    fn kind_known_from_an_earlier_tool_call_is_kept() {
+        let workspace = std::fs::canonicalize(std::env::temp_dir()).expect("tmp");
+        let known = ToolCallInfo {
+            kind: Some(ToolKind::Fetch),
+            title: Some("Fetch https://example.com".into()),
+            raw_input: Some(json!({"url": "https://example.com"})),
+            ..ToolCallInfo::default()
+        };
+        let bare = RequestPermissionRequest::new(
+            "s1",
+            ToolCallUpdate::new("call-1", ToolCallUpdateFields::new()),
+            vec![],
+        );
+        let translated = permission_request(&bare, Some(&known), &workspace);
+        assert_eq!(translated.kind, ActionKind::Fetch);
+        assert_eq!(translated.url.as_deref(), Some("https://example.com"));
+    }
+
+    #[test]
+    fn failures_are_classified_for_people() {
+        let auth = agent_client_protocol::Error::new(-32000, "Authentication required");
+        assert!(matches!(AgentFailure::classify(&auth), AgentFailure::AuthRequired(_)));
+        assert!(AgentFailure::classify(&auth).to_string().contains("codex login"));
+        let quota = agent_client_protocol::Error::new(-32603, "Internal error").data(json!("insufficient_quota"));
+        assert!(matches!(AgentFailure::classify(&quota), AgentFailure::Quota(_)));
+        let rate = agent_client_protocol::Error::new(-32603, "Rate limit reached, try again in 20s");
+        assert!(matches!(AgentFailure::classify(&rate), AgentFailure::RateLimited(_)));
+        let other = agent_client_protocol::Error::new(-32603, "boom");
+        assert_eq!(AgentFailure::classify(&other).to_string(), "codex-acp error -32603: boom");
+    }
+
+    #[test]
+    fn one_line_flattens_and_cuts() {
+        assert_eq!(one_line("a\n  b\tc", 10), "a b c");
+        assert_eq!(one_line("abcdefghijkl", 5), "abcd…");
+    }
+}

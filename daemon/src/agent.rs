@@ -1,0 +1,467 @@
+//! One codex-acp child process and its ACP connection.
+//!
+//! [`Agent::spawn`] starts the child in its own process group and runs the
+//! ACP client connection in a task that owns the child. Everything the agent
+//! sends (session updates, permission requests, its exit) arrives on the
+//! owning session's channel tagged with the agent's generation, so messages
+//! from a child that was replaced can be recognised and dropped. Dropping the
+//! [`Agent`] kills the whole process group (`npx` → node → codex → git).
+
+use std::collections::VecDeque;
+use std::path::Path;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use agent_client_protocol::v1::schema::{RequestPermissionRequest, RequestPermissionResponse, SessionNotification};
+use agent_client_protocol::v1::{ConnectionTo, Responder};
+use agent_client_protocol::{Agent as AcpPeer, Client, Lines};
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+use tokio::io::{AsyncBufRead, AsyncRead, BufReader};
+use tokio::process::{Child, Command};
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::AcpCommand;
+
+/// Lines of codex-acp stderr kept for `status` and error messages.
+const STDERR_TAIL_LINES: usize = 40;
+/// Longest stderr line kept, in characters (codex prints long stack traces).
+const STDERR_LINE_CHARS: usize = 400;
+/// Longest line accepted from the agent's stdout. A `session/load` replay or
+/// a large tool output can be several megabytes; beyond this the agent is
+/// considered broken.
+const AGENT_LINE_MAX_BYTES: usize = 64 * 1024 * 1024;
+/// After SIGTERM on a graceful stop, how long the group gets before SIGKILL.
+const TERM_GRACE: Duration = Duration::from_millis(1000);
+
+/// What the agent sent or did, for the session that owns it.
+pub enum AgentEvent {
+    Notification(Box<SessionNotification>),
+    Permission(Box<RequestPermissionRequest>, Responder<RequestPermissionResponse>),
+    /// A line on stdout that is not JSON-RPC; the agent is stopped after it.
+    Garbage(String),
+    /// The child is gone (exited, killed, or its pipes closed).
+    Exited(String),
+}
+
+/// An [`AgentEvent`] with the generation of the agent that produced it.
+pub struct AgentMessage {
+    pub generation: u64,
+    pub event: AgentEvent,
+}
+
+/// How [`Agent`] stops its child when it is dropped or stopped.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum StopMode {
+    /// SIGKILL the group at once (a wedged turn, a reset mid-turn).
+    Kill,
+    /// SIGTERM, then SIGKILL after [`TERM_GRACE`] (daemon shutdown).
+    Graceful,
+}
+
+/// A running codex-acp child with its ACP connection.
+pub struct Agent {
+    pub generation: u64,
+    pub pid: Option<u32>,
+    pub command: String,
+    pub connection: ConnectionTo<AcpPeer>,
+    pub stderr: StderrTail,
+    stop: CancellationToken,
+    stop_mode: Arc<Mutex<StopMode>>,
+}
+
+/// The last lines the agent wrote to stderr.
+#[derive(Clone, Default)]
+pub struct StderrTail(Arc<Mutex<VecDeque<String>>>);
+
+impl StderrTail {
+    pub fn lines(&self) -> Vec<String> {
+        self.0
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .iter()
+            .cloned()
+            .collect()
+    }
+
+    /// The last `count` lines joined for an error message, or "" if none.
+    pub fn summary(&self, count: usize) -> String {
+        let lines = self.lines();
+        let start = lines.len().saturating_sub(count);
+        lines[start..].join(" | ")
+    }
+
+    fn push(&self, line: String) {
+        let mut lines = self.0.lock().unwrap_or_else(|poison| poison.into_inner());
+        if lines.len() == STDERR_TAIL_LINES {
+            lines.pop_front();
+        }
+        lines.push_back(line);
+    }
+}
+
+/// Why the agent could not be started.
+#[derive(Debug, thiserror::Error)]
+pub enum SpawnError {
+    #[error(
+        "codex-acp is not installed: `{program}` was not found on PATH. Install it with `npm install -g @agentclientprotocol/codex-acp`, or set CODEX_FUSION_ACP_COMMAND to how it is started (for example `npx -y @agentclientprotocol/codex-acp`)"
+    )]
+    NotFound { program: String },
+    #[error("cannot start codex-acp (`{command}`): {source}")]
+    Io {
+        command: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("codex-acp (`{command}`) exited before its connection was ready")]
+    Closed { command: String },
+}
+
+impl Agent {
+    /// Starts `command` in `workspace` and connects to it. `extra_env` is
+    /// added to the daemon's environment for the child.
+    pub async fn spawn(
+        command: &AcpCommand,
+        workspace: &Path,
+        extra_env: &[(String, String)],
+        generation: u64,
+        events: mpsc::Sender<AgentMessage>,
+        tasks: &TaskTracker,
+    ) -> Result<Agent, SpawnError> {
+        let mut child_command = Command::new(&command.program);
+        child_command
+            .args(&command.args)
+            .envs(extra_env.iter().map(|(key, value)| (key, value)))
+            .envs(command.env.iter().map(|(key, value)| (key, value)))
+            .current_dir(workspace)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            // Its own group, so one signal reaches npx, node, codex and git.
+            .process_group(0)
+            .kill_on_drop(true);
+        let mut child = child_command.spawn().map_err(|source| {
+            if source.kind() == std::io::ErrorKind::NotFound {
+                SpawnError::NotFound {
+                    program: command.program.clone(),
+                }
+            } else {
+                SpawnError::Io {
+                    command: command.display.clone(),
+                    source,
+                }
+            }
+        })?;
+        let pid = child.id();
+        let stdin = child.stdin.take().expect("stdin is piped");
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let stderr = child.stderr.take().expect("stderr is piped");
+
+        let stderr_tail = StderrTail::default();
+        tasks.spawn(read_stderr(stderr, stderr_tail.clone(), pid));
+
+        let (garbage_tx, garbage_rx) = oneshot::channel();
+        let incoming = agent_lines(BufReader::new(stdout), garbage_tx);
+        let outgoing = futures::sink::unfold(stdin, |mut stdin, line: String| async move {
+            use tokio::io::AsyncWriteExt;
+            stdin.write_all(line.as_bytes()).await?;
+            stdin.write_all(b"\n").await?;
+            stdin.flush().await?;
+            Ok::<_, std::io::Error>(stdin)
+        });
+
+        let stop = CancellationToken::new();
+        let stop_mode = Arc::new(Mutex::new(StopMode::Kill));
+        let (connection_tx, connection_rx) = oneshot::channel();
+        tasks.spawn(run(
+            child,
+            Lines::new(Box::pin(outgoing), incoming),
+            RunContext {
+                generation,
+                events,
+                stop: stop.clone(),
+                stop_mode: stop_mode.clone(),
+                connection_tx,
+                garbage_rx,
+                stderr: stderr_tail.clone(),
+            },
+        ));
+        let connection = connection_rx.await.map_err(|_| SpawnError::Closed {
+            command: command.display.clone(),
+        })?;
+        Ok(Agent {
+            generation,
+            pid,
+            command: command.display.clone(),
+            connection,
+            stderr: stderr_tail,
+            stop,
+            stop_mode,
+        })
+    }
+
+    /// Stops the child in the given way; the exit is reported as usual.
+    pub fn stop(&self, mode: StopMode) {
+        *self.stop_mode.lock().unwrap_or_else(|poison| poison.into_inner()) = mode;
+        self.stop.cancel();
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+struct RunContext {
+    generation: u64,
+    events: mpsc::Sender<AgentMessage>,
+    stop: CancellationToken,
+    stop_mode: Arc<Mutex<StopMode>>,
+    connection_tx: oneshot::Sender<ConnectionTo<AcpPeer>>,
+    garbage_rx: oneshot::Receiver<String>,
+    stderr: StderrTail,
+}
+
+/// Owns the child: runs the ACP connection until the child exits, its stdout
+/// closes, or the owner stops it; then makes sure the whole group is dead and
+/// reports the exit.
+async fn run<O, I>(mut child: Child, transport: Lines<O, I>, context: RunContext)
+where
+    O: futures::Sink<String, Error = std::io::Error> + Send + Unpin + 'static,
+    I: futures::Stream<Item = std::io::Result<String>> + Send + Unpin + 'static,
+{
+    let RunContext {
+        generation,
+        events,
+        stop,
+        stop_mode,
+        connection_tx,
+        mut garbage_rx,
+        stderr,
+    } = context;
+    let group = child.id().map(|pid| GroupGuard(Pid::from_raw(pid as i32)));
+    let notifications = events.clone();
+    let permissions = events.clone();
+    let connection_stop = stop.clone();
+    let connection = Client
+        .v1()
+        .name("codex-fusion")
+        .on_receive_notification(
+            async move |notification: SessionNotification, _connection| {
+                // Awaiting here applies back-pressure to a flooding agent; the
+                // session drains this channel in every state, so it never
+                // deadlocks.
+                let _ = notifications
+                    .send(AgentMessage {
+                        generation,
+                        event: AgentEvent::Notification(Box::new(notification)),
+                    })
+                    .await;
+                Ok(())
+            },
+            agent_client_protocol::on_receive_notification!(),
+        )
+        .on_receive_request(
+            async move |request: RequestPermissionRequest, responder, _connection| {
+                // Hand the responder to the session and return at once: the
+                // answer may take as long as Claude needs to decide.
+                let _ = permissions
+                    .send(AgentMessage {
+                        generation,
+                        event: AgentEvent::Permission(Box::new(request), responder),
+                    })
+                    .await;
+                Ok(())
+            },
+            agent_client_protocol::on_receive_request!(),
+        )
+        .connect_with(transport, async move |connection: ConnectionTo<AcpPeer>| {
+            let _ = connection_tx.send(connection.clone());
+            tokio::select! {
+                _ = connection_stop.cancelled() => {}
+                _ = connection.incoming_closed() => {}
+            }
+            Ok(())
+        });
+
+    let reason = tokio::select! {
+        result = connection => match result {
+            Ok(()) if stop.is_cancelled() => "stopped by codex-fusion".to_owned(),
+            Ok(()) => "its stdout closed".to_owned(),
+            Err(error) => format!("its ACP connection failed: {error}"),
+        },
+        status = child.wait() => match status {
+            Ok(status) => format!("it exited ({status})"),
+            Err(error) => format!("waiting for it failed: {error}"),
+        },
+        line = &mut garbage_rx => match line {
+            Ok(line) => {
+                let _ = events.send(AgentMessage { generation, event: AgentEvent::Garbage(line.clone()) }).await;
+                format!("it wrote something that is not ACP on stdout: {line}")
+            }
+            Err(_) => "its stdout closed".to_owned(),
+        },
+        _ = stop.cancelled() => "stopped by codex-fusion".to_owned(),
+    };
+
+    let mode = *stop_mode.lock().unwrap_or_else(|poison| poison.into_inner());
+    if let Some(group) = &group {
+        if mode == StopMode::Graceful && stop.is_cancelled() {
+            group.signal(Signal::SIGTERM);
+            let _ = tokio::time::timeout(TERM_GRACE, child.wait()).await;
+        }
+        group.signal(Signal::SIGKILL);
+    }
+    // Reap the child; SIGKILL makes this quick.
+    let status = tokio::time::timeout(Duration::from_secs(5), child.wait()).await;
+    let reason = match status {
+        Ok(Ok(status)) if !reason.starts_with("it exited") && !stop.is_cancelled() => {
+            format!("{reason}; it exited ({status})")
+        }
+        _ => reason,
+    };
+    let tail = stderr.summary(3);
+    let reason = if tail.is_empty() || stop.is_cancelled() {
+        reason
+    } else {
+        format!("{reason}; last stderr: {tail}")
+    };
+    tracing::debug!(generation, %reason, "codex-acp stopped");
+    let _ = events
+        .send(AgentMessage {
+            generation,
+            event: AgentEvent::Exited(reason),
+        })
+        .await;
+}
+
+/// Kills the child's process group when dropped, so even a task aborted at
+/// runtime shutdown leaves no process behind.
+struct GroupGuard(Pid);
+
+impl GroupGuard {
+    fn signal(&self, signal: Signal) {
+        // ESRCH (the group is already gone) is the normal case on exit.
+        let _ = killpg(self.0, signal);
+    }
+}
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        self.signal(Signal::SIGKILL);
+    }
+}
+
+/// The agent's stdout as JSON-RPC lines. A line that is not valid UTF-8, is
+/// too long, or is plainly not a JSON object ends the stream and is reported
+/// through `garbage`, so the session restarts the agent instead of parsing
+/// noise.
+fn agent_lines<R>(
+    reader: R,
+    garbage: oneshot::Sender<String>,
+) -> std::pin::Pin<Box<dyn futures::Stream<Item = std::io::Result<String>> + Send>>
+where
+    R: AsyncBufRead + AsyncRead + Unpin + Send + 'static,
+{
+    let state = (reader, Some(garbage));
+    Box::pin(futures::stream::unfold(state, |(mut reader, mut garbage)| async move {
+        loop {
+            let line = codex_fusion_protocol::frame::read_line_async(&mut reader, AGENT_LINE_MAX_BYTES).await;
+            let bad = match line {
+                Ok(None) => return None,
+                Ok(Some(bytes)) => match String::from_utf8(bytes) {
+                    Ok(text) => {
+                        let trimmed = text.trim();
+                        if trimmed.is_empty() {
+                            continue;
+                        }
+                        if trimmed.starts_with('{') && trimmed.ends_with('}') {
+                            return Some((Ok(text), (reader, garbage)));
+                        }
+                        trimmed.chars().take(120).collect::<String>()
+                    }
+                    Err(error) => format!(
+                        "{} (not UTF-8)",
+                        String::from_utf8_lossy(error.as_bytes()).chars().take(120).collect::<String>()
+                    ),
+                },
+                Err(codex_fusion_protocol::frame::FrameError::Io(error)) => {
+                    return Some((Err(error), (reader, garbage)));
+                }
+                Err(error) => error.to_string(),
+            };
+            tracing::warn!(line = %bad, "codex-acp wrote a line that is not JSON-RPC; stopping it");
+            if let Some(garbage) = garbage.take() {
+                let _ = garbage.send(bad);
+            }
+            return None;
+        }
+    }))
+}
+
+async fn read_stderr(stderr: tokio::process::ChildStderr, tail: StderrTail, pid: Option<u32>) {
+    let mut reader = BufReader::new(stderr);
+    let mut buffer = Vec::new();
+    loop {
+        use tokio::io::AsyncBufReadExt;
+        buffer.clear();
+        match reader.read_until(b'\n', &mut buffer).await {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {
+                let line = String::from_utf8_lossy(&buffer);
+                let line = line.trim_end();
+                if line.is_empty() {
+                    continue;
+                }
+                tracing::debug!(target: "codex_acp::stderr", pid, "{line}");
+                tail.push(line.chars().take(STDERR_LINE_CHARS).collect());
+            }
+        }
+        // A child printing megabytes without newlines must not grow the buffer
+        // forever.
+        if buffer.capacity() > 1024 * 1024 {
+            buffer = Vec::new();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures::StreamExt as _;
+
+    #[tokio::test]
+    async fn garbage_on_stdout_ends_the_stream_and_is_reported() {
+        let input: &[u8] = b"{\"jsonrpc\":\"2.0\"}\n\n this is not json\n{\"later\":1}\n";
+        let (tx, rx) = oneshot::channel();
+        let mut lines = agent_lines(BufReader::new(input), tx);
+        assert_eq!(lines.next().await.expect("a line").expect("ok"), "{\"jsonrpc\":\"2.0\"}");
+        assert!(lines.next().await.is_none());
+        assert_eq!(rx.await.expect("reported"), "this is not json");
+    }
+
+    #[tokio::test]
+    async fn invalid_utf8_is_garbage() {
+        let input: &[u8] = b"\xff\xfe{}\n";
+        let (tx, rx) = oneshot::channel();
+        let mut lines = agent_lines(BufReader::new(input), tx);
+        assert!(lines.next().await.is_none());
+        assert!(rx.await.expect("reported").contains("not UTF-8"));
+    }
+
+    #[test]
+    fn stderr_tail_is_bounded() {
+        let tail = StderrTail::default();
+        for index in 0..100 {
+            tail.push(format!("line {index}"));
+        }
+        let lines = tail.lines();
+        assert_eq!(lines.len(), STDERR_TAIL_LINES);
+        assert_eq!(lines.last().map(String::as_str), Some("line 99"));
+        assert_eq!(tail.summary(2), "line 98 | line 99");
+    }
+}

@@ -1,0 +1,272 @@
+//! The settings one connection brings: its `CODEX_FUSION_*` variables, parsed
+//! into facts (workspace, agent command, guardian policy, timeouts) before any
+//! work starts. A malformed value is an error that names the variable.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::guardian::Policy;
+
+pub const ACP_COMMAND_ENV: &str = "CODEX_FUSION_ACP_COMMAND";
+pub const ALLOW_EXTERNAL_READS_ENV: &str = "CODEX_FUSION_ALLOW_EXTERNAL_READS";
+pub const ALLOW_WRITES_ENV: &str = "CODEX_FUSION_ALLOW_WRITES";
+pub const ALLOW_COMMANDS_ENV: &str = "CODEX_FUSION_ALLOW_COMMANDS";
+pub const TURN_TIMEOUT_ENV: &str = "CODEX_FUSION_TURN_TIMEOUT_MS";
+pub const STARTUP_TIMEOUT_ENV: &str = "CODEX_FUSION_STARTUP_TIMEOUT_MS";
+pub const LOG_ENV: &str = "CODEX_FUSION_LOG";
+
+/// How codex-acp is launched when `CODEX_FUSION_ACP_COMMAND` is unset.
+pub const DEFAULT_ACP_COMMAND: &str = "codex-acp";
+/// Idle limit of a turn when `CODEX_FUSION_TURN_TIMEOUT_MS` is unset.
+pub const DEFAULT_TURN_TIMEOUT: Duration = Duration::from_millis(300_000);
+/// How long spawn + initialize + session setup may take before the start is
+/// abandoned (the next call retries). Generous: `npx` may unpack a package.
+pub const DEFAULT_STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Variables that are ours but read elsewhere (the shim, the path resolver).
+const KNOWN_ELSEWHERE: &[&str] = &[
+    "CODEX_FUSION_WORKSPACE",
+    "CODEX_FUSION_SOCKET",
+    "CODEX_FUSION_STATE_DIR",
+    "CODEX_FUSION_MAX_RESULT_CHARS",
+];
+
+/// A connection's settings, resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    pub acp_command: AcpCommand,
+    pub policy: Policy,
+    pub turn_timeout: Duration,
+    pub startup_timeout: Duration,
+    /// Append one JSONL record per turn here.
+    pub log_path: Option<PathBuf>,
+}
+
+/// How to start codex-acp: `CODEX_FUSION_ACP_COMMAND` split like a shell
+/// would, with leading `NAME=value` words taken as environment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AcpCommand {
+    pub program: String,
+    pub args: Vec<String>,
+    pub env: Vec<(String, String)>,
+    /// The command as the user wrote it, for messages.
+    pub display: String,
+}
+
+/// A setting that could not be used. The text names the variable and says
+/// what was expected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SettingsError {
+    #[error("{variable}: expected 1/true/yes or 0/false/no, got `{value}`")]
+    Bool { variable: &'static str, value: String },
+    #[error("{variable}: expected a whole number of milliseconds greater than 0, got `{value}`")]
+    Millis { variable: &'static str, value: String },
+    #[error("{ACP_COMMAND_ENV}: {reason} in `{value}`")]
+    Command { value: String, reason: &'static str },
+    #[error("{LOG_ENV}: expected an absolute file path, got `{value}`")]
+    LogPath { value: String },
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            acp_command: AcpCommand::parse(DEFAULT_ACP_COMMAND).expect("the default command parses"),
+            policy: Policy::default(),
+            turn_timeout: DEFAULT_TURN_TIMEOUT,
+            startup_timeout: DEFAULT_STARTUP_TIMEOUT,
+            log_path: None,
+        }
+    }
+}
+
+impl Settings {
+    /// Parses the forwarded variables. Unknown `CODEX_FUSION_*` names are
+    /// returned separately so the caller can warn about likely typos.
+    pub fn from_env(env: &BTreeMap<String, String>) -> Result<(Settings, Vec<String>), SettingsError> {
+        let defaults = Settings::default();
+        let get = |name: &str| env.get(name).map(String::as_str).filter(|value| !value.is_empty());
+        let acp_command = match get(ACP_COMMAND_ENV) {
+            Some(value) => AcpCommand::parse(value)?,
+            None => defaults.acp_command,
+        };
+        let policy = Policy {
+            allow_external_reads: parse_bool(ALLOW_EXTERNAL_READS_ENV, get(ALLOW_EXTERNAL_READS_ENV))?,
+            allow_writes: parse_bool(ALLOW_WRITES_ENV, get(ALLOW_WRITES_ENV))?,
+            allow_commands: parse_bool(ALLOW_COMMANDS_ENV, get(ALLOW_COMMANDS_ENV))?,
+        };
+        let turn_timeout = parse_millis(TURN_TIMEOUT_ENV, get(TURN_TIMEOUT_ENV))?.unwrap_or(defaults.turn_timeout);
+        let startup_timeout =
+            parse_millis(STARTUP_TIMEOUT_ENV, get(STARTUP_TIMEOUT_ENV))?.unwrap_or(defaults.startup_timeout);
+        let log_path = match get(LOG_ENV) {
+            Some(value) => {
+                let path = PathBuf::from(value);
+                if !path.is_absolute() {
+                    return Err(SettingsError::LogPath { value: value.to_owned() });
+                }
+                Some(path)
+            }
+            None => None,
+        };
+        let known = [
+            ACP_COMMAND_ENV,
+            ALLOW_EXTERNAL_READS_ENV,
+            ALLOW_WRITES_ENV,
+            ALLOW_COMMANDS_ENV,
+            TURN_TIMEOUT_ENV,
+            STARTUP_TIMEOUT_ENV,
+            LOG_ENV,
+        ];
+        let unknown = env
+            .keys()
+            .filter(|name| !known.contains(&name.as_str()) && !KNOWN_ELSEWHERE.contains(&name.as_str()))
+            .cloned()
+            .collect();
+        Ok((
+            Settings {
+                acp_command,
+                policy,
+                turn_timeout,
+                startup_timeout,
+                log_path,
+            },
+            unknown,
+        ))
+    }
+}
+
+impl AcpCommand {
+    /// Splits `value` like a POSIX shell (quotes, escapes); leading
+    /// `NAME=value` words become environment for the child.
+    pub fn parse(value: &str) -> Result<AcpCommand, SettingsError> {
+        let fail = |reason| SettingsError::Command {
+            value: value.to_owned(),
+            reason,
+        };
+        let words = shlex::split(value).ok_or_else(|| fail("unbalanced quotes"))?;
+        let mut words = words.into_iter().peekable();
+        let mut env = Vec::new();
+        while let Some(word) = words.peek() {
+            match word.split_once('=') {
+                Some((name, _)) if is_env_name(name) => {
+                    let word = words.next().expect("peeked");
+                    let (name, value) = word.split_once('=').expect("checked above");
+                    env.push((name.to_owned(), value.to_owned()));
+                }
+                _ => break,
+            }
+        }
+        let program = words.next().ok_or_else(|| fail("no program to run"))?;
+        Ok(AcpCommand {
+            program,
+            args: words.collect(),
+            env,
+            display: value.to_owned(),
+        })
+    }
+}
+
+fn is_env_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|first| first.is_ascii_alphabetic() || first == '_')
+        && chars.all(|rest| rest.is_ascii_alphanumeric() || rest == '_')
+}
+
+/// `1`, `true`, `yes` (any case) are on; `0`, `false`, `no` and unset are off.
+pub fn parse_bool(variable: &'static str, value: Option<&str>) -> Result<bool, SettingsError> {
+    let Some(value) = value else { return Ok(false) };
+    match value.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" => Ok(true),
+        "0" | "false" | "no" => Ok(false),
+        _ => Err(SettingsError::Bool {
+            variable,
+            value: value.to_owned(),
+        }),
+    }
+}
+
+fn parse_millis(variable: &'static str, value: Option<&str>) -> Result<Option<Duration>, SettingsError> {
+    let Some(value) = value else { return Ok(None) };
+    match value.trim().parse::<u64>() {
+        Ok(millis) if millis > 0 => Ok(Some(Duration::from_millis(millis))),
+        _ => Err(SettingsError::Millis {
+            variable,
+            value: value.to_owned(),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn defaults_when_nothing_is_set() {
+        let (settings, unknown) = Settings::from_env(&env(&[])).expect("parses");
+        assert_eq!(settings, Settings::default());
+        assert_eq!(settings.acp_command.program, "codex-acp");
+        assert_eq!(settings.turn_timeout, Duration::from_millis(300_000));
+        assert!(unknown.is_empty());
+    }
+
+    #[test]
+    fn booleans_accept_the_documented_spellings() {
+        for on in ["1", "true", "TRUE", "Yes", " yes "] {
+            assert!(parse_bool(ALLOW_WRITES_ENV, Some(on)).expect("valid"), "{on}");
+        }
+        for off in ["0", "false", "No"] {
+            assert!(!parse_bool(ALLOW_WRITES_ENV, Some(off)).expect("valid"), "{off}");
+        }
+        let error = Settings::from_env(&env(&[(ALLOW_COMMANDS_ENV, "sure")])).expect_err("malformed");
+        assert_eq!(
+            error.to_string(),
+            "CODEX_FUSION_ALLOW_COMMANDS: expected 1/true/yes or 0/false/no, got `sure`"
+        );
+    }
+
+    #[test]
+    fn timeout_must_be_positive_milliseconds() {
+        let (settings, _) = Settings::from_env(&env(&[(TURN_TIMEOUT_ENV, "1500")])).expect("parses");
+        assert_eq!(settings.turn_timeout, Duration::from_millis(1500));
+        let error = Settings::from_env(&env(&[(TURN_TIMEOUT_ENV, "5m")])).expect_err("malformed");
+        assert_eq!(
+            error.to_string(),
+            "CODEX_FUSION_TURN_TIMEOUT_MS: expected a whole number of milliseconds greater than 0, got `5m`"
+        );
+        assert!(Settings::from_env(&env(&[(TURN_TIMEOUT_ENV, "0")])).is_err());
+    }
+
+    #[test]
+    fn command_splits_like_a_shell_with_leading_env() {
+        let command = AcpCommand::parse(r#"FOO=1 BAR="a b" npx -y '@agentclientprotocol/codex-acp' --flag"#)
+            .expect("parses");
+        assert_eq!(command.program, "npx");
+        assert_eq!(command.args, ["-y", "@agentclientprotocol/codex-acp", "--flag"]);
+        assert_eq!(
+            command.env,
+            [("FOO".to_string(), "1".to_string()), ("BAR".to_string(), "a b".to_string())]
+        );
+        assert!(AcpCommand::parse("FOO=1").is_err());
+        assert!(AcpCommand::parse("'unbalanced").is_err());
+        // A word with `=` after the program is an argument, not environment.
+        let command = AcpCommand::parse("agent key=value").expect("parses");
+        assert_eq!(command.args, ["key=value"]);
+    }
+
+    #[test]
+    fn log_path_must_be_absolute_and_unknown_names_are_reported() {
+        assert!(Settings::from_env(&env(&[(LOG_ENV, "rel.jsonl")])).is_err());
+        let (settings, unknown) = Settings::from_env(&env(&[
+            (LOG_ENV, "/tmp/log.jsonl"),
+            ("CODEX_FUSION_ALLOW_WRITE", "1"),
+            ("CODEX_FUSION_WORKSPACE", "/w"),
+        ]))
+        .expect("parses");
+        assert_eq!(settings.log_path, Some(PathBuf::from("/tmp/log.jsonl")));
+        assert_eq!(unknown, ["CODEX_FUSION_ALLOW_WRITE"]);
+    }
+}

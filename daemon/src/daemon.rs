@@ -1,0 +1,114 @@
+//! Daemon-wide state: the workspace sessions, the task tree, counters, and
+//! the facts `status` reports. Shared by every connection behind an `Arc`.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use codex_fusion_protocol::control::DaemonStatus;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::session::SessionHandle;
+use crate::turn::CallId;
+
+/// What every connection shares.
+pub struct Daemon {
+    pub started: Instant,
+    pub socket: PathBuf,
+    pub state_dir: PathBuf,
+    /// Every task the daemon starts (connections, sessions, agents) lives
+    /// here, so shutdown can wait for all of them.
+    pub tasks: TaskTracker,
+    /// Cancelled when the daemon stops; connections and sessions watch it.
+    pub shutdown: CancellationToken,
+    sessions: Mutex<HashMap<PathBuf, SessionHandle>>,
+    connections: AtomicUsize,
+    next_call: AtomicU64,
+}
+
+impl Daemon {
+    pub fn new(socket: PathBuf, state_dir: PathBuf) -> Arc<Daemon> {
+        Arc::new(Daemon {
+            started: Instant::now(),
+            socket,
+            state_dir,
+            tasks: TaskTracker::new(),
+            shutdown: CancellationToken::new(),
+            sessions: Mutex::new(HashMap::new()),
+            connections: AtomicUsize::new(0),
+            next_call: AtomicU64::new(1),
+        })
+    }
+
+    /// The session of `workspace` (canonical), started on first use.
+    pub fn session(&self, workspace: &Path) -> SessionHandle {
+        let mut sessions = self.sessions.lock().unwrap_or_else(|poison| poison.into_inner());
+        sessions
+            .entry(workspace.to_path_buf())
+            .or_insert_with(|| SessionHandle::spawn(Arc::from(workspace), self.tasks.clone()))
+            .clone()
+    }
+
+    /// The session of `workspace` if one was ever started.
+    pub fn existing_session(&self, workspace: &Path) -> Option<SessionHandle> {
+        let sessions = self.sessions.lock().unwrap_or_else(|poison| poison.into_inner());
+        sessions.get(workspace).cloned()
+    }
+
+    fn all_sessions(&self) -> Vec<(PathBuf, SessionHandle)> {
+        let sessions = self.sessions.lock().unwrap_or_else(|poison| poison.into_inner());
+        let mut all: Vec<_> = sessions.iter().map(|(path, handle)| (path.clone(), handle.clone())).collect();
+        all.sort_by(|a, b| a.0.cmp(&b.0));
+        all
+    }
+
+    pub fn next_call_id(&self) -> CallId {
+        self.next_call.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Counts a connection for as long as the guard lives.
+    pub fn connection_guard(self: &Arc<Self>) -> ConnectionGuard {
+        self.connections.fetch_add(1, Ordering::Relaxed);
+        ConnectionGuard(self.clone())
+    }
+
+    /// Daemon health and every session's (or only `only`'s) status.
+    pub async fn status(&self, only: Option<&Path>) -> DaemonStatus {
+        let mut workspaces = Vec::new();
+        for (path, handle) in self.all_sessions() {
+            if only.is_some_and(|only| only != path) {
+                continue;
+            }
+            if let Ok(status) = handle.status().await {
+                workspaces.push(status);
+            }
+        }
+        DaemonStatus {
+            daemon_version: codex_fusion_protocol::PACKAGE_VERSION.to_owned(),
+            pid: std::process::id(),
+            uptime_secs: self.started.elapsed().as_secs(),
+            socket: self.socket.clone(),
+            state_dir: self.state_dir.clone(),
+            connections: self.connections.load(Ordering::Relaxed),
+            workspaces,
+        }
+    }
+
+    /// Stops every session (their agents get SIGTERM, then SIGKILL).
+    pub async fn stop_sessions(&self) {
+        let sessions = self.all_sessions();
+        futures::future::join_all(sessions.iter().map(|(_, handle)| handle.shutdown())).await;
+    }
+}
+
+/// Decrements the connection count when dropped.
+pub struct ConnectionGuard(Arc<Daemon>);
+
+impl Drop for ConnectionGuard {
+    fn drop(&mut self) {
+        self.0.connections.fetch_sub(1, Ordering::Relaxed);
+    }
+}

@@ -1,0 +1,249 @@
+//! The guardian: one pure function from a permission request (paths already
+//! resolved) and the policy to allow or ask. No I/O, no clock, no globals;
+//! [`crate::resolve`] does the filesystem work before it is called.
+
+use std::path::PathBuf;
+
+/// What the configuration lets Codex do without asking Claude.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Policy {
+    /// `CODEX_FUSION_ALLOW_EXTERNAL_READS`: reads outside the workspace and network fetches.
+    pub allow_external_reads: bool,
+    /// `CODEX_FUSION_ALLOW_WRITES`: edits, deletes and moves inside the workspace.
+    pub allow_writes: bool,
+    /// `CODEX_FUSION_ALLOW_COMMANDS`: shell commands.
+    pub allow_commands: bool,
+}
+
+/// The kind of action Codex asks for, from the ACP tool-call kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ActionKind {
+    Read,
+    Search,
+    Edit,
+    Delete,
+    Move,
+    Execute,
+    Fetch,
+    Think,
+    SwitchMode,
+    Other,
+}
+
+impl ActionKind {
+    pub fn label(self) -> &'static str {
+        match self {
+            ActionKind::Read => "read",
+            ActionKind::Search => "search",
+            ActionKind::Edit => "edit",
+            ActionKind::Delete => "delete",
+            ActionKind::Move => "move",
+            ActionKind::Execute => "execute",
+            ActionKind::Fetch => "fetch",
+            ActionKind::Think => "think",
+            ActionKind::SwitchMode => "switch mode",
+            ActionKind::Other => "other",
+        }
+    }
+}
+
+/// A path the request touches, resolved the way the OS would (`..` and
+/// symlinks followed) against the canonical workspace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResolvedPath {
+    /// As Codex wrote it.
+    pub raw: PathBuf,
+    /// Absolute, with `..` and symlinks resolved.
+    pub resolved: PathBuf,
+    pub inside_workspace: bool,
+}
+
+/// A permission request in our terms.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PermissionRequest {
+    pub kind: ActionKind,
+    /// Codex's one-line title for the action.
+    pub title: String,
+    /// The command line, for [`ActionKind::Execute`].
+    pub command: Option<String>,
+    /// The working directory of a command, if given.
+    pub cwd: Option<ResolvedPath>,
+    /// Files and directories the action touches.
+    pub paths: Vec<ResolvedPath>,
+    /// The address, for [`ActionKind::Fetch`].
+    pub url: Option<String>,
+    /// Codex's reason for asking, if it gave one.
+    pub reason: Option<String>,
+}
+
+/// The guardian's answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    Allow,
+    /// Pause the turn and let Claude decide; the text says why it was not
+    /// auto-allowed.
+    Ask(String),
+}
+
+/// Decides whether Codex may go ahead without asking Claude.
+///
+/// Reads and searches inside the workspace are always allowed. Reads outside
+/// it and fetches need `allow_external_reads`; edits, deletes and moves need
+/// `allow_writes` and every path inside the workspace; commands need
+/// `allow_commands`. Anything unrecognised asks.
+pub fn decide(request: &PermissionRequest, policy: &Policy) -> Decision {
+    let all_inside = !request.paths.is_empty() && request.paths.iter().all(|path| path.inside_workspace);
+    match request.kind {
+        ActionKind::Read | ActionKind::Search => {
+            if all_inside || policy.allow_external_reads {
+                Decision::Allow
+            } else if request.paths.is_empty() {
+                Decision::Ask("a read that names no path cannot be checked against the workspace".into())
+            } else {
+                Decision::Ask("it reads outside the workspace (CODEX_FUSION_ALLOW_EXTERNAL_READS is off)".into())
+            }
+        }
+        ActionKind::Edit | ActionKind::Delete | ActionKind::Move => {
+            if !all_inside {
+                if request.paths.is_empty() {
+                    Decision::Ask("a change that names no path cannot be checked against the workspace".into())
+                } else {
+                    Decision::Ask("it changes files outside the workspace".into())
+                }
+            } else if policy.allow_writes {
+                Decision::Allow
+            } else {
+                Decision::Ask("it changes files (CODEX_FUSION_ALLOW_WRITES is off)".into())
+            }
+        }
+        ActionKind::Execute => {
+            if policy.allow_commands {
+                Decision::Allow
+            } else {
+                Decision::Ask("it runs a command (CODEX_FUSION_ALLOW_COMMANDS is off)".into())
+            }
+        }
+        ActionKind::Fetch => {
+            if policy.allow_external_reads {
+                Decision::Allow
+            } else {
+                Decision::Ask("it fetches from the network (CODEX_FUSION_ALLOW_EXTERNAL_READS is off)".into())
+            }
+        }
+        // Thinking touches nothing; it is allowed whatever the paths say.
+        ActionKind::Think => Decision::Allow,
+        ActionKind::SwitchMode => Decision::Ask("it wants to change its own permission mode".into()),
+        ActionKind::Other => Decision::Ask("codex-fusion does not recognise this kind of action".into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn path(raw: &str, inside: bool) -> ResolvedPath {
+        ResolvedPath {
+            raw: raw.into(),
+            resolved: raw.into(),
+            inside_workspace: inside,
+        }
+    }
+
+    fn request(kind: ActionKind, paths: Vec<ResolvedPath>) -> PermissionRequest {
+        PermissionRequest {
+            kind,
+            title: "t".into(),
+            command: None,
+            cwd: None,
+            paths,
+            url: None,
+            reason: None,
+        }
+    }
+
+    const NONE: Policy = Policy {
+        allow_external_reads: false,
+        allow_writes: false,
+        allow_commands: false,
+    };
+    const READS: Policy = Policy {
+        allow_external_reads: true,
+        ..NONE
+    };
+    const WRITES: Policy = Policy {
+        allow_writes: true,
+        ..NONE
+    };
+    const COMMANDS: Policy = Policy {
+        allow_commands: true,
+        ..NONE
+    };
+    const ALL: Policy = Policy {
+        allow_external_reads: true,
+        allow_writes: true,
+        allow_commands: true,
+    };
+
+    /// One row per rule: (kind, paths inside?, policy, allowed?).
+    #[test]
+    fn decision_table() {
+        use ActionKind::*;
+        let inside = || vec![path("/w/a", true)];
+        let outside = || vec![path("/etc/passwd", false)];
+        let mixed = || vec![path("/w/a", true), path("/etc/passwd", false)];
+        let rows: Vec<(ActionKind, Vec<ResolvedPath>, Policy, bool)> = vec![
+            // Reads and searches inside the workspace never ask.
+            (Read, inside(), NONE, true),
+            (Search, inside(), NONE, true),
+            // Reads outside ask unless external reads are allowed.
+            (Read, outside(), NONE, false),
+            (Read, mixed(), NONE, false),
+            (Read, outside(), READS, true),
+            (Search, outside(), WRITES, false),
+            (Read, vec![], NONE, false),
+            (Read, vec![], READS, true),
+            // Writes ask unless allowed, and never auto-allow outside.
+            (Edit, inside(), NONE, false),
+            (Edit, inside(), WRITES, true),
+            (Delete, inside(), WRITES, true),
+            (Move, inside(), WRITES, true),
+            (Delete, inside(), NONE, false),
+            (Edit, outside(), WRITES, false),
+            (Move, mixed(), ALL, false),
+            (Edit, vec![], ALL, false),
+            // Commands ask unless allowed, wherever they run.
+            (Execute, vec![], NONE, false),
+            (Execute, inside(), WRITES, false),
+            (Execute, vec![], COMMANDS, true),
+            (Execute, outside(), COMMANDS, true),
+            // Fetches are external reads.
+            (Fetch, vec![], NONE, false),
+            (Fetch, vec![], COMMANDS, false),
+            (Fetch, vec![], READS, true),
+            // Thinking is harmless; mode switches and unknowns always ask.
+            (Think, vec![], NONE, true),
+            (SwitchMode, vec![], ALL, false),
+            (Other, inside(), ALL, false),
+        ];
+        for (index, (kind, paths, policy, allowed)) in rows.into_iter().enumerate() {
+            let decision = decide(&request(kind, paths.clone()), &policy);
+            assert_eq!(
+                decision == Decision::Allow,
+                allowed,
+                "row {index}: {kind:?} {paths:?} {policy:?} → {decision:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn ask_reasons_name_the_flag_that_would_allow_it() {
+        let Decision::Ask(reason) = decide(&request(ActionKind::Execute, vec![]), &NONE) else {
+            panic!("commands ask by default")
+        };
+        assert!(reason.contains("CODEX_FUSION_ALLOW_COMMANDS"), "{reason}");
+        let Decision::Ask(reason) = decide(&request(ActionKind::Edit, vec![path("/w/a", true)]), &NONE) else {
+            panic!("writes ask by default")
+        };
+        assert!(reason.contains("CODEX_FUSION_ALLOW_WRITES"), "{reason}");
+    }
+}

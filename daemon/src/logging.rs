@@ -1,0 +1,56 @@
+//! Tracing setup: human-readable to stderr, and a daily-rotating file in the
+//! per-user state directory. `RUST_LOG` (or `CODEX_FUSION_DAEMON_LOG`) filters.
+
+use std::path::Path;
+
+use tracing_appender::non_blocking::WorkerGuard;
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::Layer as _;
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
+
+/// Log files kept before the oldest is deleted.
+const LOG_FILES_KEPT: usize = 7;
+
+/// Installs the global subscriber; keep the guard alive until exit so the
+/// file writer flushes.
+pub fn init(state_dir: &Path) -> Option<WorkerGuard> {
+    let filter = || {
+        std::env::var("CODEX_FUSION_DAEMON_LOG")
+            .ok()
+            .and_then(|value| EnvFilter::try_new(value).ok())
+            .or_else(|| EnvFilter::try_from_default_env().ok())
+            .unwrap_or_else(|| EnvFilter::new("info,rmcp=warn,agent_client_protocol=warn"))
+    };
+    let stderr_layer = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .with_filter(filter());
+    let log_dir = state_dir.join("logs");
+    let file = std::fs::create_dir_all(&log_dir).ok().and_then(|()| {
+        tracing_appender::rolling::Builder::new()
+            .rotation(tracing_appender::rolling::Rotation::DAILY)
+            .filename_prefix("codex-fusiond")
+            .filename_suffix("log")
+            .max_log_files(LOG_FILES_KEPT)
+            .build(&log_dir)
+            .ok()
+    });
+    match file {
+        Some(appender) => {
+            let (writer, guard) = tracing_appender::non_blocking(appender);
+            let file_layer = tracing_subscriber::fmt::layer()
+                .with_writer(writer)
+                .with_ansi(false)
+                .with_filter(filter());
+            let _ = tracing_subscriber::registry().with(stderr_layer).with(file_layer).try_init();
+            Some(guard)
+        }
+        None => {
+            let _ = tracing_subscriber::registry().with(stderr_layer).try_init();
+            tracing::warn!(dir = %log_dir.display(), "cannot write log files; logging to stderr only");
+            None
+        }
+    }
+}
+

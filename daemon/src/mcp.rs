@@ -1,0 +1,186 @@
+//! The MCP server one connection talks to: the nine tools, each turned into
+//! a command for the workspace's session and its outcome rendered as text.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation, ListToolsResult,
+    PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool,
+};
+use rmcp::service::RequestContext;
+use rmcp::{ErrorData, RoleServer, ServerHandler};
+
+use crate::config::Settings;
+use crate::daemon::Daemon;
+use crate::progress;
+use crate::session::{Command, SessionHandle, TurnRequest};
+use crate::tools::{self, ToolCall};
+use crate::turn::{TurnOutcome, Waiter};
+use crate::{prompts, render};
+
+const INSTRUCTIONS: &str = "codex-fusion lets you consult Codex (OpenAI) as a second, independent reviewer. \
+Use consult, review_plan, review_diff, brainstorm or explore, then continue with reply until Codex's VERDICT \
+line says CONSENSUS. Codex keeps its context per workspace across calls. When a result starts with \
+`🔐 Codex paused`, decide with permit (allow or deny).";
+
+/// One MCP connection's server: which workspace it serves and with which
+/// settings.
+#[derive(Clone)]
+pub struct McpService {
+    daemon: Arc<Daemon>,
+    workspace: Arc<Path>,
+    settings: Arc<Settings>,
+    /// Variables for codex-acp if a call of this connection has to start it.
+    agent_env: Arc<Vec<(String, String)>>,
+    session: SessionHandle,
+}
+
+impl McpService {
+    pub fn new(
+        daemon: Arc<Daemon>,
+        workspace: Arc<Path>,
+        settings: Settings,
+        agent_env: Vec<(String, String)>,
+    ) -> McpService {
+        let session = daemon.session(&workspace);
+        McpService {
+            daemon,
+            workspace,
+            settings: Arc::new(settings),
+            agent_env: Arc::new(agent_env),
+            session,
+        }
+    }
+
+    async fn run_tool(
+        &self,
+        call: ToolCall,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResult, ErrorData> {
+        match call {
+            ToolCall::Turn(tool) => {
+                let prompt = prompts::build(&tool, &self.workspace);
+                let name = tool.name();
+                self.wait_on_session(context, |waiter| {
+                    Command::Turn(TurnRequest {
+                        tool: name,
+                        prompt,
+                        settings: self.settings.clone(),
+                        agent_env: self.agent_env.as_ref().clone(),
+                        waiter,
+                    })
+                })
+                .await
+            }
+            ToolCall::Permit(args) => {
+                self.wait_on_session(context, |waiter| Command::Permit {
+                    decision: args.decision,
+                    note: args.note,
+                    waiter,
+                })
+                .await
+            }
+            ToolCall::Reset => {
+                let had_session = self.session.reset().await.map_err(internal)?;
+                let text = if had_session {
+                    "Codex's session for this workspace was dropped; the next call starts a fresh one."
+                } else {
+                    "There was no Codex session for this workspace; the next call starts a fresh one."
+                };
+                Ok(CallToolResult::success(vec![ContentBlock::text(text)]))
+            }
+            ToolCall::Status => {
+                let daemon = self.daemon.status(Some(&self.workspace)).await;
+                let mut workspace = self.session.status().await.map_err(internal)?;
+                // Show the settings of this connection, which the next call uses.
+                workspace.guardian = codex_fusion_protocol::control::GuardianFlags {
+                    allow_external_reads: self.settings.policy.allow_external_reads,
+                    allow_writes: self.settings.policy.allow_writes,
+                    allow_commands: self.settings.policy.allow_commands,
+                };
+                Ok(CallToolResult::success(vec![ContentBlock::text(render::status(
+                    &daemon, &workspace,
+                ))]))
+            }
+        }
+    }
+
+    /// Sends the command built by `make` and waits for its outcome, forwarding
+    /// progress, and cancelling the call if the client does.
+    async fn wait_on_session(
+        &self,
+        context: RequestContext<RoleServer>,
+        make: impl FnOnce(Waiter) -> Command,
+    ) -> Result<CallToolResult, ErrorData> {
+        let call = self.daemon.next_call_id();
+        let token = context.meta.get_progress_token();
+        let (sink, forwarder) = progress::start(context.peer.clone(), token);
+        let (waiter, outcome) = Waiter::new(call, sink);
+        self.session.send(make(waiter)).await.map_err(internal)?;
+        tokio::select! {
+            outcome = outcome => {
+                // All progress goes out before the result, and none after it.
+                forwarder.finish().await;
+                match outcome {
+                    Ok(outcome) => Ok(result_of(outcome)),
+                    Err(_) => Err(internal("the session ended before the turn finished")),
+                }
+            }
+            _ = context.ct.cancelled() => {
+                forwarder.abort().await;
+                self.session.try_send(Command::Cancel { call });
+                // rmcp drops the response of a cancelled request; this value
+                // never reaches the client.
+                Err(ErrorData::internal_error("cancelled by the client", None))
+            }
+        }
+    }
+}
+
+fn result_of(outcome: TurnOutcome) -> CallToolResult {
+    match outcome {
+        TurnOutcome::Answer(answer) => CallToolResult::success(vec![ContentBlock::text(render::answer(&answer))]),
+        TurnOutcome::Paused(pause) => CallToolResult::success(vec![ContentBlock::text(render::pause(&pause))]),
+        TurnOutcome::Failed(message) | TurnOutcome::Refused(message) => {
+            CallToolResult::error(vec![ContentBlock::text(message)])
+        }
+    }
+}
+
+fn internal(error: impl std::fmt::Display) -> ErrorData {
+    ErrorData::internal_error(error.to_string(), None)
+}
+
+impl ServerHandler for McpService {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+            .with_server_info(Implementation::new("codex-fusion", codex_fusion_protocol::PACKAGE_VERSION))
+            .with_instructions(INSTRUCTIONS)
+    }
+
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, ErrorData> {
+        let tools = tools::definitions()
+            .into_iter()
+            .map(|(name, description, schema)| Tool::new(name, description, Arc::new(schema)))
+            .collect();
+        Ok(ListToolsResult::with_all_items(tools))
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let call = tools::parse_call(&request.name, request.arguments)
+            .map_err(|error| ErrorData::invalid_params(error.to_string(), None))?;
+        let span = tracing::info_span!("call", tool = %request.name, request_id = ?context.id);
+        tracing::Instrument::instrument(self.run_tool(call, context), span)
+            .await
+            .map(CallToolResponse::from)
+    }
+}

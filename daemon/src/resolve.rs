@@ -1,0 +1,153 @@
+//! Turning the paths in a permission request into facts for the guardian:
+//! absolute, `..` and symlinks resolved the way the OS would, and inside or
+//! outside the canonical workspace. This is the only guardian code that
+//! touches the filesystem (metadata and link reads only).
+
+use std::path::{Component, Path, PathBuf};
+
+use crate::guardian::ResolvedPath;
+
+/// Symlink hops followed before a path is judged unresolvable (Linux's own
+/// limit is 40).
+const MAX_SYMLINK_HOPS: usize = 40;
+
+/// Resolves `raw` (relative paths against `base`) and judges it against
+/// `workspace`, which must itself be canonical.
+pub fn resolve(workspace: &Path, base: &Path, raw: &Path) -> ResolvedPath {
+    let absolute = if raw.is_absolute() { raw.to_path_buf() } else { base.join(raw) };
+    let (resolved, inside_workspace) = match resolve_absolute(&absolute, 0) {
+        Some(resolved) => {
+            let inside = resolved.starts_with(workspace);
+            (resolved, inside)
+        }
+        // A symlink loop or a too-deep chain: the OS would refuse it too, but
+        // it is never judged inside.
+        None => (absolute, false),
+    };
+    ResolvedPath {
+        raw: raw.to_path_buf(),
+        resolved,
+        inside_workspace,
+    }
+}
+
+/// Walks `path` one component at a time, as the kernel does: an existing
+/// symlink is replaced by its target (even a dangling one), `..` goes to the
+/// parent of what has been resolved so far, and components that do not exist
+/// are taken as written. The prefix resolved so far is always free of
+/// symlinks, so `..` after it is exact.
+fn resolve_absolute(path: &Path, hops: usize) -> Option<PathBuf> {
+    let mut resolved = PathBuf::from("/");
+    let mut hops = hops;
+    for component in path.components() {
+        match component {
+            Component::Prefix(_) | Component::RootDir | Component::CurDir => {}
+            Component::ParentDir => {
+                resolved.pop();
+            }
+            Component::Normal(name) => {
+                let candidate = resolved.join(name);
+                match std::fs::symlink_metadata(&candidate) {
+                    Ok(metadata) if metadata.file_type().is_symlink() => {
+                        hops += 1;
+                        if hops > MAX_SYMLINK_HOPS {
+                            return None;
+                        }
+                        let target = std::fs::read_link(&candidate).ok()?;
+                        let target = if target.is_absolute() { target } else { resolved.join(target) };
+                        resolved = resolve_absolute(&target, hops)?;
+                    }
+                    _ => resolved = candidate,
+                }
+            }
+        }
+    }
+    Some(resolved)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    struct Fixture {
+        _temp: tempfile::TempDir,
+        workspace: PathBuf,
+        outside: PathBuf,
+    }
+
+    fn fixture() -> Fixture {
+        let temp = tempfile::tempdir().expect("tempdir");
+        let root = std::fs::canonicalize(temp.path()).expect("canonical");
+        let workspace = root.join("ws");
+        let outside = root.join("outside");
+        std::fs::create_dir_all(workspace.join("src")).expect("mkdir");
+        std::fs::create_dir_all(&outside).expect("mkdir");
+        std::fs::write(workspace.join("src/lib.rs"), "").expect("write");
+        std::fs::write(outside.join("secret"), "").expect("write");
+        symlink(&outside, workspace.join("link-out")).expect("symlink");
+        symlink(workspace.join("src"), workspace.join("link-in")).expect("symlink");
+        symlink(outside.join("not-yet"), workspace.join("dangling-out")).expect("symlink");
+        symlink("loop-b", workspace.join("loop-a")).expect("symlink");
+        symlink("loop-a", workspace.join("loop-b")).expect("symlink");
+        Fixture {
+            _temp: temp,
+            workspace,
+            outside,
+        }
+    }
+
+    fn inside(fixture: &Fixture, raw: &str) -> bool {
+        resolve(&fixture.workspace, &fixture.workspace, Path::new(raw)).inside_workspace
+    }
+
+    #[test]
+    fn plain_paths_inside_and_outside() {
+        let fixture = fixture();
+        assert!(inside(&fixture, "src/lib.rs"));
+        assert!(inside(&fixture, "./src/../src/lib.rs"));
+        assert!(inside(&fixture, "new-file.txt"));
+        assert!(inside(&fixture, fixture.workspace.to_str().expect("utf8")));
+        assert!(!inside(&fixture, "/etc/passwd"));
+        assert!(!inside(&fixture, "../outside/secret"));
+        assert!(!inside(&fixture, fixture.outside.join("secret").to_str().expect("utf8")));
+    }
+
+    #[test]
+    fn dotdot_and_double_slashes_are_resolved() {
+        let fixture = fixture();
+        assert!(!inside(&fixture, "src/../../outside/secret"));
+        assert!(!inside(&fixture, "missing/../../outside"));
+        assert!(inside(&fixture, "missing/../src//lib.rs"));
+        let doubled = format!("{}//..//outside", fixture.workspace.display());
+        assert!(!inside(&fixture, &doubled));
+    }
+
+    #[test]
+    fn symlinks_are_followed_including_dangling_ones() {
+        let fixture = fixture();
+        assert!(!inside(&fixture, "link-out/secret"));
+        assert!(!inside(&fixture, "link-out/new-file"));
+        assert!(!inside(&fixture, "link-out"));
+        assert!(inside(&fixture, "link-in/lib.rs"));
+        // Writing through a dangling link creates its target, outside.
+        assert!(!inside(&fixture, "dangling-out"));
+        // `..` after a symlink goes to the parent of its target, as in the kernel.
+        assert!(!inside(&fixture, "link-in/../../outside/secret"));
+        assert!(inside(&fixture, "link-in/../src/lib.rs"));
+    }
+
+    #[test]
+    fn loops_are_never_inside() {
+        let fixture = fixture();
+        let resolved = resolve(&fixture.workspace, &fixture.workspace, Path::new("loop-a/x"));
+        assert!(!resolved.inside_workspace);
+    }
+
+    #[test]
+    fn a_sibling_with_a_common_prefix_is_outside() {
+        let fixture = fixture();
+        let sibling = format!("{}-other/file", fixture.workspace.display());
+        assert!(!inside(&fixture, &sibling));
+    }
+}
