@@ -1,0 +1,74 @@
+//! Command-line flags of the fake agent. Parsed by hand: the fixture takes a
+//! handful of flags and the testkit has no argument-parser dependency.
+
+use std::path::PathBuf;
+
+/// Environment variable naming the state directory when `--state-dir` is absent.
+const STATE_DIR_ENV: &str = "FAKE_ACP_STATE_DIR";
+
+/// What the fake was asked to be, resolved from flags and environment.
+#[derive(Debug, Clone)]
+pub struct Args {
+    /// Where sessions are persisted, one JSON file per session id.
+    pub state_dir: PathBuf,
+    /// Never answer `initialize`.
+    pub hang_initialize: bool,
+    /// Advertise auth methods and refuse sessions until `authenticate` succeeded.
+    pub require_auth: bool,
+    /// Advertise `loadSession: false` and refuse `session/load`.
+    pub no_load: bool,
+    /// Append one JSON line per received ACP message to this file.
+    pub log: Option<PathBuf>,
+}
+
+impl Args {
+    /// Parses the flags (without the program name).
+    pub fn parse(mut flags: impl Iterator<Item = String>) -> Result<Self, String> {
+        let mut state_dir = None;
+        let mut hang_initialize = false;
+        let mut require_auth = false;
+        let mut no_load = false;
+        let mut log = None;
+        while let Some(flag) = flags.next() {
+            let (name, inline_value) = match flag.split_once('=') {
+                Some((name, value)) => (name.to_owned(), Some(value.to_owned())),
+                None => (flag.clone(), None),
+            };
+            match name.as_str() {
+                "--state-dir" => {
+                    state_dir = Some(PathBuf::from(value_of(&name, inline_value, &mut flags)?));
+                }
+                "--log" => log = Some(PathBuf::from(value_of(&name, inline_value, &mut flags)?)),
+                "--hang-initialize" => hang_initialize = true,
+                "--require-auth" => require_auth = true,
+                "--no-load" => no_load = true,
+                _ => {
+                    return Err(format!(
+                        "unknown flag `{flag}`; expected --state-dir DIR, --log FILE, \
+                         --hang-initialize, --require-auth or --no-load"
+                    ));
+                }
+            }
+        }
+        let state_dir = state_dir
+            .or_else(|| std::env::var_os(STATE_DIR_ENV).map(PathBuf::from))
+            .unwrap_or_else(|| std::env::temp_dir().join("fake-codex-acp-state"));
+        Ok(Self {
+            state_dir,
+            hang_initialize,
+            require_auth,
+            no_load,
+            log,
+        })
+    }
+}
+
+fn value_of(
+    name: &str,
+    inline_value: Option<String>,
+    flags: &mut impl Iterator<Item = String>,
+) -> Result<String, String> {
+    inline_value
+        .or_else(|| flags.next())
+        .ok_or_else(|| format!("{name} needs a value"))
+}

@@ -1,0 +1,168 @@
+//! Reads a prompt's `fake:…` markers into a `Script`: what the turn will do.
+//! Markers may sit anywhere in the text (tests embed them in a question that
+//! the daemon wraps in its own prompt). Everything else in the text is ignored.
+
+/// The scenario of one turn. Single-shot markers keep their first occurrence;
+/// `fake:stderr` and `fake:permission` keep every occurrence, in order.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Script {
+    pub stderr: Vec<String>,
+    pub garbage: bool,
+    pub error: Option<ErrorKind>,
+    pub reason: bool,
+    pub silent_ms: Option<u64>,
+    pub slow_ms: Option<u64>,
+    pub flood: Option<u64>,
+    pub crash: bool,
+    pub wait_cancel: bool,
+    pub ignore_cancel: bool,
+    pub permissions: Vec<PermissionAsk>,
+    pub big: Option<usize>,
+}
+
+/// The failure `fake:error:KIND` makes `session/prompt` answer with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ErrorKind {
+    Quota,
+    RateLimit,
+    Auth,
+    Other(String),
+}
+
+/// One `fake:permission:KIND:ARG`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PermissionAsk {
+    pub kind: AskKind,
+    /// A file name, path or URL, as written.
+    pub target: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AskKind {
+    Execute,
+    Edit,
+    Read,
+    Fetch,
+    Delete,
+    Move,
+}
+
+const PREFIX: &str = "fake:";
+const STDERR: &str = "stderr:";
+/// Trailing characters that end a sentence or a quotation rather than a marker.
+const TRAILING_PUNCTUATION: &[char] =
+    &['.', ',', ';', ':', '!', '?', ')', ']', '}', '"', '\'', '`'];
+
+pub fn parse(text: &str) -> Script {
+    let mut script = Script::default();
+    // A stderr marker's text runs to the end of its line; markers inside it
+    // are part of the text, not markers.
+    let mut consumed_until = 0;
+    for (start, _) in text.match_indices(PREFIX) {
+        if start < consumed_until {
+            continue;
+        }
+        let rest = &text[start + PREFIX.len()..];
+        if let Some(message) = rest.strip_prefix(STDERR) {
+            let line = message.split('\n').next().unwrap_or_default();
+            consumed_until = start + PREFIX.len() + STDERR.len() + line.len();
+            script.stderr.push(line.trim_end_matches('\r').to_owned());
+            continue;
+        }
+        let token = rest.split(char::is_whitespace).next().unwrap_or_default();
+        apply(&mut script, token.trim_end_matches(TRAILING_PUNCTUATION));
+    }
+    script
+}
+
+fn apply(script: &mut Script, token: &str) {
+    let (name, argument) = match token.split_once(':') {
+        Some((name, argument)) => (name, Some(argument)),
+        None => (token, None),
+    };
+    let number = || argument.and_then(|value| value.parse::<u64>().ok());
+    match name {
+        "reason" => script.reason = true,
+        "garbage" => script.garbage = true,
+        "crash" => script.crash = true,
+        "wait-cancel" => script.wait_cancel = true,
+        "ignore-cancel" => script.ignore_cancel = true,
+        "silent" => script.silent_ms = script.silent_ms.or(number()),
+        "slow" => script.slow_ms = script.slow_ms.or(number()),
+        "flood" => script.flood = script.flood.or(number()),
+        "big" => {
+            let size = number().and_then(|size| usize::try_from(size).ok());
+            script.big = script.big.or(size);
+        }
+        "error" => {
+            let kind = match argument.unwrap_or_default() {
+                "quota" => ErrorKind::Quota,
+                "ratelimit" => ErrorKind::RateLimit,
+                "auth" => ErrorKind::Auth,
+                other => ErrorKind::Other(other.to_owned()),
+            };
+            script.error = script.error.take().or(Some(kind));
+        }
+        "permission" => {
+            if let Some(ask) = argument.and_then(permission) {
+                script.permissions.push(ask);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn permission(argument: &str) -> Option<PermissionAsk> {
+    let (kind, target) = argument.split_once(':')?;
+    let kind = match kind {
+        "execute" => AskKind::Execute,
+        "edit" => AskKind::Edit,
+        "read" => AskKind::Read,
+        "fetch" => AskKind::Fetch,
+        "delete" => AskKind::Delete,
+        "move" => AskKind::Move,
+        _ => return None,
+    };
+    (!target.is_empty()).then(|| PermissionAsk {
+        kind,
+        target: target.to_owned(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_markers_anywhere_in_the_text() {
+        let script = parse(
+            "Question: is X safe? `fake:reason` and fake:slow:300, then\n\
+             fake:permission:execute:made.txt fake:permission:fetch:https://example.com/a?b=1.\n\
+             fake:stderr:boom fake:crash here\nfake:big:500",
+        );
+        assert!(script.reason);
+        assert_eq!(script.slow_ms, Some(300));
+        assert_eq!(script.stderr, vec!["boom fake:crash here".to_owned()]);
+        assert!(!script.crash, "a marker inside stderr text is text");
+        assert_eq!(script.big, Some(500));
+        assert_eq!(
+            script.permissions,
+            vec![
+                PermissionAsk {
+                    kind: AskKind::Execute,
+                    target: "made.txt".into()
+                },
+                PermissionAsk {
+                    kind: AskKind::Fetch,
+                    target: "https://example.com/a?b=1".into()
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn plain_text_is_the_default_script() {
+        assert_eq!(parse("what is fake about this: nothing"), Script::default());
+        assert_eq!(parse("fake:error:quota").error, Some(ErrorKind::Quota));
+    }
+}
