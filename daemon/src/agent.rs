@@ -122,13 +122,16 @@ pub enum SpawnError {
 
 impl Agent {
     /// Starts `command` in `workspace` and connects to it. `extra_env` is
-    /// added to the daemon's environment for the child.
+    /// added to the daemon's environment for the child; its stderr lines are
+    /// appended to `stderr_tail` (shared across restarts, so a crash stays
+    /// visible after the respawn).
     pub async fn spawn(
         command: &AcpCommand,
         workspace: &Path,
         extra_env: &[(String, String)],
         generation: u64,
         events: mpsc::Sender<AgentMessage>,
+        stderr_tail: StderrTail,
         tasks: &TaskTracker,
     ) -> Result<Agent, SpawnError> {
         let mut child_command = Command::new(&command.program);
@@ -160,7 +163,6 @@ impl Agent {
         let stdout = child.stdout.take().expect("stdout is piped");
         let stderr = child.stderr.take().expect("stderr is piped");
 
-        let stderr_tail = StderrTail::default();
         tasks.spawn(read_stderr(stderr, stderr_tail.clone(), pid));
 
         let (garbage_tx, garbage_rx) = oneshot::channel();

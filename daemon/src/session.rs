@@ -244,7 +244,7 @@ struct SessionActor {
     last_command: Option<String>,
     last_policy: guardian::Policy,
     last_used: Option<Instant>,
-    /// The stderr tail of the current or last agent, kept for `status`.
+    /// The stderr tail of this workspace's agents, across restarts.
     stderr: StderrTail,
     /// Whether the live agent's environment carries an API key.
     agent_has_api_key: bool,
@@ -681,6 +681,12 @@ impl SessionActor {
                 turn,
                 result,
             } => {
+                // The agent sends a turn's updates before its response, and
+                // they are queued before the response reaches us; take them
+                // first so the answer is complete.
+                while let Ok(message) = self.agent_rx.try_recv() {
+                    self.on_agent(message);
+                }
                 if generation != self.generation || self.turn.as_ref().is_none_or(|active| active.id != turn) {
                     return;
                 }
@@ -945,13 +951,13 @@ impl SessionActor {
             &env,
             self.generation,
             self.agent_tx.clone(),
+            self.stderr.clone(),
             &self.tasks,
         )
         .await
         {
             Ok(agent) => {
                 tracing::info!(pid = ?agent.pid, generation = self.generation, command = %agent.command, "codex-acp started");
-                self.stderr = agent.stderr.clone();
                 self.agent_has_api_key = acp::API_KEY_VARS.iter().any(|name| {
                     env.iter().any(|(key, value)| key == name && !value.is_empty())
                         || std::env::var_os(name).is_some_and(|value| !value.is_empty())

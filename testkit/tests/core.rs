@@ -1,0 +1,441 @@
+//! The core vertical, end to end: an MCP client (rmcp) talks to the real
+//! `codex-fusion-mcp`, which forwards to a real `codex-fusiond`, which drives
+//! the scripted fake agent. Each test has its own socket and state.
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use codex_fusion_testkit::client::{response_text, result_text};
+use codex_fusion_testkit::{Client, RawClient, TestEnv, wait_until};
+use serde_json::{Value, json};
+
+fn consult(question: &str) -> Value {
+    json!({ "question": question })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tools_list_matches_the_spec() {
+    let env = TestEnv::new();
+    let client = Client::start(&env, &[]).await;
+    let tools = client.service.list_all_tools().await.expect("tools/list");
+    let names: BTreeSet<String> = tools.iter().map(|tool| tool.name.to_string()).collect();
+    let expected: BTreeSet<String> = [
+        "consult",
+        "review_plan",
+        "review_diff",
+        "brainstorm",
+        "explore",
+        "reply",
+        "permit",
+        "reset",
+        "status",
+    ]
+    .iter()
+    .map(|name| name.to_string())
+    .collect();
+    assert_eq!(names, expected);
+    let required = |name: &str| -> Vec<String> {
+        let tool = tools.iter().find(|tool| tool.name == name).expect("tool listed");
+        tool.input_schema
+            .get("required")
+            .and_then(Value::as_array)
+            .map(|items| items.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+            .unwrap_or_default()
+    };
+    assert_eq!(required("consult"), ["question"]);
+    assert_eq!(required("review_plan"), ["plan"]);
+    assert_eq!(required("brainstorm"), ["problem"]);
+    assert_eq!(required("reply"), ["message"]);
+    assert_eq!(required("permit"), ["decision"]);
+    assert!(required("review_diff").is_empty());
+    assert!(required("explore").is_empty());
+    assert!(required("reset").is_empty());
+    let properties = |name: &str| -> BTreeSet<String> {
+        let tool = tools.iter().find(|tool| tool.name == name).expect("tool listed");
+        tool.input_schema
+            .get("properties")
+            .and_then(Value::as_object)
+            .map(|map| map.keys().cloned().collect())
+            .unwrap_or_default()
+    };
+    assert_eq!(properties("review_diff"), ["diff", "instructions", "paths"].map(String::from).into());
+    assert_eq!(properties("permit"), ["decision", "note"].map(String::from).into());
+    client.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consult_answers_with_a_footer_in_read_only_mode() {
+    let env = TestEnv::new();
+    let client = Client::start(&env, &[]).await;
+    let result = client.call("consult", consult("Is this design sound?")).await.expect("answered");
+    assert_ne!(result.is_error, Some(true));
+    let text = result_text(&result);
+    assert!(text.contains("fake answer: prompts_seen=1 mode=read-only"), "{text}");
+    assert!(text.contains("VERDICT: CONSENSUS — fake agrees"), "{text}");
+    let footer = text.lines().last().expect("a footer line");
+    assert!(footer.starts_with("— codex-fusion · "), "{footer}");
+    assert!(footer.contains("100 in · 20 out · 5 reasoning tokens"), "{footer}");
+    assert!(footer.contains("CONSENSUS"), "{footer}");
+    client.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_turn_tool_reaches_codex_with_its_own_prompt() {
+    let mut env = TestEnv::new();
+    let agent_log = env.root().join("agent.jsonl");
+    let command = env.fake_agent_command(&format!("--log {}", agent_log.display()));
+    env.set("CODEX_FUSION_ACP_COMMAND", &command);
+    let client = Client::start(&env, &[]).await;
+    let calls = [
+        ("consult", json!({"question": "Q-consult", "context": "C-consult"})),
+        ("review_plan", json!({"plan": "P-plan"})),
+        ("review_diff", json!({"diff": "+added line", "paths": ["src/lib.rs"]})),
+        ("brainstorm", json!({"problem": "B-problem", "constraints": "K-constraints"})),
+        ("explore", json!({"focus": "F-focus"})),
+        ("reply", json!({"message": "R-message"})),
+    ];
+    for (index, (tool, arguments)) in calls.iter().enumerate() {
+        let text = client.text(tool, arguments.clone()).await;
+        assert!(text.contains(&format!("prompts_seen={}", index + 1)), "{tool}: {text}");
+    }
+    let prompts: Vec<String> = std::fs::read_to_string(&agent_log)
+        .expect("agent log")
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|value| value["method"] == "session/prompt")
+        .map(|value| value["params"]["prompt"][0]["text"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(prompts.len(), 6);
+    for (prompt, marker) in prompts.iter().zip(["Q-consult", "P-plan", "+added line", "B-problem", "F-focus", "R-message"]) {
+        assert!(prompt.contains(marker), "{marker} missing from {prompt}");
+        assert!(prompt.starts_with("## Role\n"), "{prompt}");
+    }
+    assert!(prompts[0].contains("## Context from Claude\nC-consult"));
+    assert!(prompts[0].contains("VERDICT: CONSENSUS"));
+    assert!(!prompts[4].contains("VERDICT"), "explore is not a debate");
+    client.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn progress_is_strictly_increasing_and_carries_reasoning() {
+    let env = TestEnv::new();
+    let client = Client::start(&env, &[]).await;
+    let handle = client.start_call("consult", consult("think first fake:reason fake:slow:400")).await;
+    let token = match &handle.progress_token.0 {
+        rmcp::model::NumberOrString::Number(number) => number.to_string(),
+        rmcp::model::NumberOrString::String(string) => string.to_string(),
+    };
+    let response = handle.await_response().await.expect("answered");
+    let text = response_text(&response);
+    assert!(text.contains("fake answer"), "{text}");
+    // Notifications may be handled out of order by the client; give the
+    // last ones a moment, then check the values the daemon assigned.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut raw: Vec<f64> = client
+        .all_progress()
+        .iter()
+        .filter(|event| event.token == token)
+        .map(|event| event.progress)
+        .collect();
+    raw.sort_by(f64::total_cmp);
+    assert!(raw.len() >= 3, "expected several progress notifications, got {raw:?}");
+    assert!(raw.windows(2).all(|pair| pair[0] < pair[1]), "not strictly increasing: {raw:?}");
+    let events = client.progress_for(&token);
+    assert!(events.iter().any(|event| event.message.starts_with("💭 ")), "{events:?}");
+    assert!(events.iter().any(|event| event.message.contains("streaming")), "{events:?}");
+    client.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn permission_allow_resumes_the_same_turn() {
+    let env = TestEnv::new();
+    let client = Client::start(&env, &[]).await;
+    let made = env.workspace.join("made.txt");
+    let text = client
+        .text("consult", consult("please fake:permission:execute:made.txt"))
+        .await;
+    assert!(text.starts_with("🔐 Codex paused"), "{text}");
+    assert!(text.contains("command: touch made.txt"), "{text}");
+    assert!(text.contains("kind: execute"), "{text}");
+    assert!(!made.exists(), "nothing runs before permit");
+    let status = client.text("status", json!({})).await;
+    assert!(status.contains("pending permission: touch made.txt"), "{status}");
+    let text = client.text("permit", json!({"decision": "allow"})).await;
+    assert!(text.contains("ran touch made.txt"), "{text}");
+    assert!(text.contains("prompts_seen=1"), "the same turn resumed: {text}");
+    assert!(made.exists());
+    let text = client.text("permit", json!({"decision": "allow"})).await;
+    assert!(text.contains("Nothing is waiting for permission"), "{text}");
+    client.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn permission_deny_still_gets_an_answer_from_codex() {
+    let mut env = TestEnv::new();
+    let agent_log = env.root().join("agent.jsonl");
+    let command = env.fake_agent_command(&format!("--log {}", agent_log.display()));
+    env.set("CODEX_FUSION_ACP_COMMAND", &command);
+    let client = Client::start(&env, &[]).await;
+    let text = client
+        .text("consult", consult("please fake:permission:execute:denied.txt"))
+        .await;
+    assert!(text.starts_with("🔐 Codex paused"), "{text}");
+    let result = client
+        .call("permit", json!({"decision": "deny", "note": "use a dry run instead"}))
+        .await
+        .expect("answered");
+    let text = result_text(&result);
+    assert_ne!(result.is_error, Some(true), "{text}");
+    assert!(text.contains("fake answer"), "Codex answered after the deny: {text}");
+    assert!(!env.workspace.join("denied.txt").exists());
+    let log = std::fs::read_to_string(&agent_log).expect("agent log");
+    assert!(log.contains(r#""optionId":"cancel""#), "deny chose the reject_once option: {log}");
+    assert!(!log.contains("accept_execpolicy_amendment"), "never a standing grant");
+    assert!(log.contains("Claude denied your request: run `touch denied.txt`"), "{log}");
+    assert!(log.contains("use a dry run instead"), "the note reached Codex");
+    client.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guardian_flags_auto_allow_and_reads_inside_never_ask() {
+    let env = TestEnv::new();
+    std::fs::write(env.workspace.join("inside.txt"), "first line inside\n").expect("write");
+    let client = Client::start(&env, &[("CODEX_FUSION_ALLOW_COMMANDS", "yes")]).await;
+    let text = client
+        .text("consult", consult("fake:permission:execute:auto.txt fake:permission:read:inside.txt"))
+        .await;
+    assert!(text.contains("ran touch auto.txt"), "{text}");
+    assert!(text.contains("first line inside"), "{text}");
+    assert!(env.workspace.join("auto.txt").exists());
+    let text = client.text("consult", consult("fake:permission:read:/etc/hostname")).await;
+    assert!(text.starts_with("🔐 Codex paused: it wants to read outside the workspace"), "{text}");
+    let text = client.text("permit", json!({"decision": "deny"})).await;
+    assert!(text.contains("fake answer"), "{text}");
+    client.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_arguments_are_mcp_errors_with_clear_messages() {
+    let env = TestEnv::new();
+    let client = Client::start(&env, &[]).await;
+    let error = client.call("consult", json!({})).await.expect_err("missing question");
+    let message = error.to_string();
+    assert!(message.contains("consult: missing field `question`"), "{message}");
+    let error = client
+        .call("permit", json!({"decision": "perhaps"}))
+        .await
+        .expect_err("bad decision");
+    assert!(error.to_string().contains("unknown variant `perhaps`"), "{error}");
+    let error = client.call("nonsense", json!({})).await.expect_err("unknown tool");
+    assert!(error.to_string().contains("unknown tool"), "{error}");
+    // The connection is still fine.
+    assert!(client.text("consult", consult("still there?")).await.contains("fake answer"));
+    client.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_of_a_turn_that_ignores_cancel_frees_the_workspace_quickly() {
+    let env = TestEnv::new();
+    let client = Client::start(&env, &[]).await;
+    let handle = client.start_call("consult", consult("fake:ignore-cancel")).await;
+    let token = match &handle.progress_token.0 {
+        rmcp::model::NumberOrString::Number(number) => number.to_string(),
+        rmcp::model::NumberOrString::String(string) => string.to_string(),
+    };
+    wait_until("the turn streams", Duration::from_secs(10), || !client.progress_for(&token).is_empty()).await;
+    let cancelled_at = Instant::now();
+    handle.cancel(Some("test".into())).await.expect("cancel sent");
+    let text = client.text("consult", consult("after the cancel")).await;
+    let took = cancelled_at.elapsed();
+    assert!(text.contains("fake answer"), "{text}");
+    assert!(took < Duration::from_secs(3), "the next call waited {took:?}");
+    let status = client.text("status", json!({})).await;
+    assert!(status.contains("codex-acp: ready"), "respawned: {status}");
+    client.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_mid_turn_fails_fast_and_the_next_call_respawns() {
+    let env = TestEnv::new();
+    let client = Client::start(&env, &[]).await;
+    assert!(client.text("consult", consult("warm up")).await.contains("prompts_seen=1"));
+    let started = Instant::now();
+    let result = client.call("consult", consult("fake:crash")).await.expect("answered");
+    let text = result_text(&result);
+    assert_eq!(result.is_error, Some(true), "{text}");
+    assert!(text.contains("codex-acp stopped"), "{text}");
+    assert!(text.contains("next call starts it again"), "{text}");
+    assert!(started.elapsed() < Duration::from_secs(3), "failed fast");
+    let text = client.text("consult", consult("are you back?")).await;
+    assert!(text.contains("fake answer"), "{text}");
+    let status = client.text("status", json!({})).await;
+    assert!(status.contains("simulated crash"), "stderr tail in status: {status}");
+    client.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_timeout_aborts_a_silent_turn_but_not_a_streaming_one() {
+    let env = TestEnv::new();
+    let client = Client::start(&env, &[("CODEX_FUSION_TURN_TIMEOUT_MS", "1000")]).await;
+    let result = client.call("consult", consult("fake:silent:5000")).await.expect("answered");
+    let text = result_text(&result);
+    assert_eq!(result.is_error, Some(true), "{text}");
+    assert!(text.contains("no activity for 1 s"), "{text}");
+    let text = client.text("consult", consult("fake:slow:2500")).await;
+    assert!(text.contains("fake answer"), "a streaming turn runs past the idle limit: {text}");
+    client.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reset_gives_a_fresh_session() {
+    let env = TestEnv::new();
+    let client = Client::start(&env, &[]).await;
+    assert!(client.text("consult", consult("one")).await.contains("prompts_seen=1"));
+    assert!(client.text("reply", json!({"message": "two"})).await.contains("prompts_seen=2"));
+    let text = client.text("reset", json!({})).await;
+    assert!(text.contains("was dropped"), "{text}");
+    assert!(client.text("consult", consult("three")).await.contains("prompts_seen=1"));
+    client.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn context_survives_an_mcp_restart() {
+    let env = TestEnv::new();
+    let first = Client::start(&env, &[]).await;
+    assert!(first.text("consult", consult("remember me")).await.contains("prompts_seen=1"));
+    let daemon_pid = env.daemon_pid().expect("the shim started a daemon");
+    let status = first.close().await;
+    assert!(status.success(), "the shim exits cleanly when stdin closes: {status}");
+    let second = Client::start(&env, &[]).await;
+    let text = second.text("reply", json!({"message": "do you remember?"})).await;
+    assert!(text.contains("prompts_seen=2"), "same Codex session: {text}");
+    assert_eq!(env.daemon_pid(), Some(daemon_pid), "same daemon");
+    second.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_shim_exits_at_once_when_stdin_closes() {
+    let env = TestEnv::new();
+    let mut raw = RawClient::initialized(&env).await;
+    raw.close_stdin();
+    let status = tokio::time::timeout(Duration::from_secs(2), raw.shim.wait())
+        .await
+        .expect("exits within 2 s")
+        .expect("wait");
+    assert!(status.success());
+    assert!(std::os::unix::net::UnixStream::connect(&env.socket).is_ok(), "the daemon lives on");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_workspaces_run_turns_concurrently() {
+    let env = TestEnv::new();
+    let other = env.dir("other-workspace");
+    let a = Client::start(&env, &[]).await;
+    let b = Client::start(&env, &[("CODEX_FUSION_WORKSPACE", other.to_str().expect("utf8"))]).await;
+    let call_a = a.start_call("consult", consult("fake:slow:1500")).await;
+    let call_b = b.start_call("consult", consult("fake:slow:1500")).await;
+    let (result_a, result_b) = tokio::join!(
+        async {
+            let response = call_a.await_response().await.expect("a answered");
+            (Instant::now(), response)
+        },
+        async {
+            let response = call_b.await_response().await.expect("b answered");
+            (Instant::now(), response)
+        }
+    );
+    // Each workspace has its own session: both are its first prompt.
+    assert!(response_text(&result_a.1).contains("prompts_seen=1"));
+    assert!(response_text(&result_b.1).contains("prompts_seen=1"));
+    // Overlap: each turn was streaming before the other one finished.
+    let first_b = b.all_progress().iter().map(|event| event.at).min().expect("b streamed");
+    let first_a = a.all_progress().iter().map(|event| event.at).min().expect("a streamed");
+    assert!(first_b < result_a.0, "b streamed only after a finished");
+    assert!(first_a < result_b.0, "a streamed only after b finished");
+    a.close().await;
+    b.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_calls_on_one_workspace_are_serialized() {
+    let env = TestEnv::new();
+    let client = Client::start(&env, &[]).await;
+    let first = client.start_call("consult", consult("fake:slow:800 first")).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let second = client.start_call("consult", consult("fake:slow:800 second")).await;
+    let second_token = match &second.progress_token.0 {
+        rmcp::model::NumberOrString::Number(number) => number.to_string(),
+        rmcp::model::NumberOrString::String(string) => string.to_string(),
+    };
+    let first_text = response_text(&first.await_response().await.expect("first answered"));
+    let first_done = Instant::now();
+    let second_text = response_text(&second.await_response().await.expect("second answered"));
+    assert!(first_text.contains("prompts_seen=1"), "{first_text}");
+    assert!(second_text.contains("prompts_seen=2"), "{second_text}");
+    let second_started = client
+        .progress_for(&second_token)
+        .iter()
+        .map(|event| event.at)
+        .min()
+        .expect("second streamed");
+    assert!(second_started > first_done, "the second turn streamed before the first one ended");
+    client.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nothing_reaches_the_client_after_a_cancel() {
+    let env = TestEnv::new();
+    let mut raw = RawClient::initialized(&env).await;
+    raw.send(json!({"jsonrpc":"2.0","id":7,"method":"tools/call","params":{
+        "name":"consult","arguments":{"question":"fake:slow:3000"},"_meta":{"progressToken":"tok-7"}}}))
+        .await;
+    // Wait for the turn to stream.
+    loop {
+        let value = raw.next(Duration::from_secs(10)).await.expect("progress arrives");
+        if value["method"] == "notifications/progress" && value["params"]["progressToken"] == "tok-7" {
+            break;
+        }
+    }
+    raw.send(json!({"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":7,"reason":"test"}}))
+        .await;
+    // Bytes already in the pipe when the cancel was sent may still land.
+    raw.drain(Duration::from_millis(150)).await;
+    let late = raw.drain(Duration::from_secs(3)).await;
+    let about_seven: Vec<&Value> = late
+        .iter()
+        .filter(|value| value["id"] == 7 || value["params"]["progressToken"] == "tok-7")
+        .collect();
+    assert!(about_seven.is_empty(), "late messages after cancel: {about_seven:?}");
+    // The workspace is free again.
+    raw.send(json!({"jsonrpc":"2.0","id":8,"method":"tools/call","params":{
+        "name":"consult","arguments":{"question":"next"}}}))
+        .await;
+    let response = raw.response(8, Duration::from_secs(10)).await;
+    assert!(response["result"]["content"][0]["text"].as_str().unwrap_or_default().contains("fake answer"));
+    // And after a final result, nothing more for that request either.
+    let after = raw.drain(Duration::from_millis(500)).await;
+    assert!(after.iter().all(|value| value["id"] != 8), "{after:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_turn_log_records_guardian_decisions_and_the_answer() {
+    let env = TestEnv::new();
+    let log = env.root().join("turns.jsonl");
+    let client = Client::start(&env, &[("CODEX_FUSION_LOG", log.to_str().expect("utf8"))]).await;
+    client.text("consult", consult("fake:permission:execute:logged.txt")).await;
+    client.text("permit", json!({"decision": "allow"})).await;
+    let records: Vec<Value> = std::fs::read_to_string(&log)
+        .expect("log written")
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("json line"))
+        .collect();
+    let record = records.last().expect("a record");
+    assert_eq!(record["tool"], "consult");
+    assert_eq!(record["stop_reason"], "end_turn");
+    assert_eq!(record["guardian"][0]["kind"], "execute");
+    assert_eq!(record["guardian"][0]["decision"], "ask → permit allow");
+    assert!(record["text"].as_str().unwrap_or_default().contains("ran touch logged.txt"));
+    assert_eq!(record["usage"]["output_tokens"], 20);
+    assert!(record["duration_ms"].as_u64().is_some());
+    client.close().await;
+}
