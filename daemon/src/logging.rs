@@ -3,7 +3,6 @@
 
 use std::path::Path;
 
-use tracing_appender::non_blocking::WorkerGuard;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::Layer as _;
 use tracing_subscriber::layer::SubscriberExt as _;
@@ -12,9 +11,10 @@ use tracing_subscriber::util::SubscriberInitExt as _;
 /// Log files kept before the oldest is deleted.
 const LOG_FILES_KEPT: usize = 7;
 
-/// Installs the global subscriber; keep the guard alive until exit so the
-/// file writer flushes.
-pub fn init(state_dir: &Path) -> Option<WorkerGuard> {
+/// Installs the global subscriber. The file is written synchronously: the
+/// daemon logs little, and a non-blocking writer's guard costs up to a
+/// second at every exit waiting for its worker thread.
+pub fn init(state_dir: &Path) {
     let filter = || {
         std::env::var("CODEX_FUSION_DAEMON_LOG")
             .ok()
@@ -24,6 +24,7 @@ pub fn init(state_dir: &Path) -> Option<WorkerGuard> {
     };
     let stderr_layer = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
         .with_filter(filter());
     let log_dir = state_dir.join("logs");
@@ -38,18 +39,15 @@ pub fn init(state_dir: &Path) -> Option<WorkerGuard> {
     });
     match file {
         Some(appender) => {
-            let (writer, guard) = tracing_appender::non_blocking(appender);
             let file_layer = tracing_subscriber::fmt::layer()
-                .with_writer(writer)
+                .with_writer(appender)
                 .with_ansi(false)
                 .with_filter(filter());
             let _ = tracing_subscriber::registry().with(stderr_layer).with(file_layer).try_init();
-            Some(guard)
         }
         None => {
             let _ = tracing_subscriber::registry().with(stderr_layer).try_init();
             tracing::warn!(dir = %log_dir.display(), "cannot write log files; logging to stderr only");
-            None
         }
     }
 }

@@ -217,7 +217,7 @@ fn stop_pid(pid: i32) {
     }
     let deadline = Instant::now() + Duration::from_secs(5);
     while Instant::now() < deadline {
-        if kill(pid, None).is_err() {
+        if !is_alive(pid.as_raw()) {
             return;
         }
         std::thread::sleep(Duration::from_millis(20));
@@ -244,6 +244,12 @@ pub fn processes_matching(needle: &str) -> Vec<(i32, String)> {
         }
     }
     found
+}
+
+/// Whether `pid` runs: it exists and is not a zombie waiting to be reaped
+/// (a daemon started by a shim is reparented and reaped late).
+pub fn is_alive(pid: i32) -> bool {
+    kill(Pid::from_raw(pid), None).is_ok() && !is_zombie(Path::new(&format!("/proc/{pid}")))
 }
 
 fn is_zombie(proc_dir: &Path) -> bool {

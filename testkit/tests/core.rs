@@ -439,3 +439,4 @@ async fn the_turn_log_records_guardian_decisions_and_the_answer() {
     assert!(record["duration_ms"].as_u64().is_some());
     client.close().await;
 }
+
