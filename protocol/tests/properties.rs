@@ -43,7 +43,10 @@ fn text() -> impl Strategy<Value = String> {
 }
 
 fn path() -> impl Strategy<Value = PathBuf> {
-    prop_oneof![text().prop_map(PathBuf::from), "(/[a-z.]{0,6}){0,6}".prop_map(PathBuf::from)]
+    prop_oneof![
+        text().prop_map(PathBuf::from),
+        "(/[a-z.]{0,6}){0,6}".prop_map(PathBuf::from)
+    ]
 }
 
 fn hello() -> impl Strategy<Value = Hello> {
@@ -56,15 +59,17 @@ fn hello() -> impl Strategy<Value = Hello> {
         proptest::option::of(path()),
         proptest::collection::btree_map(text(), text(), 0..6),
     )
-        .prop_map(|(protocol, version, role, channel, client_version, workspace, env)| Hello {
-            protocol,
-            version,
-            role,
-            channel,
-            client_version,
-            workspace,
-            env,
-        })
+        .prop_map(
+            |(protocol, version, role, channel, client_version, workspace, env)| Hello {
+                protocol,
+                version,
+                role,
+                channel,
+                client_version,
+                workspace,
+                env,
+            },
+        )
 }
 
 fn hello_reply() -> impl Strategy<Value = HelloReply> {
@@ -152,14 +157,18 @@ fn workspace_status() -> impl Strategy<Value = WorkspaceStatus> {
 fn control_response() -> impl Strategy<Value = ControlResponse> {
     prop_oneof![
         (text(), any::<u32>()).prop_map(|(daemon_version, pid)| ControlResponse::Pong { daemon_version, pid }),
-        (path(), any::<bool>()).prop_map(|(workspace, had_session)| ControlResponse::Reset {
-            workspace,
-            had_session
-        }),
+        (path(), any::<bool>()).prop_map(|(workspace, had_session)| ControlResponse::Reset { workspace, had_session }),
         text().prop_map(|action| ControlResponse::SessionStarted { action }),
         Just(ControlResponse::Stopping),
         text().prop_map(|message| ControlResponse::Error { message }),
-        (text(), any::<u32>(), any::<u64>(), path(), any::<usize>(), proptest::collection::vec(workspace_status(), 0..3))
+        (
+            text(),
+            any::<u32>(),
+            any::<u64>(),
+            path(),
+            any::<usize>(),
+            proptest::collection::vec(workspace_status(), 0..3)
+        )
             .prop_map(|(daemon_version, pid, uptime_secs, socket, connections, workspaces)| {
                 ControlResponse::Status(DaemonStatus {
                     daemon_version,
@@ -242,7 +251,11 @@ fn model(input: &[u8], limit: usize) -> Vec<Read> {
                 rest = &rest[index + 1..];
             }
             None => {
-                reads.push(if rest.len() > limit { Read::TooLong } else { Read::Truncated });
+                reads.push(if rest.len() > limit {
+                    Read::TooLong
+                } else {
+                    Read::Truncated
+                });
                 return reads;
             }
         }
@@ -403,7 +416,10 @@ proptest! {
 #[test]
 fn a_realistic_hello_fits_its_limit() {
     let env: BTreeMap<String, String> = [
-        ("CODEX_FUSION_ACP_COMMAND", "npx -y @agentclientprotocol/codex-acp".to_owned()),
+        (
+            "CODEX_FUSION_ACP_COMMAND",
+            "npx -y @agentclientprotocol/codex-acp".to_owned(),
+        ),
         ("CODEX_FUSION_LOG", format!("/home/{}/log.jsonl", "u".repeat(200))),
         ("OPENAI_API_KEY", format!("sk-{}", "k".repeat(200))),
     ]
