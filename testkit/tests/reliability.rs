@@ -993,6 +993,44 @@ async fn fault_agent_garbage_on_stdout_fails_the_session_not_the_daemon() {
     client.close().await;
 }
 
+/// codex-acp writes 64 MiB to stderr without a newline (a binary dump, a
+/// runaway progress bar) before it starts speaking ACP: the daemon keeps a
+/// bounded stderr tail for `status`, so its memory must not follow.
+///
+/// FIXME: fails today. `agent::read_stderr` reads with `read_until(b'\n')`
+/// into one buffer and only caps it after a full line, so the whole
+/// newline-less stream is buffered (peak RSS grows by about twice its size).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fault_agent_stderr_without_newlines_is_bounded() {
+    const STDERR_BYTES: u64 = 64 * 1024 * 1024;
+    let mut env = TestEnv::new();
+    let fake = env.fake_agent_command("");
+    env.set(
+        "CODEX_FUSION_ACP_COMMAND",
+        &format!("sh -c 'head -c {STDERR_BYTES} /dev/zero >&2; exec {fake}'"),
+    );
+    let daemon = env.start_daemon().await;
+    let client = Client::start(&env, &[]).await;
+    let rss_before = rss_kib(daemon.pid());
+    let hwm_before = status_kib(daemon.pid(), "VmHWM");
+    let started = Instant::now();
+    let text = client.text("consult", json!({"question": "after the noise"})).await;
+    let took = started.elapsed();
+    assert!(text.contains("fake answer"), "{text}");
+    let hwm_after = status_kib(daemon.pid(), "VmHWM");
+    println!(
+        "FIGURE agent writing {} MiB to stderr without a newline: answered after {took:?}; daemon RSS {rss_before} → {} KiB, peak {hwm_before} → {hwm_after} KiB",
+        STDERR_BYTES / (1024 * 1024),
+        rss_kib(daemon.pid())
+    );
+    assert!(
+        hwm_after < hwm_before + 16 * 1024,
+        "the daemon buffered the agent's stderr: peak RSS +{} MiB",
+        (hwm_after - hwm_before) / 1024
+    );
+    client.close().await;
+}
+
 /// SIGTERM while three workspaces run turns (one ignores cancel): the
 /// daemon exits cleanly within its drain cap, every child is gone, the
 /// socket is removed, and no fake-codex-acp of this test is left anywhere.
