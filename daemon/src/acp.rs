@@ -122,13 +122,15 @@ pub async fn initialize(connection: &ConnectionTo<AcpPeer>) -> Result<AgentInfo,
 
 /// Opens a session in `workspace`: restores `resume` with `session/load` when
 /// the agent supports it (falling back to a fresh session with a note), then
-/// puts it in read-only mode and checks that the mode took.
+/// puts it in the first of `modes` the agent offers (the read-confining
+/// profile, else `read-only`) and checks that the mode took.
 pub async fn open_session(
     connection: &ConnectionTo<AcpPeer>,
     info: &AgentInfo,
     workspace: &Path,
     resume: Option<&str>,
     api_key_available: bool,
+    modes: &[&str],
 ) -> Result<OpenedSession, AgentFailure> {
     if api_key_available && info.auth_methods.iter().any(|method| method == API_KEY_METHOD) {
         // With a key at hand, authenticate up front rather than wait for the
@@ -163,7 +165,7 @@ pub async fn open_session(
         }
     }
     let loaded = restored.is_some();
-    let (session_id, options, modes) = match restored {
+    let (session_id, options, session_modes) = match restored {
         Some(restored) => restored,
         None => {
             let response = connection
@@ -174,7 +176,7 @@ pub async fn open_session(
             (response.session_id.to_string(), response.config_options, response.modes)
         }
     };
-    let (mode, options) = ensure_read_only(connection, &session_id, options, modes).await?;
+    let (mode, options) = ensure_mode(connection, &session_id, options, session_modes, modes).await?;
     let (model, available_models) = options.as_deref().map(models).unwrap_or_default();
     Ok(OpenedSession {
         session_id,
@@ -186,50 +188,57 @@ pub async fn open_session(
     })
 }
 
-/// Sets the read-only mode (after every new and every load: codex-acp forgets
-/// it on load) and returns the mode the agent reports afterwards.
-async fn ensure_read_only(
+/// Sets the first of `wanted` the agent offers (after every new and every
+/// load: codex-acp forgets the mode on load) and returns the mode the agent
+/// reports afterwards, which must be the one asked for.
+async fn ensure_mode(
     connection: &ConnectionTo<AcpPeer>,
     session_id: &str,
     options: Option<Vec<SessionConfigOption>>,
     modes: Option<SessionModeState>,
+    wanted: &[&str],
 ) -> Result<(Option<String>, Option<Vec<SessionConfigOption>>), AgentFailure> {
-    if let Some(options) = options.as_deref() {
-        if let Some(values) = select_values(options, MODE_CONFIG_ID) {
-            if !values.iter().any(|value| value == READ_ONLY_MODE) {
-                return Err(AgentFailure::Other(format!(
+    let pick = |offered: &[String]| -> Result<String, AgentFailure> {
+        wanted
+            .iter()
+            .find(|mode| offered.iter().any(|offer| offer == *mode))
+            .map(|mode| (*mode).to_owned())
+            .ok_or_else(|| {
+                AgentFailure::Other(format!(
                     "codex-acp offers no `{READ_ONLY_MODE}` mode (it offers {}); codex-fusion needs it so that Codex asks before acting. Upgrade codex-acp",
-                    values.join(", ")
-                )));
-            }
-            let response = connection
-                .send_request(SetSessionConfigOptionRequest::new(
-                    session_id.to_owned(),
-                    MODE_CONFIG_ID,
-                    SessionConfigOptionValue::value_id(READ_ONLY_MODE),
+                    offered.join(", ")
                 ))
-                .block_task()
-                .await
-                .map_err(|error| AgentFailure::classify(&error))?;
-            let mode = current_value(&response.config_options, MODE_CONFIG_ID);
-            if mode.as_deref() != Some(READ_ONLY_MODE) {
-                return Err(AgentFailure::Other(format!(
-                    "codex-acp did not switch to `{READ_ONLY_MODE}` mode (it reports `{}`); refusing to run Codex with its own approvals",
-                    mode.unwrap_or_default()
-                )));
-            }
-            return Ok((mode, Some(response.config_options)));
+            })
+    };
+    if let Some(values) = options.as_deref().and_then(|options| select_values(options, MODE_CONFIG_ID)) {
+        let target = pick(&values)?;
+        let response = connection
+            .send_request(SetSessionConfigOptionRequest::new(
+                session_id.to_owned(),
+                MODE_CONFIG_ID,
+                SessionConfigOptionValue::value_id(target.clone()),
+            ))
+            .block_task()
+            .await
+            .map_err(|error| AgentFailure::classify(&error))?;
+        let mode = current_value(&response.config_options, MODE_CONFIG_ID);
+        if mode.as_deref() != Some(target.as_str()) {
+            return Err(AgentFailure::Other(format!(
+                "codex-acp did not switch to `{target}` mode (it reports `{}`); refusing to run Codex with its own approvals",
+                mode.unwrap_or_default()
+            )));
         }
+        return Ok((mode, Some(response.config_options)));
     }
     if let Some(modes) = modes {
-        if modes.available_modes.iter().any(|mode| mode.id.to_string() == READ_ONLY_MODE) {
-            connection
-                .send_request(SetSessionModeRequest::new(session_id.to_owned(), READ_ONLY_MODE))
-                .block_task()
-                .await
-                .map_err(|error| AgentFailure::classify(&error))?;
-            return Ok((Some(READ_ONLY_MODE.to_owned()), options));
-        }
+        let offered: Vec<String> = modes.available_modes.iter().map(|mode| mode.id.to_string()).collect();
+        let target = pick(&offered)?;
+        connection
+            .send_request(SetSessionModeRequest::new(session_id.to_owned(), target.clone()))
+            .block_task()
+            .await
+            .map_err(|error| AgentFailure::classify(&error))?;
+        return Ok((Some(target), options));
     }
     tracing::warn!(session_id, "the agent has no modes; its own approval policy applies");
     Ok((None, options))

@@ -20,7 +20,7 @@ use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use tokio::io::{AsyncBufRead, AsyncRead, BufReader};
 use tokio::process::{Child, Command};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -71,6 +71,8 @@ pub struct Agent {
     pub stderr: StderrTail,
     stop: CancellationToken,
     stop_mode: Arc<Mutex<StopMode>>,
+    /// Set to the reason once the child is gone and reaped.
+    exited: watch::Receiver<Option<String>>,
 }
 
 /// The last lines the agent wrote to stderr.
@@ -163,7 +165,7 @@ impl Agent {
         let stdout = child.stdout.take().expect("stdout is piped");
         let stderr = child.stderr.take().expect("stderr is piped");
 
-        tasks.spawn(read_stderr(stderr, stderr_tail.clone(), pid));
+        let stderr_reader = tasks.spawn(read_stderr(stderr, stderr_tail.clone(), pid));
 
         let (garbage_tx, garbage_rx) = oneshot::channel();
         let incoming = agent_lines(BufReader::new(stdout), garbage_tx);
@@ -178,6 +180,7 @@ impl Agent {
         let stop = CancellationToken::new();
         let stop_mode = Arc::new(Mutex::new(StopMode::Kill));
         let (connection_tx, connection_rx) = oneshot::channel();
+        let (exited_tx, exited) = watch::channel(None);
         tasks.spawn(run(
             child,
             Lines::new(Box::pin(outgoing), incoming),
@@ -189,6 +192,8 @@ impl Agent {
                 connection_tx,
                 garbage_rx,
                 stderr: stderr_tail.clone(),
+                stderr_reader,
+                exited: exited_tx,
             },
         ));
         let connection = connection_rx.await.map_err(|_| SpawnError::Closed {
@@ -202,8 +207,36 @@ impl Agent {
             stderr: stderr_tail,
             stop,
             stop_mode,
+            exited,
         })
     }
+
+    /// Why the child is gone, once it is.
+    pub fn exit_reason(&self) -> Option<String> {
+        self.exited.borrow().clone()
+    }
+
+    /// Waits up to `timeout` for the child to be gone; its reason if it is.
+    pub async fn wait_exit(&self, timeout: Duration) -> Option<String> {
+        wait_exit(self.exit_signal(), timeout).await
+    }
+
+    /// A handle that learns the exit reason, for tasks that outlive a borrow.
+    pub fn exit_signal(&self) -> watch::Receiver<Option<String>> {
+        self.exited.clone()
+    }
+}
+
+/// Waits up to `timeout` for an exit reason on `exited`.
+pub async fn wait_exit(mut exited: watch::Receiver<Option<String>>, timeout: Duration) -> Option<String> {
+    let gone = tokio::time::timeout(timeout, exited.wait_for(Option::is_some)).await;
+    match gone {
+        Ok(Ok(reason)) => reason.clone(),
+        _ => None,
+    }
+}
+
+impl Agent {
 
     /// Stops the child in the given way; the exit is reported as usual.
     pub fn stop(&self, mode: StopMode) {
@@ -226,6 +259,8 @@ struct RunContext {
     connection_tx: oneshot::Sender<ConnectionTo<AcpPeer>>,
     garbage_rx: oneshot::Receiver<String>,
     stderr: StderrTail,
+    stderr_reader: tokio::task::JoinHandle<()>,
+    exited: watch::Sender<Option<String>>,
 }
 
 /// Owns the child: runs the ACP connection until the child exits, its stdout
@@ -244,6 +279,8 @@ where
         connection_tx,
         mut garbage_rx,
         stderr,
+        stderr_reader,
+        exited,
     } = context;
     let group = child.id().map(|pid| GroupGuard(Pid::from_raw(pid as i32)));
     let notifications = events.clone();
@@ -326,6 +363,9 @@ where
         }
         _ => reason,
     };
+    // The stderr pipe closes with the group; let the reader take the last
+    // lines so they can be quoted.
+    let _ = tokio::time::timeout(Duration::from_millis(300), stderr_reader).await;
     let tail = stderr.summary(3);
     let reason = if tail.is_empty() || stop.is_cancelled() {
         reason
@@ -333,6 +373,7 @@ where
         format!("{reason}; last stderr: {tail}")
     };
     tracing::debug!(generation, %reason, "codex-acp stopped");
+    let _ = exited.send(Some(reason.clone()));
     let _ = events
         .send(AgentMessage {
             generation,

@@ -11,7 +11,8 @@ use codex_fusion_protocol::control::DaemonStatus;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::session::SessionHandle;
+use crate::confine::ConfinementCache;
+use crate::session::{SessionContext, SessionHandle};
 use crate::turn::CallId;
 
 /// What every connection shares.
@@ -25,19 +26,29 @@ pub struct Daemon {
     /// Cancelled when the daemon stops; connections and sessions watch it.
     pub shutdown: CancellationToken,
     sessions: Mutex<HashMap<PathBuf, SessionHandle>>,
+    session_context: Arc<SessionContext>,
     connections: AtomicUsize,
     next_call: AtomicU64,
 }
 
 impl Daemon {
     pub fn new(socket: PathBuf, state_dir: PathBuf) -> Arc<Daemon> {
+        let tasks = TaskTracker::new();
+        let shutdown = CancellationToken::new();
+        let session_context = Arc::new(SessionContext {
+            tasks: tasks.clone(),
+            shutdown: shutdown.clone(),
+            state_dir: state_dir.clone(),
+            confinement: ConfinementCache::default(),
+        });
         Arc::new(Daemon {
             started: Instant::now(),
             socket,
             state_dir,
-            tasks: TaskTracker::new(),
-            shutdown: CancellationToken::new(),
+            tasks,
+            shutdown,
             sessions: Mutex::new(HashMap::new()),
+            session_context,
             connections: AtomicUsize::new(0),
             next_call: AtomicU64::new(1),
         })
@@ -48,7 +59,7 @@ impl Daemon {
         let mut sessions = self.sessions.lock().unwrap_or_else(|poison| poison.into_inner());
         sessions
             .entry(workspace.to_path_buf())
-            .or_insert_with(|| SessionHandle::spawn(Arc::from(workspace), self.tasks.clone()))
+            .or_insert_with(|| SessionHandle::spawn(Arc::from(workspace), self.session_context.clone()))
             .clone()
     }
 

@@ -55,7 +55,11 @@ pub struct ResolvedPath {
     pub raw: PathBuf,
     /// Absolute, with `..` and symlinks resolved.
     pub resolved: PathBuf,
+    /// Where the path leads is inside the workspace.
     pub inside_workspace: bool,
+    /// The directory entry itself (a final symlink not followed) is inside
+    /// the workspace; what deletes and moves act on.
+    pub entry_inside_workspace: bool,
 }
 
 /// A permission request in our terms.
@@ -92,7 +96,18 @@ pub enum Decision {
 /// `allow_writes` and every path inside the workspace; commands need
 /// `allow_commands`. Anything unrecognised asks.
 pub fn decide(request: &PermissionRequest, policy: &Policy) -> Decision {
-    let all_inside = !request.paths.is_empty() && request.paths.iter().all(|path| path.inside_workspace);
+    let acts_on_entry = matches!(request.kind, ActionKind::Delete | ActionKind::Move);
+    let all_inside = !request.paths.is_empty()
+        && request.paths.iter().all(|path| {
+            // A delete or move of a link touches the link; a write through
+            // it touches its target; either way both must be inside for a
+            // move, whose entry and content both change place.
+            if acts_on_entry {
+                path.entry_inside_workspace && (request.kind == ActionKind::Delete || path.inside_workspace)
+            } else {
+                path.inside_workspace
+            }
+        });
     match request.kind {
         ActionKind::Read | ActionKind::Search => {
             if all_inside || policy.allow_external_reads {
@@ -146,6 +161,17 @@ mod tests {
             raw: raw.into(),
             resolved: raw.into(),
             inside_workspace: inside,
+            entry_inside_workspace: inside,
+        }
+    }
+
+    /// A symlink whose entry and target disagree.
+    fn link(entry_inside: bool, target_inside: bool) -> ResolvedPath {
+        ResolvedPath {
+            raw: "link".into(),
+            resolved: "target".into(),
+            inside_workspace: target_inside,
+            entry_inside_workspace: entry_inside,
         }
     }
 
@@ -211,6 +237,16 @@ mod tests {
             (Edit, outside(), WRITES, false),
             (Move, mixed(), ALL, false),
             (Edit, vec![], ALL, false),
+            // Deletes act on the entry; moves on the entry and its target;
+            // edits and reads follow the link.
+            (Delete, vec![link(false, true)], WRITES, false),
+            (Delete, vec![link(true, false)], WRITES, true),
+            (Move, vec![link(true, false)], WRITES, false),
+            (Move, vec![link(false, true)], WRITES, false),
+            (Edit, vec![link(false, true)], WRITES, true),
+            (Edit, vec![link(true, false)], WRITES, false),
+            (Read, vec![link(true, false)], NONE, false),
+            (Read, vec![link(false, true)], NONE, true),
             // Commands ask unless allowed, wherever they run.
             (Execute, vec![], NONE, false),
             (Execute, inside(), WRITES, false),

@@ -9,6 +9,7 @@
 pub mod acp;
 pub mod agent;
 pub mod config;
+pub mod confine;
 pub mod connection;
 pub mod control;
 pub mod daemon;

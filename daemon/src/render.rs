@@ -128,6 +128,9 @@ pub fn status(daemon: &DaemonStatus, workspace: &WorkspaceStatus) -> String {
     if let Some(claude) = &workspace.claude_session_id {
         let _ = writeln!(text, "paired Claude session: {claude}");
     }
+    if let Some(mode) = &workspace.mode {
+        let _ = writeln!(text, "codex mode: {mode}");
+    }
     if let Some(model) = &workspace.model {
         let _ = writeln!(text, "model: {model}");
     }
@@ -251,11 +254,13 @@ mod tests {
                     raw: "/w".into(),
                     resolved: "/w".into(),
                     inside_workspace: true,
+                    entry_inside_workspace: true,
                 }),
                 paths: vec![ResolvedPath {
                     raw: "link/secret".into(),
                     resolved: "/etc/secret".into(),
                     inside_workspace: false,
+                    entry_inside_workspace: true,
                 }],
                 url: None,
                 reason: Some("to test".into()),

@@ -13,21 +13,41 @@ const MAX_SYMLINK_HOPS: usize = 40;
 
 /// Resolves `raw` (relative paths against `base`) and judges it against
 /// `workspace`, which must itself be canonical.
+///
+/// Two facts are judged: where the path leads (reads and writes follow a
+/// final symlink) and where its directory entry is (deletes and moves act on
+/// the entry itself, `unlink`/`rename`), so a link that lives outside is an
+/// outside entry even when it points in.
 pub fn resolve(workspace: &Path, base: &Path, raw: &Path) -> ResolvedPath {
     let absolute = if raw.is_absolute() { raw.to_path_buf() } else { base.join(raw) };
-    let (resolved, inside_workspace) = match resolve_absolute(&absolute, 0) {
-        Some(resolved) => {
-            let inside = resolved.starts_with(workspace);
-            (resolved, inside)
-        }
+    match resolve_absolute(&absolute, 0) {
+        Some(resolved) => ResolvedPath {
+            raw: raw.to_path_buf(),
+            inside_workspace: resolved.starts_with(workspace),
+            entry_inside_workspace: entry(&absolute).is_some_and(|entry| entry.starts_with(workspace)),
+            resolved,
+        },
         // A symlink loop or a too-deep chain: the OS would refuse it too, but
         // it is never judged inside.
-        None => (absolute, false),
-    };
-    ResolvedPath {
-        raw: raw.to_path_buf(),
-        resolved,
-        inside_workspace,
+        None => ResolvedPath {
+            raw: raw.to_path_buf(),
+            resolved: absolute,
+            inside_workspace: false,
+            entry_inside_workspace: false,
+        },
+    }
+}
+
+/// The directory entry `path` names: its parent resolved, its last
+/// component as written (not followed if it is a symlink).
+fn entry(path: &Path) -> Option<PathBuf> {
+    match path.components().next_back()? {
+        Component::Normal(name) => {
+            let parent = path.parent().unwrap_or(Path::new("/"));
+            Some(resolve_absolute(parent, 0)?.join(name))
+        }
+        // `..`, `.` or `/` at the end name a directory, resolved as a whole.
+        _ => resolve_absolute(path, 0),
     }
 }
 
@@ -135,6 +155,20 @@ mod tests {
         // `..` after a symlink goes to the parent of its target, as in the kernel.
         assert!(!inside(&fixture, "link-in/../../outside/secret"));
         assert!(inside(&fixture, "link-in/../src/lib.rs"));
+    }
+
+    #[test]
+    fn a_link_outside_pointing_in_is_outside() {
+        let fixture = fixture();
+        symlink(&fixture.workspace, fixture.outside.join("link-back")).expect("symlink");
+        let path = resolve(&fixture.workspace, &fixture.workspace, Path::new("../outside/link-back"));
+        // It leads inside, but deleting it would remove an entry outside.
+        assert!(path.inside_workspace);
+        assert!(!path.entry_inside_workspace);
+        // A dangling link inside leads outside; its entry is inside.
+        let path = resolve(&fixture.workspace, &fixture.workspace, Path::new("dangling-out"));
+        assert!(!path.inside_workspace);
+        assert!(path.entry_inside_workspace);
     }
 
     #[test]

@@ -405,6 +405,7 @@ fn resolved_path() -> impl Strategy<Value = ResolvedPath> {
         raw: PathBuf::from(&raw),
         resolved: PathBuf::from(format!("/r/{raw}")),
         inside_workspace,
+        entry_inside_workspace: inside_workspace,
     })
 }
 

@@ -98,6 +98,9 @@ pub struct WorkspaceStatus {
     pub last_used_secs_ago: Option<u64>,
     pub guardian: GuardianFlags,
     pub usage: UsageTotals,
+    /// The agent's permission mode (`permission-profile:codex-fusion` or
+    /// `read-only`).
+    pub mode: Option<String>,
     pub model: Option<String>,
     pub available_models: Vec<String>,
     /// The last lines codex-acp wrote to stderr.

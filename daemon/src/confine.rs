@@ -1,0 +1,231 @@
+//! Read confinement: a Codex permission profile that keeps Codex's sandboxed
+//! commands from reading outside the workspace, so that such reads fail and
+//! Codex has to ask (which reaches the guardian).
+//!
+//! codex-acp's read-only mode lets sandboxed commands read the whole disk
+//! without asking. Codex's permission profiles can limit reads to the
+//! workspace roots plus the system directories every command needs. The
+//! profile cannot be passed through `CODEX_CONFIG` (codex-acp only lists
+//! profiles the app-server knows at start), so codex-acp is pointed, through
+//! `CODEX_PATH`, at a small wrapper that starts the real codex binary with
+//! `-c` overrides defining the profile. See docs/adr/0004.
+//!
+//! Finding the codex binary runs `codex-acp cli doctor --json` once per
+//! command line; the result is cached for the daemon's lifetime. Any agent
+//! that does not answer it (the test fake, another ACP agent) simply runs
+//! without confinement, in plain read-only mode.
+
+use std::collections::HashMap;
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crate::config::AcpCommand;
+
+/// The permission profile codex-fusion defines.
+pub const PROFILE: &str = "codex-fusion";
+/// The codex-acp mode that selects it.
+pub const PROFILE_MODE: &str = "permission-profile:codex-fusion";
+
+/// How long `cli doctor` may take (npx may unpack the package first).
+const DOCTOR_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// A prepared wrapper: set `CODEX_PATH` to it for codex-acp.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Confinement {
+    pub wrapper: PathBuf,
+    pub codex_binary: PathBuf,
+}
+
+/// Caches the outcome per agent command line.
+#[derive(Default)]
+pub struct ConfinementCache {
+    prepared: Mutex<HashMap<String, Option<Arc<Confinement>>>>,
+}
+
+impl ConfinementCache {
+    /// The confinement for `command`, preparing it on first use. `None`
+    /// when the agent is not codex-acp or its codex binary cannot be found.
+    pub async fn get(&self, command: &AcpCommand, state_dir: &Path) -> Option<Arc<Confinement>> {
+        let key = command.display.clone();
+        if let Some(known) = self.lock().get(&key) {
+            return known.clone();
+        }
+        let prepared = prepare(command, state_dir).await.map(Arc::new);
+        self.lock().insert(key, prepared.clone());
+        prepared
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Option<Arc<Confinement>>>> {
+        self.prepared.lock().unwrap_or_else(|poison| poison.into_inner())
+    }
+}
+
+async fn prepare(command: &AcpCommand, state_dir: &Path) -> Option<Confinement> {
+    let codex_binary = match find_codex_binary(command).await {
+        Ok(path) => path,
+        Err(reason) => {
+            tracing::info!(command = %command.display, %reason, "no read confinement for this agent; it runs in plain read-only mode");
+            return None;
+        }
+    };
+    match write_wrapper(&codex_binary, state_dir) {
+        Ok(wrapper) => {
+            tracing::info!(codex = %codex_binary.display(), wrapper = %wrapper.display(), "read confinement prepared");
+            Some(Confinement { wrapper, codex_binary })
+        }
+        Err(error) => {
+            tracing::warn!(%error, "cannot write the codex wrapper; running without read confinement");
+            None
+        }
+    }
+}
+
+/// Asks `codex-acp cli doctor --json` where its codex binary is.
+async fn find_codex_binary(command: &AcpCommand) -> Result<PathBuf, String> {
+    let output = tokio::process::Command::new(&command.program)
+        .args(&command.args)
+        .args(["cli", "doctor", "--json"])
+        .envs(command.env.iter().map(|(key, value)| (key, value)))
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(DOCTOR_TIMEOUT, output)
+        .await
+        .map_err(|_| "`cli doctor` did not answer in time".to_owned())?
+        .map_err(|error| format!("cannot run `cli doctor`: {error}"))?;
+    codex_binary_from_doctor(&output.stdout)
+}
+
+/// Reads the codex executable from `cli doctor --json` output.
+pub fn codex_binary_from_doctor(stdout: &[u8]) -> Result<PathBuf, String> {
+    let report: serde_json::Value =
+        serde_json::from_slice(stdout).map_err(|_| "`cli doctor --json` printed no JSON report".to_owned())?;
+    let path = report
+        .pointer("/checks/installation/details/current executable")
+        .and_then(serde_json::Value::as_str)
+        .ok_or_else(|| "the doctor report names no codex executable".to_owned())?;
+    let path = PathBuf::from(path);
+    if !path.is_absolute() || !path.is_file() {
+        return Err(format!("the codex executable {} does not exist", path.display()));
+    }
+    Ok(path)
+}
+
+/// Writes (or rewrites) the wrapper script for `codex_binary`.
+fn write_wrapper(codex_binary: &Path, state_dir: &Path) -> std::io::Result<PathBuf> {
+    let dir = state_dir.join("codex-wrapper");
+    std::fs::create_dir_all(&dir)?;
+    let wrapper = dir.join(format!("codex-{:016x}", fnv1a(codex_binary.as_os_str().as_encoded_bytes())));
+    let script = wrapper_script(codex_binary);
+    if std::fs::read_to_string(&wrapper).ok().as_deref() != Some(script.as_str()) {
+        let temporary = wrapper.with_extension("tmp");
+        std::fs::write(&temporary, &script)?;
+        std::fs::set_permissions(&temporary, std::fs::Permissions::from_mode(0o700))?;
+        std::fs::rename(&temporary, &wrapper)?;
+    }
+    Ok(wrapper)
+}
+
+/// The wrapper: the real codex binary with the profile defined and chosen
+/// as the default. The profile may read the workspace roots, the system
+/// directories every command needs (`:minimal`), and codex's own install
+/// directory (the sandbox helper lives there); it writes nothing.
+pub fn wrapper_script(codex_binary: &Path) -> String {
+    // vendor/<triple>/bin/codex → vendor/<triple>, which also holds `rg`.
+    let install_dir = codex_binary
+        .parent()
+        .and_then(Path::parent)
+        .unwrap_or_else(|| codex_binary.parent().unwrap_or(Path::new("/")));
+    let filesystem = format!(
+        "permissions.{PROFILE}.filesystem={{\":minimal\"=\"read\",{}=\"read\",\":workspace_roots\"={{\".\"=\"read\"}}}}",
+        toml_string(&install_dir.to_string_lossy())
+    );
+    format!(
+        "#!/bin/sh\n# Written by codex-fusiond: codex with a read-confining permission profile.\nexec {} -c {} -c {} \"$@\"\n",
+        shell_quote(&codex_binary.to_string_lossy()),
+        shell_quote(&format!("default_permissions=\"{PROFILE}\"")),
+        shell_quote(&filesystem)
+    )
+}
+
+fn toml_string(value: &str) -> String {
+    let mut quoted = String::from("\"");
+    for c in value.chars() {
+        match c {
+            '"' => quoted.push_str("\\\""),
+            '\\' => quoted.push_str("\\\\"),
+            c if c.is_control() => quoted.push_str(&format!("\\u{:04x}", c as u32)),
+            c => quoted.push(c),
+        }
+    }
+    quoted.push('"');
+    quoted
+}
+
+fn shell_quote(value: &str) -> String {
+    format!("'{}'", value.replace('\'', r"'\''"))
+}
+
+/// A stable, dependency-free hash for the wrapper's file name.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+        (hash ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_doctor_report_names_the_binary() {
+        let temp = tempfile::tempdir().expect("tempdir");
+        let binary = temp.path().join("vendor/x86_64/bin/codex");
+        std::fs::create_dir_all(binary.parent().expect("parent")).expect("mkdir");
+        std::fs::write(&binary, "").expect("write");
+        let report = serde_json::json!({"checks": {"installation": {"details": {"current executable": binary}}}});
+        assert_eq!(
+            codex_binary_from_doctor(report.to_string().as_bytes()),
+            Ok(binary.clone())
+        );
+        assert!(codex_binary_from_doctor(b"usage: fake").is_err());
+        let missing = serde_json::json!({"checks": {"installation": {"details": {"current executable": "/nope/codex"}}}});
+        assert!(codex_binary_from_doctor(missing.to_string().as_bytes()).is_err());
+    }
+
+    #[test]
+    fn the_wrapper_defines_the_profile_and_survives_odd_paths() {
+        let script = wrapper_script(Path::new("/opt/it's here/vendor/x86/bin/codex"));
+        assert!(script.starts_with("#!/bin/sh\n"));
+        assert!(script.contains(r"exec '/opt/it'\''s here/vendor/x86/bin/codex'"), "{script}");
+        assert!(script.contains(r#"'default_permissions="codex-fusion"'"#), "{script}");
+        assert!(
+            script.contains(r#"permissions.codex-fusion.filesystem={":minimal"="read","/opt/it'\''s here/vendor/x86"="read",":workspace_roots"={"."="read"}}"#),
+            "{script}"
+        );
+        assert!(script.trim_end().ends_with("\"$@\""));
+    }
+
+    #[tokio::test]
+    async fn a_wrapper_runs_the_binary_with_the_overrides() {
+        let temp = tempfile::tempdir().expect("tempdir");
+        let binary = temp.path().join("vendor/triple/bin/codex");
+        std::fs::create_dir_all(binary.parent().expect("parent")).expect("mkdir");
+        std::fs::write(&binary, "#!/bin/sh\nfor a in \"$@\"; do echo \"[$a]\"; done\n").expect("write");
+        std::fs::set_permissions(&binary, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        let wrapper = write_wrapper(&binary, &temp.path().join("state")).expect("wrapper");
+        let output = std::process::Command::new(&wrapper).arg("app-server").output().expect("runs");
+        let printed = String::from_utf8_lossy(&output.stdout);
+        let args: Vec<&str> = printed.lines().collect();
+        assert_eq!(args[0], "[-c]");
+        assert_eq!(args[1], "[default_permissions=\"codex-fusion\"]");
+        assert_eq!(args[2], "[-c]");
+        assert!(args[3].contains(":workspace_roots"));
+        assert_eq!(args[4], "[app-server]");
+        // Writing it again with the same content is a no-op.
+        assert_eq!(write_wrapper(&binary, &temp.path().join("state")).expect("again"), wrapper);
+    }
+}

@@ -1,0 +1,520 @@
+//! The workspace session: an actor that owns one workspace's codex-acp child
+//! and its Codex session, and runs that workspace's turns one at a time.
+//!
+//! [`SessionHandle`] is the cloneable front; [`SessionActor::run`] is the one
+//! task behind it. Everything that can wake the actor arrives on one of three
+//! channels (commands from tool calls and the CLI, messages from the agent,
+//! completions of its own ACP requests) or as a deadline (idle timeout, cancel
+//! grace); no lock is held across an await. A turn paused on a permission
+//! keeps its ACP responder here until `permit` answers it.
+//!
+//! This file holds the handle, the state and the commands; `start.rs` starts
+//! the agent and opens Codex sessions; `turns.rs` runs turns.
+
+mod start;
+mod turns;
+
+use std::collections::{HashMap, VecDeque};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use agent_client_protocol::v1::Responder;
+use agent_client_protocol::v1::schema::{
+    CancelNotification, ContentBlock, PromptRequest, PromptResponse, RequestPermissionOutcome,
+    RequestPermissionRequest, RequestPermissionResponse, SelectedPermissionOutcome, SessionUpdate, StopReason,
+    TextContent, ToolKind,
+};
+use codex_fusion_protocol::control::{GuardianFlags, UsageTotals, WorkspaceStatus};
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::Instrument as _;
+
+use crate::acp::{self, AgentFailure, AgentInfo, OpenedSession, ToolCallInfo};
+use crate::confine::ConfinementCache;
+use crate::agent::{Agent, AgentEvent, AgentMessage, StderrTail, StopMode};
+use crate::config::Settings;
+use crate::guardian::{self, Decision, PermissionRequest};
+use crate::progress;
+use crate::prompts::{self, Verdict};
+use crate::tools::PermitDecision;
+use crate::turn::{Answer, CallId, Pause, TurnOutcome, TurnUsage, Waiter};
+use crate::turnlog::{self, GuardianEntry, ToolCallEntry, TurnRecord};
+
+/// After `session/cancel`, how long Codex gets to stop before its process
+/// group is killed and the agent respawned.
+pub const CANCEL_GRACE: Duration = Duration::from_millis(1500);
+
+/// Commands queued for one session before senders wait. Tool calls are few;
+/// this only bounds a misbehaving client.
+const COMMAND_QUEUE: usize = 64;
+
+/// Agent messages buffered before the agent's connection is back-pressured.
+/// Large enough to absorb a burst of streamed chunks, small enough that a
+/// flooding agent cannot make the daemon hold much.
+const AGENT_QUEUE: usize = 256;
+
+/// A cloneable handle to one workspace's session actor.
+#[derive(Clone)]
+pub struct SessionHandle {
+    commands: mpsc::Sender<Command>,
+}
+
+/// Everything a tool call or the CLI can ask of a session.
+pub enum Command {
+    Turn(TurnRequest),
+    Permit {
+        decision: PermitDecision,
+        note: Option<String>,
+        waiter: Waiter,
+    },
+    /// The client cancelled call `call` (or went away).
+    Cancel { call: CallId },
+    /// Drop the Codex session; the reply says whether there was one.
+    Reset { reply: oneshot::Sender<bool> },
+    Status { reply: oneshot::Sender<WorkspaceStatus> },
+    /// Stop everything and end the actor.
+    Shutdown { reply: oneshot::Sender<()> },
+}
+
+/// A turn to run: the prompt and where its outcome goes.
+pub struct TurnRequest {
+    pub tool: &'static str,
+    pub prompt: String,
+    pub settings: Arc<Settings>,
+    /// Environment for codex-acp if this turn has to start it (API keys,
+    /// CODEX_HOME forwarded by the client).
+    pub agent_env: Vec<(String, String)>,
+    pub waiter: Waiter,
+}
+
+/// What every session shares with the daemon.
+pub struct SessionContext {
+    /// Where every task of the session (and its agents) is tracked.
+    pub tasks: TaskTracker,
+    /// Cancelled when the daemon stops: an agent still starting gives up.
+    pub shutdown: CancellationToken,
+    pub state_dir: PathBuf,
+    pub confinement: ConfinementCache,
+}
+
+/// The actor is gone (the daemon is shutting down).
+#[derive(Debug, thiserror::Error)]
+#[error("codex-fusiond is shutting down; call again once it has restarted")]
+pub struct SessionGone;
+
+impl SessionHandle {
+    /// Starts the actor for `workspace` (which must be canonical).
+    pub fn spawn(workspace: Arc<Path>, context: Arc<SessionContext>) -> SessionHandle {
+        let tasks = context.tasks.clone();
+        let (commands_tx, commands) = mpsc::channel(COMMAND_QUEUE);
+        let (agent_tx, agent_rx) = mpsc::channel(AGENT_QUEUE);
+        let (internal_tx, internal_rx) = mpsc::unbounded_channel();
+        let span = tracing::info_span!("session", workspace = %workspace.display());
+        let actor = SessionActor {
+            workspace,
+            commands,
+            agent_tx,
+            agent_rx,
+            internal_tx,
+            internal_rx,
+            context,
+            agent: None,
+            agent_info: None,
+            agent_modes: Vec::new(),
+            generation: 0,
+            starting: false,
+            session: None,
+            resume_id: None,
+            pending_note: None,
+            queue: VecDeque::new(),
+            turn: None,
+            next_turn_id: 1,
+            last_error: None,
+            last_command: None,
+            last_policy: Default::default(),
+            last_used: None,
+            stderr: StderrTail::default(),
+            agent_has_api_key: false,
+        };
+        tasks.spawn(actor.run().instrument(span));
+        SessionHandle { commands: commands_tx }
+    }
+
+    pub async fn send(&self, command: Command) -> Result<(), SessionGone> {
+        self.commands.send(command).await.map_err(|_| SessionGone)
+    }
+
+    /// Best effort, without waiting (used from drop paths).
+    pub fn try_send(&self, command: Command) {
+        let _ = self.commands.try_send(command);
+    }
+
+    pub async fn status(&self) -> Result<WorkspaceStatus, SessionGone> {
+        let (reply, receiver) = oneshot::channel();
+        self.send(Command::Status { reply }).await?;
+        receiver.await.map_err(|_| SessionGone)
+    }
+
+    pub async fn reset(&self) -> Result<bool, SessionGone> {
+        let (reply, receiver) = oneshot::channel();
+        self.send(Command::Reset { reply }).await?;
+        receiver.await.map_err(|_| SessionGone)
+    }
+
+    pub async fn shutdown(&self) {
+        let (reply, receiver) = oneshot::channel();
+        if self.send(Command::Shutdown { reply }).await.is_ok() {
+            let _ = receiver.await;
+        }
+    }
+}
+
+/// Completions of the actor's own ACP work.
+enum Internal {
+    Started {
+        generation: u64,
+        result: Result<Started, AgentFailure>,
+    },
+    PromptDone {
+        generation: u64,
+        turn: u64,
+        result: Result<PromptResponse, agent_client_protocol::Error>,
+        /// Why the agent is gone, when the prompt failed because it died.
+        exit: Option<String>,
+    },
+}
+
+/// A started agent (`None` when a session was opened on the live one) and
+/// its freshly opened Codex session.
+struct Started {
+    agent: Option<Agent>,
+    info: AgentInfo,
+    opened: OpenedSession,
+    /// The modes to ask for, best first, for this agent's later sessions.
+    modes: Vec<&'static str>,
+    api_key: bool,
+}
+
+/// The Codex session open on the live agent.
+struct Session {
+    id: String,
+    loaded: bool,
+    /// The mode the agent reported after we set it.
+    mode: Option<String>,
+    model: Option<String>,
+    available_models: Vec<String>,
+    turns: u64,
+    usage: UsageTotals,
+}
+
+struct ActiveTurn {
+    id: u64,
+    tool: &'static str,
+    settings: Arc<Settings>,
+    waiter: Option<Waiter>,
+    started: Instant,
+    last_activity: Instant,
+    phase: Phase,
+    prompt: String,
+    text: String,
+    thought: String,
+    usage: Option<TurnUsage>,
+    tool_calls: HashMap<String, ToolCallInfo>,
+    pending: Option<PendingPermission>,
+    /// The note to send Codex once the turn the deny ended comes back.
+    denied: Option<String>,
+    notes: Vec<String>,
+    record: TurnRecord,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Phase {
+    /// The agent or its session is being started.
+    WaitingForSession,
+    Prompting,
+    Cancelling { since: Instant, reason: CancelReason },
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum CancelReason {
+    /// The client cancelled the call or went away.
+    Client,
+    /// No activity for the turn timeout.
+    Idle,
+}
+
+/// A permission Codex is waiting on, held until `permit` answers it.
+struct PendingPermission {
+    request: PermissionRequest,
+    acp: Box<RequestPermissionRequest>,
+    responder: Responder<RequestPermissionResponse>,
+    why: String,
+}
+
+struct SessionActor {
+    workspace: Arc<Path>,
+    commands: mpsc::Receiver<Command>,
+    agent_tx: mpsc::Sender<AgentMessage>,
+    agent_rx: mpsc::Receiver<AgentMessage>,
+    internal_tx: mpsc::UnboundedSender<Internal>,
+    internal_rx: mpsc::UnboundedReceiver<Internal>,
+    context: Arc<SessionContext>,
+    agent: Option<Agent>,
+    /// What `initialize` said, once the live agent answered it.
+    agent_info: Option<AgentInfo>,
+    /// The modes the live agent's sessions are put in, best first.
+    agent_modes: Vec<&'static str>,
+    generation: u64,
+    starting: bool,
+    session: Option<Session>,
+    /// The Codex session to restore on the next start (after a crash or a
+    /// hard stop killed the agent that held it).
+    resume_id: Option<String>,
+    /// A one-line note for the next answer's footer.
+    pending_note: Option<String>,
+    queue: VecDeque<TurnRequest>,
+    turn: Option<ActiveTurn>,
+    next_turn_id: u64,
+    last_error: Option<String>,
+    last_command: Option<String>,
+    last_policy: guardian::Policy,
+    last_used: Option<Instant>,
+    /// The stderr tail of this workspace's agents, across restarts.
+    stderr: StderrTail,
+    /// Whether the live agent's environment carries an API key.
+    agent_has_api_key: bool,
+}
+
+impl SessionActor {
+    async fn run(mut self) {
+        loop {
+            let deadline = self.deadline();
+            tokio::select! {
+                command = self.commands.recv() => match command {
+                    Some(Command::Shutdown { reply }) => {
+                        self.shut_down();
+                        let _ = reply.send(());
+                        return;
+                    }
+                    Some(command) => self.on_command(command),
+                    None => {
+                        self.shut_down();
+                        return;
+                    }
+                },
+                Some(message) = self.agent_rx.recv() => self.on_agent(message),
+                Some(internal) = self.internal_rx.recv() => self.on_internal(internal),
+                _ = sleep_until(deadline) => self.on_deadline(),
+            }
+            self.advance();
+        }
+    }
+
+    fn on_command(&mut self, command: Command) {
+        match command {
+            Command::Turn(request) => {
+                self.last_policy = request.settings.policy;
+                self.last_command = Some(request.settings.acp_command.display.clone());
+                if let Some(pending) = self.turn.as_ref().and_then(|turn| turn.pending.as_ref()) {
+                    let message = format!(
+                        "Codex is paused waiting for your decision on: {}. Call `permit` with `allow` or `deny` first (or `reset` to drop that turn).",
+                        pending.request.title
+                    );
+                    request.waiter.send(TurnOutcome::Refused(message));
+                    return;
+                }
+                self.queue.push_back(request);
+            }
+            Command::Permit { decision, note, waiter } => self.on_permit(decision, note, waiter),
+            Command::Cancel { call } => self.on_cancel(call),
+            Command::Reset { reply } => {
+                let had_session = self.reset();
+                let _ = reply.send(had_session);
+            }
+            Command::Status { reply } => {
+                let _ = reply.send(self.status());
+            }
+            Command::Shutdown { .. } => unreachable!("handled in run"),
+        }
+    }
+
+    fn on_permit(&mut self, decision: PermitDecision, note: Option<String>, waiter: Waiter) {
+        let Some(turn) = self.turn.as_mut().filter(|turn| turn.pending.is_some()) else {
+            waiter.send(TurnOutcome::Refused(
+                "Nothing is waiting for permission in this workspace: no Codex turn is paused. Start one with consult, review_plan, review_diff, brainstorm, explore or reply.".into(),
+            ));
+            return;
+        };
+        let pending = turn.pending.take().expect("checked above");
+        let allow = decision == PermitDecision::Allow;
+        let option = acp::choose_option(&pending.acp, allow);
+        let outcome = match &option {
+            Some(option) => {
+                RequestPermissionOutcome::Selected(SelectedPermissionOutcome::new(option.clone()))
+            }
+            None => RequestPermissionOutcome::Cancelled,
+        };
+        let label = if allow { "permit allow" } else { "permit deny" };
+        tracing::info!(decision = label, title = %pending.request.title, option = ?option, "permission resolved by Claude");
+        if let Some(entry) = turn.record.guardian.last_mut() {
+            entry.decision = format!("ask → {label}");
+        }
+        if let Err(error) = pending.responder.respond(RequestPermissionResponse::new(outcome)) {
+            tracing::warn!(%error, "could not answer the permission request");
+        }
+        if !allow {
+            turn.denied = Some(prompts::denied(&describe(&pending.request), note.as_deref()));
+        }
+        waiter.progress.activity(&format!("{label}: {}", pending.request.title));
+        turn.waiter = Some(waiter);
+        turn.last_activity = Instant::now();
+    }
+
+    fn on_cancel(&mut self, call: CallId) {
+        if let Some(index) = self.queue.iter().position(|request| request.waiter.call == call) {
+            self.queue.remove(index);
+            return;
+        }
+        let Some(turn) = self.turn.as_mut() else { return };
+        if turn.waiter.as_ref().is_none_or(|waiter| waiter.call != call) {
+            return;
+        }
+        tracing::info!(turn = turn.id, "the client cancelled the call");
+        turn.waiter = None;
+        if turn.phase == Phase::WaitingForSession {
+            // Nothing was sent to Codex yet; the start goes on for the next call.
+            self.turn = None;
+            return;
+        }
+        self.begin_cancel(CancelReason::Client);
+    }
+
+    fn reset(&mut self) -> bool {
+        let had_session = self.session.is_some() || self.turn.is_some() || self.resume_id.is_some();
+        if let Some(mut turn) = self.turn.take() {
+            if let Some(pending) = turn.pending.take() {
+                let _ = pending
+                    .responder
+                    .respond(RequestPermissionResponse::new(RequestPermissionOutcome::Cancelled));
+            }
+            if let Some(waiter) = turn.waiter.take() {
+                waiter.send(TurnOutcome::Failed(
+                    "Codex's session for this workspace was reset while this turn ran; the turn was dropped".into(),
+                ));
+            }
+            // The agent may still be busy with the old turn; only a fresh
+            // process guarantees nothing of it leaks into the next one.
+            self.kill_agent("reset mid-turn");
+        }
+        self.session = None;
+        self.resume_id = None;
+        self.pending_note = None;
+        tracing::info!(had_session, "session reset");
+        had_session
+    }
+
+    fn status(&self) -> WorkspaceStatus {
+        let agent_state = match (&self.agent, self.starting, &self.session) {
+            (Some(_), true, _) => "starting",
+            (Some(_), false, Some(_)) => "ready",
+            (Some(_), false, None) => "idle",
+            (None, _, _) if self.last_error.is_some() => "failed",
+            (None, _, _) => "stopped",
+        };
+        let session = self.session.as_ref();
+        WorkspaceStatus {
+            workspace: self.workspace.to_path_buf(),
+            agent_state: agent_state.to_owned(),
+            agent_pid: self.agent.as_ref().and_then(|agent| agent.pid),
+            agent_command: self.last_command.clone(),
+            last_error: self.last_error.clone(),
+            session_id: session.map(|session| session.id.clone()).or_else(|| self.resume_id.clone()),
+            claude_session_id: None,
+            session_origin: session.map(|session| if session.loaded { "loaded" } else { "fresh" }.to_owned()),
+            turns: session.map_or(0, |session| session.turns),
+            running_turn: self.turn.as_ref().map(|turn| {
+                format!("{} for {:.0} s", turn.tool, turn.started.elapsed().as_secs_f64())
+            }),
+            queued_turns: self.queue.len(),
+            pending_permission: self
+                .turn
+                .as_ref()
+                .and_then(|turn| turn.pending.as_ref())
+                .map(|pending| {
+                    format!("{} ({}; asked because {})", pending.request.title, pending.request.kind.label(), pending.why)
+                }),
+            last_used_secs_ago: self.last_used.map(|used| used.elapsed().as_secs()),
+            guardian: GuardianFlags {
+                allow_external_reads: self.last_policy.allow_external_reads,
+                allow_writes: self.last_policy.allow_writes,
+                allow_commands: self.last_policy.allow_commands,
+            },
+            usage: session.map(|session| session.usage).unwrap_or_default(),
+            mode: session.and_then(|session| session.mode.clone()),
+            model: session.and_then(|session| session.model.clone()),
+            available_models: session.map(|session| session.available_models.clone()).unwrap_or_default(),
+            stderr_tail: self.stderr.lines(),
+        }
+    }
+
+    fn shut_down(&mut self) {
+        const MESSAGE: &str = "codex-fusiond is shutting down; call again once it has restarted";
+        for request in self.queue.drain(..) {
+            request.waiter.send(TurnOutcome::Failed(MESSAGE.into()));
+        }
+        if let Some(mut turn) = self.turn.take() {
+            if let Some(pending) = turn.pending.take() {
+                let _ = pending
+                    .responder
+                    .respond(RequestPermissionResponse::new(RequestPermissionOutcome::Cancelled));
+            }
+            if let Some(waiter) = turn.waiter.take() {
+                waiter.send(TurnOutcome::Failed(MESSAGE.into()));
+            }
+        }
+        if let Some(agent) = self.agent.take() {
+            agent.stop(StopMode::Graceful);
+        }
+    }
+
+    fn on_internal(&mut self, internal: Internal) {
+        match internal {
+            Internal::Started { generation, result } => self.on_started(generation, result),
+            Internal::PromptDone {
+                generation,
+                turn,
+                result,
+                exit,
+            } => self.on_prompt_done(generation, turn, result, exit),
+        }
+    }
+}
+
+/// The paths of a tool call that lie outside the workspace.
+fn outside_paths(workspace: &Path, info: &ToolCallInfo) -> Vec<String> {
+    info.locations
+        .iter()
+        .map(|path| crate::resolve::resolve(workspace, workspace, path))
+        .filter(|resolved| !resolved.inside_workspace)
+        .map(|resolved| resolved.resolved.display().to_string())
+        .collect()
+}
+
+/// A short description of a denied action for Codex.
+fn describe(request: &PermissionRequest) -> String {
+    match (&request.command, request.paths.first(), &request.url) {
+        (Some(command), _, _) => format!("run `{command}`"),
+        (None, Some(path), _) => format!("{} `{}`", request.kind.label(), path.raw.display()),
+        (None, None, Some(url)) => format!("fetch {url}"),
+        _ => format!("{} ({})", request.title, request.kind.label()),
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline.into()).await,
+        None => std::future::pending().await,
+    }
+}

@@ -1,0 +1,501 @@
+//! Running turns: the agent's messages (updates, permission requests, its
+//! exit), prompt completions, finishing a turn, deadlines and cancellation.
+
+use super::*;
+
+/// After a failed prompt, how long to wait for the child's exit so the
+/// error can say how it died.
+const PROMPT_EXIT_WAIT: Duration = Duration::from_millis(1000);
+
+impl SessionActor {
+    pub(super) fn on_agent(&mut self, message: AgentMessage) {
+        if message.generation != self.generation || self.agent.is_none() {
+            // From a child that was replaced or stopped: never part of a
+            // current turn. An open permission still gets an answer.
+            if let AgentEvent::Permission(_, responder) = message.event {
+                let _ = responder.respond(RequestPermissionResponse::new(RequestPermissionOutcome::Cancelled));
+            }
+            return;
+        }
+        match message.event {
+            AgentEvent::Notification(notification) => {
+                let for_session = self
+                    .session
+                    .as_ref()
+                    .is_some_and(|session| *session.id == *notification.session_id.0);
+                if for_session {
+                    self.on_update(notification.update);
+                }
+            }
+            AgentEvent::Permission(request, responder) => self.on_permission(request, responder),
+            AgentEvent::Garbage(line) => {
+                self.agent_gone(format!("codex-acp wrote something that is not ACP on stdout ({line})"));
+            }
+            AgentEvent::Exited(reason) => self.agent_gone(format!("codex-acp stopped: {reason}")),
+        }
+    }
+
+    pub(super) fn on_update(&mut self, update: SessionUpdate) {
+        if let SessionUpdate::UsageUpdate(usage) = &update {
+            if let Some(session) = self.session.as_mut() {
+                session.usage.context_used = Some(usage.used);
+                session.usage.context_size = Some(usage.size);
+            }
+        }
+        // Updates outside a prompt (the history a `session/load` replays,
+        // late chunks) are never forwarded.
+        let Some(turn) = self.turn.as_mut().filter(|turn| turn.phase != Phase::WaitingForSession) else {
+            return;
+        };
+        turn.last_activity = Instant::now();
+        let progress = turn.waiter.as_ref().map(|waiter| waiter.progress.clone()).unwrap_or_default();
+        match update {
+            SessionUpdate::AgentMessageChunk(chunk) => {
+                if let ContentBlock::Text(text) = chunk.content {
+                    turn.text.push_str(&text.text);
+                    turn.thought.clear();
+                    progress.text(progress::tail(&turn.text));
+                }
+            }
+            SessionUpdate::AgentThoughtChunk(chunk) => {
+                if let ContentBlock::Text(text) = chunk.content {
+                    turn.thought.push_str(&text.text);
+                    progress.thought(&progress::tail(&turn.thought));
+                }
+            }
+            SessionUpdate::ToolCall(call) => {
+                let info = ToolCallInfo::from_call(&call);
+                let outside = outside_paths(&self.workspace, &info);
+                let mut line = info.activity();
+                if !outside.is_empty() && matches!(info.kind, Some(ToolKind::Read | ToolKind::Search)) {
+                    tracing::warn!(paths = ?outside, title = ?info.title, "Codex read outside the workspace without asking");
+                    line = format!("{line} (outside the workspace: {})", outside.join(", "));
+                }
+                progress.activity(&line);
+                turn.tool_calls.insert(call.tool_call_id.to_string(), info);
+            }
+            SessionUpdate::ToolCallUpdate(update) => {
+                let info = turn.tool_calls.entry(update.tool_call_id.to_string()).or_default();
+                let was = info.status.clone();
+                info.merge(&update.fields);
+                if info.status.as_deref() == Some("failed") && was.as_deref() != Some("failed") {
+                    progress.activity(&format!("{} (failed)", info.activity()));
+                }
+            }
+            SessionUpdate::Plan(plan) => {
+                progress.activity(&format!("plan with {} steps", plan.entries.len()));
+            }
+            _ => {}
+        }
+    }
+
+    pub(super) fn on_permission(
+        &mut self,
+        request: Box<RequestPermissionRequest>,
+        responder: Responder<RequestPermissionResponse>,
+    ) {
+        let workspace = self.workspace.clone();
+        let session_matches = self
+            .session
+            .as_ref()
+            .is_some_and(|session| *session.id == *request.session_id.0);
+        let Some(turn) = self
+            .turn
+            .as_mut()
+            .filter(|turn| turn.phase == Phase::Prompting && session_matches)
+        else {
+            tracing::info!("permission request outside a running turn; answering cancelled");
+            let _ = responder.respond(RequestPermissionResponse::new(RequestPermissionOutcome::Cancelled));
+            return;
+        };
+        turn.last_activity = Instant::now();
+        let known = turn.tool_calls.get(&request.tool_call.tool_call_id.to_string());
+        let translated = acp::permission_request(&request, known, &workspace);
+        let mut decision = guardian::decide(&translated, &turn.settings.policy);
+        let allow_option = acp::choose_option(&request, true);
+        if decision == Decision::Allow && allow_option.is_none() {
+            decision = Decision::Ask("codex-acp offered no allow-once option".into());
+        }
+        let progress = turn.waiter.as_ref().map(|waiter| waiter.progress.clone()).unwrap_or_default();
+        let (label, reason) = match &decision {
+            Decision::Allow => ("allow", None),
+            Decision::Ask(reason) => ("ask", Some(reason.clone())),
+        };
+        tracing::info!(
+            kind = translated.kind.label(),
+            title = %translated.title,
+            command = ?translated.command,
+            decision = label,
+            reason = ?reason,
+            "guardian decision"
+        );
+        turn.record.guardian.push(GuardianEntry {
+            kind: translated.kind.label().to_owned(),
+            title: translated.title.clone(),
+            command: translated.command.clone(),
+            paths: translated.paths.iter().map(|path| path.resolved.display().to_string()).collect(),
+            decision: label.to_owned(),
+            reason: reason.clone(),
+        });
+        match decision {
+            Decision::Allow => {
+                progress.activity(&format!("allowed: {}", translated.title));
+                let option = allow_option.expect("checked above");
+                let outcome = RequestPermissionOutcome::Selected(SelectedPermissionOutcome::new(option));
+                let _ = responder.respond(RequestPermissionResponse::new(outcome));
+            }
+            Decision::Ask(why) => {
+                let pause = Pause {
+                    request: translated.clone(),
+                    why: why.clone(),
+                };
+                turn.pending = Some(PendingPermission {
+                    request: translated,
+                    acp: request,
+                    responder,
+                    why,
+                });
+                match turn.waiter.take() {
+                    Some(waiter) => waiter.send(TurnOutcome::Paused(pause)),
+                    // The call that would have shown the pause is gone; the
+                    // pause stays for `permit` from any connection.
+                    None => tracing::info!("turn paused with no caller waiting"),
+                }
+            }
+        }
+    }
+
+    /// The live agent is gone (exit, crash, garbage, hard stop). Idempotent.
+    pub(super) fn agent_gone(&mut self, reason: String) {
+        let Some(agent) = self.agent.take() else { return };
+        drop(agent);
+        tracing::warn!(%reason, "codex-acp is gone");
+        self.agent_info = None;
+        if let Some(session) = self.session.take() {
+            self.resume_id = Some(session.id);
+        }
+        self.starting = false;
+        self.last_error = Some(reason.clone());
+        if let Some(turn) = self.turn.take() {
+            let message = match turn.phase {
+                Phase::WaitingForSession => format!("{reason}. It is started again on the next call"),
+                _ => format!("{reason} in the middle of this turn. The next call starts it again"),
+            };
+            self.finish(turn, Err(("failed", message)));
+        }
+    }
+
+    pub(super) fn kill_agent(&mut self, why: &str) {
+        if let Some(agent) = self.agent.as_ref() {
+            agent.stop(StopMode::Kill);
+        }
+        self.agent_gone(format!("codex-acp was stopped ({why})"));
+    }
+
+    /// A prompt of the running turn came back.
+    pub(super) fn on_prompt_done(
+        &mut self,
+        generation: u64,
+        turn: u64,
+        result: Result<PromptResponse, agent_client_protocol::Error>,
+        exit: Option<String>,
+    ) {
+        // The agent sends a turn's updates before its response, and
+        // they are queued before the response reaches us; take them
+        // first so the answer is complete.
+        while let Ok(message) = self.agent_rx.try_recv() {
+            self.on_agent(message);
+        }
+        if generation != self.generation || self.turn.as_ref().is_none_or(|active| active.id != turn) {
+            return;
+        }
+        let mut turn = self.turn.take().expect("checked above");
+        if let Phase::Cancelling { .. } = turn.phase {
+            self.finish(turn, Err(("cancelled", "the turn was cancelled".into())));
+            return;
+        }
+        match result {
+            Ok(response) if response.stop_reason == StopReason::Cancelled && turn.denied.is_some() => {
+                // Codex ends the whole turn when an action is denied;
+                // tell it why and let it answer without the action.
+                let note = turn.denied.take().expect("checked above");
+                let send = self.send_prompt(&mut turn, note);
+                self.turn = Some(turn);
+                if let Err(message) = send {
+                    let turn = self.turn.take().expect("just set");
+                    self.finish(turn, Err(("failed", message)));
+                }
+            }
+            Ok(response) => {
+                if let Some(usage) = response.usage {
+                    turn.usage = Some(TurnUsage {
+                        input_tokens: usage.input_tokens,
+                        output_tokens: usage.output_tokens,
+                        reasoning_tokens: usage.thought_tokens.unwrap_or(0),
+                    });
+                }
+                self.finish_with_response(turn, response.stop_reason);
+            }
+            Err(_) if exit.is_some() => {
+                let reason = format!("codex-acp stopped: {}", exit.unwrap_or_default());
+                self.turn = Some(turn);
+                self.agent_gone(reason);
+            }
+            Err(error) => {
+                let failure = AgentFailure::classify(&error);
+                self.finish(turn, Err(("failed", failure.to_string())));
+                if matches!(failure, AgentFailure::AuthRequired(_)) {
+                    // The next call starts a fresh process, which picks up a
+                    // new login or key; the session is restored by load.
+                    self.kill_agent("Codex lost its authentication");
+                }
+            }
+        }
+    }
+
+    pub(super) fn finish_with_response(&mut self, mut turn: ActiveTurn, stop_reason: StopReason) {
+        let label = match stop_reason {
+            StopReason::EndTurn => "end_turn",
+            StopReason::MaxTokens => "max_tokens",
+            StopReason::MaxTurnRequests => "max_turn_requests",
+            StopReason::Refusal => "refusal",
+            StopReason::Cancelled => "cancelled",
+            _ => "other",
+        };
+        match stop_reason {
+            StopReason::MaxTokens => turn.notes.push("answer cut short: Codex hit its token limit".into()),
+            StopReason::MaxTurnRequests => turn.notes.push("answer cut short: Codex hit its step limit".into()),
+            StopReason::Refusal => turn.notes.push("Codex refused to continue".into()),
+            _ => {}
+        }
+        if turn.text.trim().is_empty() {
+            let message = match stop_reason {
+                StopReason::Cancelled => "Codex stopped the turn without answering (stop reason: cancelled). Call again, or check `status` for codex-acp errors".to_owned(),
+                _ => format!("Codex ended the turn without any text (stop reason: {label})"),
+            };
+            self.finish(turn, Err((label, message)));
+            return;
+        }
+        self.finish(turn, Ok(label));
+    }
+
+    /// Ends `turn`: delivers the outcome, counts it, logs it.
+    pub(super) fn finish(&mut self, mut turn: ActiveTurn, outcome: Result<&'static str, (&'static str, String)>) {
+        let elapsed = turn.started.elapsed();
+        self.last_used = Some(Instant::now());
+        let (stop_reason, result) = match outcome {
+            Ok(stop_reason) => {
+                if let Some(session) = self.session.as_mut() {
+                    session.turns += 1;
+                    if let Some(usage) = turn.usage {
+                        session.usage.input_tokens += usage.input_tokens;
+                        session.usage.output_tokens += usage.output_tokens;
+                        session.usage.reasoning_tokens += usage.reasoning_tokens;
+                    }
+                }
+                let mut notes = std::mem::take(&mut turn.notes);
+                if let Some(note) = self.pending_note.take() {
+                    notes.insert(0, note);
+                }
+                let text = turn.text.trim().to_owned();
+                (
+                    stop_reason,
+                    TurnOutcome::Answer(Answer {
+                        verdict: Verdict::parse(&text),
+                        text,
+                        elapsed,
+                        usage: turn.usage,
+                        notes,
+                    }),
+                )
+            }
+            Err((stop_reason, message)) => {
+                turn.record.error = Some(message.clone());
+                (stop_reason, TurnOutcome::Failed(message))
+            }
+        };
+        tracing::info!(turn = turn.id, tool = turn.tool, stop_reason, elapsed_ms = elapsed.as_millis() as u64, "turn finished");
+        if let Some(path) = &turn.settings.log_path {
+            let mut record = std::mem::take(&mut turn.record);
+            record.finished_at = SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map_or(0.0, |since| since.as_secs_f64());
+            record.workspace = self.workspace.display().to_string();
+            record.tool = turn.tool.to_owned();
+            record.turn = turn.id;
+            record.session_id = self.session.as_ref().map(|session| session.id.clone());
+            record.duration_ms = elapsed.as_millis() as u64;
+            record.stop_reason = stop_reason.to_owned();
+            record.usage = turn.usage;
+            record.text = turn.text.clone();
+            record.tool_calls = turn
+                .tool_calls
+                .iter()
+                .map(|(id, info)| ToolCallEntry {
+                    id: id.clone(),
+                    kind: info.kind.map(acp::action_kind).unwrap_or(guardian::ActionKind::Other).label().to_owned(),
+                    title: info.title.clone().unwrap_or_default(),
+                    status: info.status.clone(),
+                    locations: info.locations.iter().map(|path| path.display().to_string()).collect(),
+                    outside_workspace: !outside_paths(&self.workspace, info).is_empty(),
+                })
+                .collect();
+            turnlog::append(path, &record);
+        }
+        if let Some(waiter) = turn.waiter.take() {
+            waiter.send(result);
+        }
+    }
+
+    pub(super) fn deadline(&self) -> Option<Instant> {
+        let turn = self.turn.as_ref()?;
+        match turn.phase {
+            Phase::Prompting if turn.pending.is_none() => Some(turn.last_activity + turn.settings.turn_timeout),
+            Phase::Cancelling { since, .. } => Some(since + CANCEL_GRACE),
+            _ => None,
+        }
+    }
+
+    pub(super) fn on_deadline(&mut self) {
+        let Some(turn) = self.turn.as_ref() else { return };
+        let now = Instant::now();
+        match turn.phase {
+            Phase::Cancelling { since, reason } if now >= since + CANCEL_GRACE => {
+                tracing::warn!(?reason, "Codex did not stop within the cancel grace; killing codex-acp");
+                self.kill_agent("it did not stop within 1.5 s of a cancel");
+            }
+            Phase::Prompting if turn.pending.is_none() && now >= turn.last_activity + turn.settings.turn_timeout => {
+                tracing::warn!(timeout_ms = turn.settings.turn_timeout.as_millis() as u64, "turn idle timeout");
+                self.begin_cancel(CancelReason::Idle);
+            }
+            _ => {}
+        }
+    }
+
+    pub(super) fn begin_cancel(&mut self, reason: CancelReason) {
+        let session_id = self.session.as_ref().map(|session| session.id.clone());
+        let Some(turn) = self.turn.as_mut() else { return };
+        turn.phase = Phase::Cancelling {
+            since: Instant::now(),
+            reason,
+        };
+        if let Some(pending) = turn.pending.take() {
+            // codex-acp does not withdraw an open permission on cancel; it
+            // must be answered.
+            let _ = pending
+                .responder
+                .respond(RequestPermissionResponse::new(RequestPermissionOutcome::Cancelled));
+        }
+        if reason == CancelReason::Idle {
+            if let Some(waiter) = turn.waiter.take() {
+                let timeout = turn.settings.turn_timeout;
+                waiter.send(TurnOutcome::Failed(format!(
+                    "Codex showed no activity for {} s, so the turn was aborted (CODEX_FUSION_TURN_TIMEOUT_MS={}). Call again, or raise the limit",
+                    timeout.as_secs(),
+                    timeout.as_millis()
+                )));
+            }
+        }
+        if let (Some(agent), Some(session_id)) = (self.agent.as_ref(), session_id) {
+            if let Err(error) = agent.connection.send_notification(CancelNotification::new(session_id)) {
+                tracing::warn!(%error, "could not send session/cancel");
+            }
+        }
+    }
+
+    /// Starts the next turn, the agent or the prompt, whichever is due.
+    pub(super) fn advance(&mut self) {
+        if self.turn.is_none() {
+            let Some(request) = self.queue.pop_front() else { return };
+            if request.waiter.reply.is_closed() {
+                return;
+            }
+            let id = self.next_turn_id;
+            self.next_turn_id += 1;
+            let now = Instant::now();
+            tracing::info!(turn = id, tool = request.tool, "turn starts");
+            self.turn = Some(ActiveTurn {
+                id,
+                tool: request.tool,
+                settings: request.settings,
+                waiter: Some(request.waiter),
+                started: now,
+                last_activity: now,
+                phase: Phase::WaitingForSession,
+                prompt: request.prompt,
+                text: String::new(),
+                thought: String::new(),
+                usage: None,
+                tool_calls: HashMap::new(),
+                pending: None,
+                denied: None,
+                notes: Vec::new(),
+                record: TurnRecord::default(),
+            });
+            if self.agent.is_none() && !self.starting {
+                self.start_agent(request.agent_env);
+            }
+        }
+        let Some(turn) = self.turn.as_ref() else { return };
+        if turn.phase != Phase::WaitingForSession {
+            return;
+        }
+        if self.session.is_some() {
+            let mut turn = self.turn.take().expect("checked above");
+            turn.phase = Phase::Prompting;
+            turn.last_activity = Instant::now();
+            let prompt = turn.prompt.clone();
+            let sent = self.send_prompt(&mut turn, prompt);
+            self.turn = Some(turn);
+            if let Err(message) = sent {
+                let turn = self.turn.take().expect("just set");
+                self.finish(turn, Err(("failed", message)));
+            }
+        } else if !self.starting {
+            if self.agent.is_none() {
+                self.start_agent(Vec::new());
+            } else {
+                self.open_session();
+            }
+        }
+    }
+
+    /// Sends `text` as a prompt of `turn`; the response comes back as
+    /// [`Internal::PromptDone`].
+    pub(super) fn send_prompt(&mut self, turn: &mut ActiveTurn, text: String) -> Result<(), String> {
+        let (Some(agent), Some(session)) = (self.agent.as_ref(), self.session.as_ref()) else {
+            return Err("codex-acp is not running".into());
+        };
+        let request = PromptRequest::new(session.id.clone(), vec![ContentBlock::Text(TextContent::new(text))]);
+        let sent = agent.connection.send_request(request);
+        let exit_signal = agent.exit_signal();
+        let internal = self.internal_tx.clone();
+        let generation = self.generation;
+        let turn_id = turn.id;
+        // Awaited in its own task: dropping a pending request would send
+        // `$/cancel_request` to Codex.
+        self.context.tasks.spawn(async move {
+            let result = sent.block_task().await;
+            // A prompt that failed because the child died reports how it
+            // died (exit status, stderr) rather than "connection closed".
+            let exit = match &result {
+                Err(error) if connection_lost(error) => crate::agent::wait_exit(exit_signal, PROMPT_EXIT_WAIT).await,
+                _ => None,
+            };
+            let _ = internal.send(Internal::PromptDone {
+                generation,
+                turn: turn_id,
+                result,
+                exit,
+            });
+        });
+        Ok(())
+    }
+}
+
+/// Whether a request failed because the connection to the agent ended
+/// (rather than because the agent answered with an error).
+fn connection_lost(error: &agent_client_protocol::Error) -> bool {
+    let data = error.data.as_ref().map(ToString::to_string).unwrap_or_default();
+    data.contains("connection_terminated") || error.message.contains("never received")
+}
