@@ -6,6 +6,7 @@
 pub mod client;
 pub mod env;
 pub mod raw;
+pub mod real;
 
 pub use client::{Client, ProgressEvent};
 pub use env::{DaemonProcess, TestEnv, binary, wait_until};

@@ -1,0 +1,196 @@
+//! The real agent for end-to-end tests: the pinned codex-acp (installed into
+//! a cache directory, by `.ci/run` or on first use), pointed at `model-mock`
+//! through a private `CODEX_HOME`.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::process::Child;
+
+use crate::env::{TestEnv, binary};
+
+/// The codex-acp version the suite runs against.
+pub const CODEX_ACP_VERSION: &str = "2.6.0";
+/// Overrides where the suite finds codex-acp.
+pub const CODEX_ACP_ENV: &str = "CODEX_FUSION_TEST_CODEX_ACP";
+
+/// The codex-acp executable: `$CODEX_FUSION_TEST_CODEX_ACP`, else the cache
+/// install `.ci/run` makes, installing it there (once, under a lock) if it
+/// is missing. Panics with the install command if none of that works.
+pub fn codex_acp() -> PathBuf {
+    if let Some(path) = std::env::var_os(CODEX_ACP_ENV).map(PathBuf::from) {
+        assert!(
+            path.is_file(),
+            "{CODEX_ACP_ENV}={} does not exist; unset it or install codex-acp there",
+            path.display()
+        );
+        return path;
+    }
+    let prefix = cache_prefix();
+    let path = prefix.join("node_modules/.bin/codex-acp");
+    if path.is_file() {
+        return path;
+    }
+    install(&prefix);
+    assert!(
+        path.is_file(),
+        "codex-acp is not installed and installing it failed. Install it with:\n  npm install --prefix {} @agentclientprotocol/codex-acp@{CODEX_ACP_VERSION}\nor set {CODEX_ACP_ENV} to a codex-acp executable (.ci/run does this)",
+        prefix.display()
+    );
+    path
+}
+
+fn cache_prefix() -> PathBuf {
+    let cache = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache")))
+        .unwrap_or_else(std::env::temp_dir);
+    cache
+        .join("codex-fusion-ci")
+        .join(format!("codex-acp-{CODEX_ACP_VERSION}"))
+}
+
+/// `npm install` into `prefix`, serialized across test processes by a lock.
+fn install(prefix: &Path) {
+    std::fs::create_dir_all(prefix).expect("cache directory");
+    let lock = std::fs::File::create(prefix.join(".install.lock")).expect("lock file");
+    let _lock = nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusive).expect("install lock");
+    if prefix.join("node_modules/.bin/codex-acp").is_file() {
+        return;
+    }
+    eprintln!("installing @agentclientprotocol/codex-acp@{CODEX_ACP_VERSION} into {}", prefix.display());
+    let status = std::process::Command::new("npm")
+        .args(["install", "--no-audit", "--no-fund", "--loglevel=error", "--prefix"])
+        .arg(prefix)
+        .arg(format!("@agentclientprotocol/codex-acp@{CODEX_ACP_VERSION}"))
+        .status();
+    match status {
+        Ok(status) if status.success() => {}
+        Ok(status) => eprintln!("npm install failed: {status}"),
+        Err(error) => eprintln!("cannot run npm: {error}"),
+    }
+}
+
+/// A running `model-mock`; stops when dropped (its stdin closes).
+pub struct ModelMock {
+    child: Child,
+    pub port: u16,
+}
+
+impl ModelMock {
+    pub async fn start() -> ModelMock {
+        let mut child = tokio::process::Command::new(binary("model-mock"))
+            .args(["--slow-interval-ms", "100"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawn model-mock");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut line = String::new();
+        tokio::time::timeout(Duration::from_secs(10), BufReader::new(stdout).read_line(&mut line))
+            .await
+            .expect("model-mock starts within 10 s")
+            .expect("read model-mock's address");
+        let port = line
+            .trim()
+            .rsplit(':')
+            .next()
+            .and_then(|port| port.parse().ok())
+            .unwrap_or_else(|| panic!("model-mock printed `{line}`"));
+        ModelMock { child, port }
+    }
+
+    pub fn base_url(&self) -> String {
+        format!("http://127.0.0.1:{}/v1", self.port)
+    }
+
+    /// Every request the mock received (summaries with the full bodies).
+    pub async fn requests(&self) -> Vec<Value> {
+        let body = self.get("/_mock/requests").await;
+        match serde_json::from_str(&body) {
+            Ok(Value::Array(items)) => items,
+            _ => panic!("model-mock returned `{body}`"),
+        }
+    }
+
+    /// The model's turn requests (not titles or compactions).
+    pub async fn turns(&self) -> Vec<Value> {
+        self.requests()
+            .await
+            .into_iter()
+            .filter(|request| request["kind"] == "turn")
+            .collect()
+    }
+
+    async fn get(&self, path: &str) -> String {
+        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", self.port))
+            .await
+            .expect("connect to model-mock");
+        let request = format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.expect("send");
+        let mut response = String::new();
+        stream.read_to_string(&mut response).await.expect("read");
+        response
+            .split_once("\r\n\r\n")
+            .map(|(_, body)| body.to_owned())
+            .unwrap_or_default()
+    }
+
+    pub fn stop(&mut self) {
+        let _ = self.child.start_kill();
+    }
+}
+
+/// A test environment running the real codex-acp against a fresh mock.
+pub struct RealEnv {
+    pub env: TestEnv,
+    pub mock: ModelMock,
+    pub codex_home: PathBuf,
+}
+
+/// The key the mock provider is configured to send (and codex-acp to
+/// authenticate with).
+pub const TEST_API_KEY: &str = "sk-codex-fusion-test";
+
+impl RealEnv {
+    /// An env whose codex-acp talks to a new mock. With `with_key`, the API
+    /// key is in the environment (codex-acp requires authentication, like
+    /// the real OpenAI provider).
+    pub async fn new(with_key: bool) -> RealEnv {
+        let mock = ModelMock::start().await;
+        let mut env = TestEnv::new();
+        let codex_home = env.dir("codex-home");
+        std::fs::write(codex_home.join("config.toml"), codex_config(&mock.base_url())).expect("config.toml");
+        let command = codex_acp();
+        env.set("CODEX_FUSION_ACP_COMMAND", command.to_str().expect("utf8 path"));
+        env.set("CODEX_HOME", codex_home.to_str().expect("utf8 path"));
+        // codex-acp and Codex must not see the developer's own credentials.
+        env.set("OPENAI_API_KEY", if with_key { TEST_API_KEY } else { "" });
+        env.set("CODEX_API_KEY", "");
+        RealEnv { env, mock, codex_home }
+    }
+}
+
+/// A Codex config that sends every request to the mock, fails fast instead
+/// of retrying, and requires authentication like OpenAI's own provider.
+pub fn codex_config(base_url: &str) -> String {
+    format!(
+        r#"model = "gpt-5.5"
+model_provider = "mock"
+
+[model_providers.mock]
+name = "Mock"
+base_url = "{base_url}"
+wire_api = "responses"
+env_key = "OPENAI_API_KEY"
+requires_openai_auth = true
+request_max_retries = 0
+stream_max_retries = 0
+"#
+    )
+}

@@ -1,0 +1,240 @@
+//! The real codex-acp (and the real Codex it drives) behind the real daemon
+//! and shim, talking to `model-mock` instead of OpenAI: no network, no
+//! account. Proves authentication, the read-only/profile mode, permission
+//! pauses, streaming, cancel and context against the agent users run.
+
+use std::time::{Duration, Instant};
+
+use codex_fusion_testkit::client::{response_text, result_text};
+use codex_fusion_testkit::real::RealEnv;
+use codex_fusion_testkit::{Client, wait_until};
+use serde_json::{Value, json};
+
+/// Long enough for a cold start (spawn, initialize, session) on a busy
+/// 2-core machine; the mock itself answers at once.
+const CALL_LIMIT: Duration = Duration::from_secs(60);
+
+async fn call(client: &Client, tool: &str, arguments: Value) -> (bool, String) {
+    let result = tokio::time::timeout(CALL_LIMIT, client.call(tool, arguments))
+        .await
+        .unwrap_or_else(|_| panic!("{tool} did not answer within {CALL_LIMIT:?}"))
+        .expect("answered");
+    (result.is_error == Some(true), result_text(&result))
+}
+
+fn consult(question: &str) -> Value {
+    json!({ "question": question })
+}
+
+fn token_of(handle: &rmcp::service::RequestHandle<rmcp::RoleClient>) -> String {
+    match &handle.progress_token.0 {
+        rmcp::model::NumberOrString::Number(number) => number.to_string(),
+        rmcp::model::NumberOrString::String(string) => string.to_string(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answer_with_verdict_and_token_footer_in_a_confined_session() {
+    let real = RealEnv::new(true).await;
+    let client = Client::start(&real.env, &[]).await;
+    let (error, text) = call(&client, "consult", consult("Is a per-workspace daemon a good idea?")).await;
+    assert!(!error, "{text}");
+    assert!(text.contains("Mock answer"), "{text}");
+    assert!(text.contains("VERDICT: CONSENSUS — mock agrees"), "{text}");
+    let footer = text.lines().last().expect("footer");
+    assert!(footer.starts_with("— codex-fusion · "), "{footer}");
+    assert!(footer.contains(" in · ") && footer.contains(" out"), "token counts in the footer: {footer}");
+    assert!(footer.contains("CONSENSUS"), "{footer}");
+    // The prompt reached the model with our frame, and the key authenticated.
+    let turns = real.mock.turns().await;
+    let last = turns.last().expect("a turn request");
+    assert_eq!(last["model"], "gpt-5.5");
+    assert!(last["last_user_text"].as_str().unwrap_or_default().contains("## Question"));
+    let (_, status) = call(&client, "status", json!({})).await;
+    assert!(status.contains("codex mode: permission-profile:codex-fusion"), "{status}");
+    client.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reasoning_is_streamed_as_thought_progress() {
+    let real = RealEnv::new(true).await;
+    let client = Client::start(&real.env, &[]).await;
+    let handle = client.start_call("consult", consult("Think it over.\nmock:reason")).await;
+    let token = token_of(&handle);
+    let response = tokio::time::timeout(CALL_LIMIT, handle.await_response())
+        .await
+        .expect("answered in time")
+        .expect("answered");
+    assert!(response_text(&response).contains("Mock answer"));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let events = client.progress_for(&token);
+    assert!(
+        events.iter().any(|event| event.message.starts_with("💭 ")),
+        "no reasoning progress: {events:?}"
+    );
+    client.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_escalation_pauses_and_permit_allow_runs_it() {
+    let real = RealEnv::new(true).await;
+    let client = Client::start(&real.env, &[]).await;
+    let created = real.env.workspace.join("created.txt");
+    let (error, text) = call(&client, "consult", consult("Please create the file.\nmock:exec:touch created.txt")).await;
+    assert!(!error, "{text}");
+    assert!(text.starts_with("🔐 Codex paused: it wants to run a command."), "{text}");
+    assert!(text.contains("touch created.txt"), "{text}");
+    assert!(!created.exists(), "nothing runs before permit");
+    let (error, text) = call(&client, "permit", json!({"decision": "allow"})).await;
+    assert!(!error, "{text}");
+    assert!(text.contains("Ran `touch created.txt` (exit code 0)"), "{text}");
+    assert!(created.exists(), "the permitted command ran");
+    client.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn permit_deny_does_not_run_it_and_codex_still_answers() {
+    let real = RealEnv::new(true).await;
+    let client = Client::start(&real.env, &[]).await;
+    let (_, text) = call(&client, "consult", consult("Please create the file.\nmock:exec:touch denied.txt")).await;
+    assert!(text.starts_with("🔐 Codex paused"), "{text}");
+    let (error, text) = call(&client, "permit", json!({"decision": "deny", "note": "not now"})).await;
+    assert!(!error, "{text}");
+    assert!(text.contains("Mock answer"), "Codex answered after the deny: {text}");
+    assert!(!real.env.workspace.join("denied.txt").exists());
+    // The follow-up told the model why.
+    let turns = real.mock.turns().await;
+    let told = turns
+        .iter()
+        .any(|turn| turn["last_user_text"].as_str().unwrap_or_default().contains("Claude denied your request"));
+    assert!(told, "the deny note reached the model");
+    client.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_of_a_long_turn_frees_the_workspace() {
+    let real = RealEnv::new(true).await;
+    let client = Client::start(&real.env, &[]).await;
+    let handle = client.start_call("consult", consult("Go slowly.\nmock:slow")).await;
+    let token = token_of(&handle);
+    wait_until("the slow turn streams", CALL_LIMIT, || !client.progress_for(&token).is_empty()).await;
+    let cancelled = Instant::now();
+    handle.cancel(Some("test".into())).await.expect("cancel sent");
+    let (error, text) = call(&client, "consult", consult("Are you free again?")).await;
+    assert!(!error, "{text}");
+    assert!(text.contains("Mock answer"), "{text}");
+    assert!(cancelled.elapsed() < Duration::from_secs(10), "took {:?}", cancelled.elapsed());
+    // Codex stopped streaming the cancelled answer.
+    let slow = real
+        .mock
+        .requests()
+        .await
+        .into_iter()
+        .find(|request| request["scenario"].as_str().unwrap_or_default().contains("slow"))
+        .expect("the slow request");
+    assert_eq!(slow["client_disconnected"], true, "{slow}");
+    client.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn context_persists_across_two_shim_processes() {
+    let real = RealEnv::new(true).await;
+    let first = Client::start(&real.env, &[]).await;
+    let (_, text) = call(&first, "consult", consult("Remember the number 42.")).await;
+    assert!(text.contains("user_messages=1"), "{text}");
+    first.close().await;
+    let second = Client::start(&real.env, &[]).await;
+    let (_, text) = call(&second, "reply", json!({"message": "What number did I ask you to remember?"})).await;
+    assert!(text.contains("user_messages=2"), "the second shim reached the same Codex thread: {text}");
+    let turns = real.mock.turns().await;
+    let texts = turns.last().expect("a turn")["user_texts"].to_string();
+    assert!(texts.contains("Remember the number 42"), "{texts}");
+    second.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_authentication_says_what_to_do_and_the_next_call_recovers() {
+    let real = RealEnv::new(false).await;
+    let client = Client::start(&real.env, &[]).await;
+    let (error, text) = call(&client, "consult", consult("hello?")).await;
+    assert!(error, "{text}");
+    assert!(text.contains("codex login"), "{text}");
+    assert!(text.contains("OPENAI_API_KEY"), "{text}");
+    client.close().await;
+    // A client that has a key: the same daemon, no restart.
+    let daemon = real.env.daemon_pid().expect("daemon running");
+    let with_key = Client::start(&real.env, &[("OPENAI_API_KEY", codex_fusion_testkit::real::TEST_API_KEY)]).await;
+    let (error, text) = call(&with_key, "consult", consult("hello again?")).await;
+    assert!(!error, "{text}");
+    assert!(text.contains("Mock answer"), "{text}");
+    assert_eq!(real.env.daemon_pid(), Some(daemon), "the daemon was not restarted");
+    with_key.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_outside_the_workspace_fail_in_the_sandbox_and_escalations_ask() {
+    let real = RealEnv::new(true).await;
+    let outside = real.env.dir("outside");
+    let secret = outside.join("secret.txt");
+    std::fs::write(&secret, "outside secret\n").expect("write");
+    std::fs::write(real.env.workspace.join("inside.txt"), "inside content\n").expect("write");
+    let client = Client::start(&real.env, &[]).await;
+    // Inside: read without asking.
+    let (_, text) = call(&client, "consult", consult("Read it.\nmock:exec-sandboxed:cat inside.txt")).await;
+    assert!(!text.starts_with("🔐"), "{text}");
+    assert!(text.contains("inside content"), "{text}");
+    // Outside: the sandbox refuses, nothing asks, nothing leaks.
+    let (_, text) = call(
+        &client,
+        "consult",
+        consult(&format!("Read it.\nmock:exec-sandboxed:cat {}", secret.display())),
+    )
+    .await;
+    assert!(!text.starts_with("🔐"), "{text}");
+    assert!(!text.contains("outside secret"), "the outside file leaked: {text}");
+    assert!(text.contains("No such file"), "{text}");
+    // Asking for it explicitly reaches Claude.
+    let (_, text) = call(
+        &client,
+        "consult",
+        consult(&format!("Read it.\nmock:exec:cat {}", secret.display())),
+    )
+    .await;
+    assert!(text.starts_with("🔐 Codex paused"), "{text}");
+    let (_, text) = call(&client, "permit", json!({"decision": "deny"})).await;
+    assert!(!text.contains("outside secret"), "{text}");
+    client.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn system_reads_that_cannot_be_stopped_are_reported() {
+    let real = RealEnv::new(true).await;
+    let log = real.env.root().join("turns.jsonl");
+    let client = Client::start(&real.env, &[("CODEX_FUSION_LOG", log.to_str().expect("utf8"))]).await;
+    let handle = client
+        .start_call("consult", consult("Read it.\nmock:exec-sandboxed:cat /etc/hostname"))
+        .await;
+    let token = token_of(&handle);
+    tokio::time::timeout(CALL_LIMIT, handle.await_response())
+        .await
+        .expect("answered in time")
+        .expect("answered");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let events = client.progress_for(&token);
+    assert!(
+        events
+            .iter()
+            .any(|event| event.message.starts_with("↳ ") && event.message.contains("outside the workspace: /etc/hostname")),
+        "the escaped read is in the activity trail: {events:?}"
+    );
+    let record: Value = serde_json::from_str(
+        std::fs::read_to_string(&log).expect("log").lines().last().expect("a record"),
+    )
+    .expect("json");
+    let calls = record["tool_calls"].as_array().expect("tool calls");
+    assert!(
+        calls.iter().any(|call| call["outside_workspace"] == true),
+        "the debug log marks the outside read: {record}"
+    );
+    client.close().await;
+}
