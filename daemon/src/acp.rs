@@ -63,9 +63,9 @@ pub enum AgentFailure {
     #[error("Codex is rate limited: wait a minute and call again, or switch model. Agent said: {0}")]
     RateLimited(String),
     #[error(
-        "codex-acp speaks ACP protocol version {agent}, codex-fusion speaks {ours}: upgrade codex-acp (`npm install -g @agentclientprotocol/codex-acp@latest`) or codex-fusion so they match"
+        "codex-acp and codex-fusion speak different ACP protocol versions ({0}); codex-fusion speaks version 1: install a codex-acp that does (`npm install -g @agentclientprotocol/codex-acp@2.6.0`), or upgrade codex-fusion"
     )]
-    ProtocolMismatch { agent: String, ours: String },
+    ProtocolMismatch(String),
     #[error("{0}")]
     Other(String),
 }
@@ -85,7 +85,9 @@ impl AgentFailure {
             }
         }
         let lower = text.to_ascii_lowercase();
-        if code == -32000 || lower.contains("authentication required") || lower.contains("401 unauthorized") {
+        if lower.contains("protocol version") {
+            AgentFailure::ProtocolMismatch(text)
+        } else if code == -32000 || lower.contains("authentication required") || lower.contains("401 unauthorized") {
             AgentFailure::AuthRequired(text)
         } else if lower.contains("insufficient_quota") || lower.contains("quota") || lower.contains("usage limit")
         {
@@ -109,10 +111,10 @@ pub async fn initialize(connection: &ConnectionTo<AcpPeer>) -> Result<AgentInfo,
         .await
         .map_err(|error| AgentFailure::classify(&error))?;
     if response.protocol_version != ProtocolVersion::V1 {
-        return Err(AgentFailure::ProtocolMismatch {
-            agent: format!("{:?}", response.protocol_version),
-            ours: format!("{:?}", ProtocolVersion::V1),
-        });
+        return Err(AgentFailure::ProtocolMismatch(format!(
+            "codex-acp answered with {:?}",
+            response.protocol_version
+        )));
     }
     Ok(AgentInfo {
         load_session: response.agent_capabilities.load_session,
@@ -537,6 +539,14 @@ mod tests {
         assert!(matches!(AgentFailure::classify(&quota), AgentFailure::Quota(_)));
         let rate = agent_client_protocol::Error::new(-32603, "Rate limit reached, try again in 20s");
         assert!(matches!(AgentFailure::classify(&rate), AgentFailure::RateLimited(_)));
+        let version = agent_client_protocol::Error::new(
+            -32600,
+            "Invalid request (unsupported ACP protocol version 7; this endpoint only supports ACP protocol version 1)",
+        );
+        let failure = AgentFailure::classify(&version);
+        assert!(matches!(failure, AgentFailure::ProtocolMismatch(_)));
+        assert!(failure.to_string().contains("version 7"), "{failure}");
+        assert!(failure.to_string().contains("npm install"), "{failure}");
         let other = agent_client_protocol::Error::new(-32603, "boom");
         assert_eq!(AgentFailure::classify(&other).to_string(), "codex-acp error -32603: boom");
     }

@@ -109,7 +109,8 @@ impl StderrTail {
 #[derive(Debug, thiserror::Error)]
 pub enum SpawnError {
     #[error(
-        "codex-acp is not installed: `{program}` was not found on PATH. Install it with `npm install -g @agentclientprotocol/codex-acp`, or set CODEX_FUSION_ACP_COMMAND to how it is started (for example `npx -y @agentclientprotocol/codex-acp`)"
+        "codex-acp is not installed: `{program}` {where_}. Install it with `npm install -g @agentclientprotocol/codex-acp`, or set CODEX_FUSION_ACP_COMMAND to how it is started (for example `npx -y @agentclientprotocol/codex-acp`)",
+        where_ = if program.contains('/') { "does not exist" } else { "was not found on PATH" }
     )]
     NotFound { program: String },
     #[error("cannot start codex-acp (`{command}`): {source}")]
