@@ -1,0 +1,330 @@
+//! `codex-fusion ask TOOL …`: one tool call through the daemon, as Claude
+//! would make it, from the shell.
+//!
+//! The connection is the shim's (`codex_fusion_mcp::connect::Connector`:
+//! connect, or start the daemon and connect, then the hello), after which
+//! this is an ordinary rmcp client. While the turn runs, a spinner on stderr
+//! shows the elapsed time and the latest progress line (only on a terminal);
+//! the answer goes to stdout. A `🔐 Codex paused` result is put to the user
+//! on the terminal and answered with `permit` until Codex answers; without a
+//! terminal the command stops there and says how to resume. Ctrl-C cancels
+//! the running call with an MCP cancellation.
+
+use std::io::{IsTerminal as _, Read as _, Write as _};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use codex_fusion_mcp::connect::Connector;
+use codex_fusion_protocol::{Channel, Hello, Role};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use rmcp::model::{
+    CallToolRequestParams, CallToolResult, ClientCapabilities, ClientConfig, ClientRequest, Implementation,
+    ProgressNotificationParam, Request, ServerResult,
+};
+use rmcp::service::{NotificationContext, PeerRequestOptions, RunningService};
+use rmcp::{ClientHandler, RoleClient, ServiceExt as _};
+use serde_json::{Map, Value};
+
+use crate::args::{Decision, Source, Tool};
+use crate::fail;
+
+/// How a paused turn's result starts (SPEC: "🔐 Codex paused").
+pub const PAUSE_PREFIX: &str = "🔐 Codex paused";
+
+/// Exit code after Ctrl-C, as shells report a SIGINT.
+const INTERRUPTED: u8 = 130;
+
+/// How often the spinner redraws (its elapsed time ticks with it).
+const SPINNER_TICK: Duration = Duration::from_millis(120);
+
+pub async fn run(socket: PathBuf, workspace: PathBuf, tool: Tool) -> ExitCode {
+    let arguments = match tool.arguments(&mut read_source) {
+        Ok(arguments) => arguments,
+        Err(error) => return fail(format_args!("{error:#}")),
+    };
+    let hello = Hello::new(Role::Cli, Channel::Mcp)
+        .with_workspace(workspace.clone())
+        .with_env(forwarded_env());
+    // The connector blocks (it may start the daemon and poll its socket).
+    let connected = tokio::task::spawn_blocking(move || Connector::new(socket, hello).connect_or_start()).await;
+    let connection = match connected {
+        Ok(Ok(connection)) => connection,
+        Ok(Err(error)) => return fail(error),
+        Err(error) => return fail(format_args!("connecting to codex-fusiond failed: {error}")),
+    };
+    if !connection.reader.buffer().is_empty() {
+        return fail("codex-fusiond sent data before the MCP session started; restart it with `codex-fusion stop`");
+    }
+    let stream = match into_tokio(connection.reader.into_inner()) {
+        Ok(stream) => stream,
+        Err(error) => return fail(format_args!("cannot use the connection to codex-fusiond: {error}")),
+    };
+    let spinner = Spinner::new(std::io::stderr().is_terminal());
+    let handler = ProgressHandler {
+        spinner: spinner.clone(),
+    };
+    let service = match handler.serve(stream.into_split()).await {
+        Ok(service) => service,
+        Err(error) => return fail(format_args!("MCP session with codex-fusiond failed to start: {error}")),
+    };
+    let code = converse(&service, &spinner, tool.name(), arguments).await;
+    let _ = service.cancel().await;
+    code
+}
+
+/// Calls the tool, then `permit` for every pause the user answers.
+async fn converse(
+    service: &RunningService<RoleClient, ProgressHandler>,
+    spinner: &Spinner,
+    tool: &'static str,
+    arguments: Map<String, Value>,
+) -> ExitCode {
+    let interactive = std::io::stdin().is_terminal();
+    let (mut tool, mut arguments) = (tool, arguments);
+    loop {
+        let result = match call(service, spinner, tool, arguments).await {
+            Called::Result(result) => result,
+            Called::Failed(message) => return fail(message),
+            Called::Interrupted => {
+                eprintln!("codex-fusion: cancelled {tool}");
+                return ExitCode::from(INTERRUPTED);
+            }
+        };
+        let text = result_text(&result);
+        if result.is_error == Some(true) {
+            return fail(format_args!("{tool} failed: {text}"));
+        }
+        if !text.starts_with(PAUSE_PREFIX) {
+            println!("{text}");
+            return ExitCode::SUCCESS;
+        }
+        if !interactive {
+            println!("{text}");
+            return fail(RESUME_HINT);
+        }
+        eprintln!("{text}\n");
+        let Some((decision, note)) = ask_decision().await else {
+            return fail(RESUME_HINT);
+        };
+        tool = "permit";
+        arguments = Map::new();
+        arguments.insert("decision".into(), Value::String(decision.as_str().into()));
+        if let Some(note) = note {
+            arguments.insert("note".into(), Value::String(note));
+        }
+    }
+}
+
+/// What to run after a pause left unanswered.
+const RESUME_HINT: &str = "Codex is waiting for a decision; resume the turn with `codex-fusion ask permit allow` or `codex-fusion ask permit deny --note \"…\"`";
+
+enum Called {
+    Result(CallToolResult),
+    Failed(String),
+    Interrupted,
+}
+
+/// One tool call with the spinner running; Ctrl-C cancels it.
+async fn call(
+    service: &RunningService<RoleClient, ProgressHandler>,
+    spinner: &Spinner,
+    tool: &'static str,
+    arguments: Map<String, Value>,
+) -> Called {
+    let params = CallToolRequestParams::new(tool).with_arguments(arguments);
+    let request = ClientRequest::CallToolRequest(Request::new(params));
+    let mut handle = match service
+        .send_cancellable_request(request, PeerRequestOptions::no_options())
+        .await
+    {
+        Ok(handle) => handle,
+        Err(error) => return Called::Failed(format!("cannot send {tool} to codex-fusiond: {error}")),
+    };
+    spinner.start(format!("Codex is working on {tool}…"));
+    let response = tokio::select! {
+        response = &mut handle.rx => response,
+        _ = tokio::signal::ctrl_c() => {
+            spinner.stop();
+            let _ = handle.cancel(Some("cancelled from the shell (Ctrl-C)".into())).await;
+            return Called::Interrupted;
+        }
+    };
+    spinner.stop();
+    match response {
+        Ok(Ok(ServerResult::CallToolResult(result))) => Called::Result(result),
+        Ok(Ok(other)) => Called::Failed(format!("codex-fusiond answered {tool} with {other:?}")),
+        Ok(Err(rmcp::ServiceError::McpError(error))) => Called::Failed(format!("{tool}: {}", error.message)),
+        Ok(Err(error)) => Called::Failed(format!("{tool} failed: {error}")),
+        Err(_) => Called::Failed(format!(
+            "codex-fusiond closed the connection during {tool}; see `codex-fusion status` and its log"
+        )),
+    }
+}
+
+/// Asks allow/deny and an optional note on the terminal. `None` when the
+/// user gives up (end of input or Ctrl-C).
+async fn ask_decision() -> Option<(Decision, Option<String>)> {
+    let decision = loop {
+        let answer = prompt("Allow Codex to do this? [a]llow / [d]eny: ").await?;
+        match answer.trim().to_ascii_lowercase().as_str() {
+            "a" | "allow" | "y" | "yes" => break Decision::Allow,
+            "d" | "deny" | "n" | "no" => break Decision::Deny,
+            _ => eprintln!("Please answer `allow` or `deny`."),
+        }
+    };
+    let note = prompt("Note for Codex (optional, Enter to skip): ").await?;
+    let note = note.trim();
+    Some((decision, (!note.is_empty()).then(|| note.to_owned())))
+}
+
+/// Prints `question` on stderr and reads one line from stdin. The read runs
+/// on its own thread because a blocking read cannot be cancelled: on Ctrl-C
+/// we stop waiting for it, and process exit ends it.
+async fn prompt(question: &str) -> Option<String> {
+    eprint!("{question}");
+    let _ = std::io::stderr().flush();
+    let (sender, receiver) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let read = std::io::stdin().read_line(&mut line);
+        let _ = sender.send(matches!(read, Ok(count) if count > 0).then_some(line));
+    });
+    tokio::select! {
+        line = receiver => line.ok().flatten(),
+        _ = tokio::signal::ctrl_c() => {
+            eprintln!();
+            None
+        }
+    }
+}
+
+/// Text for an argument given as `-` (stdin) or a `--diff` file.
+fn read_source(source: Source<'_>) -> anyhow::Result<String> {
+    use anyhow::Context as _;
+    match source {
+        Source::Stdin => {
+            let mut text = String::new();
+            std::io::stdin()
+                .read_to_string(&mut text)
+                .context("reading the argument from stdin")?;
+            Ok(text)
+        }
+        Source::File(path) => std::fs::read_to_string(path).with_context(|| format!("reading {path}")),
+    }
+}
+
+/// The variables the daemon takes from its clients (`CODEX_FUSION_*`, the
+/// API keys, `CODEX_HOME`), as the shim forwards them.
+fn forwarded_env() -> Vec<(String, String)> {
+    std::env::vars_os()
+        .filter_map(|(name, value)| {
+            let name = name.into_string().ok()?;
+            codex_fusion_protocol::is_forwarded(&name).then(|| (name, value.to_string_lossy().into_owned()))
+        })
+        .collect()
+}
+
+fn into_tokio(stream: std::os::unix::net::UnixStream) -> std::io::Result<tokio::net::UnixStream> {
+    stream.set_read_timeout(None)?;
+    stream.set_nonblocking(true)?;
+    tokio::net::UnixStream::from_std(stream)
+}
+
+fn result_text(result: &CallToolResult) -> String {
+    result
+        .content
+        .iter()
+        .filter_map(|block| block.as_text().map(|text| text.text.clone()))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The MCP client: it only listens for progress, which feeds the spinner.
+struct ProgressHandler {
+    spinner: Spinner,
+}
+
+impl ClientHandler for ProgressHandler {
+    async fn on_progress(&self, params: ProgressNotificationParam, _context: NotificationContext<RoleClient>) {
+        if let Some(message) = params.message.as_deref().and_then(latest_line) {
+            self.spinner.message(message);
+        }
+    }
+
+    fn get_info(&self) -> ClientConfig {
+        ClientConfig::new(
+            ClientCapabilities::default(),
+            Implementation::new("codex-fusion", codex_fusion_protocol::PACKAGE_VERSION),
+        )
+    }
+}
+
+/// The last non-empty line of a progress message.
+pub fn latest_line(message: &str) -> Option<String> {
+    message
+        .lines()
+        .map(str::trim)
+        .rev()
+        .find(|line| !line.is_empty())
+        .map(str::to_owned)
+}
+
+/// The spinner on stderr; does nothing when stderr is not a terminal.
+#[derive(Clone)]
+struct Spinner {
+    enabled: bool,
+    bar: Arc<Mutex<Option<ProgressBar>>>,
+}
+
+impl Spinner {
+    fn new(enabled: bool) -> Spinner {
+        Spinner {
+            enabled,
+            bar: Arc::new(Mutex::new(None)),
+        }
+    }
+
+    fn start(&self, message: String) {
+        if !self.enabled {
+            return;
+        }
+        let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+        if let Ok(style) = ProgressStyle::with_template("{spinner} {elapsed:>4} {wide_msg}") {
+            bar.set_style(style);
+        }
+        bar.set_message(message);
+        bar.enable_steady_tick(SPINNER_TICK);
+        *self.lock() = Some(bar);
+    }
+
+    fn message(&self, message: String) {
+        if let Some(bar) = self.lock().as_ref() {
+            bar.set_message(message);
+        }
+    }
+
+    fn stop(&self) {
+        if let Some(bar) = self.lock().take() {
+            bar.finish_and_clear();
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<ProgressBar>> {
+        // A panic while holding this lock cannot leave the bar inconsistent.
+        self.bar.lock().unwrap_or_else(|poison| poison.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_spinner_shows_the_last_line_of_a_progress_message() {
+        assert_eq!(latest_line("💭 thinking"), Some("💭 thinking".into()));
+        assert_eq!(latest_line("first\nsecond  \n\n"), Some("second".into()));
+        assert_eq!(latest_line(" \n "), None);
+    }
+}

@@ -1,0 +1,479 @@
+//! `codex-fusion install [--claude] [--dry-run]`: the user service, and with
+//! `--claude` the MCP server and the SessionStart hook in Claude Code.
+//!
+//! Every step first looks at what is there and only changes what differs,
+//! so a second run changes nothing and says so. Each step prints one line:
+//! `✓` done, `=` already so, `→` would be done (dry run), `!` left for you
+//! (with the command to run), `✗` failed.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use codex_fusion_protocol::Role;
+
+use crate::claude::{self, MCP_BINARY, MCP_SERVER_NAME};
+use crate::dirs::UserDirs;
+use crate::link::ControlLink;
+use crate::locate::{self, PROGRAM_WAIT};
+use crate::service::{self, LAUNCHD_LABEL, SYSTEMD_UNIT, ServiceManager};
+
+/// Suffix of the copy of a Claude settings file taken before our first change.
+pub const BACKUP_SUFFIX: &str = ".codex-fusion-backup";
+
+/// PATH for the service when the installer's own environment has none.
+const FALLBACK_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
+
+pub async fn run(claude: bool, dry_run: bool) -> ExitCode {
+    let mut report = Report::new(dry_run);
+    let dirs = match UserDirs::from_env() {
+        Ok(dirs) => dirs,
+        Err(error) => return crate::fail(format_args!("{error:#}")),
+    };
+    let installer = Installer { dirs, dry_run };
+    installer.service(&mut report).await;
+    if claude {
+        installer.mcp_server(&mut report).await;
+        installer.hook(&mut report);
+    } else {
+        report.note("Claude Code registration skipped; `codex-fusion install --claude` registers the MCP server and the SessionStart hook");
+    }
+    report.finish()
+}
+
+struct Installer {
+    dirs: UserDirs,
+    dry_run: bool,
+}
+
+impl Installer {
+    /// Writes the service file and enables the service where the manager runs.
+    async fn service(&self, report: &mut Report) {
+        let Some(manager) = ServiceManager::native() else {
+            report.note("no supported service manager on this system (systemd or launchd); the MCP server starts codex-fusiond on demand");
+            return;
+        };
+        let Some(daemon) = locate::ours("codex-fusiond") else {
+            report.failed(format!(
+                "codex-fusiond was found neither next to {} nor on PATH; build it (`cargo build --release`) or run scripts/install.sh",
+                current_exe_display()
+            ));
+            return;
+        };
+        let path_var = crate::env_var("PATH")
+            .map(|path| path.to_string_lossy().into_owned())
+            .filter(|path| !path.is_empty())
+            .unwrap_or_else(|| FALLBACK_PATH.to_owned());
+        let contents = manager.render(&daemon, &path_var, &self.dirs.home);
+        let unit_path = manager.unit_path(&self.dirs.home, &self.dirs.config_home);
+        let changed = std::fs::read_to_string(&unit_path).ok().as_deref() != Some(contents.as_str());
+        if !changed {
+            report.already(format!("service file {} is up to date", unit_path.display()));
+        } else if self.dry_run {
+            report.would(format!("write {} (runs {})", unit_path.display(), daemon.display()));
+        } else {
+            match write_file(&unit_path, &contents) {
+                Ok(()) => report.did(format!("wrote {} (runs {})", unit_path.display(), daemon.display())),
+                Err(error) => {
+                    report.failed(format!("cannot write {}: {error}", unit_path.display()));
+                    return;
+                }
+            }
+        }
+        match manager {
+            ServiceManager::Systemd => self.enable_systemd(report, changed).await,
+            ServiceManager::Launchd => self.load_launchd(report, &unit_path, changed).await,
+        }
+    }
+
+    async fn enable_systemd(&self, report: &mut Report, changed: bool) {
+        let manual = "systemctl --user daemon-reload && systemctl --user enable --now codex-fusiond";
+        let Some(systemctl) = locate::on_path("systemctl", crate::env_var("PATH").as_deref()) else {
+            report.manual(format!("systemctl not found; enable the service yourself: {manual}"));
+            return;
+        };
+        let systemctl = Systemctl(systemctl);
+        if !systemctl
+            .query(&["show-environment"])
+            .await
+            .is_ok_and(|output| output.status.success())
+        {
+            report.manual(format!(
+                "the systemd user manager is not reachable here (no login session?); once it is: {manual}"
+            ));
+            return;
+        }
+        if changed {
+            self.run_step(
+                report,
+                &systemctl.0,
+                &["--user", "daemon-reload"],
+                "reloaded the systemd user manager",
+            )
+            .await;
+        }
+        let enabled = systemctl.state("is-enabled").await.as_deref() == Some("enabled");
+        if enabled {
+            report.already(format!("{SYSTEMD_UNIT} is enabled (starts at login)"));
+        } else {
+            self.run_step(
+                report,
+                &systemctl.0,
+                &["--user", "enable", SYSTEMD_UNIT],
+                &format!("enabled {SYSTEMD_UNIT}"),
+            )
+            .await;
+        }
+        let active = systemctl.state("is-active").await.as_deref() == Some("active");
+        if active && changed {
+            self.run_step(
+                report,
+                &systemctl.0,
+                &["--user", "restart", SYSTEMD_UNIT],
+                &format!("restarted {SYSTEMD_UNIT} to use the new unit"),
+            )
+            .await;
+        } else if active {
+            report.already(format!("{SYSTEMD_UNIT} is running"));
+        } else if let Some(pid) = on_demand_daemon().await {
+            report.manual(format!(
+                "a codex-fusiond started on demand runs (pid {pid}), so the service was not started beside it; it takes over at your next login, or now with: codex-fusion stop && systemctl --user start codex-fusiond"
+            ));
+        } else {
+            self.run_step(
+                report,
+                &systemctl.0,
+                &["--user", "start", SYSTEMD_UNIT],
+                &format!("started {SYSTEMD_UNIT}"),
+            )
+            .await;
+        }
+    }
+
+    async fn load_launchd(&self, report: &mut Report, plist: &Path, changed: bool) {
+        let uid = nix::unistd::getuid().as_raw();
+        let domain = format!("gui/{uid}");
+        let target = format!("{domain}/{LAUNCHD_LABEL}");
+        let plist_text = plist.to_string_lossy().into_owned();
+        let manual = format!("launchctl bootstrap {domain} {plist_text}");
+        let log_dir = service::launchd_log_dir(&self.dirs.home);
+        if !self.dry_run
+            && let Err(error) = std::fs::create_dir_all(&log_dir)
+        {
+            report.failed(format!("cannot create {}: {error}", log_dir.display()));
+            return;
+        }
+        let Some(launchctl) = locate::on_path("launchctl", crate::env_var("PATH").as_deref()) else {
+            report.manual(format!("launchctl not found; load the agent yourself: {manual}"));
+            return;
+        };
+        let loaded = locate::output(&launchctl, &["print", &target], PROGRAM_WAIT)
+            .await
+            .is_ok_and(|output| output.status.success());
+        if loaded && !changed {
+            report.already(format!("LaunchAgent {LAUNCHD_LABEL} is loaded"));
+            return;
+        }
+        if loaded {
+            self.run_step(
+                report,
+                &launchctl,
+                &["bootout", &target],
+                &format!("unloaded the old {LAUNCHD_LABEL}"),
+            )
+            .await;
+        } else if let Some(pid) = on_demand_daemon().await {
+            report.manual(format!(
+                "a codex-fusiond started on demand runs (pid {pid}), so the agent was not loaded beside it; it loads at your next login, or now with: codex-fusion stop && {manual}"
+            ));
+            return;
+        }
+        self.run_step(
+            report,
+            &launchctl,
+            &["bootstrap", &domain, &plist_text],
+            &format!("loaded LaunchAgent {LAUNCHD_LABEL}"),
+        )
+        .await;
+    }
+
+    /// Registers the MCP server with `claude mcp add`, unless it already is.
+    async fn mcp_server(&self, report: &mut Report) {
+        let Some(shim) = locate::ours(MCP_BINARY) else {
+            report.failed(format!(
+                "{MCP_BINARY} was found neither next to {} nor on PATH; build it (`cargo build --release`) or run scripts/install.sh",
+                current_exe_display()
+            ));
+            return;
+        };
+        let shim_text = shim.to_string_lossy().into_owned();
+        let add = ["mcp", "add", MCP_SERVER_NAME, "-s", "user", "--", shim_text.as_str()];
+        let claude_json = read_json(&self.dirs.claude.claude_json);
+        if let Some(name) = claude_json
+            .as_ref()
+            .and_then(|value| value.get("mcpServers"))
+            .and_then(claude::our_mcp_server)
+        {
+            report.already(format!(
+                "MCP server `{name}` is registered with Claude Code ({})",
+                self.dirs.claude.claude_json.display()
+            ));
+            return;
+        }
+        let Some(claude) = locate::on_path("claude", crate::env_var("PATH").as_deref()) else {
+            report.manual(format!(
+                "the claude CLI was not found on PATH; register the MCP server yourself: claude {}",
+                shell_words(&add)
+            ));
+            return;
+        };
+        let registered = locate::output(&claude, &["mcp", "get", MCP_SERVER_NAME], PROGRAM_WAIT)
+            .await
+            .is_ok_and(|output| output.status.success());
+        if registered {
+            report.already(format!(
+                "MCP server `{MCP_SERVER_NAME}` is registered with Claude Code (claude mcp get)"
+            ));
+            return;
+        }
+        self.run_step(
+            report,
+            &claude,
+            &add,
+            &format!("registered the MCP server: claude {}", shell_words(&add)),
+        )
+        .await;
+    }
+
+    /// Adds the SessionStart hook to the user's Claude settings, keeping a
+    /// backup of the file as it was before our first change.
+    fn hook(&self, report: &mut Report) {
+        let settings = self.dirs.claude.user_settings();
+        let command = hook_command();
+        let text = match std::fs::read_to_string(&settings) {
+            Ok(text) => Some(text),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => None,
+            Err(error) => {
+                report.failed(format!("cannot read {}: {error}", settings.display()));
+                return;
+            }
+        };
+        let merged = match claude::add_session_start_hook(text.as_deref(), &command) {
+            Ok(Some(merged)) => merged,
+            Ok(None) => {
+                report.already(format!("SessionStart hook is registered in {}", settings.display()));
+                return;
+            }
+            Err(problem) => {
+                report.failed(format!(
+                    "{} {problem}; left it alone. Add the hook by hand: {{\"hooks\": {{\"SessionStart\": [{{\"hooks\": [{{\"type\": \"command\", \"command\": \"{command}\"}}]}}]}}}}",
+                    settings.display()
+                ));
+                return;
+            }
+        };
+        if self.dry_run {
+            report.would(format!(
+                "add the SessionStart hook `{command}` to {}",
+                settings.display()
+            ));
+            return;
+        }
+        let mut backup_note = String::new();
+        if text.is_some() {
+            let backup = backup_path(&settings);
+            if backup.exists() {
+                backup_note = format!(
+                    "; the backup from before the first change stays at {}",
+                    backup.display()
+                );
+            } else if let Err(error) = std::fs::copy(&settings, &backup) {
+                report.failed(format!(
+                    "cannot back up {} to {}: {error}; left it alone",
+                    settings.display(),
+                    backup.display()
+                ));
+                return;
+            } else {
+                backup_note = format!("; backup of the original: {}", backup.display());
+            }
+        }
+        match write_file(&settings, &merged) {
+            Ok(()) => report.did(format!(
+                "added the SessionStart hook `{command}` to {}{backup_note}",
+                settings.display()
+            )),
+            Err(error) => report.failed(format!("cannot write {}: {error}", settings.display())),
+        }
+    }
+
+    /// Runs one changing command (or says it would) and reports it.
+    async fn run_step(&self, report: &mut Report, program: &Path, args: &[&str], done: &str) {
+        let name = program
+            .file_name()
+            .map(|name| name.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if self.dry_run {
+            report.would(format!("run {name} {}", shell_words(args)));
+            return;
+        }
+        match locate::output(program, args, PROGRAM_WAIT).await {
+            Ok(output) if output.status.success() => report.did(done.to_owned()),
+            Ok(output) => report.failed(format!(
+                "`{name} {}` failed: {}",
+                shell_words(args),
+                locate::first_line(&output)
+            )),
+            Err(error) => report.failed(error),
+        }
+    }
+}
+
+/// `systemctl --user` queries.
+struct Systemctl(PathBuf);
+
+impl Systemctl {
+    async fn query(&self, args: &[&str]) -> Result<std::process::Output, String> {
+        let mut full = vec!["--user"];
+        full.extend_from_slice(args);
+        locate::output(&self.0, &full, PROGRAM_WAIT).await
+    }
+
+    /// The one-word answer of `is-enabled`/`is-active` for our unit.
+    async fn state(&self, verb: &str) -> Option<String> {
+        let output = self.query(&[verb, SYSTEMD_UNIT]).await.ok()?;
+        Some(String::from_utf8_lossy(&output.stdout).trim().to_owned())
+    }
+}
+
+/// The pid of a daemon that answers on the socket, if one does.
+async fn on_demand_daemon() -> Option<u32> {
+    let socket = crate::socket().ok()?;
+    ControlLink::connect(&socket, Role::Cli).await.ok().map(|link| link.pid)
+}
+
+/// The hook's command line: `codex-fusion hook` when that name on PATH is
+/// this binary, else this binary's absolute path, so the hook works whatever
+/// PATH Claude Code runs it with.
+pub fn hook_command() -> String {
+    let exe = std::env::current_exe().ok();
+    let on_path = locate::on_path(claude::HOOK_BINARY, crate::env_var("PATH").as_deref());
+    let same = match (&exe, &on_path) {
+        (Some(exe), Some(found)) => std::fs::canonicalize(exe).ok() == std::fs::canonicalize(found).ok(),
+        _ => false,
+    };
+    match exe {
+        Some(exe) if !same => {
+            let exe = exe.to_string_lossy().into_owned();
+            let quoted = shlex::try_quote(&exe).map(|quoted| quoted.into_owned()).unwrap_or(exe);
+            format!("{quoted} {}", claude::HOOK_ARGUMENT)
+        }
+        _ => format!("{} {}", claude::HOOK_BINARY, claude::HOOK_ARGUMENT),
+    }
+}
+
+pub fn backup_path(settings: &Path) -> PathBuf {
+    let mut name = settings.as_os_str().to_owned();
+    name.push(BACKUP_SUFFIX);
+    PathBuf::from(name)
+}
+
+fn read_json(path: &Path) -> Option<serde_json::Value> {
+    serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()
+}
+
+/// Writes `contents` to `path` through a temporary file in the same
+/// directory, so a crash never leaves half a file; keeps the old file's
+/// permissions.
+fn write_file(path: &Path, contents: &str) -> std::io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let mut temporary = path.as_os_str().to_owned();
+    temporary.push(".codex-fusion-tmp");
+    let temporary = PathBuf::from(temporary);
+    std::fs::write(&temporary, contents)?;
+    if let Ok(metadata) = std::fs::metadata(path) {
+        std::fs::set_permissions(&temporary, metadata.permissions())?;
+    }
+    std::fs::rename(&temporary, path)
+}
+
+fn shell_words(words: &[&str]) -> String {
+    shlex::try_join(words.iter().copied()).unwrap_or_else(|_| words.join(" "))
+}
+
+fn current_exe_display() -> String {
+    std::env::current_exe()
+        .map(|exe| exe.display().to_string())
+        .unwrap_or_else(|_| "codex-fusion".into())
+}
+
+/// What install did, printed as it goes, and the exit code at the end.
+struct Report {
+    dry_run: bool,
+    changed: usize,
+    manual: usize,
+    failed: usize,
+}
+
+impl Report {
+    fn new(dry_run: bool) -> Report {
+        Report {
+            dry_run,
+            changed: 0,
+            manual: 0,
+            failed: 0,
+        }
+    }
+
+    fn did(&mut self, what: String) {
+        self.changed += 1;
+        println!("✓ {what}");
+    }
+
+    fn would(&mut self, what: String) {
+        self.changed += 1;
+        println!("→ would {what}");
+    }
+
+    fn already(&mut self, what: String) {
+        println!("= {what}");
+    }
+
+    fn manual(&mut self, what: String) {
+        self.manual += 1;
+        println!("! {what}");
+    }
+
+    fn note(&mut self, what: &str) {
+        println!("· {what}");
+    }
+
+    fn failed(&mut self, what: String) {
+        self.failed += 1;
+        println!("✗ {what}");
+    }
+
+    fn finish(self) -> ExitCode {
+        if self.failed > 0 {
+            eprintln!(
+                "codex-fusion: install incomplete: {} step{} failed (above)",
+                self.failed,
+                if self.failed == 1 { "" } else { "s" }
+            );
+            return ExitCode::FAILURE;
+        }
+        let left = match self.manual {
+            0 => String::new(),
+            1 => " One step is left for you (marked !).".to_owned(),
+            count => format!(" {count} steps are left for you (marked !)."),
+        };
+        if self.dry_run {
+            println!("Dry run: nothing was changed.{left}");
+        } else if self.changed == 0 {
+            println!("Nothing to change: everything install does was already in place.{left}");
+        } else {
+            println!("Done.{left} Check the result with `codex-fusion doctor`.");
+        }
+        ExitCode::SUCCESS
+    }
+}

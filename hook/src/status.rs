@@ -1,0 +1,296 @@
+//! `codex-fusion status`: the daemon's health and every workspace's session,
+//! as a readable report or as the daemon's JSON.
+
+use std::fmt::Write as _;
+use std::path::Path;
+use std::process::ExitCode;
+
+use codex_fusion_protocol::Role;
+use codex_fusion_protocol::control::{ControlRequest, ControlResponse, DaemonStatus, WorkspaceStatus};
+
+use crate::link::{ControlLink, timed};
+use crate::{CONTROL_REPLY_WAIT, fail};
+
+/// Asks the daemon for its status (of `workspace` only, if given) and prints it.
+pub async fn run(socket: &Path, workspace: Option<&Path>, json: bool) -> ExitCode {
+    let request = ControlRequest::Status {
+        workspace: workspace.map(Path::to_path_buf),
+    };
+    let response = timed(CONTROL_REPLY_WAIT, "the status", async {
+        let mut link = ControlLink::connect(socket, Role::Cli).await?;
+        link.request(&request).await
+    })
+    .await;
+    match response {
+        Ok(ControlResponse::Status(status)) => {
+            if json {
+                match serde_json::to_string_pretty(&status) {
+                    Ok(text) => println!("{text}"),
+                    Err(error) => return fail(format_args!("cannot print the status as JSON: {error}")),
+                }
+            } else {
+                print!("{}", render(&status));
+            }
+            ExitCode::SUCCESS
+        }
+        Ok(ControlResponse::Error { message }) => fail(message),
+        Ok(other) => fail(format_args!("codex-fusiond answered the status request with {other:?}")),
+        Err(error) => fail(error),
+    }
+}
+
+/// The human report: a daemon block, then one block per workspace.
+pub fn render(status: &DaemonStatus) -> String {
+    let mut out = String::new();
+    let connections = match status.connections {
+        1 => "1 connection".to_owned(),
+        count => format!("{count} connections"),
+    };
+    let _ = writeln!(
+        out,
+        "codex-fusiond {} · pid {} · up {} · {connections}",
+        status.daemon_version,
+        status.pid,
+        duration(status.uptime_secs)
+    );
+    row(&mut out, "", "socket", &status.socket.display().to_string());
+    row(&mut out, "", "state dir", &status.state_dir.display().to_string());
+    if status.workspaces.is_empty() {
+        out.push_str("\nNo workspace sessions yet: the first Codex tool call in a project starts one.\n");
+    }
+    for workspace in &status.workspaces {
+        out.push('\n');
+        render_workspace(&mut out, workspace);
+    }
+    out
+}
+
+fn render_workspace(out: &mut String, workspace: &WorkspaceStatus) {
+    let _ = writeln!(out, "workspace {}", workspace.workspace.display());
+    let session = match &workspace.session_id {
+        Some(id) => {
+            let mut text = id.clone();
+            if let Some(origin) = &workspace.session_origin {
+                let _ = write!(text, " ({origin})");
+            }
+            text
+        }
+        None => "none (the next tool call starts one)".to_owned(),
+    };
+    row(out, "  ", "session", &session);
+    if let Some(claude) = &workspace.claude_session_id {
+        row(out, "  ", "claude session", claude);
+    }
+    let mut agent = workspace.agent_state.clone();
+    if let Some(pid) = workspace.agent_pid {
+        let _ = write!(agent, " · pid {pid}");
+    }
+    if let Some(command) = &workspace.agent_command {
+        let _ = write!(agent, " · {command}");
+    }
+    row(out, "  ", "agent", &agent);
+    if let Some(mode) = &workspace.mode {
+        row(out, "  ", "mode", mode);
+    }
+    if let Some(model) = &workspace.model {
+        row(out, "  ", "model", model);
+    }
+    let mut turns = format!("{} done", workspace.turns);
+    match &workspace.running_turn {
+        Some(tool) => {
+            let _ = write!(turns, " · running: {tool}");
+        }
+        None => turns.push_str(" · idle"),
+    }
+    if workspace.queued_turns > 0 {
+        let _ = write!(turns, " · queued: {}", workspace.queued_turns);
+    }
+    row(out, "  ", "turns", &turns);
+    if let Some(pending) = &workspace.pending_permission {
+        row(
+            out,
+            "  ",
+            "permission",
+            &format!("waiting on {pending} (answer: codex-fusion ask permit allow|deny)"),
+        );
+    }
+    let usage = &workspace.usage;
+    let mut tokens = format!(
+        "{} in · {} out · {} reasoning",
+        usage.input_tokens, usage.output_tokens, usage.reasoning_tokens
+    );
+    if let (Some(used), Some(size)) = (usage.context_used, usage.context_size) {
+        let _ = write!(tokens, " · context {used} of {size}");
+    }
+    row(out, "  ", "tokens", &tokens);
+    let guardian = &workspace.guardian;
+    let allowed: Vec<&str> = [
+        (guardian.allow_external_reads, "external reads"),
+        (guardian.allow_writes, "writes"),
+        (guardian.allow_commands, "commands"),
+    ]
+    .iter()
+    .filter(|(on, _)| *on)
+    .map(|(_, name)| *name)
+    .collect();
+    let guardian = if allowed.is_empty() {
+        "asks before anything but reads inside the workspace".to_owned()
+    } else {
+        format!("also auto-allows {}", allowed.join(", "))
+    };
+    row(out, "  ", "guardian", &guardian);
+    if let Some(seconds) = workspace.last_used_secs_ago {
+        row(out, "  ", "last used", &format!("{} ago", duration(seconds)));
+    }
+    if let Some(error) = &workspace.last_error {
+        row(out, "  ", "last error", error);
+    }
+    if !workspace.stderr_tail.is_empty() {
+        let _ = writeln!(out, "  codex-acp stderr (latest last):");
+        let start = workspace.stderr_tail.len().saturating_sub(STDERR_LINES);
+        for line in &workspace.stderr_tail[start..] {
+            let _ = writeln!(out, "    {line}");
+        }
+    }
+}
+
+/// Lines of codex-acp's stderr shown per workspace; `--json` has them all.
+const STDERR_LINES: usize = 5;
+
+/// Width of the label column, so values line up.
+const LABEL_WIDTH: usize = 15;
+
+fn row(out: &mut String, indent: &str, label: &str, value: &str) {
+    let _ = writeln!(out, "{indent}{label:<LABEL_WIDTH$}{value}");
+}
+
+/// `45s`, `3m 07s`, `2h 03m`, `3d 04h`.
+pub fn duration(seconds: u64) -> String {
+    let (days, hours, minutes, secs) = (seconds / 86_400, seconds / 3600 % 24, seconds / 60 % 60, seconds % 60);
+    if days > 0 {
+        format!("{days}d {hours:02}h")
+    } else if hours > 0 {
+        format!("{hours}h {minutes:02}m")
+    } else if minutes > 0 {
+        format!("{minutes}m {secs:02}s")
+    } else {
+        format!("{secs}s")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use codex_fusion_protocol::control::{GuardianFlags, UsageTotals};
+
+    fn daemon(workspaces: Vec<WorkspaceStatus>) -> DaemonStatus {
+        DaemonStatus {
+            daemon_version: "0.1.0".into(),
+            pid: 42,
+            uptime_secs: 3725,
+            socket: "/run/user/1000/codex-fusion/daemon.sock".into(),
+            state_dir: "/home/u/.local/state/codex-fusion".into(),
+            connections: 1,
+            workspaces,
+        }
+    }
+
+    #[test]
+    fn durations_read_naturally() {
+        assert_eq!(duration(0), "0s");
+        assert_eq!(duration(59), "59s");
+        assert_eq!(duration(187), "3m 07s");
+        assert_eq!(duration(7380), "2h 03m");
+        assert_eq!(duration(3 * 86_400 + 4 * 3600 + 5), "3d 04h");
+    }
+
+    #[test]
+    fn an_idle_daemon_says_how_sessions_start() {
+        let text = render(&daemon(Vec::new()));
+        assert_eq!(
+            text,
+            "codex-fusiond 0.1.0 · pid 42 · up 1h 02m · 1 connection\n\
+             socket         /run/user/1000/codex-fusion/daemon.sock\n\
+             state dir      /home/u/.local/state/codex-fusion\n\
+             \n\
+             No workspace sessions yet: the first Codex tool call in a project starts one.\n"
+        );
+    }
+
+    #[test]
+    fn a_busy_workspace_shows_every_field() {
+        let workspace = WorkspaceStatus {
+            workspace: "/home/u/project".into(),
+            agent_state: "ready".into(),
+            agent_pid: Some(4321),
+            agent_command: Some("codex-acp".into()),
+            last_error: Some("quota exceeded".into()),
+            session_id: Some("sess-1".into()),
+            claude_session_id: Some("claude-9".into()),
+            session_origin: Some("loaded".into()),
+            turns: 4,
+            running_turn: Some("consult".into()),
+            queued_turns: 2,
+            pending_permission: Some("touch made.txt".into()),
+            last_used_secs_ago: Some(12),
+            guardian: GuardianFlags {
+                allow_external_reads: false,
+                allow_writes: true,
+                allow_commands: true,
+            },
+            usage: UsageTotals {
+                input_tokens: 1200,
+                output_tokens: 300,
+                reasoning_tokens: 50,
+                context_used: Some(12_000),
+                context_size: Some(200_000),
+            },
+            mode: Some("read-only".into()),
+            model: Some("gpt-5.5".into()),
+            available_models: vec!["gpt-5.5".into()],
+            stderr_tail: (1..=7).map(|index| format!("line {index}")).collect(),
+        };
+        let text = render(&daemon(vec![workspace]));
+        let expected = "\
+workspace /home/u/project
+  session        sess-1 (loaded)
+  claude session claude-9
+  agent          ready · pid 4321 · codex-acp
+  mode           read-only
+  model          gpt-5.5
+  turns          4 done · running: consult · queued: 2
+  permission     waiting on touch made.txt (answer: codex-fusion ask permit allow|deny)
+  tokens         1200 in · 300 out · 50 reasoning · context 12000 of 200000
+  guardian       also auto-allows writes, commands
+  last used      12s ago
+  last error     quota exceeded
+  codex-acp stderr (latest last):
+    line 3
+    line 4
+    line 5
+    line 6
+    line 7
+";
+        assert!(text.ends_with(expected), "{text}");
+    }
+
+    #[test]
+    fn a_fresh_workspace_has_no_session_yet() {
+        let workspace = WorkspaceStatus {
+            workspace: "/w".into(),
+            agent_state: "stopped".into(),
+            ..WorkspaceStatus::default()
+        };
+        let text = render(&daemon(vec![workspace]));
+        assert!(
+            text.contains("  session        none (the next tool call starts one)\n"),
+            "{text}"
+        );
+        assert!(text.contains("  turns          0 done · idle\n"), "{text}");
+        assert!(
+            text.contains("asks before anything but reads inside the workspace"),
+            "{text}"
+        );
+        assert!(!text.contains("permission"), "{text}");
+    }
+}
