@@ -1,0 +1,714 @@
+//! The shell side, end to end: the real `codex-fusion` binary against a real
+//! `codex-fusiond` (and the fake agent) on a private socket — reset, status,
+//! the SessionStart hook, ask with its permission pause, stop, install into a
+//! temporary HOME, and `--help` everywhere.
+
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::{Path, PathBuf};
+use std::process::{Output, Stdio};
+use std::time::{Duration, Instant};
+
+use codex_fusion_protocol::control::DaemonStatus;
+use codex_fusion_testkit::{Client, TestEnv, binary, wait_until};
+use serde_json::{Value, json};
+
+fn consult(question: &str) -> Value {
+    json!({ "question": question })
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// Claude Code's SessionStart input for `cwd`.
+fn session_start(cwd: &Path, source: &str) -> String {
+    json!({
+        "session_id": "claude-session-1",
+        "transcript_path": "/tmp/transcript.jsonl",
+        "cwd": cwd,
+        "hook_event_name": "SessionStart",
+        "source": source,
+    })
+    .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reset_from_the_shell_makes_the_next_consult_fresh() {
+    let env = TestEnv::new();
+    let client = Client::start(&env, &[]).await;
+    assert!(client.text("consult", consult("one")).await.contains("prompts_seen=1"));
+    assert!(
+        client
+            .text("reply", json!({"message": "two"}))
+            .await
+            .contains("prompts_seen=2")
+    );
+    let output = env.cli(&["reset"], None).await;
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(
+        stdout(&output).trim(),
+        format!(
+            "Reset Codex's session for {}; its next tool call starts fresh",
+            env.workspace.display()
+        )
+    );
+    let text = client.text("consult", consult("three")).await;
+    assert!(
+        text.contains("prompts_seen=1"),
+        "a fresh session after the shell reset: {text}"
+    );
+    let output = env
+        .cli(
+            &["reset", "--workspace", env.dir("elsewhere").to_str().expect("utf8")],
+            None,
+        )
+        .await;
+    assert!(output.status.success());
+    assert!(stdout(&output).contains("nothing to reset"), "{}", stdout(&output));
+    client.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reset_and_stop_without_a_daemon_succeed_and_status_says_how_to_start_it() {
+    let env = TestEnv::new();
+    let output = env.cli(&["reset"], None).await;
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(stdout(&output).contains("not running"), "{}", stdout(&output));
+    let output = env.cli(&["stop"], None).await;
+    assert!(output.status.success());
+    assert!(stdout(&output).contains("nothing to stop"));
+    let output = env.cli(&["status"], None).await;
+    assert_eq!(output.status.code(), Some(1));
+    let message = stderr(&output);
+    assert!(message.contains("codex-fusiond is not running"), "{message}");
+    assert!(
+        message.contains(&env.socket.display().to_string()),
+        "names the socket: {message}"
+    );
+    assert!(
+        message.contains("systemctl --user start codex-fusiond"),
+        "says how to start it: {message}"
+    );
+    assert!(env.daemon_pid().is_none(), "no control command starts the daemon");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hook_on_clear_resets_and_on_compact_keeps_the_session() {
+    let env = TestEnv::new();
+    let client = Client::start(&env, &[]).await;
+    assert!(client.text("consult", consult("one")).await.contains("prompts_seen=1"));
+    for source in ["compact", "startup", "resume"] {
+        let output = env.cli(&["hook"], Some(&session_start(&env.workspace, source))).await;
+        assert!(output.status.success());
+        assert!(output.stdout.is_empty(), "stdout would go into Claude's context");
+        let message = stderr(&output);
+        assert!(message.contains("kept Codex's session"), "{source}: {message}");
+        assert_eq!(message.lines().count(), 1, "{message}");
+    }
+    let text = client.text("reply", json!({"message": "still there?"})).await;
+    assert!(
+        text.contains("prompts_seen=2"),
+        "compact/startup/resume keep the session: {text}"
+    );
+    let output = env.cli(&["hook"], Some(&session_start(&env.workspace, "clear"))).await;
+    assert!(output.status.success());
+    assert!(output.stdout.is_empty());
+    assert!(stderr(&output).contains("reset Codex's session"), "{}", stderr(&output));
+    let text = client.text("consult", consult("after clear")).await;
+    assert!(text.contains("prompts_seen=1"), "clear resets: {text}");
+    client.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hook_with_garbage_or_empty_stdin_exits_0_with_one_line() {
+    let env = TestEnv::new();
+    let _daemon = env.start_daemon().await;
+    for input in ["", "this is not json", "{\"source\": 7}", "[]"] {
+        let output = env.cli(&["hook"], Some(input)).await;
+        assert_eq!(output.status.code(), Some(0), "{input:?}");
+        assert!(output.stdout.is_empty(), "{input:?}");
+        let message = stderr(&output);
+        assert_eq!(message.lines().count(), 1, "{input:?}: {message}");
+        assert!(message.starts_with("codex-fusion hook: "), "{message}");
+        assert!(message.contains("nothing done"), "{message}");
+        assert!(!message.contains("panicked"), "{message}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hook_without_a_daemon_exits_0_within_a_second_and_starts_nothing() {
+    let env = TestEnv::new();
+    let started = Instant::now();
+    let output = env.cli(&["hook"], Some(&session_start(&env.workspace, "clear"))).await;
+    let took = started.elapsed();
+    assert_eq!(output.status.code(), Some(0));
+    assert!(took < Duration::from_millis(1200), "took {took:?}");
+    assert!(stderr(&output).contains("not running"), "{}", stderr(&output));
+    assert!(env.daemon_pid().is_none(), "the hook never starts the daemon");
+    assert!(!env.socket.exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hook_never_waits_long_for_a_stdin_that_stays_open() {
+    let env = TestEnv::new();
+    let mut command = tokio::process::Command::new(binary("codex-fusion"));
+    env.apply(&mut command);
+    command
+        .arg("hook")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let started = Instant::now();
+    let mut child = command.spawn().expect("spawn codex-fusion hook");
+    // Keep stdin open and silent: the hook must give up on it by itself.
+    let _stdin = child.stdin.take();
+    let output = tokio::time::timeout(Duration::from_secs(5), child.wait_with_output())
+        .await
+        .expect("the hook returns on its own")
+        .expect("output");
+    let took = started.elapsed();
+    assert_eq!(output.status.code(), Some(0));
+    assert!(took < Duration::from_millis(1500), "took {took:?}");
+    assert!(stderr(&output).contains("stdin was not closed"), "{}", stderr(&output));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_json_parses_and_names_the_workspace() {
+    let env = TestEnv::new();
+    let client = Client::start(&env, &[]).await;
+    assert!(client.text("consult", consult("one")).await.contains("fake answer"));
+    let output = env.cli(&["status", "--json"], None).await;
+    assert!(output.status.success(), "{}", stderr(&output));
+    let status: DaemonStatus = serde_json::from_slice(&output.stdout).expect("status --json is a DaemonStatus");
+    assert_eq!(status.socket, env.socket);
+    assert_eq!(Some(status.pid as i32), env.daemon_pid());
+    let workspace = status
+        .workspaces
+        .iter()
+        .find(|workspace| workspace.workspace == env.workspace)
+        .expect("the workspace is listed");
+    assert_eq!(workspace.turns, 1);
+    assert!(workspace.session_id.is_some());
+    let output = env.cli(&["status"], None).await;
+    assert!(output.status.success());
+    let text = stdout(&output);
+    assert!(text.starts_with("codex-fusiond "), "{text}");
+    assert!(
+        text.contains(&format!("workspace {}", env.workspace.display())),
+        "{text}"
+    );
+    assert!(text.contains("1 done"), "{text}");
+    let only = env
+        .cli(
+            &[
+                "status",
+                "--json",
+                "--workspace",
+                env.dir("other").to_str().expect("utf8"),
+            ],
+            None,
+        )
+        .await;
+    assert!(only.status.success(), "{}", stderr(&only));
+    let status: DaemonStatus = serde_json::from_slice(&only.stdout).expect("parses");
+    assert!(
+        status
+            .workspaces
+            .iter()
+            .all(|workspace| workspace.workspace != env.workspace),
+        "filtered"
+    );
+    client.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ask_consult_starts_the_daemon_and_prints_the_answer_on_stdout() {
+    let env = TestEnv::new();
+    let output = env
+        .cli(
+            &["ask", "consult", "Is this design sound?", "--context", "a cache"],
+            None,
+        )
+        .await;
+    assert!(output.status.success(), "{}", stderr(&output));
+    let text = stdout(&output);
+    assert!(text.contains("fake answer: prompts_seen=1 mode=read-only"), "{text}");
+    assert!(text.contains("VERDICT: CONSENSUS — fake agrees"), "{text}");
+    assert!(
+        stderr(&output).is_empty(),
+        "no spinner without a terminal: {}",
+        stderr(&output)
+    );
+    assert!(env.daemon_pid().is_some(), "ask started the daemon");
+    let output = env.cli(&["ask", "reply", "go on"], None).await;
+    assert!(
+        stdout(&output).contains("prompts_seen=2"),
+        "same session: {}",
+        stdout(&output)
+    );
+    let output = env.cli(&["ask", "status"], None).await;
+    assert!(output.status.success());
+    assert!(
+        stdout(&output).contains(&env.workspace.display().to_string()),
+        "{}",
+        stdout(&output)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ask_reads_dash_from_stdin_and_tool_errors_exit_1() {
+    let env = TestEnv::new();
+    let output = env.cli(&["ask", "consult", "-"], Some("question from stdin")).await;
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(stdout(&output).contains("fake answer"));
+    let output = env.cli(&["ask", "consult", ""], None).await;
+    assert_eq!(output.status.code(), Some(1));
+    assert!(output.stdout.is_empty());
+    assert!(stderr(&output).contains("must not be empty"), "{}", stderr(&output));
+    let output = env
+        .cli(&["ask", "review_diff", "--diff", "/definitely/missing.patch"], None)
+        .await;
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains("/definitely/missing.patch"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ask_stops_at_a_permission_pause_without_a_terminal_and_permit_resumes_it() {
+    let env = TestEnv::new();
+    let made = env.workspace.join("made.txt");
+    let output = env
+        .cli(&["ask", "consult", "please fake:permission:execute:made.txt"], None)
+        .await;
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    let text = stdout(&output);
+    assert!(text.starts_with("🔐 Codex paused"), "{text}");
+    assert!(text.contains("touch made.txt"), "{text}");
+    let message = stderr(&output);
+    assert!(
+        message.contains("codex-fusion ask permit allow"),
+        "says how to resume: {message}"
+    );
+    assert!(!made.exists(), "nothing runs before permit");
+    let output = env.cli(&["ask", "permit", "allow"], None).await;
+    assert!(output.status.success(), "{}", stderr(&output));
+    let text = stdout(&output);
+    assert!(text.contains("ran touch made.txt"), "{text}");
+    assert!(text.contains("prompts_seen=1"), "the same turn resumed: {text}");
+    assert!(made.exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_cancels_a_running_ask_and_frees_the_workspace() {
+    let env = TestEnv::new();
+    let _daemon = env.start_daemon().await;
+    let mut command = tokio::process::Command::new(binary("codex-fusion"));
+    env.apply(&mut command);
+    command
+        .args(["ask", "consult", "wait for me fake:wait-cancel"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let child = command.spawn().expect("spawn ask");
+    let pid = child.id().expect("running") as i32;
+    let started = Instant::now();
+    loop {
+        let output = env.cli(&["status", "--json"], None).await;
+        if let Ok(status) = serde_json::from_slice::<DaemonStatus>(&output.stdout)
+            && status
+                .workspaces
+                .iter()
+                .any(|workspace| workspace.running_turn.is_some())
+        {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "the turn never started");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGINT).expect("SIGINT");
+    let output = tokio::time::timeout(Duration::from_secs(5), child.wait_with_output())
+        .await
+        .expect("ask exits soon after Ctrl-C")
+        .expect("output");
+    assert_eq!(output.status.code(), Some(130), "{}", stderr(&output));
+    assert!(stderr(&output).contains("cancelled consult"), "{}", stderr(&output));
+    let started = Instant::now();
+    let output = env.cli(&["ask", "consult", "after the cancel"], None).await;
+    assert!(stdout(&output).contains("fake answer"), "{}", stderr(&output));
+    assert!(started.elapsed() < Duration::from_secs(5), "the workspace was freed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stop_stops_the_daemon_and_removes_its_socket() {
+    let env = TestEnv::new();
+    let mut daemon = env.start_daemon().await;
+    let output = env.cli(&["stop"], None).await;
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(
+        stdout(&output).contains(&format!("Stopped codex-fusiond (pid {})", daemon.pid())),
+        "{}",
+        stdout(&output)
+    );
+    assert!(!env.socket.exists(), "the socket is gone when stop returns");
+    let status = tokio::time::timeout(Duration::from_secs(5), daemon.child.wait())
+        .await
+        .expect("the daemon exits")
+        .expect("wait");
+    assert!(
+        status.success(),
+        "a clean exit, which a service manager does not restart: {status}"
+    );
+}
+
+/// A temporary HOME with a fake `claude` and `systemctl` on PATH that record
+/// their arguments and remember what they were told, the way the real ones
+/// would answer `mcp get` and `is-enabled` afterwards.
+struct FakeHome {
+    home: PathBuf,
+    bin: PathBuf,
+    claude_log: PathBuf,
+    systemctl_log: PathBuf,
+}
+
+impl FakeHome {
+    fn new(env: &mut TestEnv) -> FakeHome {
+        let home = env.dir("home");
+        let bin = env.dir("fake-bin");
+        let state = env.dir("fake-state");
+        let claude_log = state.join("claude.log");
+        let systemctl_log = state.join("systemctl.log");
+        write_script(
+            &bin.join("claude"),
+            &format!(
+                r#"#!/bin/sh
+echo "$*" >> '{log}'
+case "$1 $2" in
+  "mcp get") if [ -e '{state}/mcp' ]; then echo "codex-fusion: registered"; exit 0; fi
+             echo "No MCP server found with name: $3" >&2; exit 1 ;;
+  "mcp add") touch '{state}/mcp' ;;
+esac
+exit 0
+"#,
+                log = claude_log.display(),
+                state = state.display()
+            ),
+        );
+        write_script(
+            &bin.join("systemctl"),
+            &format!(
+                r#"#!/bin/sh
+echo "$*" >> '{log}'
+case "$*" in
+  "--user is-enabled codex-fusiond.service")
+    if [ -e '{state}/enabled' ]; then echo enabled; exit 0; else echo disabled; exit 1; fi ;;
+  "--user is-active codex-fusiond.service")
+    if [ -e '{state}/active' ]; then echo active; exit 0; else echo inactive; exit 3; fi ;;
+  "--user enable codex-fusiond.service") touch '{state}/enabled' ;;
+  "--user start codex-fusiond.service") touch '{state}/active' ;;
+esac
+exit 0
+"#,
+                log = systemctl_log.display(),
+                state = state.display()
+            ),
+        );
+        env.set("HOME", home.to_str().expect("utf8"));
+        env.set("XDG_CONFIG_HOME", home.join(".config").to_str().expect("utf8"));
+        env.set("CLAUDE_CONFIG_DIR", "");
+        env.set("PATH", &format!("{}:/usr/bin:/bin", bin.display()));
+        FakeHome {
+            home,
+            bin,
+            claude_log,
+            systemctl_log,
+        }
+    }
+
+    fn log(path: &Path) -> Vec<String> {
+        std::fs::read_to_string(path)
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
+fn write_script(path: &Path, text: &str) {
+    std::fs::write(path, text).expect("write script");
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn install_into_a_temporary_home_is_idempotent_and_keeps_the_users_settings() {
+    let mut env = TestEnv::new();
+    let fake = FakeHome::new(&mut env);
+    assert!(fake.bin.join("claude").exists());
+    let settings_path = fake.home.join(".claude/settings.json");
+    std::fs::create_dir_all(settings_path.parent().expect("dir")).expect("mkdir");
+    let original = r#"{
+  "model": "opus",
+  "permissions": { "allow": ["Bash(ls:*)"] },
+  "hooks": { "SessionStart": [ { "matcher": "startup", "hooks": [ { "type": "command", "command": "echo hello" } ] } ] }
+}
+"#;
+    std::fs::write(&settings_path, original).expect("write settings");
+
+    // A dry run says what it would do and touches nothing.
+    let output = env.cli(&["install", "--claude", "--dry-run"], None).await;
+    assert!(output.status.success(), "{}\n{}", stdout(&output), stderr(&output));
+    let text = stdout(&output);
+    assert!(text.contains("→ would write"), "{text}");
+    assert!(text.contains("Dry run: nothing was changed."), "{text}");
+    assert_eq!(std::fs::read_to_string(&settings_path).expect("read"), original);
+    let unit_path = fake.home.join(".config/systemd/user/codex-fusiond.service");
+    assert!(!unit_path.exists());
+    assert!(
+        !FakeHome::log(&fake.claude_log)
+            .iter()
+            .any(|line| line.starts_with("mcp add"))
+    );
+
+    let output = env.cli(&["install", "--claude"], None).await;
+    assert!(output.status.success(), "{}\n{}", stdout(&output), stderr(&output));
+    let first = stdout(&output);
+    let unit = std::fs::read_to_string(&unit_path).expect("the unit was written");
+    assert!(
+        unit.contains(&format!("ExecStart={}", binary("codex-fusiond").display())),
+        "the real daemon path: {unit}"
+    );
+    assert!(first.contains(&format!("wrote {}", unit_path.display())), "{first}");
+    let systemctl = FakeHome::log(&fake.systemctl_log);
+    for expected in [
+        "--user daemon-reload",
+        "--user enable codex-fusiond.service",
+        "--user start codex-fusiond.service",
+    ] {
+        assert!(
+            systemctl.iter().any(|line| line == expected),
+            "{expected} in {systemctl:?}"
+        );
+    }
+    let add = format!(
+        "mcp add codex-fusion -s user -- {}",
+        binary("codex-fusion-mcp").display()
+    );
+    assert_eq!(
+        FakeHome::log(&fake.claude_log)
+            .iter()
+            .filter(|line| **line == add)
+            .count(),
+        1,
+        "{:?}",
+        FakeHome::log(&fake.claude_log)
+    );
+    let settings: Value =
+        serde_json::from_str(&std::fs::read_to_string(&settings_path).expect("read")).expect("valid JSON");
+    assert_eq!(settings["model"], "opus");
+    assert_eq!(settings["permissions"]["allow"][0], "Bash(ls:*)");
+    let session_start = settings["hooks"]["SessionStart"].as_array().expect("array");
+    assert_eq!(session_start.len(), 2, "{settings}");
+    assert_eq!(
+        session_start[0]["hooks"][0]["command"], "echo hello",
+        "the user's hook stays"
+    );
+    let command = session_start[1]["hooks"][0]["command"].as_str().expect("command");
+    assert!(command.ends_with("codex-fusion hook"), "{command}");
+    let backup = fake.home.join(".claude/settings.json.codex-fusion-backup");
+    assert_eq!(std::fs::read_to_string(&backup).expect("a backup"), original);
+    assert!(
+        first.contains(&backup.display().to_string()),
+        "says where the backup is: {first}"
+    );
+
+    // The second run changes nothing and says so.
+    let settings_after_first = std::fs::read_to_string(&settings_path).expect("read");
+    let systemctl_calls = FakeHome::log(&fake.systemctl_log).len();
+    let output = env.cli(&["install", "--claude"], None).await;
+    assert!(output.status.success(), "{}", stderr(&output));
+    let second = stdout(&output);
+    assert!(second.contains("Nothing to change"), "{second}");
+    assert!(!second.contains('✓'), "{second}");
+    assert_eq!(
+        std::fs::read_to_string(&settings_path).expect("read"),
+        settings_after_first
+    );
+    assert_eq!(
+        std::fs::read_to_string(&backup).expect("backup"),
+        original,
+        "the backup keeps the original"
+    );
+    assert_eq!(std::fs::read_to_string(&unit_path).expect("unit"), unit);
+    assert_eq!(
+        FakeHome::log(&fake.claude_log)
+            .iter()
+            .filter(|line| line.starts_with("mcp add"))
+            .count(),
+        1
+    );
+    let new_calls: Vec<String> = FakeHome::log(&fake.systemctl_log)[systemctl_calls..].to_vec();
+    assert!(
+        new_calls
+            .iter()
+            .all(|line| line.contains("is-") || line.contains("show-environment")),
+        "only queries the second time: {new_calls:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn install_without_claude_or_systemd_says_what_to_run() {
+    let mut env = TestEnv::new();
+    let fake = FakeHome::new(&mut env);
+    std::fs::remove_file(fake.bin.join("claude")).expect("no claude");
+    // A systemctl whose user manager is unreachable, as in a container.
+    write_script(
+        &fake.bin.join("systemctl"),
+        "#!/bin/sh\necho 'Failed to connect to bus' >&2\nexit 1\n",
+    );
+    let output = env.cli(&["install", "--claude"], None).await;
+    assert!(output.status.success(), "{}\n{}", stdout(&output), stderr(&output));
+    let text = stdout(&output);
+    assert!(text.contains("systemctl --user enable --now codex-fusiond"), "{text}");
+    assert!(
+        text.contains(&format!(
+            "claude mcp add codex-fusion -s user -- {}",
+            binary("codex-fusion-mcp").display()
+        )),
+        "{text}"
+    );
+    let settings = std::fs::read_to_string(fake.home.join(".claude/settings.json")).expect("created");
+    assert!(settings.contains("codex-fusion hook"), "{settings}");
+    assert!(
+        !fake.home.join(".claude/settings.json.codex-fusion-backup").exists(),
+        "nothing to back up"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_reports_every_check_and_fails_without_a_codex_login() {
+    let mut env = TestEnv::new();
+    let fake = FakeHome::new(&mut env);
+    env.set("OPENAI_API_KEY", "")
+        .set("CODEX_API_KEY", "")
+        .set("CODEX_HOME", "");
+    let _daemon = env.start_daemon().await;
+    let output = env.cli(&["doctor"], None).await;
+    let text = stdout(&output);
+    assert_eq!(output.status.code(), Some(1), "{text}");
+    assert!(text.contains("✓ codex-acp: "), "{text}");
+    assert!(text.contains("✗ Codex login: "), "{text}");
+    assert!(text.contains("fix: run `codex login`"), "{text}");
+    assert!(text.contains("✓ socket: "), "{text}");
+    assert!(text.contains("✓ daemon: codex-fusiond "), "{text}");
+    assert!(text.contains("✗ service: not installed"), "{text}");
+    assert!(text.contains("✗ Claude Code MCP server: "), "{text}");
+    assert!(text.contains("✗ Claude Code hook: "), "{text}");
+    assert!(text.contains("1 essential check failed"), "{text}");
+
+    // With a login and after install, everything is green.
+    std::fs::create_dir_all(fake.home.join(".codex")).expect("mkdir");
+    std::fs::write(fake.home.join(".codex/auth.json"), "{}").expect("auth");
+    std::fs::write(
+        fake.home.join(".claude.json"),
+        json!({"mcpServers": {"codex-fusion": {"command": binary("codex-fusion-mcp")}}}).to_string(),
+    )
+    .expect("claude.json");
+    let install = env.cli(&["install", "--claude"], None).await;
+    assert!(install.status.success(), "{}", stdout(&install));
+    let output = env.cli(&["doctor"], None).await;
+    let text = stdout(&output);
+    assert_eq!(output.status.code(), Some(0), "{text}");
+    assert!(!text.contains('✗'), "{text}");
+    assert!(
+        text.contains("✓ Claude Code MCP server: registered as `codex-fusion`, user scope"),
+        "{text}"
+    );
+    assert!(text.contains("✓ service: "), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_subcommand_has_help_and_usage_errors_exit_2() {
+    let env = TestEnv::new();
+    let commands: &[&[&str]] = &[
+        &[],
+        &["reset"],
+        &["status"],
+        &["hook"],
+        &["doctor"],
+        &["install"],
+        &["ask"],
+        &["stop"],
+        &["ask", "consult"],
+        &["ask", "review_plan"],
+        &["ask", "review_diff"],
+        &["ask", "brainstorm"],
+        &["ask", "explore"],
+        &["ask", "reply"],
+        &["ask", "permit"],
+        &["ask", "reset"],
+        &["ask", "status"],
+    ];
+    for command in commands {
+        let mut args = command.to_vec();
+        args.push("--help");
+        let output = env.cli(&args, None).await;
+        assert_eq!(output.status.code(), Some(0), "{args:?}: {}", stderr(&output));
+        assert!(
+            stdout(&output).contains("Usage: codex-fusion"),
+            "{args:?}: {}",
+            stdout(&output)
+        );
+    }
+    for bad in [
+        &["frobnicate"][..],
+        &["status", "--jsn"],
+        &["ask", "permit", "maybe"],
+        &["ask", "nope"],
+        &[],
+    ] {
+        let output = env.cli(bad, None).await;
+        assert_eq!(output.status.code(), Some(2), "{bad:?}: {}", stderr(&output));
+    }
+    assert!(env.daemon_pid().is_none(), "help starts nothing");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_install_script_shows_its_plan_in_a_dry_run() {
+    let env = TestEnv::new();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/install.sh");
+    let prefix = env.dir("prefix");
+    let run = |args: &[&str]| {
+        std::process::Command::new("sh")
+            .arg(&script)
+            .args(args)
+            .output()
+            .expect("run scripts/install.sh")
+    };
+    let output = run(&["--dry-run", "--prefix", prefix.to_str().expect("utf8")]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let text = stdout(&output);
+    assert!(text.contains("would run: cargo build --release"), "{text}");
+    for binary in ["codex-fusiond", "codex-fusion-mcp", "codex-fusion"] {
+        assert!(
+            text.contains(&format!("{}/bin/{binary}", prefix.display())),
+            "{binary} goes to the prefix: {text}"
+        );
+    }
+    assert!(text.contains("codex-fusion install --claude"), "{text}");
+    assert!(
+        std::fs::read_dir(&prefix).expect("prefix").next().is_none(),
+        "a dry run installs nothing"
+    );
+    let output = run(&["--no-claude", "--dry-run", "--prefix", prefix.to_str().expect("utf8")]);
+    assert!(!stdout(&output).contains("--claude"), "{}", stdout(&output));
+    assert_eq!(run(&["--help"]).status.code(), Some(0));
+    assert_eq!(run(&["--frobnicate"]).status.code(), Some(2));
+}
