@@ -38,7 +38,7 @@ pub async fn serve(daemon: Arc<Daemon>, stream: UnixStream) {
         Channel::Mcp => serve_mcp(daemon, hello, reader, write).await,
         Channel::Control => {
             if reply(&mut write, &HelloReply::accepted(std::process::id())).await.is_ok() {
-                control::serve(daemon, reader, write).await;
+                control::serve(daemon, &hello, reader, write).await;
             }
         }
     }
@@ -85,12 +85,7 @@ async fn serve_mcp(daemon: Arc<Daemon>, hello: Hello, reader: BufReader<OwnedRea
             return;
         }
     };
-    let agent_env: Vec<(String, String)> = hello
-        .env
-        .iter()
-        .filter(|(name, value)| codex_fusion_protocol::AGENT_ENV_VARS.contains(&name.as_str()) && !value.is_empty())
-        .map(|(name, value)| (name.clone(), value.clone()))
-        .collect();
+    let agent_env = agent_env(&hello);
     if reply(&mut write, &HelloReply::accepted(std::process::id())).await.is_err() {
         return;
     }
@@ -113,6 +108,16 @@ async fn serve_mcp(daemon: Arc<Daemon>, hello: Hello, reader: BufReader<OwnedRea
         }
         Err(error) => tracing::info!(parent: &span, %error, "MCP client left during initialize"),
     }
+}
+
+/// The hello's variables meant for codex-acp (credentials, Codex home).
+pub fn agent_env(hello: &Hello) -> Vec<(String, String)> {
+    hello
+        .env
+        .iter()
+        .filter(|(name, value)| codex_fusion_protocol::AGENT_ENV_VARS.contains(&name.as_str()) && !value.is_empty())
+        .map(|(name, value)| (name.clone(), value.clone()))
+        .collect()
 }
 
 /// Sends a refusal line; the connection is closed by the caller.

@@ -3,23 +3,37 @@
 
 use std::sync::Arc;
 
-use codex_fusion_protocol::control::{ControlRequest, ControlResponse, SessionSource};
+use codex_fusion_protocol::Hello;
+use codex_fusion_protocol::control::{ControlRequest, ControlResponse};
 use tokio::io::BufReader;
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 
-use crate::connection::{canonical_workspace, control_requests};
+use crate::config::Settings;
+use crate::connection::{agent_env, canonical_workspace, control_requests};
 use crate::daemon::Daemon;
 
-pub async fn serve(daemon: Arc<Daemon>, reader: BufReader<OwnedReadHalf>, write: OwnedWriteHalf) {
+pub async fn serve(daemon: Arc<Daemon>, hello: &Hello, reader: BufReader<OwnedReadHalf>, write: OwnedWriteHalf) {
+    // The client's settings matter only for warming an agent on SessionStart;
+    // a malformed one falls back to the defaults there (the hook must never
+    // fail Claude), and the MCP connection reports it properly.
+    let settings = Arc::new(Settings::from_env(&hello.env).map(|(settings, _)| settings).unwrap_or_default());
+    let agent_env = agent_env(hello);
     control_requests(reader, write, |request| {
         let daemon = daemon.clone();
-        async move { handle(&daemon, request).await }
+        let settings = settings.clone();
+        let agent_env = agent_env.clone();
+        async move { handle(&daemon, request, settings, agent_env).await }
     })
     .await;
 }
 
 /// Answers one request; the flag says whether to close the connection.
-async fn handle(daemon: &Arc<Daemon>, request: ControlRequest) -> (ControlResponse, bool) {
+async fn handle(
+    daemon: &Arc<Daemon>,
+    request: ControlRequest,
+    settings: Arc<Settings>,
+    agent_env: Vec<(String, String)>,
+) -> (ControlResponse, bool) {
     match request {
         ControlRequest::Ping => (
             ControlResponse::Pong {
@@ -46,29 +60,16 @@ async fn handle(daemon: &Arc<Daemon>, request: ControlRequest) -> (ControlRespon
             Err(message) => (ControlResponse::Error { message }, false),
         },
         ControlRequest::SessionStart {
-            workspace, source, ..
+            workspace,
+            claude_session_id,
+            source,
         } => match canonical_workspace(&workspace) {
             Ok(workspace) => {
-                let action = match source {
-                    SessionSource::Clear => {
-                        let had = match daemon.existing_session(&workspace) {
-                            Some(session) => session.reset().await.unwrap_or(false),
-                            None => false,
-                        };
-                        if had {
-                            "reset Codex's session (Claude cleared its context)"
-                        } else {
-                            "nothing to reset"
-                        }
-                    }
-                    SessionSource::Startup | SessionSource::Resume | SessionSource::Compact => "kept Codex's session",
-                };
-                (
-                    ControlResponse::SessionStarted {
-                        action: action.to_owned(),
-                    },
-                    false,
-                )
+                let session = daemon.session(&workspace);
+                match session.session_start(source, claude_session_id, settings, agent_env).await {
+                    Ok(action) => (ControlResponse::SessionStarted { action }, false),
+                    Err(error) => (ControlResponse::Error { message: error.to_string() }, false),
+                }
             }
             Err(message) => (ControlResponse::Error { message }, false),
         },

@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::confine::ConfinementCache;
+use crate::pairing::PairingStore;
 use crate::session::{SessionContext, SessionHandle};
 use crate::turn::CallId;
 
@@ -40,6 +41,7 @@ impl Daemon {
             shutdown: shutdown.clone(),
             state_dir: state_dir.clone(),
             confinement: ConfinementCache::default(),
+            pairings: PairingStore::load(&state_dir),
         });
         Arc::new(Daemon {
             started: Instant::now(),

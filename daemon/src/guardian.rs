@@ -99,14 +99,10 @@ pub fn decide(request: &PermissionRequest, policy: &Policy) -> Decision {
     let acts_on_entry = matches!(request.kind, ActionKind::Delete | ActionKind::Move);
     let all_inside = !request.paths.is_empty()
         && request.paths.iter().all(|path| {
-            // A delete or move of a link touches the link; a write through
-            // it touches its target; either way both must be inside for a
-            // move, whose entry and content both change place.
-            if acts_on_entry {
-                path.entry_inside_workspace && (request.kind == ActionKind::Delete || path.inside_workspace)
-            } else {
-                path.inside_workspace
-            }
+            // Deleting or moving a link acts on the link (`rm link`) or on
+            // what it points to (`rm -r link/`); the guardian cannot tell
+            // which, so both must be inside.
+            path.inside_workspace && (!acts_on_entry || path.entry_inside_workspace)
         });
     match request.kind {
         ActionKind::Read | ActionKind::Search => {
@@ -237,10 +233,11 @@ mod tests {
             (Edit, outside(), WRITES, false),
             (Move, mixed(), ALL, false),
             (Edit, vec![], ALL, false),
-            // Deletes act on the entry; moves on the entry and its target;
-            // edits and reads follow the link.
+            // Deletes and moves need the entry and its target inside; edits
+            // and reads follow the link.
             (Delete, vec![link(false, true)], WRITES, false),
-            (Delete, vec![link(true, false)], WRITES, true),
+            (Delete, vec![link(true, false)], WRITES, false),
+            (Delete, vec![link(true, true)], WRITES, true),
             (Move, vec![link(true, false)], WRITES, false),
             (Move, vec![link(false, true)], WRITES, false),
             (Edit, vec![link(false, true)], WRITES, true),

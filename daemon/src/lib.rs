@@ -17,6 +17,7 @@ pub mod guardian;
 pub mod listener;
 pub mod logging;
 pub mod mcp;
+pub mod pairing;
 pub mod progress;
 pub mod prompts;
 pub mod render;

@@ -41,6 +41,11 @@ pub fn resolve(workspace: &Path, base: &Path, raw: &Path) -> ResolvedPath {
 /// The directory entry `path` names: its parent resolved, its last
 /// component as written (not followed if it is a symlink).
 fn entry(path: &Path) -> Option<PathBuf> {
+    // `link/` (or `link/.`) names what the link points to, as in the kernel.
+    let bytes = path.as_os_str().as_encoded_bytes();
+    if bytes.ends_with(b"/") || bytes.ends_with(b"/.") {
+        return resolve_absolute(path, 0);
+    }
     match path.components().next_back()? {
         Component::Normal(name) => {
             let parent = path.parent().unwrap_or(Path::new("/"));
@@ -169,6 +174,9 @@ mod tests {
         let path = resolve(&fixture.workspace, &fixture.workspace, Path::new("dangling-out"));
         assert!(!path.inside_workspace);
         assert!(path.entry_inside_workspace);
+        // With a trailing slash, the entry is the directory it points to.
+        let path = resolve(&fixture.workspace, &fixture.workspace, Path::new("link-out/"));
+        assert!(!path.entry_inside_workspace);
     }
 
     #[test]

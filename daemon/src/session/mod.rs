@@ -33,6 +33,8 @@ use tracing::Instrument as _;
 
 use crate::acp::{self, AgentFailure, AgentInfo, OpenedSession, ToolCallInfo};
 use crate::confine::ConfinementCache;
+use crate::pairing::PairingStore;
+use codex_fusion_protocol::control::SessionSource;
 use crate::agent::{Agent, AgentEvent, AgentMessage, StderrTail, StopMode};
 use crate::config::Settings;
 use crate::guardian::{self, Decision, PermissionRequest};
@@ -73,6 +75,17 @@ pub enum Command {
     Cancel { call: CallId },
     /// Drop the Codex session; the reply says whether there was one.
     Reset { reply: oneshot::Sender<bool> },
+    /// Claude Code started, resumed, cleared or compacted a session here;
+    /// the reply says what was done about it.
+    SessionStart {
+        source: SessionSource,
+        claude_session_id: Option<String>,
+        /// The hook's settings, used to warm the agent when no MCP client
+        /// has run a turn here yet.
+        settings: Arc<Settings>,
+        agent_env: Vec<(String, String)>,
+        reply: oneshot::Sender<String>,
+    },
     Status { reply: oneshot::Sender<WorkspaceStatus> },
     /// Stop everything and end the actor.
     Shutdown { reply: oneshot::Sender<()> },
@@ -97,6 +110,8 @@ pub struct SessionContext {
     pub shutdown: CancellationToken,
     pub state_dir: PathBuf,
     pub confinement: ConfinementCache,
+    /// Claude ↔ Codex session pairings, persisted.
+    pub pairings: PairingStore,
 }
 
 /// The actor is gone (the daemon is shutting down).
@@ -112,6 +127,8 @@ impl SessionHandle {
         let (agent_tx, agent_rx) = mpsc::channel(AGENT_QUEUE);
         let (internal_tx, internal_rx) = mpsc::unbounded_channel();
         let span = tracing::info_span!("session", workspace = %workspace.display());
+        // After a daemon restart, the workspace continues its last session.
+        let remembered = context.pairings.get(&workspace);
         let actor = SessionActor {
             workspace,
             commands,
@@ -126,7 +143,10 @@ impl SessionHandle {
             generation: 0,
             starting: false,
             session: None,
-            resume_id: None,
+            resume_id: remembered.codex_session_id,
+            claude_session_id: remembered.claude_session_id,
+            deferred_target: None,
+            last_settings: None,
             pending_note: None,
             queue: VecDeque::new(),
             turn: None,
@@ -154,6 +174,25 @@ impl SessionHandle {
     pub async fn status(&self) -> Result<WorkspaceStatus, SessionGone> {
         let (reply, receiver) = oneshot::channel();
         self.send(Command::Status { reply }).await?;
+        receiver.await.map_err(|_| SessionGone)
+    }
+
+    pub async fn session_start(
+        &self,
+        source: SessionSource,
+        claude_session_id: Option<String>,
+        settings: Arc<Settings>,
+        agent_env: Vec<(String, String)>,
+    ) -> Result<String, SessionGone> {
+        let (reply, receiver) = oneshot::channel();
+        self.send(Command::SessionStart {
+            source,
+            claude_session_id,
+            settings,
+            agent_env,
+            reply,
+        })
+        .await?;
         receiver.await.map_err(|_| SessionGone)
     }
 
@@ -213,6 +252,8 @@ struct ActiveTurn {
     id: u64,
     tool: &'static str,
     settings: Arc<Settings>,
+    /// Forwarded credentials, should this turn have to start codex-acp.
+    agent_env: Vec<(String, String)>,
     waiter: Option<Waiter>,
     started: Instant,
     last_activity: Instant,
@@ -269,9 +310,16 @@ struct SessionActor {
     generation: u64,
     starting: bool,
     session: Option<Session>,
-    /// The Codex session to restore on the next start (after a crash or a
-    /// hard stop killed the agent that held it).
+    /// The Codex session to restore on the next start (after a crash, a hard
+    /// stop, a daemon restart, or a Claude resume).
     resume_id: Option<String>,
+    /// The Claude session the current Codex session is (to be) paired with.
+    claude_session_id: Option<String>,
+    /// A session switch asked for while a turn ran, applied when it ends:
+    /// `Some(None)` a fresh session, `Some(Some(id))` restore `id`.
+    deferred_target: Option<Option<String>>,
+    /// The settings of the last turn, for warming the agent.
+    last_settings: Option<Arc<Settings>>,
     /// A one-line note for the next answer's footer.
     pending_note: Option<String>,
     queue: VecDeque<TurnRequest>,
@@ -332,6 +380,16 @@ impl SessionActor {
             Command::Reset { reply } => {
                 let had_session = self.reset();
                 let _ = reply.send(had_session);
+            }
+            Command::SessionStart {
+                source,
+                claude_session_id,
+                settings,
+                agent_env,
+                reply,
+            } => {
+                let action = self.on_session_start(source, claude_session_id, settings, agent_env);
+                let _ = reply.send(action);
             }
             Command::Status { reply } => {
                 let _ = reply.send(self.status());
@@ -408,16 +466,18 @@ impl SessionActor {
             // process guarantees nothing of it leaks into the next one.
             self.kill_agent("reset mid-turn");
         }
-        self.session = None;
-        self.resume_id = None;
-        self.pending_note = None;
+        self.retarget(None);
+        self.deferred_target = None;
+        self.context
+            .pairings
+            .set_current(&self.workspace, None, self.claude_session_id.as_deref());
         tracing::info!(had_session, "session reset");
         had_session
     }
 
     fn status(&self) -> WorkspaceStatus {
         let agent_state = match (&self.agent, self.starting, &self.session) {
-            (Some(_), true, _) => "starting",
+            (_, true, _) => "starting",
             (Some(_), false, Some(_)) => "ready",
             (Some(_), false, None) => "idle",
             (None, _, _) if self.last_error.is_some() => "failed",
@@ -431,7 +491,7 @@ impl SessionActor {
             agent_command: self.last_command.clone(),
             last_error: self.last_error.clone(),
             session_id: session.map(|session| session.id.clone()).or_else(|| self.resume_id.clone()),
-            claude_session_id: None,
+            claude_session_id: self.claude_session_id.clone(),
             session_origin: session.map(|session| if session.loaded { "loaded" } else { "fresh" }.to_owned()),
             turns: session.map_or(0, |session| session.turns),
             running_turn: self.turn.as_ref().map(|turn| {
@@ -456,6 +516,99 @@ impl SessionActor {
             model: session.and_then(|session| session.model.clone()),
             available_models: session.map(|session| session.available_models.clone()).unwrap_or_default(),
             stderr_tail: self.stderr.lines(),
+        }
+    }
+
+    /// Applies Claude Code's SessionStart rules: `clear` starts a fresh Codex
+    /// session, `startup` a fresh one for the new Claude session, `resume`
+    /// re-attaches the Codex session paired with the resumed one, `compact`
+    /// keeps everything. Fresh and resumed sessions are warmed in the
+    /// background so the first call does not pay the start.
+    fn on_session_start(
+        &mut self,
+        source: SessionSource,
+        claude: Option<String>,
+        settings: Arc<Settings>,
+        agent_env: Vec<(String, String)>,
+    ) -> String {
+        let action = match source {
+            SessionSource::Compact => {
+                if claude.is_some() {
+                    self.claude_session_id = claude;
+                }
+                return "kept Codex's session (Claude compacted its context)".into();
+            }
+            SessionSource::Clear => {
+                self.reset();
+                self.claude_session_id = claude;
+                "started a fresh Codex session (Claude cleared its context)".to_owned()
+            }
+            SessionSource::Startup => {
+                self.claude_session_id = claude;
+                self.switch_to(None);
+                "a fresh Codex session for the new Claude session".to_owned()
+            }
+            SessionSource::Resume => {
+                let paired = claude.as_deref().and_then(|claude| self.context.pairings.paired(&self.workspace, claude));
+                self.claude_session_id = claude;
+                match paired {
+                    Some(codex) => {
+                        let current = self.session.as_ref().map(|session| session.id.as_str());
+                        if current == Some(codex.as_str()) {
+                            format!("kept Codex session {codex}, paired with the resumed Claude session")
+                        } else {
+                            let action = format!("re-attached Codex session {codex}, paired with the resumed Claude session");
+                            self.switch_to(Some(codex));
+                            action
+                        }
+                    }
+                    None => {
+                        self.switch_to(None);
+                        "a fresh Codex session (the resumed Claude session had none)".to_owned()
+                    }
+                }
+            }
+        };
+        self.warm(settings, agent_env);
+        action
+    }
+
+    /// Switches to a fresh session (`None`) or restores `target`, now if no
+    /// turn runs, else once it ends.
+    fn switch_to(&mut self, target: Option<String>) {
+        if self.turn.is_some() || !self.queue.is_empty() {
+            self.deferred_target = Some(target);
+        } else {
+            self.retarget(target);
+        }
+    }
+
+    /// Drops the current session (the agent stays) and sets what the next
+    /// start opens.
+    fn retarget(&mut self, target: Option<String>) {
+        self.session = None;
+        self.pending_note = None;
+        self.resume_id = target;
+        if self.starting {
+            // Let the start in flight be ignored; a new one opens the target.
+            self.generation += 1;
+            self.starting = false;
+            self.agent.take().map(|agent| agent.stop(StopMode::Kill));
+            self.agent_info = None;
+        }
+    }
+
+    /// Starts codex-acp and opens the target session with no turn waiting.
+    fn warm(&mut self, settings: Arc<Settings>, agent_env: Vec<(String, String)>) {
+        if self.turn.is_some() || self.starting || self.session.is_some() {
+            return;
+        }
+        let settings = self.last_settings.clone().unwrap_or(settings);
+        if self.agent.is_none() {
+            tracing::info!("warming codex-acp");
+            self.start_agent(settings, agent_env);
+        } else {
+            self.open_session(&settings);
         }
     }
 

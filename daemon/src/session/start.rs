@@ -13,10 +13,8 @@ const EXIT_REPORT_WAIT: Duration = Duration::from_millis(500);
 
 impl SessionActor {
     /// Spawns codex-acp with `agent_env` (credentials forwarded by the client
-    /// whose turn starts it) and opens a session on it, in a task.
-    pub(super) fn start_agent(&mut self, agent_env: Vec<(String, String)>) {
-        let Some(turn) = self.turn.as_ref() else { return };
-        let settings = turn.settings.clone();
+    /// that needs it) and opens a session on it, in a task.
+    pub(super) fn start_agent(&mut self, settings: Arc<Settings>, agent_env: Vec<(String, String)>) {
         self.generation += 1;
         self.starting = true;
         let generation = self.generation;
@@ -91,17 +89,17 @@ impl SessionActor {
         );
     }
 
-    /// Opens a new session on the live, initialized agent (after a reset).
-    pub(super) fn open_session(&mut self) {
-        let (Some(agent), Some(turn), Some(info)) = (self.agent.as_ref(), self.turn.as_ref(), self.agent_info.clone())
-        else {
+    /// Opens a session (fresh, or `resume_id` restored) on the live,
+    /// initialized agent.
+    pub(super) fn open_session(&mut self, settings: &Settings) {
+        let (Some(agent), Some(info)) = (self.agent.as_ref(), self.agent_info.clone()) else {
             return;
         };
         self.starting = true;
         let connection = agent.connection.clone();
         let workspace = self.workspace.clone();
         let resume = self.resume_id.clone();
-        let timeout = turn.settings.startup_timeout;
+        let timeout = settings.startup_timeout;
         let generation = self.generation;
         let api_key = self.agent_has_api_key;
         let modes = self.agent_modes.clone();
@@ -166,6 +164,9 @@ impl SessionActor {
                 }
                 self.resume_id = None;
                 self.last_error = None;
+                self.context
+                    .pairings
+                    .set_current(&self.workspace, Some(&opened.session_id), self.claude_session_id.as_deref());
                 self.session = Some(Session {
                     id: opened.session_id,
                     loaded: opened.loaded,

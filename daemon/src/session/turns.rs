@@ -165,16 +165,13 @@ impl SessionActor {
         }
     }
 
-    /// The live agent is gone (exit, crash, garbage, hard stop). Idempotent.
+    /// The live agent is gone (exit, crash, garbage, hard stop): fails the
+    /// running turn with `reason`. Idempotent.
     pub(super) fn agent_gone(&mut self, reason: String) {
-        let Some(agent) = self.agent.take() else { return };
-        drop(agent);
-        tracing::warn!(%reason, "codex-acp is gone");
-        self.agent_info = None;
-        if let Some(session) = self.session.take() {
-            self.resume_id = Some(session.id);
+        if !self.retire_agent(&reason) {
+            return;
         }
-        self.starting = false;
+        tracing::warn!(%reason, "codex-acp is gone");
         self.last_error = Some(reason.clone());
         if let Some(turn) = self.turn.take() {
             let message = match turn.phase {
@@ -183,6 +180,20 @@ impl SessionActor {
             };
             self.finish(turn, Err(("failed", message)));
         }
+    }
+
+    /// Drops the live agent (killing it) and remembers its session, so the
+    /// next start restores it. `false` if there was none.
+    pub(super) fn retire_agent(&mut self, why: &str) -> bool {
+        let Some(agent) = self.agent.take() else { return false };
+        tracing::info!(why, pid = ?agent.pid, "retiring codex-acp");
+        agent.stop(StopMode::Kill);
+        self.agent_info = None;
+        if let Some(session) = self.session.take() {
+            self.resume_id = Some(session.id);
+        }
+        self.starting = false;
+        true
     }
 
     pub(super) fn kill_agent(&mut self, why: &str) {
@@ -406,6 +417,9 @@ impl SessionActor {
     /// Starts the next turn, the agent or the prompt, whichever is due.
     pub(super) fn advance(&mut self) {
         if self.turn.is_none() {
+            if let Some(target) = self.deferred_target.take() {
+                self.retarget(target);
+            }
             let Some(request) = self.queue.pop_front() else { return };
             if request.waiter.reply.is_closed() {
                 return;
@@ -414,10 +428,12 @@ impl SessionActor {
             self.next_turn_id += 1;
             let now = Instant::now();
             tracing::info!(turn = id, tool = request.tool, "turn starts");
+            self.last_settings = Some(request.settings.clone());
             self.turn = Some(ActiveTurn {
                 id,
                 tool: request.tool,
                 settings: request.settings,
+                agent_env: request.agent_env,
                 waiter: Some(request.waiter),
                 started: now,
                 last_activity: now,
@@ -432,13 +448,20 @@ impl SessionActor {
                 notes: Vec::new(),
                 record: TurnRecord::default(),
             });
-            if self.agent.is_none() && !self.starting {
-                self.start_agent(request.agent_env);
-            }
         }
         let Some(turn) = self.turn.as_ref() else { return };
-        if turn.phase != Phase::WaitingForSession {
+        if turn.phase != Phase::WaitingForSession || self.starting {
             return;
+        }
+        let (settings, agent_env) = (turn.settings.clone(), turn.agent_env.clone());
+        // A client that runs codex-acp differently gets its own agent; the
+        // session moves over by load.
+        if self
+            .agent
+            .as_ref()
+            .is_some_and(|agent| agent.command != settings.acp_command.display)
+        {
+            self.retire_agent("a client asked for another CODEX_FUSION_ACP_COMMAND");
         }
         if self.session.is_some() {
             let mut turn = self.turn.take().expect("checked above");
@@ -451,12 +474,10 @@ impl SessionActor {
                 let turn = self.turn.take().expect("just set");
                 self.finish(turn, Err(("failed", message)));
             }
-        } else if !self.starting {
-            if self.agent.is_none() {
-                self.start_agent(Vec::new());
-            } else {
-                self.open_session();
-            }
+        } else if self.agent.is_none() {
+            self.start_agent(settings, agent_env);
+        } else {
+            self.open_session(&settings);
         }
     }
 

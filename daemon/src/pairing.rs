@@ -1,0 +1,235 @@
+//! Which Codex session belongs to which Claude session, per workspace, kept
+//! on disk so it survives daemon restarts and reboots.
+//!
+//! The file (`sessions.json` in the state directory) is rewritten whole, to
+//! a temporary file renamed over the old one, on every change; changes are
+//! rare (a session opened, a SessionStart, a reset). A missing or corrupt
+//! file is logged and treated as empty, never fatal.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+/// Pairs remembered per workspace; the least recently used go first.
+const PAIRS_KEPT: usize = 64;
+
+const FILE_NAME: &str = "sessions.json";
+const FORMAT_VERSION: u32 = 1;
+
+/// What is remembered about one workspace.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct WorkspaceRecord {
+    /// The Codex session the workspace used last; its next turn continues it.
+    pub codex_session_id: Option<String>,
+    /// The Claude session the current Codex session is paired with.
+    pub claude_session_id: Option<String>,
+    /// Claude session id → its Codex session.
+    pub pairs: BTreeMap<String, Pair>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Pair {
+    pub codex_session_id: String,
+    /// Milliseconds since the Unix epoch; strictly increasing per workspace,
+    /// so the oldest pair is always well defined.
+    pub last_used_ms: u64,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
+struct File {
+    version: u32,
+    workspaces: BTreeMap<PathBuf, WorkspaceRecord>,
+}
+
+/// The pairings, in memory and on disk.
+pub struct PairingStore {
+    path: Option<PathBuf>,
+    file: Mutex<File>,
+}
+
+impl PairingStore {
+    /// Loads `state_dir/sessions.json`; a missing or unreadable file is an
+    /// empty store (logged).
+    pub fn load(state_dir: &Path) -> PairingStore {
+        let path = state_dir.join(FILE_NAME);
+        let file = match std::fs::read(&path) {
+            Ok(bytes) => match serde_json::from_slice::<File>(&bytes) {
+                Ok(file) if file.version == FORMAT_VERSION => file,
+                Ok(file) => {
+                    tracing::warn!(path = %path.display(), version = file.version, "unknown session file version; starting with no pairings");
+                    File::default()
+                }
+                Err(error) => {
+                    tracing::warn!(path = %path.display(), %error, "the session file is corrupt; starting with no pairings");
+                    File::default()
+                }
+            },
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => File::default(),
+            Err(error) => {
+                tracing::warn!(path = %path.display(), %error, "cannot read the session file; starting with no pairings");
+                File::default()
+            }
+        };
+        PairingStore {
+            path: Some(path),
+            file: Mutex::new(file),
+        }
+    }
+
+    /// A store that never touches the disk (tests).
+    pub fn in_memory() -> PairingStore {
+        PairingStore {
+            path: None,
+            file: Mutex::new(File::default()),
+        }
+    }
+
+    pub fn get(&self, workspace: &Path) -> WorkspaceRecord {
+        self.lock().workspaces.get(workspace).cloned().unwrap_or_default()
+    }
+
+    /// The Codex session paired with Claude session `claude`, if any.
+    pub fn paired(&self, workspace: &Path, claude: &str) -> Option<String> {
+        self.lock()
+            .workspaces
+            .get(workspace)
+            .and_then(|record| record.pairs.get(claude))
+            .map(|pair| pair.codex_session_id.clone())
+    }
+
+    /// Records that `workspace` now uses `codex` (or none), paired with
+    /// `claude` (if known), and saves.
+    pub fn set_current(&self, workspace: &Path, codex: Option<&str>, claude: Option<&str>) {
+        self.update(workspace, |record| {
+            record.codex_session_id = codex.map(str::to_owned);
+            record.claude_session_id = claude.map(str::to_owned);
+            if let (Some(codex), Some(claude)) = (codex, claude) {
+                let latest = record.pairs.values().map(|pair| pair.last_used_ms).max().unwrap_or(0);
+                record.pairs.insert(
+                    claude.to_owned(),
+                    Pair {
+                        codex_session_id: codex.to_owned(),
+                        last_used_ms: now_ms().max(latest + 1),
+                    },
+                );
+                trim(&mut record.pairs);
+            }
+        });
+    }
+
+    fn update(&self, workspace: &Path, change: impl FnOnce(&mut WorkspaceRecord)) {
+        let mut file = self.lock();
+        file.version = FORMAT_VERSION;
+        let record = file.workspaces.entry(workspace.to_path_buf()).or_default();
+        let before = record.clone();
+        change(record);
+        if *record == before {
+            return;
+        }
+        if let Some(path) = &self.path {
+            if let Err(error) = save(path, &file) {
+                tracing::warn!(path = %path.display(), %error, "cannot save the session file; pairings are kept in memory only");
+            }
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, File> {
+        self.file.lock().unwrap_or_else(|poison| poison.into_inner())
+    }
+}
+
+/// Writes `file` atomically: a temporary file in the same directory, synced,
+/// then renamed over the old one.
+fn save(path: &Path, file: &File) -> std::io::Result<()> {
+    use std::io::Write as _;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let temporary = path.with_extension(format!("json.{}.tmp", std::process::id()));
+    let bytes = serde_json::to_vec_pretty(file).map_err(std::io::Error::other)?;
+    let mut handle = std::fs::File::create(&temporary)?;
+    handle.write_all(&bytes)?;
+    handle.sync_all()?;
+    std::fs::rename(&temporary, path)
+}
+
+fn trim(pairs: &mut BTreeMap<String, Pair>) {
+    while pairs.len() > PAIRS_KEPT {
+        let oldest = pairs
+            .iter()
+            .min_by_key(|(_, pair)| pair.last_used_ms)
+            .map(|(claude, _)| claude.clone());
+        match oldest {
+            Some(claude) => pairs.remove(&claude),
+            None => break,
+        };
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |since| since.as_millis() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pairings_survive_a_reload() {
+        let temp = tempfile::tempdir().expect("tempdir");
+        let workspace = Path::new("/w");
+        let store = PairingStore::load(temp.path());
+        store.set_current(workspace, Some("codex-1"), Some("claude-a"));
+        store.set_current(workspace, Some("codex-2"), Some("claude-b"));
+        let reloaded = PairingStore::load(temp.path());
+        let record = reloaded.get(workspace);
+        assert_eq!(record.codex_session_id.as_deref(), Some("codex-2"));
+        assert_eq!(record.claude_session_id.as_deref(), Some("claude-b"));
+        assert_eq!(reloaded.paired(workspace, "claude-a").as_deref(), Some("codex-1"));
+        assert_eq!(reloaded.paired(workspace, "claude-b").as_deref(), Some("codex-2"));
+        assert_eq!(reloaded.paired(workspace, "claude-c"), None);
+        // No temporary file is left behind.
+        let names: Vec<_> = std::fs::read_dir(temp.path())
+            .expect("list")
+            .map(|entry| entry.expect("entry").file_name())
+            .collect();
+        assert_eq!(names, [std::ffi::OsString::from(FILE_NAME)]);
+    }
+
+    #[test]
+    fn a_corrupt_or_foreign_file_is_an_empty_store() {
+        let temp = tempfile::tempdir().expect("tempdir");
+        std::fs::write(temp.path().join(FILE_NAME), b"{not json").expect("write");
+        assert_eq!(PairingStore::load(temp.path()).get(Path::new("/w")), WorkspaceRecord::default());
+        std::fs::write(temp.path().join(FILE_NAME), br#"{"version": 99, "workspaces": {}}"#).expect("write");
+        assert_eq!(PairingStore::load(temp.path()).get(Path::new("/w")), WorkspaceRecord::default());
+        // And it is replaced by a good one on the next change.
+        let store = PairingStore::load(temp.path());
+        store.set_current(Path::new("/w"), Some("codex-1"), None);
+        assert_eq!(
+            PairingStore::load(temp.path()).get(Path::new("/w")).codex_session_id.as_deref(),
+            Some("codex-1")
+        );
+    }
+
+    #[test]
+    fn old_pairs_are_dropped_beyond_the_limit() {
+        let store = PairingStore::in_memory();
+        for index in 0..(PAIRS_KEPT + 10) {
+            store.set_current(Path::new("/w"), Some(&format!("codex-{index}")), Some(&format!("claude-{index}")));
+        }
+        let record = store.get(Path::new("/w"));
+        assert_eq!(record.pairs.len(), PAIRS_KEPT);
+        let newest = format!("claude-{}", PAIRS_KEPT + 9);
+        assert!(record.pairs.contains_key(&newest), "the newest pair is kept");
+        assert!(!record.pairs.contains_key("claude-0"), "the oldest pair went first");
+    }
+}
