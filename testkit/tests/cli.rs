@@ -9,7 +9,7 @@ use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
 use codex_fusion_protocol::control::DaemonStatus;
-use codex_fusion_testkit::{Client, TestEnv, binary, wait_until};
+use codex_fusion_testkit::{Client, TestEnv, binary};
 use serde_json::{Value, json};
 
 fn consult(question: &str) -> Value {
