@@ -1036,11 +1036,18 @@ async fn fault_agent_stderr_without_newlines_is_bounded() {
 /// `npx` → node → codex can): the daemon exits cleanly within its drain
 /// cap, every child and grandchild is gone, the socket is removed, and no
 /// process of this test's agents is left anywhere.
+///
+/// FIXME: fails since b23bb86. Before spawning an agent, `confine` runs the
+/// same command with `cli doctor --json` to find codex; that probe is not
+/// in a process group of its own and only its direct child is killed, so
+/// the grandchild it started (here the `tail`) outlives the probe and the
+/// daemon, reparented to init.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fault_sigterm_with_turns_running_leaves_no_orphans() {
     let env = TestEnv::new();
     let mut daemon = env.start_daemon().await;
     let stubborn = env.agent_state.join("stubborn-grandchild");
+    let _reaper = KillOnDrop(stubborn.display().to_string());
     let deaf = format!(
         "sh -c 'trap \"\" TERM; : > {stubborn}; tail -f {stubborn} </dev/null >/dev/null 2>&1 & exec {}'",
         env.fake_agent_command(""),
@@ -1066,9 +1073,15 @@ async fn fault_sigterm_with_turns_running_leaves_no_orphans() {
     }
     let mut children = agent_pids(&env);
     assert_eq!(children.len(), scenarios.len(), "{children:?}");
-    let grandchild = processes_matching(&stubborn.display().to_string());
-    assert_eq!(grandchild.len(), 1, "the stubborn grandchild runs: {grandchild:?}");
-    children.extend(grandchild.iter().map(|(pid, _)| *pid));
+    let grandchildren = processes_matching(&stubborn.display().to_string());
+    assert!(!grandchildren.is_empty(), "the stubborn grandchild runs");
+    if grandchildren.len() > 1 {
+        println!(
+            "FIGURE before SIGTERM, {} stubborn grandchildren run for one agent: {grandchildren:?}",
+            grandchildren.len()
+        );
+    }
+    children.extend(grandchildren.iter().map(|(pid, _)| *pid));
     let started = Instant::now();
     let status = daemon.signal_and_wait(Signal::SIGTERM).await;
     let took = started.elapsed();
@@ -1083,7 +1096,13 @@ async fn fault_sigterm_with_turns_running_leaves_no_orphans() {
     })
     .await;
     let survivors: Vec<i32> = children.iter().copied().filter(|pid| is_alive(*pid)).collect();
-    assert!(gone.is_ok(), "outlived the daemon by 2 s: {survivors:?}, {:?}", processes_matching(&needle));
+    let leftovers = processes_matching(&needle);
+    // Never leave them running on the machine, even when the test fails
+    // (the grandchild ignores SIGTERM and would run forever).
+    for (pid, _) in &leftovers {
+        let _ = kill(Pid::from_raw(*pid), Signal::SIGKILL);
+    }
+    assert!(gone.is_ok(), "outlived the daemon by 2 s: {survivors:?}, {leftovers:?}");
     let mut endings = Vec::new();
     for mcp in &mut connections {
         let lines = mcp.drain(Duration::from_millis(300)).await;
@@ -1402,6 +1421,18 @@ fn token_of(handle: &rmcp::service::RequestHandle<rmcp::RoleClient>) -> String {
     match &handle.progress_token.0 {
         rmcp::model::NumberOrString::Number(number) => number.to_string(),
         rmcp::model::NumberOrString::String(string) => string.to_string(),
+    }
+}
+
+/// SIGKILLs every process whose command line mentions the string when
+/// dropped, so a failing test leaves no TERM-ignoring helper running.
+struct KillOnDrop(String);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        for (pid, _) in processes_matching(&self.0) {
+            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+        }
     }
 }
 
