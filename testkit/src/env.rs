@@ -258,3 +258,66 @@ fn is_zombie(proc_dir: &Path) -> bool {
         .and_then(|stat| stat.rsplit_once(')').map(|(_, rest)| rest.trim_start().starts_with('Z')))
         .unwrap_or(false)
 }
+
+impl TestEnv {
+    /// Sends one control request straight to the daemon's socket (as the
+    /// hook and CLI do) and returns the answer.
+    pub async fn control(
+        &self,
+        request: codex_fusion_protocol::control::ControlRequest,
+    ) -> codex_fusion_protocol::control::ControlResponse {
+        use codex_fusion_protocol::{Channel, Hello, HelloReply, Role, frame};
+        use tokio::io::{AsyncWriteExt as _, BufReader};
+        let stream = tokio::net::UnixStream::connect(&self.socket).await.expect("connect to the daemon");
+        let (read, mut write) = stream.into_split();
+        let mut reader = BufReader::new(read);
+        let hello = Hello::new(Role::Hook, Channel::Control).with_env(self.env.clone());
+        write.write_all(&frame::encode(&hello)).await.expect("hello");
+        let line = frame::read_line_async(&mut reader, 1 << 20).await.expect("reply").expect("a reply line");
+        assert!(matches!(frame::decode::<HelloReply>(&line).expect("reply"), HelloReply::Accepted { .. }));
+        write.write_all(&frame::encode(&request)).await.expect("request");
+        let line = frame::read_line_async(&mut reader, 1 << 24).await.expect("response").expect("a response line");
+        frame::decode(&line).expect("a control response")
+    }
+
+    /// A SessionStart as the hook sends it.
+    pub async fn session_start(
+        &self,
+        source: codex_fusion_protocol::control::SessionSource,
+        claude_session_id: &str,
+    ) -> String {
+        use codex_fusion_protocol::control::{ControlRequest, ControlResponse};
+        match self
+            .control(ControlRequest::SessionStart {
+                workspace: self.workspace.clone(),
+                claude_session_id: Some(claude_session_id.to_owned()),
+                source,
+            })
+            .await
+        {
+            ControlResponse::SessionStarted { action } => action,
+            other => panic!("session_start answered {other:?}"),
+        }
+    }
+
+    /// The daemon's view of this env's workspace.
+    pub async fn workspace_status(&self) -> codex_fusion_protocol::control::WorkspaceStatus {
+        use codex_fusion_protocol::control::{ControlRequest, ControlResponse};
+        match self.control(ControlRequest::Status { workspace: Some(self.workspace.clone()) }).await {
+            ControlResponse::Status(status) => status
+                .workspaces
+                .into_iter()
+                .next()
+                .expect("the workspace has a session"),
+            other => panic!("status answered {other:?}"),
+        }
+    }
+
+    /// SIGKILLs the daemon (found through its lock file) and waits until it
+    /// is gone.
+    pub async fn kill_daemon(&self) {
+        let pid = self.daemon_pid().expect("a daemon runs");
+        let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+        wait_until("the daemon is gone", Duration::from_secs(10), || !is_alive(pid)).await;
+    }
+}

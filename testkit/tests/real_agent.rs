@@ -238,3 +238,24 @@ async fn system_reads_that_cannot_be_stopped_are_reported() {
     );
     client.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reply_after_a_daemon_kill_reaches_a_codex_that_remembers() {
+    let real = RealEnv::new(true).await;
+    let client = Client::start(&real.env, &[]).await;
+    let (_, text) = call(&client, "consult", consult("The secret word is pineapple.")).await;
+    assert!(text.contains("user_messages=1"), "{text}");
+    real.env.kill_daemon().await;
+    // The shim reconnects to a new daemon, which loads the thread from
+    // Codex's own store in the same CODEX_HOME.
+    let (error, text) = call(&client, "reply", json!({"message": "What was the secret word?"})).await;
+    assert!(!error, "{text}");
+    assert!(text.contains("user_messages=2"), "the thread continued: {text}");
+    let turns = real.mock.turns().await;
+    let texts = turns.last().expect("a turn")["user_texts"].to_string();
+    assert!(texts.contains("pineapple"), "the earlier message was sent again: {texts}");
+    let (_, status) = call(&client, "status", json!({})).await;
+    assert!(status.contains("loaded"), "{status}");
+    assert!(status.contains("codex mode: permission-profile:codex-fusion"), "mode set again after load: {status}");
+    client.close().await;
+}
