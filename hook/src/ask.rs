@@ -46,7 +46,7 @@ pub async fn run(socket: PathBuf, workspace: PathBuf, tool: Tool) -> ExitCode {
     };
     let hello = Hello::new(Role::Cli, Channel::Mcp)
         .with_workspace(workspace.clone())
-        .with_env(forwarded_env());
+        .with_env(crate::forwarded_env());
     // The connector blocks (it may start the daemon and poll its socket).
     let connected = tokio::task::spawn_blocking(move || Connector::new(socket, hello).connect_or_start()).await;
     let connection = match connected {
@@ -213,17 +213,6 @@ fn read_source(source: Source<'_>) -> anyhow::Result<String> {
         }
         Source::File(path) => std::fs::read_to_string(path).with_context(|| format!("reading {path}")),
     }
-}
-
-/// The variables the daemon takes from its clients (`CODEX_FUSION_*`, the
-/// API keys, `CODEX_HOME`), as the shim forwards them.
-fn forwarded_env() -> Vec<(String, String)> {
-    std::env::vars_os()
-        .filter_map(|(name, value)| {
-            let name = name.into_string().ok()?;
-            codex_fusion_protocol::is_forwarded(&name).then(|| (name, value.to_string_lossy().into_owned()))
-        })
-        .collect()
 }
 
 fn into_tokio(stream: std::os::unix::net::UnixStream) -> std::io::Result<tokio::net::UnixStream> {

@@ -77,7 +77,7 @@ pub struct ControlLink {
 
 impl ControlLink {
     /// Connects to the daemon at `socket` (within [`CONNECT_TIMEOUT`]) and
-    /// sends the hello. Callers bound the whole exchange with their own
+    /// sends the hello with our forwarded variables. Callers bound the whole exchange with their own
     /// deadline; the hello reply itself is not timed here.
     pub async fn connect(socket: &Path, role: Role) -> Result<ControlLink, LinkError> {
         let stream = match tokio::time::timeout(CONNECT_TIMEOUT, UnixStream::connect(socket)).await {
@@ -110,7 +110,7 @@ impl ControlLink {
         };
         let (read, mut writer) = stream.into_split();
         let mut reader = BufReader::new(read);
-        let hello = Hello::new(role, Channel::Control);
+        let hello = Hello::new(role, Channel::Control).with_env(crate::forwarded_env());
         writer.write_all(&frame::encode(&hello)).await.map_err(lost)?;
         let line = frame::read_line_async(&mut reader, HELLO_MAX_BYTES)
             .await
