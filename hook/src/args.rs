@@ -79,6 +79,8 @@ pub struct WorkspaceArg {
 
 #[derive(Debug, Args)]
 #[command(
+    subcommand_value_name = "TOOL",
+    subcommand_help_heading = "Tools",
     after_help = "The answer goes to stdout; while Codex works, a spinner with the latest \
     activity shows on stderr (when it is a terminal). If Codex asks permission, you are asked \
     allow/deny on the terminal; without a terminal the command exits 1 and you resume with \
