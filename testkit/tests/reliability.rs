@@ -686,7 +686,7 @@ async fn disconnect_mid_turn_cancels_the_turn_and_frees_the_workspace() {
     assert!(status.contains("pending permission: none"), "{status}");
     println!("FIGURE client killed mid-turn: the next client's consult answered {took:?} after the kill");
     assert!(
-        took < Duration::from_secs(8),
+        took < Duration::from_secs(10),
         "the workspace stayed busy for {took:?} after its client left"
     );
     next.close().await;
