@@ -413,9 +413,6 @@ proptest! {
     /// Whatever a delete of the path really removes outside the workspace
     /// (through `..`, symlinks, a trailing `/` that makes the kernel follow
     /// a final symlink), the guardian never auto-allows that delete.
-    ///
-    /// FIXME: fails today on a trailing `/`; see
-    /// `deleting_through_a_trailing_slash_is_judged_by_the_target`.
     #[test]
     fn a_delete_that_removes_anything_outside_is_never_allowed(case in case()) {
         let policy = Policy { allow_writes: true, ..Policy::default() };
@@ -479,11 +476,10 @@ fn deleting_a_symlink_that_lives_outside_is_never_auto_allowed() {
 /// A trailing `/` (or `/.`) makes the kernel follow a final symlink, even
 /// for unlink, rmdir and `rm -r`: deleting `link-out/` removes what is in
 /// the directory it points to. Such a delete is judged by where the path
-/// leads, so it is never auto-allowed when that is outside.
-///
-/// FIXME: fails today. `resolve`'s `entry` takes the last component from
-/// `Path::components`, which drops a trailing `/` and `/.`, so the entry of
-/// `link-out/` is judged to be the link in the workspace.
+/// leads, so it is never auto-allowed when that is outside. (Found by
+/// `a_delete_that_removes_anything_outside_is_never_allowed`: `entry` took
+/// the last component from `Path::components`, which drops a trailing `/`;
+/// fixed in 1a4bbd7.)
 #[test]
 fn deleting_through_a_trailing_slash_is_judged_by_the_target() {
     let tree = Tree::new();
