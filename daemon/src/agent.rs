@@ -383,12 +383,12 @@ where
         .await;
 }
 
-/// Kills the child's process group when dropped, so even a task aborted at
-/// runtime shutdown leaves no process behind.
-struct GroupGuard(Pid);
+/// Kills a process group when dropped, so even a task aborted at runtime
+/// shutdown leaves no process behind.
+pub(crate) struct GroupGuard(pub(crate) Pid);
 
 impl GroupGuard {
-    fn signal(&self, signal: Signal) {
+    pub(crate) fn signal(&self, signal: Signal) {
         // ESRCH (the group is already gone) is the normal case on exit.
         let _ = killpg(self.0, signal);
     }

@@ -30,6 +30,8 @@ pub const PROFILE_MODE: &str = "permission-profile:codex-fusion";
 
 /// How long `cli doctor` may take (npx may unpack the package first).
 const DOCTOR_TIMEOUT: Duration = Duration::from_secs(20);
+/// The doctor's report is a few kilobytes; more is not a report.
+const DOCTOR_OUTPUT_MAX: u64 = 1024 * 1024;
 
 /// A prepared wrapper: set `CODEX_PATH` to it for codex-acp.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,21 +84,44 @@ async fn prepare(command: &AcpCommand, state_dir: &Path) -> Option<Confinement> 
     }
 }
 
-/// Asks `codex-acp cli doctor --json` where its codex binary is.
+/// Asks `codex-acp cli doctor --json` where its codex binary is. The probe
+/// runs in a process group of its own, killed afterwards whatever happened,
+/// so nothing it started (npx, node, a shell's background job) outlives it.
 async fn find_codex_binary(command: &AcpCommand) -> Result<PathBuf, String> {
-    let output = tokio::process::Command::new(&command.program)
+    let child = tokio::process::Command::new(&command.program)
         .args(&command.args)
         .args(["cli", "doctor", "--json"])
         .envs(command.env.iter().map(|(key, value)| (key, value)))
         .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
+        .process_group(0)
         .kill_on_drop(true)
-        .output();
-    let output = tokio::time::timeout(DOCTOR_TIMEOUT, output)
+        .spawn()
+        .map_err(|error| format!("cannot run `cli doctor`: {error}"))?;
+    let mut child = child;
+    let _group = child
+        .id()
+        .map(|pid| crate::agent::GroupGuard(nix::unistd::Pid::from_raw(pid as i32)));
+    let mut stdout = child.stdout.take().expect("stdout is piped");
+    let reader = tokio::spawn(async move {
+        use tokio::io::AsyncReadExt as _;
+        let mut report = Vec::new();
+        let _ = (&mut stdout).take(DOCTOR_OUTPUT_MAX).read_to_end(&mut report).await;
+        report
+    });
+    tokio::time::timeout(DOCTOR_TIMEOUT, child.wait())
         .await
         .map_err(|_| "`cli doctor` did not answer in time".to_owned())?
-        .map_err(|error| format!("cannot run `cli doctor`: {error}"))?;
-    codex_binary_from_doctor(&output.stdout)
+        .map_err(|error| format!("`cli doctor` failed: {error}"))?;
+    // A background process of the probe may hold stdout open; what the
+    // probe printed is there once it exited.
+    let report = tokio::time::timeout(Duration::from_millis(500), reader)
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .unwrap_or_default();
+    codex_binary_from_doctor(&report)
 }
 
 /// Reads the codex executable from `cli doctor --json` output.

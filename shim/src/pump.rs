@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use crate::ShimError;
 use crate::connect::{Connection, Connector};
-use crate::tracking::{Tracking, error_response};
+use crate::tracking::{Kind, Tracking, classify, error_response};
 
 /// Reconnect attempts after the daemon goes away, each after a longer pause.
 const RECONNECT_BACKOFF: [Duration; 6] = [
@@ -31,6 +31,9 @@ const RECONNECT_WINDOW: Duration = Duration::from_secs(60);
 struct Link {
     writer: UnixStream,
     tracking: Tracking,
+    /// Client lines the daemon never received (the socket was already
+    /// closed): sent on the next connection rather than failed.
+    unsent: Vec<Vec<u8>>,
 }
 
 /// Pumps until stdin closes (exits the process) or the daemon cannot be
@@ -40,6 +43,7 @@ pub fn run(connector: Connector, connection: Connection) -> Result<(), ShimError
     let link = Arc::new(Mutex::new(Link {
         writer,
         tracking: Tracking::default(),
+        unsent: Vec::new(),
     }));
     {
         let link = link.clone();
@@ -109,9 +113,12 @@ fn client_to_daemon(link: &Mutex<Link>) {
         }
         let mut link = lock(link);
         link.tracking.from_client(&line);
-        // A failed write means the daemon is gone; the other thread notices
-        // the closed socket and answers this request when it reconnects.
-        let _ = link.writer.write_all(&line);
+        // A failed write means the daemon is gone and never saw this line
+        // (a closed peer refuses the bytes): keep it, and everything after
+        // it in order, for the next connection.
+        if !link.unsent.is_empty() || link.writer.write_all(&line).is_err() {
+            link.unsent.push(line.clone());
+        }
     }
 }
 
@@ -123,7 +130,21 @@ fn reconnect(
     stdout: &mut impl Write,
 ) -> Result<BufReader<UnixStream>, ShimError> {
     let mut link = lock(link);
+    // Requests the old daemon received may have run; they are answered with
+    // an error. Requests it never received are sent again below.
+    let unsent_ids: Vec<String> = link
+        .unsent
+        .iter()
+        .filter_map(|line| match classify(line) {
+            Kind::Request { id, .. } => Some(id),
+            _ => None,
+        })
+        .collect();
     for id in link.tracking.take_in_flight() {
+        if unsent_ids.contains(&id) {
+            link.tracking.restore_in_flight(id);
+            continue;
+        }
         let mut response = error_response(
             &id,
             "codex-fusiond restarted while this request was in flight; codex-fusion reconnected, call the tool again",
@@ -139,16 +160,24 @@ fn reconnect(
         std::thread::sleep(pause);
         match connector.connect_or_start() {
             Ok(Connection { reader, mut writer }) => {
-                let tracking = &mut link.tracking;
-                let replay = [tracking.initialize.clone(), tracking.initialized.clone()];
-                tracking.swallow = tracking.initialize.as_ref().and(tracking.initialize_id.clone());
+                let tracking = &link.tracking;
+                let handshake = [tracking.initialize.clone(), tracking.initialized.clone()];
+                let swallow = tracking.initialize.as_ref().and(tracking.initialize_id.clone());
                 let mut replayed = Ok(());
-                for line in replay.iter().flatten() {
+                for line in handshake.iter().flatten() {
+                    replayed = replayed.and_then(|()| writer.write_all(line));
+                }
+                for line in &link.unsent {
+                    if handshake.iter().flatten().any(|sent| sent == line) {
+                        continue;
+                    }
                     replayed = replayed.and_then(|()| writer.write_all(line));
                 }
                 if replayed.is_err() {
                     continue;
                 }
+                link.tracking.swallow = swallow;
+                link.unsent.clear();
                 link.writer = writer;
                 return Ok(reader);
             }

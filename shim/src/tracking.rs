@@ -128,6 +128,11 @@ impl Tracking {
         ids
     }
 
+    /// Puts a request back in flight (it will be sent again).
+    pub fn restore_in_flight(&mut self, id: String) {
+        self.in_flight.insert(id);
+    }
+
     pub fn in_flight(&self) -> usize {
         self.in_flight.len()
     }

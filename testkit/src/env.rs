@@ -318,6 +318,13 @@ impl TestEnv {
     pub async fn kill_daemon(&self) {
         let pid = self.daemon_pid().expect("a daemon runs");
         let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
-        wait_until("the daemon is gone", Duration::from_secs(10), || !is_alive(pid)).await;
+        // A killed multi-threaded process shows as a zombie while its other
+        // threads still exit and hold its descriptors; it is really gone once
+        // only its (zombie) main thread is left.
+        wait_until("the daemon is gone", Duration::from_secs(10), || {
+            let threads = std::fs::read_dir(format!("/proc/{pid}/task")).map_or(0, |entries| entries.count());
+            !is_alive(pid) && threads <= 1
+        })
+        .await;
     }
 }
