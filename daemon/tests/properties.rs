@@ -37,10 +37,21 @@ fn config(cases: u32) -> ProptestConfig {
 
 // ----- the tree -----------------------------------------------------------
 
+/// How deep the tree sits inside its temp dir. The oracle creates whatever
+/// path it is given, so no generated path may reach above the temp dir: a
+/// path climbs at most `MAX_COMPONENTS` `..` from at most 3 levels above the
+/// tree's root (`Start::Ancestor`), and every symlink points into the tree.
+const NEST: usize = MAX_COMPONENTS + 4;
+
+/// Most components in a generated path.
+const MAX_COMPONENTS: usize = 6;
+
 /// A workspace, a directory outside it, a sibling whose name shares the
-/// workspace's prefix, and symlinks between them.
+/// workspace's prefix, and symlinks between them, nested `NEST` levels
+/// inside a temp dir (`scratch`) so that nothing is ever created elsewhere.
 struct Tree {
     _temp: tempfile::TempDir,
+    scratch: PathBuf,
     workspace: PathBuf,
     outside: PathBuf,
 }
@@ -51,7 +62,8 @@ impl Tree {
             .prefix("cf-resolve-")
             .tempdir()
             .expect("tempdir");
-        let root = std::fs::canonicalize(temp.path()).expect("canonical temp");
+        let scratch = std::fs::canonicalize(temp.path()).expect("canonical temp");
+        let root = (1..=NEST).fold(scratch.clone(), |path, level| path.join(format!("n{level}")));
         let workspace = root.join("ws");
         let outside = root.join("outside");
         for dir in [
@@ -101,6 +113,7 @@ impl Tree {
         }
         Tree {
             _temp: temp,
+            scratch,
             workspace,
             outside,
         }
@@ -174,7 +187,8 @@ enum Start {
     Root,
     Workspace,
     Outside,
-    FilesystemRoot,
+    /// Three levels above the tree's root.
+    Ancestor,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -201,11 +215,14 @@ impl Case {
         let joined = self.components.join("/");
         let prefix = match self.start {
             Start::Relative => {
-                return if self.trailing_slash {
+                let raw = if self.trailing_slash {
                     format!("{joined}/")
                 } else {
                     joined
                 };
+                // A leading empty component would make it absolute (`/x`):
+                // keep it relative, so it can never name the real root.
+                return if raw.starts_with('/') { format!(".{raw}") } else { raw };
             }
             Start::Root => tree
                 .workspace
@@ -215,7 +232,10 @@ impl Case {
                 .to_string(),
             Start::Workspace => tree.workspace.display().to_string(),
             Start::Outside => tree.outside.display().to_string(),
-            Start::FilesystemRoot => String::new(),
+            Start::Ancestor => format!(
+                "{}/../../..",
+                tree.workspace.parent().expect("the tree has a root").display()
+            ),
         };
         let slash = if self.trailing_slash { "/" } else { "" };
         format!("{prefix}/{joined}{slash}")
@@ -249,7 +269,7 @@ fn case() -> impl Strategy<Value = Case> {
         1 => Just(Start::Root),
         2 => Just(Start::Workspace),
         1 => Just(Start::Outside),
-        1 => Just(Start::FilesystemRoot),
+        1 => Just(Start::Ancestor),
     ];
     let base = prop_oneof![
         4 => Just(Base::Workspace),
@@ -262,7 +282,7 @@ fn case() -> impl Strategy<Value = Case> {
     (
         start,
         base,
-        proptest::collection::vec(prop::sample::select(COMPONENTS), 0..7),
+        proptest::collection::vec(prop::sample::select(COMPONENTS), 0..=MAX_COMPONENTS),
         prop::bool::weighted(0.2),
     )
         .prop_map(|(start, base, components, trailing_slash)| Case {
@@ -288,6 +308,15 @@ fn check(case: &Case) -> Checked {
     let full = case.full(&tree);
     let existed = std::fs::canonicalize(&full).is_ok();
     let landing = kernel_landing(&full);
+    // A tripwire for the nesting argument above: nothing the oracle touches
+    // may be outside the temp dir.
+    assert!(
+        landing
+            .as_ref()
+            .is_none_or(|landing| landing.starts_with(&tree.scratch)),
+        "{} reached {landing:?}, outside the test's temp dir",
+        full.display()
+    );
     Checked {
         resolved,
         landing,
