@@ -1044,13 +1044,9 @@ async fn fault_agent_stderr_without_newlines_is_bounded() {
 /// one whose process group holds a grandchild that ignores SIGTERM, as
 /// `npx` → node → codex can): the daemon exits cleanly within its drain
 /// cap, every child and grandchild is gone, the socket is removed, and no
-/// process of this test's agents is left anywhere.
-///
-/// FIXME: fails since b23bb86. Before spawning an agent, `confine` runs the
-/// same command with `cli doctor --json` to find codex; that probe is not
-/// in a process group of its own and only its direct child is killed, so
-/// the grandchild it started (here the `tail`) outlives the probe and the
-/// daemon, reparented to init.
+/// process of this test's agents is left anywhere. (It also caught the
+/// `cli doctor` probe of `confine` leaking such a grandchild: b23bb86,
+/// fixed in a4becf0.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fault_sigterm_with_turns_running_leaves_no_orphans() {
     let env = TestEnv::new();
