@@ -448,29 +448,42 @@ where
 }
 
 async fn read_stderr(stderr: tokio::process::ChildStderr, tail: StderrTail, pid: Option<u32>) {
+    use tokio::io::AsyncBufReadExt;
+    // Bytes kept of one line; a child printing megabytes without a newline
+    // costs no more than this.
+    const LINE_BYTES: usize = STDERR_LINE_CHARS * 4;
     let mut reader = BufReader::new(stderr);
-    let mut buffer = Vec::new();
+    let mut line = Vec::with_capacity(256);
     loop {
-        use tokio::io::AsyncBufReadExt;
-        buffer.clear();
-        match reader.read_until(b'\n', &mut buffer).await {
-            Ok(0) | Err(_) => return,
-            Ok(_) => {
-                let line = String::from_utf8_lossy(&buffer);
-                let line = line.trim_end();
-                if line.is_empty() {
-                    continue;
-                }
-                tracing::debug!(target: "codex_acp::stderr", pid, "{line}");
-                tail.push(line.chars().take(STDERR_LINE_CHARS).collect());
+        let (consumed, complete) = match reader.fill_buf().await {
+            Ok([]) | Err(_) => {
+                flush_stderr_line(&line, &tail, pid);
+                return;
             }
-        }
-        // A child printing megabytes without newlines must not grow the buffer
-        // forever.
-        if buffer.capacity() > 1024 * 1024 {
-            buffer = Vec::new();
+            Ok(available) => {
+                let newline = available.iter().position(|byte| *byte == b'\n');
+                let take = newline.unwrap_or(available.len());
+                let room = LINE_BYTES.saturating_sub(line.len());
+                line.extend_from_slice(&available[..take.min(room)]);
+                (newline.map_or(take, |index| index + 1), newline.is_some())
+            }
+        };
+        reader.consume(consumed);
+        if complete {
+            flush_stderr_line(&line, &tail, pid);
+            line.clear();
         }
     }
+}
+
+fn flush_stderr_line(line: &[u8], tail: &StderrTail, pid: Option<u32>) {
+    let text = String::from_utf8_lossy(line);
+    let text = text.trim_end();
+    if text.is_empty() {
+        return;
+    }
+    tracing::debug!(target: "codex_acp::stderr", pid, "{text}");
+    tail.push(text.chars().take(STDERR_LINE_CHARS).collect());
 }
 
 #[cfg(test)]

@@ -18,6 +18,7 @@ use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use crate::config::Settings;
 use crate::control;
 use crate::daemon::Daemon;
+use crate::flow::FlowControl;
 use crate::mcp::McpService;
 
 /// Serves one connection to its end.
@@ -91,8 +92,16 @@ async fn serve_mcp(daemon: Arc<Daemon>, hello: Hello, reader: BufReader<OwnedRea
     }
     let span = tracing::info_span!("mcp", workspace = %workspace.display(), role = ?hello.role);
     tracing::info!(parent: &span, "MCP client connected");
-    let service = McpService::new(daemon.clone(), Arc::from(workspace.as_path()), settings, agent_env);
-    let transport = AsyncRwTransport::new_server(reader, write).with_max_line_length(MCP_MAX_LINE_BYTES);
+    let transport = FlowControl::new(
+        AsyncRwTransport::new_server(reader, write).with_max_line_length(MCP_MAX_LINE_BYTES),
+    );
+    let service = McpService::new(
+        daemon.clone(),
+        Arc::from(workspace.as_path()),
+        settings,
+        agent_env,
+        transport.closed(),
+    );
     let shutdown = daemon.shutdown.clone();
     let served = tokio::select! {
         served = service.serve(transport) => served,

@@ -10,6 +10,7 @@ use rmcp::model::{
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler};
+use tokio_util::sync::CancellationToken;
 
 use crate::config::Settings;
 use crate::daemon::Daemon;
@@ -34,6 +35,8 @@ pub struct McpService {
     /// Variables for codex-acp if a call of this connection has to start it.
     agent_env: Arc<Vec<(String, String)>>,
     session: SessionHandle,
+    /// Fires when the client's side of the connection ends.
+    client_gone: CancellationToken,
 }
 
 impl McpService {
@@ -42,6 +45,7 @@ impl McpService {
         workspace: Arc<Path>,
         settings: Settings,
         agent_env: Vec<(String, String)>,
+        client_gone: CancellationToken,
     ) -> McpService {
         let session = daemon.session(&workspace);
         McpService {
@@ -50,6 +54,7 @@ impl McpService {
             settings: Arc::new(settings),
             agent_env: Arc::new(agent_env),
             session,
+            client_gone,
         }
     }
 
@@ -120,12 +125,24 @@ impl McpService {
         self.session.send(make(waiter)).await.map_err(internal)?;
         tokio::select! {
             outcome = outcome => {
+                // A pause nobody can see would park the workspace for good:
+                // if the client left before it arrived, drop that turn.
+                if matches!(outcome, Ok(TurnOutcome::Paused(_))) && self.client_gone.is_cancelled() {
+                    forwarder.abort().await;
+                    self.session.try_send(Command::Abandon { call });
+                    return Err(ErrorData::internal_error("the client left", None));
+                }
                 // All progress goes out before the result, and none after it.
                 forwarder.finish().await;
                 match outcome {
                     Ok(outcome) => Ok(result_of(outcome)),
                     Err(_) => Err(internal("the session ended before the turn finished")),
                 }
+            }
+            _ = self.client_gone.cancelled() => {
+                forwarder.abort().await;
+                self.session.try_send(Command::Cancel { call });
+                Err(ErrorData::internal_error("the client left", None))
             }
             _ = context.ct.cancelled() => {
                 forwarder.abort().await;

@@ -73,6 +73,9 @@ pub enum Command {
     },
     /// The client cancelled call `call` (or went away).
     Cancel { call: CallId },
+    /// The pause delivered to call `call` never reached a client (it had
+    /// left): the paused turn is cancelled instead of waiting for `permit`.
+    Abandon { call: CallId },
     /// Drop the Codex session; the reply says whether there was one.
     Reset { reply: oneshot::Sender<bool> },
     /// Claude Code started, resumed, cleared or compacted a session here;
@@ -266,6 +269,8 @@ struct ActiveTurn {
     pending: Option<PendingPermission>,
     /// The note to send Codex once the turn the deny ended comes back.
     denied: Option<String>,
+    /// The call the current pause was delivered to.
+    paused_for: Option<CallId>,
     notes: Vec<String>,
     record: TurnRecord,
 }
@@ -377,6 +382,16 @@ impl SessionActor {
             }
             Command::Permit { decision, note, waiter } => self.on_permit(decision, note, waiter),
             Command::Cancel { call } => self.on_cancel(call),
+            Command::Abandon { call } => {
+                let unseen = self
+                    .turn
+                    .as_ref()
+                    .is_some_and(|turn| turn.pending.is_some() && turn.paused_for == Some(call));
+                if unseen {
+                    tracing::info!("the pause never reached a client; cancelling the turn");
+                    self.begin_cancel(CancelReason::Client);
+                }
+            }
             Command::Reset { reply } => {
                 let had_session = self.reset();
                 let _ = reply.send(had_session);

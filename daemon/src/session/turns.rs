@@ -156,7 +156,10 @@ impl SessionActor {
                     why,
                 });
                 match turn.waiter.take() {
-                    Some(waiter) => waiter.send(TurnOutcome::Paused(pause)),
+                    Some(waiter) => {
+                        turn.paused_for = Some(waiter.call);
+                        waiter.send(TurnOutcome::Paused(pause));
+                    }
                     // The call that would have shown the pause is gone; the
                     // pause stays for `permit` from any connection.
                     None => tracing::info!("turn paused with no caller waiting"),
@@ -445,6 +448,7 @@ impl SessionActor {
                 tool_calls: HashMap::new(),
                 pending: None,
                 denied: None,
+                paused_for: None,
                 notes: Vec::new(),
                 record: TurnRecord::default(),
             });
