@@ -609,8 +609,8 @@ async fn bad_input_200_clients_at_once_all_get_answers() {
 /// bound: once the socket's buffers are full, the daemon should stop reading
 /// from it rather than keep every unsent response in memory.
 ///
-/// FIXME: fails today: 5 000 `tools/list` requests (about 250 KiB sent)
-/// grow the daemon's RSS by well over 100 MiB, and it is not given back.
+/// Regression: before `37f41a2`, 5 000 `tools/list` requests grew the daemon's
+/// RSS by well over 100 MiB (now bounded by `flow::FlowControl`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_a_client_that_never_reads_cannot_grow_the_daemon_without_bound() {
     const REQUESTS: i64 = 5_000;
@@ -706,10 +706,9 @@ async fn disconnect_mid_turn_cancels_the_turn_and_frees_the_workspace() {
 /// must not stay parked on it: the next client's call is answered, and
 /// nothing is left pending.
 ///
-/// FIXME: fails today. On EOF rmcp waits up to 5 s for running handlers
-/// before it cancels their tokens, so the turn goes on after its client is
-/// gone; the permission asked in that window parks the workspace until
-/// someone calls `permit` or `reset`.
+/// Regression: before `37f41a2`, rmcp's 5 s drain after EOF let the turn go
+/// on, and a permission asked in that window parked the workspace. The
+/// client's EOF now cancels its calls at once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn disconnect_mid_turn_leaves_no_permission_parked() {
     let env = TestEnv::new();
@@ -1006,9 +1005,8 @@ async fn fault_agent_garbage_on_stdout_fails_the_session_not_the_daemon() {
 /// runaway progress bar) before it starts speaking ACP: the daemon keeps a
 /// bounded stderr tail for `status`, so its memory must not follow.
 ///
-/// FIXME: fails today. `agent::read_stderr` reads with `read_until(b'\n')`
-/// into one buffer and only caps it after a full line, so the whole
-/// newline-less stream is buffered (peak RSS grows by about twice its size).
+/// Regression: before `37f41a2`, `agent::read_stderr` buffered the whole
+/// newline-less stream (peak RSS grew by about twice its size).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fault_agent_stderr_without_newlines_is_bounded() {
     const STDERR_BYTES: u64 = 64 * 1024 * 1024;
