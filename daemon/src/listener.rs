@@ -4,7 +4,7 @@
 
 use std::fs::File;
 use std::io::Write as _;
-use std::os::unix::fs::{DirBuilderExt, FileTypeExt as _, MetadataExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, FileTypeExt as _, MetadataExt, OpenOptionsExt as _, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use nix::fcntl::{Flock, FlockArg};
@@ -71,6 +71,7 @@ pub fn bind(socket: &Path) -> Result<Bound, BindError> {
     // daemons starting at once cannot both remove-and-bind.
     let lock_path = lock_path(socket);
     let lock_file = std::fs::OpenOptions::new()
+        .mode(0o600)
         .create(true)
         .truncate(false)
         .read(true)

@@ -1,6 +1,7 @@
 //! Tracing setup: human-readable to stderr, and a daily-rotating file in the
 //! per-user state directory. `RUST_LOG` (or `CODEX_FUSION_DAEMON_LOG`) filters.
 
+use std::os::unix::fs::DirBuilderExt as _;
 use std::path::Path;
 
 use tracing_subscriber::EnvFilter;
@@ -28,7 +29,12 @@ pub fn init(state_dir: &Path) {
         .with_target(false)
         .with_filter(filter());
     let log_dir = state_dir.join("logs");
-    let file = std::fs::create_dir_all(&log_dir).ok().and_then(|()| {
+    // Logs name workspaces and commands: private to the user whatever the umask.
+    let created = std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&log_dir);
+    let file = created.ok().and_then(|()| {
         tracing_appender::rolling::Builder::new()
             .rotation(tracing_appender::rolling::Rotation::DAILY)
             .filename_prefix("codex-fusiond")
