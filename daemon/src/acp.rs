@@ -11,12 +11,13 @@ use agent_client_protocol::v1::ConnectionTo;
 use agent_client_protocol::v1::schema::{
     AuthenticateRequest, Implementation, InitializeRequest, LoadSessionRequest, NewSessionRequest,
     PermissionOptionKind, RequestPermissionRequest, SessionConfigKind, SessionConfigOption,
-    SessionConfigOptionValue, SessionConfigSelectOptions, SessionModeState, SetSessionConfigOptionRequest,
+    SessionConfigOptionCategory, SessionConfigOptionValue, SessionConfigSelectOptions, SessionModeState, SetSessionConfigOptionRequest,
     SetSessionModeRequest, ToolCallLocation, ToolKind,
 };
 use serde_json::Value;
 
 use crate::guardian::{ActionKind, PermissionRequest};
+use crate::models::{ModelOptions, Select};
 use crate::resolve::resolve;
 
 /// The mode that makes codex-acp ask the client before escalating.
@@ -42,8 +43,8 @@ pub struct OpenedSession {
     pub loaded: bool,
     /// The mode the agent reports after we set it.
     pub mode: Option<String>,
-    pub model: Option<String>,
-    pub available_models: Vec<String>,
+    /// The model and effort selects the session offers.
+    pub models: ModelOptions,
     /// One line for the next result's footer, e.g. why context was lost.
     pub note: Option<String>,
 }
@@ -179,13 +180,12 @@ pub async fn open_session(
         }
     };
     let (mode, options) = ensure_mode(connection, &session_id, options, session_modes, modes).await?;
-    let (model, available_models) = options.as_deref().map(models).unwrap_or_default();
+    let models = options.as_deref().map(model_options).unwrap_or_default();
     Ok(OpenedSession {
         session_id,
         loaded,
         mode,
-        model,
-        available_models,
+        models,
         note,
     })
 }
@@ -275,11 +275,75 @@ pub fn select_values(options: &[SessionConfigOption], id: &str) -> Option<Vec<St
     })
 }
 
-fn models(options: &[SessionConfigOption]) -> (Option<String>, Vec<String>) {
-    (
-        current_value(options, MODEL_CONFIG_ID),
-        select_values(options, MODEL_CONFIG_ID).unwrap_or_default(),
-    )
+/// The model and effort selects among `options`: the model by id `model` or
+/// category, the effort by category (thought level) or a known id.
+pub fn model_options(options: &[SessionConfigOption]) -> ModelOptions {
+    let find = |wanted: &dyn Fn(&SessionConfigOption) -> bool| {
+        options.iter().find(|option| wanted(option)).and_then(|option| {
+            let id = option.id.to_string();
+            Some(Select {
+                current: current_value(options, &id)?,
+                values: select_values(options, &id)?,
+                id,
+            })
+        })
+    };
+    ModelOptions {
+        model: find(&|option| {
+            option.id.to_string() == MODEL_CONFIG_ID || matches!(option.category, Some(SessionConfigOptionCategory::Model))
+        }),
+        effort: find(&|option| {
+            matches!(option.category, Some(SessionConfigOptionCategory::ThoughtLevel))
+                || ["reasoning_effort", "effort", "thought_level"].contains(&option.id.to_string().as_str())
+        }),
+    }
+}
+
+/// Sets each `(config id, value)` on the session, in order; the options as
+/// the agent reports them after the last one.
+pub async fn set_options(
+    connection: &ConnectionTo<AcpPeer>,
+    session_id: &str,
+    changes: &[(String, String)],
+) -> Result<Option<Vec<SessionConfigOption>>, agent_client_protocol::Error> {
+    let mut last = None;
+    for (id, value) in changes {
+        let response = connection
+            .send_request(SetSessionConfigOptionRequest::new(
+                session_id.to_owned(),
+                id.clone(),
+                SessionConfigOptionValue::value_id(value.clone()),
+            ))
+            .block_task()
+            .await?;
+        last = Some(response.config_options);
+    }
+    Ok(last)
+}
+
+/// An error codex reported as answer text rather than as a JSON-RPC error
+/// (it does so for rate limits and server errors, with no usage). Only
+/// called for turns that produced no usage.
+pub fn failure_in_text(text: &str) -> Option<AgentFailure> {
+    let trimmed = text.trim();
+    if trimmed.is_empty() || trimmed.chars().count() > 600 {
+        return None;
+    }
+    let lower = trimmed.to_ascii_lowercase();
+    let quoted = one_line(trimmed, 200);
+    if lower.contains("quota exceeded") || lower.contains("insufficient_quota") {
+        Some(AgentFailure::Quota(quoted))
+    } else if lower.contains("429") || lower.contains("rate limit") {
+        Some(AgentFailure::RateLimited(quoted))
+    } else if lower.contains("401") || lower.contains("unauthorized") || lower.contains("invalid_api_key") {
+        Some(AgentFailure::AuthRequired(quoted))
+    } else if lower.contains("high demand") || lower.contains("last status: 5") || lower.contains("internal server error") {
+        Some(AgentFailure::Other(format!(
+            "the model service failed (it said: {quoted}); wait a moment and call again"
+        )))
+    } else {
+        None
+    }
 }
 
 /// Our view of a tool call, merged from `tool_call` and `tool_call_update`.
@@ -549,6 +613,18 @@ mod tests {
         assert!(failure.to_string().contains("npm install"), "{failure}");
         let other = agent_client_protocol::Error::new(-32603, "boom");
         assert_eq!(AgentFailure::classify(&other).to_string(), "codex-acp error -32603: boom");
+    }
+
+    #[test]
+    fn errors_codex_reports_as_text_are_recognised() {
+        let rate = failure_in_text("exceeded retry limit, last status: 429 Too Many Requests\n\n");
+        assert!(matches!(rate, Some(AgentFailure::RateLimited(_))), "{rate:?}");
+        let quota = failure_in_text("Quota exceeded. Check your plan and billing details.");
+        assert!(matches!(quota, Some(AgentFailure::Quota(_))));
+        let busy = failure_in_text("We’re currently experiencing high demand, which may cause temporary errors.");
+        assert!(busy.expect("server error").to_string().contains("call again"));
+        assert_eq!(failure_in_text("Looks fine to me.\nVERDICT: CONSENSUS — ok"), None);
+        assert_eq!(failure_in_text(&"429 ".repeat(400)), None, "long answers are answers");
     }
 
     #[test]

@@ -15,6 +15,7 @@ pub const ALLOW_COMMANDS_ENV: &str = "CODEX_FUSION_ALLOW_COMMANDS";
 pub const TURN_TIMEOUT_ENV: &str = "CODEX_FUSION_TURN_TIMEOUT_MS";
 pub const STARTUP_TIMEOUT_ENV: &str = "CODEX_FUSION_STARTUP_TIMEOUT_MS";
 pub const LOG_ENV: &str = "CODEX_FUSION_LOG";
+pub const MAX_RESULT_CHARS_ENV: &str = "CODEX_FUSION_MAX_RESULT_CHARS";
 
 /// How codex-acp is launched when `CODEX_FUSION_ACP_COMMAND` is unset.
 pub const DEFAULT_ACP_COMMAND: &str = "codex-acp";
@@ -23,13 +24,18 @@ pub const DEFAULT_TURN_TIMEOUT: Duration = Duration::from_millis(300_000);
 /// How long spawn + initialize + session setup may take before the start is
 /// abandoned (the next call retries). Generous: `npx` may unpack a package.
 pub const DEFAULT_STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
+/// Longest tool result, in characters. Claude Code caps a tool's output at
+/// 25 000 tokens (roughly 100 000 characters of English or code); 40 000
+/// keeps a result well under it and leaves room in Claude's context.
+pub const DEFAULT_MAX_RESULT_CHARS: usize = 40_000;
+/// Below this a cut answer would be mostly notes.
+const MIN_RESULT_CHARS: usize = 1_000;
 
 /// Variables that are ours but read elsewhere (the shim, the path resolver).
 const KNOWN_ELSEWHERE: &[&str] = &[
     "CODEX_FUSION_WORKSPACE",
     "CODEX_FUSION_SOCKET",
     "CODEX_FUSION_STATE_DIR",
-    "CODEX_FUSION_MAX_RESULT_CHARS",
 ];
 
 /// A connection's settings, resolved.
@@ -41,6 +47,8 @@ pub struct Settings {
     pub startup_timeout: Duration,
     /// Append one JSONL record per turn here.
     pub log_path: Option<PathBuf>,
+    /// Longest tool result; a longer answer is cut and saved whole.
+    pub max_result_chars: usize,
 }
 
 /// How to start codex-acp: `CODEX_FUSION_ACP_COMMAND` split like a shell
@@ -66,6 +74,8 @@ pub enum SettingsError {
     Command { value: String, reason: &'static str },
     #[error("{LOG_ENV}: expected an absolute file path, got `{value}`")]
     LogPath { value: String },
+    #[error("{MAX_RESULT_CHARS_ENV}: expected a number of characters of at least {MIN_RESULT_CHARS}, got `{value}`")]
+    ResultChars { value: String },
 }
 
 impl Default for Settings {
@@ -76,6 +86,7 @@ impl Default for Settings {
             turn_timeout: DEFAULT_TURN_TIMEOUT,
             startup_timeout: DEFAULT_STARTUP_TIMEOUT,
             log_path: None,
+            max_result_chars: DEFAULT_MAX_RESULT_CHARS,
         }
     }
 }
@@ -108,7 +119,15 @@ impl Settings {
             }
             None => None,
         };
+        let max_result_chars = match get(MAX_RESULT_CHARS_ENV) {
+            Some(value) => match value.trim().parse::<usize>() {
+                Ok(chars) if chars >= MIN_RESULT_CHARS => chars,
+                _ => return Err(SettingsError::ResultChars { value: value.to_owned() }),
+            },
+            None => defaults.max_result_chars,
+        };
         let known = [
+            MAX_RESULT_CHARS_ENV,
             ACP_COMMAND_ENV,
             ALLOW_EXTERNAL_READS_ENV,
             ALLOW_WRITES_ENV,
@@ -129,6 +148,7 @@ impl Settings {
                 turn_timeout,
                 startup_timeout,
                 log_path,
+                max_result_chars,
             },
             unknown,
         ))
@@ -255,6 +275,15 @@ mod tests {
         // A word with `=` after the program is an argument, not environment.
         let command = AcpCommand::parse("agent key=value").expect("parses");
         assert_eq!(command.args, ["key=value"]);
+    }
+
+    #[test]
+    fn result_budget_is_a_sane_number_of_characters() {
+        let (settings, _) = Settings::from_env(&env(&[(MAX_RESULT_CHARS_ENV, "5000")])).expect("parses");
+        assert_eq!(settings.max_result_chars, 5000);
+        let error = Settings::from_env(&env(&[(MAX_RESULT_CHARS_ENV, "12")])).expect_err("too small");
+        assert!(error.to_string().starts_with("CODEX_FUSION_MAX_RESULT_CHARS:"), "{error}");
+        assert!(Settings::from_env(&env(&[(MAX_RESULT_CHARS_ENV, "lots")])).is_err());
     }
 
     #[test]

@@ -18,6 +18,7 @@ pub mod guardian;
 pub mod listener;
 pub mod logging;
 pub mod mcp;
+pub mod models;
 pub mod pairing;
 pub mod progress;
 pub mod prompts;

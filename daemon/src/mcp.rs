@@ -67,10 +67,12 @@ impl McpService {
             ToolCall::Turn(tool) => {
                 let prompt = prompts::build(&tool, &self.workspace);
                 let name = tool.name();
+                let choice = tool.choice();
                 self.wait_on_session(context, |waiter| {
                     Command::Turn(TurnRequest {
                         tool: name,
                         prompt,
+                        choice,
                         settings: self.settings.clone(),
                         agent_env: self.agent_env.as_ref().clone(),
                         waiter,
@@ -135,7 +137,8 @@ impl McpService {
                 // All progress goes out before the result, and none after it.
                 forwarder.finish().await;
                 match outcome {
-                    Ok(outcome) => Ok(result_of(outcome)),
+                    Ok(TurnOutcome::Invalid(message)) => Err(ErrorData::invalid_params(message, None)),
+                    Ok(outcome) => Ok(self.result_of(outcome)),
                     Err(_) => Err(internal("the session ended before the turn finished")),
                 }
             }
@@ -155,12 +158,52 @@ impl McpService {
     }
 }
 
-fn result_of(outcome: TurnOutcome) -> CallToolResult {
-    match outcome {
-        TurnOutcome::Answer(answer) => CallToolResult::success(vec![ContentBlock::text(render::answer(&answer))]),
-        TurnOutcome::Paused(pause) => CallToolResult::success(vec![ContentBlock::text(render::pause(&pause))]),
-        TurnOutcome::Failed(message) | TurnOutcome::Refused(message) => {
-            CallToolResult::error(vec![ContentBlock::text(message)])
+impl McpService {
+    fn result_of(&self, outcome: TurnOutcome) -> CallToolResult {
+        let text = match outcome {
+            TurnOutcome::Answer(answer) => {
+                let limit = self.settings.max_result_chars;
+                if render::answer(&answer).chars().count() <= limit {
+                    render::answer(&answer)
+                } else {
+                    let saved = save_full_answer(&self.daemon.state_dir, &answer.text);
+                    render::answer_within(&answer, limit, saved.as_deref())
+                }
+            }
+            TurnOutcome::Paused(pause) => render::pause(&pause),
+            TurnOutcome::Failed(message) | TurnOutcome::Refused(message) | TurnOutcome::Invalid(message) => {
+                return CallToolResult::error(vec![ContentBlock::text(message)]);
+            }
+        };
+        CallToolResult::success(vec![ContentBlock::text(text)])
+    }
+}
+
+/// Writes an answer too long for a tool result to
+/// `state_dir/answers/<time>-<n>.md` (private to the user); its path.
+fn save_full_answer(state_dir: &Path, text: &str) -> Option<std::path::PathBuf> {
+    use std::io::Write as _;
+    use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let dir = state_dir.join("answers");
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.as_secs());
+    let sequence = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let path = dir.join(format!("{stamp}-{}-{sequence}.md", std::process::id()));
+    let written = std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&dir)
+        .and_then(|()| {
+            let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path)?;
+            file.write_all(text.as_bytes())
+        });
+    match written {
+        Ok(()) => Some(path),
+        Err(error) => {
+            tracing::warn!(path = %path.display(), %error, "cannot save a long answer");
+            None
         }
     }
 }

@@ -257,6 +257,8 @@ mod tests {
             &TurnTool::Consult(ConsultArgs {
                 question: "Should the cache be per-request?".into(),
                 context: Some("Latency matters more than memory.".into()),
+                model: None,
+                effort: None,
             }),
             workspace(),
         );
@@ -286,6 +288,8 @@ mod tests {
             &TurnTool::Consult(ConsultArgs {
                 question: "q".into(),
                 context: Some("   ".into()),
+                model: None,
+                effort: None,
             }),
             workspace(),
         );
@@ -299,6 +303,8 @@ mod tests {
                 diff: None,
                 paths: Some(vec!["src/lib.rs".into()]),
                 instructions: None,
+                model: None,
+                effort: None,
             }),
             workspace(),
         );
@@ -310,6 +316,8 @@ mod tests {
                 diff: Some("+ let x = ```;\n".into()),
                 paths: None,
                 instructions: Some("check errors".into()),
+                model: None,
+                effort: None,
             }),
             workspace(),
         );
@@ -319,9 +327,24 @@ mod tests {
 
     #[test]
     fn explore_has_no_verdict_and_reply_has_one() {
-        let explore = build(&TurnTool::Explore(ExploreArgs { focus: None, paths: None }), workspace());
+        let explore = build(
+            &TurnTool::Explore(ExploreArgs {
+                focus: None,
+                paths: None,
+                model: None,
+                effort: None,
+            }),
+            workspace(),
+        );
         assert!(!explore.contains("VERDICT"));
-        let reply = build(&TurnTool::Reply(ReplyArgs { message: "I disagree".into() }), workspace());
+        let reply = build(
+            &TurnTool::Reply(ReplyArgs {
+                message: "I disagree".into(),
+                model: None,
+                effort: None,
+            }),
+            workspace(),
+        );
         assert!(reply.contains("## Claude's reply\nI disagree"));
         assert!(reply.contains("VERDICT: OPEN"));
     }

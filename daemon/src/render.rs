@@ -15,6 +15,52 @@ pub fn answer(answer: &Answer) -> String {
     format!("{}\n\n{}", answer.text.trim_end(), footer(answer))
 }
 
+/// Room kept for the cut notice, the verdict and the footer.
+const CUT_RESERVE: usize = 600;
+
+/// `answer` within `limit` characters. A longer text is cut at the last
+/// paragraph break that fits (else a line break, else a character), then
+/// one line says so and where the full text is (`saved`, if it could be
+/// saved), the verdict line is kept, and the footer names the file.
+pub fn answer_within(answer: &Answer, limit: usize, saved: Option<&std::path::Path>) -> String {
+    let text = answer.text.trim_end();
+    let total = text.chars().count();
+    let whole = self::answer(answer);
+    if whole.chars().count() <= limit {
+        return whole;
+    }
+    let keep = limit.saturating_sub(CUT_RESERVE).max(1);
+    let byte_limit = text.char_indices().nth(keep).map_or(text.len(), |(index, _)| index);
+    let head = &text[..byte_limit];
+    let cut = head
+        .rfind("\n\n")
+        .or_else(|| head.rfind('\n'))
+        .filter(|index| *index > byte_limit / 2)
+        .unwrap_or(byte_limit);
+    let shown = text[..cut].trim_end();
+    let where_ = match saved {
+        Some(path) => format!("the full answer is in {}", path.display()),
+        None => "the full answer could not be saved; ask Codex to continue with `reply`".to_owned(),
+    };
+    let mut out = format!(
+        "{shown}\n\n[… answer cut at {} of {total} characters to fit Claude's tool-output limit; {where_}]",
+        shown.chars().count()
+    );
+    if let Some(verdict_line) = text.lines().rev().map(str::trim).find(|line| !line.is_empty()) {
+        if answer.verdict.is_some() && !shown.ends_with(verdict_line) {
+            out.push_str("\n");
+            out.push_str(verdict_line);
+        }
+    }
+    let mut trimmed = answer.clone();
+    if let Some(path) = saved {
+        trimmed.notes.push(format!("full answer: {}", path.display()));
+    }
+    out.push_str("\n\n");
+    out.push_str(&footer(&trimmed));
+    out
+}
+
 /// One line: latency, tokens, verdict, notes.
 pub fn footer(answer: &Answer) -> String {
     let mut parts = vec![format!("codex-fusion · {:.1} s", answer.elapsed.as_secs_f64())];
@@ -132,7 +178,14 @@ pub fn status(daemon: &DaemonStatus, workspace: &WorkspaceStatus) -> String {
         let _ = writeln!(text, "codex mode: {mode}");
     }
     if let Some(model) = &workspace.model {
-        let _ = writeln!(text, "model: {model}");
+        let effort = workspace.effort.as_deref().map(|effort| format!(", effort {effort}")).unwrap_or_default();
+        let _ = writeln!(text, "model: {model}{effort}");
+    }
+    if !workspace.available_models.is_empty() {
+        let _ = writeln!(text, "models offered: {}", workspace.available_models.join(", "));
+    }
+    if !workspace.available_efforts.is_empty() {
+        let _ = writeln!(text, "efforts offered: {}", workspace.available_efforts.join(", "));
     }
     let usage = &workspace.usage;
     let _ = write!(
@@ -241,6 +294,31 @@ mod tests {
             text,
             "Looks right.\n\nVERDICT: CONSENSUS — ship it\n\n— codex-fusion · 2.3 s · 12,345 in · 678 out · 90 reasoning tokens · CONSENSUS · new Codex session"
         );
+    }
+
+    #[test]
+    fn a_long_answer_is_cut_at_a_paragraph_and_keeps_its_verdict() {
+        let paragraph = "word ".repeat(40).trim_end().to_owned();
+        let body = vec![paragraph; 60].join("\n\n");
+        let text = format!("{body}\n\nVERDICT: OPEN — too long");
+        let long = Answer {
+            verdict: Verdict::parse(&text),
+            text,
+            elapsed: Duration::from_secs(1),
+            usage: None,
+            notes: vec![],
+        };
+        let path = std::path::Path::new("/state/answers/a.md");
+        let shown = answer_within(&long, 3000, Some(path));
+        assert!(shown.chars().count() <= 3000, "{} chars", shown.chars().count());
+        let (kept, rest) = shown.split_once("\n\n[… answer cut at ").expect("cut notice");
+        assert!(kept.ends_with("word"), "cut at a paragraph end");
+        assert!(rest.contains("the full answer is in /state/answers/a.md]"), "{rest}");
+        assert!(rest.contains("\nVERDICT: OPEN — too long\n"), "the verdict stays: {rest}");
+        assert!(shown.lines().last().expect("footer").contains("full answer: /state/answers/a.md"));
+        // Short answers are untouched.
+        let short = Answer { text: "ok".into(), verdict: None, ..long.clone() };
+        assert_eq!(answer_within(&short, 3000, Some(path)), answer(&short));
     }
 
     #[test]

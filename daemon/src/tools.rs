@@ -14,6 +14,14 @@ pub struct ConsultArgs {
     /// What Codex should know: the goal, what you already tried, constraints.
     #[serde(default)]
     pub context: Option<String>,
+    /// Model for this and later turns of the session, e.g. `gpt-5.5`; the
+    /// valid names come from Codex (see `status`).
+    #[serde(default)]
+    pub model: Option<String>,
+    /// Reasoning effort for this and later turns, e.g. `low`, `medium`,
+    /// `high`; the valid values come from Codex (see `status`).
+    #[serde(default)]
+    pub effort: Option<String>,
 }
 
 /// Arguments of `review_plan`.
@@ -25,6 +33,14 @@ pub struct ReviewPlanArgs {
     /// The goal and constraints the plan must meet.
     #[serde(default)]
     pub context: Option<String>,
+    /// Model for this and later turns of the session, e.g. `gpt-5.5`; the
+    /// valid names come from Codex (see `status`).
+    #[serde(default)]
+    pub model: Option<String>,
+    /// Reasoning effort for this and later turns, e.g. `low`, `medium`,
+    /// `high`; the valid values come from Codex (see `status`).
+    #[serde(default)]
+    pub effort: Option<String>,
 }
 
 /// Arguments of `review_diff`.
@@ -42,6 +58,14 @@ pub struct ReviewDiffArgs {
     /// What to look for, or what the change is meant to do.
     #[serde(default)]
     pub instructions: Option<String>,
+    /// Model for this and later turns of the session, e.g. `gpt-5.5`; the
+    /// valid names come from Codex (see `status`).
+    #[serde(default)]
+    pub model: Option<String>,
+    /// Reasoning effort for this and later turns, e.g. `low`, `medium`,
+    /// `high`; the valid values come from Codex (see `status`).
+    #[serde(default)]
+    pub effort: Option<String>,
 }
 
 /// Arguments of `brainstorm`.
@@ -53,6 +77,14 @@ pub struct BrainstormArgs {
     /// Limits any approach must respect.
     #[serde(default)]
     pub constraints: Option<String>,
+    /// Model for this and later turns of the session, e.g. `gpt-5.5`; the
+    /// valid names come from Codex (see `status`).
+    #[serde(default)]
+    pub model: Option<String>,
+    /// Reasoning effort for this and later turns, e.g. `low`, `medium`,
+    /// `high`; the valid values come from Codex (see `status`).
+    #[serde(default)]
+    pub effort: Option<String>,
 }
 
 /// Arguments of `explore`.
@@ -66,6 +98,14 @@ pub struct ExploreArgs {
     #[serde(default, deserialize_with = "string_or_list")]
     #[schemars(with = "Option<Vec<String>>")]
     pub paths: Option<Vec<String>>,
+    /// Model for this and later turns of the session, e.g. `gpt-5.5`; the
+    /// valid names come from Codex (see `status`).
+    #[serde(default)]
+    pub model: Option<String>,
+    /// Reasoning effort for this and later turns, e.g. `low`, `medium`,
+    /// `high`; the valid values come from Codex (see `status`).
+    #[serde(default)]
+    pub effort: Option<String>,
 }
 
 /// Arguments of `reply`.
@@ -74,6 +114,14 @@ pub struct ExploreArgs {
 pub struct ReplyArgs {
     /// Your answer to Codex's last reply: agree, push back, or bring new facts.
     pub message: String,
+    /// Model for this and later turns of the session, e.g. `gpt-5.5`; the
+    /// valid names come from Codex (see `status`).
+    #[serde(default)]
+    pub model: Option<String>,
+    /// Reasoning effort for this and later turns, e.g. `low`, `medium`,
+    /// `high`; the valid values come from Codex (see `status`).
+    #[serde(default)]
+    pub effort: Option<String>,
 }
 
 /// `allow` or `deny`.
@@ -111,7 +159,37 @@ pub enum TurnTool {
     Reply(ReplyArgs),
 }
 
+/// The model and effort a turn asks for (either may be absent).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ModelChoice {
+    pub model: Option<String>,
+    pub effort: Option<String>,
+}
+
+impl ModelChoice {
+    pub fn is_empty(&self) -> bool {
+        self.model.is_none() && self.effort.is_none()
+    }
+}
+
 impl TurnTool {
+    /// The model and effort this call asks for.
+    pub fn choice(&self) -> ModelChoice {
+        let (model, effort) = match self {
+            TurnTool::Consult(args) => (&args.model, &args.effort),
+            TurnTool::ReviewPlan(args) => (&args.model, &args.effort),
+            TurnTool::ReviewDiff(args) => (&args.model, &args.effort),
+            TurnTool::Brainstorm(args) => (&args.model, &args.effort),
+            TurnTool::Explore(args) => (&args.model, &args.effort),
+            TurnTool::Reply(args) => (&args.model, &args.effort),
+        };
+        let clean = |value: &Option<String>| value.as_ref().map(|value| value.trim().to_owned()).filter(|value| !value.is_empty());
+        ModelChoice {
+            model: clean(model),
+            effort: clean(effort),
+        }
+    }
+
     pub fn name(&self) -> &'static str {
         match self {
             TurnTool::Consult(_) => "consult",

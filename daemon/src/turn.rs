@@ -43,6 +43,10 @@ pub enum TurnOutcome {
     /// The call was not accepted in the session's current state (e.g.
     /// `permit` with nothing pending); the text says so.
     Refused(String),
+    /// An argument only the agent can judge (model, effort) is not valid;
+    /// the text lists the valid values. An MCP error, like other bad
+    /// arguments.
+    Invalid(String),
 }
 
 /// Codex's answer and the facts for its footer.

@@ -93,7 +93,18 @@ fn render_workspace(out: &mut String, workspace: &WorkspaceStatus) {
         row(out, "  ", "mode", mode);
     }
     if let Some(model) = &workspace.model {
-        row(out, "  ", "model", model);
+        let mut shown = model.clone();
+        if let Some(effort) = &workspace.effort {
+            let _ = write!(shown, " · effort {effort}");
+        }
+        row(out, "  ", "model", &shown);
+    }
+    if !workspace.available_models.is_empty() {
+        let mut offered = workspace.available_models.join(", ");
+        if !workspace.available_efforts.is_empty() {
+            let _ = write!(offered, " · efforts {}", workspace.available_efforts.join(", "));
+        }
+        row(out, "  ", "offered", &offered);
     }
     let mut turns = format!("{} done", workspace.turns);
     match &workspace.running_turn {
@@ -247,7 +258,9 @@ mod tests {
             },
             mode: Some("read-only".into()),
             model: Some("gpt-5.5".into()),
-            available_models: vec!["gpt-5.5".into()],
+            effort: Some("high".into()),
+            available_models: vec!["gpt-5.5".into(), "gpt-6".into()],
+            available_efforts: vec!["low".into(), "high".into()],
             stderr_tail: (1..=7).map(|index| format!("line {index}")).collect(),
         };
         let text = render(&daemon(vec![workspace]));
@@ -257,7 +270,8 @@ workspace /home/u/project
   claude session claude-9
   agent          ready · pid 4321 · codex-acp
   mode           read-only
-  model          gpt-5.5
+  model          gpt-5.5 · effort high
+  offered        gpt-5.5, gpt-6 · efforts low, high
   turns          4 done · running: consult · queued: 2
   permission     waiting on touch made.txt (answer: codex-fusion ask permit allow|deny)
   tokens         1200 in · 300 out · 50 reasoning · context 12000 of 200000

@@ -102,7 +102,11 @@ pub struct WorkspaceStatus {
     /// `read-only`).
     pub mode: Option<String>,
     pub model: Option<String>,
+    /// The reasoning effort in use.
+    pub effort: Option<String>,
     pub available_models: Vec<String>,
+    /// Efforts the current model offers.
+    pub available_efforts: Vec<String>,
     /// The last lines codex-acp wrote to stderr.
     pub stderr_tail: Vec<String>,
 }

@@ -58,7 +58,14 @@ async fn tools_list_matches_the_spec() {
             .map(|map| map.keys().cloned().collect())
             .unwrap_or_default()
     };
-    assert_eq!(properties("review_diff"), ["diff", "instructions", "paths"].map(String::from).into());
+    assert_eq!(
+        properties("review_diff"),
+        ["diff", "effort", "instructions", "model", "paths"].map(String::from).into()
+    );
+    for tool in ["consult", "review_plan", "brainstorm", "explore", "reply"] {
+        let names = properties(tool);
+        assert!(names.contains("model") && names.contains("effort"), "{tool}: {names:?}");
+    }
     assert_eq!(properties("permit"), ["decision", "note"].map(String::from).into());
     client.close().await;
 }

@@ -33,6 +33,8 @@ use tracing::Instrument as _;
 
 use crate::acp::{self, AgentFailure, AgentInfo, OpenedSession, ToolCallInfo};
 use crate::confine::ConfinementCache;
+use crate::models::ModelOptions;
+use crate::tools::ModelChoice;
 use crate::pairing::PairingStore;
 use codex_fusion_protocol::control::SessionSource;
 use crate::agent::{Agent, AgentEvent, AgentMessage, StderrTail, StopMode};
@@ -98,6 +100,8 @@ pub enum Command {
 pub struct TurnRequest {
     pub tool: &'static str,
     pub prompt: String,
+    /// The model and effort the call asks for.
+    pub choice: ModelChoice,
     pub settings: Arc<Settings>,
     /// Environment for codex-acp if this turn has to start it (API keys,
     /// CODEX_HOME forwarded by the client).
@@ -150,6 +154,7 @@ impl SessionHandle {
             claude_session_id: remembered.claude_session_id,
             deferred_target: None,
             last_settings: None,
+            sticky_choice: ModelChoice::default(),
             pending_note: None,
             queue: VecDeque::new(),
             turn: None,
@@ -245,8 +250,8 @@ struct Session {
     loaded: bool,
     /// The mode the agent reported after we set it.
     mode: Option<String>,
-    model: Option<String>,
-    available_models: Vec<String>,
+    /// The model and effort selects, with their current values.
+    models: ModelOptions,
     turns: u64,
     usage: UsageTotals,
 }
@@ -257,6 +262,7 @@ struct ActiveTurn {
     settings: Arc<Settings>,
     /// Forwarded credentials, should this turn have to start codex-acp.
     agent_env: Vec<(String, String)>,
+    choice: ModelChoice,
     waiter: Option<Waiter>,
     started: Instant,
     last_activity: Instant,
@@ -325,6 +331,9 @@ struct SessionActor {
     deferred_target: Option<Option<String>>,
     /// The settings of the last turn, for warming the agent.
     last_settings: Option<Arc<Settings>>,
+    /// The model and effort chosen for this session; re-applied after a
+    /// restore, cleared with the session.
+    sticky_choice: ModelChoice,
     /// A one-line note for the next answer's footer.
     pending_note: Option<String>,
     queue: VecDeque<TurnRequest>,
@@ -528,8 +537,10 @@ impl SessionActor {
             },
             usage: session.map(|session| session.usage).unwrap_or_default(),
             mode: session.and_then(|session| session.mode.clone()),
-            model: session.and_then(|session| session.model.clone()),
-            available_models: session.map(|session| session.available_models.clone()).unwrap_or_default(),
+            model: session.and_then(|session| session.models.current_model()),
+            effort: session.and_then(|session| session.models.current_effort()),
+            available_models: session.map(|session| session.models.model_names()).unwrap_or_default(),
+            available_efforts: session.map(|session| session.models.efforts(None)).unwrap_or_default(),
             stderr_tail: self.stderr.lines(),
         }
     }
@@ -603,6 +614,9 @@ impl SessionActor {
     fn retarget(&mut self, target: Option<String>) {
         self.session = None;
         self.pending_note = None;
+        if target.is_none() {
+            self.sticky_choice = ModelChoice::default();
+        }
         self.resume_id = target;
         if self.starting {
             // Let the start in flight be ignored; a new one opens the target.

@@ -171,8 +171,7 @@ impl SessionActor {
                     id: opened.session_id,
                     loaded: opened.loaded,
                     mode: opened.mode,
-                    model: opened.model,
-                    available_models: opened.available_models,
+                    models: opened.models,
                     turns: 0,
                     usage: UsageTotals::default(),
                 });

@@ -233,7 +233,7 @@ impl SessionActor {
                 // Codex ends the whole turn when an action is denied;
                 // tell it why and let it answer without the action.
                 let note = turn.denied.take().expect("checked above");
-                let send = self.send_prompt(&mut turn, note);
+                let send = self.send_prompt(&mut turn, note, Vec::new());
                 self.turn = Some(turn);
                 if let Err(message) = send {
                     let turn = self.turn.take().expect("just set");
@@ -281,6 +281,14 @@ impl SessionActor {
             StopReason::MaxTurnRequests => turn.notes.push("answer cut short: Codex hit its step limit".into()),
             StopReason::Refusal => turn.notes.push("Codex refused to continue".into()),
             _ => {}
+        }
+        // codex reports rate limits and server errors as answer text, with
+        // no usage; a real answer always has usage.
+        if turn.usage.is_none() && stop_reason == StopReason::EndTurn {
+            if let Some(failure) = crate::acp::failure_in_text(&turn.text) {
+                self.finish(turn, Err(("failed", failure.to_string())));
+                return;
+            }
         }
         if turn.text.trim().is_empty() {
             let message = match stop_reason {
@@ -437,6 +445,7 @@ impl SessionActor {
                 tool: request.tool,
                 settings: request.settings,
                 agent_env: request.agent_env,
+                choice: request.choice,
                 waiter: Some(request.waiter),
                 started: now,
                 last_activity: now,
@@ -467,12 +476,29 @@ impl SessionActor {
         {
             self.retire_agent("a client asked for another CODEX_FUSION_ACP_COMMAND");
         }
-        if self.session.is_some() {
+        if let Some(session) = self.session.as_mut() {
             let mut turn = self.turn.take().expect("checked above");
+            // The call's model and effort, over what the session chose before.
+            let wanted = ModelChoice {
+                model: turn.choice.model.clone().or_else(|| self.sticky_choice.model.clone()),
+                effort: turn.choice.effort.clone().or_else(|| self.sticky_choice.effort.clone()),
+            };
+            let changes = match crate::models::plan(&session.models, &wanted) {
+                Ok(changes) => changes,
+                Err(message) => {
+                    tracing::info!(%message, "refusing a model or effort the agent does not offer");
+                    if let Some(waiter) = turn.waiter.take() {
+                        waiter.send(TurnOutcome::Invalid(message));
+                    }
+                    return;
+                }
+            };
+            session.models.apply(&changes);
+            self.sticky_choice = wanted;
             turn.phase = Phase::Prompting;
             turn.last_activity = Instant::now();
             let prompt = turn.prompt.clone();
-            let sent = self.send_prompt(&mut turn, prompt);
+            let sent = self.send_prompt(&mut turn, prompt, changes);
             self.turn = Some(turn);
             if let Err(message) = sent {
                 let turn = self.turn.take().expect("just set");
@@ -487,12 +513,17 @@ impl SessionActor {
 
     /// Sends `text` as a prompt of `turn`; the response comes back as
     /// [`Internal::PromptDone`].
-    pub(super) fn send_prompt(&mut self, turn: &mut ActiveTurn, text: String) -> Result<(), String> {
+    pub(super) fn send_prompt(
+        &mut self,
+        turn: &mut ActiveTurn,
+        text: String,
+        changes: Vec<(String, String)>,
+    ) -> Result<(), String> {
         let (Some(agent), Some(session)) = (self.agent.as_ref(), self.session.as_ref()) else {
             return Err("codex-acp is not running".into());
         };
-        let request = PromptRequest::new(session.id.clone(), vec![ContentBlock::Text(TextContent::new(text))]);
-        let sent = agent.connection.send_request(request);
+        let connection = agent.connection.clone();
+        let session_id = session.id.clone();
         let exit_signal = agent.exit_signal();
         let internal = self.internal_tx.clone();
         let generation = self.generation;
@@ -500,7 +531,15 @@ impl SessionActor {
         // Awaited in its own task: dropping a pending request would send
         // `$/cancel_request` to Codex.
         self.context.tasks.spawn(async move {
-            let result = sent.block_task().await;
+            // Model and effort first, so this prompt already uses them.
+            let result = match crate::acp::set_options(&connection, &session_id, &changes).await {
+                Ok(_) => {
+                    let request =
+                        PromptRequest::new(session_id.clone(), vec![ContentBlock::Text(TextContent::new(text))]);
+                    connection.send_request(request).block_task().await
+                }
+                Err(error) => Err(error),
+            };
             // A prompt that failed because the child died reports how it
             // died (exit status, stderr) rather than "connection closed".
             let exit = match &result {
