@@ -259,3 +259,50 @@ async fn a_reply_after_a_daemon_kill_reaches_a_codex_that_remembers() {
     assert!(status.contains("codex mode: permission-profile:codex-fusion"), "mode set again after load: {status}");
     client.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_model_and_effort_argument_reaches_the_model_request() {
+    let real = RealEnv::new(true).await;
+    let client = Client::start(&real.env, &[]).await;
+    let (_, text) = call(&client, "consult", consult("First, on the default model.")).await;
+    assert!(text.contains("model=gpt-5.5"), "{text}");
+    let (error, text) = call(
+        &client,
+        "reply",
+        json!({"message": "Now think harder.", "model": "gpt-5.6-sol", "effort": "high"}),
+    )
+    .await;
+    assert!(!error, "{text}");
+    let turns = real.mock.turns().await;
+    let last = turns.last().expect("a turn request");
+    assert_eq!(last["model"], "gpt-5.6-sol", "{last}");
+    assert_eq!(last["reasoning_effort"], "high", "{last}");
+    // The choice sticks for the next call.
+    call(&client, "reply", json!({"message": "And again."})).await;
+    let turns = real.mock.turns().await;
+    assert_eq!(turns.last().expect("a turn")["model"], "gpt-5.6-sol");
+    let (_, status) = call(&client, "status", json!({})).await;
+    assert!(status.contains("model: gpt-5.6-sol, effort high"), "{status}");
+    // Values come from the agent: an unknown one lists what Codex offers.
+    let error = client
+        .call("reply", json!({"message": "x", "effort": "ludicrous"}))
+        .await
+        .expect_err("unknown effort");
+    assert!(error.to_string().contains("unknown effort `ludicrous`; Codex offers: low, medium, high, xhigh"), "{error}");
+    client.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quota_and_rate_limit_answers_read_as_what_to_do() {
+    let real = RealEnv::new(true).await;
+    let client = Client::start(&real.env, &[]).await;
+    let (error, text) = call(&client, "consult", consult("Go.\nmock:status:429")).await;
+    assert!(error, "{text}");
+    assert!(text.contains("Codex refused for quota"), "{text}");
+    let (error, text) = call(&client, "consult", consult("Go.\nmock:status:429:rate_limit_exceeded")).await;
+    assert!(error, "{text}");
+    assert!(text.contains("Codex is rate limited"), "{text}");
+    let (error, text) = call(&client, "consult", consult("And now a normal question.")).await;
+    assert!(!error, "the session recovers: {text}");
+    client.close().await;
+}

@@ -478,10 +478,16 @@ impl SessionActor {
         }
         if let Some(session) = self.session.as_mut() {
             let mut turn = self.turn.take().expect("checked above");
-            // The call's model and effort, over what the session chose before.
-            let wanted = ModelChoice {
-                model: turn.choice.model.clone().or_else(|| self.sticky_choice.model.clone()),
-                effort: turn.choice.effort.clone().or_else(|| self.sticky_choice.effort.clone()),
+            // The call's model and effort, over what the session chose
+            // before. A new model without an effort does not inherit the old
+            // effort by name (it may not offer it); the plan keeps it where
+            // the new model does.
+            let wanted = match &turn.choice.model {
+                Some(_) => turn.choice.clone(),
+                None => ModelChoice {
+                    model: self.sticky_choice.model.clone(),
+                    effort: turn.choice.effort.clone().or_else(|| self.sticky_choice.effort.clone()),
+                },
             };
             let changes = match crate::models::plan(&session.models, &wanted) {
                 Ok(changes) => changes,
