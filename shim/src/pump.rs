@@ -22,6 +22,14 @@ const RECONNECT_BACKOFF: [Duration; 6] = [
     Duration::from_secs(1),
     Duration::from_secs(2),
 ];
+/// Pause before the n-th reconnect within [`RECONNECT_WINDOW`].
+const STORM_BACKOFF: [Duration; 5] = [
+    Duration::from_millis(0),
+    Duration::from_millis(200),
+    Duration::from_millis(500),
+    Duration::from_secs(1),
+    Duration::from_secs(2),
+];
 /// More reconnects than this within [`RECONNECT_WINDOW`] is a storm: give up.
 const RECONNECT_LIMIT: usize = 5;
 const RECONNECT_WINDOW: Duration = Duration::from_secs(60);
@@ -70,6 +78,9 @@ pub fn run(connector: Connector, connection: Connection) -> Result<(), ShimError
                         RECONNECT_WINDOW.as_secs()
                     )));
                 }
+                // Back off between episodes too, so a daemon in a crash loop
+                // is retried over seconds, not milliseconds.
+                std::thread::sleep(STORM_BACKOFF[reconnects.len().min(STORM_BACKOFF.len() - 1)]);
                 reconnects.push(now);
                 reader = reconnect(&connector, &link, &mut stdout)?;
                 continue;

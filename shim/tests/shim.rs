@@ -86,3 +86,61 @@ fn stop_daemon(socket: &std::path::Path) {
         let _ = Command::new("kill").arg(pid.to_string()).status();
     }
 }
+
+/// A daemon that accepts, says hello, and drops every connection as soon as
+/// the client writes: the shim reconnects with backoff, then gives up with a
+/// clear message instead of looping forever.
+#[test]
+fn a_reconnect_storm_ends_in_a_clear_failure() {
+    use std::io::{BufRead, BufReader, Write};
+    let temp = tempfile::tempdir().expect("tempdir");
+    let socket = temp.path().join("daemon.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&socket).expect("bind");
+    let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = accepted.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { return };
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+            let mut hello = String::new();
+            let _ = reader.read_line(&mut hello);
+            let mut writer = stream;
+            let _ = writer.write_all(
+                br#"{"status":"accepted","protocol":"codex-fusion","version":1,"daemon_version":"0","pid":1}"#,
+            );
+            let _ = writer.write_all(b"\n");
+            // Drop the connection after the first client line (or at once
+            // after a replayed handshake).
+            let mut line = String::new();
+            let _ = reader.read_line(&mut line);
+        }
+    });
+    let started = Instant::now();
+    let mut child = shim()
+        .env("CODEX_FUSION_SOCKET", &socket)
+        .env("CODEX_FUSION_WORKSPACE", temp.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin
+        .write_all(b"{\"jsonrpc\":\"2.0\",\"id\":0,\"method\":\"initialize\",\"params\":{}}\n")
+        .expect("write");
+    let output = child.wait_with_output().expect("wait");
+    drop(stdin);
+    let took = started.elapsed();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("keeps going away"), "{stderr}");
+    assert!(stderr.contains("reconnects within 60 s"), "{stderr}");
+    let attempts = accepted.load(std::sync::atomic::Ordering::SeqCst);
+    assert!((5..=8).contains(&attempts), "bounded attempts: {attempts}");
+    assert!(took > Duration::from_secs(3), "retried with backoff, not at once: {took:?}");
+    assert!(took < Duration::from_secs(30), "gave up in {took:?}");
+    // Every in-flight request got an error response before the shim left.
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains(r#""id":0,"error""#), "{stdout}");
+}
