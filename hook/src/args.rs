@@ -36,10 +36,12 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Claude Code's SessionStart hook: reads its JSON on stdin, resets on /clear
+    /// Claude Code's SessionStart hook: tells the daemon how Claude's session started (reads its JSON on stdin)
     #[command(long_about = "Claude Code's SessionStart hook.\n\n\
-        Reads the hook's JSON on stdin (session_id, cwd, source, …) and tells the daemon; \
-        on `source: clear` the daemon resets Codex's session for `cwd`. Never starts the \
+        Reads the hook's JSON on stdin (session_id, cwd, source, …) and tells the daemon, \
+        which keeps Codex's session paired with Claude's: `startup` and `clear` get a fresh \
+        Codex session, `resume` the one paired with the resumed Claude session, `compact` \
+        keeps it. Never starts the \
         daemon, answers within about a second and always exits 0; problems are one line \
         on stderr.\n\n\
         Register it in ~/.claude/settings.json (`codex-fusion install --claude` does):\n  \

@@ -155,3 +155,11 @@ pub fn response_text(response: &ServerResult) -> String {
 }
 
 pub type CallRequest = CallToolRequest;
+
+/// The progress token rmcp gave a cancellable call, as recorded events name it.
+pub fn token_of(handle: &RequestHandle<RoleClient>) -> String {
+    match &handle.progress_token.0 {
+        rmcp::model::NumberOrString::Number(number) => number.to_string(),
+        rmcp::model::NumberOrString::String(string) => string.to_string(),
+    }
+}

@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use codex_fusion_testkit::client::{response_text, result_text};
+use codex_fusion_testkit::client::{response_text, result_text, token_of};
 use codex_fusion_testkit::{Client, RawClient, TestEnv, wait_until};
 use serde_json::{Value, json};
 
@@ -128,10 +128,7 @@ async fn progress_is_strictly_increasing_and_carries_reasoning() {
     let env = TestEnv::new();
     let client = Client::start(&env, &[]).await;
     let handle = client.start_call("consult", consult("think first fake:reason fake:slow:400")).await;
-    let token = match &handle.progress_token.0 {
-        rmcp::model::NumberOrString::Number(number) => number.to_string(),
-        rmcp::model::NumberOrString::String(string) => string.to_string(),
-    };
+    let token = token_of(&handle);
     let response = handle.await_response().await.expect("answered");
     let text = response_text(&response);
     assert!(text.contains("fake answer"), "{text}");
@@ -245,10 +242,7 @@ async fn cancel_of_a_turn_that_ignores_cancel_frees_the_workspace_quickly() {
     let env = TestEnv::new();
     let client = Client::start(&env, &[]).await;
     let handle = client.start_call("consult", consult("fake:ignore-cancel")).await;
-    let token = match &handle.progress_token.0 {
-        rmcp::model::NumberOrString::Number(number) => number.to_string(),
-        rmcp::model::NumberOrString::String(string) => string.to_string(),
-    };
+    let token = token_of(&handle);
     wait_until("the turn streams", Duration::from_secs(10), || !client.progress_for(&token).is_empty()).await;
     let cancelled_at = Instant::now();
     handle.cancel(Some("test".into())).await.expect("cancel sent");
@@ -370,10 +364,7 @@ async fn two_calls_on_one_workspace_are_serialized() {
     let first = client.start_call("consult", consult("fake:slow:800 first")).await;
     tokio::time::sleep(Duration::from_millis(100)).await;
     let second = client.start_call("consult", consult("fake:slow:800 second")).await;
-    let second_token = match &second.progress_token.0 {
-        rmcp::model::NumberOrString::Number(number) => number.to_string(),
-        rmcp::model::NumberOrString::String(string) => string.to_string(),
-    };
+    let second_token = token_of(&second);
     let first_text = response_text(&first.await_response().await.expect("first answered"));
     let first_done = Instant::now();
     let second_text = response_text(&second.await_response().await.expect("second answered"));

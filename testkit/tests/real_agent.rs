@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use codex_fusion_testkit::client::{response_text, result_text};
+use codex_fusion_testkit::client::{response_text, result_text, token_of};
 use codex_fusion_testkit::real::RealEnv;
 use codex_fusion_testkit::{Client, wait_until};
 use serde_json::{Value, json};
@@ -26,12 +26,6 @@ fn consult(question: &str) -> Value {
     json!({ "question": question })
 }
 
-fn token_of(handle: &rmcp::service::RequestHandle<rmcp::RoleClient>) -> String {
-    match &handle.progress_token.0 {
-        rmcp::model::NumberOrString::Number(number) => number.to_string(),
-        rmcp::model::NumberOrString::String(string) => string.to_string(),
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn answer_with_verdict_and_token_footer_in_a_confined_session() {

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use codex_fusion_protocol::control::{ControlRequest, ControlResponse};
 use codex_fusion_protocol::{Channel, Hello, HelloReply, PROTOCOL_VERSION, Role, frame};
-use codex_fusion_testkit::client::{response_text, result_text};
+use codex_fusion_testkit::client::{response_text, result_text, token_of};
 use codex_fusion_testkit::env::{is_alive, processes_matching};
 use codex_fusion_testkit::{Client, RawClient, TestEnv, binary, wait_until};
 use nix::sys::signal::{Signal, kill};
@@ -1430,12 +1430,6 @@ fn first_line(text: &str) -> String {
     text.lines().next().unwrap_or_default().chars().take(200).collect()
 }
 
-fn token_of(handle: &rmcp::service::RequestHandle<rmcp::RoleClient>) -> String {
-    match &handle.progress_token.0 {
-        rmcp::model::NumberOrString::Number(number) => number.to_string(),
-        rmcp::model::NumberOrString::String(string) => string.to_string(),
-    }
-}
 
 /// SIGKILLs every process whose command line mentions the string when
 /// dropped, so a failing test leaves no TERM-ignoring helper running.
