@@ -121,6 +121,8 @@ pub enum SpawnError {
     },
     #[error("codex-acp (`{command}`) exited before its connection was ready")]
     Closed { command: String },
+    #[error("codex-acp exited while starting: {reason}")]
+    ExitedEarly { reason: String },
 }
 
 impl Agent {
@@ -197,9 +199,18 @@ impl Agent {
                 exited: exited_tx,
             },
         ));
-        let connection = connection_rx.await.map_err(|_| SpawnError::Closed {
-            command: command.display.clone(),
-        })?;
+        let connection = match connection_rx.await {
+            Ok(connection) => connection,
+            // The child died before the connection came up; say how.
+            Err(_) => {
+                return Err(match wait_exit(exited.clone(), Duration::from_secs(2)).await {
+                    Some(reason) => SpawnError::ExitedEarly { reason },
+                    None => SpawnError::Closed {
+                        command: command.display.clone(),
+                    },
+                });
+            }
+        };
         Ok(Agent {
             generation,
             pid,
