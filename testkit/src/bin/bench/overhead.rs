@@ -1,0 +1,308 @@
+//! Figure 7: what the shim and the daemon add to one call. A warm `consult`
+//! through them, against the very prompt the daemon sent for it, sent by a
+//! minimal ACP client straight to an agent set up the same way (same
+//! environment, same mode), the two interleaved so that they share the
+//! machine's ups and downs and the sessions grow alike.
+//!
+//! - 7a: the real codex-acp against `model-mock`, with the daemon's
+//!   read-confining wrapper and mode. codex-acp's own turn varies by tens of
+//!   milliseconds, more than the 1 ms budget, so the row also gives the
+//!   spread of the paired differences.
+//! - 7b: the same comparison with the fake agent, whose turns hardly vary:
+//!   it resolves the daemon's and shim's share to tens of microseconds.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use codex_fusion_testkit::real::{TEST_API_KEY, codex_acp};
+
+use crate::acp_direct::{self, AgentCommand, Session, Setup};
+use crate::mcp::ShimProcess;
+use crate::real::{QUESTION, expect_count, real_env};
+use crate::report::Row;
+use crate::stats::{Samples, quantile_f64};
+use crate::{Context, Running, bench_env};
+
+pub const ROWS: &[(&str, &str)] = &[
+    (
+        "7a",
+        "per-call overhead: warm consult via shim + daemon vs straight ACP (real codex-acp)",
+    ),
+    (
+        "7b",
+        "per-call overhead: the same with the fake agent (low-variance turns)",
+    ),
+];
+
+/// The mode the daemon puts codex-acp sessions in when read confinement is
+/// available (daemon `confine::PROFILE_MODE`).
+const PROFILE_MODE: &str = "permission-profile:codex-fusion";
+
+pub fn run(context: &mut Context, runtime: &tokio::runtime::Runtime) -> anyhow::Result<Vec<Row>> {
+    let real_pairs = context.config.pick(50, 2);
+    let fake_pairs = context.config.pick(300, 5);
+    let warmups = context.config.pick(3, 1);
+    let real = real_comparison(context, runtime, real_pairs, warmups)?;
+    let fake = fake_comparison(context, runtime, fake_pairs, warmups)?;
+    Ok(vec![
+        real.row(ROWS[0], "same prompt straight to codex-acp")
+            .bun("adds 1–5 ms"),
+        fake.row(ROWS[1], "same prompt straight to the fake agent"),
+    ])
+}
+
+/// Interleaved timings of the two paths.
+struct Comparison {
+    via_daemon: Samples,
+    direct: Samples,
+    /// Daemon minus direct, pair by pair, in seconds.
+    differences: Vec<f64>,
+}
+
+impl Comparison {
+    fn row(mut self, (id, title): (&'static str, &'static str), baseline: &str) -> Row {
+        let added = self.via_daemon.median().as_secs_f64() - self.direct.median().as_secs_f64();
+        let paired = quantile_f64(&self.differences, 0.5);
+        let (low, high) = (
+            quantile_f64(&self.differences, 0.25),
+            quantile_f64(&self.differences, 0.75),
+        );
+        Row::new(id, title)
+            .measured(format!(
+                "{}; {} over straight ACP (medians); paired differences: median {}, interquartile {} to {}",
+                self.via_daemon.range_summary(),
+                signed_ms(added),
+                signed_ms(paired),
+                signed_ms(low),
+                signed_ms(high)
+            ))
+            .baseline(format!("{baseline}: {}", self.direct.range_summary()))
+            .budget("< 1 ms added", added < 1e-3)
+    }
+}
+
+fn real_comparison(
+    context: &mut Context,
+    runtime: &tokio::runtime::Runtime,
+    pairs: usize,
+    warmups: usize,
+) -> anyhow::Result<Comparison> {
+    let real = real_env(runtime);
+    let mut shim = ShimProcess::initialized(&real.env, &[])?;
+    // The first consult starts the daemon's codex-acp and its session.
+    let answer = shim.lines().consult(QUESTION)?;
+    expect_count(&answer, "user_messages=", 1)?;
+    let turns = runtime.block_on(real.mock.turns());
+    let prompt = turns
+        .last()
+        .and_then(|turn| turn["last_user_text"].as_str())
+        .context("the mock saw no turn")?
+        .to_owned();
+    let agent = AgentCommand {
+        program: codex_acp(),
+        args: Vec::new(),
+        env: vec![
+            ("CODEX_HOME".into(), real.codex_home.display().to_string()),
+            ("OPENAI_API_KEY".into(), TEST_API_KEY.into()),
+            ("CODEX_API_KEY".into(), String::new()),
+            ("INITIAL_AGENT_MODE".into(), PROFILE_MODE.into()),
+            (
+                "CODEX_PATH".into(),
+                wrapper(&real.env.state_dir)?.display().to_string(),
+            ),
+        ],
+        cwd: real.env.workspace.clone(),
+    };
+    let setup = Setup {
+        authenticate: true,
+        mode: PROFILE_MODE,
+    };
+    let comparison = compare(
+        runtime,
+        shim,
+        &prompt,
+        &agent,
+        &setup,
+        "user_messages=",
+        pairs,
+        warmups,
+        context,
+        "fig 7a",
+    )?;
+    drop(real);
+    Ok(comparison)
+}
+
+fn fake_comparison(
+    context: &mut Context,
+    runtime: &tokio::runtime::Runtime,
+    pairs: usize,
+    warmups: usize,
+) -> anyhow::Result<Comparison> {
+    let running = Running::start(bench_env(), runtime);
+    let env = &running.env;
+    let mut shim = ShimProcess::initialized(env, &[])?;
+    let answer = shim.lines().consult(QUESTION)?;
+    expect_count(&answer, "prompts_seen=", 1)?;
+    let prompt = last_fake_prompt(&env.agent_state)?;
+    let state = tempfile::Builder::new()
+        .prefix("cf-bench-fake-")
+        .tempdir()?;
+    let agent = AgentCommand {
+        program: codex_fusion_testkit::binary("fake-codex-acp"),
+        args: vec!["--state-dir".into(), state.path().display().to_string()],
+        env: Vec::new(),
+        cwd: env.workspace.clone(),
+    };
+    let setup = Setup {
+        authenticate: false,
+        mode: "read-only",
+    };
+    compare(
+        runtime,
+        shim,
+        &prompt,
+        &agent,
+        &setup,
+        "prompts_seen=",
+        pairs,
+        warmups,
+        context,
+        "fig 7b",
+    )
+}
+
+/// Runs `pairs` interleaved calls: `QUESTION` as a consult through `shim`
+/// (which has answered one already), and `prompt` straight to `agent`.
+#[allow(clippy::too_many_arguments)]
+fn compare(
+    runtime: &tokio::runtime::Runtime,
+    shim: ShimProcess,
+    prompt: &str,
+    agent: &AgentCommand,
+    setup: &Setup,
+    counter: &'static str,
+    pairs: usize,
+    warmups: usize,
+    context: &mut Context,
+    label: &str,
+) -> anyhow::Result<Comparison> {
+    let shim = Arc::new(Mutex::new(shim));
+    // Both sessions answer the same number of turns before the timed pairs.
+    for index in 1..warmups {
+        daemon_consult(shim.clone(), counter, index + 1)?;
+    }
+    let comparison = runtime.block_on(acp_direct::with_session(agent, setup, async |session| {
+        for index in 0..warmups {
+            direct_prompt(session, prompt, counter, index + 1).await?;
+        }
+        let mut comparison = Comparison {
+            via_daemon: Samples::new(),
+            direct: Samples::new(),
+            differences: Vec::new(),
+        };
+        for index in 0..pairs {
+            let turns = warmups + index + 1;
+            // Alternate which goes first, so neither always runs right after
+            // the other's turn.
+            let (daemon_took, direct_took) = if index % 2 == 0 {
+                let daemon_took = daemon_consult_async(&shim, counter, turns).await?;
+                (
+                    daemon_took,
+                    direct_prompt(session, prompt, counter, turns).await?,
+                )
+            } else {
+                let direct_took = direct_prompt(session, prompt, counter, turns).await?;
+                (
+                    daemon_consult_async(&shim, counter, turns).await?,
+                    direct_took,
+                )
+            };
+            comparison.via_daemon.push(daemon_took);
+            comparison.direct.push(direct_took);
+            comparison
+                .differences
+                .push(daemon_took.as_secs_f64() - direct_took.as_secs_f64());
+        }
+        Ok(comparison)
+    }))?;
+    let shim = Arc::into_inner(shim)
+        .context("the shim is ours again")?
+        .into_inner()
+        .unwrap_or_else(|poison| poison.into_inner());
+    context.note_shim_peak(&format!("{label}, after the consults"), shim.pid());
+    shim.close()?;
+    Ok(comparison)
+}
+
+/// One timed consult through the shim, checking the session's turn count.
+fn daemon_consult(
+    shim: Arc<Mutex<ShimProcess>>,
+    counter: &str,
+    turns: usize,
+) -> anyhow::Result<Duration> {
+    let mut shim = shim.lock().unwrap_or_else(|poison| poison.into_inner());
+    let called = Instant::now();
+    let text = shim.lines().consult(QUESTION)?;
+    let took = called.elapsed();
+    expect_count(&text, counter, turns)?;
+    Ok(took)
+}
+
+async fn daemon_consult_async(
+    shim: &Arc<Mutex<ShimProcess>>,
+    counter: &'static str,
+    turns: usize,
+) -> anyhow::Result<Duration> {
+    let shim = shim.clone();
+    // The MCP client blocks; the ACP connection must keep running meanwhile.
+    tokio::task::spawn_blocking(move || daemon_consult(shim, counter, turns)).await?
+}
+
+async fn direct_prompt(
+    session: &Session,
+    prompt: &str,
+    counter: &str,
+    turns: usize,
+) -> anyhow::Result<Duration> {
+    let prompted = session.prompt(prompt).await?;
+    expect_count(&prompted.text, counter, turns)?;
+    Ok(prompted.took)
+}
+
+/// The last prompt the daemon sent the fake, from the fake's saved session.
+fn last_fake_prompt(state_dir: &Path) -> anyhow::Result<String> {
+    for entry in std::fs::read_dir(state_dir)?.flatten() {
+        let session: serde_json::Value = serde_json::from_slice(&std::fs::read(entry.path())?)?;
+        let prompt = session["history"]
+            .as_array()
+            .and_then(|history| history.iter().rev().find(|entry| entry["role"] == "user"))
+            .and_then(|entry| entry["text"].as_str());
+        if let Some(prompt) = prompt {
+            return Ok(prompt.to_owned());
+        }
+    }
+    bail!("the fake saved no prompt in {}", state_dir.display())
+}
+
+/// The read-confining codex wrapper the daemon wrote (`confine::write_wrapper`).
+fn wrapper(state_dir: &Path) -> anyhow::Result<PathBuf> {
+    let dir = state_dir.join("codex-wrapper");
+    std::fs::read_dir(&dir)
+        .with_context(|| format!("reading {}", dir.display()))?
+        .flatten()
+        .map(|entry| entry.path())
+        .find(|path| path.extension().is_none())
+        .with_context(|| format!("no codex wrapper in {}", dir.display()))
+}
+
+fn signed_ms(seconds: f64) -> String {
+    let micros = seconds * 1e6;
+    if micros.abs() < 1000.0 {
+        format!("{micros:+.0} µs")
+    } else {
+        format!("{:+.2} ms", micros / 1000.0)
+    }
+}
