@@ -88,11 +88,10 @@ where
             }
             Some(JsonRpcMessage::Notification(notification)) => {
                 // A cancelled request gets no response; its permit is free.
-                if let ClientNotification::CancelledNotification(cancelled) = &notification.notification {
-                    if let Some(id) = &cancelled.params.request_id {
+                if let ClientNotification::CancelledNotification(cancelled) = &notification.notification
+                    && let Some(id) = &cancelled.params.request_id {
                         lock(&self.held).remove(id);
                     }
-                }
             }
             Some(_) => {}
         }

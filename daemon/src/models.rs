@@ -147,11 +147,10 @@ pub fn plan(options: &ModelOptions, choice: &ModelChoice) -> Result<Vec<(String,
         }
         (None, _) => {}
     }
-    if choice.model.is_some() || options.effort.is_none() && choice.effort.is_some() {
-        if target != model_select.current {
+    if (choice.model.is_some() || options.effort.is_none() && choice.effort.is_some())
+        && target != model_select.current {
             changes.insert(0, (model_select.id.clone(), target));
         }
-    }
     Ok(changes)
 }
 

@@ -132,11 +132,10 @@ impl PairingStore {
         if *record == before {
             return;
         }
-        if let Some(path) = &self.path {
-            if let Err(error) = save(path, &file) {
+        if let Some(path) = &self.path
+            && let Err(error) = save(path, &file) {
                 tracing::warn!(path = %path.display(), %error, "cannot save the session file; pairings are kept in memory only");
             }
-        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, File> {

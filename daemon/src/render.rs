@@ -46,12 +46,11 @@ pub fn answer_within(answer: &Answer, limit: usize, saved: Option<&std::path::Pa
         "{shown}\n\n[… answer cut at {} of {total} characters to fit Claude's tool-output limit; {where_}]",
         shown.chars().count()
     );
-    if let Some(verdict_line) = text.lines().rev().map(str::trim).find(|line| !line.is_empty()) {
-        if answer.verdict.is_some() && !shown.ends_with(verdict_line) {
-            out.push_str("\n");
+    if let Some(verdict_line) = text.lines().rev().map(str::trim).find(|line| !line.is_empty())
+        && answer.verdict.is_some() && !shown.ends_with(verdict_line) {
+            out.push('\n');
             out.push_str(verdict_line);
         }
-    }
     let mut trimmed = answer.clone();
     if let Some(path) = saved {
         trimmed.notes.push(format!("full answer: {}", path.display()));
@@ -251,7 +250,7 @@ pub fn thousands(value: u64) -> String {
     let digits = value.to_string();
     let mut out = String::new();
     for (index, digit) in digits.chars().enumerate() {
-        if index > 0 && (digits.len() - index) % 3 == 0 {
+        if index > 0 && (digits.len() - index).is_multiple_of(3) {
             out.push(',');
         }
         out.push(digit);

@@ -66,6 +66,38 @@ pub fn read_line<R: BufRead>(reader: &mut R, limit: usize) -> Result<Option<Vec<
     }
 }
 
+/// The async twin of [`read_line`], for any buffered async reader.
+#[cfg(feature = "tokio")]
+pub async fn read_line_async<R>(reader: &mut R, limit: usize) -> Result<Option<Vec<u8>>, FrameError>
+where
+    R: tokio::io::AsyncBufRead + Unpin,
+{
+    use tokio::io::AsyncBufReadExt;
+    let mut line = Vec::new();
+    loop {
+        let available = reader.fill_buf().await?;
+        if available.is_empty() {
+            return if line.is_empty() {
+                Ok(None)
+            } else {
+                Err(FrameError::Truncated)
+            };
+        }
+        let newline = available.iter().position(|byte| *byte == b'\n');
+        let take = newline.unwrap_or(available.len());
+        if line.len() + take > limit {
+            return Err(FrameError::TooLong { limit });
+        }
+        line.extend_from_slice(&available[..take]);
+        let consumed = newline.map_or(take, |index| index + 1);
+        reader.consume(consumed);
+        if newline.is_some() {
+            return Ok(Some(line));
+        }
+    }
+}
+
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -98,36 +130,5 @@ mod tests {
     #[test]
     fn invalid_utf8_is_named() {
         assert!(matches!(decode::<ControlRequest>(b"\xff\xfe\n"), Err(FrameError::NotUtf8)));
-    }
-}
-
-/// The async twin of [`read_line`], for any buffered async reader.
-#[cfg(feature = "tokio")]
-pub async fn read_line_async<R>(reader: &mut R, limit: usize) -> Result<Option<Vec<u8>>, FrameError>
-where
-    R: tokio::io::AsyncBufRead + Unpin,
-{
-    use tokio::io::AsyncBufReadExt;
-    let mut line = Vec::new();
-    loop {
-        let available = reader.fill_buf().await?;
-        if available.is_empty() {
-            return if line.is_empty() {
-                Ok(None)
-            } else {
-                Err(FrameError::Truncated)
-            };
-        }
-        let newline = available.iter().position(|byte| *byte == b'\n');
-        let take = newline.unwrap_or(available.len());
-        if line.len() + take > limit {
-            return Err(FrameError::TooLong { limit });
-        }
-        line.extend_from_slice(&available[..take]);
-        let consumed = newline.map_or(take, |index| index + 1);
-        reader.consume(consumed);
-        if newline.is_some() {
-            return Ok(Some(line));
-        }
     }
 }

@@ -50,11 +50,10 @@ pub fn socket_path(env: impl Fn(&str) -> Option<OsString>) -> Result<PathBuf, Pa
 
 fn default_socket_dir(env: &impl Fn(&str) -> Option<OsString>) -> PathBuf {
     if cfg!(target_os = "linux") {
-        if let Some(runtime) = non_empty(env("XDG_RUNTIME_DIR")).map(PathBuf::from) {
-            if runtime.is_absolute() {
+        if let Some(runtime) = non_empty(env("XDG_RUNTIME_DIR")).map(PathBuf::from)
+            && runtime.is_absolute() {
                 return runtime.join(APP_DIR);
             }
-        }
     } else if let Some(dirs) = directories::ProjectDirs::from("", "", APP_DIR) {
         // macOS keeps no per-user runtime dir; the cache dir is private to the
         // user and short enough for the 104-byte socket path limit.
@@ -75,11 +74,10 @@ pub fn state_dir(env: impl Fn(&str) -> Option<OsString>) -> Result<PathBuf, Path
         return Ok(path);
     }
     if cfg!(target_os = "linux") {
-        if let Some(state) = non_empty(env("XDG_STATE_HOME")).map(PathBuf::from) {
-            if state.is_absolute() {
+        if let Some(state) = non_empty(env("XDG_STATE_HOME")).map(PathBuf::from)
+            && state.is_absolute() {
                 return Ok(state.join(APP_DIR));
             }
-        }
         if let Some(home) = non_empty(env("HOME")).map(PathBuf::from) {
             return Ok(home.join(".local/state").join(APP_DIR));
         }

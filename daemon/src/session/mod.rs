@@ -219,10 +219,12 @@ impl SessionHandle {
 }
 
 /// Completions of the actor's own ACP work.
+// A few per turn; the size of a prompt response does not matter here.
+#[allow(clippy::large_enum_variant)]
 enum Internal {
     Started {
         generation: u64,
-        result: Result<Started, AgentFailure>,
+        result: Result<Box<Started>, AgentFailure>,
     },
     PromptDone {
         generation: u64,
@@ -622,7 +624,9 @@ impl SessionActor {
             // Let the start in flight be ignored; a new one opens the target.
             self.generation += 1;
             self.starting = false;
-            self.agent.take().map(|agent| agent.stop(StopMode::Kill));
+            if let Some(agent) = self.agent.take() {
+                agent.stop(StopMode::Kill);
+            }
             self.agent_info = None;
         }
     }

@@ -63,13 +63,13 @@ impl SessionActor {
                 Ok::<_, AgentFailure>((info, opened))
             };
             match tokio::time::timeout(settings.startup_timeout, setup).await {
-                Ok(Ok((info, opened))) => Ok(Started {
+                Ok(Ok((info, opened))) => Ok(Box::new(Started {
                     agent: Some(agent),
                     info,
                     opened,
                     modes,
                     api_key,
-                }),
+                })),
                 Ok(Err(failure)) => Err(explain_start_failure(&agent, failure).await),
                 Err(_) => Err(AgentFailure::Other(format!(
                     "codex-acp did not finish starting within {} s (initialize and session setup); it was stopped and the next call tries again (CODEX_FUSION_STARTUP_TIMEOUT_MS raises the limit)",
@@ -108,13 +108,13 @@ impl SessionActor {
             async move {
                 let setup = acp::open_session(&connection, &info, &workspace, resume.as_deref(), api_key, &modes);
                 let result = match tokio::time::timeout(timeout, setup).await {
-                    Ok(Ok(opened)) => Ok(Started {
+                    Ok(Ok(opened)) => Ok(Box::new(Started {
                         agent: None,
                         info,
                         opened,
                         modes,
                         api_key,
-                    }),
+                    })),
                     Ok(Err(failure)) => Err(failure),
                     Err(_) => Err(AgentFailure::Other(format!(
                         "codex-acp did not open a session within {} s; it was stopped and the next call tries again",
@@ -127,7 +127,7 @@ impl SessionActor {
         );
     }
 
-    pub(super) fn on_started(&mut self, generation: u64, result: Result<Started, AgentFailure>) {
+    pub(super) fn on_started(&mut self, generation: u64, result: Result<Box<Started>, AgentFailure>) {
         if generation != self.generation || !self.starting {
             // A start overtaken by a reset or a newer start; dropping its
             // agent kills it.
@@ -146,7 +146,7 @@ impl SessionActor {
                     opened,
                     modes,
                     api_key,
-                } = started;
+                } = *started;
                 tracing::info!(
                     session_id = %opened.session_id,
                     loaded = opened.loaded,

@@ -36,12 +36,11 @@ impl SessionActor {
     }
 
     pub(super) fn on_update(&mut self, update: SessionUpdate) {
-        if let SessionUpdate::UsageUpdate(usage) = &update {
-            if let Some(session) = self.session.as_mut() {
+        if let SessionUpdate::UsageUpdate(usage) = &update
+            && let Some(session) = self.session.as_mut() {
                 session.usage.context_used = Some(usage.used);
                 session.usage.context_size = Some(usage.size);
             }
-        }
         // Updates outside a prompt (the history a `session/load` replays,
         // late chunks) are never forwarded.
         let Some(turn) = self.turn.as_mut().filter(|turn| turn.phase != Phase::WaitingForSession) else {
@@ -284,12 +283,11 @@ impl SessionActor {
         }
         // codex reports rate limits and server errors as answer text, with
         // no usage; a real answer always has usage.
-        if turn.usage.is_none() && stop_reason == StopReason::EndTurn {
-            if let Some(failure) = crate::acp::failure_in_text(&turn.text) {
+        if turn.usage.is_none() && stop_reason == StopReason::EndTurn
+            && let Some(failure) = crate::acp::failure_in_text(&turn.text) {
                 self.finish(turn, Err(("failed", failure.to_string())));
                 return;
             }
-        }
         if turn.text.trim().is_empty() {
             let message = match stop_reason {
                 StopReason::Cancelled => "Codex stopped the turn without answering (stop reason: cancelled). Call again, or check `status` for codex-acp errors".to_owned(),
@@ -408,8 +406,8 @@ impl SessionActor {
                 .responder
                 .respond(RequestPermissionResponse::new(RequestPermissionOutcome::Cancelled));
         }
-        if reason == CancelReason::Idle {
-            if let Some(waiter) = turn.waiter.take() {
+        if reason == CancelReason::Idle
+            && let Some(waiter) = turn.waiter.take() {
                 let timeout = turn.settings.turn_timeout;
                 waiter.send(TurnOutcome::Failed(format!(
                     "Codex showed no activity for {} s, so the turn was aborted (CODEX_FUSION_TURN_TIMEOUT_MS={}). Call again, or raise the limit",
@@ -417,12 +415,10 @@ impl SessionActor {
                     timeout.as_millis()
                 )));
             }
-        }
-        if let (Some(agent), Some(session_id)) = (self.agent.as_ref(), session_id) {
-            if let Err(error) = agent.connection.send_notification(CancelNotification::new(session_id)) {
+        if let (Some(agent), Some(session_id)) = (self.agent.as_ref(), session_id)
+            && let Err(error) = agent.connection.send_notification(CancelNotification::new(session_id)) {
                 tracing::warn!(%error, "could not send session/cancel");
             }
-        }
     }
 
     /// Starts the next turn, the agent or the prompt, whichever is due.
