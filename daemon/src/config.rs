@@ -36,6 +36,8 @@ const KNOWN_ELSEWHERE: &[&str] = &[
     "CODEX_FUSION_WORKSPACE",
     "CODEX_FUSION_SOCKET",
     "CODEX_FUSION_STATE_DIR",
+    "CODEX_FUSION_AGENT_IDLE_SECS",
+    "CODEX_FUSION_DAEMON_LOG",
 ];
 
 /// A connection's settings, resolved.

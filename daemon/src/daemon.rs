@@ -33,7 +33,7 @@ pub struct Daemon {
 }
 
 impl Daemon {
-    pub fn new(socket: PathBuf, state_dir: PathBuf) -> Arc<Daemon> {
+    pub fn new(socket: PathBuf, state_dir: PathBuf, agent_idle: std::time::Duration) -> Arc<Daemon> {
         let tasks = TaskTracker::new();
         let shutdown = CancellationToken::new();
         let session_context = Arc::new(SessionContext {
@@ -42,6 +42,7 @@ impl Daemon {
             state_dir: state_dir.clone(),
             confinement: ConfinementCache::default(),
             pairings: PairingStore::load(&state_dir),
+            agent_idle,
         });
         Arc::new(Daemon {
             started: Instant::now(),

@@ -41,19 +41,33 @@ use crate::daemon::Daemon;
 /// How long shutdown waits for connections and children before giving up.
 const SHUTDOWN_DRAIN: Duration = Duration::from_secs(5);
 
-/// Where the daemon lives, resolved from its environment.
+/// How long an agent may sit idle before it is stopped, by default.
+pub const DEFAULT_AGENT_IDLE: Duration = Duration::from_secs(30 * 60);
+/// Overrides [`DEFAULT_AGENT_IDLE`], in seconds (the daemon's own setting).
+pub const AGENT_IDLE_ENV: &str = "CODEX_FUSION_AGENT_IDLE_SECS";
+
+/// Where the daemon lives and how it behaves, from its own environment.
 #[derive(Debug, Clone)]
 pub struct Options {
     pub socket: PathBuf,
     pub state_dir: PathBuf,
+    pub agent_idle: Duration,
 }
 
 impl Options {
     pub fn from_env() -> anyhow::Result<Options> {
         let env = |name: &str| std::env::var_os(name);
+        let agent_idle = match std::env::var(AGENT_IDLE_ENV) {
+            Ok(value) if !value.is_empty() => match value.trim().parse::<u64>() {
+                Ok(secs) if secs > 0 => Duration::from_secs(secs),
+                _ => anyhow::bail!("{AGENT_IDLE_ENV}: expected a whole number of seconds greater than 0, got `{value}`"),
+            },
+            _ => DEFAULT_AGENT_IDLE,
+        };
         Ok(Options {
             socket: codex_fusion_protocol::paths::socket_path(env)?,
             state_dir: codex_fusion_protocol::paths::state_dir(env)?,
+            agent_idle,
         })
     }
 }
@@ -61,7 +75,7 @@ impl Options {
 /// Runs the daemon until SIGTERM, SIGINT or a `stop` request.
 pub async fn run(options: Options) -> anyhow::Result<()> {
     let bound = listener::bind(&options.socket)?;
-    let daemon = Daemon::new(options.socket.clone(), options.state_dir.clone());
+    let daemon = Daemon::new(options.socket.clone(), options.state_dir.clone(), options.agent_idle);
     tracing::info!(
         socket = %options.socket.display(),
         state_dir = %options.state_dir.display(),

@@ -16,6 +16,8 @@ ENVIRONMENT:
     CODEX_FUSION_SOCKET      socket path (default: $XDG_RUNTIME_DIR/codex-fusion/daemon.sock)
     CODEX_FUSION_STATE_DIR   logs and state (default: $XDG_STATE_HOME/codex-fusion)
     CODEX_FUSION_DAEMON_LOG  log filter, e.g. `debug` (default: info; RUST_LOG also works)
+    CODEX_FUSION_AGENT_IDLE_SECS  stop a workspace's codex-acp after this long without a
+                             turn; its session is restored on the next call (default: 1800)
 
 Stop it with `codex-fusion stop`, SIGTERM or SIGINT.";
 

@@ -174,3 +174,23 @@ async fn a_lost_session_is_announced_in_the_footer() {
     assert!(footer.contains("re-establish context"), "{footer}");
     client.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_agent_is_stopped_and_its_session_restored_on_the_next_call() {
+    let mut env = TestEnv::new();
+    env.set("CODEX_FUSION_AGENT_IDLE_SECS", "1");
+    let _daemon = env.start_daemon().await;
+    let client = Client::start(&env, &[]).await;
+    assert_eq!(prompts_seen(&client.text("consult", consult("one")).await), 1);
+    let pid = env.workspace_status().await.agent_pid.expect("an agent runs");
+    codex_fusion_testkit::wait_until("the idle agent is stopped", Duration::from_secs(10), || {
+        !codex_fusion_testkit::env::is_alive(pid as i32)
+    })
+    .await;
+    let status = env.workspace_status().await;
+    assert_eq!(status.agent_pid, None, "{status:?}");
+    assert!(status.session_id.is_some(), "the session is remembered: {status:?}");
+    let text = client.text("reply", json!({"message": "two"})).await;
+    assert_eq!(prompts_seen(&text), 2, "restored by load: {text}");
+    client.close().await;
+}

@@ -119,6 +119,10 @@ pub struct SessionContext {
     pub confinement: ConfinementCache,
     /// Claude ↔ Codex session pairings, persisted.
     pub pairings: PairingStore,
+    /// An agent with no turn for this long is stopped (its session is
+    /// restored by load on the next turn), so idle workspaces hold no
+    /// codex-acp processes.
+    pub agent_idle: Duration,
 }
 
 /// The actor is gone (the daemon is shutting down).
@@ -155,6 +159,7 @@ impl SessionHandle {
             deferred_target: None,
             last_settings: None,
             sticky_choice: ModelChoice::default(),
+            idle_since: Instant::now(),
             pending_note: None,
             queue: VecDeque::new(),
             turn: None,
@@ -336,6 +341,8 @@ struct SessionActor {
     /// The model and effort chosen for this session; re-applied after a
     /// restore, cleared with the session.
     sticky_choice: ModelChoice,
+    /// Since when the agent has had nothing to do.
+    idle_since: Instant,
     /// A one-line note for the next answer's footer.
     pending_note: Option<String>,
     queue: VecDeque<TurnRequest>,

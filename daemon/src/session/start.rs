@@ -156,6 +156,7 @@ impl SessionActor {
                 if let Some(agent) = agent {
                     self.agent = Some(agent);
                 }
+                self.idle_since = Instant::now();
                 self.agent_info = Some(info);
                 self.agent_modes = modes;
                 self.agent_has_api_key = api_key;

@@ -368,7 +368,12 @@ impl SessionActor {
     }
 
     pub(super) fn deadline(&self) -> Option<Instant> {
-        let turn = self.turn.as_ref()?;
+        let Some(turn) = self.turn.as_ref() else {
+            // An idle agent is stopped after a while; its session is restored
+            // by load when the workspace is used again.
+            let idle = self.agent.is_some() && !self.starting && self.queue.is_empty();
+            return idle.then(|| self.idle_since + self.context.agent_idle);
+        };
         match turn.phase {
             Phase::Prompting if turn.pending.is_none() => Some(turn.last_activity + turn.settings.turn_timeout),
             Phase::Cancelling { since, .. } => Some(since + CANCEL_GRACE),
@@ -377,8 +382,14 @@ impl SessionActor {
     }
 
     pub(super) fn on_deadline(&mut self) {
-        let Some(turn) = self.turn.as_ref() else { return };
         let now = Instant::now();
+        let Some(turn) = self.turn.as_ref() else {
+            if self.agent.is_some() && !self.starting && now >= self.idle_since + self.context.agent_idle {
+                tracing::info!(idle_secs = self.context.agent_idle.as_secs(), "stopping an idle codex-acp");
+                self.retire_agent("idle");
+            }
+            return;
+        };
         match turn.phase {
             Phase::Cancelling { since, reason } if now >= since + CANCEL_GRACE => {
                 tracing::warn!(?reason, "Codex did not stop within the cancel grace; killing codex-acp");
