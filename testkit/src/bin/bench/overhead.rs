@@ -11,16 +11,15 @@
 //! - 7b: the same comparison with the fake agent, whose turns hardly vary:
 //!   it resolves the daemon's and shim's share to tens of microseconds.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
-use codex_fusion_testkit::real::{TEST_API_KEY, codex_acp};
 
 use crate::acp_direct::{self, AgentCommand, Session, Setup};
 use crate::mcp::ShimProcess;
-use crate::real::{QUESTION, expect_count, real_env};
+use crate::real::{QUESTION, direct_agent, direct_setup, expect_count, last_prompt, real_env};
 use crate::report::Row;
 use crate::stats::{Samples, quantile_f64};
 use crate::{Context, Running, bench_env};
@@ -35,10 +34,6 @@ pub const ROWS: &[(&str, &str)] = &[
         "per-call overhead: the same with the fake agent (low-variance turns)",
     ),
 ];
-
-/// The mode the daemon puts codex-acp sessions in when read confinement is
-/// available (daemon `confine::PROFILE_MODE`).
-const PROFILE_MODE: &str = "permission-profile:codex-fusion";
 
 pub fn run(context: &mut Context, runtime: &tokio::runtime::Runtime) -> anyhow::Result<Vec<Row>> {
     let real_pairs = context.config.pick(50, 2);
@@ -94,31 +89,9 @@ fn real_comparison(
     // The first consult starts the daemon's codex-acp and its session.
     let answer = shim.lines().consult(QUESTION)?;
     expect_count(&answer, "user_messages=", 1)?;
-    let turns = runtime.block_on(real.mock.turns());
-    let prompt = turns
-        .last()
-        .and_then(|turn| turn["last_user_text"].as_str())
-        .context("the mock saw no turn")?
-        .to_owned();
-    let agent = AgentCommand {
-        program: codex_acp(),
-        args: Vec::new(),
-        env: vec![
-            ("CODEX_HOME".into(), real.codex_home.display().to_string()),
-            ("OPENAI_API_KEY".into(), TEST_API_KEY.into()),
-            ("CODEX_API_KEY".into(), String::new()),
-            ("INITIAL_AGENT_MODE".into(), PROFILE_MODE.into()),
-            (
-                "CODEX_PATH".into(),
-                wrapper(&real.env.state_dir)?.display().to_string(),
-            ),
-        ],
-        cwd: real.env.workspace.clone(),
-    };
-    let setup = Setup {
-        authenticate: true,
-        mode: PROFILE_MODE,
-    };
+    let prompt = last_prompt(runtime, &real)?;
+    let agent = direct_agent(&real)?;
+    let setup = direct_setup();
     let comparison = compare(
         runtime,
         shim,
@@ -285,17 +258,6 @@ fn last_fake_prompt(state_dir: &Path) -> anyhow::Result<String> {
         }
     }
     bail!("the fake saved no prompt in {}", state_dir.display())
-}
-
-/// The read-confining codex wrapper the daemon wrote (`confine::write_wrapper`).
-fn wrapper(state_dir: &Path) -> anyhow::Result<PathBuf> {
-    let dir = state_dir.join("codex-wrapper");
-    std::fs::read_dir(&dir)
-        .with_context(|| format!("reading {}", dir.display()))?
-        .flatten()
-        .map(|entry| entry.path())
-        .find(|path| path.extension().is_none())
-        .with_context(|| format!("no codex wrapper in {}", dir.display()))
 }
 
 fn signed_ms(seconds: f64) -> String {

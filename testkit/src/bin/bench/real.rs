@@ -7,11 +7,13 @@
 //! Context must survive every restart. Also the real-agent environment and
 //! checks that figure 7 shares.
 
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use anyhow::bail;
-use codex_fusion_testkit::real::{RealEnv, codex_acp};
+use anyhow::{Context as _, bail};
+use codex_fusion_testkit::real::{RealEnv, TEST_API_KEY, codex_acp};
 
+use crate::acp_direct::{self, AgentCommand, Setup};
 use crate::mcp::ShimProcess;
 use crate::report::Row;
 use crate::stats::{Samples, human, human_diff};
@@ -26,6 +28,9 @@ pub const RESTART_ROWS: &[(&str, &str)] = &[
     ("5c", "restart: Codex context kept across restarts"),
 ];
 pub const QUESTION: &str = "Is a per-workspace daemon a good idea?";
+/// The mode the daemon puts codex-acp sessions in when read confinement is
+/// available (daemon `confine::PROFILE_MODE`).
+pub const PROFILE_MODE: &str = "permission-profile:codex-fusion";
 
 pub fn run_restart(
     context: &mut Context,
@@ -37,6 +42,8 @@ pub fn run_restart(
     codex_acp();
     let mut cold_total = Samples::new();
     let mut cold_call = Samples::new();
+    let mut cold_direct = Samples::new();
+    let mut doctor = Samples::new();
     let mut warm = None;
     for index in 0..colds {
         let real = real_env(runtime);
@@ -50,6 +57,33 @@ pub fn run_restart(
         expect_messages(&text, 1)?;
         cold_total.push(answered - started);
         cold_call.push(answered - called);
+        // The same first turn without us: a fresh codex-acp, set up as the
+        // daemon sets it up, and the prompt the daemon sent.
+        let prompt = last_prompt(runtime, &real)?;
+        let agent = direct_agent(&real)?;
+        let started = Instant::now();
+        runtime.block_on(acp_direct::with_session(
+            &agent,
+            &direct_setup(),
+            async |session| {
+                let prompted = session.prompt(&prompt).await?;
+                expect_messages(&prompted.text, 1)
+            },
+        ))?;
+        cold_direct.push(started.elapsed());
+        // What the daemon's first start adds before it spawns codex-acp.
+        let started = Instant::now();
+        let report = std::process::Command::new(codex_acp())
+            .args(["cli", "doctor", "--json"])
+            .envs(agent.env.iter().map(|(key, value)| (key, value)))
+            .stdin(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .output()
+            .context("running codex-acp cli doctor")?;
+        doctor.push(started.elapsed());
+        if !report.stdout.starts_with(b"{") {
+            bail!("`codex-acp cli doctor --json` printed no report");
+        }
         if index + 1 == colds {
             warm = Some((real, shim));
         } else {
@@ -103,7 +137,12 @@ pub fn run_restart(
                 cold_call.range_summary(),
                 human(cold_total.median())
             ))
-            .baseline(format!("live consult median {}", human(live.median())))
+            .baseline(format!(
+                "straight ACP, spawn → first prompt answered: {}; `codex-acp cli doctor --json` alone: {}; live consult median {}",
+                cold_direct.range_summary(),
+                doctor.range_summary(),
+                human(live.median())
+            ))
             .bun("≈350 ms cold"),
         Row::new(RESTART_ROWS[2].0, RESTART_ROWS[2].1)
             .measured(format!(
@@ -143,4 +182,56 @@ pub fn expect_count(text: &str, label: &str, expected: usize) -> anyhow::Result<
         }
         None => bail!("the answer has no user_messages count: {text}"),
     }
+}
+
+/// The last prompt the mock received: the one the daemon built.
+pub fn last_prompt(runtime: &tokio::runtime::Runtime, real: &RealEnv) -> anyhow::Result<String> {
+    let turns = runtime.block_on(real.mock.turns());
+    let prompt = turns
+        .last()
+        .and_then(|turn| turn["last_user_text"].as_str())
+        .context("the mock saw no turn")?;
+    if !prompt.contains(QUESTION) {
+        bail!("the mock's last prompt is not the daemon's consult prompt: {prompt}");
+    }
+    Ok(prompt.to_owned())
+}
+
+/// codex-acp as the daemon starts it in `real`: same environment, same
+/// read-confining wrapper, same workspace.
+pub fn direct_agent(real: &RealEnv) -> anyhow::Result<AgentCommand> {
+    Ok(AgentCommand {
+        program: codex_acp(),
+        args: Vec::new(),
+        env: vec![
+            ("CODEX_HOME".into(), real.codex_home.display().to_string()),
+            ("OPENAI_API_KEY".into(), TEST_API_KEY.into()),
+            ("CODEX_API_KEY".into(), String::new()),
+            ("INITIAL_AGENT_MODE".into(), PROFILE_MODE.into()),
+            (
+                "CODEX_PATH".into(),
+                wrapper(&real.env.state_dir)?.display().to_string(),
+            ),
+        ],
+        cwd: real.env.workspace.clone(),
+    })
+}
+
+/// The session setup the daemon does with a key at hand.
+pub fn direct_setup() -> Setup {
+    Setup {
+        authenticate: true,
+        mode: PROFILE_MODE,
+    }
+}
+
+/// The read-confining codex wrapper the daemon wrote (`confine::write_wrapper`).
+fn wrapper(state_dir: &Path) -> anyhow::Result<PathBuf> {
+    let dir = state_dir.join("codex-wrapper");
+    std::fs::read_dir(&dir)
+        .with_context(|| format!("reading {}", dir.display()))?
+        .flatten()
+        .map(|entry| entry.path())
+        .find(|path| path.extension().is_none())
+        .with_context(|| format!("no codex wrapper in {}", dir.display()))
 }
