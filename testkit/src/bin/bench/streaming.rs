@@ -25,7 +25,11 @@ pub const ROWS: &[(&str, &str)] = &[(
 pub fn run(context: &mut Context, runtime: &tokio::runtime::Runtime) -> anyhow::Result<Vec<Row>> {
     let updates: u64 = context.config.pick(200_000, 5_000);
     let runs = context.config.pick(5, 1);
-    let running = Running::start(bench_env(), runtime);
+    let mut env = bench_env();
+    // The whole flooded answer comes back, so the bench can check that none
+    // of it was lost (the default cuts results at 40 000 characters).
+    env.set("CODEX_FUSION_MAX_RESULT_CHARS", &(2 * updates).to_string());
+    let running = Running::start(env, runtime);
     let env = &running.env;
     let daemon = running.pid();
     let mut shim = ShimProcess::initialized(env, &[])?;
