@@ -435,6 +435,12 @@ where
                             continue;
                         }
                         if trimmed.starts_with('{') && trimmed.ends_with('}') {
+                            // Let the tasks this line wakes (the session, a
+                            // progress forwarder) run before the next line: a
+                            // flooding agent otherwise starves them for a whole
+                            // scheduling budget, and progress reaches the client
+                            // in rare bursts (docs/PERFORMANCE.md, figure 3).
+                            tokio::task::yield_now().await;
                             return Some((Ok(text), (reader, garbage)));
                         }
                         trimmed.chars().take(120).collect::<String>()

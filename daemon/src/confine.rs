@@ -65,12 +65,21 @@ impl ConfinementCache {
 }
 
 async fn prepare(command: &AcpCommand, state_dir: &Path) -> Option<Confinement> {
-    let codex_binary = match find_codex_binary(command).await {
-        Ok(path) => path,
-        Err(reason) => {
-            tracing::info!(command = %command.display, %reason, "no read confinement for this agent; it runs in plain read-only mode");
-            return None;
-        }
+    let cache = DoctorCache::new(state_dir, command);
+    let codex_binary = match cache.as_ref().and_then(DoctorCache::load) {
+        Some(path) => path,
+        None => match find_codex_binary(command).await {
+            Ok(path) => {
+                if let Some(cache) = &cache {
+                    cache.store(&path);
+                }
+                path
+            }
+            Err(reason) => {
+                tracing::info!(command = %command.display, %reason, "no read confinement for this agent; it runs in plain read-only mode");
+                return None;
+            }
+        },
     };
     match write_wrapper(&codex_binary, state_dir) {
         Ok(wrapper) => {
@@ -122,6 +131,70 @@ async fn find_codex_binary(command: &AcpCommand) -> Result<PathBuf, String> {
         .and_then(Result::ok)
         .unwrap_or_default();
     codex_binary_from_doctor(&report)
+}
+
+/// What `cli doctor` said, remembered across daemon restarts (it costs
+/// ~0.2 s of every cold start): valid while the agent program and the codex
+/// binary it named are the same files, unchanged since.
+struct DoctorCache {
+    path: PathBuf,
+    key: String,
+}
+
+impl DoctorCache {
+    /// `None` when the program cannot be located (then nothing is cached).
+    fn new(state_dir: &Path, command: &AcpCommand) -> Option<DoctorCache> {
+        let program = which(&command.program)?;
+        let stamp = file_stamp(&program)?;
+        let key = format!("{}\u{0}{}\u{0}{stamp}", command.display, program.display());
+        Some(DoctorCache {
+            path: state_dir
+                .join("codex-wrapper")
+                .join(format!("doctor-{:016x}.json", fnv1a(key.as_bytes()))),
+            key,
+        })
+    }
+
+    fn load(&self) -> Option<PathBuf> {
+        let saved: serde_json::Value = serde_json::from_slice(&std::fs::read(&self.path).ok()?).ok()?;
+        if saved.get("key")?.as_str()? != self.key {
+            return None;
+        }
+        let binary = PathBuf::from(saved.get("codex")?.as_str()?);
+        // The binary must be the very file the doctor named.
+        (file_stamp(&binary)? == saved.get("codex_stamp")?.as_str()?).then_some(binary)
+    }
+
+    fn store(&self, binary: &Path) {
+        let Some(stamp) = file_stamp(binary) else { return };
+        let record = serde_json::json!({ "key": self.key, "codex": binary, "codex_stamp": stamp });
+        let written = self
+            .path
+            .parent()
+            .map_or(Ok(()), std::fs::create_dir_all)
+            .and_then(|()| std::fs::write(&self.path, record.to_string()));
+        if let Err(error) = written {
+            tracing::debug!(%error, "cannot cache the doctor's answer");
+        }
+    }
+}
+
+/// `program` as the OS would find it: a path, or the first match on PATH.
+fn which(program: &str) -> Option<PathBuf> {
+    if program.contains('/') {
+        return std::fs::canonicalize(program).ok();
+    }
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|dir| dir.join(program))
+        .find(|candidate| candidate.is_file())
+        .and_then(|found| std::fs::canonicalize(found).ok())
+}
+
+/// Size and modification time of a file, as a short fingerprint.
+fn file_stamp(path: &Path) -> Option<String> {
+    use std::os::unix::fs::MetadataExt as _;
+    let metadata = std::fs::metadata(path).ok()?;
+    Some(format!("{}:{}.{}", metadata.len(), metadata.mtime(), metadata.mtime_nsec()))
 }
 
 /// Reads the codex executable from `cli doctor --json` output.
@@ -219,6 +292,28 @@ mod tests {
         assert!(codex_binary_from_doctor(b"usage: fake").is_err());
         let missing = serde_json::json!({"checks": {"installation": {"details": {"current executable": "/nope/codex"}}}});
         assert!(codex_binary_from_doctor(missing.to_string().as_bytes()).is_err());
+    }
+
+    #[test]
+    fn the_doctor_cache_holds_while_the_files_are_unchanged() {
+        let temp = tempfile::tempdir().expect("tempdir");
+        let program = temp.path().join("codex-acp");
+        let binary = temp.path().join("codex");
+        std::fs::write(&program, "#!/bin/sh\n").expect("write");
+        std::fs::write(&binary, "binary").expect("write");
+        let command = AcpCommand::parse(program.to_str().expect("utf8")).expect("parses");
+        let cache = DoctorCache::new(temp.path(), &command).expect("a cache");
+        assert_eq!(cache.load(), None, "empty at first");
+        cache.store(&binary);
+        assert_eq!(cache.load(), Some(binary.clone()));
+        // A changed codex binary (an upgrade) invalidates it.
+        std::fs::write(&binary, "a newer binary").expect("write");
+        assert_eq!(cache.load(), None);
+        cache.store(&binary);
+        // So does a changed agent program.
+        std::fs::write(&program, "#!/bin/sh\n# upgraded\n").expect("write");
+        let cache = DoctorCache::new(temp.path(), &command).expect("a cache");
+        assert_eq!(cache.load(), None);
     }
 
     #[test]

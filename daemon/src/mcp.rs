@@ -163,8 +163,9 @@ impl McpService {
         let text = match outcome {
             TurnOutcome::Answer(answer) => {
                 let limit = self.settings.max_result_chars;
-                if render::answer(&answer).chars().count() <= limit {
-                    render::answer(&answer)
+                let whole = render::answer(&answer);
+                if whole.chars().count() <= limit {
+                    whole
                 } else {
                     let saved = save_full_answer(&self.daemon.state_dir, &answer.text);
                     render::answer_within(&answer, limit, saved.as_deref())
@@ -224,11 +225,15 @@ impl ServerHandler for McpService {
         _request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
-        let tools = tools::definitions()
-            .into_iter()
-            .map(|(name, description, schema)| Tool::new(name, description, Arc::new(schema)))
-            .collect();
-        Ok(ListToolsResult::with_all_items(tools))
+        // The schemas are constants; generating them took most of a
+        // tools/list round trip (docs/PERFORMANCE.md, figure 1).
+        static TOOLS: std::sync::LazyLock<Vec<Tool>> = std::sync::LazyLock::new(|| {
+            tools::definitions()
+                .into_iter()
+                .map(|(name, description, schema)| Tool::new(name, description, Arc::new(schema)))
+                .collect()
+        });
+        Ok(ListToolsResult::with_all_items(TOOLS.clone()))
     }
 
     async fn call_tool(
