@@ -11,8 +11,8 @@ use agent_client_protocol::v1::ConnectionTo;
 use agent_client_protocol::v1::schema::{
     AuthenticateRequest, Implementation, InitializeRequest, LoadSessionRequest, NewSessionRequest,
     PermissionOptionKind, RequestPermissionRequest, SessionConfigKind, SessionConfigOption,
-    SessionConfigOptionCategory, SessionConfigOptionValue, SessionConfigSelectOptions, SessionModeState, SetSessionConfigOptionRequest,
-    SetSessionModeRequest, ToolCallLocation, ToolKind,
+    SessionConfigOptionCategory, SessionConfigOptionValue, SessionConfigSelectOptions, SessionModeState,
+    SetSessionConfigOptionRequest, SetSessionModeRequest, ToolCallLocation, ToolKind,
 };
 use serde_json::Value;
 
@@ -90,8 +90,7 @@ impl AgentFailure {
             AgentFailure::ProtocolMismatch(text)
         } else if code == -32000 || lower.contains("authentication required") || lower.contains("401 unauthorized") {
             AgentFailure::AuthRequired(text)
-        } else if lower.contains("insufficient_quota") || lower.contains("quota") || lower.contains("usage limit")
-        {
+        } else if lower.contains("insufficient_quota") || lower.contains("quota") || lower.contains("usage limit") {
             AgentFailure::Quota(text)
         } else if lower.contains("rate limit") || lower.contains("rate_limit") || lower.contains("429") {
             AgentFailure::RateLimited(text)
@@ -105,8 +104,10 @@ impl AgentFailure {
 pub async fn initialize(connection: &ConnectionTo<AcpPeer>) -> Result<AgentInfo, AgentFailure> {
     let response = connection
         .send_request(
-            InitializeRequest::new(ProtocolVersion::V1)
-                .client_info(Implementation::new("codex-fusion", codex_fusion_protocol::PACKAGE_VERSION)),
+            InitializeRequest::new(ProtocolVersion::V1).client_info(Implementation::new(
+                "codex-fusion",
+                codex_fusion_protocol::PACKAGE_VERSION,
+            )),
         )
         .block_task()
         .await
@@ -119,7 +120,11 @@ pub async fn initialize(connection: &ConnectionTo<AcpPeer>) -> Result<AgentInfo,
     }
     Ok(AgentInfo {
         load_session: response.agent_capabilities.load_session,
-        auth_methods: response.auth_methods.iter().map(|method| method.id().to_string()).collect(),
+        auth_methods: response
+            .auth_methods
+            .iter()
+            .map(|method| method.id().to_string())
+            .collect(),
     })
 }
 
@@ -212,7 +217,10 @@ async fn ensure_mode(
                 ))
             })
     };
-    if let Some(values) = options.as_deref().and_then(|options| select_values(options, MODE_CONFIG_ID)) {
+    if let Some(values) = options
+        .as_deref()
+        .and_then(|options| select_values(options, MODE_CONFIG_ID))
+    {
         let target = pick(&values)?;
         let response = connection
             .send_request(SetSessionConfigOptionRequest::new(
@@ -290,7 +298,8 @@ pub fn model_options(options: &[SessionConfigOption]) -> ModelOptions {
     };
     ModelOptions {
         model: find(&|option| {
-            option.id.to_string() == MODEL_CONFIG_ID || matches!(option.category, Some(SessionConfigOptionCategory::Model))
+            option.id.to_string() == MODEL_CONFIG_ID
+                || matches!(option.category, Some(SessionConfigOptionCategory::Model))
         }),
         effort: find(&|option| {
             matches!(option.category, Some(SessionConfigOptionCategory::ThoughtLevel))
@@ -337,7 +346,10 @@ pub fn failure_in_text(text: &str) -> Option<AgentFailure> {
         Some(AgentFailure::RateLimited(quoted))
     } else if lower.contains("401") || lower.contains("unauthorized") || lower.contains("invalid_api_key") {
         Some(AgentFailure::AuthRequired(quoted))
-    } else if lower.contains("high demand") || lower.contains("last status: 5") || lower.contains("internal server error") {
+    } else if lower.contains("high demand")
+        || lower.contains("last status: 5")
+        || lower.contains("internal server error")
+    {
         Some(AgentFailure::Other(format!(
             "the model service failed (it said: {quoted}); wait a moment and call again"
         )))
@@ -483,7 +495,9 @@ fn command_line(raw: &Value) -> Option<String> {
         Value::String(command) => Some(command.clone()),
         Value::Array(words) => {
             let words: Vec<&str> = words.iter().filter_map(Value::as_str).collect();
-            shlex::try_join(words.iter().copied()).ok().or_else(|| Some(words.join(" ")))
+            shlex::try_join(words.iter().copied())
+                .ok()
+                .or_else(|| Some(words.join(" ")))
         }
         _ => None,
     }
@@ -491,10 +505,7 @@ fn command_line(raw: &Value) -> Option<String> {
 
 /// `text` on one line, cut to `max` characters.
 pub fn one_line(text: &str, max: usize) -> String {
-    let flat: String = text
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ");
+    let flat: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
     if flat.chars().count() > max {
         let cut: String = flat.chars().take(max.saturating_sub(1)).collect();
         format!("{cut}…")
@@ -506,9 +517,7 @@ pub fn one_line(text: &str, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use agent_client_protocol::v1::schema::{
-        PermissionOption, ToolCallUpdate, ToolCallUpdateFields,
-    };
+    use agent_client_protocol::v1::schema::{PermissionOption, ToolCallUpdate, ToolCallUpdateFields};
     use serde_json::json;
 
     fn request(kind: ToolKind, raw_input: Value, locations: Vec<&str>) -> RequestPermissionRequest {
@@ -522,7 +531,11 @@ mod tests {
             ToolCallUpdate::new("call-1", fields),
             vec![
                 PermissionOption::new("allow_once", "Yes", PermissionOptionKind::AllowOnce),
-                PermissionOption::new("accept_execpolicy_amendment", "Always", PermissionOptionKind::AllowAlways),
+                PermissionOption::new(
+                    "accept_execpolicy_amendment",
+                    "Always",
+                    PermissionOptionKind::AllowAlways,
+                ),
                 PermissionOption::new("cancel", "No", PermissionOptionKind::RejectOnce),
             ],
         )
@@ -584,11 +597,8 @@ mod tests {
             raw_input: Some(json!({"url": "https://example.com"})),
             ..ToolCallInfo::default()
         };
-        let bare = RequestPermissionRequest::new(
-            "s1",
-            ToolCallUpdate::new("call-1", ToolCallUpdateFields::new()),
-            vec![],
-        );
+        let bare =
+            RequestPermissionRequest::new("s1", ToolCallUpdate::new("call-1", ToolCallUpdateFields::new()), vec![]);
         let translated = permission_request(&bare, Some(&known), &workspace);
         assert_eq!(translated.kind, ActionKind::Fetch);
         assert_eq!(translated.url.as_deref(), Some("https://example.com"));
@@ -612,7 +622,10 @@ mod tests {
         assert!(failure.to_string().contains("version 7"), "{failure}");
         assert!(failure.to_string().contains("npm install"), "{failure}");
         let other = agent_client_protocol::Error::new(-32603, "boom");
-        assert_eq!(AgentFailure::classify(&other).to_string(), "codex-acp error -32603: boom");
+        assert_eq!(
+            AgentFailure::classify(&other).to_string(),
+            "codex-acp error -32603: boom"
+        );
     }
 
     #[test]

@@ -249,7 +249,6 @@ pub async fn wait_exit(mut exited: watch::Receiver<Option<String>>, timeout: Dur
 }
 
 impl Agent {
-
     /// Stops the child in the given way; the exit is reported as usual.
     pub fn stop(&self, mode: StopMode) {
         *self.stop_mode.lock().unwrap_or_else(|poison| poison.into_inner()) = mode;
@@ -447,7 +446,10 @@ where
                     }
                     Err(error) => format!(
                         "{} (not UTF-8)",
-                        String::from_utf8_lossy(error.as_bytes()).chars().take(120).collect::<String>()
+                        String::from_utf8_lossy(error.as_bytes())
+                            .chars()
+                            .take(120)
+                            .collect::<String>()
                     ),
                 },
                 Err(codex_fusion_protocol::frame::FrameError::Io(error)) => {
@@ -513,7 +515,10 @@ mod tests {
         let input: &[u8] = b"{\"jsonrpc\":\"2.0\"}\n\n this is not json\n{\"later\":1}\n";
         let (tx, rx) = oneshot::channel();
         let mut lines = agent_lines(BufReader::new(input), tx);
-        assert_eq!(lines.next().await.expect("a line").expect("ok"), "{\"jsonrpc\":\"2.0\"}");
+        assert_eq!(
+            lines.next().await.expect("a line").expect("ok"),
+            "{\"jsonrpc\":\"2.0\"}"
+        );
         assert!(lines.next().await.is_none());
         assert_eq!(rx.await.expect("reported"), "this is not json");
     }

@@ -115,7 +115,9 @@ impl Settings {
             Some(value) => {
                 let path = PathBuf::from(value);
                 if !path.is_absolute() {
-                    return Err(SettingsError::LogPath { value: value.to_owned() });
+                    return Err(SettingsError::LogPath {
+                        value: value.to_owned(),
+                    });
                 }
                 Some(path)
             }
@@ -124,7 +126,11 @@ impl Settings {
         let max_result_chars = match get(MAX_RESULT_CHARS_ENV) {
             Some(value) => match value.trim().parse::<usize>() {
                 Ok(chars) if chars >= MIN_RESULT_CHARS => chars,
-                _ => return Err(SettingsError::ResultChars { value: value.to_owned() }),
+                _ => {
+                    return Err(SettingsError::ResultChars {
+                        value: value.to_owned(),
+                    });
+                }
             },
             None => defaults.max_result_chars,
         };
@@ -190,7 +196,9 @@ impl AcpCommand {
 
 fn is_env_name(name: &str) -> bool {
     let mut chars = name.chars();
-    chars.next().is_some_and(|first| first.is_ascii_alphabetic() || first == '_')
+    chars
+        .next()
+        .is_some_and(|first| first.is_ascii_alphabetic() || first == '_')
         && chars.all(|rest| rest.is_ascii_alphanumeric() || rest == '_')
 }
 
@@ -264,13 +272,16 @@ mod tests {
 
     #[test]
     fn command_splits_like_a_shell_with_leading_env() {
-        let command = AcpCommand::parse(r#"FOO=1 BAR="a b" npx -y '@agentclientprotocol/codex-acp' --flag"#)
-            .expect("parses");
+        let command =
+            AcpCommand::parse(r#"FOO=1 BAR="a b" npx -y '@agentclientprotocol/codex-acp' --flag"#).expect("parses");
         assert_eq!(command.program, "npx");
         assert_eq!(command.args, ["-y", "@agentclientprotocol/codex-acp", "--flag"]);
         assert_eq!(
             command.env,
-            [("FOO".to_string(), "1".to_string()), ("BAR".to_string(), "a b".to_string())]
+            [
+                ("FOO".to_string(), "1".to_string()),
+                ("BAR".to_string(), "a b".to_string())
+            ]
         );
         assert!(AcpCommand::parse("FOO=1").is_err());
         assert!(AcpCommand::parse("'unbalanced").is_err());
@@ -284,7 +295,10 @@ mod tests {
         let (settings, _) = Settings::from_env(&env(&[(MAX_RESULT_CHARS_ENV, "5000")])).expect("parses");
         assert_eq!(settings.max_result_chars, 5000);
         let error = Settings::from_env(&env(&[(MAX_RESULT_CHARS_ENV, "12")])).expect_err("too small");
-        assert!(error.to_string().starts_with("CODEX_FUSION_MAX_RESULT_CHARS:"), "{error}");
+        assert!(
+            error.to_string().starts_with("CODEX_FUSION_MAX_RESULT_CHARS:"),
+            "{error}"
+        );
         assert!(Settings::from_env(&env(&[(MAX_RESULT_CHARS_ENV, "lots")])).is_err());
     }
 

@@ -194,7 +194,12 @@ fn which(program: &str) -> Option<PathBuf> {
 fn file_stamp(path: &Path) -> Option<String> {
     use std::os::unix::fs::MetadataExt as _;
     let metadata = std::fs::metadata(path).ok()?;
-    Some(format!("{}:{}.{}", metadata.len(), metadata.mtime(), metadata.mtime_nsec()))
+    Some(format!(
+        "{}:{}.{}",
+        metadata.len(),
+        metadata.mtime(),
+        metadata.mtime_nsec()
+    ))
 }
 
 /// Reads the codex executable from `cli doctor --json` output.
@@ -216,7 +221,10 @@ pub fn codex_binary_from_doctor(stdout: &[u8]) -> Result<PathBuf, String> {
 fn write_wrapper(codex_binary: &Path, state_dir: &Path) -> std::io::Result<PathBuf> {
     let dir = state_dir.join("codex-wrapper");
     std::fs::create_dir_all(&dir)?;
-    let wrapper = dir.join(format!("codex-{:016x}", fnv1a(codex_binary.as_os_str().as_encoded_bytes())));
+    let wrapper = dir.join(format!(
+        "codex-{:016x}",
+        fnv1a(codex_binary.as_os_str().as_encoded_bytes())
+    ));
     let script = wrapper_script(codex_binary);
     if std::fs::read_to_string(&wrapper).ok().as_deref() != Some(script.as_str()) {
         let temporary = wrapper.with_extension("tmp");
@@ -290,7 +298,8 @@ mod tests {
             Ok(binary.clone())
         );
         assert!(codex_binary_from_doctor(b"usage: fake").is_err());
-        let missing = serde_json::json!({"checks": {"installation": {"details": {"current executable": "/nope/codex"}}}});
+        let missing =
+            serde_json::json!({"checks": {"installation": {"details": {"current executable": "/nope/codex"}}}});
         assert!(codex_binary_from_doctor(missing.to_string().as_bytes()).is_err());
     }
 
@@ -320,7 +329,10 @@ mod tests {
     fn the_wrapper_defines_the_profile_and_survives_odd_paths() {
         let script = wrapper_script(Path::new("/opt/it's here/vendor/x86/bin/codex"));
         assert!(script.starts_with("#!/bin/sh\n"));
-        assert!(script.contains(r"exec '/opt/it'\''s here/vendor/x86/bin/codex'"), "{script}");
+        assert!(
+            script.contains(r"exec '/opt/it'\''s here/vendor/x86/bin/codex'"),
+            "{script}"
+        );
         assert!(script.contains(r#"'default_permissions="codex-fusion"'"#), "{script}");
         assert!(
             script.contains(r#"permissions.codex-fusion.filesystem={":minimal"="read","/opt/it'\''s here/vendor/x86"="read",":workspace_roots"={"."="read"}}"#),
@@ -337,7 +349,10 @@ mod tests {
         std::fs::write(&binary, "#!/bin/sh\nfor a in \"$@\"; do echo \"[$a]\"; done\n").expect("write");
         std::fs::set_permissions(&binary, std::fs::Permissions::from_mode(0o755)).expect("chmod");
         let wrapper = write_wrapper(&binary, &temp.path().join("state")).expect("wrapper");
-        let output = std::process::Command::new(&wrapper).arg("app-server").output().expect("runs");
+        let output = std::process::Command::new(&wrapper)
+            .arg("app-server")
+            .output()
+            .expect("runs");
         let printed = String::from_utf8_lossy(&output.stdout);
         let args: Vec<&str> = printed.lines().collect();
         assert_eq!(args[0], "[-c]");
@@ -346,6 +361,9 @@ mod tests {
         assert!(args[3].contains(":workspace_roots"));
         assert_eq!(args[4], "[app-server]");
         // Writing it again with the same content is a no-op.
-        assert_eq!(write_wrapper(&binary, &temp.path().join("state")).expect("again"), wrapper);
+        assert_eq!(
+            write_wrapper(&binary, &temp.path().join("state")).expect("again"),
+            wrapper
+        );
     }
 }

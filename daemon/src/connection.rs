@@ -38,7 +38,10 @@ pub async fn serve(daemon: Arc<Daemon>, stream: UnixStream) {
     match hello.channel {
         Channel::Mcp => serve_mcp(daemon, hello, reader, write).await,
         Channel::Control => {
-            if reply(&mut write, &HelloReply::accepted(std::process::id())).await.is_ok() {
+            if reply(&mut write, &HelloReply::accepted(std::process::id()))
+                .await
+                .is_ok()
+            {
                 control::serve(daemon, &hello, reader, write).await;
             }
         }
@@ -51,14 +54,18 @@ async fn read_hello(reader: &mut BufReader<OwnedReadHalf>) -> Result<Hello, Stri
         Ok(Ok(Some(line))) => line,
         Ok(Ok(None)) => return Err("the client closed the connection before its hello".into()),
         Ok(Err(FrameError::TooLong { limit })) => {
-            return Err(format!("hello longer than {limit} bytes; this socket speaks codex-fusion"));
+            return Err(format!(
+                "hello longer than {limit} bytes; this socket speaks codex-fusion"
+            ));
         }
         Ok(Err(error)) => return Err(format!("unreadable hello: {error}")),
     };
     let hello: Hello = frame::decode(&line).map_err(|error| {
         format!("malformed hello ({error}); this socket speaks the codex-fusion protocol, connect with codex-fusion-mcp or codex-fusion")
     })?;
-    hello.check_compatible().map_err(|error: HelloError| error.to_string())?;
+    hello
+        .check_compatible()
+        .map_err(|error: HelloError| error.to_string())?;
     Ok(hello)
 }
 
@@ -87,14 +94,16 @@ async fn serve_mcp(daemon: Arc<Daemon>, hello: Hello, reader: BufReader<OwnedRea
         }
     };
     let agent_env = agent_env(&hello);
-    if reply(&mut write, &HelloReply::accepted(std::process::id())).await.is_err() {
+    if reply(&mut write, &HelloReply::accepted(std::process::id()))
+        .await
+        .is_err()
+    {
         return;
     }
     let span = tracing::info_span!("mcp", workspace = %workspace.display(), role = ?hello.role);
     tracing::info!(parent: &span, "MCP client connected");
-    let transport = FlowControl::new(
-        AsyncRwTransport::new_server(reader, write).with_max_line_length(MCP_MAX_LINE_BYTES),
-    );
+    let transport =
+        FlowControl::new(AsyncRwTransport::new_server(reader, write).with_max_line_length(MCP_MAX_LINE_BYTES));
     let service = McpService::new(
         daemon.clone(),
         Arc::from(workspace.as_path()),

@@ -16,7 +16,11 @@ pub async fn serve(daemon: Arc<Daemon>, hello: &Hello, reader: BufReader<OwnedRe
     // The client's settings matter only for warming an agent on SessionStart;
     // a malformed one falls back to the defaults there (the hook must never
     // fail Claude), and the MCP connection reports it properly.
-    let settings = Arc::new(Settings::from_env(&hello.env).map(|(settings, _)| settings).unwrap_or_default());
+    let settings = Arc::new(
+        Settings::from_env(&hello.env)
+            .map(|(settings, _)| settings)
+            .unwrap_or_default(),
+    );
     let agent_env = agent_env(hello);
     control_requests(reader, write, |request| {
         let daemon = daemon.clone();
@@ -66,9 +70,17 @@ async fn handle(
         } => match canonical_workspace(&workspace) {
             Ok(workspace) => {
                 let session = daemon.session(&workspace);
-                match session.session_start(source, claude_session_id, settings, agent_env).await {
+                match session
+                    .session_start(source, claude_session_id, settings, agent_env)
+                    .await
+                {
                     Ok(action) => (ControlResponse::SessionStarted { action }, false),
-                    Err(error) => (ControlResponse::Error { message: error.to_string() }, false),
+                    Err(error) => (
+                        ControlResponse::Error {
+                            message: error.to_string(),
+                        },
+                        false,
+                    ),
                 }
             }
             Err(message) => (ControlResponse::Error { message }, false),

@@ -74,7 +74,10 @@ impl Daemon {
 
     fn all_sessions(&self) -> Vec<(PathBuf, SessionHandle)> {
         let sessions = self.sessions.lock().unwrap_or_else(|poison| poison.into_inner());
-        let mut all: Vec<_> = sessions.iter().map(|(path, handle)| (path.clone(), handle.clone())).collect();
+        let mut all: Vec<_> = sessions
+            .iter()
+            .map(|(path, handle)| (path.clone(), handle.clone()))
+            .collect();
         all.sort_by(|a, b| a.0.cmp(&b.0));
         all
     }

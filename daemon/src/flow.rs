@@ -14,10 +14,10 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use rmcp::RoleServer;
 use rmcp::model::{ClientNotification, JsonRpcMessage, RequestId};
 use rmcp::service::{RxJsonRpcMessage, TxJsonRpcMessage};
 use rmcp::transport::Transport;
-use rmcp::RoleServer;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
@@ -55,7 +55,10 @@ where
 {
     type Error = T::Error;
 
-    fn send(&mut self, item: TxJsonRpcMessage<RoleServer>) -> impl Future<Output = Result<(), Self::Error>> + Send + 'static {
+    fn send(
+        &mut self,
+        item: TxJsonRpcMessage<RoleServer>,
+    ) -> impl Future<Output = Result<(), Self::Error>> + Send + 'static {
         let answered = match &item {
             JsonRpcMessage::Response(response) => Some(response.id.clone()),
             JsonRpcMessage::Error(error) => error.id.clone(),
@@ -89,9 +92,10 @@ where
             Some(JsonRpcMessage::Notification(notification)) => {
                 // A cancelled request gets no response; its permit is free.
                 if let ClientNotification::CancelledNotification(cancelled) = &notification.notification
-                    && let Some(id) = &cancelled.params.request_id {
-                        lock(&self.held).remove(id);
-                    }
+                    && let Some(id) = &cancelled.params.request_id
+                {
+                    lock(&self.held).remove(id);
+                }
             }
             Some(_) => {}
         }
@@ -104,6 +108,8 @@ where
     }
 }
 
-fn lock(held: &Mutex<HashMap<RequestId, OwnedSemaphorePermit>>) -> std::sync::MutexGuard<'_, HashMap<RequestId, OwnedSemaphorePermit>> {
+fn lock(
+    held: &Mutex<HashMap<RequestId, OwnedSemaphorePermit>>,
+) -> std::sync::MutexGuard<'_, HashMap<RequestId, OwnedSemaphorePermit>> {
     held.lock().unwrap_or_else(|poison| poison.into_inner())
 }

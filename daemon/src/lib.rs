@@ -60,7 +60,9 @@ impl Options {
         let agent_idle = match std::env::var(AGENT_IDLE_ENV) {
             Ok(value) if !value.is_empty() => match value.trim().parse::<u64>() {
                 Ok(secs) if secs > 0 => Duration::from_secs(secs),
-                _ => anyhow::bail!("{AGENT_IDLE_ENV}: expected a whole number of seconds greater than 0, got `{value}`"),
+                _ => {
+                    anyhow::bail!("{AGENT_IDLE_ENV}: expected a whole number of seconds greater than 0, got `{value}`")
+                }
             },
             _ => DEFAULT_AGENT_IDLE,
         };
@@ -108,7 +110,10 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     daemon.stop_sessions().await;
     daemon.tasks.close();
     if tokio::time::timeout(SHUTDOWN_DRAIN, daemon.tasks.wait()).await.is_err() {
-        tracing::warn!("some tasks did not finish within {} s; exiting anyway", SHUTDOWN_DRAIN.as_secs());
+        tracing::warn!(
+            "some tasks did not finish within {} s; exiting anyway",
+            SHUTDOWN_DRAIN.as_secs()
+        );
     }
     tracing::info!("stopped");
     Ok(())

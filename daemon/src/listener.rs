@@ -15,7 +15,9 @@ use tokio::net::{UnixListener, UnixStream};
 pub enum BindError {
     #[error("another codex-fusiond is already running on {socket}{pid}; stop it with `codex-fusion stop`, or set CODEX_FUSION_SOCKET to run a separate one", pid = .pid.map(|pid| format!(" (pid {pid})")).unwrap_or_default())]
     AlreadyRunning { socket: PathBuf, pid: Option<u32> },
-    #[error("the socket directory {dir} belongs to uid {owner}, not to this user (uid {me}); remove it or set CODEX_FUSION_SOCKET")]
+    #[error(
+        "the socket directory {dir} belongs to uid {owner}, not to this user (uid {me}); remove it or set CODEX_FUSION_SOCKET"
+    )]
     ForeignDirectory { dir: PathBuf, owner: u32, me: u32 },
     #[error("{path} exists and is not a socket; remove it or set CODEX_FUSION_SOCKET")]
     NotASocket { path: PathBuf },
@@ -129,7 +131,6 @@ fn lock_path(socket: &Path) -> PathBuf {
     socket.with_file_name(name)
 }
 
-
 /// The uid of the process at the other end of `stream`, from the kernel
 /// (SO_PEERCRED on Linux, getpeereid elsewhere).
 pub fn peer_uid(stream: &UnixStream) -> std::io::Result<u32> {
@@ -158,7 +159,10 @@ mod tests {
         let bound = bind(&socket);
         nix::sys::stat::umask(old);
         let bound = bound.expect("binds");
-        let dir_mode = std::fs::metadata(socket.parent().expect("parent")).expect("meta").permissions().mode();
+        let dir_mode = std::fs::metadata(socket.parent().expect("parent"))
+            .expect("meta")
+            .permissions()
+            .mode();
         let socket_mode = std::fs::metadata(&socket).expect("meta").permissions().mode();
         assert_eq!(dir_mode & 0o777, 0o700);
         assert_eq!(socket_mode & 0o777, 0o600);

@@ -30,10 +30,7 @@ pub fn init(state_dir: &Path) {
         .with_filter(filter());
     let log_dir = state_dir.join("logs");
     // Logs name workspaces and commands: private to the user whatever the umask.
-    let created = std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(&log_dir);
+    let created = std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&log_dir);
     let file = created.ok().and_then(|()| {
         tracing_appender::rolling::Builder::new()
             .rotation(tracing_appender::rolling::Rotation::DAILY)
@@ -49,7 +46,10 @@ pub fn init(state_dir: &Path) {
                 .with_writer(appender)
                 .with_ansi(false)
                 .with_filter(filter());
-            let _ = tracing_subscriber::registry().with(stderr_layer).with(file_layer).try_init();
+            let _ = tracing_subscriber::registry()
+                .with(stderr_layer)
+                .with(file_layer)
+                .try_init();
         }
         None => {
             let _ = tracing_subscriber::registry().with(stderr_layer).try_init();
@@ -57,4 +57,3 @@ pub fn init(state_dir: &Path) {
         }
     }
 }
-

@@ -58,11 +58,7 @@ impl McpService {
         }
     }
 
-    async fn run_tool(
-        &self,
-        call: ToolCall,
-        context: RequestContext<RoleServer>,
-    ) -> Result<CallToolResult, ErrorData> {
+    async fn run_tool(&self, call: ToolCall, context: RequestContext<RoleServer>) -> Result<CallToolResult, ErrorData> {
         match call {
             ToolCall::Turn(tool) => {
                 let prompt = prompts::build(&tool, &self.workspace);
@@ -197,7 +193,11 @@ fn save_full_answer(state_dir: &Path, text: &str) -> Option<std::path::PathBuf> 
         .mode(0o700)
         .create(&dir)
         .and_then(|()| {
-            let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path)?;
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&path)?;
             file.write_all(text.as_bytes())
         });
     match written {
@@ -216,7 +216,10 @@ fn internal(error: impl std::fmt::Display) -> ErrorData {
 impl ServerHandler for McpService {
     fn get_info(&self) -> ServerConfig {
         ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
-            .with_server_info(Implementation::new("codex-fusion", codex_fusion_protocol::PACKAGE_VERSION))
+            .with_server_info(Implementation::new(
+                "codex-fusion",
+                codex_fusion_protocol::PACKAGE_VERSION,
+            ))
             .with_instructions(INSTRUCTIONS)
     }
 

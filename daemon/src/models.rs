@@ -27,7 +27,9 @@ pub struct ModelOptions {
 impl ModelOptions {
     /// The current model, without an effort suffix.
     pub fn current_model(&self) -> Option<String> {
-        self.model.as_ref().map(|select| split_variant(&select.current).0.to_owned())
+        self.model
+            .as_ref()
+            .map(|select| split_variant(&select.current).0.to_owned())
     }
 
     /// The current effort: the effort select's value, else the model's
@@ -98,7 +100,10 @@ pub fn plan(options: &ModelOptions, choice: &ModelChoice) -> Result<Vec<(String,
     let (current_base, current_effort) = split_variant(&model_select.current);
     let base = match &choice.model {
         Some(model) => {
-            let known = model_select.values.iter().any(|value| value == model || split_variant(value).0 == model);
+            let known = model_select
+                .values
+                .iter()
+                .any(|value| value == model || split_variant(value).0 == model);
             if !known {
                 return Err(format!(
                     "unknown model `{model}`; Codex offers: {}",
@@ -130,7 +135,10 @@ pub fn plan(options: &ModelOptions, choice: &ModelChoice) -> Result<Vec<(String,
                 return Err(if efforts.is_empty() {
                     format!("model `{name}` offers no effort choice")
                 } else {
-                    format!("unknown effort `{effort}` for `{name}`; Codex offers: {}", efforts.join(", "))
+                    format!(
+                        "unknown effort `{effort}` for `{name}`; Codex offers: {}",
+                        efforts.join(", ")
+                    )
                 });
             }
             target = variant;
@@ -147,10 +155,10 @@ pub fn plan(options: &ModelOptions, choice: &ModelChoice) -> Result<Vec<(String,
         }
         (None, _) => {}
     }
-    if (choice.model.is_some() || options.effort.is_none() && choice.effort.is_some())
-        && target != model_select.current {
-            changes.insert(0, (model_select.id.clone(), target));
-        }
+    if (choice.model.is_some() || options.effort.is_none() && choice.effort.is_some()) && target != model_select.current
+    {
+        changes.insert(0, (model_select.id.clone(), target));
+    }
     Ok(changes)
 }
 
@@ -163,7 +171,10 @@ fn plan_effort_only(options: &ModelOptions, effort: &str) -> Result<Vec<(String,
                 Ok(vec![(select.id.clone(), effort.to_owned())])
             }
         }
-        Some(select) => Err(format!("unknown effort `{effort}`; Codex offers: {}", select.values.join(", "))),
+        Some(select) => Err(format!(
+            "unknown effort `{effort}`; Codex offers: {}",
+            select.values.join(", ")
+        )),
         None => Err("this Codex offers no effort choice".into()),
     }
 }
@@ -217,7 +228,10 @@ mod tests {
         assert_eq!(plan(&options, &choice(None, None)), Ok(vec![]));
         assert_eq!(
             plan(&options, &choice(Some("gpt-6"), Some("high"))),
-            Ok(vec![("model".into(), "gpt-6".into()), ("reasoning_effort".into(), "high".into())])
+            Ok(vec![
+                ("model".into(), "gpt-6".into()),
+                ("reasoning_effort".into(), "high".into())
+            ])
         );
         assert_eq!(plan(&options, &choice(Some("gpt-5.5"), Some("medium"))), Ok(vec![]));
         assert_eq!(
@@ -234,8 +248,14 @@ mod tests {
     #[test]
     fn effort_as_model_variants() {
         let options = variants();
-        assert_eq!(plan(&options, &choice(None, Some("low"))), Ok(vec![("model".into(), "big[low]".into())]));
-        assert_eq!(plan(&options, &choice(Some("small"), None)), Ok(vec![("model".into(), "small".into())]));
+        assert_eq!(
+            plan(&options, &choice(None, Some("low"))),
+            Ok(vec![("model".into(), "big[low]".into())])
+        );
+        assert_eq!(
+            plan(&options, &choice(Some("small"), None)),
+            Ok(vec![("model".into(), "small".into())])
+        );
         let error = plan(&options, &choice(Some("small"), Some("low"))).expect_err("no effort for small");
         assert_eq!(error, "model `small` offers no effort choice");
         let error = plan(&options, &choice(None, Some("max"))).expect_err("unknown effort");
@@ -260,7 +280,10 @@ mod tests {
     #[test]
     fn applying_changes_updates_current_values() {
         let mut options = codex();
-        options.apply(&[("model".into(), "gpt-6".into()), ("reasoning_effort".into(), "high".into())]);
+        options.apply(&[
+            ("model".into(), "gpt-6".into()),
+            ("reasoning_effort".into(), "high".into()),
+        ]);
         assert_eq!(options.current_model().as_deref(), Some("gpt-6"));
         assert_eq!(options.current_effort().as_deref(), Some("high"));
     }

@@ -133,9 +133,10 @@ impl PairingStore {
             return;
         }
         if let Some(path) = &self.path
-            && let Err(error) = save(path, &file) {
-                tracing::warn!(path = %path.display(), %error, "cannot save the session file; pairings are kept in memory only");
-            }
+            && let Err(error) = save(path, &file)
+        {
+            tracing::warn!(path = %path.display(), %error, "cannot save the session file; pairings are kept in memory only");
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, File> {
@@ -207,14 +208,23 @@ mod tests {
     fn a_corrupt_or_foreign_file_is_an_empty_store() {
         let temp = tempfile::tempdir().expect("tempdir");
         std::fs::write(temp.path().join(FILE_NAME), b"{not json").expect("write");
-        assert_eq!(PairingStore::load(temp.path()).get(Path::new("/w")), WorkspaceRecord::default());
+        assert_eq!(
+            PairingStore::load(temp.path()).get(Path::new("/w")),
+            WorkspaceRecord::default()
+        );
         std::fs::write(temp.path().join(FILE_NAME), br#"{"version": 99, "workspaces": {}}"#).expect("write");
-        assert_eq!(PairingStore::load(temp.path()).get(Path::new("/w")), WorkspaceRecord::default());
+        assert_eq!(
+            PairingStore::load(temp.path()).get(Path::new("/w")),
+            WorkspaceRecord::default()
+        );
         // And it is replaced by a good one on the next change.
         let store = PairingStore::load(temp.path());
         store.set_current(Path::new("/w"), Some("codex-1"), None);
         assert_eq!(
-            PairingStore::load(temp.path()).get(Path::new("/w")).codex_session_id.as_deref(),
+            PairingStore::load(temp.path())
+                .get(Path::new("/w"))
+                .codex_session_id
+                .as_deref(),
             Some("codex-1")
         );
     }
@@ -223,7 +233,11 @@ mod tests {
     fn old_pairs_are_dropped_beyond_the_limit() {
         let store = PairingStore::in_memory();
         for index in 0..(PAIRS_KEPT + 10) {
-            store.set_current(Path::new("/w"), Some(&format!("codex-{index}")), Some(&format!("claude-{index}")));
+            store.set_current(
+                Path::new("/w"),
+                Some(&format!("codex-{index}")),
+                Some(&format!("claude-{index}")),
+            );
         }
         let record = store.get(Path::new("/w"));
         assert_eq!(record.pairs.len(), PAIRS_KEPT);

@@ -201,11 +201,7 @@ fn bullets<S: AsRef<str>>(items: &[S]) -> String {
 
 /// Wraps `body` in a code fence longer than any backtick run inside it.
 fn fenced(language: &str, body: &str) -> String {
-    let longest = body
-        .split(|c| c != '`')
-        .map(str::len)
-        .max()
-        .unwrap_or(0);
+    let longest = body.split(|c| c != '`').map(str::len).max().unwrap_or(0);
     let fence = "`".repeat(longest.max(2) + 1);
     format!("{fence}{language}\n{}\n{fence}", body.trim_end_matches('\n'))
 }

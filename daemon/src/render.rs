@@ -47,10 +47,12 @@ pub fn answer_within(answer: &Answer, limit: usize, saved: Option<&std::path::Pa
         shown.chars().count()
     );
     if let Some(verdict_line) = text.lines().rev().map(str::trim).find(|line| !line.is_empty())
-        && answer.verdict.is_some() && !shown.ends_with(verdict_line) {
-            out.push('\n');
-            out.push_str(verdict_line);
-        }
+        && answer.verdict.is_some()
+        && !shown.ends_with(verdict_line)
+    {
+        out.push('\n');
+        out.push_str(verdict_line);
+    }
     let mut trimmed = answer.clone();
     if let Some(path) = saved {
         trimmed.notes.push(format!("full answer: {}", path.display()));
@@ -177,7 +179,11 @@ pub fn status(daemon: &DaemonStatus, workspace: &WorkspaceStatus) -> String {
         let _ = writeln!(text, "codex mode: {mode}");
     }
     if let Some(model) = &workspace.model {
-        let effort = workspace.effort.as_deref().map(|effort| format!(", effort {effort}")).unwrap_or_default();
+        let effort = workspace
+            .effort
+            .as_deref()
+            .map(|effort| format!(", effort {effort}"))
+            .unwrap_or_default();
         let _ = writeln!(text, "model: {model}{effort}");
     }
     if !workspace.available_models.is_empty() {
@@ -313,10 +319,23 @@ mod tests {
         let (kept, rest) = shown.split_once("\n\n[… answer cut at ").expect("cut notice");
         assert!(kept.ends_with("word"), "cut at a paragraph end");
         assert!(rest.contains("the full answer is in /state/answers/a.md]"), "{rest}");
-        assert!(rest.contains("\nVERDICT: OPEN — too long\n"), "the verdict stays: {rest}");
-        assert!(shown.lines().last().expect("footer").contains("full answer: /state/answers/a.md"));
+        assert!(
+            rest.contains("\nVERDICT: OPEN — too long\n"),
+            "the verdict stays: {rest}"
+        );
+        assert!(
+            shown
+                .lines()
+                .last()
+                .expect("footer")
+                .contains("full answer: /state/answers/a.md")
+        );
         // Short answers are untouched.
-        let short = Answer { text: "ok".into(), verdict: None, ..long.clone() };
+        let short = Answer {
+            text: "ok".into(),
+            verdict: None,
+            ..long.clone()
+        };
         assert_eq!(answer_within(&short, 3000, Some(path)), answer(&short));
     }
 
@@ -344,7 +363,10 @@ mod tests {
             },
             why: "it runs a command (CODEX_FUSION_ALLOW_COMMANDS is off)".into(),
         });
-        assert!(text.starts_with("🔐 Codex paused: it wants to run a command."), "{text}");
+        assert!(
+            text.starts_with("🔐 Codex paused: it wants to run a command."),
+            "{text}"
+        );
         assert!(text.contains("command: touch x\n"));
         assert!(text.contains("path: link/secret → /etc/secret (OUTSIDE the workspace)"));
         assert!(text.contains("Codex's reason: to test"));

@@ -19,7 +19,11 @@ const MAX_SYMLINK_HOPS: usize = 40;
 /// the entry itself, `unlink`/`rename`), so a link that lives outside is an
 /// outside entry even when it points in.
 pub fn resolve(workspace: &Path, base: &Path, raw: &Path) -> ResolvedPath {
-    let absolute = if raw.is_absolute() { raw.to_path_buf() } else { base.join(raw) };
+    let absolute = if raw.is_absolute() {
+        raw.to_path_buf()
+    } else {
+        base.join(raw)
+    };
     match resolve_absolute(&absolute, 0) {
         Some(resolved) => ResolvedPath {
             raw: raw.to_path_buf(),
@@ -79,7 +83,11 @@ fn resolve_absolute(path: &Path, hops: usize) -> Option<PathBuf> {
                             return None;
                         }
                         let target = std::fs::read_link(&candidate).ok()?;
-                        let target = if target.is_absolute() { target } else { resolved.join(target) };
+                        let target = if target.is_absolute() {
+                            target
+                        } else {
+                            resolved.join(target)
+                        };
                         resolved = resolve_absolute(&target, hops)?;
                     }
                     _ => resolved = candidate,
@@ -135,7 +143,10 @@ mod tests {
         assert!(inside(&fixture, fixture.workspace.to_str().expect("utf8")));
         assert!(!inside(&fixture, "/etc/passwd"));
         assert!(!inside(&fixture, "../outside/secret"));
-        assert!(!inside(&fixture, fixture.outside.join("secret").to_str().expect("utf8")));
+        assert!(!inside(
+            &fixture,
+            fixture.outside.join("secret").to_str().expect("utf8")
+        ));
     }
 
     #[test]
@@ -166,7 +177,11 @@ mod tests {
     fn a_link_outside_pointing_in_is_outside() {
         let fixture = fixture();
         symlink(&fixture.workspace, fixture.outside.join("link-back")).expect("symlink");
-        let path = resolve(&fixture.workspace, &fixture.workspace, Path::new("../outside/link-back"));
+        let path = resolve(
+            &fixture.workspace,
+            &fixture.workspace,
+            Path::new("../outside/link-back"),
+        );
         // It leads inside, but deleting it would remove an entry outside.
         assert!(path.inside_workspace);
         assert!(!path.entry_inside_workspace);

@@ -183,7 +183,12 @@ impl TurnTool {
             TurnTool::Explore(args) => (&args.model, &args.effort),
             TurnTool::Reply(args) => (&args.model, &args.effort),
         };
-        let clean = |value: &Option<String>| value.as_ref().map(|value| value.trim().to_owned()).filter(|value| !value.is_empty());
+        let clean = |value: &Option<String>| {
+            value
+                .as_ref()
+                .map(|value| value.trim().to_owned())
+                .filter(|value| !value.is_empty())
+        };
         ModelChoice {
             model: clean(model),
             effort: clean(effort),
@@ -366,7 +371,9 @@ mod tests {
     use serde_json::json;
 
     fn call(name: &str, arguments: Value) -> Result<ToolCall, ArgsError> {
-        let Value::Object(map) = arguments else { panic!("object") };
+        let Value::Object(map) = arguments else {
+            panic!("object")
+        };
         parse_call(name, Some(map))
     }
 
@@ -389,8 +396,14 @@ mod tests {
 
     #[test]
     fn optional_tools_accept_no_arguments() {
-        assert!(matches!(parse_call("review_diff", None), Ok(ToolCall::Turn(TurnTool::ReviewDiff(_)))));
-        assert!(matches!(parse_call("explore", None), Ok(ToolCall::Turn(TurnTool::Explore(_)))));
+        assert!(matches!(
+            parse_call("review_diff", None),
+            Ok(ToolCall::Turn(TurnTool::ReviewDiff(_)))
+        ));
+        assert!(matches!(
+            parse_call("explore", None),
+            Ok(ToolCall::Turn(TurnTool::Explore(_)))
+        ));
         assert_eq!(parse_call("reset", None), Ok(ToolCall::Reset));
         assert_eq!(parse_call("status", None), Ok(ToolCall::Status));
     }

@@ -35,10 +35,16 @@ fn terminate(mut child: Child) -> std::process::Output {
 
 #[test]
 fn help_and_version() {
-    let output = Command::new(env!("CARGO_BIN_EXE_codex-fusiond")).arg("--help").output().expect("runs");
+    let output = Command::new(env!("CARGO_BIN_EXE_codex-fusiond"))
+        .arg("--help")
+        .output()
+        .expect("runs");
     assert!(output.status.success());
     assert!(String::from_utf8_lossy(&output.stdout).contains("CODEX_FUSION_SOCKET"));
-    let output = Command::new(env!("CARGO_BIN_EXE_codex-fusiond")).arg("--version").output().expect("runs");
+    let output = Command::new(env!("CARGO_BIN_EXE_codex-fusiond"))
+        .arg("--version")
+        .output()
+        .expect("runs");
     assert!(String::from_utf8_lossy(&output.stdout).starts_with("codex-fusiond "));
 }
 
@@ -54,7 +60,10 @@ fn a_second_daemon_exits_with_a_clear_message_and_the_first_keeps_serving() {
     let stderr = String::from_utf8_lossy(&second.stderr);
     assert!(stderr.contains("another codex-fusiond is already running"), "{stderr}");
     assert!(stderr.contains(&format!("pid {}", first.id())), "{stderr}");
-    assert!(std::os::unix::net::UnixStream::connect(&socket).is_ok(), "the first still answers");
+    assert!(
+        std::os::unix::net::UnixStream::connect(&socket).is_ok(),
+        "the first still answers"
+    );
     let mode = std::fs::metadata(&socket).expect("socket").permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);
     let output = terminate(first);

@@ -47,7 +47,10 @@ pub enum SessionSource {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "result", rename_all = "snake_case")]
 pub enum ControlResponse {
-    Pong { daemon_version: String, pid: u32 },
+    Pong {
+        daemon_version: String,
+        pid: u32,
+    },
     Status(DaemonStatus),
     Reset {
         workspace: PathBuf,
@@ -55,10 +58,14 @@ pub enum ControlResponse {
         had_session: bool,
     },
     /// What the daemon did about a SessionStart, in a few words.
-    SessionStarted { action: String },
+    SessionStarted {
+        action: String,
+    },
     Stopping,
     /// The request failed; `message` says why and what to do.
-    Error { message: String },
+    Error {
+        message: String,
+    },
 }
 
 /// Daemon-wide health, as `status` reports it.
@@ -151,9 +158,7 @@ mod tests {
             r#"{"op":"status"}"#
         );
         assert_eq!(
-            round_trip(&ControlRequest::Reset {
-                workspace: "/w".into()
-            }),
+            round_trip(&ControlRequest::Reset { workspace: "/w".into() }),
             r#"{"op":"reset","workspace":"/w"}"#
         );
         assert_eq!(
@@ -175,10 +180,7 @@ mod tests {
         })
         .expect("serializes");
         assert_eq!(json, r#"{"result":"reset","workspace":"/w","had_session":true}"#);
-        let json = serde_json::to_string(&ControlResponse::Error {
-            message: "bad".into(),
-        })
-        .expect("serializes");
+        let json = serde_json::to_string(&ControlResponse::Error { message: "bad".into() }).expect("serializes");
         assert_eq!(json, r#"{"result":"error","message":"bad"}"#);
     }
 

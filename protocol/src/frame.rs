@@ -97,7 +97,6 @@ where
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -111,14 +110,20 @@ mod tests {
         let first = read_line(&mut reader, 100).expect("reads").expect("a line");
         assert_eq!(decode::<ControlRequest>(&first).expect("decodes"), ControlRequest::Ping);
         let second = read_line(&mut reader, 100).expect("reads").expect("a line");
-        assert_eq!(decode::<ControlRequest>(&second).expect("decodes"), ControlRequest::Stop);
+        assert_eq!(
+            decode::<ControlRequest>(&second).expect("decodes"),
+            ControlRequest::Stop
+        );
         assert!(read_line(&mut reader, 100).expect("reads").is_none());
     }
 
     #[test]
     fn over_limit_is_refused_without_reading_on() {
         let mut reader = std::io::Cursor::new(vec![b'a'; 1000]);
-        assert!(matches!(read_line(&mut reader, 10), Err(FrameError::TooLong { limit: 10 })));
+        assert!(matches!(
+            read_line(&mut reader, 10),
+            Err(FrameError::TooLong { limit: 10 })
+        ));
     }
 
     #[test]
@@ -129,6 +134,9 @@ mod tests {
 
     #[test]
     fn invalid_utf8_is_named() {
-        assert!(matches!(decode::<ControlRequest>(b"\xff\xfe\n"), Err(FrameError::NotUtf8)));
+        assert!(matches!(
+            decode::<ControlRequest>(b"\xff\xfe\n"),
+            Err(FrameError::NotUtf8)
+        ));
     }
 }

@@ -194,7 +194,11 @@ mod tests {
     fn hello_wire_form_is_stable() {
         let hello = Hello::new(Role::Shim, Channel::Mcp)
             .with_workspace(PathBuf::from("/w"))
-            .with_env([("CODEX_FUSION_ALLOW_WRITES", "1"), ("HOME", "/root"), ("CODEX_HOME", "/c")]);
+            .with_env([
+                ("CODEX_FUSION_ALLOW_WRITES", "1"),
+                ("HOME", "/root"),
+                ("CODEX_HOME", "/c"),
+            ]);
         let json = serde_json::to_string(&hello).expect("serializes");
         assert_eq!(
             json,
@@ -245,9 +249,6 @@ mod tests {
     fn foreign_protocol_is_refused() {
         let mut hello = Hello::new(Role::Cli, Channel::Control);
         hello.protocol = "http".into();
-        assert!(matches!(
-            hello.check_compatible(),
-            Err(HelloError::NotOurs { .. })
-        ));
+        assert!(matches!(hello.check_compatible(), Err(HelloError::NotOurs { .. })));
     }
 }

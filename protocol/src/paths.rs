@@ -51,9 +51,10 @@ pub fn socket_path(env: impl Fn(&str) -> Option<OsString>) -> Result<PathBuf, Pa
 fn default_socket_dir(env: &impl Fn(&str) -> Option<OsString>) -> PathBuf {
     if cfg!(target_os = "linux") {
         if let Some(runtime) = non_empty(env("XDG_RUNTIME_DIR")).map(PathBuf::from)
-            && runtime.is_absolute() {
-                return runtime.join(APP_DIR);
-            }
+            && runtime.is_absolute()
+        {
+            return runtime.join(APP_DIR);
+        }
     } else if let Some(dirs) = directories::ProjectDirs::from("", "", APP_DIR) {
         // macOS keeps no per-user runtime dir; the cache dir is private to the
         // user and short enough for the 104-byte socket path limit.
@@ -75,18 +76,16 @@ pub fn state_dir(env: impl Fn(&str) -> Option<OsString>) -> Result<PathBuf, Path
     }
     if cfg!(target_os = "linux") {
         if let Some(state) = non_empty(env("XDG_STATE_HOME")).map(PathBuf::from)
-            && state.is_absolute() {
-                return Ok(state.join(APP_DIR));
-            }
+            && state.is_absolute()
+        {
+            return Ok(state.join(APP_DIR));
+        }
         if let Some(home) = non_empty(env("HOME")).map(PathBuf::from) {
             return Ok(home.join(".local/state").join(APP_DIR));
         }
     }
     let dirs = directories::ProjectDirs::from("", "", APP_DIR).ok_or(PathError::NoHome)?;
-    Ok(dirs
-        .state_dir()
-        .unwrap_or_else(|| dirs.data_local_dir())
-        .to_path_buf())
+    Ok(dirs.state_dir().unwrap_or_else(|| dirs.data_local_dir()).to_path_buf())
 }
 
 /// The canonical workspace: `CODEX_FUSION_WORKSPACE` if set, else `cwd`;
@@ -192,11 +191,8 @@ mod tests {
         assert_eq!(via_env, std::fs::canonicalize(&real).expect("canonical"));
         let via_cwd = resolve_workspace(env_of(&[]), || Ok(link.clone())).expect("resolves");
         assert_eq!(via_cwd, via_env);
-        let missing = resolve_workspace(
-            env_of(&[(WORKSPACE_ENV, "/definitely/not/here")]),
-            || unreachable!(),
-        )
-        .expect_err("missing dir");
+        let missing = resolve_workspace(env_of(&[(WORKSPACE_ENV, "/definitely/not/here")]), || unreachable!())
+            .expect_err("missing dir");
         assert!(missing.to_string().contains(WORKSPACE_ENV));
         std::fs::remove_dir_all(&temp).expect("cleanup");
     }

@@ -119,7 +119,10 @@ impl Connector {
             Ok(Some(line)) => line,
             Ok(None) => return Err(lost(&"it closed the connection")),
             Err(frame::FrameError::Io(error))
-                if matches!(error.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) =>
+                if matches!(
+                    error.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
             {
                 return Err(lost(&format_args!(
                     "no answer within {} s; is it wedged? Try `codex-fusion stop`",
@@ -170,9 +173,7 @@ fn start_daemon(socket: &Path) -> Result<Child, ShimError> {
         .env(paths::SOCKET_ENV, socket)
         .process_group(0)
         .spawn()
-        .map_err(|error| {
-            ShimError::Connect(format!("cannot start {}: {error}", program.display()))
-        })
+        .map_err(|error| ShimError::Connect(format!("cannot start {}: {error}", program.display())))
 }
 
 /// `codex-fusiond` next to our own executable, else on PATH.

@@ -205,4 +205,3 @@ fn reconnect(
 fn lock(link: &Mutex<Link>) -> std::sync::MutexGuard<'_, Link> {
     link.lock().unwrap_or_else(|poison| poison.into_inner())
 }
-

@@ -14,7 +14,10 @@ fn help_explains_registration_and_settings() {
     let output = shim().arg("--help").output().expect("runs");
     assert!(output.status.success());
     let text = String::from_utf8_lossy(&output.stdout);
-    assert!(text.contains("claude mcp add codex-fusion -- codex-fusion-mcp"), "{text}");
+    assert!(
+        text.contains("claude mcp add codex-fusion -- codex-fusion-mcp"),
+        "{text}"
+    );
     assert!(text.contains("CODEX_FUSION_WORKSPACE"), "{text}");
     let output = shim().arg("--bogus").output().expect("runs");
     assert_eq!(output.status.code(), Some(2));
@@ -39,7 +42,10 @@ fn a_daemon_that_cannot_be_started_is_one_clear_line() {
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
-    assert!(stderr.starts_with("codex-fusion-mcp: codex-fusiond is not running"), "{stderr}");
+    assert!(
+        stderr.starts_with("codex-fusion-mcp: codex-fusiond is not running"),
+        "{stderr}"
+    );
     assert!(stderr.contains("install"), "says what to do: {stderr}");
 }
 
@@ -82,7 +88,10 @@ fn a_daemon_that_refuses_the_settings_is_reported_with_the_variable() {
 fn stop_daemon(socket: &std::path::Path) {
     let mut lock = socket.as_os_str().to_owned();
     lock.push(".lock");
-    if let Some(pid) = std::fs::read_to_string(lock).ok().and_then(|text| text.trim().parse::<i32>().ok()) {
+    if let Some(pid) = std::fs::read_to_string(lock)
+        .ok()
+        .and_then(|text| text.trim().parse::<i32>().ok())
+    {
         let _ = Command::new("kill").arg(pid.to_string()).status();
     }
 }
@@ -138,7 +147,10 @@ fn a_reconnect_storm_ends_in_a_clear_failure() {
     assert!(stderr.contains("reconnects within 60 s"), "{stderr}");
     let attempts = accepted.load(std::sync::atomic::Ordering::SeqCst);
     assert!((5..=8).contains(&attempts), "bounded attempts: {attempts}");
-    assert!(took > Duration::from_secs(3), "retried with backoff, not at once: {took:?}");
+    assert!(
+        took > Duration::from_secs(3),
+        "retried with backoff, not at once: {took:?}"
+    );
     assert!(took < Duration::from_secs(30), "gave up in {took:?}");
     // Every in-flight request got an error response before the shim left.
     let stdout = String::from_utf8_lossy(&output.stdout);

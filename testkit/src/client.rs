@@ -54,7 +54,9 @@ pub struct Client {
 impl Client {
     /// Starts a shim in `env` (plus `extra` variables) and initializes MCP.
     pub async fn start(env: &TestEnv, extra: &[(&str, &str)]) -> Client {
-        Client::try_start(env, extra).await.expect("MCP session through the shim")
+        Client::try_start(env, extra)
+            .await
+            .expect("MCP session through the shim")
     }
 
     pub async fn try_start(env: &TestEnv, extra: &[(&str, &str)]) -> anyhow::Result<Client> {

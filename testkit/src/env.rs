@@ -12,7 +12,10 @@ use nix::unistd::Pid;
 /// with the command that builds it.
 pub fn binary(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("the test knows its own path");
-    let mut dir = exe.parent().expect("test executables live in a directory").to_path_buf();
+    let mut dir = exe
+        .parent()
+        .expect("test executables live in a directory")
+        .to_path_buf();
     if dir.ends_with("deps") {
         dir.pop();
     }
@@ -30,7 +33,10 @@ pub fn binary(name: &str) -> PathBuf {
 pub async fn wait_until<F: FnMut() -> bool>(what: &str, timeout: Duration, mut condition: F) {
     let deadline = Instant::now() + timeout;
     while !condition() {
-        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for: {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for: {what}"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
@@ -109,8 +115,11 @@ impl TestEnv {
     pub async fn start_daemon(&self) -> DaemonProcess {
         let mut command = tokio::process::Command::new(binary("codex-fusiond"));
         self.apply(&mut command);
-        let log = std::fs::File::create(self.root().join(format!("daemon-{}.log", Instant::now().elapsed().as_nanos())))
-            .expect("daemon log");
+        let log = std::fs::File::create(
+            self.root()
+                .join(format!("daemon-{}.log", Instant::now().elapsed().as_nanos())),
+        )
+        .expect("daemon log");
         command
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
@@ -255,7 +264,10 @@ pub fn is_alive(pid: i32) -> bool {
 fn is_zombie(proc_dir: &Path) -> bool {
     std::fs::read_to_string(proc_dir.join("stat"))
         .ok()
-        .and_then(|stat| stat.rsplit_once(')').map(|(_, rest)| rest.trim_start().starts_with('Z')))
+        .and_then(|stat| {
+            stat.rsplit_once(')')
+                .map(|(_, rest)| rest.trim_start().starts_with('Z'))
+        })
         .unwrap_or(false)
 }
 
@@ -268,15 +280,26 @@ impl TestEnv {
     ) -> codex_fusion_protocol::control::ControlResponse {
         use codex_fusion_protocol::{Channel, Hello, HelloReply, Role, frame};
         use tokio::io::{AsyncWriteExt as _, BufReader};
-        let stream = tokio::net::UnixStream::connect(&self.socket).await.expect("connect to the daemon");
+        let stream = tokio::net::UnixStream::connect(&self.socket)
+            .await
+            .expect("connect to the daemon");
         let (read, mut write) = stream.into_split();
         let mut reader = BufReader::new(read);
         let hello = Hello::new(Role::Hook, Channel::Control).with_env(self.env.clone());
         write.write_all(&frame::encode(&hello)).await.expect("hello");
-        let line = frame::read_line_async(&mut reader, 1 << 20).await.expect("reply").expect("a reply line");
-        assert!(matches!(frame::decode::<HelloReply>(&line).expect("reply"), HelloReply::Accepted { .. }));
+        let line = frame::read_line_async(&mut reader, 1 << 20)
+            .await
+            .expect("reply")
+            .expect("a reply line");
+        assert!(matches!(
+            frame::decode::<HelloReply>(&line).expect("reply"),
+            HelloReply::Accepted { .. }
+        ));
         write.write_all(&frame::encode(&request)).await.expect("request");
-        let line = frame::read_line_async(&mut reader, 1 << 24).await.expect("response").expect("a response line");
+        let line = frame::read_line_async(&mut reader, 1 << 24)
+            .await
+            .expect("response")
+            .expect("a response line");
         frame::decode(&line).expect("a control response")
     }
 
@@ -303,7 +326,12 @@ impl TestEnv {
     /// The daemon's view of this env's workspace.
     pub async fn workspace_status(&self) -> codex_fusion_protocol::control::WorkspaceStatus {
         use codex_fusion_protocol::control::{ControlRequest, ControlResponse};
-        match self.control(ControlRequest::Status { workspace: Some(self.workspace.clone()) }).await {
+        match self
+            .control(ControlRequest::Status {
+                workspace: Some(self.workspace.clone()),
+            })
+            .await
+        {
             ControlResponse::Status(status) => status
                 .workspaces
                 .into_iter()

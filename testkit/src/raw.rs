@@ -41,9 +41,11 @@ impl RawClient {
     pub async fn initialized(env: &TestEnv) -> RawClient {
         let mut client = RawClient::start(env).await;
         client
-            .send(serde_json::json!({"jsonrpc":"2.0","id":0,"method":"initialize","params":{
+            .send(
+                serde_json::json!({"jsonrpc":"2.0","id":0,"method":"initialize","params":{
                 "protocolVersion":"2025-06-18","capabilities":{},
-                "clientInfo":{"name":"raw-test","version":"0"}}}))
+                "clientInfo":{"name":"raw-test","version":"0"}}}),
+            )
             .await;
         client.response(0, Duration::from_secs(20)).await;
         client
@@ -87,7 +89,10 @@ impl RawClient {
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             let Some(value) = self.next(left).await else {
-                panic!("no response to request {id} within {timeout:?}; got {:?}", self.received);
+                panic!(
+                    "no response to request {id} within {timeout:?}; got {:?}",
+                    self.received
+                );
             };
             if value.get("id") == Some(&Value::from(id)) && value.get("method").is_none() {
                 return value;

@@ -61,7 +61,10 @@ fn install(prefix: &Path) {
     if prefix.join("node_modules/.bin/codex-acp").is_file() {
         return;
     }
-    eprintln!("installing @agentclientprotocol/codex-acp@{CODEX_ACP_VERSION} into {}", prefix.display());
+    eprintln!(
+        "installing @agentclientprotocol/codex-acp@{CODEX_ACP_VERSION} into {}",
+        prefix.display()
+    );
     let status = std::process::Command::new("npm")
         .args(["install", "--no-audit", "--no-fund", "--loglevel=error", "--prefix"])
         .arg(prefix)

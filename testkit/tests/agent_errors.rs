@@ -8,7 +8,10 @@ use serde_json::json;
 
 async fn consult_error(env: &TestEnv, command: &str) -> String {
     let client = Client::start(env, &[("CODEX_FUSION_ACP_COMMAND", command)]).await;
-    let result = client.call("consult", json!({"question": "hello?"})).await.expect("answered");
+    let result = client
+        .call("consult", json!({"question": "hello?"}))
+        .await
+        .expect("answered");
     let text = result_text(&result);
     assert_eq!(result.is_error, Some(true), "{text}");
     client.close().await;
@@ -60,11 +63,17 @@ async fn an_agent_that_never_initializes_times_out_and_the_next_call_retries() {
     let hanging = env.fake_agent_command("--hang-initialize");
     let client = Client::start(
         &env,
-        &[("CODEX_FUSION_ACP_COMMAND", &hanging), ("CODEX_FUSION_STARTUP_TIMEOUT_MS", "1000")],
+        &[
+            ("CODEX_FUSION_ACP_COMMAND", &hanging),
+            ("CODEX_FUSION_STARTUP_TIMEOUT_MS", "1000"),
+        ],
     )
     .await;
     for _ in 0..2 {
-        let result = client.call("consult", json!({"question": "hello?"})).await.expect("answered");
+        let result = client
+            .call("consult", json!({"question": "hello?"}))
+            .await
+            .expect("answered");
         let text = result_text(&result);
         assert_eq!(result.is_error, Some(true), "{text}");
         assert!(text.contains("did not finish starting within 1 s"), "{text}");

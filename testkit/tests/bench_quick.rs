@@ -13,12 +13,7 @@ const ROWS: [&str; 14] = [
 #[test]
 fn bench_quick_prints_every_row() {
     // The bench finds the daemon, shim, fake agent and mock next to itself.
-    for name in [
-        "codex-fusiond",
-        "codex-fusion-mcp",
-        "fake-codex-acp",
-        "model-mock",
-    ] {
+    for name in ["codex-fusiond", "codex-fusion-mcp", "fake-codex-acp", "model-mock"] {
         codex_fusion_testkit::binary(name);
     }
     // Installs codex-acp into the cache first if needed (figures 5 and 7),
@@ -43,10 +38,7 @@ fn bench_quick_prints_every_row() {
             .unwrap_or_else(|| panic!("row {row} missing from the table:\n{stdout}\n{stderr}"));
         assert!(!line.contains("| ERROR |"), "row {row} failed: {line}");
     }
-    eprintln!(
-        "bench --quick took {:.1} s",
-        started.elapsed().as_secs_f64()
-    );
+    eprintln!("bench --quick took {:.1} s", started.elapsed().as_secs_f64());
     assert!(
         started.elapsed() < Duration::from_secs(120),
         "bench --quick should take seconds, took {:?}",

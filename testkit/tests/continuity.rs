@@ -25,12 +25,18 @@ async fn a_reply_after_the_daemon_is_killed_reaches_a_codex_that_remembers() {
     let env = TestEnv::new();
     let client = Client::start(&env, &[]).await;
     assert_eq!(prompts_seen(&client.text("consult", consult("first")).await), 1);
-    assert_eq!(prompts_seen(&client.text("reply", json!({"message": "second"})).await), 2);
+    assert_eq!(
+        prompts_seen(&client.text("reply", json!({"message": "second"})).await),
+        2
+    );
     let old = env.daemon_pid().expect("daemon");
     env.kill_daemon().await;
     // The same MCP session: the shim reconnects (starting a new daemon) and
     // the new daemon restores the Codex session from its state file.
-    let result = client.call("reply", json!({"message": "third"})).await.expect("no protocol error");
+    let result = client
+        .call("reply", json!({"message": "third"}))
+        .await
+        .expect("no protocol error");
     let text = codex_fusion_testkit::client::result_text(&result);
     assert_ne!(result.is_error, Some(true), "{text}");
     assert_eq!(prompts_seen(&text), 3, "{text}");
@@ -54,9 +60,15 @@ async fn the_shim_answers_in_flight_requests_and_replays_initialize_after_a_rest
     assert!(message.contains("restarted"), "{response}");
     // The replayed initialize's response is not forwarded: the next line
     // for id 0 would be a second initialize result.
-    raw.send(json!({"jsonrpc":"2.0","id":6,"method":"tools/list","params":{}})).await;
+    raw.send(json!({"jsonrpc":"2.0","id":6,"method":"tools/list","params":{}}))
+        .await;
     let response = raw.response(6, Duration::from_secs(20)).await;
-    assert!(response["result"]["tools"].as_array().is_some_and(|tools| tools.len() == 9), "{response}");
+    assert!(
+        response["result"]["tools"]
+            .as_array()
+            .is_some_and(|tools| tools.len() == 9),
+        "{response}"
+    );
     let duplicates: Vec<&Value> = raw
         .received
         .iter()
@@ -75,17 +87,29 @@ async fn resume_pairs_the_right_one_of_two_claude_sessions() {
     assert_eq!(prompts_seen(&client.text("reply", json!({"message": "a2"})).await), 2);
     let session_a = env.workspace_status().await.session_id.expect("a session");
     env.session_start(SessionSource::Startup, "claude-b").await;
-    assert_eq!(prompts_seen(&client.text("consult", consult("b1")).await), 1, "startup gives a fresh session");
+    assert_eq!(
+        prompts_seen(&client.text("consult", consult("b1")).await),
+        1,
+        "startup gives a fresh session"
+    );
     let session_b = env.workspace_status().await.session_id.expect("b session");
     assert_ne!(session_a, session_b);
     let action = env.session_start(SessionSource::Resume, "claude-a").await;
     assert!(action.contains(&session_a), "{action}");
-    assert_eq!(prompts_seen(&client.text("reply", json!({"message": "a3"})).await), 3, "back in A");
+    assert_eq!(
+        prompts_seen(&client.text("reply", json!({"message": "a3"})).await),
+        3,
+        "back in A"
+    );
     let status = env.workspace_status().await;
     assert_eq!(status.session_id.as_deref(), Some(session_a.as_str()));
     assert_eq!(status.claude_session_id.as_deref(), Some("claude-a"));
     env.session_start(SessionSource::Resume, "claude-b").await;
-    assert_eq!(prompts_seen(&client.text("reply", json!({"message": "b2"})).await), 2, "back in B");
+    assert_eq!(
+        prompts_seen(&client.text("reply", json!({"message": "b2"})).await),
+        2,
+        "back in B"
+    );
     client.close().await;
 }
 
@@ -98,7 +122,10 @@ async fn clear_starts_fresh_and_compact_keeps_the_session() {
     assert_eq!(prompts_seen(&client.text("reply", json!({"message": "two"})).await), 2);
     let action = env.session_start(SessionSource::Compact, "claude-1").await;
     assert!(action.contains("kept"), "{action}");
-    assert_eq!(prompts_seen(&client.text("reply", json!({"message": "three"})).await), 3);
+    assert_eq!(
+        prompts_seen(&client.text("reply", json!({"message": "three"})).await),
+        3
+    );
     let action = env.session_start(SessionSource::Clear, "claude-2").await;
     assert!(action.contains("fresh"), "{action}");
     assert_eq!(prompts_seen(&client.text("consult", consult("after clear")).await), 1);
@@ -126,7 +153,11 @@ async fn startup_warms_the_agent_before_the_first_call() {
     let client = Client::start(&env, &[]).await;
     let text = client.text("consult", consult("first")).await;
     assert_eq!(prompts_seen(&text), 1);
-    assert_eq!(env.workspace_status().await.session_id, Some(warmed), "the warmed session answered");
+    assert_eq!(
+        env.workspace_status().await.session_id,
+        Some(warmed),
+        "the warmed session answered"
+    );
     client.close().await;
 }
 
@@ -134,12 +165,19 @@ async fn startup_warms_the_agent_before_the_first_call() {
 async fn a_corrupt_state_file_is_logged_and_treated_as_empty() {
     let env = TestEnv::new();
     std::fs::create_dir_all(&env.state_dir).expect("state dir");
-    std::fs::write(env.state_dir.join("sessions.json"), b"{\"version\": 1, \"workspaces\": [garbage").expect("write");
+    std::fs::write(
+        env.state_dir.join("sessions.json"),
+        b"{\"version\": 1, \"workspaces\": [garbage",
+    )
+    .expect("write");
     let client = Client::start(&env, &[]).await;
     assert_eq!(prompts_seen(&client.text("consult", consult("hello")).await), 1);
     assert!(env.daemon_logs().contains("the session file is corrupt"), "logged");
     let saved = std::fs::read_to_string(env.state_dir.join("sessions.json")).expect("rewritten");
-    assert!(serde_json::from_str::<Value>(&saved).is_ok(), "replaced by a valid file: {saved}");
+    assert!(
+        serde_json::from_str::<Value>(&saved).is_ok(),
+        "replaced by a valid file: {saved}"
+    );
     client.close().await;
 }
 
@@ -147,7 +185,9 @@ async fn a_corrupt_state_file_is_logged_and_treated_as_empty() {
 async fn a_pause_survives_a_new_connection_and_permit_resumes_it() {
     let env = TestEnv::new();
     let first = Client::start(&env, &[]).await;
-    let text = first.text("consult", consult("fake:permission:execute:later.txt")).await;
+    let text = first
+        .text("consult", consult("fake:permission:execute:later.txt"))
+        .await;
     assert!(text.starts_with("🔐 Codex paused"), "{text}");
     first.close().await;
     let second = Client::start(&env, &[]).await;
@@ -170,7 +210,10 @@ async fn a_lost_session_is_announced_in_the_footer() {
     let text = client.text("reply", json!({"message": "still there?"})).await;
     assert_eq!(prompts_seen(&text), 1, "{text}");
     let footer = text.lines().last().expect("footer");
-    assert!(footer.contains("new Codex session: the previous one could not be restored"), "{footer}");
+    assert!(
+        footer.contains("new Codex session: the previous one could not be restored"),
+        "{footer}"
+    );
     assert!(footer.contains("re-establish context"), "{footer}");
     client.close().await;
 }

@@ -60,7 +60,9 @@ async fn tools_list_matches_the_spec() {
     };
     assert_eq!(
         properties("review_diff"),
-        ["diff", "effort", "instructions", "model", "paths"].map(String::from).into()
+        ["diff", "effort", "instructions", "model", "paths"]
+            .map(String::from)
+            .into()
     );
     for tool in ["consult", "review_plan", "brainstorm", "explore", "reply"] {
         let names = properties(tool);
@@ -74,7 +76,10 @@ async fn tools_list_matches_the_spec() {
 async fn consult_answers_with_a_footer_in_read_only_mode() {
     let env = TestEnv::new();
     let client = Client::start(&env, &[]).await;
-    let result = client.call("consult", consult("Is this design sound?")).await.expect("answered");
+    let result = client
+        .call("consult", consult("Is this design sound?"))
+        .await
+        .expect("answered");
     assert_ne!(result.is_error, Some(true));
     let text = result_text(&result);
     assert!(text.contains("fake answer: prompts_seen=1 mode=read-only"), "{text}");
@@ -97,7 +102,10 @@ async fn every_turn_tool_reaches_codex_with_its_own_prompt() {
         ("consult", json!({"question": "Q-consult", "context": "C-consult"})),
         ("review_plan", json!({"plan": "P-plan"})),
         ("review_diff", json!({"diff": "+added line", "paths": ["src/lib.rs"]})),
-        ("brainstorm", json!({"problem": "B-problem", "constraints": "K-constraints"})),
+        (
+            "brainstorm",
+            json!({"problem": "B-problem", "constraints": "K-constraints"}),
+        ),
         ("explore", json!({"focus": "F-focus"})),
         ("reply", json!({"message": "R-message"})),
     ];
@@ -110,10 +118,22 @@ async fn every_turn_tool_reaches_codex_with_its_own_prompt() {
         .lines()
         .filter_map(|line| serde_json::from_str::<Value>(line).ok())
         .filter(|value| value["method"] == "session/prompt")
-        .map(|value| value["params"]["prompt"][0]["text"].as_str().unwrap_or_default().to_owned())
+        .map(|value| {
+            value["params"]["prompt"][0]["text"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned()
+        })
         .collect();
     assert_eq!(prompts.len(), 6);
-    for (prompt, marker) in prompts.iter().zip(["Q-consult", "P-plan", "+added line", "B-problem", "F-focus", "R-message"]) {
+    for (prompt, marker) in prompts.iter().zip([
+        "Q-consult",
+        "P-plan",
+        "+added line",
+        "B-problem",
+        "F-focus",
+        "R-message",
+    ]) {
         assert!(prompt.contains(marker), "{marker} missing from {prompt}");
         assert!(prompt.starts_with("## Role\n"), "{prompt}");
     }
@@ -127,7 +147,9 @@ async fn every_turn_tool_reaches_codex_with_its_own_prompt() {
 async fn progress_is_strictly_increasing_and_carries_reasoning() {
     let env = TestEnv::new();
     let client = Client::start(&env, &[]).await;
-    let handle = client.start_call("consult", consult("think first fake:reason fake:slow:400")).await;
+    let handle = client
+        .start_call("consult", consult("think first fake:reason fake:slow:400"))
+        .await;
     let token = token_of(&handle);
     let response = handle.await_response().await.expect("answered");
     let text = response_text(&response);
@@ -143,10 +165,19 @@ async fn progress_is_strictly_increasing_and_carries_reasoning() {
         .collect();
     raw.sort_by(f64::total_cmp);
     assert!(raw.len() >= 3, "expected several progress notifications, got {raw:?}");
-    assert!(raw.windows(2).all(|pair| pair[0] < pair[1]), "not strictly increasing: {raw:?}");
+    assert!(
+        raw.windows(2).all(|pair| pair[0] < pair[1]),
+        "not strictly increasing: {raw:?}"
+    );
     let events = client.progress_for(&token);
-    assert!(events.iter().any(|event| event.message.starts_with("💭 ")), "{events:?}");
-    assert!(events.iter().any(|event| event.message.contains("streaming")), "{events:?}");
+    assert!(
+        events.iter().any(|event| event.message.starts_with("💭 ")),
+        "{events:?}"
+    );
+    assert!(
+        events.iter().any(|event| event.message.contains("streaming")),
+        "{events:?}"
+    );
     client.close().await;
 }
 
@@ -193,9 +224,15 @@ async fn permission_deny_still_gets_an_answer_from_codex() {
     assert!(text.contains("fake answer"), "Codex answered after the deny: {text}");
     assert!(!env.workspace.join("denied.txt").exists());
     let log = std::fs::read_to_string(&agent_log).expect("agent log");
-    assert!(log.contains(r#""optionId":"cancel""#), "deny chose the reject_once option: {log}");
+    assert!(
+        log.contains(r#""optionId":"cancel""#),
+        "deny chose the reject_once option: {log}"
+    );
     assert!(!log.contains("accept_execpolicy_amendment"), "never a standing grant");
-    assert!(log.contains("Claude denied your request: run `touch denied.txt`"), "{log}");
+    assert!(
+        log.contains("Claude denied your request: run `touch denied.txt`"),
+        "{log}"
+    );
     assert!(log.contains("use a dry run instead"), "the note reached Codex");
     client.close().await;
 }
@@ -206,13 +243,21 @@ async fn guardian_flags_auto_allow_and_reads_inside_never_ask() {
     std::fs::write(env.workspace.join("inside.txt"), "first line inside\n").expect("write");
     let client = Client::start(&env, &[("CODEX_FUSION_ALLOW_COMMANDS", "yes")]).await;
     let text = client
-        .text("consult", consult("fake:permission:execute:auto.txt fake:permission:read:inside.txt"))
+        .text(
+            "consult",
+            consult("fake:permission:execute:auto.txt fake:permission:read:inside.txt"),
+        )
         .await;
     assert!(text.contains("ran touch auto.txt"), "{text}");
     assert!(text.contains("first line inside"), "{text}");
     assert!(env.workspace.join("auto.txt").exists());
-    let text = client.text("consult", consult("fake:permission:read:/etc/hostname")).await;
-    assert!(text.starts_with("🔐 Codex paused: it wants to read outside the workspace"), "{text}");
+    let text = client
+        .text("consult", consult("fake:permission:read:/etc/hostname"))
+        .await;
+    assert!(
+        text.starts_with("🔐 Codex paused: it wants to read outside the workspace"),
+        "{text}"
+    );
     let text = client.text("permit", json!({"decision": "deny"})).await;
     assert!(text.contains("fake answer"), "{text}");
     client.close().await;
@@ -233,7 +278,12 @@ async fn invalid_arguments_are_mcp_errors_with_clear_messages() {
     let error = client.call("nonsense", json!({})).await.expect_err("unknown tool");
     assert!(error.to_string().contains("unknown tool"), "{error}");
     // The connection is still fine.
-    assert!(client.text("consult", consult("still there?")).await.contains("fake answer"));
+    assert!(
+        client
+            .text("consult", consult("still there?"))
+            .await
+            .contains("fake answer")
+    );
     client.close().await;
 }
 
@@ -243,7 +293,10 @@ async fn cancel_of_a_turn_that_ignores_cancel_frees_the_workspace_quickly() {
     let client = Client::start(&env, &[]).await;
     let handle = client.start_call("consult", consult("fake:ignore-cancel")).await;
     let token = token_of(&handle);
-    wait_until("the turn streams", Duration::from_secs(10), || !client.progress_for(&token).is_empty()).await;
+    wait_until("the turn streams", Duration::from_secs(10), || {
+        !client.progress_for(&token).is_empty()
+    })
+    .await;
     let cancelled_at = Instant::now();
     handle.cancel(Some("test".into())).await.expect("cancel sent");
     let text = client.text("consult", consult("after the cancel")).await;
@@ -259,7 +312,12 @@ async fn cancel_of_a_turn_that_ignores_cancel_frees_the_workspace_quickly() {
 async fn a_crash_mid_turn_fails_fast_and_the_next_call_respawns() {
     let env = TestEnv::new();
     let client = Client::start(&env, &[]).await;
-    assert!(client.text("consult", consult("warm up")).await.contains("prompts_seen=1"));
+    assert!(
+        client
+            .text("consult", consult("warm up"))
+            .await
+            .contains("prompts_seen=1")
+    );
     let started = Instant::now();
     let result = client.call("consult", consult("fake:crash")).await.expect("answered");
     let text = result_text(&result);
@@ -278,12 +336,18 @@ async fn a_crash_mid_turn_fails_fast_and_the_next_call_respawns() {
 async fn idle_timeout_aborts_a_silent_turn_but_not_a_streaming_one() {
     let env = TestEnv::new();
     let client = Client::start(&env, &[("CODEX_FUSION_TURN_TIMEOUT_MS", "1000")]).await;
-    let result = client.call("consult", consult("fake:silent:5000")).await.expect("answered");
+    let result = client
+        .call("consult", consult("fake:silent:5000"))
+        .await
+        .expect("answered");
     let text = result_text(&result);
     assert_eq!(result.is_error, Some(true), "{text}");
     assert!(text.contains("no activity for 1 s"), "{text}");
     let text = client.text("consult", consult("fake:slow:2500")).await;
-    assert!(text.contains("fake answer"), "a streaming turn runs past the idle limit: {text}");
+    assert!(
+        text.contains("fake answer"),
+        "a streaming turn runs past the idle limit: {text}"
+    );
     client.close().await;
 }
 
@@ -292,10 +356,20 @@ async fn reset_gives_a_fresh_session() {
     let env = TestEnv::new();
     let client = Client::start(&env, &[]).await;
     assert!(client.text("consult", consult("one")).await.contains("prompts_seen=1"));
-    assert!(client.text("reply", json!({"message": "two"})).await.contains("prompts_seen=2"));
+    assert!(
+        client
+            .text("reply", json!({"message": "two"}))
+            .await
+            .contains("prompts_seen=2")
+    );
     let text = client.text("reset", json!({})).await;
     assert!(text.contains("was dropped"), "{text}");
-    assert!(client.text("consult", consult("three")).await.contains("prompts_seen=1"));
+    assert!(
+        client
+            .text("consult", consult("three"))
+            .await
+            .contains("prompts_seen=1")
+    );
     client.close().await;
 }
 
@@ -303,7 +377,12 @@ async fn reset_gives_a_fresh_session() {
 async fn context_survives_an_mcp_restart() {
     let env = TestEnv::new();
     let first = Client::start(&env, &[]).await;
-    assert!(first.text("consult", consult("remember me")).await.contains("prompts_seen=1"));
+    assert!(
+        first
+            .text("consult", consult("remember me"))
+            .await
+            .contains("prompts_seen=1")
+    );
     let daemon_pid = env.daemon_pid().expect("the shim started a daemon");
     let status = first.close().await;
     assert!(status.success(), "the shim exits cleanly when stdin closes: {status}");
@@ -324,7 +403,10 @@ async fn the_shim_exits_at_once_when_stdin_closes() {
         .expect("exits within 2 s")
         .expect("wait");
     assert!(status.success());
-    assert!(std::os::unix::net::UnixStream::connect(&env.socket).is_ok(), "the daemon lives on");
+    assert!(
+        std::os::unix::net::UnixStream::connect(&env.socket).is_ok(),
+        "the daemon lives on"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -376,7 +458,10 @@ async fn two_calls_on_one_workspace_are_serialized() {
         .map(|event| event.at)
         .min()
         .expect("second streamed");
-    assert!(second_started > first_done, "the second turn streamed before the first one ended");
+    assert!(
+        second_started > first_done,
+        "the second turn streamed before the first one ended"
+    );
     client.close().await;
 }
 
@@ -409,7 +494,12 @@ async fn nothing_reaches_the_client_after_a_cancel() {
         "name":"consult","arguments":{"question":"next"}}}))
         .await;
     let response = raw.response(8, Duration::from_secs(10)).await;
-    assert!(response["result"]["content"][0]["text"].as_str().unwrap_or_default().contains("fake answer"));
+    assert!(
+        response["result"]["content"][0]["text"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("fake answer")
+    );
     // And after a final result, nothing more for that request either.
     let after = raw.drain(Duration::from_millis(500)).await;
     assert!(after.iter().all(|value| value["id"] != 8), "{after:?}");
@@ -420,7 +510,9 @@ async fn the_turn_log_records_guardian_decisions_and_the_answer() {
     let env = TestEnv::new();
     let log = env.root().join("turns.jsonl");
     let client = Client::start(&env, &[("CODEX_FUSION_LOG", log.to_str().expect("utf8"))]).await;
-    client.text("consult", consult("fake:permission:execute:logged.txt")).await;
+    client
+        .text("consult", consult("fake:permission:execute:logged.txt"))
+        .await;
     client.text("permit", json!({"decision": "allow"})).await;
     let records: Vec<Value> = std::fs::read_to_string(&log)
         .expect("log written")
@@ -432,9 +524,13 @@ async fn the_turn_log_records_guardian_decisions_and_the_answer() {
     assert_eq!(record["stop_reason"], "end_turn");
     assert_eq!(record["guardian"][0]["kind"], "execute");
     assert_eq!(record["guardian"][0]["decision"], "ask → permit allow");
-    assert!(record["text"].as_str().unwrap_or_default().contains("ran touch logged.txt"));
+    assert!(
+        record["text"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("ran touch logged.txt")
+    );
     assert_eq!(record["usage"]["output_tokens"], 20);
     assert!(record["duration_ms"].as_u64().is_some());
     client.close().await;
 }
-

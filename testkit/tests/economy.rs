@@ -19,7 +19,9 @@ async fn model_and_effort_come_from_the_agent_and_stick_until_reset() {
     // No arguments: the choice sticks.
     let text = client.text("reply", json!({"message": "and?"})).await;
     assert!(text.contains("model=fake-large[low]"), "{text}");
-    let text = client.text("reply", json!({"message": "smaller", "model": "fake-small"})).await;
+    let text = client
+        .text("reply", json!({"message": "smaller", "model": "fake-small"}))
+        .await;
     assert!(text.contains("model=fake-small"), "{text}");
     let status = client.text("status", json!({})).await;
     assert!(status.contains("model: fake-small"), "{status}");
@@ -42,13 +44,19 @@ async fn unknown_model_or_effort_is_an_mcp_error_listing_the_valid_ones() {
         .await
         .expect_err("unknown model");
     let message = error.to_string();
-    assert!(message.contains("unknown model `gpt-9`; Codex offers: fake-large, fake-small"), "{message}");
+    assert!(
+        message.contains("unknown model `gpt-9`; Codex offers: fake-large, fake-small"),
+        "{message}"
+    );
     let error = client
         .call("consult", json!({"question": "q", "effort": "extreme"}))
         .await
         .expect_err("unknown effort");
     let message = error.to_string();
-    assert!(message.contains("unknown effort `extreme` for `fake-large`; Codex offers: low, high"), "{message}");
+    assert!(
+        message.contains("unknown effort `extreme` for `fake-large`; Codex offers: low, high"),
+        "{message}"
+    );
     // Nothing was sent to Codex, and the session works on.
     let text = client.text("consult", consult("fine")).await;
     assert!(text.contains("prompts_seen=1"), "{text}");
@@ -63,7 +71,10 @@ async fn an_oversize_answer_is_cut_at_a_paragraph_and_saved_whole() {
     assert!(text.chars().count() <= 5000, "{} chars", text.chars().count());
     let (kept, rest) = text.split_once("\n\n[… answer cut at ").expect("a cut notice");
     assert!(!kept.ends_with(' '), "cut at a paragraph, not mid-line");
-    assert!(rest.contains("VERDICT: CONSENSUS — fake agrees"), "the verdict is kept: {rest}");
+    assert!(
+        rest.contains("VERDICT: CONSENSUS — fake agrees"),
+        "the verdict is kept: {rest}"
+    );
     let footer = text.lines().last().expect("footer");
     assert!(footer.contains("full answer: "), "{footer}");
     let path = footer.split("full answer: ").nth(1).expect("a path").trim();
@@ -87,7 +98,10 @@ async fn a_bad_result_budget_is_refused_by_name() {
         .expect("the shim runs");
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("CODEX_FUSION_MAX_RESULT_CHARS: expected a number of characters"), "{stderr}");
+    assert!(
+        stderr.contains("CODEX_FUSION_MAX_RESULT_CHARS: expected a number of characters"),
+        "{stderr}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -95,17 +109,34 @@ async fn usage_is_in_every_footer_and_totalled_in_status() {
     let env = TestEnv::new();
     let client = Client::start(&env, &[]).await;
     let first = client.text("consult", consult("one")).await;
-    assert!(first.lines().last().expect("footer").contains("100 in · 20 out · 5 reasoning tokens"), "{first}");
+    assert!(
+        first
+            .lines()
+            .last()
+            .expect("footer")
+            .contains("100 in · 20 out · 5 reasoning tokens"),
+        "{first}"
+    );
     let second = client.text("reply", json!({"message": "two"})).await;
-    assert!(second.lines().last().expect("footer").contains("200 in · 20 out"), "{second}");
+    assert!(
+        second.lines().last().expect("footer").contains("200 in · 20 out"),
+        "{second}"
+    );
     let status = env.workspace_status().await;
     assert_eq!(status.turns, 2);
     assert_eq!(status.usage.input_tokens, 300);
     assert_eq!(status.usage.output_tokens, 40);
     assert_eq!(status.usage.reasoning_tokens, 10);
-    assert_eq!(status.usage.context_size, Some(200_000), "context window from usage_update");
+    assert_eq!(
+        status.usage.context_size,
+        Some(200_000),
+        "context window from usage_update"
+    );
     let text = client.text("status", json!({})).await;
-    assert!(text.contains("tokens this session: 300 in · 40 out · 10 reasoning · context "), "{text}");
+    assert!(
+        text.contains("tokens this session: 300 in · 40 out · 10 reasoning · context "),
+        "{text}"
+    );
     client.close().await;
 }
 
@@ -114,7 +145,11 @@ async fn quota_rate_limit_and_auth_failures_read_as_what_to_do() {
     let env = TestEnv::new();
     let client = Client::start(&env, &[]).await;
     let cases = [
-        ("fake:error:quota", "Codex refused for quota", "switch to a cheaper model"),
+        (
+            "fake:error:quota",
+            "Codex refused for quota",
+            "switch to a cheaper model",
+        ),
         ("fake:error:ratelimit", "Codex is rate limited", "wait a minute"),
         ("fake:error:auth", "Codex is not signed in", "codex login"),
     ];

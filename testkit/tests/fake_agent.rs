@@ -10,15 +10,12 @@ use std::time::Duration;
 
 use agent_client_protocol::schema::ProtocolVersion;
 use agent_client_protocol::v1::schema::{
-    CancelNotification, ContentBlock, InitializeRequest, LoadSessionRequest, NewSessionRequest,
-    PermissionOptionKind, PromptRequest, PromptResponse, RequestPermissionOutcome,
-    RequestPermissionRequest, RequestPermissionResponse, SelectedPermissionOutcome,
-    SessionConfigKind, SessionConfigOption, SessionConfigOptionValue, SessionId,
+    CancelNotification, ContentBlock, InitializeRequest, LoadSessionRequest, NewSessionRequest, PermissionOptionKind,
+    PromptRequest, PromptResponse, RequestPermissionOutcome, RequestPermissionRequest, RequestPermissionResponse,
+    SelectedPermissionOutcome, SessionConfigKind, SessionConfigOption, SessionConfigOptionValue, SessionId,
     SessionNotification, SessionUpdate, SetSessionConfigOptionRequest, StopReason, ToolKind,
 };
-use agent_client_protocol::{
-    Agent, ByteStreams, Client, Error, on_receive_notification, on_receive_request, v1,
-};
+use agent_client_protocol::{Agent, ByteStreams, Client, Error, on_receive_notification, on_receive_request, v1};
 use tokio_util::compat::{TokioAsyncReadCompatExt as _, TokioAsyncWriteCompatExt as _};
 
 /// How the test client answers `session/request_permission`.
@@ -61,10 +58,7 @@ impl Seen {
 async fn fake_agent_keeps_sessions_and_scripts_turns() {
     let state = tempfile::tempdir().expect("temp dir");
     let workspace = tempfile::tempdir().expect("temp dir");
-    let cwd = workspace
-        .path()
-        .canonicalize()
-        .expect("canonical workspace");
+    let cwd = workspace.path().canonicalize().expect("canonical workspace");
     let log = state.path().join("messages.jsonl");
 
     let first = Seen::new();
@@ -74,19 +68,14 @@ async fn fake_agent_keeps_sessions_and_scripts_turns() {
             .block_task()
             .await?;
         assert!(init.agent_capabilities.load_session);
-        assert_eq!(
-            init.agent_info.map(|info| info.name).as_deref(),
-            Some("fake-codex-acp")
-        );
+        assert_eq!(init.agent_info.map(|info| info.name).as_deref(), Some("fake-codex-acp"));
 
         let created = cx
             .send_request(NewSessionRequest::new(cwd.clone()))
             .block_task()
             .await?;
         let session_id = created.session_id;
-        let options = created
-            .config_options
-            .expect("configOptions on session/new");
+        let options = created.config_options.expect("configOptions on session/new");
         assert_eq!(current(&options, "mode"), "agent");
         assert_eq!(current(&options, "model"), "fake-large");
 
@@ -108,11 +97,7 @@ async fn fake_agent_keeps_sessions_and_scripts_turns() {
         assert!(text.ends_with("VERDICT: CONSENSUS — fake agrees"), "{text}");
         let usage = response.usage.expect("usage on end_turn");
         assert_eq!(
-            (
-                usage.input_tokens,
-                usage.output_tokens,
-                usage.thought_tokens
-            ),
+            (usage.input_tokens, usage.output_tokens, usage.thought_tokens),
             (100, 20, Some(5))
         );
 
@@ -121,13 +106,7 @@ async fn fake_agent_keeps_sessions_and_scripts_turns() {
 
         // Allowed: the fake announces the tool call, asks, then really acts.
         first.reply_with(Reply::Select("allow_once"));
-        let (response, text) = prompt(
-            &cx,
-            &first,
-            &session_id,
-            "go fake:permission:execute:made.txt",
-        )
-        .await?;
+        let (response, text) = prompt(&cx, &first, &session_id, "go fake:permission:execute:made.txt").await?;
         assert_eq!(response.stop_reason, StopReason::EndTurn);
         assert!(text.contains("ran touch made.txt"), "{text}");
         assert!(cwd.join("made.txt").exists());
@@ -138,10 +117,7 @@ async fn fake_agent_keeps_sessions_and_scripts_turns() {
             .pop()
             .expect("a permission request");
         assert_eq!(asked.tool_call.fields.kind, Some(ToolKind::Execute));
-        assert_eq!(
-            asked.tool_call.fields.title.as_deref(),
-            Some("touch made.txt")
-        );
+        assert_eq!(asked.tool_call.fields.title.as_deref(), Some("touch made.txt"));
         let options: Vec<_> = asked
             .options
             .iter()
@@ -161,22 +137,13 @@ async fn fake_agent_keeps_sessions_and_scripts_turns() {
 
         // Refused: like codex, the whole turn ends cancelled, without text.
         first.reply_with(Reply::Select("cancel"));
-        let (response, text) = prompt(
-            &cx,
-            &first,
-            &session_id,
-            "go fake:permission:execute:denied.txt",
-        )
-        .await?;
+        let (response, text) = prompt(&cx, &first, &session_id, "go fake:permission:execute:denied.txt").await?;
         assert_eq!(response.stop_reason, StopReason::Cancelled);
         assert!(text.is_empty(), "{text}");
         assert!(!cwd.join("denied.txt").exists());
 
         // session/cancel reaches a turn that keeps streaming.
-        let turn = cx.send_request(PromptRequest::new(
-            session_id.clone(),
-            vec!["fake:wait-cancel".into()],
-        ));
+        let turn = cx.send_request(PromptRequest::new(session_id.clone(), vec!["fake:wait-cancel".into()]));
         tokio::time::sleep(Duration::from_millis(300)).await;
         cx.send_notification(CancelNotification::new(session_id.clone()))?;
         let response = tokio::time::timeout(Duration::from_secs(1), turn.block_task())
@@ -197,12 +164,7 @@ async fn fake_agent_keeps_sessions_and_scripts_turns() {
             .await
             .expect("turn with an open permission ends promptly")?;
         assert_eq!(response.stop_reason, StopReason::Cancelled);
-        let held = first
-            .held
-            .lock()
-            .expect("held lock")
-            .pop()
-            .expect("held responder");
+        let held = first.held.lock().expect("held lock").pop().expect("held responder");
         wait_until(|| held.cancellation().is_cancelled()).await;
         assert!(!cwd.join("notes.md").exists());
         Ok(session_id)
@@ -222,17 +184,23 @@ async fn fake_agent_keeps_sessions_and_scripts_turns() {
                 && record["params"]["configId"] == "mode"
                 && record["params"]["value"] == "read-only")
     );
-    assert!(logged.iter().any(
-        |record| record["responseTo"] == "session/request_permission"
-            && record["result"]["outcome"]["optionId"] == "allow_once"
-    ));
+    assert!(
+        logged
+            .iter()
+            .any(|record| record["responseTo"] == "session/request_permission"
+                && record["result"]["outcome"]["optionId"] == "allow_once")
+    );
 
     // A new process loads the session from the state directory.
     let second = Seen::new();
     run_fake(state.path(), &log, second.clone(), async |cx| {
-        cx.send_request(InitializeRequest::new(ProtocolVersion::V1)).block_task().await?;
-        let loaded =
-            cx.send_request(LoadSessionRequest::new(session_id.clone(), cwd.clone())).block_task().await?;
+        cx.send_request(InitializeRequest::new(ProtocolVersion::V1))
+            .block_task()
+            .await?;
+        let loaded = cx
+            .send_request(LoadSessionRequest::new(session_id.clone(), cwd.clone()))
+            .block_task()
+            .await?;
         let options = loaded.config_options.expect("configOptions on session/load");
         assert_eq!(current(&options, "mode"), "agent", "codex resets the mode on load");
         assert_eq!(current(&options, "model"), "fake-small");
@@ -288,22 +256,14 @@ async fn run_fake<R>(
     let on_update = {
         let seen = seen.clone();
         async move |notification: SessionNotification, _cx| {
-            seen.updates
-                .lock()
-                .expect("updates lock")
-                .push(notification.update);
+            seen.updates.lock().expect("updates lock").push(notification.update);
             Ok(())
         }
     };
     let on_permission = {
         let seen = seen.clone();
-        async move |request: RequestPermissionRequest,
-                    responder: v1::Responder<RequestPermissionResponse>,
-                    _cx| {
-            seen.permissions
-                .lock()
-                .expect("permissions lock")
-                .push(request);
+        async move |request: RequestPermissionRequest, responder: v1::Responder<RequestPermissionResponse>, _cx| {
+            seen.permissions.lock().expect("permissions lock").push(request);
             let reply = *seen.reply.lock().expect("reply lock");
             match reply {
                 Reply::Select(option) => responder.respond(RequestPermissionResponse::new(
@@ -321,10 +281,7 @@ async fn run_fake<R>(
         .name("fake-agent-test")
         .on_receive_notification(on_update, on_receive_notification!())
         .on_receive_request(on_permission, on_receive_request!())
-        .connect_with(
-            ByteStreams::new(stdin.compat_write(), stdout.compat()),
-            body,
-        )
+        .connect_with(ByteStreams::new(stdin.compat_write(), stdout.compat()), body)
         .await
         .expect("client session with the fake");
     // Held responders would answer with an error when dropped; the
@@ -367,11 +324,8 @@ async fn set_option(
     config_id: &'static str,
     value: &'static str,
 ) -> Result<Vec<SessionConfigOption>, Error> {
-    let request = SetSessionConfigOptionRequest::new(
-        session_id.clone(),
-        config_id,
-        SessionConfigOptionValue::value_id(value),
-    );
+    let request =
+        SetSessionConfigOptionRequest::new(session_id.clone(), config_id, SessionConfigOptionValue::value_id(value));
     Ok(cx.send_request(request).block_task().await?.config_options)
 }
 
@@ -397,10 +351,7 @@ fn text_of(content: &ContentBlock) -> String {
 async fn wait_until(condition: impl Fn() -> bool) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
     while !condition() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "condition not met within 2 s"
-        );
+        assert!(tokio::time::Instant::now() < deadline, "condition not met within 2 s");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }

@@ -26,7 +26,6 @@ fn consult(question: &str) -> Value {
     json!({ "question": question })
 }
 
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn answer_with_verdict_and_token_footer_in_a_confined_session() {
     let real = RealEnv::new(true).await;
@@ -37,15 +36,26 @@ async fn answer_with_verdict_and_token_footer_in_a_confined_session() {
     assert!(text.contains("VERDICT: CONSENSUS — mock agrees"), "{text}");
     let footer = text.lines().last().expect("footer");
     assert!(footer.starts_with("— codex-fusion · "), "{footer}");
-    assert!(footer.contains(" in · ") && footer.contains(" out"), "token counts in the footer: {footer}");
+    assert!(
+        footer.contains(" in · ") && footer.contains(" out"),
+        "token counts in the footer: {footer}"
+    );
     assert!(footer.contains("CONSENSUS"), "{footer}");
     // The prompt reached the model with our frame, and the key authenticated.
     let turns = real.mock.turns().await;
     let last = turns.last().expect("a turn request");
     assert_eq!(last["model"], "gpt-5.5");
-    assert!(last["last_user_text"].as_str().unwrap_or_default().contains("## Question"));
+    assert!(
+        last["last_user_text"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("## Question")
+    );
     let (_, status) = call(&client, "status", json!({})).await;
-    assert!(status.contains("codex mode: permission-profile:codex-fusion"), "{status}");
+    assert!(
+        status.contains("codex mode: permission-profile:codex-fusion"),
+        "{status}"
+    );
     client.close().await;
 }
 
@@ -53,7 +63,9 @@ async fn answer_with_verdict_and_token_footer_in_a_confined_session() {
 async fn reasoning_is_streamed_as_thought_progress() {
     let real = RealEnv::new(true).await;
     let client = Client::start(&real.env, &[]).await;
-    let handle = client.start_call("consult", consult("Think it over.\nmock:reason")).await;
+    let handle = client
+        .start_call("consult", consult("Think it over.\nmock:reason"))
+        .await;
     let token = token_of(&handle);
     let response = tokio::time::timeout(CALL_LIMIT, handle.await_response())
         .await
@@ -74,9 +86,17 @@ async fn a_command_escalation_pauses_and_permit_allow_runs_it() {
     let real = RealEnv::new(true).await;
     let client = Client::start(&real.env, &[]).await;
     let created = real.env.workspace.join("created.txt");
-    let (error, text) = call(&client, "consult", consult("Please create the file.\nmock:exec:touch created.txt")).await;
+    let (error, text) = call(
+        &client,
+        "consult",
+        consult("Please create the file.\nmock:exec:touch created.txt"),
+    )
+    .await;
     assert!(!error, "{text}");
-    assert!(text.starts_with("🔐 Codex paused: it wants to run a command."), "{text}");
+    assert!(
+        text.starts_with("🔐 Codex paused: it wants to run a command."),
+        "{text}"
+    );
     assert!(text.contains("touch created.txt"), "{text}");
     assert!(!created.exists(), "nothing runs before permit");
     let (error, text) = call(&client, "permit", json!({"decision": "allow"})).await;
@@ -90,7 +110,12 @@ async fn a_command_escalation_pauses_and_permit_allow_runs_it() {
 async fn permit_deny_does_not_run_it_and_codex_still_answers() {
     let real = RealEnv::new(true).await;
     let client = Client::start(&real.env, &[]).await;
-    let (_, text) = call(&client, "consult", consult("Please create the file.\nmock:exec:touch denied.txt")).await;
+    let (_, text) = call(
+        &client,
+        "consult",
+        consult("Please create the file.\nmock:exec:touch denied.txt"),
+    )
+    .await;
     assert!(text.starts_with("🔐 Codex paused"), "{text}");
     let (error, text) = call(&client, "permit", json!({"decision": "deny", "note": "not now"})).await;
     assert!(!error, "{text}");
@@ -98,9 +123,12 @@ async fn permit_deny_does_not_run_it_and_codex_still_answers() {
     assert!(!real.env.workspace.join("denied.txt").exists());
     // The follow-up told the model why.
     let turns = real.mock.turns().await;
-    let told = turns
-        .iter()
-        .any(|turn| turn["last_user_text"].as_str().unwrap_or_default().contains("Claude denied your request"));
+    let told = turns.iter().any(|turn| {
+        turn["last_user_text"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("Claude denied your request")
+    });
     assert!(told, "the deny note reached the model");
     client.close().await;
 }
@@ -111,13 +139,20 @@ async fn cancel_of_a_long_turn_frees_the_workspace() {
     let client = Client::start(&real.env, &[]).await;
     let handle = client.start_call("consult", consult("Go slowly.\nmock:slow")).await;
     let token = token_of(&handle);
-    wait_until("the slow turn streams", CALL_LIMIT, || !client.progress_for(&token).is_empty()).await;
+    wait_until("the slow turn streams", CALL_LIMIT, || {
+        !client.progress_for(&token).is_empty()
+    })
+    .await;
     let cancelled = Instant::now();
     handle.cancel(Some("test".into())).await.expect("cancel sent");
     let (error, text) = call(&client, "consult", consult("Are you free again?")).await;
     assert!(!error, "{text}");
     assert!(text.contains("Mock answer"), "{text}");
-    assert!(cancelled.elapsed() < Duration::from_secs(10), "took {:?}", cancelled.elapsed());
+    assert!(
+        cancelled.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        cancelled.elapsed()
+    );
     // Codex stopped streaming the cancelled answer: the mock notices the
     // dropped stream at its next tick.
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -132,7 +167,11 @@ async fn cancel_of_a_long_turn_frees_the_workspace() {
         if slow["client_disconnected"] == true {
             break;
         }
-        assert!(Instant::now() < deadline, "Codex kept the cancelled stream open: {}", slow["status"]);
+        assert!(
+            Instant::now() < deadline,
+            "Codex kept the cancelled stream open: {}",
+            slow["status"]
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     client.close().await;
@@ -146,8 +185,16 @@ async fn context_persists_across_two_shim_processes() {
     assert!(text.contains("user_messages=1"), "{text}");
     first.close().await;
     let second = Client::start(&real.env, &[]).await;
-    let (_, text) = call(&second, "reply", json!({"message": "What number did I ask you to remember?"})).await;
-    assert!(text.contains("user_messages=2"), "the second shim reached the same Codex thread: {text}");
+    let (_, text) = call(
+        &second,
+        "reply",
+        json!({"message": "What number did I ask you to remember?"}),
+    )
+    .await;
+    assert!(
+        text.contains("user_messages=2"),
+        "the second shim reached the same Codex thread: {text}"
+    );
     let turns = real.mock.turns().await;
     let texts = turns.last().expect("a turn")["user_texts"].to_string();
     assert!(texts.contains("Remember the number 42"), "{texts}");
@@ -165,7 +212,11 @@ async fn missing_authentication_says_what_to_do_and_the_next_call_recovers() {
     client.close().await;
     // A client that has a key: the same daemon, no restart.
     let daemon = real.env.daemon_pid().expect("daemon running");
-    let with_key = Client::start(&real.env, &[("OPENAI_API_KEY", codex_fusion_testkit::real::TEST_API_KEY)]).await;
+    let with_key = Client::start(
+        &real.env,
+        &[("OPENAI_API_KEY", codex_fusion_testkit::real::TEST_API_KEY)],
+    )
+    .await;
     let (error, text) = call(&with_key, "consult", consult("hello again?")).await;
     assert!(!error, "{text}");
     assert!(text.contains("Mock answer"), "{text}");
@@ -182,7 +233,12 @@ async fn reads_outside_the_workspace_fail_in_the_sandbox_and_escalations_ask() {
     std::fs::write(real.env.workspace.join("inside.txt"), "inside content\n").expect("write");
     let client = Client::start(&real.env, &[]).await;
     // Inside: read without asking.
-    let (_, text) = call(&client, "consult", consult("Read it.\nmock:exec-sandboxed:cat inside.txt")).await;
+    let (_, text) = call(
+        &client,
+        "consult",
+        consult("Read it.\nmock:exec-sandboxed:cat inside.txt"),
+    )
+    .await;
     assert!(!text.starts_with("🔐"), "{text}");
     assert!(text.contains("inside content"), "{text}");
     // Outside: the sandbox refuses, nothing asks, nothing leaks.
@@ -226,11 +282,16 @@ async fn system_reads_that_cannot_be_stopped_are_reported() {
     assert!(
         events
             .iter()
-            .any(|event| event.message.starts_with("↳ ") && event.message.contains("outside the workspace: /etc/hostname")),
+            .any(|event| event.message.starts_with("↳ ")
+                && event.message.contains("outside the workspace: /etc/hostname")),
         "the escaped read is in the activity trail: {events:?}"
     );
     let record: Value = serde_json::from_str(
-        std::fs::read_to_string(&log).expect("log").lines().last().expect("a record"),
+        std::fs::read_to_string(&log)
+            .expect("log")
+            .lines()
+            .last()
+            .expect("a record"),
     )
     .expect("json");
     let calls = record["tool_calls"].as_array().expect("tool calls");
@@ -255,10 +316,16 @@ async fn a_reply_after_a_daemon_kill_reaches_a_codex_that_remembers() {
     assert!(text.contains("user_messages=2"), "the thread continued: {text}");
     let turns = real.mock.turns().await;
     let texts = turns.last().expect("a turn")["user_texts"].to_string();
-    assert!(texts.contains("pineapple"), "the earlier message was sent again: {texts}");
+    assert!(
+        texts.contains("pineapple"),
+        "the earlier message was sent again: {texts}"
+    );
     let (_, status) = call(&client, "status", json!({})).await;
     assert!(status.contains("loaded"), "{status}");
-    assert!(status.contains("codex mode: permission-profile:codex-fusion"), "mode set again after load: {status}");
+    assert!(
+        status.contains("codex mode: permission-profile:codex-fusion"),
+        "mode set again after load: {status}"
+    );
     client.close().await;
 }
 
@@ -290,7 +357,12 @@ async fn a_model_and_effort_argument_reaches_the_model_request() {
         .call("reply", json!({"message": "x", "effort": "ludicrous"}))
         .await
         .expect_err("unknown effort");
-    assert!(error.to_string().contains("unknown effort `ludicrous`; Codex offers: low, medium, high, xhigh"), "{error}");
+    assert!(
+        error
+            .to_string()
+            .contains("unknown effort `ludicrous`; Codex offers: low, medium, high, xhigh"),
+        "{error}"
+    );
     client.close().await;
 }
 

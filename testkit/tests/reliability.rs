@@ -949,7 +949,10 @@ async fn fault_agent_floods_100k_updates_and_memory_stays_bounded() {
         .and_then(|rest| rest.split(']').next())
         .expect("the cut notice names the full answer");
     let full = std::fs::read_to_string(saved).expect("the full answer was saved");
-    assert!(full.contains("fake answer"), "the end of the answer is in the saved file");
+    assert!(
+        full.contains("fake answer"),
+        "the end of the answer is in the saved file"
+    );
     assert!(full.len() > 100_000, "{} bytes saved", full.len());
     let rss_after = rss_kib(daemon.pid());
     let hwm_after = status_kib(daemon.pid(), "VmHWM");
@@ -1429,7 +1432,6 @@ fn text_of(response: &rmcp::model::ServerResult) -> String {
 fn first_line(text: &str) -> String {
     text.lines().next().unwrap_or_default().chars().take(200).collect()
 }
-
 
 /// SIGKILLs every process whose command line mentions the string when
 /// dropped, so a failing test leaves no TERM-ignoring helper running.

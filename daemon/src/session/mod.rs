@@ -32,19 +32,19 @@ use tokio_util::task::TaskTracker;
 use tracing::Instrument as _;
 
 use crate::acp::{self, AgentFailure, AgentInfo, OpenedSession, ToolCallInfo};
-use crate::confine::ConfinementCache;
-use crate::models::ModelOptions;
-use crate::tools::ModelChoice;
-use crate::pairing::PairingStore;
-use codex_fusion_protocol::control::SessionSource;
 use crate::agent::{Agent, AgentEvent, AgentMessage, StderrTail, StopMode};
 use crate::config::Settings;
+use crate::confine::ConfinementCache;
 use crate::guardian::{self, Decision, PermissionRequest};
+use crate::models::ModelOptions;
+use crate::pairing::PairingStore;
 use crate::progress;
 use crate::prompts::{self, Verdict};
+use crate::tools::ModelChoice;
 use crate::tools::PermitDecision;
 use crate::turn::{Answer, CallId, Pause, TurnOutcome, TurnUsage, Waiter};
 use crate::turnlog::{self, GuardianEntry, ToolCallEntry, TurnRecord};
+use codex_fusion_protocol::control::SessionSource;
 
 /// After `session/cancel`, how long Codex gets to stop before its process
 /// group is killed and the agent respawned.
@@ -74,12 +74,18 @@ pub enum Command {
         waiter: Waiter,
     },
     /// The client cancelled call `call` (or went away).
-    Cancel { call: CallId },
+    Cancel {
+        call: CallId,
+    },
     /// The pause delivered to call `call` never reached a client (it had
     /// left): the paused turn is cancelled instead of waiting for `permit`.
-    Abandon { call: CallId },
+    Abandon {
+        call: CallId,
+    },
     /// Drop the Codex session; the reply says whether there was one.
-    Reset { reply: oneshot::Sender<bool> },
+    Reset {
+        reply: oneshot::Sender<bool>,
+    },
     /// Claude Code started, resumed, cleared or compacted a session here;
     /// the reply says what was done about it.
     SessionStart {
@@ -91,9 +97,13 @@ pub enum Command {
         agent_env: Vec<(String, String)>,
         reply: oneshot::Sender<String>,
     },
-    Status { reply: oneshot::Sender<WorkspaceStatus> },
+    Status {
+        reply: oneshot::Sender<WorkspaceStatus>,
+    },
     /// Stop everything and end the actor.
-    Shutdown { reply: oneshot::Sender<()> },
+    Shutdown {
+        reply: oneshot::Sender<()>,
+    },
 }
 
 /// A turn to run: the prompt and where its outcome goes.
@@ -293,7 +303,10 @@ enum Phase {
     /// The agent or its session is being started.
     WaitingForSession,
     Prompting,
-    Cancelling { since: Instant, reason: CancelReason },
+    Cancelling {
+        since: Instant,
+        reason: CancelReason,
+    },
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -442,9 +455,7 @@ impl SessionActor {
         let allow = decision == PermitDecision::Allow;
         let option = acp::choose_option(&pending.acp, allow);
         let outcome = match &option {
-            Some(option) => {
-                RequestPermissionOutcome::Selected(SelectedPermissionOutcome::new(option.clone()))
-            }
+            Some(option) => RequestPermissionOutcome::Selected(SelectedPermissionOutcome::new(option.clone())),
             None => RequestPermissionOutcome::Cancelled,
         };
         let label = if allow { "permit allow" } else { "permit deny" };
@@ -523,20 +534,28 @@ impl SessionActor {
             agent_pid: self.agent.as_ref().and_then(|agent| agent.pid),
             agent_command: self.last_command.clone(),
             last_error: self.last_error.clone(),
-            session_id: session.map(|session| session.id.clone()).or_else(|| self.resume_id.clone()),
+            session_id: session
+                .map(|session| session.id.clone())
+                .or_else(|| self.resume_id.clone()),
             claude_session_id: self.claude_session_id.clone(),
             session_origin: session.map(|session| if session.loaded { "loaded" } else { "fresh" }.to_owned()),
             turns: session.map_or(0, |session| session.turns),
-            running_turn: self.turn.as_ref().map(|turn| {
-                format!("{} for {:.0} s", turn.tool, turn.started.elapsed().as_secs_f64())
-            }),
+            running_turn: self
+                .turn
+                .as_ref()
+                .map(|turn| format!("{} for {:.0} s", turn.tool, turn.started.elapsed().as_secs_f64())),
             queued_turns: self.queue.len(),
             pending_permission: self
                 .turn
                 .as_ref()
                 .and_then(|turn| turn.pending.as_ref())
                 .map(|pending| {
-                    format!("{} ({}; asked because {})", pending.request.title, pending.request.kind.label(), pending.why)
+                    format!(
+                        "{} ({}; asked because {})",
+                        pending.request.title,
+                        pending.request.kind.label(),
+                        pending.why
+                    )
                 }),
             last_used_secs_ago: self.last_used.map(|used| used.elapsed().as_secs()),
             guardian: GuardianFlags {
@@ -584,7 +603,9 @@ impl SessionActor {
                 "a fresh Codex session for the new Claude session".to_owned()
             }
             SessionSource::Resume => {
-                let paired = claude.as_deref().and_then(|claude| self.context.pairings.paired(&self.workspace, claude));
+                let paired = claude
+                    .as_deref()
+                    .and_then(|claude| self.context.pairings.paired(&self.workspace, claude));
                 self.claude_session_id = claude;
                 match paired {
                     Some(codex) => {
@@ -592,7 +613,8 @@ impl SessionActor {
                         if current == Some(codex.as_str()) {
                             format!("kept Codex session {codex}, paired with the resumed Claude session")
                         } else {
-                            let action = format!("re-attached Codex session {codex}, paired with the resumed Claude session");
+                            let action =
+                                format!("re-attached Codex session {codex}, paired with the resumed Claude session");
                             self.switch_to(Some(codex));
                             action
                         }

@@ -40,7 +40,11 @@ impl SessionActor {
             }
             let api_key = API_KEY_VARS.iter().any(|name| {
                 env.iter().any(|(key, value)| key == name && !value.is_empty())
-                    || settings.acp_command.env.iter().any(|(key, value)| key == name && !value.is_empty())
+                    || settings
+                        .acp_command
+                        .env
+                        .iter()
+                        .any(|(key, value)| key == name && !value.is_empty())
                     || std::env::var_os(name).is_some_and(|value| !value.is_empty())
             });
             let agent = Agent::spawn(
@@ -135,7 +139,9 @@ impl SessionActor {
         }
         self.starting = false;
         let result = result.and_then(|started| match started.agent.as_ref().and_then(Agent::exit_reason) {
-            Some(reason) => Err(AgentFailure::Other(format!("codex-acp stopped right after starting: {reason}"))),
+            Some(reason) => Err(AgentFailure::Other(format!(
+                "codex-acp stopped right after starting: {reason}"
+            ))),
             None => Ok(started),
         });
         match result {
@@ -165,9 +171,11 @@ impl SessionActor {
                 }
                 self.resume_id = None;
                 self.last_error = None;
-                self.context
-                    .pairings
-                    .set_current(&self.workspace, Some(&opened.session_id), self.claude_session_id.as_deref());
+                self.context.pairings.set_current(
+                    &self.workspace,
+                    Some(&opened.session_id),
+                    self.claude_session_id.as_deref(),
+                );
                 self.session = Some(Session {
                     id: opened.session_id,
                     loaded: opened.loaded,

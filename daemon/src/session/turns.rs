@@ -37,17 +37,22 @@ impl SessionActor {
 
     pub(super) fn on_update(&mut self, update: SessionUpdate) {
         if let SessionUpdate::UsageUpdate(usage) = &update
-            && let Some(session) = self.session.as_mut() {
-                session.usage.context_used = Some(usage.used);
-                session.usage.context_size = Some(usage.size);
-            }
+            && let Some(session) = self.session.as_mut()
+        {
+            session.usage.context_used = Some(usage.used);
+            session.usage.context_size = Some(usage.size);
+        }
         // Updates outside a prompt (the history a `session/load` replays,
         // late chunks) are never forwarded.
         let Some(turn) = self.turn.as_mut().filter(|turn| turn.phase != Phase::WaitingForSession) else {
             return;
         };
         turn.last_activity = Instant::now();
-        let progress = turn.waiter.as_ref().map(|waiter| waiter.progress.clone()).unwrap_or_default();
+        let progress = turn
+            .waiter
+            .as_ref()
+            .map(|waiter| waiter.progress.clone())
+            .unwrap_or_default();
         match update {
             SessionUpdate::AgentMessageChunk(chunk) => {
                 if let ContentBlock::Text(text) = chunk.content {
@@ -115,7 +120,11 @@ impl SessionActor {
         if decision == Decision::Allow && allow_option.is_none() {
             decision = Decision::Ask("codex-acp offered no allow-once option".into());
         }
-        let progress = turn.waiter.as_ref().map(|waiter| waiter.progress.clone()).unwrap_or_default();
+        let progress = turn
+            .waiter
+            .as_ref()
+            .map(|waiter| waiter.progress.clone())
+            .unwrap_or_default();
         let (label, reason) = match &decision {
             Decision::Allow => ("allow", None),
             Decision::Ask(reason) => ("ask", Some(reason.clone())),
@@ -132,7 +141,11 @@ impl SessionActor {
             kind: translated.kind.label().to_owned(),
             title: translated.title.clone(),
             command: translated.command.clone(),
-            paths: translated.paths.iter().map(|path| path.resolved.display().to_string()).collect(),
+            paths: translated
+                .paths
+                .iter()
+                .map(|path| path.resolved.display().to_string())
+                .collect(),
             decision: label.to_owned(),
             reason: reason.clone(),
         });
@@ -283,11 +296,13 @@ impl SessionActor {
         }
         // codex reports rate limits and server errors as answer text, with
         // no usage; a real answer always has usage.
-        if turn.usage.is_none() && stop_reason == StopReason::EndTurn
-            && let Some(failure) = crate::acp::failure_in_text(&turn.text) {
-                self.finish(turn, Err(("failed", failure.to_string())));
-                return;
-            }
+        if turn.usage.is_none()
+            && stop_reason == StopReason::EndTurn
+            && let Some(failure) = crate::acp::failure_in_text(&turn.text)
+        {
+            self.finish(turn, Err(("failed", failure.to_string())));
+            return;
+        }
         if turn.text.trim().is_empty() {
             let message = match stop_reason {
                 StopReason::Cancelled => "Codex stopped the turn without answering (stop reason: cancelled). Call again, or check `status` for codex-acp errors".to_owned(),
@@ -334,7 +349,13 @@ impl SessionActor {
                 (stop_reason, TurnOutcome::Failed(message))
             }
         };
-        tracing::info!(turn = turn.id, tool = turn.tool, stop_reason, elapsed_ms = elapsed.as_millis() as u64, "turn finished");
+        tracing::info!(
+            turn = turn.id,
+            tool = turn.tool,
+            stop_reason,
+            elapsed_ms = elapsed.as_millis() as u64,
+            "turn finished"
+        );
         if let Some(path) = &turn.settings.log_path {
             let mut record = std::mem::take(&mut turn.record);
             record.finished_at = SystemTime::now()
@@ -353,7 +374,12 @@ impl SessionActor {
                 .iter()
                 .map(|(id, info)| ToolCallEntry {
                     id: id.clone(),
-                    kind: info.kind.map(acp::action_kind).unwrap_or(guardian::ActionKind::Other).label().to_owned(),
+                    kind: info
+                        .kind
+                        .map(acp::action_kind)
+                        .unwrap_or(guardian::ActionKind::Other)
+                        .label()
+                        .to_owned(),
                     title: info.title.clone().unwrap_or_default(),
                     status: info.status.clone(),
                     locations: info.locations.iter().map(|path| path.display().to_string()).collect(),
@@ -385,7 +411,10 @@ impl SessionActor {
         let now = Instant::now();
         let Some(turn) = self.turn.as_ref() else {
             if self.agent.is_some() && !self.starting && now >= self.idle_since + self.context.agent_idle {
-                tracing::info!(idle_secs = self.context.agent_idle.as_secs(), "stopping an idle codex-acp");
+                tracing::info!(
+                    idle_secs = self.context.agent_idle.as_secs(),
+                    "stopping an idle codex-acp"
+                );
                 self.retire_agent("idle");
             }
             return;
@@ -396,7 +425,10 @@ impl SessionActor {
                 self.kill_agent("it did not stop within 1.5 s of a cancel");
             }
             Phase::Prompting if turn.pending.is_none() && now >= turn.last_activity + turn.settings.turn_timeout => {
-                tracing::warn!(timeout_ms = turn.settings.turn_timeout.as_millis() as u64, "turn idle timeout");
+                tracing::warn!(
+                    timeout_ms = turn.settings.turn_timeout.as_millis() as u64,
+                    "turn idle timeout"
+                );
                 self.begin_cancel(CancelReason::Idle);
             }
             _ => {}
@@ -418,18 +450,20 @@ impl SessionActor {
                 .respond(RequestPermissionResponse::new(RequestPermissionOutcome::Cancelled));
         }
         if reason == CancelReason::Idle
-            && let Some(waiter) = turn.waiter.take() {
-                let timeout = turn.settings.turn_timeout;
-                waiter.send(TurnOutcome::Failed(format!(
+            && let Some(waiter) = turn.waiter.take()
+        {
+            let timeout = turn.settings.turn_timeout;
+            waiter.send(TurnOutcome::Failed(format!(
                     "Codex showed no activity for {} s, so the turn was aborted (CODEX_FUSION_TURN_TIMEOUT_MS={}). Call again, or raise the limit",
                     timeout.as_secs(),
                     timeout.as_millis()
                 )));
-            }
+        }
         if let (Some(agent), Some(session_id)) = (self.agent.as_ref(), session_id)
-            && let Err(error) = agent.connection.send_notification(CancelNotification::new(session_id)) {
-                tracing::warn!(%error, "could not send session/cancel");
-            }
+            && let Err(error) = agent.connection.send_notification(CancelNotification::new(session_id))
+        {
+            tracing::warn!(%error, "could not send session/cancel");
+        }
     }
 
     /// Starts the next turn, the agent or the prompt, whichever is due.

@@ -10,14 +10,11 @@ use std::time::{Duration, Instant};
 
 use agent_client_protocol::schema::ProtocolVersion;
 use agent_client_protocol::v1::schema::{
-    AuthenticateRequest, ContentBlock, ContentChunk, Implementation, InitializeRequest,
-    NewSessionRequest, PromptRequest, RequestPermissionOutcome, RequestPermissionRequest,
-    RequestPermissionResponse, SessionConfigKind, SessionConfigOptionValue, SessionId,
-    SessionNotification, SessionUpdate, SetSessionConfigOptionRequest, StopReason,
+    AuthenticateRequest, ContentBlock, ContentChunk, Implementation, InitializeRequest, NewSessionRequest,
+    PromptRequest, RequestPermissionOutcome, RequestPermissionRequest, RequestPermissionResponse, SessionConfigKind,
+    SessionConfigOptionValue, SessionId, SessionNotification, SessionUpdate, SetSessionConfigOptionRequest, StopReason,
 };
-use agent_client_protocol::{
-    Agent, ByteStreams, Client, on_receive_notification, on_receive_request, v1,
-};
+use agent_client_protocol::{Agent, ByteStreams, Client, on_receive_notification, on_receive_request, v1};
 use anyhow::{Context as _, anyhow, bail};
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
@@ -68,8 +65,7 @@ impl Session {
     /// Sends `text` as one prompt and waits for its response.
     pub async fn prompt(&self, text: &str) -> anyhow::Result<Prompted> {
         *lock(&self.seen) = Seen::default();
-        let request =
-            PromptRequest::new(self.id.clone(), vec![ContentBlock::from(text.to_owned())]);
+        let request = PromptRequest::new(self.id.clone(), vec![ContentBlock::from(text.to_owned())]);
         let started = Instant::now();
         let response = self
             .cx
@@ -133,22 +129,18 @@ pub async fn with_session<T>(
         }
     };
     // Nothing the figures send asks permission; refuse anything that does.
-    let on_permission = async move |_request: RequestPermissionRequest,
-                                    responder: v1::Responder<RequestPermissionResponse>,
-                                    _cx| {
-        responder.respond(RequestPermissionResponse::new(
-            RequestPermissionOutcome::Cancelled,
-        ))
-    };
+    let on_permission =
+        async move |_request: RequestPermissionRequest, responder: v1::Responder<RequestPermissionResponse>, _cx| {
+            responder.respond(RequestPermissionResponse::new(RequestPermissionOutcome::Cancelled))
+        };
     let result = Client
         .v1()
         .name("codex-fusion-bench")
         .on_receive_notification(on_update, on_receive_notification!())
         .on_receive_request(on_permission, on_receive_request!())
-        .connect_with(
-            ByteStreams::new(stdin.compat_write(), stdout.compat()),
-            async |cx| Ok(open_and_run(cx, command, setup, seen, body).await),
-        )
+        .connect_with(ByteStreams::new(stdin.compat_write(), stdout.compat()), async |cx| {
+            Ok(open_and_run(cx, command, setup, seen, body).await)
+        })
         .await
         .map_err(|error| anyhow!("ACP connection: {error:?}"))
         .and_then(|result| result);
@@ -166,12 +158,9 @@ async fn open_and_run<T>(
     seen: Arc<Mutex<Seen>>,
     body: impl AsyncFnOnce(&Session) -> anyhow::Result<T>,
 ) -> anyhow::Result<T> {
-    let acp = |what: &'static str| {
-        move |error: agent_client_protocol::Error| anyhow!("{what}: {error:?}")
-    };
+    let acp = |what: &'static str| move |error: agent_client_protocol::Error| anyhow!("{what}: {error:?}");
     cx.send_request(
-        InitializeRequest::new(ProtocolVersion::V1)
-            .client_info(Implementation::new("codex-fusion-bench", "0")),
+        InitializeRequest::new(ProtocolVersion::V1).client_info(Implementation::new("codex-fusion-bench", "0")),
     )
     .block_task()
     .await
@@ -206,10 +195,7 @@ async fn open_and_run<T>(
             _ => None,
         });
     if mode.as_deref() != Some(setup.mode) {
-        bail!(
-            "the agent did not switch to mode {} (it reports {mode:?})",
-            setup.mode
-        );
+        bail!("the agent did not switch to mode {} (it reports {mode:?})", setup.mode);
     }
     let session = Session { cx, id, seen };
     body(&session).await

@@ -25,9 +25,7 @@ const ALLOWED_PER_MINUTE: Duration = Duration::from_millis(10);
 const SETTLE: Duration = Duration::from_secs(2);
 
 pub fn run(context: &mut Context, runtime: &tokio::runtime::Runtime) -> anyhow::Result<Vec<Row>> {
-    let window = context
-        .config
-        .pick(Duration::from_secs(60), Duration::from_secs(3));
+    let window = context.config.pick(Duration::from_secs(60), Duration::from_secs(3));
     let running = Running::start(bench_env(), runtime);
     let env = &running.env;
     let pid = running.pid();
@@ -65,20 +63,26 @@ pub fn run(context: &mut Context, runtime: &tokio::runtime::Runtime) -> anyhow::
     let allowed = ALLOWED_PER_MINUTE.mul_f64(window.as_secs_f64() / 60.0);
     let used = daemon.ticks.max(daemon.scheduled);
     Ok(vec![
-        Row::new(ROWS[0].0, format!("idle: daemon CPU over {} s with {SESSIONS} live sessions", window.as_secs()))
-            .measured(format!(
-                "{} (utime+stime), {} on CPU (schedstat), {} wakeups",
-                human(daemon.ticks),
-                human(daemon.scheduled),
-                daemon.switches
-            ))
-            .baseline(format!(
-                "{SESSIONS} shims: {} on CPU, {} wakeups; {agent_count} fake agents: {} on CPU, {} wakeups",
-                human(shims.scheduled),
-                shims.switches,
-                human(agents.scheduled),
-                agents.switches
-            ))
-            .budget("≈ 0: ≤ 10 ms per idle minute", used <= allowed),
+        Row::new(
+            ROWS[0].0,
+            format!(
+                "idle: daemon CPU over {} s with {SESSIONS} live sessions",
+                window.as_secs()
+            ),
+        )
+        .measured(format!(
+            "{} (utime+stime), {} on CPU (schedstat), {} wakeups",
+            human(daemon.ticks),
+            human(daemon.scheduled),
+            daemon.switches
+        ))
+        .baseline(format!(
+            "{SESSIONS} shims: {} on CPU, {} wakeups; {agent_count} fake agents: {} on CPU, {} wakeups",
+            human(shims.scheduled),
+            shims.switches,
+            human(agents.scheduled),
+            agents.switches
+        ))
+        .budget("≈ 0: ≤ 10 ms per idle minute", used <= allowed),
     ])
 }

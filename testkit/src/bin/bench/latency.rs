@@ -70,18 +70,12 @@ pub fn run(context: &mut Context, runtime: &tokio::runtime::Runtime) -> anyhow::
 }
 
 /// `count` timed `tools/list` requests, one at a time.
-fn round_trips<R: Read, W: Write>(
-    lines: &mut Lines<R, W>,
-    count: usize,
-    samples: &mut Samples,
-) -> anyhow::Result<()> {
+fn round_trips<R: Read, W: Write>(lines: &mut Lines<R, W>, count: usize, samples: &mut Samples) -> anyhow::Result<()> {
     for _ in 0..count {
         let id = lines.id();
         let request = format!("{{\"jsonrpc\":\"2.0\",\"id\":{id},\"method\":\"tools/list\"}}\n");
         let started = Instant::now();
-        lines
-            .send(request.as_bytes())
-            .context("sending tools/list")?;
+        lines.send(request.as_bytes()).context("sending tools/list")?;
         let line = lines.read_line().context("reading tools/list")?;
         let took = started.elapsed();
         // Checked after the clock stopped; the prefix is how rmcp writes it.

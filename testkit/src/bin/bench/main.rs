@@ -157,9 +157,7 @@ fn main() -> std::process::ExitCode {
                 match parsed {
                     Ok(figures) => only = Some(figures),
                     Err(_) => {
-                        eprintln!(
-                            "bench: --only expects figure numbers like `1,2,7`, got `{list}`"
-                        );
+                        eprintln!("bench: --only expects figure numbers like `1,2,7`, got `{list}`");
                         return std::process::ExitCode::from(2);
                     }
                 }
@@ -209,9 +207,7 @@ fn main() -> std::process::ExitCode {
         let before = procfs::load()[0];
         let cpu_before = procfs::MachineCpu::now();
         eprintln!("bench: figure {number} (load {before:.2})");
-        let limit = context
-            .config
-            .pick(Duration::from_secs(900), Duration::from_secs(120));
+        let limit = context.config.pick(Duration::from_secs(900), Duration::from_secs(120));
         let guard = watchdog::arm(&format!("figure {number}"), limit);
         let figure_started = Instant::now();
         let result = figure(&mut context, &runtime);
@@ -271,22 +267,16 @@ fn main() -> std::process::ExitCode {
 
 /// The binaries the figures run, next to this executable.
 fn check_binaries() -> Result<(), String> {
-    let exe =
-        std::env::current_exe().map_err(|error| format!("cannot find my own path: {error}"))?;
+    let exe = std::env::current_exe().map_err(|error| format!("cannot find my own path: {error}"))?;
     let mut dir: PathBuf = exe.parent().map(PathBuf::from).unwrap_or_default();
     if dir.ends_with("deps") {
         dir.pop();
     }
     let release = dir.ends_with("release");
-    let missing: Vec<&str> = [
-        "codex-fusiond",
-        "codex-fusion-mcp",
-        "fake-codex-acp",
-        "model-mock",
-    ]
-    .into_iter()
-    .filter(|name| !dir.join(name).is_file())
-    .collect();
+    let missing: Vec<&str> = ["codex-fusiond", "codex-fusion-mcp", "fake-codex-acp", "model-mock"]
+        .into_iter()
+        .filter(|name| !dir.join(name).is_file())
+        .collect();
     if missing.is_empty() {
         return Ok(());
     }

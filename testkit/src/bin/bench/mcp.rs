@@ -79,8 +79,7 @@ impl<R: Read, W: Write> Lines<R, W> {
     /// `initialize` (id 0) and `notifications/initialized`.
     pub fn initialize(&mut self) -> anyhow::Result<()> {
         self.send(INITIALIZE).context("sending initialize")?;
-        self.wait_response(0)
-            .context("waiting for the initialize response")?;
+        self.wait_response(0).context("waiting for the initialize response")?;
         self.send(INITIALIZED).context("sending initialized")?;
         Ok(())
     }
@@ -92,8 +91,8 @@ impl<R: Read, W: Write> Lines<R, W> {
             if line.starts_with(PROGRESS_PREFIX) {
                 continue;
             }
-            let value: Value = serde_json::from_slice(line)
-                .with_context(|| format!("not JSON: {}", String::from_utf8_lossy(line)))?;
+            let value: Value =
+                serde_json::from_slice(line).with_context(|| format!("not JSON: {}", String::from_utf8_lossy(line)))?;
             if value.get("method").is_none() && value.get("id") == Some(&Value::from(id)) {
                 return Ok(value);
             }
@@ -122,8 +121,8 @@ impl<R: Read, W: Write> Lines<R, W> {
                 continue;
             }
             let answered = Instant::now();
-            let value: Value = serde_json::from_slice(line)
-                .with_context(|| format!("not JSON: {}", String::from_utf8_lossy(line)))?;
+            let value: Value =
+                serde_json::from_slice(line).with_context(|| format!("not JSON: {}", String::from_utf8_lossy(line)))?;
             if value.get("method").is_some() || value.get("id") != Some(&Value::from(id)) {
                 continue;
             }
@@ -244,10 +243,7 @@ pub fn forwarded_env(env: &TestEnv) -> BTreeMap<String, String> {
     ] {
         vars.insert(name.to_owned(), value.display().to_string());
     }
-    vars.insert(
-        "CODEX_FUSION_DAEMON_LOG".to_owned(),
-        "debug,rmcp=info".to_owned(),
-    );
+    vars.insert("CODEX_FUSION_DAEMON_LOG".to_owned(), "debug,rmcp=info".to_owned());
     vars.extend(env.env.clone());
     vars.into_iter()
         .filter(|(name, _)| codex_fusion_protocol::is_forwarded(name))
@@ -256,19 +252,14 @@ pub fn forwarded_env(env: &TestEnv) -> BTreeMap<String, String> {
 
 /// An MCP connection straight to the daemon's socket: the same hello a
 /// shim sends, then JSON-RPC lines with no process in between.
-pub fn connect_direct(
-    env: &TestEnv,
-    workspace: &Path,
-) -> anyhow::Result<Lines<UnixStream, UnixStream>> {
-    let stream = UnixStream::connect(&env.socket)
-        .with_context(|| format!("connecting to {}", env.socket.display()))?;
+pub fn connect_direct(env: &TestEnv, workspace: &Path) -> anyhow::Result<Lines<UnixStream, UnixStream>> {
+    let stream = UnixStream::connect(&env.socket).with_context(|| format!("connecting to {}", env.socket.display()))?;
     let hello = Hello::new(Role::Shim, Channel::Mcp)
         .with_workspace(workspace.to_path_buf())
         .with_env(forwarded_env(env));
     let mut lines = Lines::new(stream.try_clone()?, stream);
     lines.send(&frame::encode(&hello))?;
-    let reply: HelloReply =
-        frame::decode(lines.read_line()?).map_err(|error| anyhow!("hello reply: {error}"))?;
+    let reply: HelloReply = frame::decode(lines.read_line()?).map_err(|error| anyhow!("hello reply: {error}"))?;
     match reply {
         HelloReply::Accepted { .. } => Ok(lines),
         HelloReply::Refused { error, .. } => bail!("the daemon refused the hello: {error}"),

@@ -120,9 +120,7 @@ fn fake_comparison(
     let answer = shim.lines().consult(QUESTION)?;
     expect_count(&answer, "prompts_seen=", 1)?;
     let prompt = last_fake_prompt(&env.agent_state)?;
-    let state = tempfile::Builder::new()
-        .prefix("cf-bench-fake-")
-        .tempdir()?;
+    let state = tempfile::Builder::new().prefix("cf-bench-fake-").tempdir()?;
     let agent = AgentCommand {
         program: codex_fusion_testkit::binary("fake-codex-acp"),
         args: vec!["--state-dir".into(), state.path().display().to_string()],
@@ -182,16 +180,10 @@ fn compare(
             // the other's turn.
             let (daemon_took, direct_took) = if index % 2 == 0 {
                 let daemon_took = daemon_consult_async(&shim, counter, turns).await?;
-                (
-                    daemon_took,
-                    direct_prompt(session, prompt, counter, turns).await?,
-                )
+                (daemon_took, direct_prompt(session, prompt, counter, turns).await?)
             } else {
                 let direct_took = direct_prompt(session, prompt, counter, turns).await?;
-                (
-                    daemon_consult_async(&shim, counter, turns).await?,
-                    direct_took,
-                )
+                (daemon_consult_async(&shim, counter, turns).await?, direct_took)
             };
             comparison.via_daemon.push(daemon_took);
             comparison.direct.push(direct_took);
@@ -211,11 +203,7 @@ fn compare(
 }
 
 /// One timed consult through the shim, checking the session's turn count.
-fn daemon_consult(
-    shim: Arc<Mutex<ShimProcess>>,
-    counter: &str,
-    turns: usize,
-) -> anyhow::Result<Duration> {
+fn daemon_consult(shim: Arc<Mutex<ShimProcess>>, counter: &str, turns: usize) -> anyhow::Result<Duration> {
     let mut shim = shim.lock().unwrap_or_else(|poison| poison.into_inner());
     let called = Instant::now();
     let text = shim.lines().consult(QUESTION)?;
@@ -234,12 +222,7 @@ async fn daemon_consult_async(
     tokio::task::spawn_blocking(move || daemon_consult(shim, counter, turns)).await?
 }
 
-async fn direct_prompt(
-    session: &Session,
-    prompt: &str,
-    counter: &str,
-    turns: usize,
-) -> anyhow::Result<Duration> {
+async fn direct_prompt(session: &Session, prompt: &str, counter: &str, turns: usize) -> anyhow::Result<Duration> {
     let prompted = session.prompt(prompt).await?;
     expect_count(&prompted.text, counter, turns)?;
     Ok(prompted.took)

@@ -10,9 +10,7 @@ const USER_HZ: u64 = 100;
 /// The 1-, 5- and 15-minute load averages.
 pub fn load() -> [f64; 3] {
     let text = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    let mut fields = text
-        .split_whitespace()
-        .map(|field| field.parse().unwrap_or(f64::NAN));
+    let mut fields = text.split_whitespace().map(|field| field.parse().unwrap_or(f64::NAN));
     [
         fields.next().unwrap_or(f64::NAN),
         fields.next().unwrap_or(f64::NAN),
@@ -132,14 +130,7 @@ pub fn children_of(parent: u32) -> Vec<u32> {
         .filter(|pid| {
             std::fs::read_to_string(format!("/proc/{pid}/stat"))
                 .ok()
-                .and_then(|stat| {
-                    stat.rsplit_once(')')?
-                        .1
-                        .split_whitespace()
-                        .nth(1)?
-                        .parse::<u32>()
-                        .ok()
-                })
+                .and_then(|stat| stat.rsplit_once(')')?.1.split_whitespace().nth(1)?.parse::<u32>().ok())
                 == Some(parent)
         })
         .collect()

@@ -32,10 +32,7 @@ pub const QUESTION: &str = "Is a per-workspace daemon a good idea?";
 /// available (daemon `confine::PROFILE_MODE`).
 pub const PROFILE_MODE: &str = "permission-profile:codex-fusion";
 
-pub fn run_restart(
-    context: &mut Context,
-    runtime: &tokio::runtime::Runtime,
-) -> anyhow::Result<Vec<Row>> {
+pub fn run_restart(context: &mut Context, runtime: &tokio::runtime::Runtime) -> anyhow::Result<Vec<Row>> {
     let colds = context.config.pick(5, 1);
     let restarts = context.config.pick(20, 2);
     let warmups = context.config.pick(2, 1);
@@ -62,14 +59,10 @@ pub fn run_restart(
         let prompt = last_prompt(runtime, &real)?;
         let agent = direct_agent(&real)?;
         let started = Instant::now();
-        runtime.block_on(acp_direct::with_session(
-            &agent,
-            &direct_setup(),
-            async |session| {
-                let prompted = session.prompt(&prompt).await?;
-                expect_messages(&prompted.text, 1)
-            },
-        ))?;
+        runtime.block_on(acp_direct::with_session(&agent, &direct_setup(), async |session| {
+            let prompted = session.prompt(&prompt).await?;
+            expect_messages(&prompted.text, 1)
+        }))?;
         cold_direct.push(started.elapsed());
         // What the daemon's first start adds before it spawns codex-acp.
         let started = Instant::now();
@@ -208,10 +201,7 @@ pub fn direct_agent(real: &RealEnv) -> anyhow::Result<AgentCommand> {
             ("OPENAI_API_KEY".into(), TEST_API_KEY.into()),
             ("CODEX_API_KEY".into(), String::new()),
             ("INITIAL_AGENT_MODE".into(), PROFILE_MODE.into()),
-            (
-                "CODEX_PATH".into(),
-                wrapper(&real.env.state_dir)?.display().to_string(),
-            ),
+            ("CODEX_PATH".into(), wrapper(&real.env.state_dir)?.display().to_string()),
         ],
         cwd: real.env.workspace.clone(),
     })

@@ -21,14 +21,8 @@ use crate::stats::{Samples, human};
 use crate::{Context, Running, bench_env};
 
 pub const ROWS: &[(&str, &str)] = &[
-    (
-        "4a",
-        "scale: daemon RSS with every workspace live (children excluded)",
-    ),
-    (
-        "4b",
-        "scale: per-turn latency, agent thinks 100 ms (fake:silent:100)",
-    ),
+    ("4a", "scale: daemon RSS with every workspace live (children excluded)"),
+    ("4b", "scale: per-turn latency, agent thinks 100 ms (fake:silent:100)"),
     ("4c", "scale: per-turn latency, instant agent (CPU-bound)"),
 ];
 
@@ -49,8 +43,7 @@ pub fn run(context: &mut Context, runtime: &tokio::runtime::Runtime) -> anyhow::
         .collect();
     let start_shim = |dir: &str| -> anyhow::Result<ShimProcess> {
         let mut shim = ShimProcess::initialized(env, &[("CODEX_FUSION_WORKSPACE", dir)])?;
-        shim.lines()
-            .consult("warm up: start this workspace's agent")?;
+        shim.lines().consult("warm up: start this workspace's agent")?;
         Ok(shim)
     };
 
@@ -142,9 +135,7 @@ pub fn run(context: &mut Context, runtime: &tokio::runtime::Runtime) -> anyhow::
         .budget("≤ 2× of 1 workspace", think_ratio <= 2.0),
         Row::new(
             ROWS[2].0,
-            format!(
-                "scale: per-turn latency, {workspaces} at once vs 1, instant agent (CPU-bound)"
-            ),
+            format!("scale: per-turn latency, {workspaces} at once vs 1, instant agent (CPU-bound)"),
         )
         .measured(format!(
             "{workspaces} at once: median {} (p90 {}, max {}, n={}); {instant_ratio:.2}× of 1",

@@ -31,12 +31,8 @@ pub fn run(context: &mut Context, runtime: &tokio::runtime::Runtime) -> anyhow::
     for _ in 0..starts {
         let started = Instant::now();
         let mut shim = ShimProcess::spawn(env, &[])?;
-        shim.lines()
-            .send(INITIALIZE)
-            .context("sending initialize")?;
-        shim.lines()
-            .wait_response(0)
-            .context("initialize response")?;
+        shim.lines().send(INITIALIZE).context("sending initialize")?;
+        shim.lines().wait_response(0).context("initialize response")?;
         shim_starts.push(started.elapsed());
         context.note_shim_peak(&format!("{FIGURE_2}, after initialize"), shim.pid());
         shim.close()?;
@@ -52,10 +48,7 @@ pub fn run(context: &mut Context, runtime: &tokio::runtime::Runtime) -> anyhow::
     Ok(vec![
         Row::new(ROWS[0].0, ROWS[0].1)
             .measured(shim_starts.range_summary())
-            .baseline(format!(
-                "spawn + exit of /bin/true: {}",
-                process_starts.range_summary()
-            ))
+            .baseline(format!("spawn + exit of /bin/true: {}", process_starts.range_summary()))
             .budget(
                 "< 10 ms median",
                 shim_starts.median() < std::time::Duration::from_millis(10),

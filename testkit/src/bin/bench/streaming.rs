@@ -17,10 +17,7 @@ use crate::report::Row;
 use crate::stats::{human, max_f64, median_f64, min_f64};
 use crate::{Context, Running, bench_env};
 
-pub const ROWS: &[(&str, &str)] = &[(
-    "3",
-    "streaming: progress notifications/s reaching the MCP client",
-)];
+pub const ROWS: &[(&str, &str)] = &[("3", "streaming: progress notifications/s reaching the MCP client")];
 
 pub fn run(context: &mut Context, runtime: &tokio::runtime::Runtime) -> anyhow::Result<Vec<Row>> {
     let updates: u64 = context.config.pick(200_000, 5_000);
@@ -34,9 +31,7 @@ pub fn run(context: &mut Context, runtime: &tokio::runtime::Runtime) -> anyhow::
     let daemon = running.pid();
     let mut shim = ShimProcess::initialized(env, &[])?;
     shim.lines().consult("warm up: start the agent")?;
-    let agent_pid = *children_of(daemon)
-        .first()
-        .context("the daemon's agent child")?;
+    let agent_pid = *children_of(daemon).first().context("the daemon's agent child")?;
     let question = format!("fake:flood:{updates}");
     let mut through_shim = Floods::default();
     for _ in 0..runs {
@@ -55,9 +50,7 @@ pub fn run(context: &mut Context, runtime: &tokio::runtime::Runtime) -> anyhow::
     drop(running);
 
     // The same flood, read straight from the fake agent.
-    let state = tempfile::Builder::new()
-        .prefix("cf-bench-fake-")
-        .tempdir()?;
+    let state = tempfile::Builder::new().prefix("cf-bench-fake-").tempdir()?;
     let agent = AgentCommand {
         program: codex_fusion_testkit::binary("fake-codex-acp"),
         args: vec!["--state-dir".into(), state.path().display().to_string()],
@@ -68,30 +61,26 @@ pub fn run(context: &mut Context, runtime: &tokio::runtime::Runtime) -> anyhow::
         authenticate: false,
         mode: "read-only",
     };
-    let (agent_rates, agent_turns) =
-        runtime.block_on(acp_direct::with_session(&agent, &setup, async |session| {
-            session.prompt("warm up").await?;
-            let mut rates = Vec::new();
-            let mut turns = Vec::new();
-            for _ in 0..runs {
-                let prompted = session.prompt(&question).await?;
-                let (Some(first), Some(last)) = (prompted.first_update, prompted.last_update)
-                else {
-                    bail!("the fake sent no updates");
-                };
-                rates.push(rate(prompted.updates, last - first));
-                turns.push(prompted.took.as_secs_f64());
-            }
-            Ok((rates, turns))
-        }))?;
+    let (agent_rates, agent_turns) = runtime.block_on(acp_direct::with_session(&agent, &setup, async |session| {
+        session.prompt("warm up").await?;
+        let mut rates = Vec::new();
+        let mut turns = Vec::new();
+        for _ in 0..runs {
+            let prompted = session.prompt(&question).await?;
+            let (Some(first), Some(last)) = (prompted.first_update, prompted.last_update) else {
+                bail!("the fake sent no updates");
+            };
+            rates.push(rate(prompted.updates, last - first));
+            turns.push(prompted.took.as_secs_f64());
+        }
+        Ok((rates, turns))
+    }))?;
 
     let delivered = median_f64(&through_shim.rates);
-    let per_update = |cpu: Duration, floods: &Floods| {
-        cpu.as_secs_f64() * 1e6 / (updates as f64 * floods.rates.len() as f64)
-    };
-    let per_delivered = |cpu: Duration, floods: &Floods| {
-        cpu.as_secs_f64() * 1e6 / floods.counts.iter().sum::<f64>().max(1.0)
-    };
+    let per_update =
+        |cpu: Duration, floods: &Floods| cpu.as_secs_f64() * 1e6 / (updates as f64 * floods.rates.len() as f64);
+    let per_delivered =
+        |cpu: Duration, floods: &Floods| cpu.as_secs_f64() * 1e6 / floods.counts.iter().sum::<f64>().max(1.0);
     Ok(vec![
         Row::new(ROWS[0].0, ROWS[0].1)
             .measured(format!(
@@ -146,9 +135,7 @@ impl Floods {
         let outcome = lines.call("consult", json!({ "question": question }))?;
         self.daemon_cpu += cpu(daemon)?.since(&daemon_before).ticks;
         self.agent_cpu += cpu(agent)?.since(&agent_before).ticks;
-        if outcome.is_error
-            || !outcome.text.contains("VERDICT")
-            || outcome.text.matches('x').count() < updates as usize
+        if outcome.is_error || !outcome.text.contains("VERDICT") || outcome.text.matches('x').count() < updates as usize
         {
             bail!(
                 "the flooded turn's result is incomplete: {} chars, error {}",

@@ -52,10 +52,7 @@ pub fn arm(what: &str, limit: Duration) -> Guard {
 }
 
 fn stop_all() {
-    let sockets = SOCKETS
-        .lock()
-        .unwrap_or_else(|poison| poison.into_inner())
-        .clone();
+    let sockets = SOCKETS.lock().unwrap_or_else(|poison| poison.into_inner()).clone();
     for socket in sockets {
         let mut lock = socket.into_os_string();
         lock.push(".lock");

@@ -7,11 +7,10 @@ use std::sync::atomic::Ordering;
 
 use agent_client_protocol::schema::ProtocolVersion;
 use agent_client_protocol::v1::schema::{
-    AgentCapabilities, AuthMethod, AuthMethodAgent, AuthenticateRequest, AuthenticateResponse,
-    CancelNotification, ContentBlock, ContentChunk, Implementation, InitializeRequest,
-    InitializeResponse, LoadSessionRequest, LoadSessionResponse, NewSessionRequest,
-    NewSessionResponse, PromptRequest, PromptResponse, ResumeSessionRequest, ResumeSessionResponse,
-    SessionConfigOptionValue, SessionNotification, SessionUpdate, SetSessionConfigOptionRequest,
+    AgentCapabilities, AuthMethod, AuthMethodAgent, AuthenticateRequest, AuthenticateResponse, CancelNotification,
+    ContentBlock, ContentChunk, Implementation, InitializeRequest, InitializeResponse, LoadSessionRequest,
+    LoadSessionResponse, NewSessionRequest, NewSessionResponse, PromptRequest, PromptResponse, ResumeSessionRequest,
+    ResumeSessionResponse, SessionConfigOptionValue, SessionNotification, SessionUpdate, SetSessionConfigOptionRequest,
     SetSessionConfigOptionResponse, SetSessionModeRequest, SetSessionModeResponse,
 };
 use agent_client_protocol::{Client, Error, ErrorCode, v1};
@@ -47,10 +46,7 @@ pub fn initialize(
         InitializeResponse::new(ProtocolVersion::V1)
             .agent_capabilities(AgentCapabilities::new().load_session(!shared.args.no_load))
             .auth_methods(auth_methods)
-            .agent_info(Implementation::new(
-                "fake-codex-acp",
-                env!("CARGO_PKG_VERSION"),
-            )),
+            .agent_info(Implementation::new("fake-codex-acp", env!("CARGO_PKG_VERSION"))),
     )
 }
 
@@ -60,11 +56,7 @@ pub fn authenticate(
     responder: v1::Responder<AuthenticateResponse>,
 ) -> Result<(), Error> {
     match &*request.method_id.0 {
-        "api-key"
-            if API_KEY_VARS
-                .iter()
-                .any(|name| std::env::var_os(name).is_some()) =>
-        {
+        "api-key" if API_KEY_VARS.iter().any(|name| std::env::var_os(name).is_some()) => {
             shared.authenticated.store(true, Ordering::SeqCst);
             responder.respond(AuthenticateResponse::new())
         }
@@ -90,10 +82,7 @@ pub fn new_session(
     if !request.cwd.is_absolute() {
         return responder.respond_with_error(Error::new(
             ErrorCode::INVALID_PARAMS,
-            format!(
-                "cwd must be an absolute path, got `{}`",
-                request.cwd.display()
-            ),
+            format!("cwd must be an absolute path, got `{}`", request.cwd.display()),
         ));
     }
     let data = SessionData::new(request.cwd);
@@ -170,8 +159,7 @@ pub fn set_config_option(
         "mode" => &MODES,
         "model" => &MODELS,
         other => {
-            return responder
-                .respond_with_error(invalid_params(format!("unknown config option `{other}`")));
+            return responder.respond_with_error(invalid_params(format!("unknown config option `{other}`")));
         }
     };
     let Some(value) = known_value(values, &value) else {
@@ -190,9 +178,7 @@ pub fn set_config_option(
         data.clone()
     };
     shared.store.save_or_warn(&snapshot);
-    responder.respond(SetSessionConfigOptionResponse::new(
-        snapshot.config_options(),
-    ))
+    responder.respond(SetSessionConfigOptionResponse::new(snapshot.config_options()))
 }
 
 /// The older `session/set_mode`, kept in step with the `mode` option.
@@ -205,10 +191,7 @@ pub fn set_mode(
         return responder.respond_with_error(session_not_found(&request.session_id.0));
     };
     let Some(mode) = known_value(&MODES, &request.mode_id.0) else {
-        return responder.respond_with_error(invalid_params(format!(
-            "unknown mode `{}`",
-            request.mode_id.0
-        )));
+        return responder.respond_with_error(invalid_params(format!("unknown mode `{}`", request.mode_id.0)));
     };
     let snapshot = {
         let mut data = lock(&session.data);
@@ -251,11 +234,7 @@ pub fn cancel(shared: &Shared, notification: &CancelNotification) {
 
 /// Finds a session for load/resume, in memory or in the state directory,
 /// and makes it live again with codex's reset mode.
-fn restore(
-    shared: &Shared,
-    session_id: &str,
-    cwd: std::path::PathBuf,
-) -> Result<SessionData, Error> {
+fn restore(shared: &Shared, session_id: &str, cwd: std::path::PathBuf) -> Result<SessionData, Error> {
     if shared.args.no_load {
         return Err(Error::method_not_found().data("session loading is disabled (--no-load)"));
     }

@@ -17,9 +17,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use agent_client_protocol::v1::schema::{
-    AuthenticateRequest, CancelNotification, InitializeRequest, LoadSessionRequest,
-    NewSessionRequest, PromptRequest, ResumeSessionRequest, SetSessionConfigOptionRequest,
-    SetSessionModeRequest,
+    AuthenticateRequest, CancelNotification, InitializeRequest, LoadSessionRequest, NewSessionRequest, PromptRequest,
+    ResumeSessionRequest, SetSessionConfigOptionRequest, SetSessionModeRequest,
 };
 use agent_client_protocol::{Agent, on_receive_notification, on_receive_request};
 
@@ -40,10 +39,7 @@ fn main() -> ExitCode {
         }
     };
     eprintln!("fake-codex-acp started pid={}", std::process::id());
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("fake-codex-acp: starting the tokio runtime failed: {error}");
@@ -62,10 +58,7 @@ async fn run(args: Args) -> i32 {
         Some(path) => match MessageLog::open(path) {
             Ok(log) => Some(Arc::new(log)),
             Err(error) => {
-                eprintln!(
-                    "fake-codex-acp: opening the log {} failed: {error}",
-                    path.display()
-                );
+                eprintln!("fake-codex-acp: opening the log {} failed: {error}", path.display());
                 return 1;
             }
         },
@@ -99,33 +92,23 @@ async fn serve(
     // `handlers.rs`, so this function is only the routing table.
     let on_initialize = {
         let shared = shared.clone();
-        async move |request: InitializeRequest, responder, _cx| {
-            handlers::initialize(&shared, request, responder)
-        }
+        async move |request: InitializeRequest, responder, _cx| handlers::initialize(&shared, request, responder)
     };
     let on_authenticate = {
         let shared = shared.clone();
-        async move |request: AuthenticateRequest, responder, _cx| {
-            handlers::authenticate(&shared, request, responder)
-        }
+        async move |request: AuthenticateRequest, responder, _cx| handlers::authenticate(&shared, request, responder)
     };
     let on_new_session = {
         let shared = shared.clone();
-        async move |request: NewSessionRequest, responder, _cx| {
-            handlers::new_session(&shared, request, responder)
-        }
+        async move |request: NewSessionRequest, responder, _cx| handlers::new_session(&shared, request, responder)
     };
     let on_load_session = {
         let shared = shared.clone();
-        async move |request: LoadSessionRequest, responder, cx| {
-            handlers::load_session(&shared, request, responder, &cx)
-        }
+        async move |request: LoadSessionRequest, responder, cx| handlers::load_session(&shared, request, responder, &cx)
     };
     let on_resume_session = {
         let shared = shared.clone();
-        async move |request: ResumeSessionRequest, responder, _cx| {
-            handlers::resume_session(&shared, request, responder)
-        }
+        async move |request: ResumeSessionRequest, responder, _cx| handlers::resume_session(&shared, request, responder)
     };
     let on_set_config_option = {
         let shared = shared.clone();
@@ -135,15 +118,11 @@ async fn serve(
     };
     let on_set_mode = {
         let shared = shared.clone();
-        async move |request: SetSessionModeRequest, responder, _cx| {
-            handlers::set_mode(&shared, request, responder)
-        }
+        async move |request: SetSessionModeRequest, responder, _cx| handlers::set_mode(&shared, request, responder)
     };
     let on_prompt = {
         let shared = shared.clone();
-        async move |request: PromptRequest, responder, cx| {
-            handlers::prompt(&shared, request, responder, &cx)
-        }
+        async move |request: PromptRequest, responder, cx| handlers::prompt(&shared, request, responder, &cx)
     };
     let on_cancel = {
         let shared = shared.clone();

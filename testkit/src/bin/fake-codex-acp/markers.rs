@@ -50,8 +50,7 @@ pub enum AskKind {
 const PREFIX: &str = "fake:";
 const STDERR: &str = "stderr:";
 /// Trailing characters that end a sentence or a quotation rather than a marker.
-const TRAILING_PUNCTUATION: &[char] =
-    &['.', ',', ';', ':', '!', '?', ')', ']', '}', '"', '\'', '`'];
+const TRAILING_PUNCTUATION: &[char] = &['.', ',', ';', ':', '!', '?', ')', ']', '}', '"', '\'', '`'];
 
 pub fn parse(text: &str) -> Script {
     let mut script = Script::default();

@@ -8,9 +8,8 @@
 use std::path::{Path, PathBuf};
 
 use agent_client_protocol::v1::schema::{
-    PermissionOption, PermissionOptionKind, RequestPermissionOutcome, RequestPermissionRequest,
-    SessionUpdate, ToolCall, ToolCallId, ToolCallLocation, ToolCallStatus, ToolCallUpdate,
-    ToolCallUpdateFields, ToolKind,
+    PermissionOption, PermissionOptionKind, RequestPermissionOutcome, RequestPermissionRequest, SessionUpdate,
+    ToolCall, ToolCallId, ToolCallLocation, ToolCallStatus, ToolCallUpdate, ToolCallUpdateFields, ToolKind,
 };
 use agent_client_protocol::{is_connection_terminated, is_incoming_transport_closed};
 use serde_json::{Value, json};
@@ -55,29 +54,19 @@ enum Answer {
 
 impl Turn {
     /// Runs one permission ask; `Err(Stop::Cancelled)` ends the turn.
-    pub(crate) async fn permission(
-        &mut self,
-        index: usize,
-        ask: &PermissionAsk,
-    ) -> Result<(), Stop> {
+    pub(crate) async fn permission(&mut self, index: usize, ask: &PermissionAsk) -> Result<(), Stop> {
         let data = self.session.snapshot();
         let id = ToolCallId::new(format!("fake-call-{}-{}", self.number, index + 1));
         let action = describe(id, ask, &data.cwd);
         if data.mode != READ_ONLY_MODE {
             // codex's own auto-review lets it act without asking.
-            self.update(SessionUpdate::ToolCall(tool_call(
-                &action,
-                ToolCallStatus::InProgress,
-            )))?;
+            self.update(SessionUpdate::ToolCall(tool_call(&action, ToolCallStatus::InProgress)))?;
             let note = perform(&action.target);
             self.notes.push(format!("auto-approved: {}", action.title));
             self.notes.push(note);
             return self.set_status(&action, ToolCallStatus::Completed);
         }
-        self.update(SessionUpdate::ToolCall(tool_call(
-            &action,
-            ToolCallStatus::Pending,
-        )))?;
+        self.update(SessionUpdate::ToolCall(tool_call(&action, ToolCallStatus::Pending)))?;
         match self.ask(&action).await {
             Answer::Allowed => {
                 let note = perform(&action.target);
@@ -127,15 +116,11 @@ impl Turn {
                 }
                 _ => Answer::Refused,
             },
-            Err(error)
-                if is_incoming_transport_closed(&error) || is_connection_terminated(&error) =>
-            {
+            Err(error) if is_incoming_transport_closed(&error) || is_connection_terminated(&error) => {
                 Answer::Disconnected
             }
             Err(error) => {
-                eprintln!(
-                    "fake-codex-acp: permission request failed, taking it as a refusal: {error:?}"
-                );
+                eprintln!("fake-codex-acp: permission request failed, taking it as a refusal: {error:?}");
                 Answer::Refused
             }
         }
@@ -236,16 +221,10 @@ fn describe(id: ToolCallId, ask: &PermissionAsk, cwd: &Path) -> Action {
 /// Does the approved action and says what happened, for the answer.
 fn perform(target: &Target) -> String {
     match target {
-        Target::Touch { path, name } => {
-            match std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)
-            {
-                Ok(_) => format!("ran touch {name}"),
-                Err(error) => format!("touch {name} failed: {error}"),
-            }
-        }
+        Target::Touch { path, name } => match std::fs::OpenOptions::new().create(true).append(true).open(path) {
+            Ok(_) => format!("ran touch {name}"),
+            Err(error) => format!("touch {name} failed: {error}"),
+        },
         Target::Edit(path) => match std::fs::write(path, "edited by fake\n") {
             Ok(()) => format!("edited {}", path.display()),
             Err(error) => format!("editing {} failed: {error}", path.display()),

@@ -11,8 +11,8 @@ use std::sync::{Arc, Mutex};
 
 use agent_client_protocol::v1;
 use agent_client_protocol::v1::schema::{
-    InitializeResponse, SessionConfigOption, SessionConfigOptionCategory,
-    SessionConfigSelectOption, SessionMode, SessionModeState,
+    InitializeResponse, SessionConfigOption, SessionConfigOptionCategory, SessionConfigSelectOption, SessionMode,
+    SessionModeState,
 };
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
@@ -150,13 +150,8 @@ impl SessionData {
     /// The full `configOptions` list codex-style clients expect.
     pub fn config_options(&self) -> Vec<SessionConfigOption> {
         vec![
-            SessionConfigOption::select(
-                "mode",
-                "Approval Preset",
-                self.mode.clone(),
-                select(&MODES),
-            )
-            .category(SessionConfigOptionCategory::Mode),
+            SessionConfigOption::select("mode", "Approval Preset", self.mode.clone(), select(&MODES))
+                .category(SessionConfigOptionCategory::Mode),
             SessionConfigOption::select("model", "Model", self.model.clone(), select(&MODELS))
                 .category(SessionConfigOptionCategory::Model),
         ]
@@ -164,10 +159,7 @@ impl SessionData {
 
     /// The legacy `modes` field, kept in step with the `mode` option.
     pub fn mode_state(&self) -> SessionModeState {
-        let modes = MODES
-            .iter()
-            .map(|(id, name)| SessionMode::new(*id, *name))
-            .collect();
+        let modes = MODES.iter().map(|(id, name)| SessionMode::new(*id, *name)).collect();
         SessionModeState::new(self.mode.clone(), modes)
     }
 }
@@ -207,12 +199,9 @@ pub struct Store {
 
 impl Store {
     pub fn save(&self, data: &SessionData) -> std::io::Result<()> {
-        let path = self.path(&data.session_id).ok_or_else(|| {
-            std::io::Error::new(
-                std::io::ErrorKind::InvalidInput,
-                "session id is not a file name",
-            )
-        })?;
+        let path = self
+            .path(&data.session_id)
+            .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "session id is not a file name"))?;
         std::fs::create_dir_all(&self.dir)?;
         let json = serde_json::to_vec_pretty(data).map_err(std::io::Error::other)?;
         // Write then rename, so a process killed mid-write never leaves a
@@ -228,9 +217,7 @@ impl Store {
             return Ok(None);
         };
         match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes)
-                .map(Some)
-                .map_err(std::io::Error::other),
+            Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(std::io::Error::other),
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(error) => Err(error),
         }

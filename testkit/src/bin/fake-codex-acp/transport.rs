@@ -196,7 +196,5 @@ impl MessageLog {
 /// Locks a std mutex, recovering from poisoning: the fake's shared maps stay
 /// usable even if some task panicked while holding them.
 pub fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
+    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }

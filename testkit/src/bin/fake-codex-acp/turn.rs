@@ -6,8 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use agent_client_protocol::v1::schema::{
-    ContentBlock, ContentChunk, PromptResponse, SessionId, SessionNotification, SessionUpdate,
-    StopReason, UsageUpdate,
+    ContentBlock, ContentChunk, PromptResponse, SessionId, SessionNotification, SessionUpdate, StopReason, UsageUpdate,
 };
 use agent_client_protocol::{Client, Error, ErrorCode, v1};
 use serde_json::json;
@@ -21,11 +20,7 @@ use crate::transport::lock;
 /// The line every answer ends with; the daemon's debate reads it.
 const VERDICT: &str = "VERDICT: CONSENSUS — fake agrees";
 /// Reasoning chunks of `fake:reason`, and the pause between them.
-const THOUGHTS: [&str; 3] = [
-    "thinking about it",
-    "weighing the options",
-    "settling on an answer",
-];
+const THOUGHTS: [&str; 3] = ["thinking about it", "weighing the options", "settling on an answer"];
 const THOUGHT_PAUSE: Duration = Duration::from_millis(50);
 /// Chunk cadence of `fake:slow` (a turn that keeps streaming).
 const SLOW_TICK: Duration = Duration::from_millis(100);
@@ -69,12 +64,7 @@ impl Turn {
     /// Counts the prompt and records it in the session's persisted history.
     /// Call it from the `session/prompt` handler, before spawning `run`, so
     /// the turn watches the cancellation token current at its arrival.
-    pub fn start(
-        shared: Arc<Shared>,
-        session: Arc<Session>,
-        cx: v1::ConnectionTo<Client>,
-        prompt: &str,
-    ) -> Self {
+    pub fn start(shared: Arc<Shared>, session: Arc<Session>, cx: v1::ConnectionTo<Client>, prompt: &str) -> Self {
         let cancel = session.turn_token();
         let (session_id, number, snapshot) = {
             let mut data = lock(&session.data);
@@ -104,11 +94,7 @@ impl Turn {
 
     /// Plays the script and answers the prompt. Never returns an error: an
     /// error from a spawned task would shut the whole connection down.
-    pub async fn run(
-        mut self,
-        script: Script,
-        responder: v1::Responder<PromptResponse>,
-    ) -> Result<(), Error> {
+    pub async fn run(mut self, script: Script, responder: v1::Responder<PromptResponse>) -> Result<(), Error> {
         let response = match self.play(&script).await {
             Ok(()) => Ok(self.finish().await),
             Err(Stop::Cancelled) => Ok(PromptResponse::new(StopReason::Cancelled)),
@@ -223,14 +209,10 @@ impl Turn {
             return PromptResponse::new(StopReason::Cancelled);
         }
         let used = 1000 + 100 * self.number;
-        let _ = self.update(SessionUpdate::UsageUpdate(UsageUpdate::new(
-            used,
-            CONTEXT_SIZE,
-        )));
+        let _ = self.update(SessionUpdate::UsageUpdate(UsageUpdate::new(used, CONTEXT_SIZE)));
         let input = 100 * self.number;
         let (output, thought) = (20, 5);
-        let usage =
-            v1::schema::Usage::new(input + output + thought, input, output).thought_tokens(thought);
+        let usage = v1::schema::Usage::new(input + output + thought, input, output).thought_tokens(thought);
         PromptResponse::new(StopReason::EndTurn).usage(usage)
     }
 
@@ -238,10 +220,7 @@ impl Turn {
     async fn crash(&mut self) {
         let before = self.shared.output.lines_written();
         let _ = self.say("about to crash\n");
-        self.shared
-            .output
-            .wait_written_past(before, CRASH_FLUSH_LIMIT)
-            .await;
+        self.shared.output.wait_written_past(before, CRASH_FLUSH_LIMIT).await;
         eprintln!("fake-codex-acp: simulated crash");
         std::process::exit(CRASH_STATUS);
     }
@@ -256,15 +235,15 @@ impl Turn {
 
     pub(crate) fn say(&mut self, text: &str) -> Result<(), Stop> {
         self.streamed.push_str(text);
-        self.update(SessionUpdate::AgentMessageChunk(ContentChunk::new(
-            ContentBlock::from(text),
-        )))
+        self.update(SessionUpdate::AgentMessageChunk(ContentChunk::new(ContentBlock::from(
+            text,
+        ))))
     }
 
     fn think(&self, text: &str) -> Result<(), Stop> {
-        self.update(SessionUpdate::AgentThoughtChunk(ContentChunk::new(
-            ContentBlock::from(text),
-        )))
+        self.update(SessionUpdate::AgentThoughtChunk(ContentChunk::new(ContentBlock::from(
+            text,
+        ))))
     }
 
     pub(crate) fn update(&self, update: SessionUpdate) -> Result<(), Stop> {
@@ -303,9 +282,10 @@ fn agent_error(kind: &ErrorKind) -> Error {
             },
         })),
         ErrorKind::Auth => Error::new(ErrorCode::AUTH_REQUIRED, "Authentication required"),
-        ErrorKind::Other(kind) => {
-            Error::new(ErrorCode::INTERNAL_ERROR, format!("fake-codex-acp: simulated error `{kind}`"))
-        }
+        ErrorKind::Other(kind) => Error::new(
+            ErrorCode::INTERNAL_ERROR,
+            format!("fake-codex-acp: simulated error `{kind}`"),
+        ),
     }
 }
 

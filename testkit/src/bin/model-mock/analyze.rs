@@ -62,11 +62,7 @@ impl RequestInfo {
                 .map(str::to_owned),
             request_kind: turn_metadata
                 .and_then(|m| serde_json::from_str::<Value>(m).ok())
-                .and_then(|m| {
-                    m.get("request_kind")
-                        .and_then(Value::as_str)
-                        .map(str::to_owned)
-                }),
+                .and_then(|m| m.get("request_kind").and_then(Value::as_str).map(str::to_owned)),
             output_schema_name: body
                 .get("text")
                 .and_then(|t| t.get("format"))
@@ -80,17 +76,11 @@ impl RequestInfo {
             collect_tool_names(tools, &mut info.tools);
         }
 
-        let items: &[Value] = body
-            .get("input")
-            .and_then(Value::as_array)
-            .map_or(&[], Vec::as_slice);
+        let items: &[Value] = body.get("input").and_then(Value::as_array).map_or(&[], Vec::as_slice);
         let mut last_user_index = None;
         for (index, item) in items.iter().enumerate() {
             info.input_chars += item.to_string().len();
-            let kind = item
-                .get("type")
-                .and_then(Value::as_str)
-                .unwrap_or("message");
+            let kind = item.get("type").and_then(Value::as_str).unwrap_or("message");
             match kind {
                 "message" if item.get("role").and_then(Value::as_str) == Some("user") => {
                     let text = content_text(item.get("content"));
@@ -128,22 +118,17 @@ impl RequestInfo {
     }
 
     pub fn is_title_request(&self) -> bool {
-        self.last_user_text
-            .trim_start()
-            .starts_with(TITLE_PROMPT_PREFIX)
+        self.last_user_text.trim_start().starts_with(TITLE_PROMPT_PREFIX)
     }
 
     pub fn is_compaction_request(&self) -> bool {
-        self.request_kind.as_deref() == Some("compaction")
-            || self.last_user_text.contains(COMPACTION_MARKER)
+        self.request_kind.as_deref() == Some("compaction") || self.last_user_text.contains(COMPACTION_MARKER)
     }
 }
 
 fn is_synthetic(text: &str) -> bool {
     let trimmed = text.trim_start();
-    SYNTHETIC_USER_PREFIXES
-        .iter()
-        .any(|prefix| trimmed.starts_with(prefix))
+    SYNTHETIC_USER_PREFIXES.iter().any(|prefix| trimmed.starts_with(prefix))
 }
 
 /// Joins the text parts of a message `content` (a string or an array of parts).
@@ -213,10 +198,7 @@ mod tests {
             "tools": [{"type": "function", "name": "exec_command"}, {"type": "web_search"}],
         });
         let info = RequestInfo::from_body(&body, Some(r#"{"request_kind":"turn"}"#));
-        assert_eq!(
-            info.prompts,
-            vec!["first".to_owned(), "second mock:exec:ls".to_owned()]
-        );
+        assert_eq!(info.prompts, vec!["first".to_owned(), "second mock:exec:ls".to_owned()]);
         assert_eq!(info.user_texts_raw.len(), 4);
         assert_eq!(info.last_user_text, "second mock:exec:ls");
         assert_eq!(info.outputs_after_last_user.len(), 1);
@@ -224,10 +206,7 @@ mod tests {
         assert_eq!(info.model.as_deref(), Some("gpt-5.5"));
         assert_eq!(info.effort.as_deref(), Some("high"));
         assert_eq!(info.request_kind.as_deref(), Some("turn"));
-        assert_eq!(
-            info.tools,
-            vec!["exec_command".to_owned(), "web_search".to_owned()]
-        );
+        assert_eq!(info.tools, vec!["exec_command".to_owned(), "web_search".to_owned()]);
     }
 
     #[test]

@@ -45,7 +45,8 @@ use scenario::{Ids, Pacing, Reply, Scenario};
 
 type Body = BoxBody<Bytes, Infallible>;
 
-const USAGE: &str = "usage: model-mock [--port N] [--slow-interval-ms N] [--slow-chunks N] [--ignore-stdin] [--verbose]";
+const USAGE: &str =
+    "usage: model-mock [--port N] [--slow-interval-ms N] [--slow-chunks N] [--ignore-stdin] [--verbose]";
 
 #[derive(Debug, Clone)]
 struct Options {
@@ -75,24 +76,18 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> anyhow::Result<Options>
         let mut value = |what: &str| -> anyhow::Result<u64> {
             let text = match inline.clone() {
                 Some(v) => v,
-                None => args
-                    .next()
-                    .with_context(|| format!("{name} needs {what}"))?,
+                None => args.next().with_context(|| format!("{name} needs {what}"))?,
             };
             text.parse::<u64>()
                 .with_context(|| format!("{name}: `{text}` is not {what}"))
         };
         match name.as_str() {
             "--port" => {
-                options.port =
-                    u16::try_from(value("a port number")?).context("--port: out of range")?;
+                options.port = u16::try_from(value("a port number")?).context("--port: out of range")?;
             }
-            "--slow-interval-ms" => {
-                options.pacing.slow_interval = Duration::from_millis(value("milliseconds")?)
-            }
+            "--slow-interval-ms" => options.pacing.slow_interval = Duration::from_millis(value("milliseconds")?),
             "--slow-chunks" => {
-                options.pacing.slow_chunks =
-                    usize::try_from(value("a count")?).context("--slow-chunks: too big")?;
+                options.pacing.slow_chunks = usize::try_from(value("a count")?).context("--slow-chunks: too big")?;
             }
             "--ignore-stdin" => options.watch_stdin = false,
             "--verbose" | "-v" => options.verbose = true,
@@ -169,10 +164,7 @@ fn json_response(status: StatusCode, value: &Value) -> Response<Body> {
 }
 
 fn header_text(req: &Request<Incoming>, name: &str) -> Option<String> {
-    req.headers()
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned)
+    req.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned)
 }
 
 async fn route(req: Request<Incoming>, state: Arc<State>) -> Response<Body> {
@@ -188,17 +180,13 @@ async fn route(req: Request<Incoming>, state: Arc<State>) -> Response<Body> {
         (&Method::POST, p) if p.ends_with("/responses") => responses(req, state).await,
         (&Method::GET, p) if p.ends_with("/models") => {
             let seq = state.next_seq();
-            state.record(
-                json!({"seq": seq, "method": "GET", "path": path, "kind": "models", "status": 200}),
-            );
-            json_response(
-                StatusCode::OK,
-                &json!({"object": "list", "data": [], "models": []}),
-            )
+            state.record(json!({"seq": seq, "method": "GET", "path": path, "kind": "models", "status": 200}));
+            json_response(StatusCode::OK, &json!({"object": "list", "data": [], "models": []}))
         }
         _ => {
             let seq = state.next_seq();
-            state.record(json!({"seq": seq, "method": method.as_str(), "path": path, "kind": "unknown", "status": 404}));
+            state
+                .record(json!({"seq": seq, "method": method.as_str(), "path": path, "kind": "unknown", "status": 404}));
             let body = json!({"error": {"message": format!("model-mock: no route for {method} {path}"),
                 "type": "invalid_request_error", "param": null, "code": "not_found"}});
             json_response(StatusCode::NOT_FOUND, &body)
@@ -217,8 +205,10 @@ async fn responses(req: Request<Incoming>, state: Arc<State>) -> Response<Body> 
     let bytes = match req.into_body().collect().await {
         Ok(collected) => collected.to_bytes(),
         Err(err) => {
-            state.record(json!({"seq": seq, "method": "POST", "path": path, "kind": "unreadable", "status": 400,
-                "error": err.to_string()}));
+            state.record(
+                json!({"seq": seq, "method": "POST", "path": path, "kind": "unreadable", "status": 400,
+                "error": err.to_string()}),
+            );
             return json_response(
                 StatusCode::BAD_REQUEST,
                 &scenario::error_body(400, Some("unreadable_body")),
@@ -228,8 +218,10 @@ async fn responses(req: Request<Incoming>, state: Arc<State>) -> Response<Body> 
     let body: Value = match serde_json::from_slice(&bytes) {
         Ok(v) => v,
         Err(err) => {
-            state.record(json!({"seq": seq, "method": "POST", "path": path, "kind": "invalid_json", "status": 400,
-                "error": err.to_string(), "content_encoding": content_encoding, "bytes": bytes.len()}));
+            state.record(
+                json!({"seq": seq, "method": "POST", "path": path, "kind": "invalid_json", "status": 400,
+                "error": err.to_string(), "content_encoding": content_encoding, "bytes": bytes.len()}),
+            );
             return json_response(
                 StatusCode::BAD_REQUEST,
                 &scenario::error_body(400, Some("invalid_json")),
@@ -295,8 +287,7 @@ async fn responses(req: Request<Incoming>, state: Arc<State>) -> Response<Body> 
             headers.insert("cache-control", HeaderValue::from_static("no-cache"));
             headers.insert(
                 "x-request-id",
-                HeaderValue::from_str(&format!("req_mock_{seq}"))
-                    .unwrap_or(HeaderValue::from_static("req_mock")),
+                HeaderValue::from_str(&format!("req_mock_{seq}")).unwrap_or(HeaderValue::from_static("req_mock")),
             );
             response
         }

@@ -27,23 +27,11 @@ pub const TITLE: &str = "Mock session title";
 pub enum Scenario {
     Title,
     Compaction,
-    Status {
-        code: u16,
-        error_code: Option<String>,
-    },
-    ExecCall {
-        command: String,
-        escalate: bool,
-    },
-    ExecResult {
-        command: String,
-    },
-    WriteCall {
-        path: String,
-    },
-    WriteResult {
-        path: String,
-    },
+    Status { code: u16, error_code: Option<String> },
+    ExecCall { command: String, escalate: bool },
+    ExecResult { command: String },
+    WriteCall { path: String },
+    WriteResult { path: String },
     Reason,
     Slow,
     Default,
@@ -56,9 +44,7 @@ impl Scenario {
             Scenario::Compaction => "compaction",
             Scenario::Status { .. } => "status",
             Scenario::ExecCall { escalate: true, .. } => "exec_call",
-            Scenario::ExecCall {
-                escalate: false, ..
-            } => "exec_sandboxed_call",
+            Scenario::ExecCall { escalate: false, .. } => "exec_sandboxed_call",
             Scenario::ExecResult { .. } => "exec_result",
             Scenario::WriteCall { .. } => "write_call",
             Scenario::WriteResult { .. } => "write_result",
@@ -90,11 +76,7 @@ fn marker_arg(text: &str, marker: &str) -> Option<String> {
 fn parse_status(text: &str) -> Option<Scenario> {
     let arg = marker_arg(text, "mock:status:")?;
     let mut parts = arg.splitn(2, ':');
-    let code_text: String = parts
-        .next()?
-        .chars()
-        .take_while(char::is_ascii_digit)
-        .collect();
+    let code_text: String = parts.next()?.chars().take_while(char::is_ascii_digit).collect();
     let code: u16 = code_text.parse().ok().filter(|c| (100..=599).contains(c))?;
     let error_code = parts
         .next()
@@ -235,9 +217,7 @@ pub fn reply(scenario: &Scenario, info: &RequestInfo, ids: &Ids, pacing: Pacing)
             ));
         }
         Scenario::WriteCall { path } => {
-            let patch = format!(
-                "*** Begin Patch\n*** Add File: {path}\n+written by model-mock\n*** End Patch\n"
-            );
+            let patch = format!("*** Begin Patch\n*** Add File: {path}\n+written by model-mock\n*** End Patch\n");
             steps.extend(sse::whole_item(
                 0,
                 json!({
@@ -276,12 +256,7 @@ pub fn reply(scenario: &Scenario, info: &RequestInfo, ids: &Ids, pacing: Pacing)
             .map(|s| (*s).to_owned())
             .collect();
             reasoning_tokens = 32;
-            steps.extend(sse::reasoning(
-                &ids.item("rs", 0),
-                0,
-                &parts,
-                pacing.reason_interval,
-            ));
+            steps.extend(sse::reasoning(&ids.item("rs", 0), 0, &parts, pacing.reason_interval));
             output_text = default_text(info, "reason");
             steps.extend(sse::message(
                 &ids.item("msg", 1),
@@ -291,17 +266,10 @@ pub fn reply(scenario: &Scenario, info: &RequestInfo, ids: &Ids, pacing: Pacing)
             ));
         }
         Scenario::Slow => {
-            let mut chunks: Vec<String> = (1..=pacing.slow_chunks)
-                .map(|i| format!("tick {i}\n"))
-                .collect();
+            let mut chunks: Vec<String> = (1..=pacing.slow_chunks).map(|i| format!("tick {i}\n")).collect();
             chunks.push(VERDICT_LINE.to_owned());
             output_text = chunks.concat();
-            steps.extend(sse::message(
-                &ids.item("msg", 0),
-                0,
-                &chunks,
-                pacing.slow_interval,
-            ));
+            steps.extend(sse::message(&ids.item("msg", 0), 0, &chunks, pacing.slow_interval));
         }
         Scenario::Default => {
             output_text = default_text(info, "default");
@@ -354,9 +322,7 @@ fn exec_result_text(command: &str, info: &RequestInfo) -> String {
         .lines()
         .find_map(|l| l.strip_prefix("Process exited with code "))
         .map_or_else(|| "unknown".to_owned(), |c| c.trim().to_owned());
-    let captured = output
-        .split_once("Output:\n")
-        .map_or(output.as_str(), |(_, rest)| rest);
+    let captured = output.split_once("Output:\n").map_or(output.as_str(), |(_, rest)| rest);
     format!(
         "Ran `{command}` (exit code {exit}).\nCommand output:\n{}\n{VERDICT_LINE}",
         captured.trim_end()
@@ -376,8 +342,7 @@ pub fn error_body(status: u16, error_code: Option<&str>) -> Value {
         (429, None | Some("insufficient_quota")) => (
             "insufficient_quota",
             Some("insufficient_quota"),
-            "You exceeded your current quota, please check your plan and billing details."
-                .to_owned(),
+            "You exceeded your current quota, please check your plan and billing details.".to_owned(),
         ),
         (429, Some(other)) => (
             "requests",
@@ -394,11 +359,7 @@ pub fn error_body(status: u16, error_code: Option<&str>) -> Value {
             code,
             format!("The server had an error (model-mock {s})."),
         ),
-        (s, code) => (
-            "invalid_request_error",
-            code,
-            format!("model-mock answered {s}."),
-        ),
+        (s, code) => ("invalid_request_error", code, format!("model-mock answered {s}.")),
     };
     json!({"error": {"message": message, "type": kind, "param": null, "code": code}})
 }
@@ -464,9 +425,7 @@ mod tests {
 
     #[test]
     fn title_wins_over_quoted_markers() {
-        let i = info(
-            "Your task is to generate a very short title ...\nUser's first message:\nmock:exec:rm -rf x",
-        );
+        let i = info("Your task is to generate a very short title ...\nUser's first message:\nmock:exec:rm -rf x");
         assert_eq!(select(&i), Scenario::Title);
     }
 
@@ -495,10 +454,7 @@ mod tests {
         i.prompts = vec!["a".into(), "b".into(), "third".into()];
         i.effort = Some("high".into());
         let text = default_text(&i, "default");
-        assert!(
-            text.contains("user_messages=3 model=gpt-5.5 effort=high"),
-            "{text}"
-        );
+        assert!(text.contains("user_messages=3 model=gpt-5.5 effort=high"), "{text}");
     }
 
     #[test]

@@ -33,10 +33,7 @@ impl Step {
 
 /// `event: <type>` + `data: <json>` + blank line, as the Responses API streams it.
 pub fn encode(event: &Value) -> Bytes {
-    let kind = event
-        .get("type")
-        .and_then(Value::as_str)
-        .unwrap_or("message");
+    let kind = event.get("type").and_then(Value::as_str).unwrap_or("message");
     Bytes::from(format!("event: {kind}\ndata: {event}\n\n"))
 }
 
@@ -79,12 +76,7 @@ pub fn completed(response_id: &str, model: &str, usage: Usage) -> Value {
 }
 
 /// An assistant message streamed as `chunks` (deltas `delay` apart), then its final item.
-pub fn message(
-    item_id: &str,
-    output_index: usize,
-    chunks: &[String],
-    delay: Duration,
-) -> Vec<Step> {
+pub fn message(item_id: &str, output_index: usize, chunks: &[String], delay: Duration) -> Vec<Step> {
     let full: String = chunks.concat();
     let mut steps = vec![Step::now(json!({
         "type": "response.output_item.added",
@@ -113,12 +105,7 @@ pub fn message(
 
 /// A reasoning item whose summary is streamed as `parts`; codex-acp turns each
 /// `response.reasoning_summary_text.delta` into an ACP `agent_thought_chunk`.
-pub fn reasoning(
-    item_id: &str,
-    output_index: usize,
-    parts: &[String],
-    delay: Duration,
-) -> Vec<Step> {
+pub fn reasoning(item_id: &str, output_index: usize, parts: &[String], delay: Duration) -> Vec<Step> {
     let full: String = parts.concat();
     let mut steps = vec![
         Step::now(json!({
@@ -156,12 +143,8 @@ pub fn reasoning(
 /// A finished output item (a `function_call` or `custom_tool_call`): added, then done.
 pub fn whole_item(output_index: usize, item: Value) -> Vec<Step> {
     vec![
-        Step::now(
-            json!({"type": "response.output_item.added", "output_index": output_index, "item": item}),
-        ),
-        Step::now(
-            json!({"type": "response.output_item.done", "output_index": output_index, "item": item}),
-        ),
+        Step::now(json!({"type": "response.output_item.added", "output_index": output_index, "item": item})),
+        Step::now(json!({"type": "response.output_item.done", "output_index": output_index, "item": item})),
     ]
 }
 
@@ -181,10 +164,7 @@ impl Body for ChannelBody {
     type Data = Bytes;
     type Error = Infallible;
 
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
         self.get_mut()
             .rx
             .poll_recv(cx)
