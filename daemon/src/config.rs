@@ -6,9 +6,11 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use codex_fusion_protocol::command::{AcpCommand, CommandError};
+
 use crate::guardian::Policy;
 
-pub const ACP_COMMAND_ENV: &str = "CODEX_FUSION_ACP_COMMAND";
+pub use codex_fusion_protocol::command::ACP_COMMAND_ENV;
 pub const ALLOW_EXTERNAL_READS_ENV: &str = "CODEX_FUSION_ALLOW_EXTERNAL_READS";
 pub const ALLOW_WRITES_ENV: &str = "CODEX_FUSION_ALLOW_WRITES";
 pub const ALLOW_COMMANDS_ENV: &str = "CODEX_FUSION_ALLOW_COMMANDS";
@@ -53,17 +55,6 @@ pub struct Settings {
     pub max_result_chars: usize,
 }
 
-/// How to start codex-acp: `CODEX_FUSION_ACP_COMMAND` split like a shell
-/// would, with leading `NAME=value` words taken as environment.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AcpCommand {
-    pub program: String,
-    pub args: Vec<String>,
-    pub env: Vec<(String, String)>,
-    /// The command as the user wrote it, for messages.
-    pub display: String,
-}
-
 /// A setting that could not be used. The text names the variable and says
 /// what was expected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -72,8 +63,8 @@ pub enum SettingsError {
     Bool { variable: &'static str, value: String },
     #[error("{variable}: expected a whole number of milliseconds greater than 0, got `{value}`")]
     Millis { variable: &'static str, value: String },
-    #[error("{ACP_COMMAND_ENV}: {reason} in `{value}`")]
-    Command { value: String, reason: &'static str },
+    #[error(transparent)]
+    Command(#[from] CommandError),
     #[error("{LOG_ENV}: expected an absolute file path, got `{value}`")]
     LogPath { value: String },
     #[error("{MAX_RESULT_CHARS_ENV}: expected a number of characters of at least {MIN_RESULT_CHARS}, got `{value}`")]
@@ -163,45 +154,6 @@ impl Settings {
     }
 }
 
-impl AcpCommand {
-    /// Splits `value` like a POSIX shell (quotes, escapes); leading
-    /// `NAME=value` words become environment for the child.
-    pub fn parse(value: &str) -> Result<AcpCommand, SettingsError> {
-        let fail = |reason| SettingsError::Command {
-            value: value.to_owned(),
-            reason,
-        };
-        let words = shlex::split(value).ok_or_else(|| fail("unbalanced quotes"))?;
-        let mut words = words.into_iter().peekable();
-        let mut env = Vec::new();
-        while let Some(word) = words.peek() {
-            match word.split_once('=') {
-                Some((name, _)) if is_env_name(name) => {
-                    let word = words.next().expect("peeked");
-                    let (name, value) = word.split_once('=').expect("checked above");
-                    env.push((name.to_owned(), value.to_owned()));
-                }
-                _ => break,
-            }
-        }
-        let program = words.next().ok_or_else(|| fail("no program to run"))?;
-        Ok(AcpCommand {
-            program,
-            args: words.collect(),
-            env,
-            display: value.to_owned(),
-        })
-    }
-}
-
-fn is_env_name(name: &str) -> bool {
-    let mut chars = name.chars();
-    chars
-        .next()
-        .is_some_and(|first| first.is_ascii_alphabetic() || first == '_')
-        && chars.all(|rest| rest.is_ascii_alphanumeric() || rest == '_')
-}
-
 /// `1`, `true`, `yes` (any case) are on; `0`, `false`, `no` and unset are off.
 pub fn parse_bool(variable: &'static str, value: Option<&str>) -> Result<bool, SettingsError> {
     let Some(value) = value else { return Ok(false) };
@@ -268,26 +220,6 @@ mod tests {
             "CODEX_FUSION_TURN_TIMEOUT_MS: expected a whole number of milliseconds greater than 0, got `5m`"
         );
         assert!(Settings::from_env(&env(&[(TURN_TIMEOUT_ENV, "0")])).is_err());
-    }
-
-    #[test]
-    fn command_splits_like_a_shell_with_leading_env() {
-        let command =
-            AcpCommand::parse(r#"FOO=1 BAR="a b" npx -y '@agentclientprotocol/codex-acp' --flag"#).expect("parses");
-        assert_eq!(command.program, "npx");
-        assert_eq!(command.args, ["-y", "@agentclientprotocol/codex-acp", "--flag"]);
-        assert_eq!(
-            command.env,
-            [
-                ("FOO".to_string(), "1".to_string()),
-                ("BAR".to_string(), "a b".to_string())
-            ]
-        );
-        assert!(AcpCommand::parse("FOO=1").is_err());
-        assert!(AcpCommand::parse("'unbalanced").is_err());
-        // A word with `=` after the program is an argument, not environment.
-        let command = AcpCommand::parse("agent key=value").expect("parses");
-        assert_eq!(command.args, ["key=value"]);
     }
 
     #[test]

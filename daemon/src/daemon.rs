@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::confine::ConfinementCache;
-use crate::pairing::PairingStore;
+use codex_fusion_protocol::pairing::PairingStore;
 use crate::session::{SessionContext, SessionHandle};
 use crate::turn::CallId;
 
@@ -41,7 +41,13 @@ impl Daemon {
             shutdown: shutdown.clone(),
             state_dir: state_dir.clone(),
             confinement: ConfinementCache::default(),
-            pairings: PairingStore::load(&state_dir),
+            pairings: {
+                let (pairings, problem) = PairingStore::load(&state_dir);
+                if let Some(problem) = problem {
+                    tracing::warn!("{problem}");
+                }
+                pairings
+            },
             agent_idle,
         });
         Arc::new(Daemon {

@@ -19,7 +19,6 @@ pub mod listener;
 pub mod logging;
 pub mod mcp;
 pub mod models;
-pub mod pairing;
 pub mod progress;
 pub mod prompts;
 pub mod render;

@@ -3,10 +3,12 @@
 //!
 //! Nothing here spawns processes or knows MCP or ACP; the daemon owns those.
 
+pub mod command;
 pub mod control;
 pub mod frame;
 pub mod hello;
 pub mod limits;
+pub mod pairing;
 pub mod paths;
 
 pub use hello::{Channel, Hello, HelloReply, Role};

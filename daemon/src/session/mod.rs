@@ -37,7 +37,7 @@ use crate::config::Settings;
 use crate::confine::ConfinementCache;
 use crate::guardian::{self, Decision, PermissionRequest};
 use crate::models::ModelOptions;
-use crate::pairing::PairingStore;
+use codex_fusion_protocol::pairing::PairingStore;
 use crate::progress;
 use crate::prompts::{self, Verdict};
 use crate::tools::ModelChoice;
@@ -170,6 +170,8 @@ impl SessionHandle {
             last_settings: None,
             sticky_choice: ModelChoice::default(),
             idle_since: Instant::now(),
+            agent_env: Vec::new(),
+            pending_agent_env: Vec::new(),
             pending_note: None,
             queue: VecDeque::new(),
             turn: None,
@@ -356,6 +358,10 @@ struct SessionActor {
     sticky_choice: ModelChoice,
     /// Since when the agent has had nothing to do.
     idle_since: Instant,
+    /// The forwarded variables the live agent was started with (sorted),
+    /// and those of the start in flight.
+    agent_env: Vec<(String, String)>,
+    pending_agent_env: Vec<(String, String)>,
     /// A one-line note for the next answer's footer.
     pending_note: Option<String>,
     queue: VecDeque<TurnRequest>,
@@ -512,9 +518,7 @@ impl SessionActor {
         }
         self.retarget(None);
         self.deferred_target = None;
-        self.context
-            .pairings
-            .set_current(&self.workspace, None, self.claude_session_id.as_deref());
+        self.remember(None);
         tracing::info!(had_session, "session reset");
         had_session
     }
@@ -570,6 +574,18 @@ impl SessionActor {
             available_models: session.map(|session| session.models.model_names()).unwrap_or_default(),
             available_efforts: session.map(|session| session.models.efforts(None)).unwrap_or_default(),
             stderr_tail: self.stderr.lines(),
+        }
+    }
+
+    /// Records the workspace's current Codex session (paired with the
+    /// current Claude session) in the state file.
+    fn remember(&self, codex: Option<&str>) {
+        if let Err(error) = self
+            .context
+            .pairings
+            .set_current(&self.workspace, codex, self.claude_session_id.as_deref())
+        {
+            tracing::warn!("{error}");
         }
     }
 
@@ -663,6 +679,13 @@ impl SessionActor {
     /// Starts codex-acp and opens the target session with no turn waiting.
     fn warm(&mut self, settings: Arc<Settings>, agent_env: Vec<(String, String)>) {
         if self.turn.is_some() || self.starting || self.session.is_some() {
+            return;
+        }
+        // Only workspaces that have used Codex: the hook runs for every
+        // Claude session anywhere, and an agent is a node process.
+        let record = self.context.pairings.get(&self.workspace);
+        let used = record.codex_session_id.is_some() || !record.pairs.is_empty() || self.last_settings.is_some();
+        if !used {
             return;
         }
         let settings = self.last_settings.clone().unwrap_or(settings);

@@ -4,6 +4,7 @@
 //! actor stays responsive and learns the outcome as [`Internal::Started`].
 
 use super::*;
+use super::turns;
 use crate::acp::{API_KEY_VARS, READ_ONLY_MODE};
 use crate::confine::PROFILE_MODE;
 
@@ -18,6 +19,7 @@ impl SessionActor {
         self.generation += 1;
         self.starting = true;
         let generation = self.generation;
+        self.pending_agent_env = turns::sorted(&agent_env);
         let context = self.context.clone();
         let workspace = self.workspace.clone();
         let resume = self.resume_id.clone();
@@ -161,6 +163,7 @@ impl SessionActor {
                 );
                 if let Some(agent) = agent {
                     self.agent = Some(agent);
+                    self.agent_env = std::mem::take(&mut self.pending_agent_env);
                 }
                 self.idle_since = Instant::now();
                 self.agent_info = Some(info);
@@ -171,11 +174,7 @@ impl SessionActor {
                 }
                 self.resume_id = None;
                 self.last_error = None;
-                self.context.pairings.set_current(
-                    &self.workspace,
-                    Some(&opened.session_id),
-                    self.claude_session_id.as_deref(),
-                );
+                self.remember(Some(&opened.session_id));
                 self.session = Some(Session {
                     id: opened.session_id,
                     loaded: opened.loaded,

@@ -508,14 +508,15 @@ impl SessionActor {
             return;
         }
         let (settings, agent_env) = (turn.settings.clone(), turn.agent_env.clone());
-        // A client that runs codex-acp differently gets its own agent; the
-        // session moves over by load.
-        if self
-            .agent
-            .as_ref()
-            .is_some_and(|agent| agent.command != settings.acp_command.display)
-        {
-            self.retire_agent("a client asked for another CODEX_FUSION_ACP_COMMAND");
+        // A client that runs codex-acp differently (another command, or
+        // other credentials than the agent was started with, e.g. one warmed
+        // by the hook) gets its own agent; the session moves over by load.
+        if let Some(agent) = self.agent.as_ref() {
+            if agent.command != settings.acp_command.display {
+                self.retire_agent("a client asked for another CODEX_FUSION_ACP_COMMAND");
+            } else if !agent_env.is_empty() && sorted(&agent_env) != self.agent_env {
+                self.retire_agent("a client brought other credentials or CODEX_HOME");
+            }
         }
         if let Some(session) = self.session.as_mut() {
             let mut turn = self.turn.take().expect("checked above");
@@ -609,4 +610,11 @@ impl SessionActor {
 fn connection_lost(error: &agent_client_protocol::Error) -> bool {
     let data = error.data.as_ref().map(ToString::to_string).unwrap_or_default();
     data.contains("connection_terminated") || error.message.contains("never received")
+}
+
+/// `env` in a canonical order, to compare the environments of two clients.
+pub(super) fn sorted(env: &[(String, String)]) -> Vec<(String, String)> {
+    let mut env = env.to_vec();
+    env.sort();
+    env
 }

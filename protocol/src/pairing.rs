@@ -1,10 +1,12 @@
 //! Which Codex session belongs to which Claude session, per workspace, kept
 //! on disk so it survives daemon restarts and reboots.
 //!
-//! The file (`sessions.json` in the state directory) is rewritten whole, to
-//! a temporary file renamed over the old one, on every change; changes are
-//! rare (a session opened, a SessionStart, a reset). A missing or corrupt
-//! file is logged and treated as empty, never fatal.
+//! The daemon owns the file (`sessions.json` in the state directory); the
+//! CLI and the hook write to it only while no daemon runs, so a reset or a
+//! new Claude session is not lost to the next daemon's restore. It is
+//! rewritten whole, to a temporary file renamed over the old one, on every
+//! change; changes are rare. A missing or corrupt file is reported to the
+//! caller (to log) and treated as empty, never fatal.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -54,32 +56,46 @@ pub struct PairingStore {
 }
 
 impl PairingStore {
-    /// Loads `state_dir/sessions.json`; a missing or unreadable file is an
-    /// empty store (logged).
-    pub fn load(state_dir: &Path) -> PairingStore {
+    /// Loads `state_dir/sessions.json`. A missing file is an empty store; an
+    /// unreadable, corrupt or foreign one is an empty store plus a message
+    /// saying so, for the caller to log.
+    pub fn load(state_dir: &Path) -> (PairingStore, Option<String>) {
         let path = state_dir.join(FILE_NAME);
-        let file = match std::fs::read(&path) {
+        let (file, problem) = match std::fs::read(&path) {
             Ok(bytes) => match serde_json::from_slice::<File>(&bytes) {
-                Ok(file) if file.version == FORMAT_VERSION => file,
-                Ok(file) => {
-                    tracing::warn!(path = %path.display(), version = file.version, "unknown session file version; starting with no pairings");
-                    File::default()
-                }
-                Err(error) => {
-                    tracing::warn!(path = %path.display(), %error, "the session file is corrupt; starting with no pairings");
-                    File::default()
-                }
+                Ok(file) if file.version == FORMAT_VERSION => (file, None),
+                Ok(file) => (
+                    File::default(),
+                    Some(format!(
+                        "unknown session file version {} in {}; starting with no pairings",
+                        file.version,
+                        path.display()
+                    )),
+                ),
+                Err(error) => (
+                    File::default(),
+                    Some(format!(
+                        "the session file is corrupt ({error}): {}; starting with no pairings",
+                        path.display()
+                    )),
+                ),
             },
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => File::default(),
-            Err(error) => {
-                tracing::warn!(path = %path.display(), %error, "cannot read the session file; starting with no pairings");
-                File::default()
-            }
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => (File::default(), None),
+            Err(error) => (
+                File::default(),
+                Some(format!(
+                    "cannot read the session file {} ({error}); starting with no pairings",
+                    path.display()
+                )),
+            ),
         };
-        PairingStore {
-            path: Some(path),
-            file: Mutex::new(file),
-        }
+        (
+            PairingStore {
+                path: Some(path),
+                file: Mutex::new(file),
+            },
+            problem,
+        )
     }
 
     /// A store that never touches the disk (tests).
@@ -104,8 +120,9 @@ impl PairingStore {
     }
 
     /// Records that `workspace` now uses `codex` (or none), paired with
-    /// `claude` (if known), and saves.
-    pub fn set_current(&self, workspace: &Path, codex: Option<&str>, claude: Option<&str>) {
+    /// `claude` (if known), and saves; an error says why it was not saved
+    /// (the change is kept in memory).
+    pub fn set_current(&self, workspace: &Path, codex: Option<&str>, claude: Option<&str>) -> Result<(), String> {
         self.update(workspace, |record| {
             record.codex_session_id = codex.map(str::to_owned);
             record.claude_session_id = claude.map(str::to_owned);
@@ -120,23 +137,24 @@ impl PairingStore {
                 );
                 trim(&mut record.pairs);
             }
-        });
+        })
     }
 
-    fn update(&self, workspace: &Path, change: impl FnOnce(&mut WorkspaceRecord)) {
+    fn update(&self, workspace: &Path, change: impl FnOnce(&mut WorkspaceRecord)) -> Result<(), String> {
         let mut file = self.lock();
         file.version = FORMAT_VERSION;
         let record = file.workspaces.entry(workspace.to_path_buf()).or_default();
         let before = record.clone();
         change(record);
         if *record == before {
-            return;
+            return Ok(());
         }
-        if let Some(path) = &self.path
-            && let Err(error) = save(path, &file)
-        {
-            tracing::warn!(path = %path.display(), %error, "cannot save the session file; pairings are kept in memory only");
+        if let Some(path) = &self.path {
+            save(path, &file).map_err(|error| {
+                format!("cannot save {} ({error}); pairings are kept in memory only", path.display())
+            })?;
         }
+        Ok(())
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, File> {
@@ -186,10 +204,10 @@ mod tests {
     fn pairings_survive_a_reload() {
         let temp = tempfile::tempdir().expect("tempdir");
         let workspace = Path::new("/w");
-        let store = PairingStore::load(temp.path());
-        store.set_current(workspace, Some("codex-1"), Some("claude-a"));
-        store.set_current(workspace, Some("codex-2"), Some("claude-b"));
-        let reloaded = PairingStore::load(temp.path());
+        let (store, _) = PairingStore::load(temp.path());
+        store.set_current(workspace, Some("codex-1"), Some("claude-a")).expect("saved");
+        store.set_current(workspace, Some("codex-2"), Some("claude-b")).expect("saved");
+        let (reloaded, _) = PairingStore::load(temp.path());
         let record = reloaded.get(workspace);
         assert_eq!(record.codex_session_id.as_deref(), Some("codex-2"));
         assert_eq!(record.claude_session_id.as_deref(), Some("claude-b"));
@@ -208,36 +226,31 @@ mod tests {
     fn a_corrupt_or_foreign_file_is_an_empty_store() {
         let temp = tempfile::tempdir().expect("tempdir");
         std::fs::write(temp.path().join(FILE_NAME), b"{not json").expect("write");
-        assert_eq!(
-            PairingStore::load(temp.path()).get(Path::new("/w")),
-            WorkspaceRecord::default()
-        );
+        let (store, problem) = PairingStore::load(temp.path());
+        assert_eq!(store.get(Path::new("/w")), WorkspaceRecord::default());
+        assert!(problem.expect("reported").contains("corrupt"));
         std::fs::write(temp.path().join(FILE_NAME), br#"{"version": 99, "workspaces": {}}"#).expect("write");
-        assert_eq!(
-            PairingStore::load(temp.path()).get(Path::new("/w")),
-            WorkspaceRecord::default()
-        );
+        let (store, problem) = PairingStore::load(temp.path());
+        assert_eq!(store.get(Path::new("/w")), WorkspaceRecord::default());
+        assert!(problem.expect("reported").contains("version 99"));
         // And it is replaced by a good one on the next change.
-        let store = PairingStore::load(temp.path());
-        store.set_current(Path::new("/w"), Some("codex-1"), None);
-        assert_eq!(
-            PairingStore::load(temp.path())
-                .get(Path::new("/w"))
-                .codex_session_id
-                .as_deref(),
-            Some("codex-1")
-        );
+        store.set_current(Path::new("/w"), Some("codex-1"), None).expect("saved");
+        let (reloaded, problem) = PairingStore::load(temp.path());
+        assert_eq!(problem, None);
+        assert_eq!(reloaded.get(Path::new("/w")).codex_session_id.as_deref(), Some("codex-1"));
     }
 
     #[test]
     fn old_pairs_are_dropped_beyond_the_limit() {
         let store = PairingStore::in_memory();
         for index in 0..(PAIRS_KEPT + 10) {
-            store.set_current(
-                Path::new("/w"),
-                Some(&format!("codex-{index}")),
-                Some(&format!("claude-{index}")),
-            );
+            store
+                .set_current(
+                    Path::new("/w"),
+                    Some(&format!("codex-{index}")),
+                    Some(&format!("claude-{index}")),
+                )
+                .expect("in memory");
         }
         let record = store.get(Path::new("/w"));
         assert_eq!(record.pairs.len(), PAIRS_KEPT);
