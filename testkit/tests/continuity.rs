@@ -138,13 +138,25 @@ async fn clear_starts_fresh_and_compact_keeps_the_session() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn startup_warms_the_agent_before_the_first_call() {
+async fn startup_warms_the_agent_of_a_workspace_that_used_codex() {
     let env = TestEnv::new();
+    // The workspace has used Codex before this daemon started.
+    let earlier = Client::start(&env, &[]).await;
+    earlier.text("consult", consult("earlier")).await;
+    earlier.close().await;
+    env.kill_daemon().await;
     let _daemon = env.start_daemon().await;
     env.session_start(SessionSource::Startup, "claude-warm").await;
     codex_fusion_testkit::wait_until("the warmed session is ready", Duration::from_secs(10), || {
-        std::fs::read_to_string(env.state_dir.join("sessions.json"))
-            .is_ok_and(|text| text.contains("claude-warm") && text.contains("codex_session_id"))
+        std::fs::read_to_string(env.state_dir.join("sessions.json")).is_ok_and(|text| {
+            let value: Value = serde_json::from_str(&text).unwrap_or_default();
+            value["workspaces"]
+                .as_object()
+                .and_then(|workspaces| workspaces.values().next())
+                .is_some_and(|record| {
+                    record["claude_session_id"] == "claude-warm" && record["codex_session_id"].is_string()
+                })
+        })
     })
     .await;
     let status = env.workspace_status().await;
@@ -152,13 +164,24 @@ async fn startup_warms_the_agent_before_the_first_call() {
     let warmed = status.session_id.clone().expect("a session");
     let client = Client::start(&env, &[]).await;
     let text = client.text("consult", consult("first")).await;
-    assert_eq!(prompts_seen(&text), 1);
-    assert_eq!(
-        env.workspace_status().await.session_id,
-        Some(warmed),
-        "the warmed session answered"
-    );
+    assert_eq!(prompts_seen(&text), 1, "a fresh session for the new Claude session");
+    assert_eq!(env.workspace_status().await.session_id, Some(warmed), "the warmed session answered");
     client.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn startup_in_a_directory_that_never_used_codex_starts_no_agent() {
+    let env = TestEnv::new();
+    let _daemon = env.start_daemon().await;
+    env.session_start(SessionSource::Startup, "claude-elsewhere").await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let status = env.workspace_status().await;
+    assert_eq!(status.agent_pid, None, "{status:?}");
+    assert_eq!(status.claude_session_id.as_deref(), Some("claude-elsewhere"));
+    assert!(
+        codex_fusion_testkit::env::processes_matching(env.agent_state.to_str().expect("utf8")).is_empty(),
+        "no codex-acp was spawned"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
