@@ -340,11 +340,13 @@ pub fn failure_in_text(text: &str) -> Option<AgentFailure> {
     }
     let lower = trimmed.to_ascii_lowercase();
     let quoted = one_line(trimmed, 200);
+    // Codex's own phrasings (docs/notes/codex-acp-2.6.0.md §8), not any text
+    // that merely mentions a status code.
     if lower.contains("quota exceeded") || lower.contains("insufficient_quota") {
         Some(AgentFailure::Quota(quoted))
-    } else if lower.contains("429") || lower.contains("rate limit") {
+    } else if lower.contains("last status: 429") || lower.contains("rate_limit_exceeded") {
         Some(AgentFailure::RateLimited(quoted))
-    } else if lower.contains("401") || lower.contains("unauthorized") || lower.contains("invalid_api_key") {
+    } else if lower.contains("last status: 401") || lower.contains("invalid_api_key") {
         Some(AgentFailure::AuthRequired(quoted))
     } else if lower.contains("high demand")
         || lower.contains("last status: 5")
@@ -638,6 +640,7 @@ mod tests {
         assert!(busy.expect("server error").to_string().contains("call again"));
         assert_eq!(failure_in_text("Looks fine to me.\nVERDICT: CONSENSUS — ok"), None);
         assert_eq!(failure_in_text(&"429 ".repeat(400)), None, "long answers are answers");
+        assert_eq!(failure_in_text("HTTP 401 means unauthorized; 429 means slow down."), None);
     }
 
     #[test]

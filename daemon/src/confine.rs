@@ -40,10 +40,23 @@ pub struct Confinement {
     pub codex_binary: PathBuf,
 }
 
-/// Caches the outcome per agent command line.
+/// Caches the outcome per agent command line: a prepared confinement, or
+/// the fact that the agent is not codex-acp. A probe that failed for a
+/// passing reason (a timeout, an I/O error) is tried again next time.
 #[derive(Default)]
 pub struct ConfinementCache {
     prepared: Mutex<HashMap<String, Option<Arc<Confinement>>>>,
+    /// One probe at a time, so two workspaces starting together do not race
+    /// on the same wrapper.
+    probing: tokio::sync::Mutex<()>,
+}
+
+/// Why a probe found no confinement.
+enum Unconfined {
+    /// The agent is not codex-acp (or names no codex binary): remembered.
+    NotCodex(String),
+    /// Something that may pass: tried again at the next start.
+    Transient(String),
 }
 
 impl ConfinementCache {
@@ -51,12 +64,26 @@ impl ConfinementCache {
     /// when the agent is not codex-acp or its codex binary cannot be found.
     pub async fn get(&self, command: &AcpCommand, state_dir: &Path) -> Option<Arc<Confinement>> {
         let key = command.display.clone();
+        let _probing = self.probing.lock().await;
         if let Some(known) = self.lock().get(&key) {
             return known.clone();
         }
-        let prepared = prepare(command, state_dir).await.map(Arc::new);
-        self.lock().insert(key, prepared.clone());
-        prepared
+        match prepare(command, state_dir).await {
+            Ok(confinement) => {
+                let confinement = Arc::new(confinement);
+                self.lock().insert(key, Some(confinement.clone()));
+                Some(confinement)
+            }
+            Err(Unconfined::NotCodex(reason)) => {
+                tracing::info!(command = %command.display, %reason, "no read confinement for this agent; it runs in plain read-only mode");
+                self.lock().insert(key, None);
+                None
+            }
+            Err(Unconfined::Transient(reason)) => {
+                tracing::warn!(command = %command.display, %reason, "read confinement not prepared this time (plain read-only mode); it is tried again at the next start");
+                None
+            }
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Option<Arc<Confinement>>>> {
@@ -64,39 +91,28 @@ impl ConfinementCache {
     }
 }
 
-async fn prepare(command: &AcpCommand, state_dir: &Path) -> Option<Confinement> {
+async fn prepare(command: &AcpCommand, state_dir: &Path) -> Result<Confinement, Unconfined> {
     let cache = DoctorCache::new(state_dir, command);
     let codex_binary = match cache.as_ref().and_then(DoctorCache::load) {
         Some(path) => path,
-        None => match find_codex_binary(command).await {
-            Ok(path) => {
-                if let Some(cache) = &cache {
-                    cache.store(&path);
-                }
-                path
+        None => {
+            let path = find_codex_binary(command).await?;
+            if let Some(cache) = &cache {
+                cache.store(&path);
             }
-            Err(reason) => {
-                tracing::info!(command = %command.display, %reason, "no read confinement for this agent; it runs in plain read-only mode");
-                return None;
-            }
-        },
+            path
+        }
     };
-    match write_wrapper(&codex_binary, state_dir) {
-        Ok(wrapper) => {
-            tracing::info!(codex = %codex_binary.display(), wrapper = %wrapper.display(), "read confinement prepared");
-            Some(Confinement { wrapper, codex_binary })
-        }
-        Err(error) => {
-            tracing::warn!(%error, "cannot write the codex wrapper; running without read confinement");
-            None
-        }
-    }
+    let wrapper = write_wrapper(&codex_binary, state_dir)
+        .map_err(|error| Unconfined::Transient(format!("cannot write the codex wrapper: {error}")))?;
+    tracing::info!(codex = %codex_binary.display(), wrapper = %wrapper.display(), "read confinement prepared");
+    Ok(Confinement { wrapper, codex_binary })
 }
 
 /// Asks `codex-acp cli doctor --json` where its codex binary is. The probe
 /// runs in a process group of its own, killed afterwards whatever happened,
 /// so nothing it started (npx, node, a shell's background job) outlives it.
-async fn find_codex_binary(command: &AcpCommand) -> Result<PathBuf, String> {
+async fn find_codex_binary(command: &AcpCommand) -> Result<PathBuf, Unconfined> {
     let child = tokio::process::Command::new(&command.program)
         .args(&command.args)
         .args(["cli", "doctor", "--json"])
@@ -107,7 +123,7 @@ async fn find_codex_binary(command: &AcpCommand) -> Result<PathBuf, String> {
         .process_group(0)
         .kill_on_drop(true)
         .spawn()
-        .map_err(|error| format!("cannot run `cli doctor`: {error}"))?;
+        .map_err(|error| Unconfined::Transient(format!("cannot run `cli doctor`: {error}")))?;
     let mut child = child;
     let _group = child
         .id()
@@ -121,8 +137,8 @@ async fn find_codex_binary(command: &AcpCommand) -> Result<PathBuf, String> {
     });
     tokio::time::timeout(DOCTOR_TIMEOUT, child.wait())
         .await
-        .map_err(|_| "`cli doctor` did not answer in time".to_owned())?
-        .map_err(|error| format!("`cli doctor` failed: {error}"))?;
+        .map_err(|_| Unconfined::Transient("`cli doctor` did not answer in time".to_owned()))?
+        .map_err(|error| Unconfined::Transient(format!("`cli doctor` failed: {error}")))?;
     // A background process of the probe may hold stdout open; what the
     // probe printed is there once it exited.
     let report = tokio::time::timeout(Duration::from_millis(500), reader)
@@ -130,7 +146,7 @@ async fn find_codex_binary(command: &AcpCommand) -> Result<PathBuf, String> {
         .ok()
         .and_then(Result::ok)
         .unwrap_or_default();
-    codex_binary_from_doctor(&report)
+    codex_binary_from_doctor(&report).map_err(Unconfined::NotCodex)
 }
 
 /// What `cli doctor` said, remembered across daemon restarts (it costs
@@ -227,7 +243,8 @@ fn write_wrapper(codex_binary: &Path, state_dir: &Path) -> std::io::Result<PathB
     ));
     let script = wrapper_script(codex_binary);
     if std::fs::read_to_string(&wrapper).ok().as_deref() != Some(script.as_str()) {
-        let temporary = wrapper.with_extension("tmp");
+        // Unique, so another daemon writing the same wrapper cannot collide.
+        let temporary = wrapper.with_extension(format!("{}.tmp", std::process::id()));
         std::fs::write(&temporary, &script)?;
         std::fs::set_permissions(&temporary, std::fs::Permissions::from_mode(0o700))?;
         std::fs::rename(&temporary, &wrapper)?;

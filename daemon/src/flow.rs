@@ -3,15 +3,17 @@
 //!
 //! - Back-pressure: each request the client sends takes a permit, given back
 //!   when its response has been written (or the client cancelled it). With
-//!   all permits taken the next message is not read, so a client that
-//!   pipelines requests and never reads the answers fills its socket, not the
-//!   daemon's memory (rmcp would otherwise spawn a task per request and keep
-//!   every unsent response).
+//!   all permits taken, further requests wait here (a bounded number), while
+//!   notifications (cancels) and the client's EOF still get through; with
+//!   that queue full too, nothing more is read, so a client that pipelines
+//!   requests and never reads the answers fills its socket, not the daemon's
+//!   memory (rmcp would otherwise spawn a task per request and keep every
+//!   unsent response).
 //! - Departure: rmcp waits several seconds for running handlers after the
 //!   client's EOF before it cancels them; [`FlowControl::closed`] fires on the
 //!   EOF itself, so a turn whose client is gone is cancelled at once.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use rmcp::RoleServer;
@@ -21,15 +23,20 @@ use rmcp::transport::Transport;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
-/// Requests one connection may have in flight before the daemon stops
-/// reading from it. Claude Code runs a handful at a time.
+/// Requests one connection may have in flight at once. Claude Code runs a
+/// handful at a time.
 pub const MAX_IN_FLIGHT: usize = 32;
+/// Requests read while all permits are taken, kept until one is free; past
+/// this the connection is not read at all.
+pub const MAX_WAITING: usize = 64;
 
 /// A transport with request back-pressure and an EOF signal.
 pub struct FlowControl<T> {
     inner: T,
     permits: Arc<Semaphore>,
     held: Arc<Mutex<HashMap<RequestId, OwnedSemaphorePermit>>>,
+    /// Requests read while no permit was free, oldest first.
+    waiting: VecDeque<RxJsonRpcMessage<RoleServer>>,
     closed: CancellationToken,
 }
 
@@ -39,6 +46,7 @@ impl<T> FlowControl<T> {
             inner,
             permits: Arc::new(Semaphore::new(MAX_IN_FLIGHT)),
             held: Arc::default(),
+            waiting: VecDeque::new(),
             closed: CancellationToken::new(),
         }
     }
@@ -46,6 +54,17 @@ impl<T> FlowControl<T> {
     /// Cancelled when the client's side of the connection ends.
     pub fn closed(&self) -> CancellationToken {
         self.closed.clone()
+    }
+}
+
+impl<T> FlowControl<T> {
+    /// Hands the oldest waiting request to rmcp with `permit`.
+    fn release(&mut self, permit: OwnedSemaphorePermit) -> Option<RxJsonRpcMessage<RoleServer>> {
+        let request = self.waiting.pop_front()?;
+        if let JsonRpcMessage::Request(inner) = &request {
+            lock(&self.held).insert(inner.id.clone(), permit);
+        }
+        Some(request)
     }
 }
 
@@ -75,31 +94,46 @@ where
     }
 
     async fn receive(&mut self) -> Option<RxJsonRpcMessage<RoleServer>> {
-        let permit = tokio::select! {
-            permit = self.permits.clone().acquire_owned() => permit.ok(),
-            // Closed semaphores never happen; this arm keeps a stuck
-            // connection from outliving a cancelled serve loop.
-            _ = self.closed.cancelled() => None,
-        };
-        let message = self.inner.receive().await;
-        match &message {
-            None => self.closed.cancel(),
-            Some(JsonRpcMessage::Request(request)) => {
-                if let Some(permit) = permit {
-                    lock(&self.held).insert(request.id.clone(), permit);
+        loop {
+            // A waiting request goes first, in order, once a permit is free.
+            if !self.waiting.is_empty() {
+                if let Ok(permit) = self.permits.clone().try_acquire_owned() {
+                    return self.release(permit);
                 }
             }
-            Some(JsonRpcMessage::Notification(notification)) => {
-                // A cancelled request gets no response; its permit is free.
-                if let ClientNotification::CancelledNotification(cancelled) = &notification.notification
-                    && let Some(id) = &cancelled.params.request_id
-                {
-                    lock(&self.held).remove(id);
+            let can_read = self.waiting.len() < MAX_WAITING;
+            tokio::select! {
+                permit = self.permits.clone().acquire_owned(), if !self.waiting.is_empty() => {
+                    let permit = permit.ok()?;
+                    return self.release(permit);
                 }
+                // rmcp's read is cancel-safe: a line half read is kept.
+                message = self.inner.receive(), if can_read => match message {
+                    None => {
+                        // The client is gone; requests still waiting never
+                        // started and are dropped with the connection.
+                        self.closed.cancel();
+                        return None;
+                    }
+                    Some(JsonRpcMessage::Request(request)) => {
+                        self.waiting.push_back(JsonRpcMessage::Request(request));
+                    }
+                    Some(JsonRpcMessage::Notification(notification)) => {
+                        // A cancelled request gets no response: its permit is
+                        // free, and if it is still waiting it never starts.
+                        if let ClientNotification::CancelledNotification(cancelled) = &notification.notification {
+                            if let Some(id) = &cancelled.params.request_id {
+                                lock(&self.held).remove(id);
+                                self.waiting
+                                    .retain(|waiting| !matches!(waiting, JsonRpcMessage::Request(request) if &request.id == id));
+                            }
+                        }
+                        return Some(JsonRpcMessage::Notification(notification));
+                    }
+                    Some(other) => return Some(other),
+                },
             }
-            Some(_) => {}
         }
-        message
     }
 
     async fn close(&mut self) -> Result<(), Self::Error> {

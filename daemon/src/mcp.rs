@@ -125,9 +125,11 @@ impl McpService {
             outcome = outcome => {
                 // A pause nobody can see would park the workspace for good:
                 // if the client left before it arrived, drop that turn.
-                if matches!(outcome, Ok(TurnOutcome::Paused(_))) && self.client_gone.is_cancelled() {
+                if matches!(outcome, Ok(TurnOutcome::Paused(_)))
+                    && (self.client_gone.is_cancelled() || context.ct.is_cancelled())
+                {
                     forwarder.abort().await;
-                    self.session.try_send(Command::Abandon { call });
+                    self.session.try_send(Command::Cancel { call });
                     return Err(ErrorData::internal_error("the client left", None));
                 }
                 // All progress goes out before the result, and none after it.

@@ -1478,3 +1478,40 @@ fn fd_count(pid: i32) -> usize {
         .map(|entries| entries.count())
         .unwrap_or(0)
 }
+
+/// A client with every request permit taken (32 calls queued behind a slow
+/// turn) still gets its cancels and its departure through: the daemon keeps
+/// reading notifications and EOF while requests wait, so when the client
+/// leaves, its queued turns are dropped at once instead of running one after
+/// another for minutes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_with_every_permit_taken_can_still_cancel_and_leave() {
+    let env = TestEnv::new();
+    let _daemon = env.start_daemon().await;
+    let mut flooder = RawClient::initialized(&env).await;
+    for id in 100..140 {
+        flooder
+            .send(json!({"jsonrpc":"2.0","id":id,"method":"tools/call","params":{
+                "name":"consult","arguments":{"question":"fake:slow:2000"}}}))
+            .await;
+    }
+    // A cancel for a request that is still waiting for a permit is read and
+    // honoured: that request never starts.
+    flooder
+        .send(json!({"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":139}}))
+        .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    flooder.close_stdin();
+    let _ = tokio::time::timeout(Duration::from_secs(5), flooder.shim.wait()).await;
+    let left = Instant::now();
+    let next = Client::start(&env, &[]).await;
+    let text = next.text("consult", json!({"question": "my turn?"})).await;
+    let waited = left.elapsed();
+    assert!(text.contains("fake answer"), "{text}");
+    println!("FIGURE a client with 40 queued slow calls left: the next client's consult answered {waited:?} later");
+    assert!(
+        waited < Duration::from_secs(8),
+        "the departed client's queued turns kept the workspace busy for {waited:?}"
+    );
+    next.close().await;
+}

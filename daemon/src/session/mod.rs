@@ -21,6 +21,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use agent_client_protocol::v1::Responder;
 use agent_client_protocol::v1::schema::{
+    SessionConfigOption,
     CancelNotification, ContentBlock, PromptRequest, PromptResponse, RequestPermissionOutcome,
     RequestPermissionRequest, RequestPermissionResponse, SelectedPermissionOutcome, SessionUpdate, StopReason,
     TextContent, ToolKind,
@@ -73,15 +74,10 @@ pub enum Command {
         note: Option<String>,
         waiter: Waiter,
     },
-    /// The client cancelled call `call` (or went away).
-    Cancel {
-        call: CallId,
-    },
-    /// The pause delivered to call `call` never reached a client (it had
-    /// left): the paused turn is cancelled instead of waiting for `permit`.
-    Abandon {
-        call: CallId,
-    },
+    /// The client cancelled call `call` (or went away). If that call had
+    /// just been handed a pause, the client never saw it, and the paused
+    /// turn is cancelled instead of waiting for a `permit` nobody will send.
+    Cancel { call: CallId },
     /// Drop the Codex session; the reply says whether there was one.
     Reset {
         reply: oneshot::Sender<bool>,
@@ -168,6 +164,7 @@ impl SessionHandle {
             claude_session_id: remembered.claude_session_id,
             deferred_target: None,
             last_settings: None,
+            last_agent_env: Vec::new(),
             sticky_choice: ModelChoice::default(),
             idle_since: Instant::now(),
             agent_env: Vec::new(),
@@ -249,6 +246,9 @@ enum Internal {
         result: Result<PromptResponse, agent_client_protocol::Error>,
         /// Why the agent is gone, when the prompt failed because it died.
         exit: Option<String>,
+        /// The session options after the turn's model/effort changes:
+        /// `None` if setting them failed, `Some(None)` if nothing was set.
+        applied: Option<Option<Vec<SessionConfigOption>>>,
     },
 }
 
@@ -282,6 +282,9 @@ struct ActiveTurn {
     /// Forwarded credentials, should this turn have to start codex-acp.
     agent_env: Vec<(String, String)>,
     choice: ModelChoice,
+    /// The model/effort this turn asked the agent for, committed to the
+    /// session's choice once the agent accepted it.
+    wanted_choice: Option<ModelChoice>,
     waiter: Option<Waiter>,
     started: Instant,
     last_activity: Instant,
@@ -296,8 +299,21 @@ struct ActiveTurn {
     denied: Option<String>,
     /// The call the current pause was delivered to.
     paused_for: Option<CallId>,
+    /// Permission requests that arrived while another one was paused.
+    waiting_permissions: VecDeque<(Box<RequestPermissionRequest>, Responder<RequestPermissionResponse>)>,
     notes: Vec<String>,
     record: TurnRecord,
+}
+
+impl ActiveTurn {
+    /// Answers the paused permission and any waiting ones `cancelled`.
+    fn answer_open_permissions(&mut self) {
+        let pending = self.pending.take().map(|pending| pending.responder);
+        let waiting = self.waiting_permissions.drain(..).map(|(_, responder)| responder);
+        for responder in pending.into_iter().chain(waiting) {
+            let _ = responder.respond(RequestPermissionResponse::new(RequestPermissionOutcome::Cancelled));
+        }
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -351,8 +367,10 @@ struct SessionActor {
     /// A session switch asked for while a turn ran, applied when it ends:
     /// `Some(None)` a fresh session, `Some(Some(id))` restore `id`.
     deferred_target: Option<Option<String>>,
-    /// The settings of the last turn, for warming the agent.
+    /// The settings and forwarded variables of the last turn, for warming
+    /// the agent as the MCP client would start it.
     last_settings: Option<Arc<Settings>>,
+    last_agent_env: Vec<(String, String)>,
     /// The model and effort chosen for this session; re-applied after a
     /// restore, cleared with the session.
     sticky_choice: ModelChoice,
@@ -419,16 +437,6 @@ impl SessionActor {
             }
             Command::Permit { decision, note, waiter } => self.on_permit(decision, note, waiter),
             Command::Cancel { call } => self.on_cancel(call),
-            Command::Abandon { call } => {
-                let unseen = self
-                    .turn
-                    .as_ref()
-                    .is_some_and(|turn| turn.pending.is_some() && turn.paused_for == Some(call));
-                if unseen {
-                    tracing::info!("the pause never reached a client; cancelling the turn");
-                    self.begin_cancel(CancelReason::Client);
-                }
-            }
             Command::Reset { reply } => {
                 let had_session = self.reset();
                 let _ = reply.send(had_session);
@@ -474,10 +482,17 @@ impl SessionActor {
         }
         if !allow {
             turn.denied = Some(prompts::denied(&describe(&pending.request), note.as_deref()));
+            // Codex ends the turn on a deny; its other questions go with it.
+            turn.answer_open_permissions();
         }
         waiter.progress.activity(&format!("{label}: {}", pending.request.title));
         turn.waiter = Some(waiter);
         turn.last_activity = Instant::now();
+        // A question that arrived during the pause is judged now; if it asks
+        // too, this permit call returns that pause.
+        if let Some((request, responder)) = turn.waiting_permissions.pop_front() {
+            self.on_permission(request, responder);
+        }
     }
 
     fn on_cancel(&mut self, call: CallId) {
@@ -486,6 +501,11 @@ impl SessionActor {
             return;
         }
         let Some(turn) = self.turn.as_mut() else { return };
+        if turn.pending.is_some() && turn.paused_for == Some(call) {
+            tracing::info!(turn = turn.id, "the pause never reached a client; cancelling the turn");
+            self.begin_cancel(CancelReason::Client);
+            return;
+        }
         if turn.waiter.as_ref().is_none_or(|waiter| waiter.call != call) {
             return;
         }
@@ -513,8 +533,10 @@ impl SessionActor {
                 ));
             }
             // The agent may still be busy with the old turn; only a fresh
-            // process guarantees nothing of it leaks into the next one.
+            // process guarantees nothing of it leaks into the next one. A
+            // deliberate stop is not an error worth showing in `status`.
             self.kill_agent("reset mid-turn");
+            self.last_error = None;
         }
         self.retarget(None);
         self.deferred_target = None;
@@ -661,9 +683,8 @@ impl SessionActor {
     fn retarget(&mut self, target: Option<String>) {
         self.session = None;
         self.pending_note = None;
-        if target.is_none() {
-            self.sticky_choice = ModelChoice::default();
-        }
+        // The choice belongs to the session being left.
+        self.sticky_choice = ModelChoice::default();
         self.resume_id = target;
         if self.starting {
             // Let the start in flight be ignored; a new one opens the target.
@@ -688,7 +709,12 @@ impl SessionActor {
         if !used {
             return;
         }
-        let settings = self.last_settings.clone().unwrap_or(settings);
+        // Start it as the MCP client last did (its credentials may live in
+        // the MCP server's env, which the hook does not see).
+        let (settings, agent_env) = match &self.last_settings {
+            Some(last) => (last.clone(), self.last_agent_env.clone()),
+            None => (settings, agent_env),
+        };
         if self.agent.is_none() {
             tracing::info!("warming codex-acp");
             self.start_agent(settings, agent_env);
@@ -725,7 +751,8 @@ impl SessionActor {
                 turn,
                 result,
                 exit,
-            } => self.on_prompt_done(generation, turn, result, exit),
+                applied,
+            } => self.on_prompt_done(generation, turn, result, exit, applied),
         }
     }
 }

@@ -134,6 +134,12 @@ impl SessionActor {
     }
 
     pub(super) fn on_started(&mut self, generation: u64, result: Result<Box<Started>, AgentFailure>) {
+        // History a `session/load` replayed may still be queued; it must be
+        // gone before the session exists and a turn could take it for its
+        // own answer.
+        while let Ok(message) = self.agent_rx.try_recv() {
+            self.on_agent(message);
+        }
         if generation != self.generation || !self.starting {
             // A start overtaken by a reset or a newer start; dropping its
             // agent kills it.
@@ -171,6 +177,10 @@ impl SessionActor {
                 self.agent_has_api_key = api_key;
                 if let Some(note) = opened.note {
                     self.pending_note = Some(note);
+                }
+                if !opened.loaded {
+                    // A fresh session starts with Codex's own model.
+                    self.sticky_choice = ModelChoice::default();
                 }
                 self.resume_id = None;
                 self.last_error = None;

@@ -113,6 +113,12 @@ impl SessionActor {
             return;
         };
         turn.last_activity = Instant::now();
+        if turn.pending.is_some() {
+            // One pause at a time: Claude answers the one it was shown; this
+            // one is judged when that is resolved.
+            turn.waiting_permissions.push_back((request, responder));
+            return;
+        }
         let known = turn.tool_calls.get(&request.tool_call.tool_call_id.to_string());
         let translated = acp::permission_request(&request, known, &workspace);
         let mut decision = guardian::decide(&translated, &turn.settings.policy);
@@ -172,8 +178,8 @@ impl SessionActor {
                         turn.paused_for = Some(waiter.call);
                         waiter.send(TurnOutcome::Paused(pause));
                     }
-                    // The call that would have shown the pause is gone; the
-                    // pause stays for `permit` from any connection.
+                    // Only after a `permit` whose call has gone; the pause
+                    // stays for `permit` from any connection.
                     None => tracing::info!("turn paused with no caller waiting"),
                 }
             }
@@ -183,11 +189,10 @@ impl SessionActor {
     /// The live agent is gone (exit, crash, garbage, hard stop): fails the
     /// running turn with `reason`. Idempotent.
     pub(super) fn agent_gone(&mut self, reason: String) {
-        if !self.retire_agent(&reason) {
-            return;
+        if self.retire_agent(&reason) {
+            tracing::warn!(%reason, "codex-acp is gone");
+            self.last_error = Some(reason.clone());
         }
-        tracing::warn!(%reason, "codex-acp is gone");
-        self.last_error = Some(reason.clone());
         if let Some(turn) = self.turn.take() {
             let message = match turn.phase {
                 Phase::WaitingForSession => format!("{reason}. It is started again on the next call"),
@@ -225,6 +230,7 @@ impl SessionActor {
         turn: u64,
         result: Result<PromptResponse, agent_client_protocol::Error>,
         exit: Option<String>,
+        applied: Option<Option<Vec<SessionConfigOption>>>,
     ) {
         // The agent sends a turn's updates before its response, and
         // they are queued before the response reaches us; take them
@@ -236,6 +242,16 @@ impl SessionActor {
             return;
         }
         let mut turn = self.turn.take().expect("checked above");
+        // The model and effort stick once the agent accepted them; its own
+        // report of the options is the truth.
+        if let Some(options) = applied {
+            if let Some(wanted) = turn.wanted_choice.take() {
+                self.sticky_choice = wanted;
+            }
+            if let (Some(options), Some(session)) = (options, self.session.as_mut()) {
+                session.models = crate::acp::model_options(&options);
+            }
+        }
         if let Phase::Cancelling { .. } = turn.phase {
             self.finish(turn, Err(("cancelled", "the turn was cancelled".into())));
             return;
@@ -318,6 +334,9 @@ impl SessionActor {
     pub(super) fn finish(&mut self, mut turn: ActiveTurn, outcome: Result<&'static str, (&'static str, String)>) {
         let elapsed = turn.started.elapsed();
         self.last_used = Some(Instant::now());
+        self.idle_since = Instant::now();
+        // A finished turn leaves no question open with the agent.
+        turn.answer_open_permissions();
         let (stop_reason, result) = match outcome {
             Ok(stop_reason) => {
                 if let Some(session) = self.session.as_mut() {
@@ -442,13 +461,9 @@ impl SessionActor {
             since: Instant::now(),
             reason,
         };
-        if let Some(pending) = turn.pending.take() {
-            // codex-acp does not withdraw an open permission on cancel; it
-            // must be answered.
-            let _ = pending
-                .responder
-                .respond(RequestPermissionResponse::new(RequestPermissionOutcome::Cancelled));
-        }
+        // codex-acp does not withdraw an open permission on cancel; it must
+        // be answered.
+        turn.answer_open_permissions();
         if reason == CancelReason::Idle
             && let Some(waiter) = turn.waiter.take()
         {
@@ -466,27 +481,37 @@ impl SessionActor {
         }
     }
 
-    /// Starts the next turn, the agent or the prompt, whichever is due.
+    /// Starts the next turn, the agent or the prompt, whichever is due; a
+    /// queued call that cannot run is answered and the next one tried, so
+    /// the queue never waits on nothing.
     pub(super) fn advance(&mut self) {
+        while self.advance_once() {}
+    }
+
+    /// One step of [`Self::advance`]; `true` when a queued call was answered
+    /// without starting a turn and the next one should be tried.
+    fn advance_once(&mut self) -> bool {
         if self.turn.is_none() {
             if let Some(target) = self.deferred_target.take() {
                 self.retarget(target);
             }
-            let Some(request) = self.queue.pop_front() else { return };
+            let Some(request) = self.queue.pop_front() else { return false };
             if request.waiter.reply.is_closed() {
-                return;
+                return true;
             }
             let id = self.next_turn_id;
             self.next_turn_id += 1;
             let now = Instant::now();
             tracing::info!(turn = id, tool = request.tool, "turn starts");
             self.last_settings = Some(request.settings.clone());
+            self.last_agent_env = request.agent_env.clone();
             self.turn = Some(ActiveTurn {
                 id,
                 tool: request.tool,
                 settings: request.settings,
                 agent_env: request.agent_env,
                 choice: request.choice,
+                wanted_choice: None,
                 waiter: Some(request.waiter),
                 started: now,
                 last_activity: now,
@@ -499,13 +524,14 @@ impl SessionActor {
                 pending: None,
                 denied: None,
                 paused_for: None,
+                waiting_permissions: VecDeque::new(),
                 notes: Vec::new(),
                 record: TurnRecord::default(),
             });
         }
-        let Some(turn) = self.turn.as_ref() else { return };
+        let Some(turn) = self.turn.as_ref() else { return false };
         if turn.phase != Phase::WaitingForSession || self.starting {
-            return;
+            return false;
         }
         let (settings, agent_env) = (turn.settings.clone(), turn.agent_env.clone());
         // A client that runs codex-acp differently (another command, or
@@ -518,44 +544,74 @@ impl SessionActor {
                 self.retire_agent("a client brought other credentials or CODEX_HOME");
             }
         }
-        if let Some(session) = self.session.as_mut() {
-            let mut turn = self.turn.take().expect("checked above");
-            // The call's model and effort, over what the session chose
-            // before. A new model without an effort does not inherit the old
-            // effort by name (it may not offer it); the plan keeps it where
-            // the new model does.
-            let wanted = match &turn.choice.model {
-                Some(_) => turn.choice.clone(),
-                None => ModelChoice {
-                    model: self.sticky_choice.model.clone(),
-                    effort: turn.choice.effort.clone().or_else(|| self.sticky_choice.effort.clone()),
-                },
-            };
-            let changes = match crate::models::plan(&session.models, &wanted) {
-                Ok(changes) => changes,
-                Err(message) => {
-                    tracing::info!(%message, "refusing a model or effort the agent does not offer");
-                    if let Some(waiter) = turn.waiter.take() {
-                        waiter.send(TurnOutcome::Invalid(message));
-                    }
-                    return;
-                }
-            };
-            session.models.apply(&changes);
-            self.sticky_choice = wanted;
-            turn.phase = Phase::Prompting;
-            turn.last_activity = Instant::now();
-            let prompt = turn.prompt.clone();
-            let sent = self.send_prompt(&mut turn, prompt, changes);
-            self.turn = Some(turn);
-            if let Err(message) = sent {
-                let turn = self.turn.take().expect("just set");
-                self.finish(turn, Err(("failed", message)));
+        let Some(session) = self.session.as_ref() else {
+            if self.agent.is_none() {
+                self.start_agent(settings, agent_env);
+            } else {
+                self.open_session(&settings);
             }
-        } else if self.agent.is_none() {
-            self.start_agent(settings, agent_env);
-        } else {
-            self.open_session(&settings);
+            return false;
+        };
+        let mut turn = self.turn.take().expect("checked above");
+        let (wanted, changes) = match self.plan_choice(&session.models, &turn.choice) {
+            Ok((wanted, changes, note)) => {
+                turn.notes.extend(note);
+                (wanted, changes)
+            }
+            Err(message) => {
+                tracing::info!(%message, "refusing a model or effort the agent does not offer");
+                if let Some(waiter) = turn.waiter.take() {
+                    waiter.send(TurnOutcome::Invalid(message));
+                }
+                return true;
+            }
+        };
+        // Committed when the agent has accepted it (see `on_prompt_done`).
+        turn.wanted_choice = Some(wanted);
+        turn.phase = Phase::Prompting;
+        turn.last_activity = Instant::now();
+        let prompt = turn.prompt.clone();
+        let sent = self.send_prompt(&mut turn, prompt, changes);
+        if let Err(message) = sent {
+            self.finish(turn, Err(("failed", message)));
+            return true;
+        }
+        self.turn = Some(turn);
+        false
+    }
+
+    /// The model and effort a call gets: its own, over what the session chose
+    /// before. A new model without an effort does not inherit the old effort
+    /// by name (the plan keeps it where the new model offers it). When the
+    /// session's earlier choice is no longer offered (another agent after a
+    /// restart), it is dropped with a note rather than failing every call.
+    fn plan_choice(
+        &self,
+        models: &crate::models::ModelOptions,
+        choice: &ModelChoice,
+    ) -> Result<(ModelChoice, Vec<(String, String)>, Option<String>), String> {
+        let wanted = match &choice.model {
+            Some(_) => choice.clone(),
+            None => ModelChoice {
+                model: self.sticky_choice.model.clone(),
+                effort: choice.effort.clone().or_else(|| self.sticky_choice.effort.clone()),
+            },
+        };
+        match crate::models::plan(models, &wanted) {
+            Ok(changes) => Ok((wanted, changes, None)),
+            Err(_) if wanted != *choice => {
+                let changes = crate::models::plan(models, choice)?;
+                let note = format!(
+                    "the session's earlier model choice ({}) is not offered any more; Codex's own is used",
+                    [wanted.model.as_deref(), wanted.effort.as_deref()]
+                        .into_iter()
+                        .flatten()
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+                Ok((choice.clone(), changes, Some(note)))
+            }
+            Err(message) => Err(message),
         }
     }
 
@@ -580,13 +636,13 @@ impl SessionActor {
         // `$/cancel_request` to Codex.
         self.context.tasks.spawn(async move {
             // Model and effort first, so this prompt already uses them.
-            let result = match crate::acp::set_options(&connection, &session_id, &changes).await {
-                Ok(_) => {
+            let (applied, result) = match crate::acp::set_options(&connection, &session_id, &changes).await {
+                Ok(options) => {
                     let request =
                         PromptRequest::new(session_id.clone(), vec![ContentBlock::Text(TextContent::new(text))]);
-                    connection.send_request(request).block_task().await
+                    (Some(options), connection.send_request(request).block_task().await)
                 }
-                Err(error) => Err(error),
+                Err(error) => (None, Err(error)),
             };
             // A prompt that failed because the child died reports how it
             // died (exit status, stderr) rather than "connection closed".
@@ -599,6 +655,7 @@ impl SessionActor {
                 turn: turn_id,
                 result,
                 exit,
+                applied,
             });
         });
         Ok(())
@@ -608,8 +665,9 @@ impl SessionActor {
 /// Whether a request failed because the connection to the agent ended
 /// (rather than because the agent answered with an error).
 fn connection_lost(error: &agent_client_protocol::Error) -> bool {
-    let data = error.data.as_ref().map(ToString::to_string).unwrap_or_default();
-    data.contains("connection_terminated") || error.message.contains("never received")
+    agent_client_protocol::is_incoming_transport_closed(error)
+        || agent_client_protocol::is_connection_terminated(error)
+        || error.message.contains("never received")
 }
 
 /// `env` in a canonical order, to compare the environments of two clients.
