@@ -40,6 +40,7 @@ const KNOWN_ELSEWHERE: &[&str] = &[
     "CODEX_FUSION_STATE_DIR",
     "CODEX_FUSION_AGENT_IDLE_SECS",
     "CODEX_FUSION_DAEMON_LOG",
+    "CODEX_FUSION_DAEMON_QUIET_STDERR",
 ];
 
 /// A connection's settings, resolved.
@@ -137,6 +138,7 @@ impl Settings {
         ];
         let unknown = env
             .keys()
+            .filter(|name| name.starts_with(codex_fusion_protocol::ENV_PREFIX))
             .filter(|name| !known.contains(&name.as_str()) && !KNOWN_ELSEWHERE.contains(&name.as_str()))
             .cloned()
             .collect();
@@ -241,6 +243,7 @@ mod tests {
             (LOG_ENV, "/tmp/log.jsonl"),
             ("CODEX_FUSION_ALLOW_WRITE", "1"),
             ("CODEX_FUSION_WORKSPACE", "/w"),
+            ("OPENAI_API_KEY", "sk-x"),
         ]))
         .expect("parses");
         assert_eq!(settings.log_path, Some(PathBuf::from("/tmp/log.jsonl")));

@@ -158,13 +158,19 @@ pub fn canonical_workspace(workspace: &Path) -> Result<std::path::PathBuf, Strin
 pub(crate) async fn control_requests<F, Fut>(
     mut reader: BufReader<OwnedReadHalf>,
     mut write: OwnedWriteHalf,
+    shutdown: tokio_util::sync::CancellationToken,
     mut handle: F,
 ) where
     F: FnMut(ControlRequest) -> Fut,
     Fut: std::future::Future<Output = (ControlResponse, bool)>,
 {
     loop {
-        let line = match frame::read_line_async(&mut reader, CONTROL_MAX_BYTES).await {
+        // An idle control connection must not hold up a daemon that stops.
+        let read = tokio::select! {
+            read = frame::read_line_async(&mut reader, CONTROL_MAX_BYTES) => read,
+            _ = shutdown.cancelled() => return,
+        };
+        let line = match read {
             Ok(Some(line)) => line,
             Ok(None) => return,
             Err(error) => {

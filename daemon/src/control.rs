@@ -22,7 +22,7 @@ pub async fn serve(daemon: Arc<Daemon>, hello: &Hello, reader: BufReader<OwnedRe
             .unwrap_or_default(),
     );
     let agent_env = agent_env(hello);
-    control_requests(reader, write, |request| {
+    control_requests(reader, write, daemon.shutdown.clone(), |request| {
         let daemon = daemon.clone();
         let settings = settings.clone();
         let agent_env = agent_env.clone();

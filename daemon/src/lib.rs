@@ -49,33 +49,43 @@ pub const AGENT_IDLE_ENV: &str = "CODEX_FUSION_AGENT_IDLE_SECS";
 #[derive(Debug, Clone)]
 pub struct Options {
     pub socket: PathBuf,
+    /// The socket's directory is the daemon's own (not one the user named
+    /// with CODEX_FUSION_SOCKET), so it may be made private.
+    pub dedicated_socket_dir: bool,
     pub state_dir: PathBuf,
     pub agent_idle: Duration,
 }
+
+/// The longest idle limit accepted (a month); longer is a typo.
+const MAX_AGENT_IDLE_SECS: u64 = 30 * 24 * 3600;
 
 impl Options {
     pub fn from_env() -> anyhow::Result<Options> {
         let env = |name: &str| std::env::var_os(name);
         let agent_idle = match std::env::var(AGENT_IDLE_ENV) {
             Ok(value) if !value.is_empty() => match value.trim().parse::<u64>() {
-                Ok(secs) if secs > 0 => Duration::from_secs(secs),
+                Ok(secs) if secs > 0 && secs <= MAX_AGENT_IDLE_SECS => Duration::from_secs(secs),
                 _ => {
-                    anyhow::bail!("{AGENT_IDLE_ENV}: expected a whole number of seconds greater than 0, got `{value}`")
+                    anyhow::bail!(
+                        "{AGENT_IDLE_ENV}: expected a whole number of seconds from 1 to {MAX_AGENT_IDLE_SECS}, got `{value}`"
+                    )
                 }
             },
             _ => DEFAULT_AGENT_IDLE,
         };
+        let overridden = env(codex_fusion_protocol::paths::SOCKET_ENV).is_some_and(|value| !value.is_empty());
         Ok(Options {
             socket: codex_fusion_protocol::paths::socket_path(env)?,
+            dedicated_socket_dir: !overridden,
             state_dir: codex_fusion_protocol::paths::state_dir(env)?,
             agent_idle,
         })
     }
 }
 
-/// Runs the daemon until SIGTERM, SIGINT or a `stop` request.
+/// Runs the daemon until SIGTERM, SIGINT, SIGHUP or a `stop` request.
 pub async fn run(options: Options) -> anyhow::Result<()> {
-    let bound = listener::bind(&options.socket)?;
+    let bound = listener::bind(&options.socket, options.dedicated_socket_dir)?;
     let daemon = Daemon::new(options.socket.clone(), options.state_dir.clone(), options.agent_idle);
     tracing::info!(
         socket = %options.socket.display(),
@@ -86,11 +96,14 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     );
     let mut terminate = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
     let mut interrupt = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    // A daemon run by hand in a terminal that closes stops cleanly.
+    let mut hangup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
     let me = nix::unistd::getuid().as_raw();
     let reason = loop {
         tokio::select! {
             _ = terminate.recv() => break "SIGTERM",
             _ = interrupt.recv() => break "SIGINT",
+            _ = hangup.recv() => break "SIGHUP",
             _ = daemon.shutdown.cancelled() => break "a stop request",
             accepted = bound.listener.accept() => match accepted {
                 Ok((stream, _)) => accept(&daemon, stream, me),
@@ -103,8 +116,10 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
         }
     };
     tracing::info!(reason, "shutting down");
-    // Stop accepting first, so no new work arrives while we drain.
-    drop(bound);
+    // Stop accepting first, so no new work arrives while we drain; keep the
+    // lock until the children are gone, so a new daemon (started by a shim
+    // that lost us) waits for them instead of racing them.
+    let _instance = bound.stop_listening();
     daemon.shutdown.cancel();
     daemon.stop_sessions().await;
     daemon.tasks.close();

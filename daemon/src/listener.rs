@@ -6,6 +6,7 @@ use std::fs::File;
 use std::io::Write as _;
 use std::os::unix::fs::{DirBuilderExt, FileTypeExt as _, MetadataExt, OpenOptionsExt as _, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use nix::fcntl::{Flock, FlockArg};
 use tokio::net::{UnixListener, UnixStream};
@@ -21,6 +22,10 @@ pub enum BindError {
     ForeignDirectory { dir: PathBuf, owner: u32, me: u32 },
     #[error("{path} exists and is not a socket; remove it or set CODEX_FUSION_SOCKET")]
     NotASocket { path: PathBuf },
+    #[error(
+        "the socket directory {dir} can be written by other users (mode {mode:o}), who could replace the socket; point CODEX_FUSION_SOCKET into a private directory"
+    )]
+    SharedDirectory { dir: PathBuf, mode: u32 },
     #[error("cannot set up the socket at {path}: {source}")]
     Io {
         path: PathBuf,
@@ -29,28 +34,57 @@ pub enum BindError {
     },
 }
 
+/// How long a starting daemon waits for the lock of one that is stopping
+/// (a restart, or a shim starting a daemon while the old one drains).
+const LOCK_WAIT: Duration = Duration::from_secs(3);
+
 /// A bound socket and the lock that makes this daemon the only one on it.
 /// Dropping it removes the socket file.
 pub struct Bound {
     pub listener: UnixListener,
-    pub socket: PathBuf,
-    _lock: Flock<File>,
+    socket: SocketFile,
+    lock: Flock<File>,
 }
 
-impl Drop for Bound {
+/// Removes the socket file when dropped.
+struct SocketFile(PathBuf);
+
+impl Drop for SocketFile {
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.socket);
+        let _ = std::fs::remove_file(&self.0);
     }
 }
 
-/// Binds `socket`: directory 0700 (created if needed), socket 0600 whatever
-/// the umask, a stale socket of a dead daemon removed, a live one never.
-pub fn bind(socket: &Path) -> Result<Bound, BindError> {
+/// The single-instance lock, held after the socket is gone until the
+/// daemon has finished stopping, so no new daemon starts before its
+/// children are gone.
+pub struct InstanceLock {
+    _lock: Flock<File>,
+}
+
+impl Bound {
+    /// Stops listening: the socket file goes (new clients see no daemon), the
+    /// lock stays with the caller.
+    pub fn stop_listening(self) -> InstanceLock {
+        let Bound { listener, socket, lock } = self;
+        drop(socket);
+        drop(listener);
+        InstanceLock { _lock: lock }
+    }
+}
+
+/// Binds `socket`: socket 0600 whatever the umask, a stale socket of a dead
+/// daemon removed, a live one never. Its directory is made 0700 when the
+/// daemon created it or it is the daemon's own (`dedicated`); a directory
+/// named by the user is left as it is but must be theirs and not writable by
+/// others.
+pub fn bind(socket: &Path, dedicated: bool) -> Result<Bound, BindError> {
     let io = |path: &Path| {
         let path = path.to_path_buf();
         move |source| BindError::Io { path, source }
     };
     let dir = socket.parent().unwrap_or(Path::new("/"));
+    let created = !dir.exists();
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
@@ -65,8 +99,16 @@ pub fn bind(socket: &Path) -> Result<Bound, BindError> {
             me,
         });
     }
-    if metadata.permissions().mode() & 0o777 != 0o700 {
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(io(dir))?;
+    let mode = metadata.permissions().mode() & 0o777;
+    if created || dedicated {
+        if mode != 0o700 {
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(io(dir))?;
+        }
+    } else if mode & 0o022 != 0 {
+        return Err(BindError::SharedDirectory {
+            dir: dir.to_path_buf(),
+            mode,
+        });
     }
 
     // One lock file per socket: whoever holds it owns the socket, so two
@@ -80,19 +122,13 @@ pub fn bind(socket: &Path) -> Result<Bound, BindError> {
         .write(true)
         .open(&lock_path)
         .map_err(io(&lock_path))?;
-    let mut lock = match Flock::lock(lock_file, FlockArg::LockExclusiveNonblock) {
-        Ok(lock) => lock,
-        Err((file, _)) => {
-            let pid = std::fs::read_to_string(&lock_path)
-                .ok()
-                .and_then(|text| text.trim().parse().ok());
-            drop(file);
-            return Err(BindError::AlreadyRunning {
-                socket: socket.to_path_buf(),
-                pid,
-            });
-        }
-    };
+    let mut lock = lock_with_patience(lock_file, &lock_path).map_err(|pid| BindError::AlreadyRunning {
+        socket: socket.to_path_buf(),
+        pid,
+    })?;
+    // Ours now: say so at once, so a loser names this daemon, not the last.
+    let _ = lock.set_len(0);
+    let _ = write!(&mut *lock, "{}", std::process::id());
 
     match std::fs::symlink_metadata(socket) {
         Ok(metadata) if metadata.file_type().is_socket() => {
@@ -116,13 +152,29 @@ pub fn bind(socket: &Path) -> Result<Bound, BindError> {
     }
     let listener = UnixListener::bind(socket).map_err(io(socket))?;
     std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o600)).map_err(io(socket))?;
-    let _ = lock.set_len(0);
-    let _ = write!(&mut *lock, "{}", std::process::id());
     Ok(Bound {
         listener,
-        socket: socket.to_path_buf(),
-        _lock: lock,
+        socket: SocketFile(socket.to_path_buf()),
+        lock,
     })
+}
+
+/// Takes the lock, waiting up to [`LOCK_WAIT`] for a daemon that is
+/// stopping; `Err` with the holder's pid (from the file) if it stays taken.
+fn lock_with_patience(mut file: File, path: &Path) -> Result<Flock<File>, Option<u32>> {
+    let deadline = std::time::Instant::now() + LOCK_WAIT;
+    loop {
+        match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+            Ok(lock) => return Ok(lock),
+            Err((returned, _)) => file = returned,
+        }
+        if std::time::Instant::now() >= deadline {
+            return Err(std::fs::read_to_string(path)
+                .ok()
+                .and_then(|text| text.trim().parse().ok()));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 fn lock_path(socket: &Path) -> PathBuf {
@@ -156,7 +208,7 @@ mod tests {
         let temp = tempfile::tempdir().expect("tempdir");
         let socket = temp.path().join("run/daemon.sock");
         let old = nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o000));
-        let bound = bind(&socket);
+        let bound = bind(&socket, false);
         nix::sys::stat::umask(old);
         let bound = bound.expect("binds");
         let dir_mode = std::fs::metadata(socket.parent().expect("parent"))
@@ -174,8 +226,8 @@ mod tests {
     async fn a_live_daemon_is_never_replaced_and_a_stale_socket_is() {
         let temp = tempfile::tempdir().expect("tempdir");
         let socket = temp.path().join("daemon.sock");
-        let first = bind(&socket).expect("binds");
-        let second = bind(&socket);
+        let first = bind(&socket, false).expect("binds");
+        let second = bind(&socket, false);
         let Err(BindError::AlreadyRunning { pid, .. }) = second else {
             panic!("second bind must refuse")
         };
@@ -186,9 +238,28 @@ mod tests {
         let stale = std::os::unix::net::UnixListener::bind(&socket).expect("stale bind");
         drop(stale);
         assert!(socket.exists());
-        let rebound = bind(&socket).expect("a stale socket is replaced");
+        let rebound = bind(&socket, false).expect("a stale socket is replaced");
         assert!(std::os::unix::net::UnixStream::connect(&socket).is_ok());
         drop(rebound);
+    }
+
+    #[tokio::test]
+    async fn a_directory_named_by_the_user_is_never_chmodded_but_must_be_private() {
+        let temp = tempfile::tempdir().expect("tempdir");
+        let shared = temp.path().join("shared");
+        std::fs::create_dir(&shared).expect("mkdir");
+        std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+        assert!(matches!(
+            bind(&shared.join("daemon.sock"), false),
+            Err(BindError::SharedDirectory { .. })
+        ));
+        let home_like = temp.path().join("home");
+        std::fs::create_dir(&home_like).expect("mkdir");
+        std::fs::set_permissions(&home_like, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        let bound = bind(&home_like.join("daemon.sock"), false).expect("binds in a 0755 directory of ours");
+        let mode = std::fs::metadata(&home_like).expect("meta").permissions().mode() & 0o777;
+        assert_eq!(mode, 0o755, "left as it was");
+        drop(bound);
     }
 
     #[test]
@@ -196,6 +267,6 @@ mod tests {
         let temp = tempfile::tempdir().expect("tempdir");
         let socket = temp.path().join("daemon.sock");
         std::fs::write(&socket, "not a socket").expect("write");
-        assert!(matches!(bind(&socket), Err(BindError::NotASocket { .. })));
+        assert!(matches!(bind(&socket, false), Err(BindError::NotASocket { .. })));
     }
 }

@@ -9,6 +9,9 @@ use tracing_subscriber::Layer as _;
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
 
+/// Set by the shim when it starts the daemon: stderr gets warnings only.
+pub const QUIET_STDERR_ENV: &str = "CODEX_FUSION_DAEMON_QUIET_STDERR";
+
 /// Log files kept before the oldest is deleted.
 const LOG_FILES_KEPT: usize = 7;
 
@@ -23,11 +26,15 @@ pub fn init(state_dir: &Path) {
             .or_else(|| EnvFilter::try_from_default_env().ok())
             .unwrap_or_else(|| EnvFilter::new("info,rmcp=warn,agent_client_protocol=warn"))
     };
+    // A daemon the shim started writes stderr to a start log that nothing
+    // rotates: only problems go there (the full log is in the state dir).
+    let quiet = std::env::var_os(QUIET_STDERR_ENV).is_some_and(|value| !value.is_empty() && value != "0");
+    let stderr_filter = if quiet { EnvFilter::new("warn") } else { filter() };
     let stderr_layer = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
-        .with_filter(filter());
+        .with_filter(stderr_filter);
     let log_dir = state_dir.join("logs");
     // Logs name workspaces and commands: private to the user whatever the umask.
     let created = std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&log_dir);

@@ -19,7 +19,12 @@ ENVIRONMENT:
     CODEX_FUSION_AGENT_IDLE_SECS  stop a workspace's codex-acp after this long without a
                              turn; its session is restored on the next call (default: 1800)
 
-Stop it with `codex-fusion stop`, SIGTERM or SIGINT.";
+Stop it with `codex-fusion stop`, SIGTERM, SIGINT or SIGHUP. Exit status 3
+means another codex-fusiond already serves the socket.";
+
+/// Exit status when another daemon already serves the socket
+/// (`RestartPreventExitStatus=` in the systemd unit).
+const ALREADY_RUNNING: u8 = 3;
 
 fn main() -> ExitCode {
     match std::env::args().nth(1).as_deref() {
@@ -60,7 +65,17 @@ fn main() -> ExitCode {
         Err(error) => {
             tracing::error!("{error:#}");
             eprintln!("codex-fusiond: {error:#}");
-            ExitCode::FAILURE
+            // A distinct status for "another daemon serves this socket", so
+            // a service manager can tell it from a crash and not restart.
+            let already_running = matches!(
+                error.downcast_ref::<codex_fusiond::listener::BindError>(),
+                Some(codex_fusiond::listener::BindError::AlreadyRunning { .. })
+            );
+            if already_running {
+                ExitCode::from(ALREADY_RUNNING)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }

@@ -56,7 +56,7 @@ fn a_second_daemon_exits_with_a_clear_message_and_the_first_keeps_serving() {
     let first = daemon(&socket, &state).spawn().expect("spawn");
     wait_for_socket(&socket);
     let second = daemon(&socket, &state).output().expect("second runs");
-    assert_eq!(second.status.code(), Some(1));
+    assert_eq!(second.status.code(), Some(3), "the already-running status");
     let stderr = String::from_utf8_lossy(&second.stderr);
     assert!(stderr.contains("another codex-fusiond is already running"), "{stderr}");
     assert!(stderr.contains(&format!("pid {}", first.id())), "{stderr}");

@@ -12,13 +12,15 @@ pub struct AcpCommand {
     pub program: String,
     pub args: Vec<String>,
     pub env: Vec<(String, String)>,
-    /// The command as the user wrote it, for messages.
+    /// The command for messages and logs, as written but with the values
+    /// of leading `NAME=value` words hidden (they may be API keys).
     pub display: String,
 }
 
-/// Why a command line cannot be used; names the variable.
+/// Why a command line cannot be used; names the variable (the command
+/// itself is not quoted: it may hold a key).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{ACP_COMMAND_ENV}: {reason} in `{value}`")]
+#[error("{ACP_COMMAND_ENV}: {reason}")]
 pub struct CommandError {
     pub value: String,
     pub reason: &'static str,
@@ -50,9 +52,28 @@ impl AcpCommand {
             program,
             args: words.collect(),
             env,
-            display: value.to_owned(),
+            display: redact(value),
         })
     }
+}
+
+/// `value` with each leading `NAME=value` word's value replaced by `…`.
+fn redact(value: &str) -> String {
+    let Some(words) = shlex::split(value) else {
+        return value.to_owned();
+    };
+    let mut shown = Vec::new();
+    let mut in_env = true;
+    for word in words {
+        match word.split_once('=') {
+            Some((name, _)) if in_env && is_env_name(name) => shown.push(format!("{name}=…")),
+            _ => {
+                in_env = false;
+                shown.push(shlex::try_quote(&word).map_or(word.clone(), |quoted| quoted.into_owned()));
+            }
+        }
+    }
+    shown.join(" ")
 }
 
 fn is_env_name(name: &str) -> bool {
@@ -81,6 +102,10 @@ mod tests {
         assert!(AcpCommand::parse("FOO=1").is_err());
         let error = AcpCommand::parse("'unbalanced").expect_err("unbalanced");
         assert!(error.to_string().starts_with("CODEX_FUSION_ACP_COMMAND: unbalanced quotes"), "{error}");
+        // The values of environment words never show in messages or logs.
+        let command = AcpCommand::parse("OPENAI_API_KEY=sk-secret codex-acp --x").expect("parses");
+        assert_eq!(command.display, "OPENAI_API_KEY=… codex-acp --x");
+        assert_eq!(command.env, [("OPENAI_API_KEY".to_string(), "sk-secret".to_string())]);
         // A word with `=` after the program is an argument, not environment.
         let command = AcpCommand::parse("agent key=value").expect("parses");
         assert_eq!(command.args, ["key=value"]);

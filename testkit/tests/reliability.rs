@@ -31,49 +31,59 @@ use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 /// already there with loose permissions.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn access_socket_is_private_whatever_the_umask() {
-    for preexisting in [false, true] {
-        let env = TestEnv::new();
-        let run_dir = env.socket.parent().expect("socket dir").to_path_buf();
-        if preexisting {
-            std::fs::create_dir_all(&run_dir).expect("mkdir");
-            std::fs::set_permissions(&run_dir, std::fs::Permissions::from_mode(0o777)).expect("chmod");
-        }
-        let probe = env.root().join("umask-probe");
-        let mut command = tokio::process::Command::new("sh");
-        command
-            .arg("-c")
-            .arg("umask 000; : > \"$1\"; exec \"$0\"")
-            .arg(binary("codex-fusiond"))
-            .arg(&probe);
-        env.apply(&mut command);
-        let log = std::fs::File::create(env.root().join("daemon-umask.log")).expect("log");
-        command
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(log)
-            .kill_on_drop(true);
-        let mut daemon = command.spawn().expect("spawn sh -c codex-fusiond");
-        let socket = env.socket.clone();
-        wait_until("the daemon socket accepts", Duration::from_secs(10), || {
-            std::os::unix::net::UnixStream::connect(&socket).is_ok()
-        })
-        .await;
-        assert_eq!(mode(&probe), 0o666, "the shell really ran with umask 000");
-        assert_eq!(mode(&run_dir), 0o700, "socket directory (preexisting: {preexisting})");
-        assert_eq!(mode(&env.socket), 0o600, "socket (preexisting: {preexisting})");
-        // Not part of the contract; recorded so a reader knows what else
-        // the daemon creates under a loose umask.
-        let log_dir = env.state_dir.join("logs");
-        println!(
-            "FIGURE umask 000 (socket dir preexisting: {preexisting}): socket dir {:o}, socket {:o}, lock {:o}, state logs dir {:o}",
-            mode(&run_dir),
-            mode(&env.socket),
-            mode(&run_dir.join("daemon.sock.lock")),
-            mode(&log_dir)
-        );
-        let _ = kill(Pid::from_raw(daemon.id().expect("running") as i32), Signal::SIGTERM);
-        let _ = tokio::time::timeout(Duration::from_secs(10), daemon.wait()).await;
-    }
+    let env = TestEnv::new();
+    let run_dir = env.socket.parent().expect("socket dir").to_path_buf();
+    let probe = env.root().join("umask-probe");
+    let mut command = umask_000_daemon(&env, &probe);
+    // Nobody reads its stderr here; a full pipe must not block it.
+    command.stderr(std::process::Stdio::null());
+    let mut daemon = command.spawn().expect("spawn sh -c codex-fusiond");
+    let socket = env.socket.clone();
+    wait_until("the daemon socket accepts", Duration::from_secs(10), || {
+        std::os::unix::net::UnixStream::connect(&socket).is_ok()
+    })
+    .await;
+    assert_eq!(mode(&probe), 0o666, "the shell really ran with umask 000");
+    assert_eq!(mode(&run_dir), 0o700, "socket directory");
+    assert_eq!(mode(&env.socket), 0o600, "socket");
+    assert_eq!(mode(&run_dir.join("daemon.sock.lock")), 0o600, "lock file");
+    assert_eq!(mode(&env.state_dir.join("logs")), 0o700, "log directory");
+    let _ = kill(Pid::from_raw(daemon.id().expect("running") as i32), Signal::SIGTERM);
+    let _ = tokio::time::timeout(Duration::from_secs(10), daemon.wait()).await;
+}
+
+/// A socket directory the user named (`CODEX_FUSION_SOCKET`) that already
+/// exists is never chmodded (it may be `$HOME` or a shared project), and one
+/// that other users can write to is refused with a message: they could
+/// replace the socket.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn access_a_shared_socket_directory_is_refused_not_chmodded() {
+    let env = TestEnv::new();
+    let run_dir = env.socket.parent().expect("socket dir").to_path_buf();
+    std::fs::create_dir_all(&run_dir).expect("mkdir");
+    std::fs::set_permissions(&run_dir, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+    let probe = env.root().join("umask-probe");
+    let output = umask_000_daemon(&env, &probe).output().await.expect("runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("can be written by other users"), "{stderr}");
+    assert_eq!(mode(&run_dir), 0o777, "left as it was");
+}
+
+fn umask_000_daemon(env: &TestEnv, probe: &std::path::Path) -> tokio::process::Command {
+    let mut command = tokio::process::Command::new("sh");
+    command
+        .arg("-c")
+        .arg("umask 000; : > \"$1\"; exec \"$0\"")
+        .arg(binary("codex-fusiond"))
+        .arg(probe);
+    env.apply(&mut command);
+    command
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true);
+    command
 }
 
 /// A client running as another user reaches the socket (the test loosens
