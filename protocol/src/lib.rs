@@ -10,6 +10,7 @@ pub mod hello;
 pub mod limits;
 pub mod pairing;
 pub mod paths;
+pub mod peer;
 
 pub use hello::{Channel, Hello, HelloReply, Role};
 
