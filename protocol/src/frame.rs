@@ -14,17 +14,28 @@ pub enum FrameError {
     NotUtf8,
     #[error("malformed message: {0}")]
     Json(#[from] serde_json::Error),
+    #[error("cannot encode the message: {0}")]
+    Encode(serde_json::Error),
     #[error("connection closed before a complete line")]
     Truncated,
     #[error(transparent)]
     Io(#[from] std::io::Error),
 }
 
-/// Serializes `value` as one line, newline included.
-pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
-    let mut line = serde_json::to_vec(value).expect("protocol types always serialize");
+/// Serializes `value` as one line, newline included. Fails only for a value
+/// JSON cannot carry: a path that is not valid UTF-8.
+pub fn try_encode<T: Serialize>(value: &T) -> Result<Vec<u8>, FrameError> {
+    let mut line = serde_json::to_vec(value).map_err(FrameError::Encode)?;
     line.push(b'\n');
-    line
+    Ok(line)
+}
+
+/// [`try_encode`] for values that cannot fail: protocol messages whose paths
+/// were checked by [`crate::paths::canonical_directory`] (which refuses
+/// non-UTF-8 paths) or came from a message that was itself decoded. A value
+/// built from unchecked user input goes through [`try_encode`].
+pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    try_encode(value).expect("protocol messages hold only UTF-8 strings and checked paths")
 }
 
 /// Parses one line (with or without its newline).
@@ -115,6 +126,16 @@ mod tests {
             ControlRequest::Stop
         );
         assert!(read_line(&mut reader, 100).expect("reads").is_none());
+    }
+
+    /// r5: a path JSON cannot carry is an error, not a panic.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_non_utf8_path_fails_to_encode_without_panicking() {
+        use std::os::unix::ffi::OsStrExt as _;
+        let path = std::path::PathBuf::from(std::ffi::OsStr::from_bytes(b"/w/caf\xe9"));
+        let hello = crate::Hello::new(crate::Role::Shim, crate::Channel::Mcp).with_workspace(path);
+        assert!(matches!(try_encode(&hello), Err(FrameError::Encode(_))));
     }
 
     #[test]

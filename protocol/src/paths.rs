@@ -17,6 +17,8 @@ pub const WORKSPACE_ENV: &str = "CODEX_FUSION_WORKSPACE";
 
 const APP_DIR: &str = "codex-fusion";
 const SOCKET_FILE: &str = "daemon.sock";
+const LOG_DIR: &str = "logs";
+const START_LOG_FILE: &str = "daemon-start.log";
 
 /// Why a path could not be resolved. The text says what to set or create.
 #[derive(Debug, thiserror::Error)]
@@ -35,7 +37,8 @@ pub enum PathError {
 
 /// The daemon's socket: `CODEX_FUSION_SOCKET`, else
 /// `$XDG_RUNTIME_DIR/codex-fusion/daemon.sock` on Linux, else a per-user
-/// directory (`/tmp/codex-fusion-<uid>` on Linux without a runtime dir, the
+/// directory (`$TMPDIR/codex-fusion-<uid>`, `/tmp` by default, on Linux
+/// without a runtime dir; the
 /// user's cache directory on other systems).
 pub fn socket_path(env: impl Fn(&str) -> Option<OsString>) -> Result<PathBuf, PathError> {
     if let Some(value) = non_empty(env(SOCKET_ENV)) {
@@ -60,7 +63,12 @@ fn default_socket_dir(env: &impl Fn(&str) -> Option<OsString>) -> PathBuf {
         // user and short enough for the 104-byte socket path limit.
         return dirs.cache_dir().to_path_buf();
     }
-    std::env::temp_dir().join(format!("{APP_DIR}-{}", nix::unistd::getuid()))
+    // Like `std::env::temp_dir`, but through `env` so the lookup stays injected.
+    let temp = non_empty(env("TMPDIR"))
+        .map(PathBuf::from)
+        .filter(|dir| dir.is_absolute())
+        .unwrap_or_else(|| PathBuf::from("/tmp"));
+    temp.join(format!("{APP_DIR}-{}", nix::unistd::getuid()))
 }
 
 /// The per-user state directory: `CODEX_FUSION_STATE_DIR`, else
@@ -119,7 +127,23 @@ pub fn canonical_directory(path: &Path) -> Result<PathBuf, PathError> {
     if !canonical.is_dir() {
         return Err(fail("not a directory".into()));
     }
+    // Workspaces travel as JSON strings (the hello, control messages, status),
+    // which cannot hold arbitrary bytes.
+    if canonical.to_str().is_none() {
+        return Err(fail("not valid UTF-8".into()));
+    }
     Ok(canonical)
+}
+
+/// Where the daemon writes its rotating log files, under `state_dir`.
+pub fn log_dir(state_dir: &Path) -> PathBuf {
+    state_dir.join(LOG_DIR)
+}
+
+/// Where a client that starts the daemon sends the daemon's stderr, under
+/// `state_dir`: the daemon's startup errors, read back if it dies early.
+pub fn start_log(state_dir: &Path) -> PathBuf {
+    state_dir.join(START_LOG_FILE)
 }
 
 fn non_empty(value: Option<OsString>) -> Option<OsString> {
@@ -162,6 +186,40 @@ mod tests {
             "{}",
             fallback.display()
         );
+    }
+
+    /// r10: the fallback directory comes from the injected `TMPDIR`, not
+    /// from the process environment.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn linux_fallback_socket_dir_reads_tmpdir_through_env() {
+        let uid = nix::unistd::getuid();
+        let path = socket_path(env_of(&[("TMPDIR", "/injected/tmp")])).expect("resolves");
+        assert_eq!(
+            path,
+            PathBuf::from(format!("/injected/tmp/codex-fusion-{uid}/daemon.sock"))
+        );
+        let path = socket_path(env_of(&[("TMPDIR", "relative")])).expect("resolves");
+        assert_eq!(path, PathBuf::from(format!("/tmp/codex-fusion-{uid}/daemon.sock")));
+        let path = socket_path(env_of(&[])).expect("resolves");
+        assert_eq!(path, PathBuf::from(format!("/tmp/codex-fusion-{uid}/daemon.sock")));
+    }
+
+    /// r5: a workspace whose path is not UTF-8 is refused with a reason (it
+    /// cannot travel in a JSON hello), never a panic later on.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_workspace_path_that_is_not_utf8_is_refused() {
+        use std::os::unix::ffi::OsStrExt as _;
+        let temp = tempfile::tempdir().expect("tempdir");
+        let odd = temp.path().join(std::ffi::OsStr::from_bytes(b"caf\xe9"));
+        std::fs::create_dir(&odd).expect("mkdir");
+        let error = canonical_directory(&odd).expect_err("refused");
+        assert!(
+            matches!(&error, PathError::Workspace { reason, .. } if reason == "not valid UTF-8"),
+            "{error}"
+        );
+        assert!(error.to_string().contains(WORKSPACE_ENV), "{error}");
     }
 
     #[cfg(target_os = "linux")]
