@@ -138,8 +138,10 @@ impl Hello {
 pub enum HelloError {
     #[error("this socket speaks `{PROTOCOL_NAME}`, the client spoke `{protocol}`")]
     NotOurs { protocol: String },
+    /// Built by the daemon: `daemon` and [`PACKAGE_VERSION`] are its own.
     #[error(
-        "protocol version mismatch: {binary} {client_package} speaks version {client}, the running codex-fusiond {PACKAGE_VERSION} speaks version {daemon}; restart the daemon (`codex-fusion stop`) after upgrading so both are the same version"
+        "protocol version mismatch: {binary} {client_package} speaks version {client}, the running codex-fusiond {PACKAGE_VERSION} speaks version {daemon}; {}",
+        mismatch_advice(*.client, *.daemon, .binary)
     )]
     VersionMismatch {
         client: u32,
@@ -147,6 +149,18 @@ pub enum HelloError {
         daemon: u32,
         binary: &'static str,
     },
+}
+
+/// Which side of a protocol mismatch to change: the older one.
+fn mismatch_advice(client: u32, daemon: u32, binary: &str) -> String {
+    if client < daemon {
+        format!(
+            "{binary} is older than the daemon: upgrade it (reinstall codex-fusion with `scripts/install.sh`, or point Claude Code at the new {binary})"
+        )
+    } else {
+        "the daemon is older: stop it (`codex-fusion stop`) so the next call starts the installed codex-fusiond"
+            .to_owned()
+    }
 }
 
 /// The daemon's answer to a hello: accepted, or refused with a reason.
@@ -243,6 +257,29 @@ mod tests {
         assert!(message.contains(&format!("version {PROTOCOL_VERSION}")), "{message}");
         assert!(message.contains("codex-fusion-mcp"), "{message}");
         assert!(message.contains("codex-fusion stop"), "{message}");
+        assert!(
+            !message.contains("install.sh"),
+            "a newer client needs no reinstall: {message}"
+        );
+    }
+
+    /// r9: an older client is told to upgrade itself, not to restart the
+    /// (newer) daemon.
+    #[test]
+    fn an_older_client_is_told_to_upgrade_itself() {
+        let mut hello = Hello::new(Role::Shim, Channel::Mcp);
+        hello.version = 0;
+        let message = hello.check_compatible().expect_err("must refuse").to_string();
+        assert!(
+            message.contains("codex-fusion-mcp is older than the daemon"),
+            "{message}"
+        );
+        assert!(message.contains("scripts/install.sh"), "{message}");
+        assert!(!message.contains("codex-fusion stop"), "{message}");
+        let mut hello = Hello::new(Role::Cli, Channel::Control);
+        hello.version = 0;
+        let message = hello.check_compatible().expect_err("must refuse").to_string();
+        assert!(message.contains("codex-fusion is older than the daemon"), "{message}");
     }
 
     #[test]
