@@ -129,6 +129,7 @@ fn a_reconnect_storm_ends_in_a_clear_failure() {
     let mut child = shim()
         .env("CODEX_FUSION_SOCKET", &socket)
         .env("CODEX_FUSION_WORKSPACE", temp.path())
+        .env("CODEX_FUSION_STATE_DIR", temp.path().join("state"))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -155,4 +156,224 @@ fn a_reconnect_storm_ends_in_a_clear_failure() {
     // Every in-flight request got an error response before the shim left.
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(stdout.contains(r#""id":0,"error""#), "{stdout}");
+}
+
+// ---- Regression tests of the review's findings (rN: finding N) ----
+
+mod fake {
+    use std::path::{Path, PathBuf};
+
+    /// A copy of the shim alone in `dir/bin`, with `daemon_script` as the
+    /// `codex-fusiond` next to it (or none).
+    pub fn lonely_shim(dir: &Path, daemon_script: Option<&str>) -> PathBuf {
+        use std::os::unix::fs::PermissionsExt as _;
+        let bin = dir.join("bin");
+        std::fs::create_dir_all(&bin).expect("mkdir");
+        let shim = bin.join("codex-fusion-mcp");
+        std::fs::copy(env!("CARGO_BIN_EXE_codex-fusion-mcp"), &shim).expect("copy");
+        if let Some(script) = daemon_script {
+            let daemon = bin.join("codex-fusiond");
+            std::fs::write(&daemon, script).expect("write");
+            std::fs::set_permissions(&daemon, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        }
+        shim
+    }
+}
+
+/// Part of r3: when `SHIM_TEST_FOREIGN_SOCKET` is set (by
+/// `r3_a_socket_served_by_another_user_never_gets_the_hello`, running this
+/// binary as another user), listens there and records how many bytes the
+/// one client sent. Otherwise does nothing.
+#[test]
+fn helper_foreign_listener() {
+    use std::io::Read as _;
+    let Some(socket) = std::env::var_os("SHIM_TEST_FOREIGN_SOCKET") else {
+        return;
+    };
+    let socket = std::path::PathBuf::from(socket);
+    let listener = std::os::unix::net::UnixListener::bind(&socket).expect("bind");
+    std::fs::write(socket.with_extension("ready"), "").expect("ready");
+    let (mut stream, _) = listener.accept().expect("accept");
+    stream.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    let mut received = Vec::new();
+    let _ = stream.read_to_end(&mut received);
+    std::fs::write(socket.with_extension("received"), received.len().to_string()).expect("record");
+}
+
+/// r3: a socket whose listener is another user gets no hello (which may
+/// carry API keys); the shim says why, naming the socket and the uid.
+#[test]
+fn r3_a_socket_served_by_another_user_never_gets_the_hello() {
+    use std::os::unix::fs::PermissionsExt as _;
+    use std::os::unix::process::CommandExt as _;
+    if codex_fusion_protocol::peer::own_uid() != 0 {
+        // Only root can listen as another user; the check itself is unit
+        // tested in connect.rs.
+        eprintln!("skipped: listening as another user needs root");
+        return;
+    }
+    let temp = tempfile::tempdir().expect("tempdir");
+    std::fs::set_permissions(temp.path(), std::fs::Permissions::from_mode(0o777)).expect("chmod");
+    let socket = temp.path().join("daemon.sock");
+    let mut listener = Command::new(std::env::current_exe().expect("test binary"))
+        .args(["--exact", "helper_foreign_listener", "--nocapture"])
+        .env("SHIM_TEST_FOREIGN_SOCKET", &socket)
+        .uid(65534)
+        .gid(65534)
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("spawn the listener as nobody");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !socket.with_extension("ready").exists() {
+        assert!(Instant::now() < deadline, "the foreign listener never started");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let output = shim()
+        .env("CODEX_FUSION_SOCKET", &socket)
+        .env("CODEX_FUSION_WORKSPACE", temp.path())
+        .env("OPENAI_API_KEY", "sk-must-not-leak")
+        .stdin(Stdio::null())
+        .output()
+        .expect("runs");
+    let status = listener.wait().expect("listener ends");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
+    assert!(stderr.contains(&socket.display().to_string()), "{stderr}");
+    assert!(stderr.contains("uid 65534"), "{stderr}");
+    assert!(status.success(), "listener: {status}");
+    let received = std::fs::read_to_string(socket.with_extension("received")).expect("recorded");
+    assert_eq!(received, "0", "not a byte of the hello was sent");
+}
+
+/// r3 and r4: a daemon the shim starts runs from `/`, without the client's
+/// API keys and Codex home (they travel in each hello), told to keep its
+/// stderr quiet; its stderr goes to a private start log in the state
+/// directory, not next to the socket.
+#[test]
+fn r4_a_started_daemon_gets_no_agent_credentials_and_logs_privately() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let temp = tempfile::tempdir().expect("tempdir");
+    let script = "#!/bin/sh\nenv > \"$FAKE_DAEMON_OUT/env\"\npwd > \"$FAKE_DAEMON_OUT/cwd\"\necho 'fake daemon: refusing to start on purpose' >&2\nexit 3\n";
+    let lonely = fake::lonely_shim(temp.path(), Some(script));
+    let workspace = temp.path().join("workspace");
+    std::fs::create_dir(&workspace).expect("mkdir");
+    let state = temp.path().join("state");
+    let socket = temp.path().join("run/daemon.sock");
+    std::fs::create_dir(temp.path().join("run")).expect("mkdir");
+    let output = Command::new(&lonely)
+        .current_dir(&workspace)
+        .env("CODEX_FUSION_SOCKET", &socket)
+        .env("CODEX_FUSION_STATE_DIR", &state)
+        .env("CODEX_FUSION_WORKSPACE", &workspace)
+        .env("OPENAI_API_KEY", "sk-first-shim")
+        .env("CODEX_API_KEY", "ck-first-shim")
+        .env("CODEX_HOME", temp.path().join("codex-home"))
+        .env("FAKE_DAEMON_OUT", temp.path())
+        .stdin(Stdio::null())
+        .output()
+        .expect("runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("exited") && stderr.contains("fake daemon: refusing to start on purpose"),
+        "the start log is read back: {stderr}"
+    );
+    let env = std::fs::read_to_string(temp.path().join("env")).expect("the fake daemon ran");
+    for name in ["OPENAI_API_KEY", "CODEX_API_KEY", "CODEX_HOME"] {
+        assert!(
+            !env.lines().any(|line| line.starts_with(&format!("{name}="))),
+            "{name} leaked into the daemon: {env}"
+        );
+    }
+    assert!(
+        env.lines().any(|line| line == "CODEX_FUSION_DAEMON_QUIET_STDERR=1"),
+        "{env}"
+    );
+    assert!(
+        env.lines().any(|line| line.starts_with("CODEX_FUSION_STATE_DIR=")),
+        "{env}"
+    );
+    let cwd = std::fs::read_to_string(temp.path().join("cwd")).expect("cwd");
+    assert_eq!(cwd.trim(), "/");
+    let log = state.join("daemon-start.log");
+    let mode = std::fs::metadata(&log).expect("start log").permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    let mode = std::fs::metadata(&state).expect("state dir").permissions().mode() & 0o777;
+    assert_eq!(mode, 0o700);
+    assert!(
+        !temp.path().join("run/daemon-start.log").exists(),
+        "nothing in the socket directory"
+    );
+}
+
+/// r5: a workspace whose path is not UTF-8 is refused by name, not a panic.
+#[test]
+fn r5_a_workspace_path_that_is_not_utf8_is_refused() {
+    use std::os::unix::ffi::OsStrExt as _;
+    let temp = tempfile::tempdir().expect("tempdir");
+    let odd = temp.path().join(std::ffi::OsStr::from_bytes(b"caf\xe9"));
+    std::fs::create_dir(&odd).expect("mkdir");
+    let output = shim()
+        .env("CODEX_FUSION_SOCKET", temp.path().join("daemon.sock"))
+        .env("CODEX_FUSION_WORKSPACE", &odd)
+        .stdin(Stdio::null())
+        .output()
+        .expect("runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("CODEX_FUSION_WORKSPACE"), "{stderr}");
+    assert!(stderr.contains("not valid UTF-8"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+/// r9: a socket file nobody listens on is reported as stale, not missing.
+#[test]
+fn r9_a_stale_socket_is_named_as_such() {
+    let temp = tempfile::tempdir().expect("tempdir");
+    let lonely = fake::lonely_shim(temp.path(), None);
+    let socket = temp.path().join("daemon.sock");
+    drop(std::os::unix::net::UnixListener::bind(&socket).expect("bind"));
+    let output = Command::new(&lonely)
+        .env("PATH", temp.path().join("empty"))
+        .env("CODEX_FUSION_SOCKET", &socket)
+        .env("CODEX_FUSION_WORKSPACE", temp.path())
+        .stdin(Stdio::null())
+        .output()
+        .expect("runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("refused the connection"), "{stderr}");
+    assert!(stderr.contains("stale socket"), "{stderr}");
+    assert!(!stderr.contains("no socket at"), "{stderr}");
+    assert!(stderr.contains("scripts/install.sh"), "{stderr}");
+    assert!(!stderr.contains("cargo install --path"), "{stderr}");
+}
+
+/// r9: a daemon that accepts but never answers the hello: the advice does
+/// not go through that same socket, it names the lock file's pid.
+#[test]
+fn r9_a_wedged_daemon_is_named_with_its_lock_file() {
+    let temp = tempfile::tempdir().expect("tempdir");
+    let socket = temp.path().join("daemon.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&socket).expect("bind");
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming() {
+            held.push(stream);
+        }
+    });
+    let output = shim()
+        .env("CODEX_FUSION_SOCKET", &socket)
+        .env("CODEX_FUSION_WORKSPACE", temp.path())
+        .stdin(Stdio::null())
+        .output()
+        .expect("runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!("kill $(cat {}.lock)", socket.display())),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("codex-fusion stop"), "{stderr}");
 }
