@@ -2,16 +2,20 @@
 //! requests await a response, and the client's `initialize` exchange to
 //! replay after a reconnect. Messages are read (ids and methods only), never
 //! changed.
+//!
+//! Ids are compared in a canonical form (parsed and re-encoded), because the
+//! daemon's MCP library re-serialises the ids it answers: `"a\u0062"` comes
+//! back as `"ab"`.
 
 use std::collections::HashSet;
 
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-/// What one line is, as far as the shim cares.
+/// What one line is, as far as the shim cares. Ids are canonical JSON.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Kind {
-    /// A request with this id (raw JSON) and method.
+    /// A request with this id and method.
     Request { id: String, method: String },
     /// A notification; for `notifications/cancelled`, the request it cancels.
     Notification { method: String, cancels: Option<String> },
@@ -44,7 +48,7 @@ pub fn classify(line: &[u8]) -> Kind {
     };
     match (fields.id, fields.method) {
         (Some(id), Some(method)) => Kind::Request {
-            id: id.get().to_owned(),
+            id: canonical_id(id),
             method: method.into_owned(),
         },
         (None, Some(method)) => {
@@ -53,7 +57,7 @@ pub fn classify(line: &[u8]) -> Kind {
                     .params
                     .and_then(|params| serde_json::from_str::<CancelParams>(params.get()).ok())
                     .and_then(|params| params.request_id)
-                    .map(|id| id.get().to_owned())
+                    .map(canonical_id)
             } else {
                 None
             };
@@ -62,11 +66,28 @@ pub fn classify(line: &[u8]) -> Kind {
                 cancels,
             }
         }
-        (Some(id), None) => Kind::Response {
-            id: id.get().to_owned(),
-        },
+        (Some(id), None) => Kind::Response { id: canonical_id(id) },
         (None, None) => Kind::Other,
     }
+}
+
+/// The id as serde_json writes it. Plain ids (a string without escapes, an
+/// integer) already are; only the rest is parsed and re-encoded.
+fn canonical_id(id: &RawValue) -> String {
+    let text = id.get();
+    let bytes = text.as_bytes();
+    let plain = match bytes.first() {
+        Some(b'"') => !bytes.contains(&b'\\'),
+        Some(_) => {
+            let digits = bytes.strip_prefix(b"-").unwrap_or(bytes);
+            !digits.is_empty() && digits.iter().all(u8::is_ascii_digit)
+        }
+        None => false,
+    };
+    if plain {
+        return text.to_owned();
+    }
+    serde_json::from_str::<serde_json::Value>(text).map_or_else(|_| text.to_owned(), |value| value.to_string())
 }
 
 /// Requests in flight and the recorded handshake.
@@ -74,23 +95,38 @@ pub fn classify(line: &[u8]) -> Kind {
 pub struct Tracking {
     in_flight: HashSet<String>,
     /// The client's `initialize` request line, verbatim.
-    pub initialize: Option<Vec<u8>>,
-    pub initialize_id: Option<String>,
+    initialize: Option<Vec<u8>>,
+    initialize_id: Option<String>,
+    /// Whether the client has received a response to its `initialize`.
+    initialize_answered: bool,
     /// The client's `notifications/initialized` line, verbatim.
-    pub initialized: Option<Vec<u8>>,
+    initialized: Option<Vec<u8>>,
     /// The id of a replayed `initialize` whose response must not reach the
     /// client (it already has one).
+    swallow: Option<String>,
+}
+
+/// What a reconnect does, decided from the tracking state.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Replay {
+    /// Requests the old daemon may have run: answered with an error.
+    pub fail: Vec<String>,
+    /// The recorded handshake, sent first on the new connection.
+    pub handshake: Vec<Vec<u8>>,
+    /// The replayed `initialize` whose response the client must not get
+    /// (set with [`Tracking::replayed`] once the handshake is sent).
     pub swallow: Option<String>,
 }
 
 impl Tracking {
-    /// Notes a line the client sent.
-    pub fn from_client(&mut self, line: &[u8]) {
-        match classify(line) {
+    /// Notes a line the client sent, classified as `kind`.
+    pub fn from_client(&mut self, kind: Kind, line: &[u8]) {
+        match kind {
             Kind::Request { id, method } => {
                 if method == "initialize" {
                     self.initialize = Some(line.to_vec());
                     self.initialize_id = Some(id.clone());
+                    self.initialize_answered = false;
                 }
                 self.in_flight.insert(id);
             }
@@ -108,29 +144,58 @@ impl Tracking {
         }
     }
 
-    /// Notes a line the daemon sent; `false` means drop it (the response to
-    /// a replayed `initialize`).
-    pub fn from_daemon(&mut self, line: &[u8]) -> bool {
-        if let Kind::Response { id } = classify(line) {
-            if self.swallow.as_ref() == Some(&id) {
-                self.swallow = None;
-                return false;
-            }
-            self.in_flight.remove(&id);
+    /// Notes a response the daemon sent; `false` means drop it (the response
+    /// to a replayed `initialize`).
+    pub fn from_daemon(&mut self, id: &str) -> bool {
+        if self.swallow.as_deref() == Some(id) {
+            self.swallow = None;
+            return false;
+        }
+        if self.in_flight.remove(id) && self.initialize_id.as_deref() == Some(id) {
+            self.initialize_answered = true;
         }
         true
     }
 
-    /// Takes every request still waiting for a response.
+    /// Plans a reconnect: every request in flight is failed, except those in
+    /// `unsent` (the old daemon never received them; they are sent again) and
+    /// an `initialize` the client still waits for (replayed, and its answer
+    /// goes to the client). Those stay in flight.
+    pub fn plan_reconnect(&mut self, unsent: &HashSet<String>) -> Replay {
+        let waiting_initialize = self.initialize_id.as_ref().filter(|_| !self.initialize_answered);
+        let mut fail: Vec<String> = self
+            .in_flight
+            .iter()
+            .filter(|id| !unsent.contains(*id) && waiting_initialize != Some(*id))
+            .cloned()
+            .collect();
+        for id in &fail {
+            self.in_flight.remove(id);
+        }
+        fail.sort();
+        let handshake = [&self.initialize, &self.initialized]
+            .into_iter()
+            .flatten()
+            .cloned()
+            .collect();
+        let swallow = self.initialize_id.clone().filter(|_| self.initialize_answered);
+        Replay {
+            fail,
+            handshake,
+            swallow,
+        }
+    }
+
+    /// Notes that the handshake of `replay` went to a new daemon.
+    pub fn replayed(&mut self, replay: &Replay) {
+        self.swallow = replay.swallow.clone();
+    }
+
+    /// Takes every request still waiting for a response, in id order.
     pub fn take_in_flight(&mut self) -> Vec<String> {
         let mut ids: Vec<String> = self.in_flight.drain().collect();
         ids.sort();
         ids
-    }
-
-    /// Puts a request back in flight (it will be sent again).
-    pub fn restore_in_flight(&mut self, id: String) {
-        self.in_flight.insert(id);
     }
 
     pub fn in_flight(&self) -> usize {
@@ -138,15 +203,32 @@ impl Tracking {
     }
 }
 
-/// A JSON-RPC error response for request `id` (raw JSON), as one line.
-pub fn error_response(id: &str, message: &str) -> Vec<u8> {
+/// JSON-RPC "Invalid Request": a message the daemon could never accept.
+pub const INVALID_REQUEST: i32 = -32600;
+/// JSON-RPC "Internal error".
+pub const INTERNAL_ERROR: i32 = -32603;
+
+/// A JSON-RPC error response for request `id` (canonical JSON), as one line
+/// with its newline.
+pub fn error_response(id: &str, code: i32, message: &str) -> Vec<u8> {
     let message = serde_json::to_string(message).expect("a string serializes");
-    format!(r#"{{"jsonrpc":"2.0","id":{id},"error":{{"code":-32603,"message":{message}}}}}"#).into_bytes()
+    format!("{{\"jsonrpc\":\"2.0\",\"id\":{id},\"error\":{{\"code\":{code},\"message\":{message}}}}}\n").into_bytes()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn client(tracking: &mut Tracking, line: &[u8]) {
+        tracking.from_client(classify(line), line);
+    }
+
+    fn daemon(tracking: &mut Tracking, line: &[u8]) -> bool {
+        match classify(line) {
+            Kind::Response { id } => tracking.from_daemon(&id),
+            _ => true,
+        }
+    }
 
     #[test]
     fn classifies_requests_notifications_and_responses() {
@@ -172,35 +254,107 @@ mod tests {
         assert_eq!(classify(b"[1,2]"), Kind::Other);
     }
 
+    /// r8: ids are compared as the daemon re-serialises them.
+    #[test]
+    fn ids_written_with_escapes_match_their_canonical_form() {
+        let mut tracking = Tracking::default();
+        client(
+            &mut tracking,
+            br#"{"jsonrpc":"2.0","id":"a\u0062\/c","method":"tools/call"}"#,
+        );
+        client(
+            &mut tracking,
+            br#"{"jsonrpc":"2.0","id":"\u00e9t\u00e9","method":"tools/call"}"#,
+        );
+        client(&mut tracking, br#"{"jsonrpc":"2.0","id": 12 ,"method":"tools/call"}"#);
+        assert_eq!(tracking.in_flight(), 3);
+        assert!(daemon(&mut tracking, br#"{"jsonrpc":"2.0","id":"ab/c","result":{}}"#));
+        assert!(daemon(
+            &mut tracking,
+            "{\"jsonrpc\":\"2.0\",\"id\":\"été\",\"result\":{}}".as_bytes()
+        ));
+        assert!(daemon(&mut tracking, br#"{"jsonrpc":"2.0","id":12,"result":{}}"#));
+        assert_eq!(tracking.in_flight(), 0, "{tracking:?}");
+        client(
+            &mut tracking,
+            br#"{"jsonrpc":"2.0","id":"x\u0079","method":"tools/call"}"#,
+        );
+        client(
+            &mut tracking,
+            br#"{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":"xy"}}"#,
+        );
+        assert_eq!(tracking.in_flight(), 0, "a cancel names the id canonically too");
+    }
+
     #[test]
     fn in_flight_follows_requests_responses_and_cancels() {
         let mut tracking = Tracking::default();
-        tracking.from_client(br#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{}}"#);
-        tracking.from_client(br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#);
-        assert!(tracking.from_daemon(br#"{"jsonrpc":"2.0","id":0,"result":{}}"#));
-        tracking.from_client(br#"{"jsonrpc":"2.0","id":1,"method":"tools/call"}"#);
-        tracking.from_client(br#"{"jsonrpc":"2.0","id":2,"method":"tools/call"}"#);
-        tracking.from_client(br#"{"jsonrpc":"2.0","id":3,"method":"tools/call"}"#);
-        tracking.from_client(br#"{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":2}}"#);
-        assert!(tracking.from_daemon(br#"{"jsonrpc":"2.0","id":1,"result":{}}"#));
-        assert_eq!(tracking.take_in_flight(), ["3"]);
-        assert_eq!(tracking.initialize_id.as_deref(), Some("0"));
-        assert!(tracking.initialized.is_some());
+        client(
+            &mut tracking,
+            br#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{}}"#,
+        );
+        client(
+            &mut tracking,
+            br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
+        );
+        assert!(daemon(&mut tracking, br#"{"jsonrpc":"2.0","id":0,"result":{}}"#));
+        client(&mut tracking, br#"{"jsonrpc":"2.0","id":1,"method":"tools/call"}"#);
+        client(&mut tracking, br#"{"jsonrpc":"2.0","id":2,"method":"tools/call"}"#);
+        client(&mut tracking, br#"{"jsonrpc":"2.0","id":3,"method":"tools/call"}"#);
+        client(
+            &mut tracking,
+            br#"{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":2}}"#,
+        );
+        assert!(daemon(&mut tracking, br#"{"jsonrpc":"2.0","id":1,"result":{}}"#));
+        let replay = tracking.plan_reconnect(&HashSet::new());
+        assert_eq!(replay.fail, ["3"]);
+        assert_eq!(replay.handshake.len(), 2, "initialize and initialized");
+        assert_eq!(replay.swallow.as_deref(), Some("0"));
+        assert_eq!(tracking.in_flight(), 0);
     }
 
     #[test]
     fn the_replayed_initialize_response_is_swallowed_once() {
-        let mut tracking = Tracking {
-            swallow: Some("0".into()),
-            ..Tracking::default()
-        };
-        assert!(!tracking.from_daemon(br#"{"jsonrpc":"2.0","id":0,"result":{}}"#));
-        assert!(tracking.from_daemon(br#"{"jsonrpc":"2.0","id":0,"result":{}}"#));
+        let mut tracking = Tracking::default();
+        client(
+            &mut tracking,
+            br#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{}}"#,
+        );
+        assert!(daemon(&mut tracking, br#"{"jsonrpc":"2.0","id":0,"result":{}}"#));
+        let replay = tracking.plan_reconnect(&HashSet::new());
+        tracking.replayed(&replay);
+        assert!(!daemon(&mut tracking, br#"{"jsonrpc":"2.0","id":0,"result":{}}"#));
+        assert!(daemon(&mut tracking, br#"{"jsonrpc":"2.0","id":0,"result":{}}"#));
+    }
+
+    /// r2: an `initialize` the client still waits for is replayed, not
+    /// failed, and its response is the client's.
+    #[test]
+    fn an_unanswered_initialize_stays_in_flight_and_is_not_swallowed() {
+        let mut tracking = Tracking::default();
+        client(
+            &mut tracking,
+            br#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{}}"#,
+        );
+        client(&mut tracking, br#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#);
+        let unsent = HashSet::from(["1".to_owned()]);
+        let replay = tracking.plan_reconnect(&unsent);
+        assert_eq!(replay.fail, Vec::<String>::new());
+        assert_eq!(replay.handshake.len(), 1);
+        assert_eq!(replay.swallow, None);
+        tracking.replayed(&replay);
+        assert_eq!(tracking.in_flight(), 2);
+        assert!(daemon(&mut tracking, br#"{"jsonrpc":"2.0","id":0,"result":{}}"#));
+        // A second reconnect now swallows the replay's answer.
+        let replay = tracking.plan_reconnect(&HashSet::new());
+        assert_eq!(replay.fail, ["1"]);
+        assert_eq!(replay.swallow.as_deref(), Some("0"));
     }
 
     #[test]
     fn error_responses_are_valid_json_rpc() {
-        let line = error_response(r#""req-1""#, "daemon \"restarted\"");
+        let line = error_response(r#""req-1""#, INTERNAL_ERROR, "daemon \"restarted\"");
+        assert!(line.ends_with(b"}\n"));
         let value: serde_json::Value = serde_json::from_slice(&line).expect("json");
         assert_eq!(value["id"], "req-1");
         assert_eq!(value["error"]["message"], "daemon \"restarted\"");

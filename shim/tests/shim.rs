@@ -2,6 +2,7 @@
 //! reached or the daemon refuses it. Each failure is one line and a non-zero
 //! exit, never a hang.
 
+use std::io::{BufRead as _, Write as _};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -146,6 +147,8 @@ fn a_reconnect_storm_ends_in_a_clear_failure() {
     assert_eq!(output.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("keeps going away"), "{stderr}");
     assert!(stderr.contains("reconnects within 60 s"), "{stderr}");
+    let logs = temp.path().join("state/logs");
+    assert!(stderr.contains(&logs.display().to_string()), "names the log: {stderr}");
     let attempts = accepted.load(std::sync::atomic::Ordering::SeqCst);
     assert!((5..=8).contains(&attempts), "bounded attempts: {attempts}");
     assert!(
@@ -161,7 +164,119 @@ fn a_reconnect_storm_ends_in_a_clear_failure() {
 // ---- Regression tests of the review's findings (rN: finding N) ----
 
 mod fake {
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::os::unix::net::{UnixListener, UnixStream};
     use std::path::{Path, PathBuf};
+    use std::process::{Child, ChildStdin, Command, Stdio};
+    use std::sync::mpsc::Receiver;
+    use std::time::{Duration, Instant};
+
+    /// The hello answer of a fake daemon; its version differs from the
+    /// shim's on purpose (the shim notes that once).
+    pub const ACCEPTED: &[u8] =
+        b"{\"status\":\"accepted\",\"protocol\":\"codex-fusion\",\"version\":1,\"daemon_version\":\"0.0.1\",\"pid\":1}\n";
+
+    /// Listens on `socket`; for the n-th connection, reads the hello,
+    /// accepts it, and hands the connection to `serve` on its own thread.
+    pub fn daemon(socket: &Path, serve: impl Fn(usize, BufReader<UnixStream>, UnixStream) + Send + Sync + 'static) {
+        let listener = UnixListener::bind(socket).expect("bind");
+        let serve = std::sync::Arc::new(serve);
+        std::thread::spawn(move || {
+            for (index, stream) in listener.incoming().enumerate() {
+                let Ok(stream) = stream else { return };
+                let serve = serve.clone();
+                std::thread::spawn(move || {
+                    let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+                    let mut hello = String::new();
+                    if reader.read_line(&mut hello).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    let mut writer = stream;
+                    if writer.write_all(ACCEPTED).is_err() {
+                        return;
+                    }
+                    serve(index, reader, writer);
+                });
+            }
+        });
+    }
+
+    /// A running shim with its stdout lines on a channel.
+    pub struct Shim {
+        pub child: Child,
+        pub stdin: Option<ChildStdin>,
+        lines: Receiver<String>,
+    }
+
+    impl Shim {
+        pub fn start(socket: &Path, workspace: &Path) -> Shim {
+            Shim::start_with(socket, workspace, |_| {})
+        }
+
+        pub fn start_with(socket: &Path, workspace: &Path, configure: impl FnOnce(&mut Command)) -> Shim {
+            let mut command = super::shim();
+            command
+                .env("CODEX_FUSION_SOCKET", socket)
+                .env("CODEX_FUSION_WORKSPACE", workspace)
+                .env("CODEX_FUSION_STATE_DIR", workspace.join("state"))
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped());
+            configure(&mut command);
+            let mut child = command.spawn().expect("spawn the shim");
+            let stdout = child.stdout.take().expect("stdout");
+            let (sender, lines) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stdout).lines() {
+                    let Ok(line) = line else { return };
+                    if sender.send(line).is_err() {
+                        return;
+                    }
+                }
+            });
+            let stdin = child.stdin.take();
+            Shim { child, stdin, lines }
+        }
+
+        pub fn send(&mut self, line: &[u8]) {
+            let stdin = self.stdin.as_mut().expect("stdin open");
+            stdin.write_all(line).expect("write to the shim");
+            stdin.flush().expect("flush");
+        }
+
+        /// The next stdout line, or `None` at the deadline.
+        pub fn next_line(&self, within: Duration) -> Option<String> {
+            self.lines.recv_timeout(within).ok()
+        }
+
+        /// Stdout lines until `done` matches one (included), or `None` if
+        /// the deadline passes first.
+        pub fn lines_until(&self, within: Duration, done: impl Fn(&str) -> bool) -> Option<Vec<String>> {
+            let deadline = Instant::now() + within;
+            let mut seen = Vec::new();
+            loop {
+                let left = deadline.checked_duration_since(Instant::now())?;
+                let line = self.next_line(left)?;
+                let finished = done(&line);
+                seen.push(line);
+                if finished {
+                    return Some(seen);
+                }
+            }
+        }
+
+        /// Ends the shim (our own child) and returns its stderr.
+        pub fn stop(mut self) -> String {
+            drop(self.stdin.take());
+            let _ = self.child.kill();
+            let mut stderr = String::new();
+            if let Some(mut pipe) = self.child.stderr.take() {
+                let _ = pipe.read_to_string(&mut stderr);
+            }
+            let _ = self.child.wait();
+            stderr
+        }
+    }
 
     /// A copy of the shim alone in `dir/bin`, with `daemon_script` as the
     /// `codex-fusiond` next to it (or none).
@@ -178,6 +293,102 @@ mod fake {
         }
         shim
     }
+
+    pub fn initialize(id: u32) -> Vec<u8> {
+        format!("{{\"jsonrpc\":\"2.0\",\"id\":{id},\"method\":\"initialize\",\"params\":{{\"protocolVersion\":\"2025-06-18\",\"capabilities\":{{}},\"clientInfo\":{{\"name\":\"test\",\"version\":\"0\"}}}}}}\n").into_bytes()
+    }
+
+    pub fn json(line: &str) -> serde_json::Value {
+        serde_json::from_str(line).unwrap_or_else(|error| panic!("not JSON ({error}): {line}"))
+    }
+}
+
+/// r1: the daemon stops reading (it back-pressures a client with many
+/// requests in flight) while the shim is writing a large line to it, and
+/// keeps talking. The shim's stdin thread is stuck in that write; the
+/// daemon's output must still reach the client, or nothing ever drains.
+#[test]
+fn r1_a_daemon_that_stops_reading_still_reaches_the_client() {
+    let temp = tempfile::tempdir().expect("tempdir");
+    let socket = temp.path().join("daemon.sock");
+    fake::daemon(&socket, |_, reader, mut writer| {
+        // Wait until the client's large line starts arriving, read none of
+        // it, give the shim time to fill the socket and block, then stream.
+        let mut reader = reader;
+        let _ = reader.fill_buf();
+        std::thread::sleep(Duration::from_millis(300));
+        for index in 0..200 {
+            let line = format!(
+                "{{\"jsonrpc\":\"2.0\",\"method\":\"notifications/message\",\"params\":{{\"level\":\"info\",\"data\":{index}}}}}\n"
+            );
+            if writer.write_all(line.as_bytes()).is_err() {
+                return;
+            }
+        }
+        let _ = writer.write_all(b"{\"jsonrpc\":\"2.0\",\"method\":\"notifications/message\",\"params\":{\"level\":\"info\",\"data\":\"done\"}}\n");
+        // Never read: hold the connection until the test ends.
+        std::thread::sleep(Duration::from_secs(60));
+        drop(reader);
+    });
+    let mut shim = fake::Shim::start(&socket, temp.path());
+    let mut stdin = shim.stdin.take().expect("stdin");
+    // 8 MiB: far more than a socket buffer holds, well under the line limit.
+    let big = format!(
+        "{{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{{\"name\":\"review_diff\",\"arguments\":{{\"diff\":\"{}\"}}}}}}\n",
+        "x".repeat(8 * 1024 * 1024)
+    );
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(big.as_bytes());
+        stdin
+    });
+    let lines = shim.lines_until(Duration::from_secs(10), |line| line.contains("\"done\""));
+    let stderr = shim.stop();
+    drop(writer);
+    let lines = lines.unwrap_or_else(|| panic!("the daemon's output stopped at the shim (deadlock); stderr: {stderr}"));
+    assert_eq!(lines.len(), 201, "every daemon line, in order");
+}
+
+/// r2: the daemon goes away before answering `initialize`. The client has
+/// no answer yet, so the shim replays it on the new connection and passes
+/// the real answer on: no synthesized error, nothing swallowed.
+#[test]
+fn r2_an_initialize_lost_with_the_daemon_is_replayed_and_answered() {
+    let temp = tempfile::tempdir().expect("tempdir");
+    let socket = temp.path().join("daemon.sock");
+    fake::daemon(&socket, |index, mut reader, mut writer| {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            return;
+        }
+        if index == 0 {
+            // Gone before answering.
+            return;
+        }
+        assert!(
+            line.contains("\"initialize\""),
+            "the handshake is replayed first: {line}"
+        );
+        let _ = writer.write_all(
+            b"{\"jsonrpc\":\"2.0\",\"id\":0,\"result\":{\"protocolVersion\":\"2025-06-18\",\"capabilities\":{},\"serverInfo\":{\"name\":\"fake\",\"version\":\"0\"}}}\n",
+        );
+        while reader.read_line(&mut line).unwrap_or(0) > 0 {}
+    });
+    let mut shim = fake::Shim::start(&socket, temp.path());
+    shim.send(&fake::initialize(0));
+    let first = shim.next_line(Duration::from_secs(10));
+    let stray = shim.next_line(Duration::from_millis(500));
+    let stderr = shim.stop();
+    let first = first.unwrap_or_else(|| panic!("initialize was never answered; stderr: {stderr}"));
+    let response = fake::json(&first);
+    assert_eq!(response["id"], 0, "{first}");
+    assert!(
+        response.get("result").is_some(),
+        "the real answer, not an error: {first}"
+    );
+    assert_eq!(stray, None, "one answer only");
+    // The fake daemon's version differs: one note, however many connections.
+    assert_eq!(stderr.matches("note:").count(), 1, "{stderr}");
+    assert!(stderr.contains("0.0.1"), "{stderr}");
 }
 
 /// Part of r3: when `SHIM_TEST_FOREIGN_SOCKET` is set (by
@@ -325,6 +536,61 @@ fn r5_a_workspace_path_that_is_not_utf8_is_refused() {
     assert!(stderr.contains("CODEX_FUSION_WORKSPACE"), "{stderr}");
     assert!(stderr.contains("not valid UTF-8"), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+/// r6: a client line over the daemon's limit would be dropped there without
+/// an answer. The shim answers such a request itself, drops anything else
+/// with a note, and never sends them; the next line goes through.
+#[test]
+fn r6_an_oversized_request_is_answered_by_the_shim() {
+    let limit = codex_fusion_protocol::limits::MCP_MAX_LINE_BYTES;
+    let temp = tempfile::tempdir().expect("tempdir");
+    let socket = temp.path().join("daemon.sock");
+    let (sender, received) = std::sync::mpsc::channel::<usize>();
+    let sender = std::sync::Mutex::new(sender);
+    fake::daemon(&socket, move |_, mut reader, mut writer| {
+        let mut line = String::new();
+        loop {
+            line.clear();
+            if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                return;
+            }
+            let _ = sender.lock().expect("sender").send(line.len());
+            if line.contains("\"id\":10") {
+                let _ = writer.write_all(b"{\"jsonrpc\":\"2.0\",\"id\":10,\"result\":{\"tools\":[]}}\n");
+            }
+        }
+    });
+    let mut shim = fake::Shim::start(&socket, temp.path());
+    let filler = "y".repeat(limit);
+    // The id comes last, as JavaScript clients write it.
+    shim.send(
+        format!("{{\"jsonrpc\":\"2.0\",\"method\":\"tools/call\",\"params\":{{\"name\":\"review_diff\",\"arguments\":{{\"diff\":\"{filler}\"}}}},\"id\":9}}\n")
+            .as_bytes(),
+    );
+    shim.send(
+        format!("{{\"jsonrpc\":\"2.0\",\"method\":\"notifications/message\",\"params\":{{\"data\":\"{filler}\"}}}}\n")
+            .as_bytes(),
+    );
+    shim.send(b"{\"jsonrpc\":\"2.0\",\"id\":10,\"method\":\"tools/list\"}\n");
+    let lines = shim.lines_until(Duration::from_secs(20), |line| line.contains("\"id\":10"));
+    let stderr = shim.stop();
+    let lines = lines.unwrap_or_else(|| panic!("no answer; stderr: {stderr}"));
+    let refusal = lines
+        .iter()
+        .map(|line| fake::json(line))
+        .find(|value| value["id"] == 9)
+        .unwrap_or_else(|| panic!("request 9 was never answered: {lines:?}"));
+    let message = refusal["error"]["message"].as_str().expect("an error message");
+    assert!(message.contains("too large"), "{message}");
+    assert!(message.contains("16 MiB"), "{message}");
+    assert!(stderr.contains("dropped a"), "the notification is noted: {stderr}");
+    let sent: Vec<usize> = received.try_iter().collect();
+    assert!(
+        sent.iter().all(|bytes| *bytes < 1024),
+        "no oversized line reached the daemon: {sent:?}"
+    );
+    assert_eq!(sent.len(), 1, "only request 10: {sent:?}");
 }
 
 /// r9: a socket file nobody listens on is reported as stale, not missing.
