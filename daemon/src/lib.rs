@@ -98,7 +98,7 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     let mut interrupt = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
     // A daemon run by hand in a terminal that closes stops cleanly.
     let mut hangup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
-    let me = nix::unistd::getuid().as_raw();
+    let me = codex_fusion_protocol::peer::own_uid();
     let reason = loop {
         tokio::select! {
             _ = terminate.recv() => break "SIGTERM",
@@ -134,7 +134,7 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
 }
 
 fn accept(daemon: &Arc<Daemon>, stream: tokio::net::UnixStream, me: u32) {
-    match listener::peer_uid(&stream) {
+    match codex_fusion_protocol::peer::peer_uid(&stream) {
         Ok(uid) if uid == me => {
             daemon.tasks.spawn(connection::serve(daemon.clone(), stream));
         }

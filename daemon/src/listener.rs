@@ -1,6 +1,6 @@
-//! The daemon's socket: a private directory, a single-instance lock, stale
-//! socket removal, and the peer check every accepted connection passes
-//! before a byte of it is read.
+//! The daemon's socket: a private directory, a single-instance lock and stale
+//! socket removal. (The peer check every accepted connection passes is
+//! `protocol::peer`, shared with the shim.)
 
 use std::fs::File;
 use std::io::Write as _;
@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use nix::fcntl::{Flock, FlockArg};
-use tokio::net::{UnixListener, UnixStream};
+use tokio::net::UnixListener;
 
 /// Why the socket could not be set up. Startup errors: the daemon exits.
 #[derive(Debug, thiserror::Error)]
@@ -181,22 +181,6 @@ fn lock_path(socket: &Path) -> PathBuf {
     let mut name = socket.file_name().unwrap_or_default().to_os_string();
     name.push(".lock");
     socket.with_file_name(name)
-}
-
-/// The uid of the process at the other end of `stream`, from the kernel
-/// (SO_PEERCRED on Linux, getpeereid elsewhere).
-pub fn peer_uid(stream: &UnixStream) -> std::io::Result<u32> {
-    #[cfg(any(target_os = "linux", target_os = "android"))]
-    {
-        let credentials = nix::sys::socket::getsockopt(stream, nix::sys::socket::sockopt::PeerCredentials)
-            .map_err(std::io::Error::from)?;
-        Ok(credentials.uid())
-    }
-    #[cfg(not(any(target_os = "linux", target_os = "android")))]
-    {
-        let (uid, _gid) = nix::unistd::getpeereid(stream).map_err(std::io::Error::from)?;
-        Ok(uid.as_raw())
-    }
 }
 
 #[cfg(test)]

@@ -35,7 +35,7 @@ pub fn init(state_dir: &Path) {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
         .with_filter(stderr_filter);
-    let log_dir = state_dir.join("logs");
+    let log_dir = codex_fusion_protocol::paths::log_dir(state_dir);
     // Logs name workspaces and commands: private to the user whatever the umask.
     let created = std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&log_dir);
     let file = created.ok().and_then(|()| {
