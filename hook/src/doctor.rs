@@ -597,12 +597,13 @@ mod tests {
     #[test]
     fn the_service_program_is_read_back_from_what_install_writes() {
         let daemon = Path::new("/opt/my tools/100%/codex-fusiond");
-        let unit = crate::service::render_systemd_unit(daemon, "/bin");
+        let unit = crate::service::render_systemd_unit(daemon, &[("PATH", "/bin")]);
         assert_eq!(
             service_program(ServiceManager::Systemd, &unit).as_deref(),
             Some("/opt/my tools/100%/codex-fusiond")
         );
-        let plist = crate::service::render_launchd_plist(Path::new("/a&b/codex-fusiond"), "/bin", Path::new("/l"));
+        let plist =
+            crate::service::render_launchd_plist(Path::new("/a&b/codex-fusiond"), &[("PATH", "/bin")], Path::new("/l"));
         assert_eq!(
             service_program(ServiceManager::Launchd, &plist).as_deref(),
             Some("/a&b/codex-fusiond")

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use codex_fusion_protocol::Role;
+use codex_fusion_protocol::paths::{SOCKET_ENV, STATE_DIR_ENV};
 
 use crate::claude::{self, MCP_BINARY, MCP_SERVER_NAME};
 use crate::dirs::UserDirs;
@@ -63,7 +64,16 @@ impl Installer {
             .map(|path| path.to_string_lossy().into_owned())
             .filter(|path| !path.is_empty())
             .unwrap_or_else(|| FALLBACK_PATH.to_owned());
-        let contents = manager.render(&daemon, &path_var, &self.dirs.home);
+        // The socket and state dir this shell's commands use must be the
+        // service's too, or they would never meet.
+        let mut env = vec![("PATH".to_owned(), path_var)];
+        for name in [SOCKET_ENV, STATE_DIR_ENV] {
+            if let Some(value) = crate::env_var(name).filter(|value| !value.is_empty()) {
+                env.push((name.to_owned(), value.to_string_lossy().into_owned()));
+            }
+        }
+        let env: Vec<(&str, &str)> = env.iter().map(|(name, value)| (name.as_str(), value.as_str())).collect();
+        let contents = manager.render(&daemon, &env, &self.dirs.home);
         let unit_path = manager.unit_path(&self.dirs.home, &self.dirs.config_home);
         let changed = std::fs::read_to_string(&unit_path).ok().as_deref() != Some(contents.as_str());
         if !changed {

@@ -4,10 +4,10 @@
 
 use std::path::{Path, PathBuf};
 
-/// `systemd/codex-fusiond.service`, with `@DAEMON@` and `@PATH@` to fill.
+/// `systemd/codex-fusiond.service`, with `@DAEMON@` and `@ENVIRONMENT@` to fill.
 pub const SYSTEMD_TEMPLATE: &str = include_str!("../../systemd/codex-fusiond.service");
-/// `launchd/codex-fusiond.plist`, with `@LABEL@`, `@DAEMON@`, `@PATH@` and
-/// `@LOG_DIR@` to fill.
+/// `launchd/codex-fusiond.plist`, with `@LABEL@`, `@DAEMON@`, `@ENVIRONMENT@`
+/// and `@LOG_DIR@` to fill.
 pub const LAUNCHD_TEMPLATE: &str = include_str!("../../launchd/codex-fusiond.plist");
 
 /// The systemd unit name, for `systemctl --user …`.
@@ -43,11 +43,12 @@ impl ServiceManager {
         }
     }
 
-    /// The service file for `daemon`, run with `path_var` as its PATH.
-    pub fn render(self, daemon: &Path, path_var: &str, home: &Path) -> String {
+    /// The service file for `daemon`, run with `env` (PATH first) as its
+    /// environment.
+    pub fn render(self, daemon: &Path, env: &[(&str, &str)], home: &Path) -> String {
         match self {
-            ServiceManager::Systemd => render_systemd_unit(daemon, path_var),
-            ServiceManager::Launchd => render_launchd_plist(daemon, path_var, &launchd_log_dir(home)),
+            ServiceManager::Systemd => render_systemd_unit(daemon, env),
+            ServiceManager::Launchd => render_launchd_plist(daemon, env, &launchd_log_dir(home)),
         }
     }
 }
@@ -57,19 +58,34 @@ pub fn launchd_log_dir(home: &Path) -> PathBuf {
     home.join("Library/Logs/codex-fusion")
 }
 
-/// The systemd user unit running `daemon` with `path_var` as PATH.
-pub fn render_systemd_unit(daemon: &Path, path_var: &str) -> String {
+/// The systemd user unit running `daemon` with `env`: one `Environment=`
+/// line per variable.
+pub fn render_systemd_unit(daemon: &Path, env: &[(&str, &str)]) -> String {
+    let environment: Vec<String> = env
+        .iter()
+        .map(|(name, value)| format!("Environment=\"{name}={}\"", systemd_quoted_content(value)))
+        .collect();
     SYSTEMD_TEMPLATE
         .replace("@DAEMON@", &systemd_exec_word(&daemon.to_string_lossy()))
-        .replace("@PATH@", &systemd_quoted_content(path_var))
+        .replace("@ENVIRONMENT@", &environment.join("\n"))
 }
 
-/// The LaunchAgent plist running `daemon` with `path_var` as PATH.
-pub fn render_launchd_plist(daemon: &Path, path_var: &str, log_dir: &Path) -> String {
+/// The LaunchAgent plist running `daemon` with `env`.
+pub fn render_launchd_plist(daemon: &Path, env: &[(&str, &str)], log_dir: &Path) -> String {
+    let environment: Vec<String> = env
+        .iter()
+        .map(|(name, value)| {
+            format!(
+                "\t\t<key>{}</key>\n\t\t<string>{}</string>",
+                xml_escape(name),
+                xml_escape(value)
+            )
+        })
+        .collect();
     LAUNCHD_TEMPLATE
         .replace("@LABEL@", &xml_escape(LAUNCHD_LABEL))
         .replace("@DAEMON@", &xml_escape(&daemon.to_string_lossy()))
-        .replace("@PATH@", &xml_escape(path_var))
+        .replace("@ENVIRONMENT@", &environment.join("\n"))
         .replace("@LOG_DIR@", &xml_escape(&log_dir.to_string_lossy()))
 }
 
@@ -133,7 +149,10 @@ mod tests {
 
     #[test]
     fn the_unit_runs_the_daemon_and_restarts_it_only_on_failure() {
-        let unit = render_systemd_unit(Path::new("/home/u/.cargo/bin/codex-fusiond"), "/usr/bin:/bin");
+        let unit = render_systemd_unit(
+            Path::new("/home/u/.cargo/bin/codex-fusiond"),
+            &[("PATH", "/usr/bin:/bin")],
+        );
         assert!(!unit.contains('@'), "every placeholder filled: {unit}");
         let entries = unit_entries(&unit);
         let sections: Vec<&str> = entries.iter().map(|(s, _, _)| s.as_str()).collect();
@@ -151,6 +170,11 @@ mod tests {
             Some("\"PATH=/usr/bin:/bin\"")
         );
         assert_eq!(value(&entries, "Service", "Restart"), Some("on-failure"));
+        assert_eq!(
+            value(&entries, "Service", "RestartPreventExitStatus"),
+            Some("3"),
+            "a daemon that exits because another one runs is not restarted in a loop"
+        );
         assert_eq!(value(&entries, "Install", "WantedBy"), Some("default.target"));
         assert!(value(&entries, "Unit", "Description").is_some());
         // Hardening that would break the daemon's job must stay out: it
@@ -186,7 +210,11 @@ mod tests {
         // ExecStart must name an existing executable: this test binary is one.
         let daemon = std::env::current_exe().expect("test binary path");
         let unit = temp.path().join(SYSTEMD_UNIT);
-        std::fs::write(&unit, render_systemd_unit(&daemon, "/usr/local/bin:/usr/bin:/bin")).expect("write unit");
+        let env = [
+            ("PATH", "/usr/local/bin:/usr/bin:/bin"),
+            ("CODEX_FUSION_SOCKET", "/tmp/x y/daemon.sock"),
+        ];
+        std::fs::write(&unit, render_systemd_unit(&daemon, &env)).expect("write unit");
         let output = std::process::Command::new(analyze)
             .args(["--user", "verify"])
             .arg(&unit)
@@ -216,7 +244,7 @@ mod tests {
         };
         let temp = tempfile::tempdir().expect("tempdir");
         let unit = temp.path().join(SYSTEMD_UNIT);
-        let broken = render_systemd_unit(&std::env::current_exe().expect("exe"), "/bin")
+        let broken = render_systemd_unit(&std::env::current_exe().expect("exe"), &[("PATH", "/bin")])
             .replace("Restart=on-failure", "Restart=sometimes");
         std::fs::write(&unit, broken).expect("write unit");
         let runtime = temp.path().join("runtime");
@@ -238,7 +266,10 @@ mod tests {
 
     #[test]
     fn odd_paths_are_quoted_for_systemd() {
-        let unit = render_systemd_unit(Path::new("/opt/my tools/100%/codex-fusiond"), "/a b:/c\"d:$HOME");
+        let unit = render_systemd_unit(
+            Path::new("/opt/my tools/100%/codex-fusiond"),
+            &[("PATH", "/a b:/c\"d:$HOME")],
+        );
         let entries = unit_entries(&unit);
         assert_eq!(
             value(&entries, "Service", "ExecStart"),
@@ -254,7 +285,7 @@ mod tests {
     fn the_plist_is_valid_xml_with_the_launchd_keys() {
         let xml = render_launchd_plist(
             Path::new("/Users/u/.cargo/bin/codex-fusiond"),
-            "/usr/bin:/opt/homebrew/bin",
+            &[("PATH", "/usr/bin:/opt/homebrew/bin")],
             Path::new("/Users/u/Library/Logs/codex-fusion"),
         );
         assert!(!xml.contains('@'), "every placeholder filled: {xml}");
@@ -311,11 +342,58 @@ mod tests {
             .map(|node| node.text().unwrap_or_default())
             .collect();
         assert_eq!(environment, ["PATH", "/usr/bin:/opt/homebrew/bin"]);
+        assert!(
+            !xml.contains("<key>ProcessType</key>"),
+            "no ProcessType: Background would throttle the daemon and its codex-acp children"
+        );
+    }
+
+    #[test]
+    fn the_socket_and_state_dir_of_the_installing_shell_reach_the_service() {
+        let env = [
+            ("PATH", "/usr/bin"),
+            ("CODEX_FUSION_SOCKET", "/run/cf/daemon.sock"),
+            ("CODEX_FUSION_STATE_DIR", "/home/u/cf state"),
+        ];
+        let unit = render_systemd_unit(Path::new("/bin/codex-fusiond"), &env);
+        let entries = unit_entries(&unit);
+        let environment: Vec<&str> = entries
+            .iter()
+            .filter(|(section, key, _)| section == "Service" && key == "Environment")
+            .map(|(_, _, value)| value.as_str())
+            .collect();
+        assert_eq!(
+            environment,
+            [
+                "\"PATH=/usr/bin\"",
+                "\"CODEX_FUSION_SOCKET=/run/cf/daemon.sock\"",
+                "\"CODEX_FUSION_STATE_DIR=/home/u/cf state\""
+            ]
+        );
+        let xml = render_launchd_plist(Path::new("/bin/codex-fusiond"), &env, Path::new("/l"));
+        let options = roxmltree::ParsingOptions {
+            allow_dtd: true,
+            ..roxmltree::ParsingOptions::default()
+        };
+        let document = roxmltree::Document::parse_with_options(&xml, options).expect("well-formed XML");
+        let texts: Vec<&str> = document.descendants().filter_map(|node| node.text()).collect();
+        for expected in [
+            "CODEX_FUSION_SOCKET",
+            "/run/cf/daemon.sock",
+            "CODEX_FUSION_STATE_DIR",
+            "/home/u/cf state",
+        ] {
+            assert!(texts.contains(&expected), "{expected} in {xml}");
+        }
     }
 
     #[test]
     fn plist_values_are_escaped() {
-        let xml = render_launchd_plist(Path::new("/Users/u/a&b <c>/codex-fusiond"), "/x", Path::new("/l"));
+        let xml = render_launchd_plist(
+            Path::new("/Users/u/a&b <c>/codex-fusiond"),
+            &[("PATH", "/x")],
+            Path::new("/l"),
+        );
         let options = roxmltree::ParsingOptions {
             allow_dtd: true,
             ..roxmltree::ParsingOptions::default()
