@@ -85,8 +85,10 @@ pub struct WorkspaceArg {
     subcommand_help_heading = "Tools",
     after_help = "The answer goes to stdout; while Codex works, a spinner with the latest \
     activity shows on stderr (when it is a terminal). If Codex asks permission, you are asked \
-    allow/deny on the terminal; without a terminal the command exits 1 and you resume with \
-    `codex-fusion ask permit allow|deny`. Text arguments given as `-` are read from stdin."
+    allow/deny on the terminal; without a terminal, or after Ctrl-C at that question, the \
+    command exits (1, or 130 for Ctrl-C), the turn stays paused, and you resume it with \
+    `codex-fusion ask permit allow|deny`. Ctrl-C while Codex works cancels the turn. Any text \
+    argument given as `-` is read from stdin (one per command)."
 )]
 pub struct AskArgs {
     #[command(flatten)]
@@ -102,18 +104,22 @@ pub enum Tool {
     Consult {
         /// The question or decision (`-` reads stdin)
         question: String,
-        /// What Codex should know: the goal, what you tried, constraints
+        /// What Codex should know: the goal, what you tried, constraints (`-` reads stdin)
         #[arg(long)]
         context: Option<String>,
+        #[command(flatten)]
+        options: TurnOptions,
     },
     /// Critique a plan before implementing it
     #[command(name = "review_plan", visible_alias = "review-plan")]
     ReviewPlan {
         /// The plan, step by step (`-` reads stdin)
         plan: String,
-        /// The goal and constraints the plan must meet
+        /// The goal and constraints the plan must meet (`-` reads stdin)
         #[arg(long)]
         context: Option<String>,
+        #[command(flatten)]
+        options: TurnOptions,
     },
     /// Review code changes; without --diff Codex inspects `git diff` itself
     #[command(name = "review_diff", visible_alias = "review-diff")]
@@ -124,37 +130,45 @@ pub enum Tool {
         /// Files or directories to focus on
         #[arg(long, num_args = 1.., value_name = "PATH")]
         paths: Vec<String>,
-        /// What to look for, or what the change is meant to do
+        /// What to look for, or what the change is meant to do (`-` reads stdin)
         #[arg(long)]
         instructions: Option<String>,
+        #[command(flatten)]
+        options: TurnOptions,
     },
     /// Two to four approaches with trade-offs and one recommendation
     Brainstorm {
         /// The problem to find approaches for (`-` reads stdin)
         problem: String,
-        /// Limits any approach must respect
+        /// Limits any approach must respect (`-` reads stdin)
         #[arg(long)]
         constraints: Option<String>,
+        #[command(flatten)]
+        options: TurnOptions,
     },
     /// Map an unfamiliar codebase: structure, components, flow, conventions
     Explore {
-        /// What to understand: a feature, a flow, a question about the code
+        /// What to understand: a feature, a flow, a question about the code (`-` reads stdin)
         #[arg(long)]
         focus: Option<String>,
         /// Files or directories to start from
         #[arg(long, num_args = 1.., value_name = "PATH")]
         paths: Vec<String>,
+        #[command(flatten)]
+        options: TurnOptions,
     },
     /// Continue the debate on the same Codex session
     Reply {
         /// Your answer to Codex's last reply (`-` reads stdin)
         message: String,
+        #[command(flatten)]
+        options: TurnOptions,
     },
     /// Resolve the permission Codex is waiting on, and resume its turn
     Permit {
         /// allow lets Codex do what it asked; deny refuses and Codex answers without it
         decision: Decision,
-        /// A short note for Codex, e.g. what to do instead
+        /// A short note for Codex, e.g. what to do instead (`-` reads stdin)
         #[arg(long)]
         note: Option<String>,
     },
@@ -162,6 +176,17 @@ pub enum Tool {
     Reset,
     /// Health of this workspace's session, as Claude sees it
     Status,
+}
+
+/// `--model` and `--effort`, which every turn tool takes.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Args)]
+pub struct TurnOptions {
+    /// Model for this and later turns of the session (`codex-fusion status` lists what Codex offers)
+    #[arg(long)]
+    pub model: Option<String>,
+    /// Reasoning effort for this and later turns, e.g. low, medium, high
+    #[arg(long)]
+    pub effort: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -196,51 +221,81 @@ impl Tool {
     }
 
     /// The tool's JSON arguments. `read` fetches the text of a `-` (stdin)
-    /// or of the `--diff` file; its error is reported as is.
+    /// or of the `--diff` file; its error is reported as is. At most one
+    /// argument can come from stdin.
     pub fn arguments(
         &self,
         read: &mut dyn FnMut(Source<'_>) -> anyhow::Result<String>,
     ) -> anyhow::Result<Map<String, Value>> {
-        let mut arguments = Map::new();
+        let mut arguments = Arguments {
+            map: Map::new(),
+            read,
+            from_stdin: None,
+        };
         match self {
-            Tool::Consult { question, context } => {
-                insert_text(&mut arguments, "question", question, read)?;
-                insert_opt(&mut arguments, "context", context);
+            Tool::Consult {
+                question,
+                context,
+                options,
+            } => {
+                arguments.text("question", question)?;
+                arguments.optional_text("context", context)?;
+                arguments.options(options);
             }
-            Tool::ReviewPlan { plan, context } => {
-                insert_text(&mut arguments, "plan", plan, read)?;
-                insert_opt(&mut arguments, "context", context);
+            Tool::ReviewPlan { plan, context, options } => {
+                arguments.text("plan", plan)?;
+                arguments.optional_text("context", context)?;
+                arguments.options(options);
             }
             Tool::ReviewDiff {
                 diff,
                 paths,
                 instructions,
+                options,
             } => {
                 // `--diff` names a file (or `-`), never the diff itself: diffs
                 // are too long and too full of quotes for a command line.
                 if let Some(diff) = diff {
                     let source = if diff == "-" { Source::Stdin } else { Source::File(diff) };
-                    arguments.insert("diff".into(), Value::String(read(source)?));
+                    let text = arguments.read("diff", source)?;
+                    // An empty diff would still cost a whole turn, reviewing
+                    // nothing.
+                    if text.trim().is_empty() {
+                        anyhow::bail!("the diff is empty; leave out --diff to let Codex inspect git itself");
+                    }
+                    arguments.map.insert("diff".into(), Value::String(text));
                 }
-                insert_list(&mut arguments, "paths", paths);
-                insert_opt(&mut arguments, "instructions", instructions);
+                arguments.list("paths", paths);
+                arguments.optional_text("instructions", instructions)?;
+                arguments.options(options);
             }
-            Tool::Brainstorm { problem, constraints } => {
-                insert_text(&mut arguments, "problem", problem, read)?;
-                insert_opt(&mut arguments, "constraints", constraints);
+            Tool::Brainstorm {
+                problem,
+                constraints,
+                options,
+            } => {
+                arguments.text("problem", problem)?;
+                arguments.optional_text("constraints", constraints)?;
+                arguments.options(options);
             }
-            Tool::Explore { focus, paths } => {
-                insert_opt(&mut arguments, "focus", focus);
-                insert_list(&mut arguments, "paths", paths);
+            Tool::Explore { focus, paths, options } => {
+                arguments.optional_text("focus", focus)?;
+                arguments.list("paths", paths);
+                arguments.options(options);
             }
-            Tool::Reply { message } => insert_text(&mut arguments, "message", message, read)?,
+            Tool::Reply { message, options } => {
+                arguments.text("message", message)?;
+                arguments.options(options);
+            }
             Tool::Permit { decision, note } => {
-                arguments.insert("decision".into(), Value::String(decision.as_str().into()));
-                insert_opt(&mut arguments, "note", note);
+                arguments
+                    .map
+                    .insert("decision".into(), Value::String(decision.as_str().into()));
+                arguments.optional_text("note", note)?;
             }
             Tool::Reset | Tool::Status => {}
         }
-        Ok(arguments)
+        Ok(arguments.map)
     }
 }
 
@@ -251,34 +306,58 @@ pub enum Source<'a> {
     File(&'a str),
 }
 
-/// Inserts a main text field; `-` means "read it from stdin".
-fn insert_text(
-    arguments: &mut Map<String, Value>,
-    key: &str,
-    value: &str,
-    read: &mut dyn FnMut(Source<'_>) -> anyhow::Result<String>,
-) -> anyhow::Result<()> {
-    let value = if value == "-" {
-        read(Source::Stdin)?
-    } else {
-        value.to_owned()
-    };
-    arguments.insert(key.to_owned(), Value::String(value));
-    Ok(())
+/// A tool's arguments as they are collected.
+struct Arguments<'r> {
+    map: Map<String, Value>,
+    read: &'r mut dyn FnMut(Source<'_>) -> anyhow::Result<String>,
+    /// The field that took stdin, if one did: stdin can be read only once.
+    from_stdin: Option<&'static str>,
 }
 
-fn insert_opt(arguments: &mut Map<String, Value>, key: &str, value: &Option<String>) {
-    if let Some(value) = value {
-        arguments.insert(key.to_owned(), Value::String(value.clone()));
+impl Arguments<'_> {
+    /// A text field; `-` means "read it from stdin".
+    fn text(&mut self, key: &'static str, value: &str) -> anyhow::Result<()> {
+        let value = if value == "-" {
+            self.read(key, Source::Stdin)?
+        } else {
+            value.to_owned()
+        };
+        self.map.insert(key.to_owned(), Value::String(value));
+        Ok(())
     }
-}
 
-fn insert_list(arguments: &mut Map<String, Value>, key: &str, values: &[String]) {
-    if !values.is_empty() {
-        arguments.insert(
-            key.to_owned(),
-            Value::Array(values.iter().cloned().map(Value::String).collect()),
-        );
+    fn optional_text(&mut self, key: &'static str, value: &Option<String>) -> anyhow::Result<()> {
+        match value {
+            Some(value) => self.text(key, value),
+            None => Ok(()),
+        }
+    }
+
+    fn read(&mut self, key: &'static str, source: Source<'_>) -> anyhow::Result<String> {
+        if source == Source::Stdin {
+            if let Some(first) = self.from_stdin {
+                anyhow::bail!("both `{first}` and `{key}` are `-`, but stdin can be read for only one argument");
+            }
+            self.from_stdin = Some(key);
+        }
+        (self.read)(source)
+    }
+
+    fn list(&mut self, key: &str, values: &[String]) {
+        if !values.is_empty() {
+            self.map.insert(
+                key.to_owned(),
+                Value::Array(values.iter().cloned().map(Value::String).collect()),
+            );
+        }
+    }
+
+    fn options(&mut self, options: &TurnOptions) {
+        for (key, value) in [("model", &options.model), ("effort", &options.effort)] {
+            if let Some(value) = value {
+                self.map.insert(key.to_owned(), Value::String(value.clone()));
+            }
+        }
     }
 }
 
@@ -374,6 +453,70 @@ mod tests {
             json!({"question": "from stdin"})
         );
         assert_eq!(seen, ["File(\"change.patch\")", "Stdin"]);
+    }
+
+    #[test]
+    fn every_turn_tool_passes_model_and_effort() {
+        for args in [
+            &["ask", "consult", "Q", "--model", "gpt-x", "--effort", "high"][..],
+            &["ask", "review_plan", "P", "--model", "gpt-x", "--effort", "high"],
+            &["ask", "review_diff", "--model", "gpt-x", "--effort", "high"],
+            &["ask", "brainstorm", "B", "--model", "gpt-x", "--effort", "high"],
+            &["ask", "explore", "--model", "gpt-x", "--effort", "high"],
+            &["ask", "reply", "R", "--model", "gpt-x", "--effort", "high"],
+        ] {
+            let arguments = tool_of(args).arguments(&mut no_reads).expect("arguments");
+            assert_eq!(arguments.get("model"), Some(&json!("gpt-x")), "{args:?}");
+            assert_eq!(arguments.get("effort"), Some(&json!("high")), "{args:?}");
+        }
+        let arguments = tool_of(&["ask", "consult", "Q", "--effort", "low"])
+            .arguments(&mut no_reads)
+            .expect("arguments");
+        assert_eq!(Value::Object(arguments), json!({"question": "Q", "effort": "low"}));
+        for not_a_turn in [
+            &["ask", "permit", "allow", "--model", "m"][..],
+            &["ask", "reset", "--effort", "low"],
+        ] {
+            let error = Cli::try_parse_from(std::iter::once("codex-fusion").chain(not_a_turn.iter().copied()))
+                .expect_err("refused");
+            assert_eq!(error.exit_code(), 2, "{not_a_turn:?}");
+        }
+    }
+
+    #[test]
+    fn an_empty_diff_is_refused_before_any_turn() {
+        let tool = tool_of(&["ask", "review_diff", "--diff", "-"]);
+        let error = tool
+            .arguments(&mut |_: Source<'_>| Ok(" \n\t\n".to_owned()))
+            .expect_err("refused");
+        assert_eq!(
+            error.to_string(),
+            "the diff is empty; leave out --diff to let Codex inspect git itself"
+        );
+    }
+
+    #[test]
+    fn any_text_option_can_come_from_stdin_but_only_one() {
+        let from_stdin = |_: Source<'_>| -> anyhow::Result<String> { Ok("from stdin".to_owned()) };
+        for (args, key) in [
+            (&["ask", "consult", "Q", "--context", "-"][..], "context"),
+            (&["ask", "review_plan", "P", "--context", "-"], "context"),
+            (&["ask", "review_diff", "--instructions", "-"], "instructions"),
+            (&["ask", "brainstorm", "B", "--constraints", "-"], "constraints"),
+            (&["ask", "explore", "--focus", "-"], "focus"),
+            (&["ask", "permit", "deny", "--note", "-"], "note"),
+        ] {
+            let arguments = tool_of(args).arguments(&mut { from_stdin }).expect("arguments");
+            assert_eq!(arguments.get(key), Some(&json!("from stdin")), "{args:?}");
+        }
+        let error = tool_of(&["ask", "consult", "-", "--context", "-"])
+            .arguments(&mut { from_stdin })
+            .expect_err("refused");
+        assert!(error.to_string().contains("stdin can be read for only one"), "{error}");
+        let error = tool_of(&["ask", "review_diff", "--diff", "-", "--instructions", "-"])
+            .arguments(&mut { from_stdin })
+            .expect_err("refused");
+        assert!(error.to_string().contains("`diff` and `instructions`"), "{error}");
     }
 
     #[test]

@@ -7,10 +7,11 @@
 //! shows the elapsed time and the latest progress line (only on a terminal);
 //! the answer goes to stdout. A `🔐 Codex paused` result is put to the user
 //! on the terminal and answered with `permit` until Codex answers; without a
-//! terminal the command stops there and says how to resume. Ctrl-C cancels
-//! the running call with an MCP cancellation.
+//! terminal, at end of input or on Ctrl-C at that question, the command
+//! stops there, the turn stays paused, and it says how to resume. Ctrl-C
+//! while Codex works cancels the running call with an MCP cancellation.
 
-use std::io::{IsTerminal as _, Read as _, Write as _};
+use std::io::{IsTerminal as _, Write as _};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
@@ -29,6 +30,7 @@ use serde_json::{Map, Value};
 
 use crate::args::{Decision, Source, Tool};
 use crate::fail;
+use crate::output::{note, say};
 
 /// How a paused turn's result starts (SPEC: "🔐 Codex paused").
 pub const PAUSE_PREFIX: &str = "🔐 Codex paused";
@@ -88,7 +90,7 @@ async fn converse(
             Called::Result(result) => result,
             Called::Failed(message) => return fail(message),
             Called::Interrupted => {
-                eprintln!("codex-fusion: cancelled {tool}");
+                note!("codex-fusion: cancelled {tool}");
                 return ExitCode::from(INTERRUPTED);
             }
         };
@@ -97,23 +99,30 @@ async fn converse(
             return fail(format_args!("{tool} failed: {text}"));
         }
         if !text.starts_with(PAUSE_PREFIX) {
-            println!("{text}");
+            say!("{text}");
             return ExitCode::SUCCESS;
         }
         if !interactive {
-            println!("{text}");
+            say!("{text}");
             return fail(RESUME_HINT);
         }
-        eprintln!("{text}\n");
-        let Some((decision, note)) = ask_decision().await else {
-            return fail(RESUME_HINT);
+        note!("{text}\n");
+        let (decision, note) = match ask_decision().await {
+            Answered::Decision(decision, note) => (decision, note),
+            Answered::EndOfInput => return fail(RESUME_HINT),
+            // Ctrl-C here leaves the turn paused rather than guessing a
+            // decision: the user may want to look before answering.
+            Answered::Interrupted => {
+                note!("codex-fusion: {RESUME_HINT}");
+                return ExitCode::from(INTERRUPTED);
+            }
         };
         tool = "permit";
-        arguments = Map::new();
-        arguments.insert("decision".into(), Value::String(decision.as_str().into()));
-        if let Some(note) = note {
-            arguments.insert("note".into(), Value::String(note));
-        }
+        let permit = Tool::Permit { decision, note };
+        arguments = match permit.arguments(&mut |_: Source<'_>| unreachable!("a typed note is never `-`")) {
+            Ok(arguments) => arguments,
+            Err(error) => return fail(format_args!("{error:#}")),
+        };
     }
 }
 
@@ -155,6 +164,11 @@ async fn call(
     match response {
         Ok(Ok(ServerResult::CallToolResult(result))) => Called::Result(result),
         Ok(Ok(other)) => Called::Failed(format!("codex-fusiond answered {tool} with {other:?}")),
+        // The daemon's message already names the tool ("consult: `question`
+        // must not be empty"); name it only when it does not.
+        Ok(Err(rmcp::ServiceError::McpError(error))) if error.message.starts_with(&format!("{tool}:")) => {
+            Called::Failed(error.message.into_owned())
+        }
         Ok(Err(rmcp::ServiceError::McpError(error))) => Called::Failed(format!("{tool}: {}", error.message)),
         Ok(Err(error)) => Called::Failed(format!("{tool} failed: {error}")),
         Err(_) => Called::Failed(format!(
@@ -163,28 +177,51 @@ async fn call(
     }
 }
 
-/// Asks allow/deny and an optional note on the terminal. `None` when the
-/// user gives up (end of input or Ctrl-C).
-async fn ask_decision() -> Option<(Decision, Option<String>)> {
+/// How the user answered the permission question.
+enum Answered {
+    Decision(Decision, Option<String>),
+    EndOfInput,
+    Interrupted,
+}
+
+/// Asks allow/deny and an optional note on the terminal.
+async fn ask_decision() -> Answered {
     let decision = loop {
-        let answer = prompt("Allow Codex to do this? [a]llow / [d]eny: ").await?;
+        let answer = match prompt("Allow Codex to do this? [a]llow / [d]eny: ").await {
+            Prompted::Line(answer) => answer,
+            Prompted::EndOfInput => return Answered::EndOfInput,
+            Prompted::Interrupted => return Answered::Interrupted,
+        };
         match answer.trim().to_ascii_lowercase().as_str() {
             "a" | "allow" | "y" | "yes" => break Decision::Allow,
             "d" | "deny" | "n" | "no" => break Decision::Deny,
-            _ => eprintln!("Please answer `allow` or `deny`."),
+            _ => note!("Please answer `allow` or `deny`."),
         }
     };
-    let note = prompt("Note for Codex (optional, Enter to skip): ").await?;
+    let note = match prompt("Note for Codex (optional, Enter to skip): ").await {
+        Prompted::Line(note) => note,
+        Prompted::EndOfInput => String::new(),
+        Prompted::Interrupted => return Answered::Interrupted,
+    };
     let note = note.trim();
-    Some((decision, (!note.is_empty()).then(|| note.to_owned())))
+    Answered::Decision(decision, (!note.is_empty()).then(|| note.to_owned()))
+}
+
+enum Prompted {
+    Line(String),
+    EndOfInput,
+    Interrupted,
 }
 
 /// Prints `question` on stderr and reads one line from stdin. The read runs
 /// on its own thread because a blocking read cannot be cancelled: on Ctrl-C
 /// we stop waiting for it, and process exit ends it.
-async fn prompt(question: &str) -> Option<String> {
-    eprint!("{question}");
-    let _ = std::io::stderr().flush();
+async fn prompt(question: &str) -> Prompted {
+    {
+        let mut stderr = std::io::stderr().lock();
+        let _ = stderr.write_all(question.as_bytes());
+        let _ = stderr.flush();
+    }
     let (sender, receiver) = tokio::sync::oneshot::channel();
     std::thread::spawn(move || {
         let mut line = String::new();
@@ -192,10 +229,13 @@ async fn prompt(question: &str) -> Option<String> {
         let _ = sender.send(matches!(read, Ok(count) if count > 0).then_some(line));
     });
     tokio::select! {
-        line = receiver => line.ok().flatten(),
+        line = receiver => match line.ok().flatten() {
+            Some(line) => Prompted::Line(line),
+            None => Prompted::EndOfInput,
+        },
         _ = tokio::signal::ctrl_c() => {
-            eprintln!();
-            None
+            note!("");
+            Prompted::Interrupted
         }
     }
 }
@@ -203,13 +243,15 @@ async fn prompt(question: &str) -> Option<String> {
 /// Text for an argument given as `-` (stdin) or a `--diff` file.
 fn read_source(source: Source<'_>) -> anyhow::Result<String> {
     use anyhow::Context as _;
+    /// The longest argument a tool call can carry (the daemon's MCP line limit).
+    const STDIN_MAX_BYTES: u64 = codex_fusion_protocol::limits::MCP_MAX_LINE_BYTES as u64;
     match source {
         Source::Stdin => {
-            let mut text = String::new();
-            std::io::stdin()
-                .read_to_string(&mut text)
-                .context("reading the argument from stdin")?;
-            Ok(text)
+            let bytes = crate::input::read_stdin(STDIN_MAX_BYTES).context("reading the argument from stdin")?;
+            if bytes.len() as u64 > STDIN_MAX_BYTES {
+                anyhow::bail!("stdin holds more than {STDIN_MAX_BYTES} bytes, more than one tool call can carry");
+            }
+            String::from_utf8(bytes).context("reading the argument from stdin: it is not UTF-8")
         }
         Source::File(path) => std::fs::read_to_string(path).with_context(|| format!("reading {path}")),
     }
