@@ -18,7 +18,7 @@ use codex_fusion_protocol::{PACKAGE_VERSION, Role};
 
 use crate::claude;
 use crate::dirs::UserDirs;
-use crate::link::{ControlLink, LinkError, start_hint, timed};
+use crate::link::{self, Answer, LinkError, start_hint};
 use crate::locate;
 use crate::service::{LAUNCHD_LABEL, SYSTEMD_UNIT, ServiceManager};
 
@@ -316,12 +316,8 @@ pub fn socket_directory(socket: &Path, uid: u32) -> Check {
 /// Whether a daemon answers, and whether it is this version.
 async fn daemon(socket: &Path) -> Check {
     const NAME: &str = "daemon";
-    let answer = timed(PING_WAIT, "a ping", async {
-        let mut link = ControlLink::connect(socket, Role::Cli).await?;
-        link.request(&ControlRequest::Ping).await
-    })
-    .await;
-    match answer {
+    let answer = link::exchange(socket, Role::Cli, &ControlRequest::Ping, PING_WAIT, "a ping").await;
+    match answer.map(|Answer { response, .. }| response) {
         Ok(ControlResponse::Pong { daemon_version, pid }) if daemon_version == PACKAGE_VERSION => {
             Check::ok(NAME, format!("codex-fusiond {daemon_version} answers (pid {pid})")).essential()
         }
@@ -337,6 +333,16 @@ async fn daemon(socket: &Path) -> Check {
         )
         .essential(),
         Err(LinkError::NotRunning { .. }) => Check::info(NAME, format!("not running; {}", start_hint())),
+        Err(LinkError::NotAnswering { socket, .. }) => Check::problem(
+            NAME,
+            format!(
+                "a daemon holds the socket {} but does not answer (waited {} s)",
+                socket.display(),
+                PING_WAIT.as_secs()
+            ),
+            "`codex-fusion stop` (it signals a daemon that does not answer), then let it start again",
+        )
+        .essential(),
         Err(error) => {
             Check::problem(NAME, error.to_string(), "`codex-fusion stop`, then let it start again").essential()
         }

@@ -1,23 +1,28 @@
 //! `codex-fusion hook`: Claude Code's SessionStart hook. It reads the hook's
-//! JSON from stdin and tells the daemon, which resets the workspace's Codex
-//! session when Claude cleared its own context (`source: clear`).
+//! JSON from stdin and reports every SessionStart (`startup`, `resume`,
+//! `clear`, `compact`) with Claude's session id to the daemon, which keeps
+//! the workspace's Codex session paired with Claude's. When no daemon runs,
+//! the change goes into the daemon's state file instead (`offline`), so the
+//! next daemon starts from it.
 //!
 //! Claude Code waits for SessionStart hooks before the session starts, so
 //! everything here runs under one deadline, never starts the daemon, and
 //! always exits 0. Claude adds a SessionStart hook's stdout to its context:
 //! nothing is printed there. Each outcome is one line on stderr.
 
-use std::io::{IsTerminal as _, Read as _};
+use std::io::IsTerminal as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use codex_fusion_protocol::Role;
 use codex_fusion_protocol::control::{ControlRequest, ControlResponse, SessionSource};
+use codex_fusion_protocol::paths;
 use serde::Deserialize;
 use tokio::time::Instant;
 
-use crate::link::{ControlLink, LinkError, timed};
+use crate::link::{self, LinkError};
+use crate::output::note;
 
 /// Time the hook may take in total, stdin included: Claude Code should never
 /// notice it, whether or not the daemon runs.
@@ -40,13 +45,13 @@ pub struct SessionStart {
 pub async fn run() -> ExitCode {
     let deadline = Instant::now() + HOOK_BUDGET;
     match session_start(deadline).await {
-        Ok(message) | Err(message) => eprintln!("codex-fusion hook: {message}"),
+        Ok(message) | Err(message) => note!("codex-fusion hook: {message}"),
     }
     ExitCode::SUCCESS
 }
 
 async fn session_start(deadline: Instant) -> Result<String, String> {
-    let input = read_stdin(deadline).await?;
+    let input = read_input(deadline).await?;
     let start = parse_input(&input)?;
     let workspace = match start.workspace {
         Some(workspace) => workspace,
@@ -54,35 +59,39 @@ async fn session_start(deadline: Instant) -> Result<String, String> {
             .map_err(|error| format!("no `cwd` in the input and no current directory ({error}); nothing done"))?,
     };
     let socket = crate::socket().map_err(|error| format!("{error:#}; nothing done"))?;
+    let source = source_name(start.source);
     let request = ControlRequest::SessionStart {
         workspace: workspace.clone(),
-        claude_session_id: start.claude_session_id,
+        claude_session_id: start.claude_session_id.clone(),
         source: start.source,
     };
     let budget = deadline.saturating_duration_since(Instant::now());
-    let answer = timed(budget, "the SessionStart hook", async {
-        let mut link = ControlLink::connect(&socket, Role::Hook).await?;
-        link.request(&request).await
-    })
-    .await;
-    let source = source_name(start.source);
-    match answer {
+    let answer = link::exchange(&socket, Role::Hook, &request, budget, "the SessionStart").await;
+    match answer.map(|answer| answer.response) {
         Ok(ControlResponse::SessionStarted { action }) => Ok(format!("{} ({source}): {action}", workspace.display())),
         Ok(ControlResponse::Error { message }) => Err(message),
         Ok(other) => Err(format!("unexpected answer from codex-fusiond: {other:?}")),
-        Err(LinkError::NotRunning { .. }) => Ok(format!(
-            "codex-fusiond is not running, so there is no Codex session to {} ({source})",
-            if start.source == SessionSource::Clear {
-                "reset"
-            } else {
-                "keep"
-            }
-        )),
-        Err(LinkError::TimedOut { .. }) => Err(format!(
-            "codex-fusiond did not answer within {} ms; Claude Code carries on (a reset, if any, completes in the daemon)",
+        Err(LinkError::NotRunning { .. }) => {
+            // The workspace as the daemon would key it.
+            let workspace = paths::canonical_directory(&workspace).map_err(|error| format!("{error}; nothing done"))?;
+            let state_dir = crate::state_dir().map_err(|error| format!("{error:#}; nothing done"))?;
+            let done = crate::offline::session_start(
+                &state_dir,
+                &workspace,
+                start.claude_session_id.as_deref(),
+                start.source,
+            )?;
+            Ok(format!("{} ({source}): {done}", workspace.display()))
+        }
+        Err(LinkError::NotAnswering { delivered: true, .. }) => Err(format!(
+            "codex-fusiond did not answer within {} ms; the SessionStart ({source}) was delivered and it applies it when it reads it, Claude Code carries on",
             HOOK_BUDGET.as_millis()
         )),
-        Err(error) => Err(error.to_string()),
+        Err(LinkError::NotAnswering { delivered: false, .. }) => Err(format!(
+            "a daemon holds the socket but did not take the SessionStart ({source}) within {} ms; nothing done, check it with `codex-fusion status`",
+            HOOK_BUDGET.as_millis()
+        )),
+        Err(error) => Err(format!("{error}; nothing done")),
     }
 }
 
@@ -114,12 +123,9 @@ pub fn parse_input(input: &[u8]) -> Result<SessionStart, String> {
             "this is a `{event}` hook; `codex-fusion hook` only handles SessionStart, nothing done"
         ));
     }
-    let source = match input.source.as_deref() {
-        Some("startup") => SessionSource::Startup,
-        Some("resume") => SessionSource::Resume,
-        Some("clear") => SessionSource::Clear,
-        Some("compact") => SessionSource::Compact,
-        Some(other) => return Err(format!("unknown SessionStart source `{other}`; nothing done")),
+    let source = match input.source {
+        Some(source) => serde_json::from_value::<SessionSource>(serde_json::Value::String(source.clone()))
+            .map_err(|_| format!("unknown SessionStart source `{source}`; nothing done"))?,
         None => return Err("the SessionStart JSON has no `source`; nothing done".into()),
     };
     Ok(SessionStart {
@@ -129,19 +135,18 @@ pub fn parse_input(input: &[u8]) -> Result<SessionStart, String> {
     })
 }
 
-fn source_name(source: SessionSource) -> &'static str {
-    match source {
-        SessionSource::Startup => "startup",
-        SessionSource::Resume => "resume",
-        SessionSource::Clear => "clear",
-        SessionSource::Compact => "compact",
-    }
+/// The source as Claude Code spells it (serde's lowercase names).
+fn source_name(source: SessionSource) -> String {
+    serde_json::to_value(source)
+        .ok()
+        .and_then(|value| value.as_str().map(str::to_owned))
+        .unwrap_or_else(|| format!("{source:?}"))
 }
 
 /// Reads stdin to its end, or fails at `deadline`. The read runs on a plain
 /// thread: a blocking read cannot be cancelled, and a thread the runtime does
 /// not track cannot hold up the process's exit when we give up on it.
-async fn read_stdin(deadline: Instant) -> Result<Vec<u8>, String> {
+async fn read_input(deadline: Instant) -> Result<Vec<u8>, String> {
     if std::io::stdin().is_terminal() {
         return Err(
             "stdin is a terminal; Claude Code pipes its SessionStart JSON into `codex-fusion hook`, nothing done"
@@ -150,13 +155,7 @@ async fn read_stdin(deadline: Instant) -> Result<Vec<u8>, String> {
     }
     let (sender, receiver) = tokio::sync::oneshot::channel();
     std::thread::spawn(move || {
-        let mut input = Vec::new();
-        let result = std::io::stdin()
-            .lock()
-            .take(INPUT_MAX_BYTES + 1)
-            .read_to_end(&mut input)
-            .map(|_| input);
-        let _ = sender.send(result);
+        let _ = sender.send(crate::input::read_stdin(INPUT_MAX_BYTES));
     });
     match tokio::time::timeout_at(deadline, receiver).await {
         Ok(Ok(Ok(input))) if input.len() as u64 > INPUT_MAX_BYTES => Err(format!(

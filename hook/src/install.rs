@@ -9,12 +9,15 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use std::time::Duration;
+
 use codex_fusion_protocol::Role;
+use codex_fusion_protocol::control::{ControlRequest, ControlResponse};
 use codex_fusion_protocol::paths::{SOCKET_ENV, STATE_DIR_ENV};
 
 use crate::claude::{self, MCP_BINARY, MCP_SERVER_NAME};
 use crate::dirs::UserDirs;
-use crate::link::ControlLink;
+use crate::link::{self, LinkError};
 use crate::locate::{self, PROGRAM_WAIT};
 use crate::service::{self, LAUNCHD_LABEL, SYSTEMD_UNIT, ServiceManager};
 
@@ -23,6 +26,10 @@ pub const BACKUP_SUFFIX: &str = ".codex-fusion-backup";
 
 /// PATH for the service when the installer's own environment has none.
 const FALLBACK_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
+
+/// How long a daemon found on the socket gets to answer a ping; one that
+/// does not is wedged, and `install` must not hang on it.
+const PING_WAIT: Duration = Duration::from_secs(3);
 
 pub async fn run(claude: bool, dry_run: bool) -> ExitCode {
     let mut report = Report::new(dry_run);
@@ -144,18 +151,24 @@ impl Installer {
             .await;
         } else if active {
             report.already(format!("{SYSTEMD_UNIT} is running"));
-        } else if let Some(pid) = on_demand_daemon().await {
-            report.manual(format!(
-                "a codex-fusiond started on demand runs (pid {pid}), so the service was not started beside it; it takes over at your next login, or now with: codex-fusion stop && systemctl --user start codex-fusiond"
-            ));
         } else {
-            self.run_step(
-                report,
-                &systemctl.0,
-                &["--user", "start", SYSTEMD_UNIT],
-                &format!("started {SYSTEMD_UNIT}"),
-            )
-            .await;
+            match on_demand_daemon().await {
+                OnDemand::Running(pid) => report.manual(format!(
+                    "a codex-fusiond started on demand runs (pid {pid}), so the service was not started beside it; it takes over at your next login, or now with: codex-fusion stop && systemctl --user start codex-fusiond"
+                )),
+                OnDemand::Wedged(problem) => report.manual(format!(
+                    "{problem}, so the service was not started beside it; once `codex-fusion stop` has stopped it: systemctl --user start codex-fusiond"
+                )),
+                OnDemand::None => {
+                    self.run_step(
+                        report,
+                        &systemctl.0,
+                        &["--user", "start", SYSTEMD_UNIT],
+                        &format!("started {SYSTEMD_UNIT}"),
+                    )
+                    .await;
+                }
+            }
         }
     }
 
@@ -191,11 +204,22 @@ impl Installer {
                 &format!("unloaded the old {LAUNCHD_LABEL}"),
             )
             .await;
-        } else if let Some(pid) = on_demand_daemon().await {
-            report.manual(format!(
-                "a codex-fusiond started on demand runs (pid {pid}), so the agent was not loaded beside it; it loads at your next login, or now with: codex-fusion stop && {manual}"
-            ));
-            return;
+        } else {
+            match on_demand_daemon().await {
+                OnDemand::Running(pid) => {
+                    report.manual(format!(
+                        "a codex-fusiond started on demand runs (pid {pid}), so the agent was not loaded beside it; it loads at your next login, or now with: codex-fusion stop && {manual}"
+                    ));
+                    return;
+                }
+                OnDemand::Wedged(problem) => {
+                    report.manual(format!(
+                        "{problem}, so the agent was not loaded beside it; once `codex-fusion stop` has stopped it: {manual}"
+                    ));
+                    return;
+                }
+                OnDemand::None => {}
+            }
         }
         self.run_step(
             report,
@@ -355,11 +379,39 @@ impl Systemctl {
     }
 }
 
-/// The pid of a daemon that answers on the socket, if one does.
-async fn on_demand_daemon() -> Option<u32> {
-    let socket = crate::socket().ok()?;
-    ControlLink::connect(&socket, Role::Cli).await.ok().map(|link| link.pid)
+/// What holds the daemon's socket.
+enum OnDemand {
+    /// Nothing answers there.
+    None,
+    /// A daemon answers, with this pid.
+    Running(u32),
+    /// Something holds the socket but does not answer; the text says so.
+    Wedged(String),
 }
+
+/// Whether a daemon (one started on demand, since the service is not
+/// active) holds the socket, asked with a deadline.
+async fn on_demand_daemon() -> OnDemand {
+    let Ok(socket) = crate::socket() else {
+        return OnDemand::None;
+    };
+    match link::exchange(&socket, Role::Cli, &ControlRequest::Ping, PING_WAIT, "a ping").await {
+        Ok(answer) => match answer.response {
+            ControlResponse::Pong { pid, .. } => OnDemand::Running(pid),
+            _ => OnDemand::Running(answer.pid),
+        },
+        Err(LinkError::NotRunning { .. }) => OnDemand::None,
+        // A daemon of another version refuses our hello, but it runs.
+        Err(LinkError::Refused { .. }) => {
+            OnDemand::Wedged(format!("a codex-fusiond of another version holds {}", socket.display()))
+        }
+        Err(_) => OnDemand::Wedged(format!(
+            "a daemon holds the socket {} but does not answer",
+            socket.display()
+        )),
+    }
+}
+
 
 /// The hook's command line: `codex-fusion hook` when that name on PATH is
 /// this binary, else this binary's absolute path, so the hook works whatever

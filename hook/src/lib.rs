@@ -3,23 +3,26 @@
 //! failure; clap gives 2 for usage errors).
 //!
 //! Control commands (`reset`, `status`, `hook`, `stop`) talk to a running
-//! daemon over [`link`]; `ask` speaks MCP to it through the shim's connector;
-//! `install` and `doctor` mostly look at files and other programs.
+//! daemon over `link`, and `reset` and `hook` write the daemon's state file
+//! (`offline`) when none runs; `ask` speaks MCP to it through the shim's
+//! connector; `install` and `doctor` mostly look at files and other
+//! programs. Nothing here panics on a closed stdout or stderr (`output`).
 
-pub mod args;
+mod args;
 mod ask;
-pub mod claude;
+mod claude;
 mod dirs;
-pub mod doctor;
-pub mod hook;
+mod doctor;
+mod hook;
 mod input;
 mod install;
-pub mod link;
-pub mod locate;
+mod link;
+mod locate;
+mod offline;
 mod output;
 mod reset;
-pub mod service;
-pub mod status;
+mod service;
+mod status;
 mod stop;
 
 use std::ffi::OsString;
@@ -30,6 +33,7 @@ use std::time::Duration;
 pub use args::Cli;
 use args::Command;
 use codex_fusion_protocol::paths::{self, PathError};
+use output::note;
 
 /// How long a control request may take from connect to answer. A reset waits
 /// for a running turn to be cancelled (a grace of 1.5 s, then a kill), so
@@ -45,7 +49,7 @@ pub fn run(cli: Cli) -> ExitCode {
             return match cli.command {
                 // The hook never fails Claude Code's session start.
                 Command::Hook => {
-                    eprintln!("codex-fusion hook: {message}");
+                    note!("codex-fusion hook: {message}");
                     ExitCode::SUCCESS
                 }
                 _ => fail(message),
@@ -68,8 +72,11 @@ pub fn run(cli: Cli) -> ExitCode {
                 Ok(only) => only,
                 Err(error) => return fail(format_args!("{error:#}")),
             };
+            // The current directory's workspace, if it has one: the report
+            // names other workspaces in its hints.
+            let here = workspace_of(None).ok();
             match socket() {
-                Ok(socket) => runtime.block_on(status::run(&socket, only.as_deref(), json)),
+                Ok(socket) => runtime.block_on(status::run(&socket, only.as_deref(), here.as_deref(), json)),
                 Err(error) => fail(format_args!("{error:#}")),
             }
         }
@@ -87,11 +94,12 @@ pub fn run(cli: Cli) -> ExitCode {
 }
 
 /// The hook, shielded so that not even a bug makes it fail Claude Code's
-/// session start or print more than a line.
+/// session start or print more than a line. The panic hook writes with
+/// `note!`, which cannot panic: a panic inside a panic hook aborts.
 fn run_hook(runtime: &tokio::runtime::Runtime) -> ExitCode {
     std::panic::set_hook(Box::new(|info| {
         let message = info.to_string().replace('\n', " ");
-        eprintln!("codex-fusion hook: internal error, nothing done ({message})");
+        note!("codex-fusion hook: internal error, nothing done ({message})");
     }));
     let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| runtime.block_on(hook::run())));
     ExitCode::SUCCESS
@@ -99,7 +107,7 @@ fn run_hook(runtime: &tokio::runtime::Runtime) -> ExitCode {
 
 /// Prints `message` as the command's error and returns exit code 1.
 pub fn fail(message: impl std::fmt::Display) -> ExitCode {
-    eprintln!("codex-fusion: {message}");
+    note!("codex-fusion: {message}");
     ExitCode::FAILURE
 }
 
@@ -124,6 +132,13 @@ pub fn forwarded_env() -> Vec<(String, String)> {
 /// The daemon's socket, as every side resolves it.
 pub fn socket() -> anyhow::Result<PathBuf> {
     Ok(paths::socket_path(env_var)?)
+}
+
+/// The daemon's state directory as this environment resolves it; the daemon
+/// reads `CODEX_FUSION_STATE_DIR` from its own environment, which for a
+/// daemon started on demand is the shim's.
+pub fn state_dir() -> anyhow::Result<PathBuf> {
+    Ok(paths::state_dir(env_var)?)
 }
 
 /// The workspace a command acts on: `--workspace DIR`, else

@@ -1,8 +1,8 @@
-//! A control connection to a running daemon: connect with a short timeout,
-//! exchange the hello, then one request and one response at a time. This
-//! module never starts the daemon (`ask` does, through the shim's connector).
+//! One control exchange with a running daemon: connect, send the hello and
+//! the request, read the hello reply and the response, all under one
+//! deadline. This module never starts the daemon (`ask` does, through the
+//! shim's connector).
 
-use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -12,7 +12,7 @@ use codex_fusion_protocol::limits::{CONNECT_TIMEOUT, CONTROL_MAX_BYTES, HELLO_MA
 use codex_fusion_protocol::{Channel, Hello, HelloReply, Role};
 use tokio::io::{AsyncWriteExt as _, BufReader};
 use tokio::net::UnixStream;
-use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::time::{Instant, timeout_at};
 
 /// Why the daemon could not be talked to. The text names the socket and what
 /// to do next.
@@ -20,15 +20,23 @@ use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 pub enum LinkError {
     /// Nobody listens on the socket (no file, or a stale one).
     NotRunning { socket: PathBuf },
-    /// Something is there but did not let us in within [`CONNECT_TIMEOUT`], or
-    /// the OS refused (permissions).
+    /// The OS refused the connection (permissions, a path that is not a
+    /// socket, …).
     Unreachable { socket: PathBuf, reason: String },
+    /// Something holds the socket but did not accept the connection, or
+    /// did not answer `what`, before the deadline. `delivered` says whether
+    /// the request had reached the socket, so a daemon that is only slow
+    /// still carries it out when it gets to it.
+    NotAnswering {
+        socket: PathBuf,
+        what: &'static str,
+        after: Duration,
+        delivered: bool,
+    },
     /// The daemon answered the hello with a refusal (version mismatch, …).
     Refused { message: String },
     /// The connection broke or carried something we cannot read.
     Lost { reason: String },
-    /// The daemon accepted but did not answer `what` in time.
-    TimedOut { what: &'static str, after: Duration },
 }
 
 impl std::fmt::Display for LinkError {
@@ -45,13 +53,16 @@ impl std::fmt::Display for LinkError {
                 "cannot reach codex-fusiond at {}: {reason}; check it with `codex-fusion doctor`",
                 socket.display()
             ),
-            LinkError::Refused { message } => write!(f, "codex-fusiond refused the connection: {message}"),
-            LinkError::Lost { reason } => write!(f, "lost the connection to codex-fusiond: {reason}"),
-            LinkError::TimedOut { what, after } => write!(
+            LinkError::NotAnswering {
+                socket, what, after, ..
+            } => write!(
                 f,
-                "codex-fusiond did not answer {what} within {} ms; if it stays wedged, `codex-fusion stop` and look at its log",
+                "a daemon holds the socket {} but does not answer ({what}, waited {} ms); `codex-fusion stop` stops it, with a signal if need be",
+                socket.display(),
                 after.as_millis()
             ),
+            LinkError::Refused { message } => write!(f, "codex-fusiond refused the connection: {message}"),
+            LinkError::Lost { reason } => write!(f, "lost the connection to codex-fusiond: {reason}"),
         }
     }
 }
@@ -67,96 +78,156 @@ pub fn start_hint() -> &'static str {
     }
 }
 
-/// An accepted control connection.
-pub struct ControlLink {
-    reader: BufReader<OwnedReadHalf>,
-    writer: OwnedWriteHalf,
-    pub daemon_version: String,
+/// The daemon's answer to one request.
+#[derive(Debug)]
+pub struct Answer {
+    /// The daemon's pid, from its hello reply.
     pub pid: u32,
+    pub response: ControlResponse,
 }
 
-impl ControlLink {
-    /// Connects to the daemon at `socket` (within [`CONNECT_TIMEOUT`]) and
-    /// sends the hello with our forwarded variables. Callers bound the whole exchange with their own
-    /// deadline; the hello reply itself is not timed here.
-    pub async fn connect(socket: &Path, role: Role) -> Result<ControlLink, LinkError> {
-        let stream = match tokio::time::timeout(CONNECT_TIMEOUT, UnixStream::connect(socket)).await {
-            Ok(Ok(stream)) => stream,
-            Ok(Err(error))
-                if matches!(
-                    error.kind(),
-                    std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
-                ) =>
-            {
-                return Err(LinkError::NotRunning {
-                    socket: socket.to_path_buf(),
-                });
-            }
-            Ok(Err(error)) => {
-                return Err(LinkError::Unreachable {
-                    socket: socket.to_path_buf(),
-                    reason: error.to_string(),
-                });
-            }
-            Err(_) => {
-                return Err(LinkError::Unreachable {
-                    socket: socket.to_path_buf(),
-                    reason: format!(
-                        "it did not accept the connection within {} ms (is it wedged? `codex-fusion stop`)",
-                        CONNECT_TIMEOUT.as_millis()
-                    ),
-                });
-            }
-        };
-        let (read, mut writer) = stream.into_split();
-        let mut reader = BufReader::new(read);
-        let hello = Hello::new(role, Channel::Control).with_env(crate::forwarded_env());
-        writer.write_all(&frame::encode(&hello)).await.map_err(lost)?;
-        let line = frame::read_line_async(&mut reader, HELLO_MAX_BYTES)
-            .await
-            .map_err(lost)?
-            .ok_or_else(|| LinkError::Lost {
-                reason: "it closed the connection before answering the hello".into(),
-            })?;
-        match frame::decode::<HelloReply>(&line).map_err(lost)? {
-            HelloReply::Accepted {
-                daemon_version, pid, ..
-            } => Ok(ControlLink {
-                reader,
-                writer,
-                daemon_version,
-                pid,
-            }),
-            HelloReply::Refused { error, .. } => Err(LinkError::Refused { message: error }),
-        }
-    }
-
-    /// Sends one request and reads its response.
-    pub async fn request(&mut self, request: &ControlRequest) -> Result<ControlResponse, LinkError> {
-        self.writer.write_all(&frame::encode(request)).await.map_err(lost)?;
-        let line = frame::read_line_async(&mut self.reader, CONTROL_MAX_BYTES)
-            .await
-            .map_err(lost)?
-            .ok_or_else(|| LinkError::Lost {
-                reason: "it closed the connection without answering".into(),
-            })?;
-        frame::decode(&line).map_err(lost)
-    }
-}
-
-/// Runs a whole exchange with the daemon under one deadline.
-pub async fn timed<T>(
-    after: Duration,
+/// Sends `request` to the daemon at `socket` and reads its answer, all
+/// within `wait`; `what` names the request in a timeout message.
+///
+/// The hello and the request go out in one write: the daemon reads the
+/// request from the same buffer once it has accepted the hello, so a daemon
+/// that is slow to answer still receives the request even if we stop
+/// waiting (`LinkError::NotAnswering { delivered: true, .. }`).
+pub async fn exchange(
+    socket: &Path,
+    role: Role,
+    request: &ControlRequest,
+    wait: Duration,
     what: &'static str,
-    exchange: impl Future<Output = Result<T, LinkError>>,
-) -> Result<T, LinkError> {
-    tokio::time::timeout(after, exchange)
-        .await
-        .unwrap_or(Err(LinkError::TimedOut { what, after }))
+) -> Result<Answer, LinkError> {
+    let started = Instant::now();
+    let deadline = started + wait;
+    let not_answering = |delivered: bool| LinkError::NotAnswering {
+        socket: socket.to_path_buf(),
+        what,
+        after: started.elapsed(),
+        delivered,
+    };
+    let connect_by = deadline.min(started + CONNECT_TIMEOUT);
+    let stream = match timeout_at(connect_by, UnixStream::connect(socket)).await {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(error))
+            if matches!(
+                error.kind(),
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
+            ) =>
+        {
+            return Err(LinkError::NotRunning {
+                socket: socket.to_path_buf(),
+            });
+        }
+        // A listener whose backlog is full: it stopped accepting.
+        Ok(Err(error)) if error.kind() == std::io::ErrorKind::WouldBlock => return Err(not_answering(false)),
+        Ok(Err(error)) => {
+            return Err(LinkError::Unreachable {
+                socket: socket.to_path_buf(),
+                reason: error.to_string(),
+            });
+        }
+        Err(_) => return Err(not_answering(false)),
+    };
+    let (read, mut writer) = stream.into_split();
+    let mut reader = BufReader::new(read);
+    let hello = Hello::new(role, Channel::Control).with_env(crate::forwarded_env());
+    let mut message = frame::encode(&hello);
+    message.extend_from_slice(&frame::encode(request));
+    match timeout_at(deadline, writer.write_all(&message)).await {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) => return Err(lost(error)),
+        Err(_) => return Err(not_answering(false)),
+    }
+    let line = match timeout_at(deadline, frame::read_line_async(&mut reader, HELLO_MAX_BYTES)).await {
+        Ok(line) => line.map_err(lost)?.ok_or_else(|| LinkError::Lost {
+            reason: "it closed the connection before answering the hello".into(),
+        })?,
+        Err(_) => return Err(not_answering(true)),
+    };
+    let pid = match frame::decode::<HelloReply>(&line).map_err(lost)? {
+        HelloReply::Accepted { pid, .. } => pid,
+        HelloReply::Refused { error, .. } => return Err(LinkError::Refused { message: error }),
+    };
+    let line = match timeout_at(deadline, frame::read_line_async(&mut reader, CONTROL_MAX_BYTES)).await {
+        Ok(line) => line.map_err(lost)?.ok_or_else(|| LinkError::Lost {
+            reason: "it closed the connection without answering".into(),
+        })?,
+        Err(_) => return Err(not_answering(true)),
+    };
+    let response = frame::decode(&line).map_err(lost)?;
+    Ok(Answer { pid, response })
 }
 
 fn lost(error: impl Into<FrameError>) -> LinkError {
     LinkError::Lost {
         reason: error.into().to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A listener that accepts nothing: connections queue in its backlog and
+    /// nobody answers, as with a wedged daemon.
+    fn wedged_socket() -> (tempfile::TempDir, PathBuf, std::os::unix::net::UnixListener) {
+        let temp = tempfile::tempdir().expect("tempdir");
+        let socket = temp.path().join("daemon.sock");
+        let listener = std::os::unix::net::UnixListener::bind(&socket).expect("bind");
+        (temp, socket, listener)
+    }
+
+    #[tokio::test]
+    async fn a_wedged_daemon_is_reported_within_the_deadline_with_the_request_delivered() {
+        let (_temp, socket, listener) = wedged_socket();
+        let started = std::time::Instant::now();
+        let error = exchange(
+            &socket,
+            Role::Cli,
+            &ControlRequest::Ping,
+            Duration::from_millis(300),
+            "a ping",
+        )
+        .await
+        .expect_err("nobody answers");
+        assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+        assert!(
+            matches!(error, LinkError::NotAnswering { delivered: true, .. }),
+            "{error:?}"
+        );
+        assert!(error.to_string().contains("a daemon holds the socket"), "{error}");
+        // The hello and the request are both in the socket already: a daemon
+        // that accepts late reads them both.
+        let (stream, _) = listener.accept().expect("queued connection");
+        let mut reader = std::io::BufReader::new(stream);
+        let hello = frame::read_line(&mut reader, HELLO_MAX_BYTES)
+            .expect("read")
+            .expect("hello");
+        assert!(frame::decode::<Hello>(&hello).is_ok());
+        let request = frame::read_line(&mut reader, CONTROL_MAX_BYTES)
+            .expect("read")
+            .expect("request");
+        assert_eq!(
+            frame::decode::<ControlRequest>(&request).expect("decodes"),
+            ControlRequest::Ping
+        );
+    }
+
+    #[tokio::test]
+    async fn no_socket_is_not_running() {
+        let temp = tempfile::tempdir().expect("tempdir");
+        let error = exchange(
+            &temp.path().join("none.sock"),
+            Role::Cli,
+            &ControlRequest::Ping,
+            Duration::from_secs(1),
+            "a ping",
+        )
+        .await
+        .expect_err("nothing there");
+        assert!(matches!(error, LinkError::NotRunning { .. }), "{error:?}");
     }
 }

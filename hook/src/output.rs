@@ -16,6 +16,14 @@ pub fn stdout_line(args: Arguments<'_>) {
     }
 }
 
+/// Prints `text` on stdout as it is.
+pub fn stdout_text(text: &str) {
+    let mut stdout = std::io::stdout().lock();
+    if let Err(error) = stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()) {
+        stdout_failed(&error);
+    }
+}
+
 /// Prints a line on stderr, if stderr takes it (see [`note!`]).
 pub fn stderr_line(args: Arguments<'_>) {
     let mut stderr = std::io::stderr().lock();

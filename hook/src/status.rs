@@ -8,39 +8,49 @@ use std::process::ExitCode;
 use codex_fusion_protocol::Role;
 use codex_fusion_protocol::control::{ControlRequest, ControlResponse, DaemonStatus, WorkspaceStatus};
 
-use crate::link::{ControlLink, timed};
+use crate::link::{self, LinkError};
+use crate::output::{say, stdout_text};
 use crate::{CONTROL_REPLY_WAIT, fail};
 
-/// Asks the daemon for its status (of `workspace` only, if given) and prints it.
-pub async fn run(socket: &Path, workspace: Option<&Path>, json: bool) -> ExitCode {
+/// What `--json` prints when no daemon runs, so a script can tell "not
+/// running" from a broken command without parsing stderr.
+const NOT_RUNNING_JSON: &str = r#"{"running": false}"#;
+
+/// Asks the daemon for its status (of `only` that workspace, if given) and
+/// prints it. `here` is the workspace of the current directory: hints for
+/// other workspaces name theirs with `--workspace`.
+pub async fn run(socket: &Path, only: Option<&Path>, here: Option<&Path>, json: bool) -> ExitCode {
     let request = ControlRequest::Status {
-        workspace: workspace.map(Path::to_path_buf),
+        workspace: only.map(Path::to_path_buf),
     };
-    let response = timed(CONTROL_REPLY_WAIT, "the status", async {
-        let mut link = ControlLink::connect(socket, Role::Cli).await?;
-        link.request(&request).await
-    })
-    .await;
-    match response {
+    let answer = link::exchange(socket, Role::Cli, &request, CONTROL_REPLY_WAIT, "the status request").await;
+    match answer.map(|answer| answer.response) {
         Ok(ControlResponse::Status(status)) => {
             if json {
                 match serde_json::to_string_pretty(&status) {
-                    Ok(text) => println!("{text}"),
+                    Ok(text) => say!("{text}"),
                     Err(error) => return fail(format_args!("cannot print the status as JSON: {error}")),
                 }
             } else {
-                print!("{}", render(&status));
+                stdout_text(&render(&status, only, here));
             }
             ExitCode::SUCCESS
         }
         Ok(ControlResponse::Error { message }) => fail(message),
         Ok(other) => fail(format_args!("codex-fusiond answered the status request with {other:?}")),
+        Err(error @ LinkError::NotRunning { .. }) => {
+            if json {
+                say!("{NOT_RUNNING_JSON}");
+            }
+            fail(error)
+        }
         Err(error) => fail(error),
     }
 }
 
-/// The human report: a daemon block, then one block per workspace.
-pub fn render(status: &DaemonStatus) -> String {
+/// The human report: a daemon block, then one block per workspace. `only`
+/// is the workspace asked about, if one was; `here` the current directory's.
+pub fn render(status: &DaemonStatus, only: Option<&Path>, here: Option<&Path>) -> String {
     let mut out = String::new();
     let connections = match status.connections {
         1 => "1 connection".to_owned(),
@@ -55,17 +65,30 @@ pub fn render(status: &DaemonStatus) -> String {
     );
     row(&mut out, "", "socket", &status.socket.display().to_string());
     row(&mut out, "", "state dir", &status.state_dir.display().to_string());
-    if status.workspaces.is_empty() {
-        out.push_str("\nNo workspace sessions yet: the first Codex tool call in a project starts one.\n");
+    match only {
+        Some(workspace) if status.workspaces.is_empty() => {
+            let _ = writeln!(
+                out,
+                "\nNo Codex session for {}: its first Codex tool call starts one.",
+                workspace.display()
+            );
+        }
+        _ if status.workspaces.is_empty() => {
+            out.push_str("\nNo workspace sessions yet: the first Codex tool call in a project starts one.\n");
+        }
+        _ => {}
     }
     for workspace in &status.workspaces {
         out.push('\n');
-        render_workspace(&mut out, workspace);
+        // Name the workspace in the hint unless it is the one a bare command
+        // would act on.
+        let named = only.is_some() || here != Some(workspace.workspace.as_path());
+        render_workspace(&mut out, workspace, named);
     }
     out
 }
 
-fn render_workspace(out: &mut String, workspace: &WorkspaceStatus) {
+fn render_workspace(out: &mut String, workspace: &WorkspaceStatus, named: bool) {
     let _ = writeln!(out, "workspace {}", workspace.workspace.display());
     let session = match &workspace.session_id {
         Some(id) => {
@@ -118,11 +141,18 @@ fn render_workspace(out: &mut String, workspace: &WorkspaceStatus) {
     }
     row(out, "  ", "turns", &turns);
     if let Some(pending) = &workspace.pending_permission {
+        let flag = if named {
+            let dir = workspace.workspace.to_string_lossy();
+            let quoted = shlex::try_quote(&dir).map_or_else(|_| dir.to_string(), |quoted| quoted.into_owned());
+            format!(" --workspace {quoted}")
+        } else {
+            String::new()
+        };
         row(
             out,
             "  ",
             "permission",
-            &format!("waiting on {pending} (answer: codex-fusion ask permit allow|deny)"),
+            &format!("waiting on {pending} (answer: codex-fusion ask{flag} permit allow|deny)"),
         );
     }
     let usage = &workspace.usage;
@@ -217,7 +247,7 @@ mod tests {
 
     #[test]
     fn an_idle_daemon_says_how_sessions_start() {
-        let text = render(&daemon(Vec::new()));
+        let text = render(&daemon(Vec::new()), None, None);
         assert_eq!(
             text,
             "codex-fusiond 0.1.0 · pid 42 · up 1h 02m · 1 connection\n\
@@ -263,7 +293,11 @@ mod tests {
             available_efforts: vec!["low".into(), "high".into()],
             stderr_tail: (1..=7).map(|index| format!("line {index}")).collect(),
         };
-        let text = render(&daemon(vec![workspace]));
+        let text = render(
+            &daemon(vec![workspace.clone()]),
+            None,
+            Some(Path::new("/home/u/project")),
+        );
         let expected = "\
 workspace /home/u/project
   session        sess-1 (loaded)
@@ -286,6 +320,27 @@ workspace /home/u/project
     line 7
 ";
         assert!(text.ends_with(expected), "{text}");
+        // Asked about by name, or listed from elsewhere, the hint names it.
+        for (only, here) in [
+            (Some(Path::new("/home/u/project")), Some(Path::new("/home/u/project"))),
+            (None, Some(Path::new("/home/u/other"))),
+            (None, None),
+        ] {
+            let text = render(&daemon(vec![workspace.clone()]), only, here);
+            assert!(
+                text.contains("(answer: codex-fusion ask --workspace /home/u/project permit allow|deny)"),
+                "{only:?} {here:?}: {text}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_workspace_asked_about_without_a_session_says_so() {
+        let text = render(&daemon(Vec::new()), Some(Path::new("/w/it")), None);
+        assert!(
+            text.ends_with("\nNo Codex session for /w/it: its first Codex tool call starts one.\n"),
+            "{text}"
+        );
     }
 
     #[test]
@@ -295,7 +350,7 @@ workspace /home/u/project
             agent_state: "stopped".into(),
             ..WorkspaceStatus::default()
         };
-        let text = render(&daemon(vec![workspace]));
+        let text = render(&daemon(vec![workspace]), None, None);
         assert!(
             text.contains("  session        none (the next tool call starts one)\n"),
             "{text}"

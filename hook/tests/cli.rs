@@ -53,3 +53,57 @@ fn without_a_daemon_status_fails_clearly_and_the_hook_still_exits_0() {
     assert_eq!(output.status.code(), Some(0));
     assert!(output.stdout.is_empty(), "the hook never writes to Claude's context");
 }
+
+/// A pipe whose reading end is already closed: writing to it fails with
+/// EPIPE (Rust ignores SIGPIPE), as when `| head -1` has exited.
+fn closed_pipe() -> Stdio {
+    let (reader, writer) = std::io::pipe().expect("pipe");
+    drop(reader);
+    Stdio::from(writer)
+}
+
+/// r8: `eprintln!` on a closed stderr panicked, and the hook's panic hook
+/// panicked again writing about it, which aborted the process (exit -6):
+/// Claude Code saw a failed hook.
+#[test]
+fn the_hook_exits_0_when_stderr_is_closed() {
+    use std::io::Write as _;
+    let temp = tempfile::tempdir().expect("tempdir");
+    let mut hook = cli()
+        .arg("hook")
+        .env("CODEX_FUSION_SOCKET", temp.path().join("run/daemon.sock"))
+        .env("CODEX_FUSION_STATE_DIR", temp.path().join("state"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(closed_pipe())
+        .spawn()
+        .expect("spawn");
+    let input = serde_json::json!({"session_id": "s", "cwd": temp.path(), "source": "clear"}).to_string();
+    hook.stdin
+        .take()
+        .expect("stdin")
+        .write_all(input.as_bytes())
+        .expect("write");
+    let output = hook.wait_with_output().expect("wait");
+    assert_eq!(output.status.code(), Some(0), "{:?}", output.status);
+    assert!(output.stdout.is_empty());
+}
+
+/// r8: `println!` on a closed stdout panicked (exit 101); a reader that went
+/// away is a normal end.
+#[test]
+fn a_closed_stdout_is_a_normal_exit() {
+    let temp = tempfile::tempdir().expect("tempdir");
+    let output = cli()
+        .arg("reset")
+        .env("CODEX_FUSION_SOCKET", temp.path().join("run/daemon.sock"))
+        .env("CODEX_FUSION_STATE_DIR", temp.path().join("state"))
+        .env("CODEX_FUSION_WORKSPACE", temp.path())
+        .stdout(closed_pipe())
+        .stderr(Stdio::piped())
+        .output()
+        .expect("runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}

@@ -1,0 +1,161 @@
+//! What `reset` and the hook do while no daemon runs: they write the change
+//! into the daemon's state file (`sessions.json`, through
+//! `codex_fusion_protocol::pairing::PairingStore`), so the next daemon does
+//! not restore a session the user or Claude has dropped. Only called after a
+//! connect found nobody listening; a running daemon owns the file.
+//!
+//! The rules are the daemon's: `reset`, `clear` and `startup` leave the
+//! workspace with no current Codex session (the next call starts fresh),
+//! `resume` makes the session paired with the resumed Claude session current
+//! (else none), `compact` changes nothing.
+
+use std::path::{Path, PathBuf};
+
+use codex_fusion_protocol::control::SessionSource;
+use codex_fusion_protocol::pairing::PairingStore;
+
+/// The state file's name in the state directory, for messages.
+const STATE_FILE: &str = "sessions.json";
+
+/// Drops `workspace`'s current Codex session from the state file. The text
+/// says what was done; an error says why nothing was.
+pub fn reset(state_dir: &Path, workspace: &Path) -> Result<String, String> {
+    let (store, file, problem) = load(state_dir);
+    let record = store.get(workspace);
+    let Some(codex) = record.codex_session_id else {
+        return Ok(format!(
+            "codex-fusiond is not running and no Codex session is recorded for {}; nothing to reset{}",
+            workspace.display(),
+            aside(problem.as_deref())
+        ));
+    };
+    store
+        .set_current(workspace, None, record.claude_session_id.as_deref())
+        .map_err(|error| format!("codex-fusiond is not running, and {error}; nothing was reset"))?;
+    Ok(format!(
+        "codex-fusiond is not running; removed Codex session {codex} for {} from {}, so its next tool call starts fresh{}",
+        workspace.display(),
+        file.display(),
+        aside(problem.as_deref())
+    ))
+}
+
+/// Applies a SessionStart to the state file. The text says what was done;
+/// an error says why nothing was.
+pub fn session_start(
+    state_dir: &Path,
+    workspace: &Path,
+    claude: Option<&str>,
+    source: SessionSource,
+) -> Result<String, String> {
+    if source == SessionSource::Compact {
+        return Ok("codex-fusiond is not running; nothing to change (a compaction keeps Codex's session)".to_owned());
+    }
+    let (store, file, problem) = load(state_dir);
+    let paired = match source {
+        SessionSource::Resume => claude.and_then(|claude| store.paired(workspace, claude)),
+        _ => None,
+    };
+    store
+        .set_current(workspace, paired.as_deref(), claude)
+        .map_err(|error| format!("codex-fusiond is not running, and {error}; nothing done"))?;
+    let outcome = match (source, &paired) {
+        (SessionSource::Resume, Some(codex)) => {
+            format!("re-attaches Codex session {codex}, paired with the resumed Claude session")
+        }
+        (SessionSource::Resume, None) => {
+            "starts a fresh Codex session (the resumed Claude session had none)".to_owned()
+        }
+        (SessionSource::Clear, _) => "starts a fresh Codex session (Claude cleared its context)".to_owned(),
+        _ => "starts a fresh Codex session for the new Claude session".to_owned(),
+    };
+    Ok(format!(
+        "codex-fusiond is not running; recorded in {} that the next call {outcome}{}",
+        file.display(),
+        aside(problem.as_deref())
+    ))
+}
+
+fn load(state_dir: &Path) -> (PairingStore, PathBuf, Option<String>) {
+    let (store, problem) = PairingStore::load(state_dir);
+    (store, state_dir.join(STATE_FILE), problem)
+}
+
+/// A problem loading the file, appended to the one-line message.
+fn aside(problem: Option<&str>) -> String {
+    problem.map(|problem| format!(" ({problem})")).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const WORKSPACE: &str = "/w";
+
+    fn record(state_dir: &Path) -> codex_fusion_protocol::pairing::WorkspaceRecord {
+        PairingStore::load(state_dir).0.get(Path::new(WORKSPACE))
+    }
+
+    #[test]
+    fn reset_drops_the_current_session_and_keeps_the_pairs() {
+        let temp = tempfile::tempdir().expect("tempdir");
+        let workspace = Path::new(WORKSPACE);
+        let message = reset(temp.path(), workspace).expect("nothing to do");
+        assert!(message.contains("nothing to reset"), "{message}");
+        assert!(!temp.path().join(STATE_FILE).exists(), "nothing written for nothing");
+        let (store, _) = PairingStore::load(temp.path());
+        store
+            .set_current(workspace, Some("codex-1"), Some("claude-a"))
+            .expect("saved");
+        let message = reset(temp.path(), workspace).expect("reset");
+        assert!(message.contains("removed Codex session codex-1"), "{message}");
+        let after = record(temp.path());
+        assert_eq!(after.codex_session_id, None);
+        assert_eq!(after.claude_session_id.as_deref(), Some("claude-a"));
+        assert_eq!(
+            PairingStore::load(temp.path())
+                .0
+                .paired(workspace, "claude-a")
+                .as_deref(),
+            Some("codex-1"),
+            "a later resume of claude-a still finds its session"
+        );
+    }
+
+    #[test]
+    fn session_starts_follow_the_daemons_rules() {
+        let temp = tempfile::tempdir().expect("tempdir");
+        let workspace = Path::new(WORKSPACE);
+        let (store, _) = PairingStore::load(temp.path());
+        store
+            .set_current(workspace, Some("codex-a"), Some("claude-a"))
+            .expect("saved");
+
+        let message = session_start(temp.path(), workspace, Some("claude-a"), SessionSource::Compact).expect("kept");
+        assert!(message.contains("nothing to change"), "{message}");
+        assert_eq!(record(temp.path()).codex_session_id.as_deref(), Some("codex-a"));
+
+        let message = session_start(temp.path(), workspace, Some("claude-b"), SessionSource::Clear).expect("cleared");
+        assert!(message.contains("fresh Codex session (Claude cleared"), "{message}");
+        let after = record(temp.path());
+        assert_eq!(after.codex_session_id, None);
+        assert_eq!(after.claude_session_id.as_deref(), Some("claude-b"));
+
+        let message = session_start(temp.path(), workspace, Some("claude-a"), SessionSource::Resume).expect("resumed");
+        assert!(message.contains("re-attaches Codex session codex-a"), "{message}");
+        let after = record(temp.path());
+        assert_eq!(after.codex_session_id.as_deref(), Some("codex-a"));
+        assert_eq!(after.claude_session_id.as_deref(), Some("claude-a"));
+
+        let message = session_start(temp.path(), workspace, Some("claude-c"), SessionSource::Resume).expect("resumed");
+        assert!(message.contains("had none"), "{message}");
+        assert_eq!(record(temp.path()).codex_session_id, None);
+
+        session_start(temp.path(), workspace, Some("claude-a"), SessionSource::Resume).expect("resumed");
+        let message = session_start(temp.path(), workspace, Some("claude-d"), SessionSource::Startup).expect("started");
+        assert!(message.contains("for the new Claude session"), "{message}");
+        let after = record(temp.path());
+        assert_eq!(after.codex_session_id, None);
+        assert_eq!(after.claude_session_id.as_deref(), Some("claude-d"));
+    }
+}
