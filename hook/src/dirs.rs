@@ -1,8 +1,8 @@
 //! The user's directories as `install` and `doctor` use them, from HOME,
 //! XDG_CONFIG_HOME and CLAUDE_CONFIG_DIR (so tests can point them at a
-//! temporary home).
+//! temporary home), and reading the JSON files Claude Code keeps there.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::bail;
 
@@ -31,4 +31,21 @@ impl UserDirs {
             claude,
         })
     }
+}
+
+/// A JSON file of Claude Code's: `Ok(None)` when it is missing or empty; an
+/// error, naming the file, when it cannot be read or is not valid JSON
+/// (with the line and column).
+pub fn read_json(path: &Path) -> Result<Option<serde_json::Value>, String> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(error) => return Err(format!("cannot read {}: {error}", path.display())),
+    };
+    if text.trim().is_empty() {
+        return Ok(None);
+    }
+    serde_json::from_str(&text)
+        .map(Some)
+        .map_err(|error| format!("{} {}", path.display(), crate::claude::not_json(&error)))
 }

@@ -6,20 +6,24 @@
 //! Code registration are reported but optional, since the MCP server starts
 //! the daemon on demand. Claude's files are only read.
 
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::fmt::Write as _;
 use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
+use codex_fusion_protocol::command::{ACP_COMMAND_ENV, AcpCommand};
 use codex_fusion_protocol::control::{ControlRequest, ControlResponse};
+use codex_fusion_protocol::paths::SOCKET_ENV;
 use codex_fusion_protocol::{PACKAGE_VERSION, Role};
+use serde_json::Value;
 
-use crate::claude;
-use crate::dirs::UserDirs;
+use crate::claude::{self, Registration};
+use crate::dirs::{UserDirs, read_json};
 use crate::link::{self, Answer, LinkError, start_hint};
 use crate::locate;
+use crate::output::stdout_text;
 use crate::service::{LAUNCHD_LABEL, SYSTEMD_UNIT, ServiceManager};
 
 /// How long `codex-acp --version` may take (`npx` may have to fetch it).
@@ -85,13 +89,41 @@ impl Check {
 pub async fn run() -> ExitCode {
     let env = crate::env_var;
     let mut checks = Vec::new();
-    checks.push(codex_acp(&env).await);
     let dirs = UserDirs::from_env();
+    let project = crate::workspace_of(None)
+        .or_else(|_| std::env::current_dir().map_err(anyhow::Error::from))
+        .unwrap_or_else(|_| PathBuf::from("."));
+    let claude_json = dirs.as_ref().ok().map(|dirs| read_json(&dirs.claude.claude_json));
+    let project_mcp = read_json(&project.join(".mcp.json"));
+    let registrations = claude::mcp_registrations(
+        claude_json
+            .as_ref()
+            .and_then(|json| json.as_ref().ok())
+            .and_then(Option::as_ref),
+        project_mcp.as_ref().ok().and_then(Option::as_ref),
+        &project,
+    );
+    let acp_command = env(ACP_COMMAND_ENV).map(|value| AcpCommand::parse(&value.to_string_lossy()));
+    checks.push(codex_acp(&env, acp_command.as_ref()).await);
+    let mut sources = Vec::new();
+    if let Some(Ok(command)) = &acp_command {
+        sources.push(EnvSource {
+            label: ACP_COMMAND_ENV.to_owned(),
+            vars: command.env.clone(),
+        });
+    }
+    for registration in &registrations {
+        sources.push(EnvSource {
+            label: format!("the env of the MCP server {registration}"),
+            vars: registration.env.clone(),
+        });
+    }
     let home = dirs.as_ref().ok().map(|dirs| dirs.home.clone());
-    checks.push(codex_login(&env, home.as_deref()));
+    checks.push(codex_login(&env, home.as_deref(), &sources));
     match crate::socket() {
         Ok(socket) => {
             checks.push(socket_directory(&socket, nix::unistd::getuid().as_raw()));
+            checks.extend(runtime_dir(&env, &socket));
             checks.push(daemon(&socket).await);
         }
         Err(error) => {
@@ -101,10 +133,11 @@ pub async fn run() -> ExitCode {
     match &dirs {
         Ok(dirs) => {
             checks.push(service(dirs).await);
-            let project = crate::workspace_of(None)
-                .or_else(|_| std::env::current_dir().map_err(anyhow::Error::from))
-                .unwrap_or_else(|_| PathBuf::from("."));
-            checks.push(claude_mcp(dirs, &project));
+            let files = ClaudeJsonFiles {
+                claude_json: claude_json.unwrap_or(Ok(None)),
+                project_mcp,
+            };
+            checks.push(claude_mcp(dirs, &project, &files, &registrations));
             checks.push(claude_hook(dirs, &project));
         }
         Err(error) => checks.push(Check::problem(
@@ -113,7 +146,7 @@ pub async fn run() -> ExitCode {
             "set HOME to find the service and Claude Code's settings",
         )),
     }
-    print!("{}", render(&checks));
+    stdout_text(&render(&checks));
     if checks
         .iter()
         .any(|check| check.essential && check.state == State::Problem)
@@ -172,29 +205,34 @@ fn plural(count: usize) -> &'static str {
 }
 
 /// codex-acp is found (as `CODEX_FUSION_ACP_COMMAND` says, else on PATH), and its version.
-async fn codex_acp(env: &dyn Fn(&str) -> Option<OsString>) -> Check {
+async fn codex_acp(
+    env: &dyn Fn(&str) -> Option<OsString>,
+    configured: Option<&Result<AcpCommand, codex_fusion_protocol::command::CommandError>>,
+) -> Check {
     const NAME: &str = "codex-acp";
-    let install = format!("npm install -g {TESTED_CODEX_ACP}, or set CODEX_FUSION_ACP_COMMAND to how it is started");
-    let configured = env("CODEX_FUSION_ACP_COMMAND").map(|value| value.to_string_lossy().into_owned());
-    let command = configured.clone().unwrap_or_else(|| "codex-acp".to_owned());
-    let Some(words) = shlex::split(&command).filter(|words| !words.is_empty()) else {
-        return Check::problem(
-            NAME,
-            format!("CODEX_FUSION_ACP_COMMAND cannot be split into words: `{command}`"),
-            "quote it as a shell would, e.g. CODEX_FUSION_ACP_COMMAND='npx -y @agentclientprotocol/codex-acp'",
-        )
-        .essential();
+    let install = format!("npm install -g {TESTED_CODEX_ACP}, or set {ACP_COMMAND_ENV} to how it is started");
+    let command = match configured {
+        None => AcpCommand::parse("codex-acp").expect("a plain word parses"),
+        Some(Ok(command)) => command.clone(),
+        Some(Err(error)) => {
+            return Check::problem(
+                NAME,
+                error.to_string(),
+                format!("quote it as a shell would, e.g. {ACP_COMMAND_ENV}='npx -y @agentclientprotocol/codex-acp'"),
+            )
+            .essential();
+        }
     };
-    let Some(program) = locate::on_path(&words[0], env("PATH").as_deref()) else {
-        let detail = match &configured {
-            Some(_) => format!("`{}` (from CODEX_FUSION_ACP_COMMAND) was not found", words[0]),
+    let Some(program) = locate::on_path(&command.program, env("PATH").as_deref()) else {
+        let detail = match configured {
+            Some(_) => format!("`{}` (from {ACP_COMMAND_ENV}) was not found", command.program),
             None => "codex-acp was not found on PATH".to_owned(),
         };
         return Check::problem(NAME, detail, install).essential();
     };
-    let mut args: Vec<&str> = words[1..].iter().map(String::as_str).collect();
+    let mut args: Vec<&str> = command.args.iter().map(String::as_str).collect();
     args.push("--version");
-    let version = match locate::output(&program, &args, VERSION_WAIT).await {
+    let version = match locate::output_with_env(&program, &args, &command.env, VERSION_WAIT).await {
         Ok(output) if output.status.success() => String::from_utf8_lossy(&output.stdout)
             .lines()
             .map(str::trim)
@@ -206,22 +244,50 @@ async fn codex_acp(env: &dyn Fn(&str) -> Option<OsString>) -> Check {
     };
     let mut detail = format!("{} ({version})", program.display());
     if configured.is_some() {
-        detail.push_str(", from CODEX_FUSION_ACP_COMMAND");
+        detail.push_str(&format!(", from {ACP_COMMAND_ENV}"));
     }
     Check::ok(NAME, detail).essential()
 }
 
-/// An API key in the environment, or a login under the Codex home.
-pub fn codex_login(env: &dyn Fn(&str) -> Option<OsString>, home: Option<&Path>) -> Check {
+/// Variables that reach codex-acp from somewhere other than this shell.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnvSource {
+    /// Where they are set, for a person.
+    pub label: String,
+    pub vars: Vec<(String, String)>,
+}
+
+/// The variables that carry an API key codex-acp signs in with.
+const KEY_VARS: [&str; 2] = ["CODEX_API_KEY", "OPENAI_API_KEY"];
+
+/// An API key in the environment or in one of `sources` (the leading
+/// `NAME=value` words of `CODEX_FUSION_ACP_COMMAND`, the MCP server's `env`
+/// in Claude Code), or a login under the Codex home.
+pub fn codex_login(env: &dyn Fn(&str) -> Option<OsString>, home: Option<&Path>, sources: &[EnvSource]) -> Check {
     const NAME: &str = "Codex login";
-    for name in ["CODEX_API_KEY", "OPENAI_API_KEY"] {
+    for name in KEY_VARS {
         if env(name).is_some_and(|value| !value.is_empty()) {
             return Check::ok(NAME, format!("API key in {name}")).essential();
         }
     }
-    let codex_home = env("CODEX_HOME")
-        .filter(|value| !value.is_empty())
-        .map(PathBuf::from)
+    for source in sources {
+        if let Some((name, _)) = source
+            .vars
+            .iter()
+            .find(|(name, value)| KEY_VARS.contains(&name.as_str()) && !value.is_empty())
+        {
+            return Check::ok(NAME, format!("API key in {name}, set in {}", source.label)).essential();
+        }
+    }
+    let from_sources = sources.iter().find_map(|source| {
+        source
+            .vars
+            .iter()
+            .find(|(name, value)| name == "CODEX_HOME" && !value.is_empty())
+            .map(|(_, value)| PathBuf::from(value))
+    });
+    let codex_home = from_sources
+        .or_else(|| env("CODEX_HOME").filter(|value| !value.is_empty()).map(PathBuf::from))
         .or_else(|| home.map(|home| home.join(".codex")));
     let Some(codex_home) = codex_home else {
         return Check::problem(
@@ -311,6 +377,28 @@ pub fn socket_directory(socket: &Path, uid: u32) -> Check {
         format!("{} (directory private, mode {mode:04o})", socket.display()),
     )
     .essential()
+}
+
+/// On Linux without `XDG_RUNTIME_DIR` (and without `CODEX_FUSION_SOCKET`),
+/// this shell looks for the socket under /tmp, while a daemon started by the
+/// systemd user manager, which sets the variable, listens under /run/user:
+/// the two never meet.
+fn runtime_dir(env: &dyn Fn(&str) -> Option<OsString>, socket: &Path) -> Option<Check> {
+    let set = |name: &str| env(name).is_some_and(|value| !value.is_empty());
+    if !cfg!(target_os = "linux") || set(SOCKET_ENV) || set("XDG_RUNTIME_DIR") {
+        return None;
+    }
+    let uid = nix::unistd::getuid().as_raw();
+    Some(Check::problem(
+        "runtime dir",
+        format!(
+            "XDG_RUNTIME_DIR is not set, so this shell uses {} while the systemd service (and any shell that has it) uses /run/user/{uid}/codex-fusion/daemon.sock",
+            socket.display()
+        ),
+        format!(
+            "export XDG_RUNTIME_DIR=/run/user/{uid} (a login session sets it), or set {SOCKET_ENV} to the same path everywhere and run `codex-fusion install` again"
+        ),
+    ))
 }
 
 /// Whether a daemon answers, and whether it is this version.
@@ -465,14 +553,30 @@ fn service_program(manager: ServiceManager, contents: &str) -> Option<String> {
     }
 }
 
-/// The MCP server is registered in one of Claude Code's scopes for `project`.
-fn claude_mcp(dirs: &UserDirs, project: &Path) -> Check {
+/// Claude Code's JSON files that name MCP servers, as read.
+struct ClaudeJsonFiles {
+    claude_json: Result<Option<Value>, String>,
+    project_mcp: Result<Option<Value>, String>,
+}
+
+/// The MCP server is registered in one of Claude Code's scopes for
+/// `project`, and the program it runs exists.
+fn claude_mcp(dirs: &UserDirs, project: &Path, files: &ClaudeJsonFiles, registrations: &[Registration]) -> Check {
     const NAME: &str = "Claude Code MCP server";
-    let claude_json = read_json(&dirs.claude.claude_json);
-    let project_mcp = read_json(&project.join(".mcp.json"));
-    let found = claude::mcp_registrations(claude_json.as_ref(), project_mcp.as_ref(), project);
-    if found.is_empty() {
-        Check::problem(
+    for file in [&files.claude_json, &files.project_mcp] {
+        if let Err(problem) = file {
+            return Check::problem(
+                NAME,
+                problem.clone(),
+                "fix the file (Claude Code cannot read it either), then `codex-fusion install --claude`",
+            );
+        }
+    }
+    let ours = locate::ours(claude::MCP_BINARY)
+        .map(|path| path.display().to_string())
+        .unwrap_or_else(|| claude::MCP_BINARY.to_owned());
+    if registrations.is_empty() {
+        return Check::problem(
             NAME,
             format!(
                 "not registered for {} (looked in {} and .mcp.json)",
@@ -480,40 +584,96 @@ fn claude_mcp(dirs: &UserDirs, project: &Path) -> Check {
                 dirs.claude.claude_json.display()
             ),
             format!(
-                "codex-fusion install --claude (or: claude mcp add {} -s user -- {})",
-                claude::MCP_SERVER_NAME,
-                locate::ours(claude::MCP_BINARY)
-                    .map(|path| path.display().to_string())
-                    .unwrap_or_else(|| claude::MCP_BINARY.to_owned())
+                "codex-fusion install --claude (or: claude mcp add {} -s user -- {ours})",
+                claude::MCP_SERVER_NAME
             ),
-        )
-    } else {
-        Check::ok(NAME, format!("registered as {}", found.join("; ")))
+        );
     }
+    let path_var = crate::env_var("PATH");
+    for registration in registrations {
+        let program = registration.program.as_deref().unwrap_or_default();
+        if !program_exists(program, path_var.as_deref()) {
+            return Check::problem(
+                NAME,
+                format!("registered as {registration}, but it runs `{program}`, which does not exist"),
+                format!(
+                    "codex-fusion install --claude (re-registers the user-scope server with {ours}); in other scopes, point its command at {ours}"
+                ),
+            );
+        }
+    }
+    let found: Vec<String> = registrations.iter().map(ToString::to_string).collect();
+    Check::ok(NAME, format!("registered as {}", found.join("; ")))
 }
 
-/// The SessionStart hook is in one of the settings files that apply.
+/// The SessionStart hook is in one of the settings files that apply, for
+/// every source that changes Codex's session, and its program exists.
 fn claude_hook(dirs: &UserDirs, project: &Path) -> Check {
     const NAME: &str = "Claude Code hook";
-    let files = claude::hook_settings_files(&dirs.claude, project);
-    let found: Vec<String> = files
-        .iter()
-        .filter(|file| read_json(file).is_some_and(|settings| claude::has_our_hook(&settings)))
-        .map(|file| file.display().to_string())
-        .collect();
-    if found.is_empty() {
-        Check::problem(
-            NAME,
-            "no SessionStart hook runs `codex-fusion hook`, so /clear does not reset Codex",
-            "codex-fusion install --claude",
-        )
-    } else {
-        Check::ok(NAME, format!("SessionStart hook in {}", found.join(", ")))
+    let path_var = crate::env_var("PATH");
+    let mut found = Vec::new();
+    let mut limited = Vec::new();
+    for file in claude::hook_settings_files(&dirs.claude, project) {
+        let settings = match read_json(&file) {
+            Ok(Some(settings)) => settings,
+            Ok(None) => continue,
+            Err(problem) => {
+                return Check::problem(
+                    NAME,
+                    problem,
+                    "fix the file (Claude Code cannot read it either), then `codex-fusion install --claude`",
+                );
+            }
+        };
+        for hook in claude::our_hooks(&settings) {
+            let program = claude::program_of(&hook.command).unwrap_or_default();
+            if !program_exists(&program, path_var.as_deref()) {
+                return Check::problem(
+                    NAME,
+                    format!(
+                        "the SessionStart hook in {} runs `{}`, but `{program}` does not exist",
+                        file.display(),
+                        hook.command
+                    ),
+                    "codex-fusion install --claude (points it at this codex-fusion)",
+                );
+            }
+            if hook.runs_for_every_start() {
+                found.push(file.display().to_string());
+            } else {
+                limited.push(format!(
+                    "{} (matcher `{}`)",
+                    file.display(),
+                    hook.matcher.unwrap_or_default()
+                ));
+            }
+        }
     }
+    if !found.is_empty() {
+        found.dedup();
+        return Check::ok(NAME, format!("SessionStart hook in {}", found.join(", ")));
+    }
+    if !limited.is_empty() {
+        return Check::problem(
+            NAME,
+            format!(
+                "the SessionStart hook runs only for some sources in {}, so /clear or --resume does not reach Codex",
+                limited.join(", ")
+            ),
+            "codex-fusion install --claude (adds one for every source), or widen the matcher to startup|resume|clear",
+        );
+    }
+    Check::problem(
+        NAME,
+        "no SessionStart hook runs `codex-fusion hook`, so /clear does not reset Codex",
+        "codex-fusion install --claude",
+    )
 }
 
-fn read_json(path: &Path) -> Option<serde_json::Value> {
-    serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()
+/// Whether `program` (a path, or a name looked up on `path_var`) is an
+/// executable that exists.
+fn program_exists(program: &str, path_var: Option<&OsStr>) -> bool {
+    !program.is_empty() && locate::on_path(program, path_var).is_some()
 }
 
 #[cfg(test)]
@@ -533,24 +693,79 @@ mod tests {
     fn login_is_a_key_or_an_auth_file() {
         let temp = tempfile::tempdir().expect("tempdir");
         let home = temp.path();
-        let check = codex_login(&env_of(&[("OPENAI_API_KEY", "sk-x")]), Some(home));
+        let check = codex_login(&env_of(&[("OPENAI_API_KEY", "sk-x")]), Some(home), &[]);
         assert_eq!(check.state, State::Ok);
         assert!(check.detail.contains("OPENAI_API_KEY"));
         assert!(!check.detail.contains("sk-x"), "never shows the key");
-        let check = codex_login(&env_of(&[("OPENAI_API_KEY", "")]), Some(home));
+        let check = codex_login(&env_of(&[("OPENAI_API_KEY", "")]), Some(home), &[]);
         assert_eq!(check.state, State::Problem, "an empty key is no key");
         assert!(check.essential);
         assert!(check.fix.as_deref().is_some_and(|fix| fix.contains("codex login")));
         std::fs::create_dir_all(home.join(".codex")).expect("mkdir");
         std::fs::write(home.join(".codex/auth.json"), "{}").expect("write");
-        assert_eq!(codex_login(&env_of(&[]), Some(home)).state, State::Ok);
+        assert_eq!(codex_login(&env_of(&[]), Some(home), &[]).state, State::Ok);
         let elsewhere = home.join("elsewhere");
         let check = codex_login(
             &env_of(&[("CODEX_HOME", elsewhere.to_str().expect("utf8"))]),
             Some(home),
+            &[],
         );
         assert_eq!(check.state, State::Problem, "CODEX_HOME wins over ~/.codex");
         assert!(check.detail.contains("elsewhere"), "{}", check.detail);
+    }
+
+    #[test]
+    fn a_key_in_the_agent_command_or_the_mcp_servers_env_counts_as_a_login() {
+        let temp = tempfile::tempdir().expect("tempdir");
+        let sources = [
+            EnvSource {
+                label: "CODEX_FUSION_ACP_COMMAND".into(),
+                vars: vec![("FOO".into(), "1".into())],
+            },
+            EnvSource {
+                label: "the env of the MCP server `codex-fusion`, user scope (~/.claude.json)".into(),
+                vars: vec![("CODEX_API_KEY".into(), "sk-y".into())],
+            },
+        ];
+        let check = codex_login(&env_of(&[]), Some(temp.path()), &sources);
+        assert_eq!(check.state, State::Ok, "{}", check.detail);
+        assert!(
+            check.detail.contains("CODEX_API_KEY, set in the env of the MCP server"),
+            "{}",
+            check.detail
+        );
+        assert!(!check.detail.contains("sk-y"));
+        // A CODEX_HOME among those words is where the login is looked for.
+        let elsewhere = temp.path().join("codex-home");
+        std::fs::create_dir_all(&elsewhere).expect("mkdir");
+        std::fs::write(elsewhere.join("auth.json"), "{}").expect("write");
+        let sources = [EnvSource {
+            label: "CODEX_FUSION_ACP_COMMAND".into(),
+            vars: vec![("CODEX_HOME".into(), elsewhere.to_string_lossy().into_owned())],
+        }];
+        let check = codex_login(&env_of(&[]), Some(temp.path()), &sources);
+        assert_eq!(check.state, State::Ok, "{}", check.detail);
+        assert!(check.detail.contains("codex-home"), "{}", check.detail);
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_shell_without_xdg_runtime_dir_is_warned_that_the_service_listens_elsewhere() {
+        let socket = Path::new("/tmp/codex-fusion-1000/daemon.sock");
+        let check = runtime_dir(&env_of(&[]), socket).expect("a warning");
+        assert_eq!(check.state, State::Problem);
+        assert!(!check.essential);
+        assert!(check.detail.contains("XDG_RUNTIME_DIR is not set"), "{}", check.detail);
+        assert!(
+            check.detail.contains("/tmp/codex-fusion-1000/daemon.sock"),
+            "{}",
+            check.detail
+        );
+        assert!(runtime_dir(&env_of(&[("XDG_RUNTIME_DIR", "/run/user/1000")]), socket).is_none());
+        assert!(
+            runtime_dir(&env_of(&[("CODEX_FUSION_SOCKET", "/s/daemon.sock")]), socket).is_none(),
+            "an explicit socket is the same everywhere it is set"
+        );
     }
 
     #[test]

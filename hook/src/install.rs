@@ -8,17 +8,17 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-
 use std::time::Duration;
 
 use codex_fusion_protocol::Role;
 use codex_fusion_protocol::control::{ControlRequest, ControlResponse};
 use codex_fusion_protocol::paths::{SOCKET_ENV, STATE_DIR_ENV};
 
-use crate::claude::{self, MCP_BINARY, MCP_SERVER_NAME};
-use crate::dirs::UserDirs;
+use crate::claude::{self, HookChange, MCP_BINARY, MCP_SERVER_NAME};
+use crate::dirs::{UserDirs, read_json};
 use crate::link::{self, LinkError};
 use crate::locate::{self, PROGRAM_WAIT};
+use crate::output::{note, say};
 use crate::service::{self, LAUNCHD_LABEL, SYSTEMD_UNIT, ServiceManager};
 
 /// Suffix of the copy of a Claude settings file taken before our first change.
@@ -79,7 +79,10 @@ impl Installer {
                 env.push((name.to_owned(), value.to_string_lossy().into_owned()));
             }
         }
-        let env: Vec<(&str, &str)> = env.iter().map(|(name, value)| (name.as_str(), value.as_str())).collect();
+        let env: Vec<(&str, &str)> = env
+            .iter()
+            .map(|(name, value)| (name.as_str(), value.as_str()))
+            .collect();
         let contents = manager.render(&daemon, &env, &self.dirs.home);
         let unit_path = manager.unit_path(&self.dirs.home, &self.dirs.config_home);
         let changed = std::fs::read_to_string(&unit_path).ok().as_deref() != Some(contents.as_str());
@@ -230,7 +233,10 @@ impl Installer {
         .await;
     }
 
-    /// Registers the MCP server with `claude mcp add`, unless it already is.
+    /// Registers the MCP server with `claude mcp add`, unless it already is
+    /// with this `codex-fusion-mcp`; a user-scope registration of another
+    /// path (the binaries moved) is replaced, or left for the user with the
+    /// commands when replacing it would lose their settings.
     async fn mcp_server(&self, report: &mut Report) {
         let Some(shim) = locate::ours(MCP_BINARY) else {
             report.failed(format!(
@@ -241,19 +247,81 @@ impl Installer {
         };
         let shim_text = shim.to_string_lossy().into_owned();
         let add = ["mcp", "add", MCP_SERVER_NAME, "-s", "user", "--", shim_text.as_str()];
-        let claude_json = read_json(&self.dirs.claude.claude_json);
-        if let Some(name) = claude_json
-            .as_ref()
-            .and_then(|value| value.get("mcpServers"))
-            .and_then(claude::our_mcp_server)
-        {
-            report.already(format!(
-                "MCP server `{name}` is registered with Claude Code ({})",
-                self.dirs.claude.claude_json.display()
-            ));
+        let claude_json_path = &self.dirs.claude.claude_json;
+        let claude_json = match read_json(claude_json_path) {
+            Ok(claude_json) => claude_json,
+            Err(problem) => {
+                report.failed(format!(
+                    "{problem}; left it alone (Claude Code cannot read it either). Fix it, then run install again"
+                ));
+                return;
+            }
+        };
+        let claude = locate::on_path("claude", crate::env_var("PATH").as_deref());
+        if let Some(registration) = claude_json.as_ref().and_then(claude::user_registration) {
+            let program = registration.program.clone().unwrap_or_default();
+            if same_program(&program, &shim) {
+                report.already(format!(
+                    "MCP server `{}` is registered with Claude Code ({})",
+                    registration.name,
+                    claude_json_path.display()
+                ));
+                return;
+            }
+            let remove = ["mcp", "remove", registration.name.as_str(), "-s", "user"];
+            let commands = format!("claude {} && claude {}", shell_words(&remove), shell_words(&add));
+            let why_manual = if registration.name != MCP_SERVER_NAME {
+                Some(format!("it is registered as `{}`", registration.name))
+            } else if registration.customised {
+                Some("its args or env would be lost (add them back with -e NAME=value)".to_owned())
+            } else if claude.is_none() {
+                Some("the claude CLI was not found on PATH".to_owned())
+            } else {
+                None
+            };
+            let stale = format!(
+                "MCP server `{}` (user scope) runs `{program}`, not {shim_text}",
+                registration.name
+            );
+            let Some(claude) = claude.filter(|_| why_manual.is_none()) else {
+                report.manual(format!(
+                    "{stale}; register this one yourself ({}): {commands}",
+                    why_manual.unwrap_or_default()
+                ));
+                return;
+            };
+            if self.dry_run {
+                report.would(format!("re-register it ({stale}): {commands}"));
+                return;
+            }
+            match locate::output(&claude, &remove, PROGRAM_WAIT).await {
+                Ok(output) if output.status.success() => {}
+                Ok(output) => {
+                    report.failed(format!(
+                        "{stale}; `claude {}` failed: {}",
+                        shell_words(&remove),
+                        locate::first_line(&output)
+                    ));
+                    return;
+                }
+                Err(error) => {
+                    report.failed(error);
+                    return;
+                }
+            }
+            self.run_step(
+                report,
+                &claude,
+                &add,
+                &format!(
+                    "re-registered the MCP server (it ran `{program}`): claude {}",
+                    shell_words(&add)
+                ),
+            )
+            .await;
             return;
         }
-        let Some(claude) = locate::on_path("claude", crate::env_var("PATH").as_deref()) else {
+        let Some(claude) = claude else {
             report.manual(format!(
                 "the claude CLI was not found on PATH; register the MCP server yourself: claude {}",
                 shell_words(&add)
@@ -291,7 +359,9 @@ impl Installer {
                 return;
             }
         };
-        let merged = match claude::add_session_start_hook(text.as_deref(), &command) {
+        let path_var = crate::env_var("PATH");
+        let exists = |program: &str| locate::on_path(program, path_var.as_deref()).is_some();
+        let (merged, change) = match claude::add_session_start_hook(text.as_deref(), &command, &exists) {
             Ok(Some(merged)) => merged,
             Ok(None) => {
                 report.already(format!("SessionStart hook is registered in {}", settings.display()));
@@ -305,11 +375,19 @@ impl Installer {
                 return;
             }
         };
-        if self.dry_run {
-            report.would(format!(
-                "add the SessionStart hook `{command}` to {}",
+        let what = match &change {
+            HookChange::Added => format!("the SessionStart hook `{command}` to {}", settings.display()),
+            HookChange::Repaired { old } => format!(
+                "the SessionStart hook in {} at `{command}` (it ran `{old}`, which no longer exists)",
                 settings.display()
-            ));
+            ),
+        };
+        let verb = match change {
+            HookChange::Added => ("add", "added"),
+            HookChange::Repaired { .. } => ("point", "pointed"),
+        };
+        if self.dry_run {
+            report.would(format!("{} {what}", verb.0));
             return;
         }
         let mut backup_note = String::new();
@@ -332,10 +410,7 @@ impl Installer {
             }
         }
         match write_file(&settings, &merged) {
-            Ok(()) => report.did(format!(
-                "added the SessionStart hook `{command}` to {}{backup_note}",
-                settings.display()
-            )),
+            Ok(()) => report.did(format!("{} {what}{backup_note}", verb.1)),
             Err(error) => report.failed(format!("cannot write {}: {error}", settings.display())),
         }
     }
@@ -412,6 +487,17 @@ async fn on_demand_daemon() -> OnDemand {
     }
 }
 
+/// Whether `registered` (a command's program: a path, or a name on PATH)
+/// is the binary at `ours`.
+fn same_program(registered: &str, ours: &Path) -> bool {
+    let Some(found) = locate::on_path(registered, crate::env_var("PATH").as_deref()) else {
+        return false;
+    };
+    match (std::fs::canonicalize(found), std::fs::canonicalize(ours)) {
+        (Ok(found), Ok(ours)) => found == ours,
+        _ => false,
+    }
+}
 
 /// The hook's command line: `codex-fusion hook` when that name on PATH is
 /// this binary, else this binary's absolute path, so the hook works whatever
@@ -439,24 +525,35 @@ pub fn backup_path(settings: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
-fn read_json(path: &Path) -> Option<serde_json::Value> {
-    serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()
-}
-
 /// Writes `contents` to `path` through a temporary file in the same
 /// directory, so a crash never leaves half a file; keeps the old file's
-/// permissions.
+/// permissions. A symlink (a settings file kept in a dotfiles repository)
+/// is written through: its target gets the new contents and the link stays.
 fn write_file(path: &Path, contents: &str) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
+    let target = symlink_target(path);
+    let dir = target.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
-    let mut temporary = path.as_os_str().to_owned();
+    let mut temporary = target.as_os_str().to_owned();
     temporary.push(".codex-fusion-tmp");
     let temporary = PathBuf::from(temporary);
     std::fs::write(&temporary, contents)?;
-    if let Ok(metadata) = std::fs::metadata(path) {
+    if let Ok(metadata) = std::fs::metadata(&target) {
         std::fs::set_permissions(&temporary, metadata.permissions())?;
     }
-    std::fs::rename(&temporary, path)
+    std::fs::rename(&temporary, &target)
+}
+
+/// The file `path` finally names: itself, or its symlinks' target, even
+/// when that target does not exist yet.
+fn symlink_target(path: &Path) -> PathBuf {
+    if let Ok(real) = std::fs::canonicalize(path) {
+        return real;
+    }
+    match std::fs::read_link(path) {
+        Ok(target) if target.is_absolute() => target,
+        Ok(target) => path.parent().unwrap_or(Path::new(".")).join(target),
+        Err(_) => path.to_path_buf(),
+    }
 }
 
 fn shell_words(words: &[&str]) -> String {
@@ -489,35 +586,35 @@ impl Report {
 
     fn did(&mut self, what: String) {
         self.changed += 1;
-        println!("✓ {what}");
+        say!("✓ {what}");
     }
 
     fn would(&mut self, what: String) {
         self.changed += 1;
-        println!("→ would {what}");
+        say!("→ would {what}");
     }
 
     fn already(&mut self, what: String) {
-        println!("= {what}");
+        say!("= {what}");
     }
 
     fn manual(&mut self, what: String) {
         self.manual += 1;
-        println!("! {what}");
+        say!("! {what}");
     }
 
     fn note(&mut self, what: &str) {
-        println!("· {what}");
+        say!("· {what}");
     }
 
     fn failed(&mut self, what: String) {
         self.failed += 1;
-        println!("✗ {what}");
+        say!("✗ {what}");
     }
 
     fn finish(self) -> ExitCode {
         if self.failed > 0 {
-            eprintln!(
+            note!(
                 "codex-fusion: install incomplete: {} step{} failed (above)",
                 self.failed,
                 if self.failed == 1 { "" } else { "s" }
@@ -530,12 +627,51 @@ impl Report {
             count => format!(" {count} steps are left for you (marked !)."),
         };
         if self.dry_run {
-            println!("Dry run: nothing was changed.{left}");
+            say!("Dry run: nothing was changed.{left}");
         } else if self.changed == 0 {
-            println!("Nothing to change: everything install does was already in place.{left}");
+            say!("Nothing to change: everything install does was already in place.{left}");
         } else {
-            println!("Done.{left} Check the result with `codex-fusion doctor`.");
+            say!("Done.{left} Check the result with `codex-fusion doctor`.");
         }
         ExitCode::SUCCESS
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_symlinked_settings_file_is_written_through_and_stays_a_link() {
+        let temp = tempfile::tempdir().expect("tempdir");
+        let dotfiles = temp.path().join("dotfiles");
+        std::fs::create_dir(&dotfiles).expect("mkdir");
+        let target = dotfiles.join("claude-settings.json");
+        std::fs::write(&target, "{}").expect("write");
+        let claude = temp.path().join(".claude");
+        std::fs::create_dir(&claude).expect("mkdir");
+        let link = claude.join("settings.json");
+        std::os::unix::fs::symlink("../dotfiles/claude-settings.json", &link).expect("symlink");
+        write_file(&link, "{\"new\": true}\n").expect("written");
+        assert!(
+            std::fs::symlink_metadata(&link).expect("stat").file_type().is_symlink(),
+            "the link stays a link"
+        );
+        assert_eq!(std::fs::read_to_string(&target).expect("read"), "{\"new\": true}\n");
+        assert!(
+            std::fs::read_dir(&claude).expect("list").count() == 1,
+            "no temporary file is left next to the link"
+        );
+        // A link whose target does not exist yet gets it created.
+        let dangling = claude.join("other.json");
+        std::os::unix::fs::symlink(dotfiles.join("later.json"), &dangling).expect("symlink");
+        write_file(&dangling, "x").expect("written");
+        assert!(
+            std::fs::symlink_metadata(&dangling)
+                .expect("stat")
+                .file_type()
+                .is_symlink()
+        );
+        assert_eq!(std::fs::read_to_string(dotfiles.join("later.json")).expect("read"), "x");
     }
 }

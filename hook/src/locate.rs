@@ -51,9 +51,20 @@ pub const PROGRAM_WAIT: Duration = Duration::from_secs(30);
 /// Runs `program ARGS` with no stdin and returns its output, or a one-line
 /// reason it could not run. A program still running after `wait` is killed.
 pub async fn output(program: &Path, args: &[&str], wait: Duration) -> Result<Output, String> {
+    output_with_env(program, args, &[], wait).await
+}
+
+/// [`output`], with `env` added to the program's environment.
+pub async fn output_with_env(
+    program: &Path,
+    args: &[&str],
+    env: &[(String, String)],
+    wait: Duration,
+) -> Result<Output, String> {
     let mut command = tokio::process::Command::new(program);
     command
         .args(args)
+        .envs(env.iter().map(|(name, value)| (name, value)))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
