@@ -3,10 +3,13 @@
 #   1. builds the three release binaries once,
 #   2. copies them into ~/.cargo/bin (or PREFIX/bin),
 #   3. installs codex-acp with npm unless it is already on PATH,
-#   4. runs `codex-fusion install --claude`: the user service, the MCP server
+#   4. restarts a daemon that runs, so the new codex-fusiond takes over (the
+#      service with its manager; one started on demand with
+#      `codex-fusion stop`, and the next call starts the new one),
+#   5. runs `codex-fusion install --claude`: the user service, the MCP server
 #      and the SessionStart hook in Claude Code.
 # Every step prints what it did. Running it again rebuilds and reinstalls the
-# binaries; step 4 then reports that nothing else changed.
+# binaries; step 5 then reports that nothing else changed.
 set -eu
 
 CODEX_ACP_PACKAGE="@agentclientprotocol/codex-acp@2.6.0"
@@ -56,6 +59,13 @@ run() {
 
 say() { echo "$*"; }
 
+# A relative --prefix means relative to where the script was started, not to
+# the checkout it changes into below.
+case "$bin_dir" in
+    /*) ;;
+    *) bin_dir="$PWD/$bin_dir" ;;
+esac
+
 cd "$(dirname "$0")/.."
 
 command -v cargo >/dev/null 2>&1 || {
@@ -65,7 +75,12 @@ command -v cargo >/dev/null 2>&1 || {
 
 say "Building the release binaries (cargo build --release)…"
 run cargo build --release --locked -p codex-fusiond -p codex-fusion-mcp -p codex-fusion
-target_dir="${CARGO_TARGET_DIR:-target}/release"
+# Where cargo puts them: CARGO_TARGET_DIR, build.target-dir in a
+# .cargo/config.toml, or target/. cargo metadata knows which.
+target_dir=$(cargo metadata --format-version 1 --no-deps 2>/dev/null |
+    sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
+[ -n "$target_dir" ] || target_dir="${CARGO_TARGET_DIR:-target}"
+target_dir="$target_dir/release"
 
 run mkdir -p "$bin_dir"
 for binary in $BINARIES; do
@@ -76,6 +91,27 @@ case ":$PATH:" in
     *":$bin_dir:"*) ;;
     *) say "! $bin_dir is not on your PATH; add it (e.g. in ~/.profile) so that \`codex-fusion\` is found" ;;
 esac
+
+# A daemon of the old binaries would keep serving until it stops: restart it
+# so the new one takes over. A service is restarted by its manager (which
+# would otherwise restart, or not, on its own terms); a daemon started on
+# demand is stopped, and the next call starts the new one.
+launchd_target="gui/$(id -u)/dev.codex-fusion.daemon"
+if [ "$(uname)" = Darwin ] && launchctl print "$launchd_target" >/dev/null 2>&1; then
+    if run launchctl kickstart -k "$launchd_target"; then
+        [ -n "$dry_run" ] || say "✓ restarted the LaunchAgent dev.codex-fusion.daemon with the new codex-fusiond"
+    else
+        say "! could not restart it; run: launchctl kickstart -k $launchd_target"
+    fi
+elif command -v systemctl >/dev/null 2>&1 && systemctl --user is-active --quiet codex-fusiond.service 2>/dev/null; then
+    if run systemctl --user try-restart codex-fusiond.service; then
+        [ -n "$dry_run" ] || say "✓ restarted codex-fusiond.service with the new codex-fusiond"
+    else
+        say "! could not restart it; run: systemctl --user restart codex-fusiond"
+    fi
+elif ! run "$bin_dir/codex-fusion" stop; then
+    say "! the running codex-fusiond did not stop; until it does, it serves the old version (see above)"
+fi
 
 if command -v codex-acp >/dev/null 2>&1; then
     say "= codex-acp is on PATH ($(command -v codex-acp)); not reinstalling it"
