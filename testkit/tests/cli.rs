@@ -26,8 +26,13 @@ fn stderr(output: &Output) -> String {
 
 /// Claude Code's SessionStart input for `cwd`.
 fn session_start(cwd: &Path, source: &str) -> String {
+    session_start_of(cwd, source, "claude-session-1")
+}
+
+/// Claude Code's SessionStart input for `cwd` and Claude session `claude`.
+fn session_start_of(cwd: &Path, source: &str, claude: &str) -> String {
     json!({
-        "session_id": "claude-session-1",
+        "session_id": claude,
         "transcript_path": "/tmp/transcript.jsonl",
         "cwd": cwd,
         "hook_event_name": "SessionStart",
@@ -93,6 +98,11 @@ async fn reset_and_stop_without_a_daemon_succeed_and_status_says_how_to_start_it
         message.contains("systemctl --user start codex-fusiond"),
         "says how to start it: {message}"
     );
+    // A script gets an answer on stdout too, and the same exit code.
+    let output = env.cli(&["status", "--json"], None).await;
+    assert_eq!(output.status.code(), Some(1));
+    let status: Value = serde_json::from_slice(&output.stdout).expect("JSON on stdout");
+    assert_eq!(status, json!({"running": false}));
     assert!(env.daemon_pid().is_none(), "no control command starts the daemon");
 }
 
@@ -232,6 +242,16 @@ async fn status_json_parses_and_names_the_workspace() {
             .all(|workspace| workspace.workspace != env.workspace),
         "filtered"
     );
+    let other = env.dir("other");
+    let output = env
+        .cli(&["status", "--workspace", other.to_str().expect("utf8")], None)
+        .await;
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(
+        stdout(&output).contains(&format!("No Codex session for {}", other.display())),
+        "{}",
+        stdout(&output)
+    );
     client.close().await;
 }
 
@@ -279,6 +299,11 @@ async fn ask_reads_dash_from_stdin_and_tool_errors_exit_1() {
     assert_eq!(output.status.code(), Some(1));
     assert!(output.stdout.is_empty());
     assert!(stderr(&output).contains("must not be empty"), "{}", stderr(&output));
+    assert!(
+        !stderr(&output).contains("consult: consult:"),
+        "the tool is named once: {}",
+        stderr(&output)
+    );
     let output = env
         .cli(&["ask", "review_diff", "--diff", "/definitely/missing.patch"], None)
         .await;
@@ -403,7 +428,9 @@ echo "$*" >> '{log}'
 case "$1 $2" in
   "mcp get") if [ -e '{state}/mcp' ]; then echo "codex-fusion: registered"; exit 0; fi
              echo "No MCP server found with name: $3" >&2; exit 1 ;;
-  "mcp add") touch '{state}/mcp' ;;
+  "mcp add") touch '{state}/mcp'
+             printf '{{"mcpServers":{{"%s":{{"type":"stdio","command":"%s","args":[],"env":{{}}}}}}}}' "$3" "$7" > "$HOME/.claude.json" ;;
+  "mcp remove") rm -f '{state}/mcp' "$HOME/.claude.json" ;;
 esac
 exit 0
 "#,
@@ -493,6 +520,17 @@ async fn install_into_a_temporary_home_is_idempotent_and_keeps_the_users_setting
     assert!(
         unit.contains(&format!("ExecStart={}", binary("codex-fusiond").display())),
         "the real daemon path: {unit}"
+    );
+    assert!(
+        unit.contains(&format!("Environment=\"CODEX_FUSION_SOCKET={}\"", env.socket.display())),
+        "the service listens where this shell looks: {unit}"
+    );
+    assert!(
+        unit.contains(&format!(
+            "Environment=\"CODEX_FUSION_STATE_DIR={}\"",
+            env.state_dir.display()
+        )),
+        "{unit}"
     );
     assert!(first.contains(&format!("wrote {}", unit_path.display())), "{first}");
     let systemctl = FakeHome::log(&fake.systemctl_log);
@@ -716,8 +754,393 @@ async fn the_install_script_shows_its_plan_in_a_dry_run() {
         std::fs::read_dir(&prefix).expect("prefix").next().is_none(),
         "a dry run installs nothing"
     );
+    assert!(
+        [
+            "codex-fusion stop",
+            "systemctl --user try-restart",
+            "launchctl kickstart -k"
+        ]
+        .iter()
+        .any(|restart| text.contains(restart)),
+        "a running daemon is restarted with the new binaries: {text}"
+    );
     let output = run(&["--no-claude", "--dry-run", "--prefix", prefix.to_str().expect("utf8")]);
     assert!(!stdout(&output).contains("--claude"), "{}", stdout(&output));
     assert_eq!(run(&["--help"]).status.code(), Some(0));
     assert_eq!(run(&["--frobnicate"]).status.code(), Some(2));
+
+    // r10: a relative --prefix is relative to where the script was started
+    // (it was taken relative to the checkout), and the binaries are taken
+    // from cargo's own target directory.
+    let target = env.dir("elsewhere-target");
+    let output = std::process::Command::new("sh")
+        .arg(&script)
+        .args(["--dry-run", "--prefix", "rel"])
+        .current_dir(env.root())
+        .env("CARGO_TARGET_DIR", &target)
+        .output()
+        .expect("run scripts/install.sh");
+    assert!(output.status.success(), "{}", stderr(&output));
+    let text = stdout(&output);
+    assert!(
+        text.contains(&format!(
+            "install -m 0755 {}/release/codex-fusiond {}/rel/bin/codex-fusiond",
+            target.display(),
+            env.root().display()
+        )),
+        "{text}"
+    );
+}
+
+/// The number after `prompts_seen=` in a fake answer: how many prompts the
+/// fake agent's session has seen.
+fn prompts_seen(text: &str) -> u32 {
+    text.split("prompts_seen=")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|number| number.parse().ok())
+        .unwrap_or_else(|| panic!("no prompts_seen in {text}"))
+}
+
+/// r1: with the daemon down, `reset` and the hook did nothing, and the next
+/// daemon restored the old session from its state file. Now they write the
+/// change there, and the next daemon starts from it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r1_reset_and_the_hook_while_the_daemon_is_down_reach_the_next_daemon() {
+    let env = TestEnv::new();
+    let hook = |source: &str, claude: &str| {
+        let input = session_start_of(&env.workspace, source, claude);
+        let env = &env;
+        async move {
+            let output = env.cli(&["hook"], Some(&input)).await;
+            assert_eq!(output.status.code(), Some(0));
+            assert!(output.stdout.is_empty(), "nothing on Claude's context");
+            let message = stderr(&output);
+            assert_eq!(message.lines().count(), 1, "{message}");
+            message
+        }
+    };
+    let stop = || async {
+        let output = env.cli(&["stop"], None).await;
+        assert!(output.status.success(), "{}", stderr(&output));
+        assert!(!env.socket.exists(), "stopped");
+    };
+
+    // Claude session A talks to Codex twice.
+    let client = Client::start(&env, &[]).await;
+    hook("startup", "claude-a").await;
+    assert_eq!(prompts_seen(&client.text("consult", consult("a1")).await), 1);
+    assert_eq!(prompts_seen(&client.text("reply", json!({"message": "a2"})).await), 2);
+    client.close().await;
+    stop().await;
+
+    // `/clear` while no daemon runs: the next daemon starts fresh.
+    let message = hook("clear", "claude-b").await;
+    assert!(message.contains("not running; recorded in"), "{message}");
+    assert!(message.contains("fresh Codex session"), "{message}");
+    assert!(!env.socket.exists(), "the hook never starts the daemon");
+    let client = Client::start(&env, &[]).await;
+    assert_eq!(
+        prompts_seen(&client.text("consult", consult("b1")).await),
+        1,
+        "the cleared session is not restored"
+    );
+    client.close().await;
+    stop().await;
+
+    // `--resume` of A while no daemon runs: the next daemon restores A's session.
+    let message = hook("resume", "claude-a").await;
+    assert!(message.contains("re-attaches Codex session"), "{message}");
+    let client = Client::start(&env, &[]).await;
+    assert_eq!(
+        prompts_seen(&client.text("reply", json!({"message": "a3"})).await),
+        3,
+        "back in A's session"
+    );
+    client.close().await;
+    stop().await;
+
+    // `codex-fusion reset` while no daemon runs.
+    let output = env.cli(&["reset"], None).await;
+    assert!(output.status.success(), "{}", stderr(&output));
+    let text = stdout(&output);
+    assert!(text.contains("not running; removed Codex session"), "{text}");
+    let client = Client::start(&env, &[]).await;
+    assert_eq!(
+        prompts_seen(&client.text("consult", consult("after reset")).await),
+        1,
+        "the reset session is not restored"
+    );
+    client.close().await;
+}
+
+/// r3: the hook sent its request only after the hello reply, so a daemon
+/// slower than the hook's budget never got it, although the hook said the
+/// reset would complete. Now the request goes with the hello, and the hook
+/// says it was delivered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r3_a_daemon_too_slow_for_the_hook_still_gets_its_session_start() {
+    use nix::sys::signal::{Signal, kill};
+    use nix::unistd::Pid;
+    let env = TestEnv::new();
+    let client = Client::start(&env, &[]).await;
+    assert_eq!(prompts_seen(&client.text("consult", consult("one")).await), 1);
+    let pid = Pid::from_raw(env.daemon_pid().expect("a daemon"));
+    /// Lets the daemon run again however the test ends.
+    struct Resume(Pid);
+    impl Drop for Resume {
+        fn drop(&mut self) {
+            let _ = kill(self.0, Signal::SIGCONT);
+        }
+    }
+    kill(pid, Signal::SIGSTOP).expect("SIGSTOP");
+    let resume = Resume(pid);
+    let started = Instant::now();
+    let output = env
+        .cli(
+            &["hook"],
+            Some(&session_start_of(&env.workspace, "clear", "claude-late")),
+        )
+        .await;
+    assert!(
+        started.elapsed() < Duration::from_millis(1500),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(output.status.code(), Some(0));
+    assert!(output.stdout.is_empty());
+    let message = stderr(&output);
+    assert!(message.contains("was delivered"), "{message}");
+    drop(resume);
+    // FIXME(daemon): `connection::serve` gives up on a control connection
+    // whose hello reply cannot be written, and a hook that stopped waiting
+    // has closed its end, so the request it delivered is never read. Once
+    // the daemon serves the buffered request anyway, replace this with a
+    // wait until `claude_session_id` is `claude-late` and a consult that
+    // sees a fresh session (prompts_seen=1).
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while Instant::now() < deadline {
+        assert_ne!(
+            env.workspace_status().await.claude_session_id.as_deref(),
+            Some("claude-late"),
+            "the daemon now applies a delivered SessionStart: turn this FIXME into the real assertion"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    client.close().await;
+}
+
+/// Something that holds the socket like a wedged daemon: it accepts nothing
+/// and answers nothing.
+fn wedged_socket(env: &TestEnv) -> std::os::unix::net::UnixListener {
+    let dir = env.socket.parent().expect("socket dir");
+    std::fs::create_dir_all(dir).expect("mkdir");
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).expect("chmod");
+    std::os::unix::net::UnixListener::bind(&env.socket).expect("bind")
+}
+
+fn write_lock(env: &TestEnv, pid: u32) {
+    let mut lock = env.socket.clone().into_os_string();
+    lock.push(".lock");
+    std::fs::write(lock, pid.to_string()).expect("lock file");
+}
+
+/// r4: `stop` on a daemon that does not answer suggested `codex-fusion
+/// stop`. Now it sends SIGTERM to the pid in the lock file, once the process
+/// table says it is a codex-fusiond, and waits for it to exit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r4_stop_signals_a_daemon_that_does_not_answer() {
+    let env = TestEnv::new();
+    let _socket = wedged_socket(&env);
+
+    // A pid that is not a codex-fusiond is never signalled.
+    let mut stranger = tokio::process::Command::new("sleep")
+        .arg("60")
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn sleep");
+    write_lock(&env, stranger.id().expect("pid"));
+    let output = env.cli(&["stop"], None).await;
+    assert_eq!(output.status.code(), Some(1), "{}", stdout(&output));
+    let message = stderr(&output);
+    assert!(message.contains("is `sleep` now, not codex-fusiond"), "{message}");
+    assert!(message.contains("pgrep"), "says how to find it: {message}");
+    assert!(stranger.try_wait().expect("wait").is_none(), "the stranger lives");
+    stranger.kill().await.expect("kill");
+
+    // A process named codex-fusiond (a script of that name) is.
+    let fake = env.dir("fake-daemon").join("codex-fusiond");
+    write_script(&fake, "#!/bin/sh\nwhile :; do sleep 1; done\n");
+    let mut daemon = tokio::process::Command::new(&fake)
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn the fake daemon");
+    let pid = daemon.id().expect("pid");
+    write_lock(&env, pid);
+    let reaped = tokio::spawn(async move { daemon.wait().await });
+    let started = Instant::now();
+    let output = env.cli(&["stop"], None).await;
+    assert!(output.status.success(), "{}\n{}", stdout(&output), stderr(&output));
+    assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
+    assert!(
+        stdout(&output).contains(&format!("Stopped codex-fusiond (pid {pid})")),
+        "{}",
+        stdout(&output)
+    );
+    let message = stderr(&output);
+    assert!(message.contains("did not answer the stop request"), "{message}");
+    assert!(message.contains("SIGTERM"), "{message}");
+    let status = reaped.await.expect("join").expect("wait");
+    use std::os::unix::process::ExitStatusExt as _;
+    assert_eq!(status.signal(), Some(15), "{status}");
+}
+
+/// r2: `install` asked a daemon on the socket for its pid with no deadline
+/// and hung forever on a wedged one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r2_install_does_not_hang_on_a_wedged_socket() {
+    let mut env = TestEnv::new();
+    let _fake = FakeHome::new(&mut env);
+    let _socket = wedged_socket(&env);
+    let started = Instant::now();
+    let output = env.cli(&["install"], None).await;
+    assert!(started.elapsed() < Duration::from_secs(20), "{:?}", started.elapsed());
+    assert!(output.status.success(), "{}\n{}", stdout(&output), stderr(&output));
+    let text = stdout(&output);
+    assert!(
+        text.contains("a daemon holds the socket") && text.contains("but does not answer"),
+        "{text}"
+    );
+    assert!(text.contains("codex-fusion stop"), "{text}");
+}
+
+/// r12: `review_diff --diff -` with nothing on stdin ran a whole turn
+/// reviewing nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r12_an_empty_diff_is_refused_without_a_turn() {
+    let env = TestEnv::new();
+    let output = env.cli(&["ask", "review_diff", "--diff", "-"], Some(" \n\n")).await;
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains("the diff is empty; leave out --diff to let Codex inspect git itself"),
+        "{}",
+        stderr(&output)
+    );
+    assert!(env.daemon_pid().is_none(), "nothing was started for it");
+}
+
+/// r11: after the binaries moved, install kept the old MCP registration
+/// (matched by name only) and the old hook, and doctor called both fine.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r11_moved_binaries_are_reported_by_doctor_and_repaired_by_install() {
+    let mut env = TestEnv::new();
+    let fake = FakeHome::new(&mut env);
+    std::fs::write(
+        fake.home.join(".claude.json"),
+        json!({"mcpServers": {"codex-fusion": {"type": "stdio", "command": "/old/place/codex-fusion-mcp", "args": []}}})
+            .to_string(),
+    )
+    .expect("claude.json");
+    let settings_path = fake.home.join(".claude/settings.json");
+    std::fs::create_dir_all(settings_path.parent().expect("dir")).expect("mkdir");
+    std::fs::write(
+        &settings_path,
+        json!({"hooks": {"SessionStart": [{"hooks": [{"type": "command", "command": "/old/place/codex-fusion hook"}]}]}})
+            .to_string(),
+    )
+    .expect("settings");
+
+    let text = stdout(&env.cli(&["doctor"], None).await);
+    assert!(
+        text.contains("✗ Claude Code MCP server: registered as `codex-fusion`, user scope (~/.claude.json), but it runs `/old/place/codex-fusion-mcp`, which does not exist"),
+        "{text}"
+    );
+    assert!(
+        text.contains("runs `/old/place/codex-fusion hook`, but `/old/place/codex-fusion` does not exist"),
+        "{text}"
+    );
+
+    let output = env.cli(&["install", "--claude"], None).await;
+    assert!(output.status.success(), "{}\n{}", stdout(&output), stderr(&output));
+    let text = stdout(&output);
+    assert!(text.contains("re-registered the MCP server"), "{text}");
+    assert!(text.contains("pointed the SessionStart hook"), "{text}");
+    let calls = FakeHome::log(&fake.claude_log);
+    let add = format!(
+        "mcp add codex-fusion -s user -- {}",
+        binary("codex-fusion-mcp").display()
+    );
+    let remove = calls
+        .iter()
+        .position(|line| line == "mcp remove codex-fusion -s user")
+        .unwrap_or_else(|| panic!("removed first: {calls:?}"));
+    assert!(calls[remove..].contains(&add), "then added again: {calls:?}");
+    let settings: Value = serde_json::from_str(&std::fs::read_to_string(&settings_path).expect("read")).expect("json");
+    let hooks = settings["hooks"]["SessionStart"].as_array().expect("array");
+    assert_eq!(hooks.len(), 1, "repointed, not added: {settings}");
+    let command = hooks[0]["hooks"][0]["command"].as_str().expect("command");
+    assert!(
+        command.ends_with("codex-fusion hook") && !command.starts_with("/old"),
+        "{command}"
+    );
+
+    let text = stdout(&env.cli(&["doctor"], None).await);
+    assert!(text.contains("✓ Claude Code MCP server: "), "{text}");
+    assert!(text.contains("✓ Claude Code hook: "), "{text}");
+    let output = env.cli(&["install", "--claude"], None).await;
+    assert!(stdout(&output).contains("Nothing to change"), "{}", stdout(&output));
+}
+
+/// r13: an invalid settings.json was reported as "no hook registered".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r13_doctor_says_which_settings_file_is_not_json() {
+    let mut env = TestEnv::new();
+    let fake = FakeHome::new(&mut env);
+    let settings_path = fake.home.join(".claude/settings.json");
+    std::fs::create_dir_all(settings_path.parent().expect("dir")).expect("mkdir");
+    std::fs::write(&settings_path, "{\n  \"hooks\": oops\n}\n").expect("settings");
+    let text = stdout(&env.cli(&["doctor"], None).await);
+    assert!(
+        text.contains(&format!(
+            "✗ Claude Code hook: {} is not valid JSON (2:12)",
+            settings_path.display()
+        )),
+        "{text}"
+    );
+}
+
+/// r6: doctor took a leading `NAME=value` word of CODEX_FUSION_ACP_COMMAND
+/// for the program, and knew API keys only from its own environment.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r6_doctor_reads_the_agent_commands_environment_and_the_mcp_servers() {
+    let mut env = TestEnv::new();
+    let fake = FakeHome::new(&mut env);
+    env.set("OPENAI_API_KEY", "")
+        .set("CODEX_API_KEY", "")
+        .set("CODEX_HOME", "");
+    let command = format!("OPENAI_API_KEY=sk-secret-1 {}", env.fake_agent_command(""));
+    env.set("CODEX_FUSION_ACP_COMMAND", &command);
+    let output = env.cli(&["doctor"], None).await;
+    let text = stdout(&output);
+    assert!(text.contains("✓ codex-acp: "), "{text}");
+    assert!(
+        text.contains("✓ Codex login: API key in OPENAI_API_KEY, set in CODEX_FUSION_ACP_COMMAND"),
+        "{text}"
+    );
+    assert!(!text.contains("sk-secret"), "never shows the key: {text}");
+
+    let command = env.fake_agent_command("");
+    env.set("CODEX_FUSION_ACP_COMMAND", &command);
+    std::fs::write(
+        fake.home.join(".claude.json"),
+        json!({"mcpServers": {"codex-fusion": {"command": binary("codex-fusion-mcp"), "env": {"CODEX_API_KEY": "sk-secret-2"}}}})
+            .to_string(),
+    )
+    .expect("claude.json");
+    let text = stdout(&env.cli(&["doctor"], None).await);
+    assert!(
+        text.contains("✓ Codex login: API key in CODEX_API_KEY, set in the env of the MCP server `codex-fusion`"),
+        "{text}"
+    );
+    assert!(!text.contains("sk-secret"), "{text}");
 }
