@@ -9,7 +9,7 @@ use std::time::Duration;
 use codex_fusion_protocol::control::{ControlRequest, ControlResponse};
 use codex_fusion_protocol::frame::{self, FrameError};
 use codex_fusion_protocol::limits::{CONNECT_TIMEOUT, CONTROL_MAX_BYTES, HELLO_MAX_BYTES};
-use codex_fusion_protocol::{Channel, Hello, HelloReply, Role};
+use codex_fusion_protocol::{Channel, Hello, HelloReply, Role, peer};
 use tokio::io::{AsyncWriteExt as _, BufReader};
 use tokio::net::UnixStream;
 use tokio::time::{Instant, timeout_at};
@@ -131,6 +131,26 @@ pub async fn exchange(
         }
         Err(_) => return Err(not_answering(false)),
     };
+    // The hello carries the forwarded variables, API keys among them: never
+    // to a socket another user listens on (the shim checks the same).
+    match peer::peer_uid(&stream) {
+        Ok(uid) if uid == peer::own_uid() => {}
+        Ok(uid) => {
+            return Err(LinkError::Unreachable {
+                socket: socket.to_path_buf(),
+                reason: format!(
+                    "it is served by uid {uid}, not by you (uid {}); nothing was sent",
+                    peer::own_uid()
+                ),
+            });
+        }
+        Err(error) => {
+            return Err(LinkError::Unreachable {
+                socket: socket.to_path_buf(),
+                reason: format!("cannot tell who serves it ({error}); nothing was sent"),
+            });
+        }
+    }
     let (read, mut writer) = stream.into_split();
     let mut reader = BufReader::new(read);
     let hello = Hello::new(role, Channel::Control).with_env(crate::forwarded_env());

@@ -1144,3 +1144,83 @@ async fn r6_doctor_reads_the_agent_commands_environment_and_the_mcp_servers() {
     );
     assert!(!text.contains("sk-secret"), "{text}");
 }
+
+/// The CLI's hello carries the forwarded variables, API keys among them: it
+/// is never sent to a socket another user listens on (as the shim already
+/// refuses). Runs where setpriv and perl can start a listener as nobody.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_sends_nothing_to_another_users_socket() {
+    use tokio::io::AsyncBufReadExt as _;
+    let (Some(nobody), true) = (
+        nix::unistd::User::from_name("nobody").ok().flatten(),
+        nix::unistd::getuid().is_root(),
+    ) else {
+        println!("SKIPPED the_cli_sends_nothing_to_another_users_socket: needs root and a `nobody` user");
+        return;
+    };
+    let tools = ["setpriv", "perl"].map(|tool| {
+        std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
+            .map(|dir| dir.join(tool))
+            .find(|path| path.is_file())
+    });
+    let [Some(setpriv), Some(perl)] = tools else {
+        println!("SKIPPED the_cli_sends_nothing_to_another_users_socket: needs setpriv and perl");
+        return;
+    };
+    let mut env = TestEnv::new();
+    let shared = env.dir("shared");
+    for dir in [env.root(), shared.clone()] {
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+    }
+    let socket = shared.join("daemon.sock");
+    env.set("CODEX_FUSION_SOCKET", socket.to_str().expect("utf8"));
+    const LISTENER: &str = r#"
+use IO::Socket::UNIX;
+my $path = shift;
+my $server = IO::Socket::UNIX->new(Type => SOCK_STREAM(), Local => $path, Listen => 1) or die "listen: $!";
+chmod 0666, $path;
+$| = 1;
+print "LISTENING\n";
+my $client = $server->accept() or die "accept: $!";
+my $got = "";
+my $rin = "";
+vec($rin, fileno($client), 1) = 1;
+while (select(my $rout = $rin, undef, undef, 2)) {
+    my $n = sysread($client, my $buf, 65536);
+    last unless $n;
+    $got .= $buf;
+}
+print "BYTES ", length($got), "\n";
+"#;
+    let mut listener = tokio::process::Command::new(setpriv)
+        .arg(format!("--reuid={}", nobody.uid))
+        .arg(format!("--regid={}", nobody.gid))
+        .arg("--clear-groups")
+        .arg(perl)
+        .arg("-e")
+        .arg(LISTENER)
+        .arg(&socket)
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn the other user's listener");
+    let mut lines = tokio::io::BufReader::new(listener.stdout.take().expect("stdout")).lines();
+    let ready = tokio::time::timeout(Duration::from_secs(10), lines.next_line()).await;
+    assert_eq!(
+        ready.expect("listening in time").expect("read").as_deref(),
+        Some("LISTENING")
+    );
+    let output = env.cli(&["status"], None).await;
+    assert_eq!(output.status.code(), Some(1));
+    let message = stderr(&output);
+    assert!(
+        message.contains(&format!("served by uid {}", nobody.uid)) && message.contains("nothing was sent"),
+        "{message}"
+    );
+    let got = tokio::time::timeout(Duration::from_secs(10), lines.next_line()).await;
+    assert_eq!(
+        got.expect("the listener finishes").expect("read").as_deref(),
+        Some("BYTES 0"),
+        "not a byte of the hello reached the other user"
+    );
+}
