@@ -38,12 +38,11 @@ pub async fn serve(daemon: Arc<Daemon>, stream: UnixStream) {
     match hello.channel {
         Channel::Mcp => serve_mcp(daemon, hello, reader, write).await,
         Channel::Control => {
-            if reply(&mut write, &HelloReply::accepted(std::process::id()))
-                .await
-                .is_ok()
-            {
-                control::serve(daemon, &hello, reader, write).await;
-            }
+            // A hook sends its request with the hello and may be gone before
+            // the reply (it never waits long): the request it delivered is
+            // still served.
+            let _ = reply(&mut write, &HelloReply::accepted(std::process::id())).await;
+            control::serve(daemon, &hello, reader, write).await;
         }
     }
 }

@@ -623,6 +623,10 @@ impl SessionActor {
         settings: Arc<Settings>,
         agent_env: Vec<(String, String)>,
     ) -> String {
+        // Only workspaces that have used Codex are warmed: the hook runs for
+        // every Claude session anywhere, and an agent is a node process.
+        let record = self.context.pairings.get(&self.workspace);
+        let used = record.codex_session_id.is_some() || !record.pairs.is_empty() || self.last_settings.is_some();
         let action = match source {
             SessionSource::Compact => {
                 if claude.is_some() {
@@ -647,8 +651,10 @@ impl SessionActor {
                 self.claude_session_id = claude;
                 match paired {
                     Some(codex) => {
-                        let current = self.session.as_ref().map(|session| session.id.as_str());
-                        if current == Some(codex.as_str()) {
+                        let open = self.session.as_ref().is_some_and(|session| session.id == codex);
+                        if open {
+                            // Whatever switch was waiting is moot now.
+                            self.deferred_target = None;
                             format!("kept Codex session {codex}, paired with the resumed Claude session")
                         } else {
                             let action =
@@ -664,7 +670,20 @@ impl SessionActor {
                 }
             }
         };
-        self.warm(settings, agent_env);
+        // Saved now, so a daemon that stops before the new session opens
+        // does not restore the old one.
+        let next = match &self.deferred_target {
+            Some(target) => target.clone(),
+            None => self
+                .session
+                .as_ref()
+                .map(|session| session.id.clone())
+                .or_else(|| self.resume_id.clone()),
+        };
+        self.remember(next.as_deref());
+        if used {
+            self.warm(settings, agent_env);
+        }
         action
     }
 
@@ -700,13 +719,6 @@ impl SessionActor {
     /// Starts codex-acp and opens the target session with no turn waiting.
     fn warm(&mut self, settings: Arc<Settings>, agent_env: Vec<(String, String)>) {
         if self.turn.is_some() || self.starting || self.session.is_some() {
-            return;
-        }
-        // Only workspaces that have used Codex: the hook runs for every
-        // Claude session anywhere, and an agent is a node process.
-        let record = self.context.pairings.get(&self.workspace);
-        let used = record.codex_session_id.is_some() || !record.pairs.is_empty() || self.last_settings.is_some();
-        if !used {
             return;
         }
         // Start it as the MCP client last did (its credentials may live in
