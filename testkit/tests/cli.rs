@@ -964,7 +964,11 @@ async fn r4_stop_signals_a_daemon_that_does_not_answer() {
     // A process named codex-fusiond (a script of that name) is.
     let fake = env.dir("fake-daemon").join("codex-fusiond");
     write_script(&fake, "#!/bin/sh\nwhile :; do sleep 1; done\n");
+    // Its `sleep` outlives a SIGTERM by up to a second: keep it off the
+    // test's output.
     let mut daemon = tokio::process::Command::new(&fake)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
         .kill_on_drop(true)
         .spawn()
         .expect("spawn the fake daemon");
