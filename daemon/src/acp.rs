@@ -363,6 +363,9 @@ pub fn failure_in_text(text: &str) -> Option<AgentFailure> {
 /// Our view of a tool call, merged from `tool_call` and `tool_call_update`.
 #[derive(Debug, Clone, Default)]
 pub struct ToolCallInfo {
+    /// Its locations that resolve outside the workspace (judged once, when
+    /// the call is announced).
+    pub outside: Vec<String>,
     pub kind: Option<ToolKind>,
     pub title: Option<String>,
     pub status: Option<String>,
@@ -378,6 +381,7 @@ impl ToolCallInfo {
             status: Some(format!("{:?}", call.status).to_ascii_lowercase()),
             locations: locations(&call.locations),
             raw_input: call.raw_input.clone(),
+            outside: Vec::new(),
         }
     }
 

@@ -64,11 +64,9 @@ pub enum StopMode {
 
 /// A running codex-acp child with its ACP connection.
 pub struct Agent {
-    pub generation: u64,
     pub pid: Option<u32>,
     pub command: String,
     pub connection: ConnectionTo<AcpPeer>,
-    pub stderr: StderrTail,
     stop: CancellationToken,
     stop_mode: Arc<Mutex<StopMode>>,
     /// Set to the reason once the child is gone and reaped.
@@ -212,11 +210,9 @@ impl Agent {
             }
         };
         Ok(Agent {
-            generation,
             pid,
             command: command.display.clone(),
             connection,
-            stderr: stderr_tail,
             stop,
             stop_mode,
             exited,

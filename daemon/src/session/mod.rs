@@ -167,6 +167,7 @@ impl SessionHandle {
             last_agent_env: Vec::new(),
             sticky_choice: ModelChoice::default(),
             idle_since: Instant::now(),
+            lost_pause: None,
             agent_env: Vec::new(),
             pending_agent_env: Vec::new(),
             pending_note: None,
@@ -376,6 +377,8 @@ struct SessionActor {
     sticky_choice: ModelChoice,
     /// Since when the agent has had nothing to do.
     idle_since: Instant,
+    /// Why the last pause ended without a `permit`, told to the next one.
+    lost_pause: Option<String>,
     /// The forwarded variables the live agent was started with (sorted),
     /// and those of the start in flight.
     agent_env: Vec<(String, String)>,
@@ -460,9 +463,14 @@ impl SessionActor {
 
     fn on_permit(&mut self, decision: PermitDecision, note: Option<String>, waiter: Waiter) {
         let Some(turn) = self.turn.as_mut().filter(|turn| turn.pending.is_some()) else {
-            waiter.send(TurnOutcome::Refused(
-                "Nothing is waiting for permission in this workspace: no Codex turn is paused. Start one with consult, review_plan, review_diff, brainstorm, explore or reply.".into(),
-            ));
+            let why = self
+                .lost_pause
+                .take()
+                .map(|lost| format!(" ({lost})"))
+                .unwrap_or_default();
+            waiter.send(TurnOutcome::Refused(format!(
+                "Nothing is waiting for permission in this workspace: no Codex turn is paused{why}. Start one with consult, review_plan, review_diff, brainstorm, explore or reply."
+            )));
             return;
         };
         let pending = turn.pending.take().expect("checked above");
@@ -521,17 +529,7 @@ impl SessionActor {
 
     fn reset(&mut self) -> bool {
         let had_session = self.session.is_some() || self.turn.is_some() || self.resume_id.is_some();
-        if let Some(mut turn) = self.turn.take() {
-            if let Some(pending) = turn.pending.take() {
-                let _ = pending
-                    .responder
-                    .respond(RequestPermissionResponse::new(RequestPermissionOutcome::Cancelled));
-            }
-            if let Some(waiter) = turn.waiter.take() {
-                waiter.send(TurnOutcome::Failed(
-                    "Codex's session for this workspace was reset while this turn ran; the turn was dropped".into(),
-                ));
-            }
+        if self.drop_turn("Codex's session for this workspace was reset while this turn ran; the turn was dropped") {
             // The agent may still be busy with the old turn; only a fresh
             // process guarantees nothing of it leaks into the next one. A
             // deliberate stop is not an error worth showing in `status`.
@@ -543,6 +541,21 @@ impl SessionActor {
         self.remember(None);
         tracing::info!(had_session, "session reset");
         had_session
+    }
+
+    /// Ends the running turn without an answer: its caller (if any) gets
+    /// `why`, open permissions are answered `cancelled`, and a pause nobody
+    /// resolved is remembered for the next `permit`. `false` if none ran.
+    fn drop_turn(&mut self, why: &str) -> bool {
+        let Some(mut turn) = self.turn.take() else { return false };
+        if let Some(pending) = &turn.pending {
+            self.lost_pause = Some(format!("the paused turn ({}) ended: {why}", pending.request.title));
+        }
+        turn.answer_open_permissions();
+        if let Some(waiter) = turn.waiter.take() {
+            waiter.send(TurnOutcome::Failed(why.to_owned()));
+        }
+        true
     }
 
     fn status(&self) -> WorkspaceStatus {
@@ -740,16 +753,7 @@ impl SessionActor {
         for request in self.queue.drain(..) {
             request.waiter.send(TurnOutcome::Failed(MESSAGE.into()));
         }
-        if let Some(mut turn) = self.turn.take() {
-            if let Some(pending) = turn.pending.take() {
-                let _ = pending
-                    .responder
-                    .respond(RequestPermissionResponse::new(RequestPermissionOutcome::Cancelled));
-            }
-            if let Some(waiter) = turn.waiter.take() {
-                waiter.send(TurnOutcome::Failed(MESSAGE.into()));
-            }
-        }
+        self.drop_turn(MESSAGE);
         if let Some(agent) = self.agent.take() {
             agent.stop(StopMode::Graceful);
         }

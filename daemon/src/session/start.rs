@@ -77,10 +77,7 @@ impl SessionActor {
                     api_key,
                 })),
                 Ok(Err(failure)) => Err(explain_start_failure(&agent, failure).await),
-                Err(_) => Err(AgentFailure::Other(format!(
-                    "codex-acp did not finish starting within {} s (initialize and session setup); it was stopped and the next call tries again (CODEX_FUSION_STARTUP_TIMEOUT_MS raises the limit)",
-                    settings.startup_timeout.as_secs()
-                ))),
+                Err(_) => Err(too_slow(settings.startup_timeout)),
             }
         };
         self.context.tasks.spawn(
@@ -122,10 +119,7 @@ impl SessionActor {
                         api_key,
                     })),
                     Ok(Err(failure)) => Err(failure),
-                    Err(_) => Err(AgentFailure::Other(format!(
-                        "codex-acp did not open a session within {} s; it was stopped and the next call tries again",
-                        timeout.as_secs()
-                    ))),
+                    Err(_) => Err(too_slow(timeout)),
                 };
                 let _ = internal.send(Internal::Started { generation, result });
             }
@@ -220,4 +214,12 @@ async fn explain_start_failure(agent: &Agent, failure: AgentFailure) -> AgentFai
         Some(reason) => AgentFailure::Other(format!("codex-acp exited while starting: {reason}")),
         None => failure,
     }
+}
+
+/// A start (spawn, initialize, session setup) that took longer than allowed.
+fn too_slow(limit: Duration) -> AgentFailure {
+    AgentFailure::Other(format!(
+        "codex-acp did not finish starting within {} s (initialize and session setup); it was stopped and the next call tries again (CODEX_FUSION_STARTUP_TIMEOUT_MS raises the limit)",
+        limit.as_secs()
+    ))
 }

@@ -68,12 +68,12 @@ impl SessionActor {
                 }
             }
             SessionUpdate::ToolCall(call) => {
-                let info = ToolCallInfo::from_call(&call);
-                let outside = outside_paths(&self.workspace, &info);
+                let mut info = ToolCallInfo::from_call(&call);
+                info.outside = outside_paths(&self.workspace, &info);
                 let mut line = info.activity();
-                if !outside.is_empty() && matches!(info.kind, Some(ToolKind::Read | ToolKind::Search)) {
-                    tracing::warn!(paths = ?outside, title = ?info.title, "Codex read outside the workspace without asking");
-                    line = format!("{line} (outside the workspace: {})", outside.join(", "));
+                if !info.outside.is_empty() && matches!(info.kind, Some(ToolKind::Read | ToolKind::Search)) {
+                    tracing::warn!(paths = ?info.outside, title = ?info.title, "Codex read outside the workspace without asking");
+                    line = format!("{line} (outside the workspace: {})", info.outside.join(", "));
                 }
                 progress.activity(&line);
                 turn.tool_calls.insert(call.tool_call_id.to_string(), info);
@@ -335,6 +335,9 @@ impl SessionActor {
         let elapsed = turn.started.elapsed();
         self.last_used = Some(Instant::now());
         self.idle_since = Instant::now();
+        if let (Some(pending), Err((_, why))) = (&turn.pending, &outcome) {
+            self.lost_pause = Some(format!("the paused turn ({}) ended: {why}", pending.request.title));
+        }
         // A finished turn leaves no question open with the agent.
         turn.answer_open_permissions();
         let (stop_reason, result) = match outcome {
@@ -402,7 +405,7 @@ impl SessionActor {
                     title: info.title.clone().unwrap_or_default(),
                     status: info.status.clone(),
                     locations: info.locations.iter().map(|path| path.display().to_string()).collect(),
-                    outside_workspace: !outside_paths(&self.workspace, info).is_empty(),
+                    outside_workspace: !info.outside.is_empty(),
                 })
                 .collect();
             turnlog::append(path, &record);
