@@ -644,7 +644,10 @@ mod tests {
         assert!(busy.expect("server error").to_string().contains("call again"));
         assert_eq!(failure_in_text("Looks fine to me.\nVERDICT: CONSENSUS — ok"), None);
         assert_eq!(failure_in_text(&"429 ".repeat(400)), None, "long answers are answers");
-        assert_eq!(failure_in_text("HTTP 401 means unauthorized; 429 means slow down."), None);
+        assert_eq!(
+            failure_in_text("HTTP 401 means unauthorized; 429 means slow down."),
+            None
+        );
     }
 
     #[test]

@@ -12,9 +12,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::confine::ConfinementCache;
-use codex_fusion_protocol::pairing::PairingStore;
 use crate::session::{SessionContext, SessionHandle};
 use crate::turn::CallId;
+use codex_fusion_protocol::pairing::PairingStore;
 
 /// What every connection shares.
 pub struct Daemon {

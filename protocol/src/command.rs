@@ -84,24 +84,31 @@ fn is_env_name(name: &str) -> bool {
         && chars.all(|rest| rest.is_ascii_alphanumeric() || rest == '_')
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn splits_like_a_shell_with_leading_env() {
-        let command = AcpCommand::parse(r#"FOO=1 BAR="a b" npx -y '@agentclientprotocol/codex-acp' --flag"#)
-            .expect("parses");
+        let command =
+            AcpCommand::parse(r#"FOO=1 BAR="a b" npx -y '@agentclientprotocol/codex-acp' --flag"#).expect("parses");
         assert_eq!(command.program, "npx");
         assert_eq!(command.args, ["-y", "@agentclientprotocol/codex-acp", "--flag"]);
         assert_eq!(
             command.env,
-            [("FOO".to_string(), "1".to_string()), ("BAR".to_string(), "a b".to_string())]
+            [
+                ("FOO".to_string(), "1".to_string()),
+                ("BAR".to_string(), "a b".to_string())
+            ]
         );
         assert!(AcpCommand::parse("FOO=1").is_err());
         let error = AcpCommand::parse("'unbalanced").expect_err("unbalanced");
-        assert!(error.to_string().starts_with("CODEX_FUSION_ACP_COMMAND: unbalanced quotes"), "{error}");
+        assert!(
+            error
+                .to_string()
+                .starts_with("CODEX_FUSION_ACP_COMMAND: unbalanced quotes"),
+            "{error}"
+        );
         // The values of environment words never show in messages or logs.
         let command = AcpCommand::parse("OPENAI_API_KEY=sk-secret codex-acp --x").expect("parses");
         assert_eq!(command.display, "OPENAI_API_KEY=… codex-acp --x");

@@ -151,7 +151,10 @@ impl PairingStore {
         }
         if let Some(path) = &self.path {
             save(path, &file).map_err(|error| {
-                format!("cannot save {} ({error}); pairings are kept in memory only", path.display())
+                format!(
+                    "cannot save {} ({error}); pairings are kept in memory only",
+                    path.display()
+                )
             })?;
         }
         Ok(())
@@ -205,8 +208,12 @@ mod tests {
         let temp = tempfile::tempdir().expect("tempdir");
         let workspace = Path::new("/w");
         let (store, _) = PairingStore::load(temp.path());
-        store.set_current(workspace, Some("codex-1"), Some("claude-a")).expect("saved");
-        store.set_current(workspace, Some("codex-2"), Some("claude-b")).expect("saved");
+        store
+            .set_current(workspace, Some("codex-1"), Some("claude-a"))
+            .expect("saved");
+        store
+            .set_current(workspace, Some("codex-2"), Some("claude-b"))
+            .expect("saved");
         let (reloaded, _) = PairingStore::load(temp.path());
         let record = reloaded.get(workspace);
         assert_eq!(record.codex_session_id.as_deref(), Some("codex-2"));
@@ -234,10 +241,15 @@ mod tests {
         assert_eq!(store.get(Path::new("/w")), WorkspaceRecord::default());
         assert!(problem.expect("reported").contains("version 99"));
         // And it is replaced by a good one on the next change.
-        store.set_current(Path::new("/w"), Some("codex-1"), None).expect("saved");
+        store
+            .set_current(Path::new("/w"), Some("codex-1"), None)
+            .expect("saved");
         let (reloaded, problem) = PairingStore::load(temp.path());
         assert_eq!(problem, None);
-        assert_eq!(reloaded.get(Path::new("/w")).codex_session_id.as_deref(), Some("codex-1"));
+        assert_eq!(
+            reloaded.get(Path::new("/w")).codex_session_id.as_deref(),
+            Some("codex-1")
+        );
     }
 
     #[test]

@@ -916,10 +916,16 @@ async fn r3_a_daemon_too_slow_for_the_hook_still_gets_its_session_start() {
     // left before the reply: Claude's /clear is not lost.
     let deadline = Instant::now() + Duration::from_secs(10);
     while env.workspace_status().await.claude_session_id.as_deref() != Some("claude-late") {
-        assert!(Instant::now() < deadline, "the delivered SessionStart was never applied");
+        assert!(
+            Instant::now() < deadline,
+            "the delivered SessionStart was never applied"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert_eq!(prompts_seen(&client.text("consult", consult("after the clear")).await), 1);
+    assert_eq!(
+        prompts_seen(&client.text("consult", consult("after the clear")).await),
+        1
+    );
     client.close().await;
 }
 

@@ -165,7 +165,11 @@ async fn startup_warms_the_agent_of_a_workspace_that_used_codex() {
     let client = Client::start(&env, &[]).await;
     let text = client.text("consult", consult("first")).await;
     assert_eq!(prompts_seen(&text), 1, "a fresh session for the new Claude session");
-    assert_eq!(env.workspace_status().await.session_id, Some(warmed), "the warmed session answered");
+    assert_eq!(
+        env.workspace_status().await.session_id,
+        Some(warmed),
+        "the warmed session answered"
+    );
     client.close().await;
 }
 

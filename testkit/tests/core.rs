@@ -539,10 +539,15 @@ async fn the_turn_log_records_guardian_decisions_and_the_answer() {
 async fn permit_after_the_paused_turn_was_dropped_says_why() {
     let env = TestEnv::new();
     let client = Client::start(&env, &[]).await;
-    let text = client.text("consult", consult("fake:permission:execute:never.txt")).await;
+    let text = client
+        .text("consult", consult("fake:permission:execute:never.txt"))
+        .await;
     assert!(text.starts_with("🔐 Codex paused"), "{text}");
     client.text("reset", json!({})).await;
-    let result = client.call("permit", json!({"decision": "allow"})).await.expect("answered");
+    let result = client
+        .call("permit", json!({"decision": "allow"}))
+        .await
+        .expect("answered");
     let text = result_text(&result);
     assert_eq!(result.is_error, Some(true), "{text}");
     assert!(text.contains("Nothing is waiting for permission"), "{text}");

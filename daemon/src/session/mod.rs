@@ -21,10 +21,9 @@ use std::time::{Duration, Instant, SystemTime};
 
 use agent_client_protocol::v1::Responder;
 use agent_client_protocol::v1::schema::{
-    SessionConfigOption,
     CancelNotification, ContentBlock, PromptRequest, PromptResponse, RequestPermissionOutcome,
-    RequestPermissionRequest, RequestPermissionResponse, SelectedPermissionOutcome, SessionUpdate, StopReason,
-    TextContent, ToolKind,
+    RequestPermissionRequest, RequestPermissionResponse, SelectedPermissionOutcome, SessionConfigOption, SessionUpdate,
+    StopReason, TextContent, ToolKind,
 };
 use codex_fusion_protocol::control::{GuardianFlags, UsageTotals, WorkspaceStatus};
 use tokio::sync::{mpsc, oneshot};
@@ -38,7 +37,6 @@ use crate::config::Settings;
 use crate::confine::ConfinementCache;
 use crate::guardian::{self, Decision, PermissionRequest};
 use crate::models::ModelOptions;
-use codex_fusion_protocol::pairing::PairingStore;
 use crate::progress;
 use crate::prompts::{self, Verdict};
 use crate::tools::ModelChoice;
@@ -46,6 +44,7 @@ use crate::tools::PermitDecision;
 use crate::turn::{Answer, CallId, Pause, TurnOutcome, TurnUsage, Waiter};
 use crate::turnlog::{self, GuardianEntry, ToolCallEntry, TurnRecord};
 use codex_fusion_protocol::control::SessionSource;
+use codex_fusion_protocol::pairing::PairingStore;
 
 /// After `session/cancel`, how long Codex gets to stop before its process
 /// group is killed and the agent respawned.
@@ -77,7 +76,9 @@ pub enum Command {
     /// The client cancelled call `call` (or went away). If that call had
     /// just been handed a pause, the client never saw it, and the paused
     /// turn is cancelled instead of waiting for a `permit` nobody will send.
-    Cancel { call: CallId },
+    Cancel {
+        call: CallId,
+    },
     /// Drop the Codex session; the reply says whether there was one.
     Reset {
         reply: oneshot::Sender<bool>,

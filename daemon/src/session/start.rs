@@ -3,8 +3,8 @@
 //! `session/new` or `session/load`, setting the mode) runs in a task; the
 //! actor stays responsive and learns the outcome as [`Internal::Started`].
 
-use super::*;
 use super::turns;
+use super::*;
 use crate::acp::{API_KEY_VARS, READ_ONLY_MODE};
 use crate::confine::PROFILE_MODE;
 

@@ -498,7 +498,9 @@ impl SessionActor {
             if let Some(target) = self.deferred_target.take() {
                 self.retarget(target);
             }
-            let Some(request) = self.queue.pop_front() else { return false };
+            let Some(request) = self.queue.pop_front() else {
+                return false;
+            };
             if request.waiter.reply.is_closed() {
                 return true;
             }
