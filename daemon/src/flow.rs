@@ -96,10 +96,10 @@ where
     async fn receive(&mut self) -> Option<RxJsonRpcMessage<RoleServer>> {
         loop {
             // A waiting request goes first, in order, once a permit is free.
-            if !self.waiting.is_empty() {
-                if let Ok(permit) = self.permits.clone().try_acquire_owned() {
-                    return self.release(permit);
-                }
+            if !self.waiting.is_empty()
+                && let Ok(permit) = self.permits.clone().try_acquire_owned()
+            {
+                return self.release(permit);
             }
             let can_read = self.waiting.len() < MAX_WAITING;
             tokio::select! {
@@ -121,12 +121,12 @@ where
                     Some(JsonRpcMessage::Notification(notification)) => {
                         // A cancelled request gets no response: its permit is
                         // free, and if it is still waiting it never starts.
-                        if let ClientNotification::CancelledNotification(cancelled) = &notification.notification {
-                            if let Some(id) = &cancelled.params.request_id {
-                                lock(&self.held).remove(id);
-                                self.waiting
-                                    .retain(|waiting| !matches!(waiting, JsonRpcMessage::Request(request) if &request.id == id));
-                            }
+                        if let ClientNotification::CancelledNotification(cancelled) = &notification.notification
+                            && let Some(id) = &cancelled.params.request_id
+                        {
+                            lock(&self.held).remove(id);
+                            self.waiting
+                                .retain(|waiting| !matches!(waiting, JsonRpcMessage::Request(request) if &request.id == id));
                         }
                         return Some(JsonRpcMessage::Notification(notification));
                     }

@@ -445,15 +445,15 @@ proptest! {
     #[test]
     fn a_delete_that_removes_anything_outside_is_never_allowed(case in case()) {
         let policy = Policy { allow_writes: true, ..Policy::default() };
-        if let Some((resolved, removed)) = remove_for_real(&case, Removal::Delete) {
-            if !removed.is_empty() {
-                let decision = guardian::decide(&request(ActionKind::Delete, vec![resolved.clone()]), &policy);
-                prop_assert_ne!(
-                    decision, Decision::Allow,
-                    "deleting {:?} removed {:?} outside the workspace, yet was allowed ({:?})",
-                    case.raw(&Tree::new()), removed, resolved
-                );
-            }
+        if let Some((resolved, removed)) = remove_for_real(&case, Removal::Delete)
+            && !removed.is_empty()
+        {
+            let decision = guardian::decide(&request(ActionKind::Delete, vec![resolved.clone()]), &policy);
+            prop_assert_ne!(
+                decision, Decision::Allow,
+                "deleting {:?} removed {:?} outside the workspace, yet was allowed ({:?})",
+                case.raw(&Tree::new()), removed, resolved
+            );
         }
     }
 
@@ -462,15 +462,15 @@ proptest! {
     #[test]
     fn a_move_that_takes_anything_from_outside_is_never_allowed(case in case()) {
         let policy = Policy { allow_writes: true, ..Policy::default() };
-        if let Some((resolved, moved)) = remove_for_real(&case, Removal::Move) {
-            if !moved.is_empty() {
-                let decision = guardian::decide(&request(ActionKind::Move, vec![resolved.clone()]), &policy);
-                prop_assert_ne!(
-                    decision, Decision::Allow,
-                    "moving {:?} took {:?} from outside the workspace, yet was allowed ({:?})",
-                    case.raw(&Tree::new()), moved, resolved
-                );
-            }
+        if let Some((resolved, moved)) = remove_for_real(&case, Removal::Move)
+            && !moved.is_empty()
+        {
+            let decision = guardian::decide(&request(ActionKind::Move, vec![resolved.clone()]), &policy);
+            prop_assert_ne!(
+                decision, Decision::Allow,
+                "moving {:?} took {:?} from outside the workspace, yet was allowed ({:?})",
+                case.raw(&Tree::new()), moved, resolved
+            );
         }
     }
 }

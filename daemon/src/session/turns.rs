@@ -559,9 +559,9 @@ impl SessionActor {
         };
         let mut turn = self.turn.take().expect("checked above");
         let (wanted, changes) = match self.plan_choice(&session.models, &turn.choice) {
-            Ok((wanted, changes, note)) => {
-                turn.notes.extend(note);
-                (wanted, changes)
+            Ok(plan) => {
+                turn.notes.extend(plan.note);
+                (plan.wanted, plan.changes)
             }
             Err(message) => {
                 tracing::info!(%message, "refusing a model or effort the agent does not offer");
@@ -590,11 +590,7 @@ impl SessionActor {
     /// by name (the plan keeps it where the new model offers it). When the
     /// session's earlier choice is no longer offered (another agent after a
     /// restart), it is dropped with a note rather than failing every call.
-    fn plan_choice(
-        &self,
-        models: &crate::models::ModelOptions,
-        choice: &ModelChoice,
-    ) -> Result<(ModelChoice, Vec<(String, String)>, Option<String>), String> {
+    fn plan_choice(&self, models: &crate::models::ModelOptions, choice: &ModelChoice) -> Result<ChoicePlan, String> {
         let wanted = match &choice.model {
             Some(_) => choice.clone(),
             None => ModelChoice {
@@ -603,7 +599,11 @@ impl SessionActor {
             },
         };
         match crate::models::plan(models, &wanted) {
-            Ok(changes) => Ok((wanted, changes, None)),
+            Ok(changes) => Ok(ChoicePlan {
+                wanted,
+                changes,
+                note: None,
+            }),
             Err(_) if wanted != *choice => {
                 let changes = crate::models::plan(models, choice)?;
                 let note = format!(
@@ -614,7 +614,11 @@ impl SessionActor {
                         .collect::<Vec<_>>()
                         .join(", ")
                 );
-                Ok((choice.clone(), changes, Some(note)))
+                Ok(ChoicePlan {
+                    wanted: choice.clone(),
+                    changes,
+                    note: Some(note),
+                })
             }
             Err(message) => Err(message),
         }
@@ -680,4 +684,14 @@ pub(super) fn sorted(env: &[(String, String)]) -> Vec<(String, String)> {
     let mut env = env.to_vec();
     env.sort();
     env
+}
+
+/// What [`SessionActor::plan_choice`] settled for one turn.
+struct ChoicePlan {
+    /// The model and effort the turn runs with (committed once accepted).
+    wanted: ModelChoice,
+    /// `session/set_config_option` calls to make before the prompt.
+    changes: Vec<(String, String)>,
+    /// One line for the footer when an earlier choice had to be dropped.
+    note: Option<String>,
 }
