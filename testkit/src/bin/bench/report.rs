@@ -12,6 +12,9 @@ pub enum Verdict {
     Info,
     /// The figure could not be measured.
     Error,
+    /// The budget lies inside the measurement's 95% interval: this run
+    /// cannot tell whether it is met.
+    Unresolved,
 }
 
 impl Verdict {
@@ -25,6 +28,7 @@ impl Verdict {
             Verdict::Miss => "MISS",
             Verdict::Info => "info",
             Verdict::Error => "ERROR",
+            Verdict::Unresolved => "unresolved (budget inside the 95% interval)",
         }
     }
 }
@@ -64,6 +68,21 @@ impl Row {
 
     pub fn baseline(mut self, text: impl Into<String>) -> Row {
         self.baseline = text.into();
+        self
+    }
+
+    /// Judges an estimate known only within `(low, high)` against an upper
+    /// `limit`: met when the whole interval is under it, missed when the
+    /// whole interval is over it, unresolved otherwise.
+    pub fn budget_interval(mut self, budget: &'static str, (low, high): (f64, f64), limit: f64) -> Row {
+        self.budget = budget;
+        self.verdict = if high < limit {
+            Verdict::Pass
+        } else if low >= limit {
+            Verdict::Miss
+        } else {
+            Verdict::Unresolved
+        };
         self
     }
 
