@@ -26,9 +26,10 @@ pub const DEFAULT_TURN_TIMEOUT: Duration = Duration::from_millis(300_000);
 /// How long spawn + initialize + session setup may take before the start is
 /// abandoned (the next call retries). Generous: `npx` may unpack a package.
 pub const DEFAULT_STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
-/// Longest tool result, in characters. Claude Code caps a tool's output at
-/// 25 000 tokens (roughly 100 000 characters of English or code); 40 000
-/// keeps a result well under it and leaves room in Claude's context.
+/// Longest tool result, in characters, a character outside ASCII counting
+/// three (`render::cost`). Claude Code caps a tool's output at 25 000 tokens
+/// (roughly 100 000 characters of English or code); 40 000 keeps a result
+/// well under it, in any script, and leaves room in Claude's context.
 pub const DEFAULT_MAX_RESULT_CHARS: usize = 40_000;
 /// Below this a cut answer would be mostly notes.
 const MIN_RESULT_CHARS: usize = 1_000;

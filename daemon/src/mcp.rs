@@ -102,8 +102,10 @@ impl McpService {
                     allow_writes: self.settings.policy.allow_writes,
                     allow_commands: self.settings.policy.allow_commands,
                 };
-                Ok(CallToolResult::success(vec![ContentBlock::text(render::status(
-                    &daemon, &workspace,
+                let text = render::status(&daemon, &workspace);
+                Ok(CallToolResult::success(vec![ContentBlock::text(render::fit(
+                    text,
+                    self.settings.max_result_chars,
                 ))]))
             }
         }
@@ -157,21 +159,22 @@ impl McpService {
 }
 
 impl McpService {
+    /// The tool result of a turn; no result exceeds the result budget.
     fn result_of(&self, outcome: TurnOutcome) -> CallToolResult {
+        let limit = self.settings.max_result_chars;
         let text = match outcome {
             TurnOutcome::Answer(answer) => {
-                let limit = self.settings.max_result_chars;
                 let whole = render::answer(&answer);
-                if whole.chars().count() <= limit {
+                if render::cost(&whole) <= limit {
                     whole
                 } else {
                     let saved = save_full_answer(&self.daemon.state_dir, &answer.text);
                     render::answer_within(&answer, limit, saved.as_deref())
                 }
             }
-            TurnOutcome::Paused(pause) => render::pause(&pause),
+            TurnOutcome::Paused(pause) => render::fit(render::pause(&pause), limit),
             TurnOutcome::Failed(message) | TurnOutcome::Refused(message) | TurnOutcome::Invalid(message) => {
-                return CallToolResult::error(vec![ContentBlock::text(message)]);
+                return CallToolResult::error(vec![ContentBlock::text(render::fit(message, limit))]);
             }
         };
         CallToolResult::success(vec![ContentBlock::text(text)])

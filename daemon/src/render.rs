@@ -15,22 +15,66 @@ pub fn answer(answer: &Answer) -> String {
     format!("{}\n\n{}", answer.text.trim_end(), footer(answer))
 }
 
-/// Room kept for the cut notice, the verdict and the footer.
-const CUT_RESERVE: usize = 600;
+/// What a text costs against the result budget: one per ASCII character,
+/// three per other character. Claude's tokenizer gives English and code
+/// about four characters a token, but a CJK or Cyrillic character can take
+/// a token or more, so a budget in plain characters would let such an
+/// answer past Claude's token cap.
+pub fn cost(text: &str) -> usize {
+    text.chars().map(|c| if c.is_ascii() { 1 } else { 3 }).sum()
+}
 
-/// `answer` within `limit` characters. A longer text is cut at the last
-/// paragraph break that fits (else a line break, else a character), then
-/// one line says so and where the full text is (`saved`, if it could be
-/// saved), the verdict line is kept, and the footer names the file.
+/// The byte index where `text`'s first `budget` cost ends (on a character
+/// boundary).
+fn index_within(text: &str, budget: usize) -> usize {
+    let mut spent = 0;
+    for (index, c) in text.char_indices() {
+        spent += cost_of(c);
+        if spent > budget {
+            return index;
+        }
+    }
+    text.len()
+}
+
+fn cost_of(c: char) -> usize {
+    if c.is_ascii() { 1 } else { 3 }
+}
+
+/// `answer` within `limit` (as [`cost`] counts). A longer text is cut at the
+/// last paragraph break that fits (else a line break, else a character),
+/// then one line says so and where the full text is (`saved`, if it could
+/// be saved), the verdict line is kept, and the footer names the file.
 pub fn answer_within(answer: &Answer, limit: usize, saved: Option<&std::path::Path>) -> String {
     let text = answer.text.trim_end();
-    let total = text.chars().count();
     let whole = self::answer(answer);
-    if whole.chars().count() <= limit {
+    if cost(&whole) <= limit {
         return whole;
     }
-    let keep = limit.saturating_sub(CUT_RESERVE).max(1);
-    let byte_limit = text.char_indices().nth(keep).map_or(text.len(), |(index, _)| index);
+    let total = text.chars().count();
+    let where_ = match saved {
+        Some(path) => format!("the full answer is in {}", path.display()),
+        None => "the full answer could not be saved; ask Codex to continue with `reply`".to_owned(),
+    };
+    let notice = |shown: usize| {
+        format!("[… answer cut at {shown} of {total} characters to fit Claude's tool-output limit; {where_}]")
+    };
+    let mut trimmed = answer.clone();
+    if let Some(path) = saved {
+        trimmed.notes.push(format!("full answer: {}", path.display()));
+    }
+    let footer = footer(&trimmed);
+    let verdict_line = answer
+        .verdict
+        .as_ref()
+        .and_then(|_| text.lines().rev().map(str::trim).find(|line| !line.is_empty()))
+        // A verdict line too long to repeat is left in the saved file.
+        .filter(|line| cost(line) <= limit / 4);
+    // Everything after the kept text, at its longest (the notice's count can
+    // only be shorter than `total`): two blank-line breaks, the notice, the
+    // verdict line and the footer.
+    let reserve = 4 + cost(&notice(total)) + verdict_line.map_or(0, |line| cost(line) + 1) + cost(&footer);
+    let byte_limit = index_within(text, limit.saturating_sub(reserve));
     let head = &text[..byte_limit];
     let cut = head
         .rfind("\n\n")
@@ -38,28 +82,49 @@ pub fn answer_within(answer: &Answer, limit: usize, saved: Option<&std::path::Pa
         .filter(|index| *index > byte_limit / 2)
         .unwrap_or(byte_limit);
     let shown = text[..cut].trim_end();
-    let where_ = match saved {
-        Some(path) => format!("the full answer is in {}", path.display()),
-        None => "the full answer could not be saved; ask Codex to continue with `reply`".to_owned(),
-    };
-    let mut out = format!(
-        "{shown}\n\n[… answer cut at {} of {total} characters to fit Claude's tool-output limit; {where_}]",
-        shown.chars().count()
-    );
-    if let Some(verdict_line) = text.lines().rev().map(str::trim).find(|line| !line.is_empty())
-        && answer.verdict.is_some()
-        && !shown.ends_with(verdict_line)
+    let mut out = format!("{shown}\n\n{}", notice(shown.chars().count()));
+    if let Some(line) = verdict_line
+        && !shown.ends_with(line)
     {
         out.push('\n');
-        out.push_str(verdict_line);
-    }
-    let mut trimmed = answer.clone();
-    if let Some(path) = saved {
-        trimmed.notes.push(format!("full answer: {}", path.display()));
+        out.push_str(line);
     }
     out.push_str("\n\n");
-    out.push_str(&footer(&trimmed));
-    out
+    out.push_str(&footer);
+    // Only a footer longer than the whole budget (absurd notes) gets here.
+    fit(out, limit)
+}
+
+/// Any result text within `limit` (as [`cost`] counts): a longer one keeps
+/// its head and its last lines (where a pause says how to resume) and says
+/// how much was left out between them.
+pub fn fit(text: String, limit: usize) -> String {
+    if cost(&text) <= limit {
+        return text;
+    }
+    let tail_budget = limit / 4;
+    let tail_start = {
+        // The last `tail_budget` of cost, from a line start where possible.
+        let mut spent = 0;
+        let mut start = text.len();
+        for (index, c) in text.char_indices().rev() {
+            spent += cost_of(c);
+            if spent > tail_budget {
+                break;
+            }
+            start = index;
+        }
+        match text[start..].find('\n') {
+            Some(newline) if start + newline + 1 < text.len() => start + newline + 1,
+            _ => start,
+        }
+    };
+    let tail = &text[tail_start..];
+    let left_out = |head_end: usize| text[head_end..tail_start].chars().count();
+    let marker = |count: usize| format!("\n[… {count} characters left out to fit Claude's tool-output limit …]\n");
+    let head_budget = limit.saturating_sub(cost(tail) + cost(&marker(text.chars().count())));
+    let head_end = index_within(&text[..tail_start], head_budget);
+    format!("{}{}{tail}", &text[..head_end], marker(left_out(head_end)))
 }
 
 /// One line: latency, tokens, verdict, notes.
@@ -159,14 +224,19 @@ pub fn status(daemon: &DaemonStatus, workspace: &WorkspaceStatus) -> String {
     match &workspace.session_id {
         Some(id) => {
             let origin = workspace.session_origin.as_deref().unwrap_or("fresh");
-            let _ = writeln!(
-                text,
-                "session: {id} ({origin}, {} turns, last used {})",
-                workspace.turns,
-                workspace
-                    .last_used_secs_ago
-                    .map_or_else(|| "never".to_owned(), |secs| format!("{} ago", duration(secs)))
-            );
+            if origin == "to restore" {
+                let _ = writeln!(text, "session: {id} (to restore: the next call loads it)");
+            } else {
+                let _ = writeln!(
+                    text,
+                    "session: {id} ({origin}, {} turn{}, last used {})",
+                    workspace.turns,
+                    if workspace.turns == 1 { "" } else { "s" },
+                    workspace
+                        .last_used_secs_ago
+                        .map_or_else(|| "never".to_owned(), |secs| format!("{} ago", duration(secs)))
+                );
+            }
         }
         None => {
             let _ = writeln!(text, "session: none yet (the next call starts one)");
@@ -228,12 +298,12 @@ pub fn status(daemon: &DaemonStatus, workspace: &WorkspaceStatus) -> String {
     }
     let _ = writeln!(
         text,
-        "daemon: codex-fusiond {} (pid {}), up {}, {} workspaces, {} connections",
+        "daemon: codex-fusiond {} (pid {}), up {}, {}, {}",
         daemon.daemon_version,
         daemon.pid,
         duration(daemon.uptime_secs),
-        daemon.workspaces.len(),
-        daemon.connections
+        counted(daemon.workspaces.len() as u64, "workspace"),
+        counted(daemon.connections as u64, "connection")
     );
     if workspace.stderr_tail.is_empty() {
         text.push_str("recent codex-acp stderr: none");
@@ -252,6 +322,15 @@ fn on_off(on: bool) -> &'static str {
 }
 
 /// `1234567` as `1,234,567`.
+/// `1 turn`, `2 turns`.
+fn counted(count: u64, noun: &str) -> String {
+    if count == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{count} {noun}s")
+    }
+}
+
 pub fn thousands(value: u64) -> String {
     let digits = value.to_string();
     let mut out = String::new();
@@ -303,33 +382,43 @@ mod tests {
 
     #[test]
     fn a_long_answer_is_cut_at_a_paragraph_and_keeps_its_verdict() {
-        let paragraph = "word ".repeat(40).trim_end().to_owned();
-        let body = vec![paragraph; 60].join("\n\n");
+        // Paragraphs of uneven length, so that a plain character cut would
+        // land mid-paragraph.
+        let body = (0..60)
+            .map(|index| format!("paragraph {index}: {}end.", "word ".repeat(10 + index * 7 % 31)))
+            .collect::<Vec<_>>()
+            .join("\n\n");
         let text = format!("{body}\n\nVERDICT: OPEN — too long");
         let long = Answer {
             verdict: Verdict::parse(&text),
-            text,
+            text: text.clone(),
             elapsed: Duration::from_secs(1),
             usage: None,
             notes: vec![],
         };
         let path = std::path::Path::new("/state/answers/a.md");
-        let shown = answer_within(&long, 3000, Some(path));
-        assert!(shown.chars().count() <= 3000, "{} chars", shown.chars().count());
-        let (kept, rest) = shown.split_once("\n\n[… answer cut at ").expect("cut notice");
-        assert!(kept.ends_with("word"), "cut at a paragraph end");
-        assert!(rest.contains("the full answer is in /state/answers/a.md]"), "{rest}");
-        assert!(
-            rest.contains("\nVERDICT: OPEN — too long\n"),
-            "the verdict stays: {rest}"
-        );
-        assert!(
-            shown
-                .lines()
-                .last()
-                .expect("footer")
-                .contains("full answer: /state/answers/a.md")
-        );
+        for limit in [1000, 3000, 3001, 3017, 5000] {
+            let shown = answer_within(&long, limit, Some(path));
+            assert!(cost(&shown) <= limit, "{} over {limit}", cost(&shown));
+            let (kept, rest) = shown.split_once("\n\n[… answer cut at ").expect("cut notice");
+            assert!(
+                text.starts_with(kept) && text[kept.len()..].starts_with("\n\n"),
+                "cut exactly at a paragraph break: …{:?}",
+                &kept[kept.len().saturating_sub(30)..]
+            );
+            assert!(rest.contains("the full answer is in /state/answers/a.md]"), "{rest}");
+            assert!(
+                rest.contains("\nVERDICT: OPEN — too long\n"),
+                "the verdict stays: {rest}"
+            );
+            assert!(
+                shown
+                    .lines()
+                    .last()
+                    .expect("footer")
+                    .contains("full answer: /state/answers/a.md")
+            );
+        }
         // Short answers are untouched.
         let short = Answer {
             text: "ok".into(),
@@ -337,6 +426,45 @@ mod tests {
             ..long.clone()
         };
         assert_eq!(answer_within(&short, 3000, Some(path)), answer(&short));
+    }
+
+    #[test]
+    fn text_outside_ascii_costs_more_and_is_cut_sooner() {
+        assert_eq!(cost("abc"), 3);
+        assert_eq!(cost("日本"), 6);
+        let text = "日本語の段落です。".repeat(400);
+        let long = Answer {
+            text: format!("{text}\n\n{text}"),
+            verdict: None,
+            elapsed: Duration::from_secs(1),
+            usage: None,
+            notes: vec![],
+        };
+        let shown = answer_within(&long, 5000, None);
+        assert!(cost(&shown) <= 5000, "{}", cost(&shown));
+        assert!(
+            shown.chars().count() < 2000,
+            "{} characters kept",
+            shown.chars().count()
+        );
+    }
+
+    #[test]
+    fn any_result_fits_keeping_its_head_and_its_last_lines() {
+        let long = format!(
+            "🔐 Codex paused: it wants to run a command.\ncommand: {}\n\nCall `permit` to resume.",
+            "x".repeat(50_000)
+        );
+        let shown = fit(long.clone(), 2000);
+        assert!(cost(&shown) <= 2000, "{}", cost(&shown));
+        assert!(shown.starts_with("🔐 Codex paused: it wants to run a command.\ncommand: xxx"));
+        assert!(shown.ends_with("\n\nCall `permit` to resume."), "{shown}");
+        assert!(shown.contains("characters left out to fit Claude's tool-output limit"));
+        let short = "fine".to_owned();
+        assert_eq!(fit(short.clone(), 2000), short);
+        // A text without line breaks is cut anywhere, still within budget.
+        let flat = "é".repeat(10_000);
+        assert!(cost(&fit(flat, 1000)) <= 1000);
     }
 
     #[test]

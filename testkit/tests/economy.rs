@@ -70,7 +70,8 @@ async fn an_oversize_answer_is_cut_at_a_paragraph_and_saved_whole() {
     let text = client.text("consult", consult("fake:big:30000")).await;
     assert!(text.chars().count() <= 5000, "{} chars", text.chars().count());
     let (kept, rest) = text.split_once("\n\n[… answer cut at ").expect("a cut notice");
-    assert!(!kept.ends_with(' '), "cut at a paragraph, not mid-line");
+    // The saved file is checked below: the kept text is its prefix, cut
+    // exactly at a paragraph break.
     assert!(
         rest.contains("VERDICT: CONSENSUS — fake agrees"),
         "the verdict is kept: {rest}"
@@ -81,7 +82,28 @@ async fn an_oversize_answer_is_cut_at_a_paragraph_and_saved_whole() {
     assert!(path.starts_with(env.state_dir.to_str().expect("utf8")), "{path}");
     let full = std::fs::read_to_string(path).expect("the full answer");
     assert!(full.chars().count() > 30_000);
-    assert!(full.contains(kept.lines().next().expect("first line")));
+    assert!(
+        full.starts_with(kept) && full[kept.len()..].starts_with("\n\n"),
+        "cut exactly at a paragraph break"
+    );
+    client.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pause_quoting_a_huge_command_fits_the_budget_and_still_says_how_to_resume() {
+    let env = TestEnv::new();
+    let client = Client::start(&env, &[("CODEX_FUSION_MAX_RESULT_CHARS", "3000")]).await;
+    let target = "x".repeat(20_000);
+    let text = client
+        .text("consult", consult(&format!("fake:permission:execute:{target}")))
+        .await;
+    assert!(text.chars().count() <= 3000, "{} chars", text.chars().count());
+    assert!(text.starts_with("🔐 Codex paused"), "{text}");
+    assert!(text.contains("characters left out to fit Claude's tool-output limit"), "{text}");
+    assert!(text.ends_with("The turn waits for your decision."), "{text}");
+    // The pause is real and resumable.
+    let text = client.text("permit", json!({"decision": "deny"})).await;
+    assert!(text.contains("fake answer"), "{text}");
     client.close().await;
 }
 
