@@ -93,7 +93,8 @@ pub struct WorkspaceStatus {
     pub last_error: Option<String>,
     pub session_id: Option<String>,
     pub claude_session_id: Option<String>,
-    /// `fresh` or `loaded`.
+    /// `fresh` or `loaded`, or `to restore` for a session remembered from
+    /// before a restart that the next call will load.
     pub session_origin: Option<String>,
     /// Turns completed on the current Codex session.
     pub turns: u64,

@@ -246,6 +246,64 @@ async fn a_lost_session_is_announced_in_the_footer() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_that_cannot_load_starts_fresh_and_says_so() {
+    let env = TestEnv::new();
+    let client = Client::start(&env, &[]).await;
+    client.text("consult", consult("remember")).await;
+    client.close().await;
+    env.kill_daemon().await;
+    // The next daemon's agent does not advertise `loadSession`.
+    let command = env.fake_agent_command("--no-load");
+    let client = Client::start(&env, &[("CODEX_FUSION_ACP_COMMAND", &command)]).await;
+    let status = env.workspace_status().await;
+    assert_eq!(status.session_origin.as_deref(), Some("to restore"), "{status:?}");
+    let text = client.text("reply", json!({"message": "still there?"})).await;
+    assert_eq!(prompts_seen(&text), 1, "{text}");
+    let footer = text.lines().last().expect("footer");
+    assert!(
+        footer.contains("new Codex session: codex-acp cannot restore sessions; re-establish context"),
+        "{footer}"
+    );
+    assert_eq!(env.workspace_status().await.session_origin.as_deref(), Some("fresh"));
+    client.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_replayed_by_a_load_never_reaches_the_client() {
+    let env = TestEnv::new();
+    let client = Client::start(&env, &[]).await;
+    client.text("consult", consult("zebra-one fake:reason")).await;
+    client.text("reply", json!({"message": "zebra-two"})).await;
+    env.kill_daemon().await;
+    let handle = client
+        .start_call(
+            "reply",
+            json!({"message": "after the restart fake:reason fake:slow:300"}),
+        )
+        .await;
+    let token = codex_fusion_testkit::client::token_of(&handle);
+    let response = handle.await_response().await.expect("answered");
+    let text = codex_fusion_testkit::client::response_text(&response);
+    assert_eq!(prompts_seen(&text), 3, "restored: {text}");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let events = client.progress_for(&token);
+    assert!(!events.is_empty(), "the turn itself streamed");
+    // The fake replays both earlier prompts and answers as updates during
+    // `session/load`; none of it may show up as this call's progress.
+    let replayed: Vec<_> = events
+        .iter()
+        .filter(|event| {
+            event.message.contains("zebra")
+                || event.message.contains("prompts_seen=1")
+                || event.message.contains("prompts_seen=2")
+        })
+        .collect();
+    assert!(replayed.is_empty(), "history leaked into progress: {replayed:?}");
+    assert!(!text.contains("zebra"), "history leaked into the answer: {text}");
+    client.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_idle_agent_is_stopped_and_its_session_restored_on_the_next_call() {
     let mut env = TestEnv::new();
     env.set("CODEX_FUSION_AGENT_IDLE_SECS", "1");
@@ -260,6 +318,7 @@ async fn an_idle_agent_is_stopped_and_its_session_restored_on_the_next_call() {
     let status = env.workspace_status().await;
     assert_eq!(status.agent_pid, None, "{status:?}");
     assert!(status.session_id.is_some(), "the session is remembered: {status:?}");
+    assert_eq!(status.session_origin.as_deref(), Some("to restore"), "{status:?}");
     let text = client.text("reply", json!({"message": "two"})).await;
     assert_eq!(prompts_seen(&text), 2, "restored by load: {text}");
     client.close().await;

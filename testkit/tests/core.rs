@@ -146,39 +146,51 @@ async fn every_turn_tool_reaches_codex_with_its_own_prompt() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn progress_is_strictly_increasing_and_carries_reasoning() {
     let env = TestEnv::new();
-    let client = Client::start(&env, &[]).await;
-    let handle = client
-        .start_call("consult", consult("think first fake:reason fake:slow:400"))
+    // A raw client sees the lines in the order the shim wrote them, so the
+    // order is checked as it arrived, not after sorting.
+    let mut raw = RawClient::initialized(&env).await;
+    raw.send(json!({"jsonrpc":"2.0","id":3,"method":"tools/call","params":{
+        "name":"consult","arguments":{"question":"think first fake:reason fake:slow:400"},
+        "_meta":{"progressToken":"tok-3"}}}))
         .await;
-    let token = token_of(&handle);
-    let response = handle.await_response().await.expect("answered");
-    let text = response_text(&response);
-    assert!(text.contains("fake answer"), "{text}");
-    // Notifications may be handled out of order by the client; give the
-    // last ones a moment, then check the values the daemon assigned.
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    let mut raw: Vec<f64> = client
-        .all_progress()
-        .iter()
-        .filter(|event| event.token == token)
-        .map(|event| event.progress)
-        .collect();
-    raw.sort_by(f64::total_cmp);
-    assert!(raw.len() >= 3, "expected several progress notifications, got {raw:?}");
+    let mut progress = Vec::new();
+    let mut messages = Vec::new();
+    let response = loop {
+        let value = raw.next(Duration::from_secs(15)).await.expect("the turn answers");
+        if value["id"] == 3 {
+            break value;
+        }
+        if value["method"] == "notifications/progress" && value["params"]["progressToken"] == "tok-3" {
+            progress.push(value["params"]["progress"].as_f64().expect("a number"));
+            messages.push(value["params"]["message"].as_str().unwrap_or_default().to_owned());
+        }
+    };
+    let text = response["result"]["content"][0]["text"].as_str().unwrap_or_default();
+    assert!(text.contains("fake answer"), "{response}");
     assert!(
-        raw.windows(2).all(|pair| pair[0] < pair[1]),
-        "not strictly increasing: {raw:?}"
-    );
-    let events = client.progress_for(&token);
-    assert!(
-        events.iter().any(|event| event.message.starts_with("💭 ")),
-        "{events:?}"
+        progress.len() >= 3,
+        "expected several progress notifications, got {progress:?}"
     );
     assert!(
-        events.iter().any(|event| event.message.contains("streaming")),
-        "{events:?}"
+        progress.windows(2).all(|pair| pair[0] < pair[1]),
+        "not strictly increasing as received: {progress:?}"
     );
-    client.close().await;
+    assert!(
+        messages.iter().any(|message| message.starts_with("💭 ")),
+        "{messages:?}"
+    );
+    assert!(
+        messages.iter().any(|message| message.contains("streaming")),
+        "{messages:?}"
+    );
+    // Nothing for the request once its result is out.
+    let after = raw.drain(Duration::from_millis(500)).await;
+    assert!(
+        after
+            .iter()
+            .all(|value| value["id"] != 3 && value["params"]["progressToken"] != "tok-3"),
+        "{after:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -466,6 +478,57 @@ async fn two_calls_on_one_workspace_are_serialized() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_reports_every_field_the_spec_lists() {
+    let env = TestEnv::new();
+    let client = Client::start(&env, &[("CODEX_FUSION_ALLOW_COMMANDS", "yes")]).await;
+    let status = client.text("status", json!({})).await;
+    let workspace = env.workspace.canonicalize().expect("workspace");
+    assert!(
+        status.contains(&format!("workspace: {}\n", workspace.display())),
+        "{status}"
+    );
+    assert!(
+        status.contains("guardian: external reads ask, writes ask, commands allowed"),
+        "this connection's flags: {status}"
+    );
+    assert!(status.contains("session: none yet"), "{status}");
+    assert!(status.contains("pending permission: none"), "{status}");
+    assert!(status.contains("daemon: codex-fusiond "), "{status}");
+    assert!(status.contains(", up "), "uptime: {status}");
+    assert!(status.contains("recent codex-acp stderr: "), "{status}");
+    // After a turn: the session is live, with its pid and turn count.
+    client.text("consult", consult("hello")).await;
+    let status = client.text("status", json!({})).await;
+    assert!(status.contains("(fresh, 1 turn, last used"), "{status}");
+    assert!(status.contains("codex-acp: ") && status.contains("(pid "), "{status}");
+    // Another connection's flags are its own.
+    let other = Client::start(&env, &[("CODEX_FUSION_ALLOW_EXTERNAL_READS", "yes")]).await;
+    let status = other.text("status", json!({})).await;
+    assert!(
+        status.contains("guardian: external reads allowed, writes ask, commands ask"),
+        "{status}"
+    );
+    other.close().await;
+    client.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pause_outlives_the_idle_timeout() {
+    let env = TestEnv::new();
+    let client = Client::start(&env, &[("CODEX_FUSION_TURN_TIMEOUT_MS", "1000")]).await;
+    let text = client
+        .text("consult", consult("fake:permission:execute:late.txt"))
+        .await;
+    assert!(text.starts_with("🔐 Codex paused"), "{text}");
+    // Longer than the idle timeout: the wait for `permit` is not timed.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let text = client.text("permit", json!({"decision": "allow"})).await;
+    assert!(text.contains("ran touch late.txt"), "{text}");
+    assert!(env.workspace.join("late.txt").exists());
+    client.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nothing_reaches_the_client_after_a_cancel() {
     let env = TestEnv::new();
     let mut raw = RawClient::initialized(&env).await;
@@ -489,20 +552,38 @@ async fn nothing_reaches_the_client_after_a_cancel() {
         .filter(|value| value["id"] == 7 || value["params"]["progressToken"] == "tok-7")
         .collect();
     assert!(about_seven.is_empty(), "late messages after cancel: {about_seven:?}");
-    // The workspace is free again.
+    // The workspace is free again: a streaming turn with a token of its own.
     raw.send(json!({"jsonrpc":"2.0","id":8,"method":"tools/call","params":{
-        "name":"consult","arguments":{"question":"next"}}}))
+        "name":"consult","arguments":{"question":"next fake:reason fake:slow:500"},
+        "_meta":{"progressToken":"tok-8"}}}))
         .await;
-    let response = raw.response(8, Duration::from_secs(10)).await;
+    let mut streamed = 0;
+    let response = loop {
+        let value = raw.next(Duration::from_secs(10)).await.expect("the next turn answers");
+        if value["id"] == 8 {
+            break value;
+        }
+        if value["params"]["progressToken"] == "tok-8" {
+            streamed += 1;
+        }
+    };
     assert!(
         response["result"]["content"][0]["text"]
             .as_str()
             .unwrap_or_default()
-            .contains("fake answer")
+            .contains("fake answer"),
+        "{response}"
     );
-    // And after a final result, nothing more for that request either.
-    let after = raw.drain(Duration::from_millis(500)).await;
-    assert!(after.iter().all(|value| value["id"] != 8), "{after:?}");
+    assert!(streamed > 0, "the turn streamed before its result");
+    // And after a final result, nothing more for that request either: no
+    // second response, no progress on its token.
+    let after = raw.drain(Duration::from_millis(800)).await;
+    assert!(
+        after
+            .iter()
+            .all(|value| value["id"] != 8 && value["params"]["progressToken"] != "tok-8"),
+        "{after:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -578,7 +578,11 @@ impl SessionActor {
                 .map(|session| session.id.clone())
                 .or_else(|| self.resume_id.clone()),
             claude_session_id: self.claude_session_id.clone(),
-            session_origin: session.map(|session| if session.loaded { "loaded" } else { "fresh" }.to_owned()),
+            session_origin: match session {
+                Some(session) => Some(if session.loaded { "loaded" } else { "fresh" }.to_owned()),
+                // Remembered from before a restart; the next call loads it.
+                None => self.resume_id.as_ref().map(|_| "to restore".to_owned()),
+            },
             turns: session.map_or(0, |session| session.turns),
             running_turn: self
                 .turn
