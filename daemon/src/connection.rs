@@ -3,6 +3,7 @@
 
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use codex_fusion_protocol::control::{ControlRequest, ControlResponse};
 use codex_fusion_protocol::frame::{self, FrameError};
@@ -118,14 +119,37 @@ async fn serve_mcp(daemon: Arc<Daemon>, hello: Hello, reader: BufReader<OwnedRea
     match served {
         Ok(running) => {
             let cancel = running.cancellation_token();
+            let waiting = running.waiting();
+            tokio::pin!(waiting);
             tokio::select! {
-                quit = running.waiting() => tracing::info!(parent: &span, ?quit, "MCP client disconnected"),
-                _ = shutdown.cancelled() => cancel.cancel(),
+                quit = &mut waiting => tracing::info!(parent: &span, ?quit, "MCP client disconnected"),
+                _ = shutdown.cancelled() => {
+                    // Let the sessions answer this client's waiting calls
+                    // ("shutting down") and those answers be written, then
+                    // close.
+                    let stopped = daemon.sessions_stopped.clone();
+                    let written = async {
+                        stopped.cancelled().await;
+                        tokio::time::sleep(ANSWERS_WRITTEN).await;
+                    };
+                    tokio::select! {
+                        _ = written => {}
+                        _ = &mut waiting => return,
+                        _ = tokio::time::sleep(SESSIONS_STOP_WAIT) => {}
+                    }
+                    cancel.cancel();
+                }
             }
         }
         Err(error) => tracing::info!(parent: &span, %error, "MCP client left during initialize"),
     }
 }
+
+/// At shutdown, how long a connection waits for the sessions to stop
+/// before it closes anyway.
+const SESSIONS_STOP_WAIT: Duration = Duration::from_secs(5);
+/// And, once they have, how long their last answers get to be written.
+const ANSWERS_WRITTEN: Duration = Duration::from_millis(50);
 
 /// The hello's variables meant for codex-acp (credentials, Codex home).
 pub fn agent_env(hello: &Hello) -> Vec<(String, String)> {

@@ -26,6 +26,10 @@ pub struct Daemon {
     pub tasks: TaskTracker,
     /// Cancelled when the daemon stops; connections and sessions watch it.
     pub shutdown: CancellationToken,
+    /// Cancelled once every session has stopped and answered its waiting
+    /// calls: a connection stays open until then, so those answers ("the
+    /// daemon is shutting down") reach their callers.
+    pub sessions_stopped: CancellationToken,
     sessions: Mutex<HashMap<PathBuf, SessionHandle>>,
     session_context: Arc<SessionContext>,
     connections: AtomicUsize,
@@ -56,6 +60,7 @@ impl Daemon {
             state_dir,
             tasks,
             shutdown,
+            sessions_stopped: CancellationToken::new(),
             sessions: Mutex::new(HashMap::new()),
             session_context,
             connections: AtomicUsize::new(0),
@@ -124,6 +129,7 @@ impl Daemon {
     pub async fn stop_sessions(&self) {
         let sessions = self.all_sessions();
         futures::future::join_all(sessions.iter().map(|(_, handle)| handle.shutdown())).await;
+        self.sessions_stopped.cancel();
     }
 }
 

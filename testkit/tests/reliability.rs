@@ -394,6 +394,37 @@ async fn bad_input_mcp_message_over_its_limit_is_dropped_and_the_connection_live
     still_serves(&env).await;
 }
 
+/// The same limit met in the shim, as Claude would hit it: the shim answers
+/// the request itself (the daemon's MCP library would drop it without a
+/// word, leaving Claude waiting).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_a_request_over_the_limit_through_the_shim_is_answered_not_lost() {
+    let env = TestEnv::new();
+    let mut raw = RawClient::initialized(&env).await;
+    let limit = codex_fusion_protocol::limits::MCP_MAX_LINE_BYTES;
+    let request = json!({"jsonrpc":"2.0","id":42,"method":"tools/call","params":{
+        "name":"review_diff","arguments":{"diff": "+".repeat(limit)}}});
+    let mut line = serde_json::to_vec(&request).expect("json");
+    line.push(b'\n');
+    raw.send_bytes(&line).await;
+    let response = raw.response(42, Duration::from_secs(30)).await;
+    let message = response["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("message too large"), "{response}");
+    assert!(message.contains("16 MiB"), "names the limit: {message}");
+    // The same MCP session goes on.
+    raw.send(json!({"jsonrpc":"2.0","id":43,"method":"tools/call","params":{
+        "name":"consult","arguments":{"question":"after the big one"}}}))
+        .await;
+    let response = raw.response(43, Duration::from_secs(10)).await;
+    assert!(
+        response["result"]["content"][0]["text"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("fake answer"),
+        "{response}"
+    );
+}
+
 /// Invalid UTF-8 from the client, through the shim as Claude would send it:
 /// the line is ignored (rmcp treats unparsable input as noise), nothing
 /// crashes, and the next request on the same shim is answered.
@@ -1143,6 +1174,11 @@ async fn fault_sigterm_with_turns_running_leaves_no_orphans() {
     assert!(logs.contains("reason=\"SIGTERM\""), "the shutdown logs its reason");
     println!(
         "FIGURE SIGTERM with 4 turns running (and a grandchild ignoring SIGTERM): exited in {took:?}; callers saw {endings:?}"
+    );
+    // Every caller learns why its call ended.
+    assert!(
+        endings.iter().all(|ending| ending.contains("codex-fusiond is shutting down")),
+        "{endings:?}"
     );
 }
 
