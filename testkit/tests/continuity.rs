@@ -303,6 +303,31 @@ async fn history_replayed_by_a_load_never_reaches_the_client() {
     client.close().await;
 }
 
+/// The idle clock runs from the end of the last turn: a turn longer than the
+/// idle limit does not get its agent stopped the moment it ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_turn_longer_than_the_idle_limit_keeps_its_agent() {
+    let mut env = TestEnv::new();
+    env.set("CODEX_FUSION_AGENT_IDLE_SECS", "1");
+    let _daemon = env.start_daemon().await;
+    let client = Client::start(&env, &[]).await;
+    let text = client.text("consult", consult("long fake:slow:2500")).await;
+    assert_eq!(prompts_seen(&text), 1, "{text}");
+    let pid = env
+        .workspace_status()
+        .await
+        .agent_pid
+        .expect("the agent still runs right after its turn");
+    let text = client.text("reply", json!({"message": "right after"})).await;
+    assert_eq!(prompts_seen(&text), 2, "{text}");
+    assert_eq!(
+        env.workspace_status().await.agent_pid,
+        Some(pid),
+        "the same agent answered: it was not stopped as idle"
+    );
+    client.close().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_idle_agent_is_stopped_and_its_session_restored_on_the_next_call() {
     let mut env = TestEnv::new();

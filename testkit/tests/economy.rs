@@ -63,6 +63,40 @@ async fn unknown_model_or_effort_is_an_mcp_error_listing_the_valid_ones() {
     client.close().await;
 }
 
+/// A refused call in the queue does not stall the calls queued behind it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_call_in_the_queue_lets_the_next_one_run() {
+    let env = TestEnv::new();
+    let client = Client::start(&env, &[]).await;
+    let running = client.start_call("consult", consult("first fake:slow:800")).await;
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let refused = client
+        .start_call("consult", json!({"question": "q", "model": "gpt-9"}))
+        .await;
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    let behind = client.start_call("consult", consult("behind it")).await;
+    let within = std::time::Duration::from_secs(10);
+    let first = tokio::time::timeout(within, running.await_response()).await;
+    assert!(first.expect("the first call ends").is_ok());
+    let refusal = tokio::time::timeout(within, refused.await_response())
+        .await
+        .expect("the refused call is answered");
+    assert!(
+        refusal
+            .expect_err("an MCP error")
+            .to_string()
+            .contains("unknown model `gpt-9`"),
+        "the refusal names the model"
+    );
+    let answer = tokio::time::timeout(within, behind.await_response())
+        .await
+        .expect("the call queued behind the refused one runs")
+        .expect("answered");
+    let text = codex_fusion_testkit::client::response_text(&answer);
+    assert!(text.contains("prompts_seen=2"), "{text}");
+    client.close().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_oversize_answer_is_cut_at_a_paragraph_and_saved_whole() {
     let env = TestEnv::new();

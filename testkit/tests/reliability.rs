@@ -1177,7 +1177,9 @@ async fn fault_sigterm_with_turns_running_leaves_no_orphans() {
     );
     // Every caller learns why its call ended.
     assert!(
-        endings.iter().all(|ending| ending.contains("codex-fusiond is shutting down")),
+        endings
+            .iter()
+            .all(|ending| ending.contains("codex-fusiond is shutting down")),
         "{endings:?}"
     );
 }
