@@ -16,6 +16,9 @@ async fn model_and_effort_come_from_the_agent_and_stick_until_reset() {
     let client = Client::start(&env, &[]).await;
     let text = client.text("consult", json!({"question": "q", "effort": "low"})).await;
     assert!(text.contains("model=fake-large[low]"), "{text}");
+    let status = client.text("status", json!({})).await;
+    assert!(status.contains("model: fake-large, effort low\n"), "{status}");
+    assert!(status.contains("efforts offered: low, high\n"), "{status}");
     // No arguments: the choice sticks.
     let text = client.text("reply", json!({"message": "and?"})).await;
     assert!(text.contains("model=fake-large[low]"), "{text}");
