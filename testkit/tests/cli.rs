@@ -340,6 +340,72 @@ async fn ask_stops_at_a_permission_pause_without_a_terminal_and_permit_resumes_i
     assert!(made.exists());
 }
 
+/// On a terminal (a pseudo-terminal made by util-linux `script`): the
+/// spinner shows the turn's reasoning on stderr, a `🔐` pause asks allow or
+/// deny and a note, and the answer follows in the same run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ask_on_a_terminal_spins_and_asks_at_a_pause() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    if std::process::Command::new("script").arg("--version").output().is_err() {
+        panic!("this test needs util-linux `script` to make a pseudo-terminal");
+    }
+    let env = TestEnv::new();
+    let made = env.workspace.join("tty.txt");
+    let line = format!(
+        "{} ask consult 'think fake:reason fake:slow:1500 fake:permission:execute:tty.txt'",
+        codex_fusion_testkit::binary("codex-fusion").display()
+    );
+    let mut command = tokio::process::Command::new("script");
+    env.apply(&mut command);
+    command
+        .args(["-qfec", &line, "/dev/null"])
+        .env("TERM", "xterm")
+        .env("COLUMNS", "100")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true);
+    let mut child = command.spawn().expect("script runs");
+    let mut input = child.stdin.take().expect("stdin");
+    let mut output = child.stdout.take().expect("stdout");
+    let mut seen = Vec::new();
+    let mut read_until = async |needle: &str, seen: &mut Vec<u8>| {
+        let mut buffer = [0u8; 4096];
+        while !String::from_utf8_lossy(seen).contains(needle) {
+            let read = tokio::time::timeout(Duration::from_secs(20), output.read(&mut buffer))
+                .await
+                .unwrap_or_else(|_| panic!("no `{needle}` within 20 s: {}", String::from_utf8_lossy(seen)))
+                .expect("read the terminal");
+            assert!(
+                read > 0,
+                "the terminal closed before `{needle}`: {}",
+                String::from_utf8_lossy(seen)
+            );
+            seen.extend_from_slice(&buffer[..read]);
+        }
+    };
+    read_until("Allow Codex to do this?", &mut seen).await;
+    let before_pause = String::from_utf8_lossy(&seen).into_owned();
+    assert!(
+        before_pause.contains("💭"),
+        "the spinner showed the reasoning: {before_pause}"
+    );
+    assert!(before_pause.contains("🔐 Codex paused"), "{before_pause}");
+    assert!(!made.exists(), "nothing runs before the answer");
+    input.write_all(b"a\r").await.expect("answer");
+    read_until("Note for Codex", &mut seen).await;
+    input.write_all(b"\r").await.expect("no note");
+    read_until("prompts_seen=1", &mut seen).await;
+    let status = tokio::time::timeout(Duration::from_secs(20), child.wait())
+        .await
+        .expect("ask ends after the answer")
+        .expect("status");
+    let all = String::from_utf8_lossy(&seen).into_owned();
+    assert!(status.success(), "{status}: {all}");
+    assert!(all.contains("ran touch tty.txt"), "{all}");
+    assert!(made.exists(), "allowed on the terminal, the command ran");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ctrl_c_cancels_a_running_ask_and_frees_the_workspace() {
     let env = TestEnv::new();
