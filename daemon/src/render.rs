@@ -21,7 +21,7 @@ pub fn answer(answer: &Answer) -> String {
 /// a token or more, so a budget in plain characters would let such an
 /// answer past Claude's token cap.
 pub fn cost(text: &str) -> usize {
-    text.chars().map(|c| if c.is_ascii() { 1 } else { 3 }).sum()
+    text.chars().map(cost_of).sum()
 }
 
 /// The byte index where `text`'s first `budget` cost ends (on a character
