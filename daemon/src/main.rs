@@ -27,20 +27,8 @@ means another codex-fusiond already serves the socket.";
 const ALREADY_RUNNING: u8 = 3;
 
 fn main() -> ExitCode {
-    match std::env::args().nth(1).as_deref() {
-        Some("-h" | "--help") => {
-            println!("{HELP}");
-            return ExitCode::SUCCESS;
-        }
-        Some("-V" | "--version") => {
-            println!("codex-fusiond {}", codex_fusion_protocol::PACKAGE_VERSION);
-            return ExitCode::SUCCESS;
-        }
-        Some(other) => {
-            eprintln!("codex-fusiond: unexpected argument `{other}`; see `codex-fusiond --help`");
-            return ExitCode::from(2);
-        }
-        None => {}
+    if let Some(exit) = codex_fusion_protocol::flags::handle("codex-fusiond", HELP) {
+        return exit;
     }
     let options = match codex_fusiond::Options::from_env() {
         Ok(options) => options,

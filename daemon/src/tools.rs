@@ -47,8 +47,7 @@ pub struct ReviewPlanArgs {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReviewDiffArgs {
-    /// A unified diff to review. Leave out to let Codex inspect `git diff` itself
-    /// (it will ask permission to run it).
+    /// A unified diff to review. Leave out to let Codex inspect `git diff` itself.
     #[serde(default)]
     pub diff: Option<String>,
     /// Files or directories to focus on.

@@ -5,6 +5,7 @@
 
 pub mod command;
 pub mod control;
+pub mod flags;
 pub mod frame;
 pub mod hello;
 pub mod limits;

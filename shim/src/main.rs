@@ -25,20 +25,8 @@ ENVIRONMENT (forwarded to the daemon):
     OPENAI_API_KEY, CODEX_API_KEY, CODEX_HOME  passed on to codex-acp";
 
 fn main() -> ExitCode {
-    match std::env::args().nth(1).as_deref() {
-        Some("-h" | "--help") => {
-            println!("{HELP}");
-            return ExitCode::SUCCESS;
-        }
-        Some("-V" | "--version") => {
-            println!("codex-fusion-mcp {}", codex_fusion_protocol::PACKAGE_VERSION);
-            return ExitCode::SUCCESS;
-        }
-        Some(other) => {
-            eprintln!("codex-fusion-mcp: unexpected argument `{other}`; see `codex-fusion-mcp --help`");
-            return ExitCode::from(2);
-        }
-        None => {}
+    if let Some(exit) = codex_fusion_protocol::flags::handle("codex-fusion-mcp", HELP) {
+        return exit;
     }
     match codex_fusion_mcp::run() {
         Ok(()) => ExitCode::SUCCESS,
