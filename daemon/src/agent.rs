@@ -172,8 +172,10 @@ impl Agent {
         let incoming = agent_lines(BufReader::new(stdout), garbage_tx);
         let outgoing = futures::sink::unfold(stdin, |mut stdin, line: String| async move {
             use tokio::io::AsyncWriteExt;
-            stdin.write_all(line.as_bytes()).await?;
-            stdin.write_all(b"\n").await?;
+            // One write per message: the agent wakes once, to a whole line.
+            let mut bytes = line.into_bytes();
+            bytes.push(b'\n');
+            stdin.write_all(&bytes).await?;
             stdin.flush().await?;
             Ok::<_, std::io::Error>(stdin)
         });

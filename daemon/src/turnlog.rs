@@ -19,6 +19,11 @@ pub struct TurnRecord {
     pub turn: u64,
     pub session_id: Option<String>,
     pub duration_ms: u64,
+    /// How long codex-acp took to answer this turn's prompts (from sending
+    /// `session/prompt` to its response, pauses for permission included);
+    /// the rest of `duration_ms` is waiting for the session and
+    /// codex-fusion's own work. Fractional: it resolves microseconds.
+    pub agent_ms: f64,
     /// `end_turn`, `cancelled`, `failed`, `paused`, …
     pub stop_reason: String,
     pub usage: Option<TurnUsage>,

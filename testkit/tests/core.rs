@@ -595,8 +595,10 @@ async fn the_turn_log_records_guardian_decisions_and_the_answer() {
         .text("consult", consult("fake:permission:execute:logged.txt"))
         .await;
     client.text("permit", json!({"decision": "allow"})).await;
-    let records: Vec<Value> = std::fs::read_to_string(&log)
-        .expect("log written")
+    // The record is appended once the answer is on its way.
+    let read = || std::fs::read_to_string(&log).unwrap_or_default();
+    wait_until("the turn is logged", Duration::from_secs(5), || !read().is_empty()).await;
+    let records: Vec<Value> = read()
         .lines()
         .map(|line| serde_json::from_str(line).expect("json line"))
         .collect();
@@ -612,7 +614,14 @@ async fn the_turn_log_records_guardian_decisions_and_the_answer() {
             .contains("ran touch logged.txt")
     );
     assert_eq!(record["usage"]["output_tokens"], 20);
-    assert!(record["duration_ms"].as_u64().is_some());
+    // Codex's share of the turn: its prompt, which stayed open through the
+    // pause, within the whole turn.
+    let duration = record["duration_ms"].as_u64().expect("duration_ms") as f64;
+    let agent = record["agent_ms"].as_f64().expect("agent_ms");
+    assert!(
+        agent > 0.0 && agent <= duration + 1.0,
+        "agent_ms {agent} of duration_ms {duration}"
+    );
     client.close().await;
 }
 

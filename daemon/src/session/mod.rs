@@ -251,6 +251,8 @@ enum Internal {
         /// The session options after the turn's model/effort changes:
         /// `None` if setting them failed, `Some(None)` if nothing was set.
         applied: Option<Option<Vec<SessionConfigOption>>>,
+        /// From sending `session/prompt` to its response.
+        took: Duration,
     },
 }
 
@@ -773,7 +775,8 @@ impl SessionActor {
                 result,
                 exit,
                 applied,
-            } => self.on_prompt_done(generation, turn, result, exit, applied),
+                took,
+            } => self.on_prompt_done(generation, turn, result, exit, applied, took),
         }
     }
 }

@@ -231,6 +231,7 @@ impl SessionActor {
         result: Result<PromptResponse, agent_client_protocol::Error>,
         exit: Option<String>,
         applied: Option<Option<Vec<SessionConfigOption>>>,
+        took: Duration,
     ) {
         // The agent sends a turn's updates before its response, and
         // they are queued before the response reaches us; take them
@@ -242,6 +243,7 @@ impl SessionActor {
             return;
         }
         let mut turn = self.turn.take().expect("checked above");
+        turn.record.agent_ms += took.as_secs_f64() * 1e3;
         // The model and effort stick once the agent accepted them; its own
         // report of the options is the truth.
         if let Some(options) = applied {
@@ -378,6 +380,10 @@ impl SessionActor {
             elapsed_ms = elapsed.as_millis() as u64,
             "turn finished"
         );
+        // The caller gets its answer first; the debug log can wait.
+        if let Some(waiter) = turn.waiter.take() {
+            waiter.send(result);
+        }
         if let Some(path) = &turn.settings.log_path {
             let mut record = std::mem::take(&mut turn.record);
             record.finished_at = SystemTime::now()
@@ -409,9 +415,6 @@ impl SessionActor {
                 })
                 .collect();
             turnlog::append(path, &record);
-        }
-        if let Some(waiter) = turn.waiter.take() {
-            waiter.send(result);
         }
     }
 
@@ -645,11 +648,15 @@ impl SessionActor {
         // `$/cancel_request` to Codex.
         self.context.tasks.spawn(async move {
             // Model and effort first, so this prompt already uses them.
+            let mut took = Duration::ZERO;
             let (applied, result) = match crate::acp::set_options(&connection, &session_id, &changes).await {
                 Ok(options) => {
                     let request =
                         PromptRequest::new(session_id.clone(), vec![ContentBlock::Text(TextContent::new(text))]);
-                    (Some(options), connection.send_request(request).block_task().await)
+                    let sent = Instant::now();
+                    let response = connection.send_request(request).block_task().await;
+                    took = sent.elapsed();
+                    (Some(options), response)
                 }
                 Err(error) => (None, Err(error)),
             };
@@ -665,6 +672,7 @@ impl SessionActor {
                 result,
                 exit,
                 applied,
+                took,
             });
         });
         Ok(())
