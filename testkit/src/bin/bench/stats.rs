@@ -118,6 +118,22 @@ pub fn quantile_f64(values: &[f64], q: f64) -> f64 {
     sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
+/// A distribution-free 95% confidence interval for the median of `values`:
+/// the order statistics whose ranks bracket n/2 by 1.96·√n/2 (the normal
+/// approximation to the binomial), so no shape of the values is assumed.
+pub fn median_interval(values: &[f64]) -> (f64, f64) {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let n = sorted.len();
+    if n == 0 {
+        return (0.0, 0.0);
+    }
+    let half_width = 0.98 * (n as f64).sqrt();
+    let low = ((n as f64 / 2.0 - half_width).floor() as usize).clamp(1, n);
+    let high = ((n as f64 / 2.0 + 1.0 + half_width).ceil() as usize).clamp(1, n);
+    (sorted[low - 1], sorted[high - 1])
+}
+
 pub fn min_f64(values: &[f64]) -> f64 {
     values.iter().copied().fold(f64::INFINITY, f64::min)
 }
@@ -147,5 +163,15 @@ mod tests {
             "−20 µs"
         );
         assert_eq!(median_f64(&[3.0, 1.0, 2.0, 4.0]), 2.0);
+    }
+
+    #[test]
+    fn the_median_interval_brackets_the_median_by_the_binomial_ranks() {
+        // 100 values 1..=100: ranks 50 ± 9.8 → the 40th and 61st values.
+        let values: Vec<f64> = (1..=100).rev().map(f64::from).collect();
+        assert_eq!(median_interval(&values), (40.0, 61.0));
+        // Too few values to bracket anything: the extremes.
+        assert_eq!(median_interval(&[2.0, 1.0]), (1.0, 2.0));
+        assert_eq!(median_interval(&[]), (0.0, 0.0));
     }
 }
