@@ -30,11 +30,14 @@ use report::{Row, Verdict};
 const USAGE: &str = "bench — codex-fusion's performance figures (issue 7)
 
 USAGE:
-    bench [--quick] [--only LIST]
+    bench [--quick] [--only LIST] [--pairs N]
 
     --quick      few iterations per figure (seconds, not minutes); times are
                  not comparable with a full run
     --only LIST  comma-separated figures to run, e.g. `1,2,7` (default: all)
+    --pairs N    pairs of calls figure 7 times on each agent (default: 300,
+                 or 2 and 5 with --quick); more pairs narrow the end-to-end
+                 intervals, at about 0.13 s per pair
 
 Needs the daemon, shim, fake agent and model mock built next to it:
     cargo build --release --workspace --bins
@@ -47,6 +50,8 @@ pub const PRODUCTION_LOG: &str = "info,rmcp=warn,agent_client_protocol=warn";
 /// What a run was asked to do.
 pub struct Config {
     pub quick: bool,
+    /// `--pairs`: figure 7's pair count, instead of its default.
+    pub pairs: Option<usize>,
 }
 
 impl Config {
@@ -147,6 +152,7 @@ const FIGURES: &[Figure] = &[
 fn main() -> std::process::ExitCode {
     let mut quick = false;
     let mut only: Option<Vec<u8>> = None;
+    let mut pairs: Option<usize> = None;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -158,6 +164,16 @@ fn main() -> std::process::ExitCode {
                     Ok(figures) => only = Some(figures),
                     Err(_) => {
                         eprintln!("bench: --only expects figure numbers like `1,2,7`, got `{list}`");
+                        return std::process::ExitCode::from(2);
+                    }
+                }
+            }
+            "--pairs" => {
+                let count = args.next().unwrap_or_default();
+                match count.parse() {
+                    Ok(count) if count > 0 => pairs = Some(count),
+                    _ => {
+                        eprintln!("bench: --pairs expects a positive number of pairs, got `{count}`");
                         return std::process::ExitCode::from(2);
                     }
                 }
@@ -182,7 +198,7 @@ fn main() -> std::process::ExitCode {
         .build()
         .expect("a tokio runtime");
     let mut context = Context {
-        config: Config { quick },
+        config: Config { quick, pairs },
         shim_peaks: Vec::new(),
     };
     let started = Instant::now();

@@ -48,8 +48,8 @@ pub const ROWS: &[(&str, &str)] = &[
 ];
 
 pub fn run(context: &mut Context, runtime: &tokio::runtime::Runtime) -> anyhow::Result<Vec<Row>> {
-    let real_pairs = context.config.pick(300, 2);
-    let fake_pairs = context.config.pick(300, 5);
+    let real_pairs = context.config.pairs.unwrap_or(context.config.pick(300, 2));
+    let fake_pairs = context.config.pairs.unwrap_or(context.config.pick(300, 5));
     let warmups = context.config.pick(3, 1);
     let real = real_comparison(context, runtime, real_pairs, warmups)?;
     let fake = fake_comparison(context, runtime, fake_pairs, warmups)?;
@@ -232,8 +232,14 @@ struct Consulted {
     agent: Duration,
 }
 
+/// Pairs per session: Codex compacts a thread of some 500 turns, which
+/// would break the turn counts that prove every call is a real turn of
+/// the same session. Longer runs start both sessions afresh every batch.
+const PAIRS_PER_SESSION: usize = 300;
+
 /// Runs `pairs` interleaved calls: `QUESTION` as a consult through the
-/// daemon, and `prompt` straight to `agent`.
+/// daemon (which has answered one already), and `prompt` straight to
+/// `agent`, in batches of at most [`PAIRS_PER_SESSION`].
 #[allow(clippy::too_many_arguments)]
 fn compare(
     runtime: &tokio::runtime::Runtime,
@@ -251,49 +257,46 @@ fn compare(
     // The consult that started the session is logged too.
     daemon.log.next_agent_time()?;
     let daemon = Arc::new(Mutex::new(daemon));
-    // Both sessions answer the same number of turns before the timed pairs.
-    for index in 1..warmups {
-        daemon_consult(daemon.clone(), counter, index + 1)?;
+    let mut comparison = Comparison {
+        via_daemon: Samples::new(),
+        direct: Samples::new(),
+        differences: Vec::new(),
+        share: Vec::new(),
+        agent_differences: Vec::new(),
+        updates: 0,
+    };
+    let mut left = pairs;
+    let mut first = true;
+    while left > 0 {
+        let batch = left.min(PAIRS_PER_SESSION);
+        left -= batch;
+        if !std::mem::take(&mut first) {
+            fresh_daemon_session(&daemon, counter)?;
+        }
+        // Both sessions answer the same number of turns before the timed pairs.
+        for index in 1..warmups {
+            daemon_consult(daemon.clone(), counter, index + 1)?;
+        }
+        runtime.block_on(acp_direct::with_session(agent, setup, async |session| {
+            for index in 0..warmups {
+                direct_prompt(session, prompt, counter, index + 1).await?;
+            }
+            for index in 0..batch {
+                let turns = warmups + index + 1;
+                // Alternate which goes first, so neither always runs right
+                // after the other's turn.
+                let (consulted, direct_took) = if index % 2 == 0 {
+                    let consulted = daemon_consult_async(&daemon, counter, turns).await?;
+                    (consulted, direct_prompt(session, prompt, counter, turns).await?)
+                } else {
+                    let direct_took = direct_prompt(session, prompt, counter, turns).await?;
+                    (daemon_consult_async(&daemon, counter, turns).await?, direct_took)
+                };
+                comparison.push(consulted, direct_took);
+            }
+            Ok(())
+        }))?;
     }
-    let comparison = runtime.block_on(acp_direct::with_session(agent, setup, async |session| {
-        for index in 0..warmups {
-            direct_prompt(session, prompt, counter, index + 1).await?;
-        }
-        let mut comparison = Comparison {
-            via_daemon: Samples::new(),
-            direct: Samples::new(),
-            differences: Vec::new(),
-            share: Vec::new(),
-            agent_differences: Vec::new(),
-            updates: 0,
-        };
-        for index in 0..pairs {
-            let turns = warmups + index + 1;
-            // Alternate which goes first, so neither always runs right after
-            // the other's turn.
-            let (consulted, direct_took) = if index % 2 == 0 {
-                let consulted = daemon_consult_async(&daemon, counter, turns).await?;
-                (consulted, direct_prompt(session, prompt, counter, turns).await?)
-            } else {
-                let direct_took = direct_prompt(session, prompt, counter, turns).await?;
-                (daemon_consult_async(&daemon, counter, turns).await?, direct_took)
-            };
-            let (direct_took, updates) = direct_took;
-            comparison.updates += updates;
-            comparison.via_daemon.push(consulted.took);
-            comparison.direct.push(direct_took);
-            comparison
-                .differences
-                .push(consulted.took.as_secs_f64() - direct_took.as_secs_f64());
-            comparison
-                .share
-                .push(consulted.took.as_secs_f64() - consulted.agent.as_secs_f64());
-            comparison
-                .agent_differences
-                .push(consulted.agent.as_secs_f64() - direct_took.as_secs_f64());
-        }
-        Ok(comparison)
-    }))?;
     let daemon = Arc::into_inner(daemon)
         .context("the shim is ours again")?
         .into_inner()
@@ -301,6 +304,35 @@ fn compare(
     context.note_shim_peak(&format!("{label}, after the consults"), daemon.shim.pid());
     daemon.shim.close()?;
     Ok(comparison)
+}
+
+impl Comparison {
+    /// Adds one pair: a consult, and the straight turn's time and updates.
+    fn push(&mut self, consulted: Consulted, (direct_took, updates): (Duration, u64)) {
+        self.updates += updates;
+        self.via_daemon.push(consulted.took);
+        self.direct.push(direct_took);
+        self.differences
+            .push(consulted.took.as_secs_f64() - direct_took.as_secs_f64());
+        self.share
+            .push(consulted.took.as_secs_f64() - consulted.agent.as_secs_f64());
+        self.agent_differences
+            .push(consulted.agent.as_secs_f64() - direct_took.as_secs_f64());
+    }
+}
+
+/// Drops the daemon's Codex session (`reset`) and starts the next with one
+/// consult, untimed.
+fn fresh_daemon_session(daemon: &Arc<Mutex<Daemon>>, counter: &str) -> anyhow::Result<()> {
+    let mut daemon = daemon.lock().unwrap_or_else(|poison| poison.into_inner());
+    let reset = daemon.shim.lines().call("reset", serde_json::json!({}))?;
+    if reset.is_error {
+        bail!("reset answered with an error: {}", reset.text);
+    }
+    let text = daemon.shim.lines().consult(QUESTION)?;
+    expect_count(&text, counter, 1)?;
+    daemon.log.next_agent_time()?;
+    Ok(())
 }
 
 /// One timed consult through the shim, checking the session's turn count,
