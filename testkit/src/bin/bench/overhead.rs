@@ -122,28 +122,33 @@ impl Comparison {
     }
 }
 
-/// "median X (95% interval A to B), p99 Y, n=N" of values in seconds.
-fn summary(values: &[f64]) -> String {
+/// "median X (95% interval A to B)" of values in seconds.
+fn median_with_interval(values: &[f64]) -> String {
     let (low, high) = median_interval(values);
     format!(
-        "median {} (95% interval {} to {}), p99 {}, n={}",
+        "median {} (95% interval {} to {})",
         signed_ms(quantile_f64(values, 0.5)),
         signed_ms(low),
-        signed_ms(high),
+        signed_ms(high)
+    )
+}
+
+/// The median with its interval, then p99 and count.
+fn summary(values: &[f64]) -> String {
+    format!(
+        "{}, p99 {}, n={}",
+        median_with_interval(values),
         signed_ms(quantile_f64(values, 0.99)),
         values.len()
     )
 }
 
-/// "median X (95% interval A to B), interquartile C to D" of paired
-/// differences in seconds.
+/// The median of paired differences with its interval, then their
+/// interquartile range.
 fn pairs_summary(values: &[f64]) -> String {
-    let (low, high) = median_interval(values);
     format!(
-        "median {} (95% interval {} to {}), interquartile {} to {}",
-        signed_ms(quantile_f64(values, 0.5)),
-        signed_ms(low),
-        signed_ms(high),
+        "{}, interquartile {} to {}",
+        median_with_interval(values),
         signed_ms(quantile_f64(values, 0.25)),
         signed_ms(quantile_f64(values, 0.75))
     )
