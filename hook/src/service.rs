@@ -203,25 +203,13 @@ mod tests {
             eprintln!("systemd-analyze not found; relying on the structural test");
             return;
         };
-        let temp = tempfile::tempdir().expect("tempdir");
-        let runtime = temp.path().join("runtime");
-        std::fs::create_dir(&runtime).expect("mkdir");
-        std::fs::set_permissions(&runtime, std::os::unix::fs::PermissionsExt::from_mode(0o700)).expect("chmod");
         // ExecStart must name an existing executable: this test binary is one.
         let daemon = std::env::current_exe().expect("test binary path");
-        let unit = temp.path().join(SYSTEMD_UNIT);
         let env = [
             ("PATH", "/usr/local/bin:/usr/bin:/bin"),
             ("CODEX_FUSION_SOCKET", "/tmp/x y/daemon.sock"),
         ];
-        std::fs::write(&unit, render_systemd_unit(&daemon, &env)).expect("write unit");
-        let output = std::process::Command::new(analyze)
-            .args(["--user", "verify"])
-            .arg(&unit)
-            .env("XDG_RUNTIME_DIR", &runtime)
-            .env("HOME", temp.path())
-            .output()
-            .expect("run systemd-analyze");
+        let output = verify_unit(&analyze, &render_systemd_unit(&daemon, &env));
         let stderr = String::from_utf8_lossy(&output.stderr);
         if !output.status.success() && stderr.contains("Failed to initialize manager") {
             eprintln!("systemd-analyze cannot run here ({stderr}); relying on the structural test");
@@ -242,26 +230,32 @@ mod tests {
         let Some(analyze) = crate::locate::on_path("systemd-analyze", std::env::var_os("PATH").as_deref()) else {
             return;
         };
-        let temp = tempfile::tempdir().expect("tempdir");
-        let unit = temp.path().join(SYSTEMD_UNIT);
         let broken = render_systemd_unit(&std::env::current_exe().expect("exe"), &[("PATH", "/bin")])
             .replace("Restart=on-failure", "Restart=sometimes");
-        std::fs::write(&unit, broken).expect("write unit");
-        let runtime = temp.path().join("runtime");
-        std::fs::create_dir(&runtime).expect("mkdir");
-        std::fs::set_permissions(&runtime, std::os::unix::fs::PermissionsExt::from_mode(0o700)).expect("chmod");
-        let output = std::process::Command::new(analyze)
-            .args(["--user", "verify"])
-            .arg(&unit)
-            .env("XDG_RUNTIME_DIR", &runtime)
-            .env("HOME", temp.path())
-            .output()
-            .expect("run systemd-analyze");
+        let output = verify_unit(&analyze, &broken);
         let stderr = String::from_utf8_lossy(&output.stderr);
         if stderr.contains("Failed to initialize manager") {
             return;
         }
         assert!(stderr.contains("restart specifier"), "{stderr}");
+    }
+
+    /// `systemd-analyze --user verify` on `text` written as our unit, with a
+    /// private runtime directory and home.
+    fn verify_unit(analyze: &std::path::Path, text: &str) -> std::process::Output {
+        let temp = tempfile::tempdir().expect("tempdir");
+        let runtime = temp.path().join("runtime");
+        std::fs::create_dir(&runtime).expect("mkdir");
+        std::fs::set_permissions(&runtime, std::os::unix::fs::PermissionsExt::from_mode(0o700)).expect("chmod");
+        let unit = temp.path().join(SYSTEMD_UNIT);
+        std::fs::write(&unit, text).expect("write unit");
+        std::process::Command::new(analyze)
+            .args(["--user", "verify"])
+            .arg(&unit)
+            .env("XDG_RUNTIME_DIR", &runtime)
+            .env("HOME", temp.path())
+            .output()
+            .expect("run systemd-analyze")
     }
 
     #[test]
