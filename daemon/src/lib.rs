@@ -23,6 +23,7 @@ pub mod progress;
 pub mod prompts;
 pub mod render;
 pub mod resolve;
+pub mod sensitive;
 pub mod session;
 pub mod tools;
 pub mod turn;
