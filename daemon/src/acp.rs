@@ -31,6 +31,8 @@ pub const API_KEY_VARS: [&str; 2] = ["CODEX_API_KEY", "OPENAI_API_KEY"];
 /// What `initialize` told us about the agent.
 #[derive(Debug, Clone)]
 pub struct AgentInfo {
+    /// The name the agent gives itself (`agentInfo.name`).
+    pub name: String,
     pub load_session: bool,
     pub auth_methods: Vec<String>,
 }
@@ -67,6 +69,10 @@ pub enum AgentFailure {
         "codex-acp and codex-fusion speak different ACP protocol versions ({0}); codex-fusion speaks version 1: install a codex-acp that does (`npm install -g @agentclientprotocol/codex-acp@2.6.0`), or upgrade codex-fusion"
     )]
     ProtocolMismatch(String),
+    #[error(
+        "codex-fusion could not confine Codex's reads to the workspace ({0}), so it will not run Codex: sandboxed commands would read any file without asking. Run `codex-fusion doctor` to see why, fix it, and call again"
+    )]
+    Unconfined(String),
     #[error("{0}")]
     Other(String),
 }
@@ -119,6 +125,11 @@ pub async fn initialize(connection: &ConnectionTo<AcpPeer>) -> Result<AgentInfo,
         )));
     }
     Ok(AgentInfo {
+        name: response
+            .agent_info
+            .as_ref()
+            .map(|agent| agent.name.clone())
+            .unwrap_or_default(),
         load_session: response.agent_capabilities.load_session,
         auth_methods: response
             .auth_methods
@@ -126,6 +137,13 @@ pub async fn initialize(connection: &ConnectionTo<AcpPeer>) -> Result<AgentInfo,
             .map(|method| method.id().to_string())
             .collect(),
     })
+}
+
+impl AgentInfo {
+    /// Whether the agent says it is codex-acp (which must be confined).
+    pub fn is_codex_acp(&self) -> bool {
+        self.name == "codex-acp" || self.name.ends_with("/codex-acp")
+    }
 }
 
 /// Opens a session in `workspace`: restores `resume` with `session/load` when
@@ -210,11 +228,17 @@ async fn ensure_mode(
             .iter()
             .find(|mode| offered.iter().any(|offer| offer == *mode))
             .map(|mode| (*mode).to_owned())
-            .ok_or_else(|| {
-                AgentFailure::Other(format!(
-                    "codex-acp offers no `{READ_ONLY_MODE}` mode (it offers {}); codex-fusion needs it so that Codex asks before acting. Upgrade codex-acp",
+            .ok_or_else(|| match wanted {
+                [crate::confine::PROFILE_MODE] => AgentFailure::Unconfined(format!(
+                    "the `{}` permission profile did not take: codex-acp offers the modes {}; codex may have rejected the profile (see codex-acp's stderr in `status`)",
+                    crate::confine::PROFILE,
                     offered.join(", ")
-                ))
+                )),
+                _ => AgentFailure::Other(format!(
+                    "codex-acp offers none of the modes {} (it offers {}); codex-fusion needs one so that Codex asks before acting. Upgrade codex-acp",
+                    wanted.join(", "),
+                    offered.join(", ")
+                )),
             })
     };
     if let Some(values) = options

@@ -124,14 +124,14 @@ pub enum SpawnError {
 }
 
 impl Agent {
-    /// Starts `command` in `workspace` and connects to it. `extra_env` is
-    /// added to the daemon's environment for the child; its stderr lines are
-    /// appended to `stderr_tail` (shared across restarts, so a crash stays
-    /// visible after the respawn).
+    /// Starts `command` in the directory `cwd` with exactly the environment
+    /// `env` (nothing of the daemon's own: see [`crate::environment`]) and
+    /// connects to it. Its stderr lines are appended to `stderr_tail`
+    /// (shared across restarts, so a crash stays visible after the respawn).
     pub async fn spawn(
         command: &AcpCommand,
-        workspace: &Path,
-        extra_env: &[(String, String)],
+        cwd: &Path,
+        env: &[(String, String)],
         generation: u64,
         events: mpsc::Sender<AgentMessage>,
         stderr_tail: StderrTail,
@@ -140,9 +140,11 @@ impl Agent {
         let mut child_command = Command::new(&command.program);
         child_command
             .args(&command.args)
-            .envs(extra_env.iter().map(|(key, value)| (key, value)))
-            .envs(command.env.iter().map(|(key, value)| (key, value)))
-            .current_dir(workspace)
+            .env_clear()
+            .envs(env.iter().map(|(key, value)| (key, value)))
+            // Not the workspace: a hostile repository's `node_modules` or
+            // `.npmrc` must not decide what `npx` runs.
+            .current_dir(cwd)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

@@ -14,6 +14,7 @@ pub use codex_fusion_protocol::command::ACP_COMMAND_ENV;
 pub const ALLOW_EXTERNAL_READS_ENV: &str = "CODEX_FUSION_ALLOW_EXTERNAL_READS";
 pub const ALLOW_WRITES_ENV: &str = "CODEX_FUSION_ALLOW_WRITES";
 pub const ALLOW_COMMANDS_ENV: &str = "CODEX_FUSION_ALLOW_COMMANDS";
+pub const ALLOW_CODEX_CONFIG_ENV: &str = "CODEX_FUSION_ALLOW_CODEX_CONFIG";
 pub const TURN_TIMEOUT_ENV: &str = "CODEX_FUSION_TURN_TIMEOUT_MS";
 pub const STARTUP_TIMEOUT_ENV: &str = "CODEX_FUSION_STARTUP_TIMEOUT_MS";
 pub const LOG_ENV: &str = "CODEX_FUSION_LOG";
@@ -49,6 +50,9 @@ const KNOWN_ELSEWHERE: &[&str] = &[
 pub struct Settings {
     pub acp_command: AcpCommand,
     pub policy: Policy,
+    /// `CODEX_FUSION_ALLOW_CODEX_CONFIG`: let Codex load the MCP servers,
+    /// hooks and rules of the user's and the project's own Codex config.
+    pub allow_codex_config: bool,
     pub turn_timeout: Duration,
     pub startup_timeout: Duration,
     /// Append one JSONL record per turn here.
@@ -78,6 +82,7 @@ impl Default for Settings {
         Settings {
             acp_command: AcpCommand::parse(DEFAULT_ACP_COMMAND).expect("the default command parses"),
             policy: Policy::default(),
+            allow_codex_config: false,
             turn_timeout: DEFAULT_TURN_TIMEOUT,
             startup_timeout: DEFAULT_STARTUP_TIMEOUT,
             log_path: None,
@@ -101,6 +106,7 @@ impl Settings {
             allow_writes: parse_bool(ALLOW_WRITES_ENV, get(ALLOW_WRITES_ENV))?,
             allow_commands: parse_bool(ALLOW_COMMANDS_ENV, get(ALLOW_COMMANDS_ENV))?,
         };
+        let allow_codex_config = parse_bool(ALLOW_CODEX_CONFIG_ENV, get(ALLOW_CODEX_CONFIG_ENV))?;
         let turn_timeout = parse_millis(TURN_TIMEOUT_ENV, get(TURN_TIMEOUT_ENV))?.unwrap_or(defaults.turn_timeout);
         let startup_timeout =
             parse_millis(STARTUP_TIMEOUT_ENV, get(STARTUP_TIMEOUT_ENV))?.unwrap_or(defaults.startup_timeout);
@@ -133,6 +139,7 @@ impl Settings {
             ALLOW_EXTERNAL_READS_ENV,
             ALLOW_WRITES_ENV,
             ALLOW_COMMANDS_ENV,
+            ALLOW_CODEX_CONFIG_ENV,
             TURN_TIMEOUT_ENV,
             STARTUP_TIMEOUT_ENV,
             LOG_ENV,
@@ -147,6 +154,7 @@ impl Settings {
             Settings {
                 acp_command,
                 policy,
+                allow_codex_config,
                 turn_timeout,
                 startup_timeout,
                 log_path,
@@ -249,5 +257,7 @@ mod tests {
         .expect("parses");
         assert_eq!(settings.log_path, Some(PathBuf::from("/tmp/log.jsonl")));
         assert_eq!(unknown, ["CODEX_FUSION_ALLOW_WRITE"]);
+        let (settings, unknown) = Settings::from_env(&env(&[(ALLOW_CODEX_CONFIG_ENV, "yes")])).expect("parses");
+        assert!(settings.allow_codex_config && unknown.is_empty());
     }
 }

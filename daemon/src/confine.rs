@@ -1,6 +1,10 @@
 //! Read confinement: a Codex permission profile that keeps Codex's sandboxed
-//! commands from reading outside the workspace, so that such reads fail and
-//! Codex has to ask (which reaches the guardian).
+//! commands from reading outside the workspace (so that such reads fail and
+//! Codex has to ask, which reaches the guardian), masks credential stores
+//! everywhere (even from approved escalations), and pins what Codex may
+//! reach without asking: no web search unless external reads are allowed,
+//! no network in the sandbox, commands that see only the core environment
+//! variables, none of the user's own Codex MCP servers or hooks.
 //!
 //! codex-acp's read-only mode lets sandboxed commands read the whole disk
 //! without asking. Codex's permission profiles can limit reads to the
@@ -11,10 +15,10 @@
 //! `-c` overrides defining the profile. See docs/adr/0004.
 //!
 //! Finding the codex binary runs `codex-acp cli doctor --json` once per
-//! command line; the result is cached for the daemon's lifetime. Any agent
-//! that does not answer it (the test fake, another ACP agent) simply runs
-//! without confinement, in plain read-only mode.
-
+//! command line; the result is cached for the daemon's lifetime (and on
+//! disk). An agent that does not answer it (the test fake, another ACP
+//! agent) runs without confinement, in plain read-only mode; a codex-acp
+//! that cannot be confined is refused (`session/start.rs`).
 use std::collections::HashMap;
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
@@ -33,6 +37,14 @@ const DOCTOR_TIMEOUT: Duration = Duration::from_secs(20);
 /// The doctor's report is a few kilobytes; more is not a report.
 const DOCTOR_OUTPUT_MAX: u64 = 1024 * 1024;
 
+/// How deep below each base (workspace root, home, CODEX_HOME, state dir)
+/// Codex looks for files matching the profile's deny patterns. Codex expands
+/// the patterns before every sandboxed command (and at `session/new`), by
+/// walking the tree: unbounded, a 50 000-file workspace cost 1.4 s per
+/// command; at 4 it costs nothing measurable. Files deeper than this are
+/// not masked (docs/adr/0004 says so).
+pub const DENY_SCAN_DEPTH: u32 = 4;
+
 /// A prepared wrapper: set `CODEX_PATH` to it for codex-acp.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Confinement {
@@ -40,83 +52,199 @@ pub struct Confinement {
     pub codex_binary: PathBuf,
 }
 
-/// Caches the outcome per agent command line: a prepared confinement, or
-/// the fact that the agent is not codex-acp. A probe that failed for a
-/// passing reason (a timeout, an I/O error) is tried again next time.
+/// What the profile needs to know about the user's machine and the
+/// connection's policy, resolved before the wrapper is written.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ProfileFacts {
+    /// The user's home, whose credential stores are masked.
+    pub home: Option<PathBuf>,
+    /// Codex's own home (config, login, session transcripts), masked.
+    pub codex_home: Option<PathBuf>,
+    /// The daemon's state dir, masked.
+    pub state_dir: PathBuf,
+    /// What the connection lets Codex have beyond the pins.
+    pub choice: ProfileChoice,
+    /// The user's own Codex MCP servers (from `$CODEX_HOME/config.toml`),
+    /// disabled by name unless `choice.codex_config`.
+    pub user_mcp_servers: Vec<String>,
+}
+
+/// The settings of a connection that change an agent's profile, so two
+/// clients that differ in them never share an agent.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct ProfileChoice {
+    /// `CODEX_FUSION_ALLOW_EXTERNAL_READS`: Codex may search the web.
+    pub web_search: bool,
+    /// `CODEX_FUSION_ALLOW_CODEX_CONFIG`: Codex loads the MCP servers,
+    /// hooks and rules of the user's and the project's Codex config.
+    pub codex_config: bool,
+}
+
+/// Caches the codex binary each agent command line names (or the fact that
+/// the agent is not codex-acp). A probe that failed for a passing reason
+/// (a timeout, an I/O error) is tried again next time.
 #[derive(Default)]
 pub struct ConfinementCache {
-    prepared: Mutex<HashMap<String, Option<Arc<Confinement>>>>,
+    binaries: Mutex<HashMap<String, Result<PathBuf, String>>>,
     /// One probe at a time, so two workspaces starting together do not race
     /// on the same wrapper.
     probing: tokio::sync::Mutex<()>,
 }
 
-/// Why a probe found no confinement.
-enum Unconfined {
+/// Why no confinement was prepared.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unconfined {
     /// The agent is not codex-acp (or names no codex binary): remembered.
     NotCodex(String),
     /// Something that may pass: tried again at the next start.
     Transient(String),
+    /// The codex binary lives where granting its directory would expose
+    /// the user's files.
+    Unsafe(String),
+}
+
+impl std::fmt::Display for Unconfined {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Unconfined::NotCodex(reason) | Unconfined::Transient(reason) | Unconfined::Unsafe(reason) => {
+                f.write_str(reason)
+            }
+        }
+    }
 }
 
 impl ConfinementCache {
-    /// The confinement for `command`, preparing it on first use. `None`
-    /// when the agent is not codex-acp or its codex binary cannot be found.
-    pub async fn get(&self, command: &AcpCommand, state_dir: &Path) -> Option<Arc<Confinement>> {
-        let key = command.display.clone();
-        let _probing = self.probing.lock().await;
-        if let Some(known) = self.lock().get(&key) {
-            return known.clone();
-        }
-        match prepare(command, state_dir).await {
-            Ok(confinement) => {
-                let confinement = Arc::new(confinement);
-                self.lock().insert(key, Some(confinement.clone()));
-                Some(confinement)
+    /// The confinement for `command` started with `env`, preparing it on
+    /// first use.
+    pub async fn get(
+        &self,
+        command: &AcpCommand,
+        env: &[(String, String)],
+        cwd: &Path,
+        facts: &ProfileFacts,
+    ) -> Result<Arc<Confinement>, Unconfined> {
+        let codex_binary = {
+            let _probing = self.probing.lock().await;
+            let known = self.lock().get(&command.display).cloned();
+            match known {
+                Some(Ok(binary)) => binary,
+                Some(Err(reason)) => return Err(Unconfined::NotCodex(reason)),
+                None => match probe(command, env, cwd, &facts.state_dir).await {
+                    Ok(binary) => {
+                        self.lock().insert(command.display.clone(), Ok(binary.clone()));
+                        binary
+                    }
+                    Err(Unconfined::NotCodex(reason)) => {
+                        tracing::info!(command = %command.display, %reason, "no read confinement for this agent; it runs in plain read-only mode");
+                        self.lock().insert(command.display.clone(), Err(reason.clone()));
+                        return Err(Unconfined::NotCodex(reason));
+                    }
+                    Err(other) => {
+                        tracing::warn!(command = %command.display, reason = %other, "read confinement not prepared this time; it is tried again at the next start");
+                        return Err(other);
+                    }
+                },
             }
-            Err(Unconfined::NotCodex(reason)) => {
-                tracing::info!(command = %command.display, %reason, "no read confinement for this agent; it runs in plain read-only mode");
-                self.lock().insert(key, None);
-                None
-            }
-            Err(Unconfined::Transient(reason)) => {
-                tracing::warn!(command = %command.display, %reason, "read confinement not prepared this time (plain read-only mode); it is tried again at the next start");
-                None
-            }
-        }
+        };
+        let readable = readable_install_dir(&codex_binary, facts).map_err(Unconfined::Unsafe)?;
+        let wrapper = write_wrapper(&wrapper_script(&codex_binary, &readable, facts), &facts.state_dir)
+            .map_err(|error| Unconfined::Transient(format!("cannot write the codex wrapper: {error}")))?;
+        tracing::debug!(codex = %codex_binary.display(), wrapper = %wrapper.display(), "read confinement prepared");
+        Ok(Arc::new(Confinement { wrapper, codex_binary }))
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Option<Arc<Confinement>>>> {
-        self.prepared.lock().unwrap_or_else(|poison| poison.into_inner())
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Result<PathBuf, String>>> {
+        self.binaries.lock().unwrap_or_else(|poison| poison.into_inner())
     }
 }
 
-async fn prepare(command: &AcpCommand, state_dir: &Path) -> Result<Confinement, Unconfined> {
-    let cache = DoctorCache::new(state_dir, command);
-    let codex_binary = match cache.as_ref().and_then(DoctorCache::load) {
-        Some(path) => path,
-        None => {
-            let path = find_codex_binary(command).await?;
-            if let Some(cache) = &cache {
-                cache.store(&path);
-            }
-            path
+/// The codex binary `command` names, from the doctor's answer saved on disk
+/// or by asking it.
+async fn probe(
+    command: &AcpCommand,
+    env: &[(String, String)],
+    cwd: &Path,
+    state_dir: &Path,
+) -> Result<PathBuf, Unconfined> {
+    let path = env
+        .iter()
+        .find(|(name, _)| name == "PATH")
+        .map(|(_, value)| value.as_str());
+    let cache = DoctorCache::new(state_dir, command, path);
+    if let Some(binary) = cache.as_ref().and_then(DoctorCache::load) {
+        return Ok(binary);
+    }
+    let binary = find_codex_binary(command, env, cwd).await?;
+    if let Some(cache) = &cache {
+        cache.store(&binary);
+    }
+    Ok(binary)
+}
+
+/// The directory the profile lets sandboxed commands read so that codex's
+/// sandbox helper (and `rg`) can run: `vendor/<triple>` for the npm layout
+/// (`vendor/<triple>/bin/codex`), else the binary's own directory. Never
+/// one that would expose the user's files: `/`, the home directory or any
+/// directory above it, `~/.local`, `~/.cargo`, or anything holding the
+/// state dir or CODEX_HOME.
+pub fn readable_install_dir(codex_binary: &Path, facts: &ProfileFacts) -> Result<PathBuf, String> {
+    let own = codex_binary.parent().unwrap_or(Path::new("/"));
+    let vendor = own
+        .file_name()
+        .filter(|name| *name == "bin")
+        .and_then(|_| own.parent())
+        .filter(|triple| {
+            triple
+                .parent()
+                .and_then(Path::file_name)
+                .is_some_and(|name| name == "vendor")
+        });
+    let unsafe_because = |dir: &Path| -> Option<String> {
+        if dir.parent().is_none() {
+            return Some("it is the root directory".into());
         }
+        if let Some(home) = &facts.home {
+            if home.starts_with(dir) {
+                return Some(format!("it holds the home directory {}", home.display()));
+            }
+            for name in [".local", ".cargo"] {
+                if dir == home.join(name) {
+                    return Some(format!("it is ~/{name}, which holds more than codex"));
+                }
+            }
+        }
+        let stores = [Some(&facts.state_dir), facts.codex_home.as_ref()];
+        stores
+            .into_iter()
+            .flatten()
+            .find(|store| store.starts_with(dir) || dir.starts_with(store))
+            .map(|store| format!("it overlaps {}", store.display()))
     };
-    let wrapper = write_wrapper(&codex_binary, state_dir)
-        .map_err(|error| Unconfined::Transient(format!("cannot write the codex wrapper: {error}")))?;
-    tracing::info!(codex = %codex_binary.display(), wrapper = %wrapper.display(), "read confinement prepared");
-    Ok(Confinement { wrapper, codex_binary })
+    let mut refusals = Vec::new();
+    for candidate in vendor.into_iter().chain([own]) {
+        match unsafe_because(candidate) {
+            None => return Ok(candidate.to_path_buf()),
+            Some(reason) => refusals.push(format!("{} ({reason})", candidate.display())),
+        }
+    }
+    Err(format!(
+        "codex's binary {} lives where codex-fusion will not let Codex's sandbox read: {}. Install codex-acp with npm (`npm install -g @agentclientprotocol/codex-acp`), which keeps codex in a directory of its own",
+        codex_binary.display(),
+        refusals.join("; ")
+    ))
 }
 
 /// Asks `codex-acp cli doctor --json` where its codex binary is. The probe
-/// runs in a process group of its own, killed afterwards whatever happened,
-/// so nothing it started (npx, node, a shell's background job) outlives it.
-async fn find_codex_binary(command: &AcpCommand) -> Result<PathBuf, Unconfined> {
+/// runs with the agent's own environment and directory, in a process group
+/// of its own, killed afterwards whatever happened, so nothing it started
+/// (npx, node, a shell's background job) outlives it.
+async fn find_codex_binary(command: &AcpCommand, env: &[(String, String)], cwd: &Path) -> Result<PathBuf, Unconfined> {
     let child = tokio::process::Command::new(&command.program)
         .args(&command.args)
         .args(["cli", "doctor", "--json"])
-        .envs(command.env.iter().map(|(key, value)| (key, value)))
+        .env_clear()
+        .envs(env.iter().map(|(key, value)| (key, value)))
+        .current_dir(cwd)
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
@@ -128,7 +256,9 @@ async fn find_codex_binary(command: &AcpCommand) -> Result<PathBuf, Unconfined> 
     let _group = child
         .id()
         .map(|pid| crate::agent::GroupGuard(nix::unistd::Pid::from_raw(pid as i32)));
-    let mut stdout = child.stdout.take().expect("stdout is piped");
+    let Some(mut stdout) = child.stdout.take() else {
+        return Err(Unconfined::Transient("`cli doctor` has no stdout".into()));
+    };
     let reader = tokio::spawn(async move {
         use tokio::io::AsyncReadExt as _;
         let mut report = Vec::new();
@@ -159,8 +289,8 @@ struct DoctorCache {
 
 impl DoctorCache {
     /// `None` when the program cannot be located (then nothing is cached).
-    fn new(state_dir: &Path, command: &AcpCommand) -> Option<DoctorCache> {
-        let program = which(&command.program)?;
+    fn new(state_dir: &Path, command: &AcpCommand, path: Option<&str>) -> Option<DoctorCache> {
+        let program = which(&command.program, path)?;
         let stamp = file_stamp(&program)?;
         let key = format!("{}\u{0}{}\u{0}{stamp}", command.display, program.display());
         Some(DoctorCache {
@@ -187,20 +317,21 @@ impl DoctorCache {
         let written = self
             .path
             .parent()
-            .map_or(Ok(()), std::fs::create_dir_all)
-            .and_then(|()| std::fs::write(&self.path, record.to_string()));
+            .map_or(Ok(()), private_dir)
+            .and_then(|()| write_private(&self.path, record.to_string().as_bytes()));
         if let Err(error) = written {
             tracing::debug!(%error, "cannot cache the doctor's answer");
         }
     }
 }
 
-/// `program` as the OS would find it: a path, or the first match on PATH.
-fn which(program: &str) -> Option<PathBuf> {
+/// `program` as the OS would find it: a path, or the first match on `path`
+/// (the agent's PATH).
+fn which(program: &str, path: Option<&str>) -> Option<PathBuf> {
     if program.contains('/') {
         return std::fs::canonicalize(program).ok();
     }
-    std::env::split_paths(&std::env::var_os("PATH")?)
+    std::env::split_paths(path?)
         .map(|dir| dir.join(program))
         .find(|candidate| candidate.is_file())
         .and_then(|found| std::fs::canonicalize(found).ok())
@@ -233,45 +364,239 @@ pub fn codex_binary_from_doctor(stdout: &[u8]) -> Result<PathBuf, String> {
     Ok(path)
 }
 
-/// Writes (or rewrites) the wrapper script for `codex_binary`.
-fn write_wrapper(codex_binary: &Path, state_dir: &Path) -> std::io::Result<PathBuf> {
+/// Writes the wrapper script (named after its content, so wrappers for
+/// different facts never overwrite each other) in the private wrapper
+/// directory; an existing one with the same content is kept.
+fn write_wrapper(script: &str, state_dir: &Path) -> std::io::Result<PathBuf> {
     let dir = state_dir.join("codex-wrapper");
-    std::fs::create_dir_all(&dir)?;
-    let wrapper = dir.join(format!(
-        "codex-{:016x}",
-        fnv1a(codex_binary.as_os_str().as_encoded_bytes())
-    ));
-    let script = wrapper_script(codex_binary);
-    if std::fs::read_to_string(&wrapper).ok().as_deref() != Some(script.as_str()) {
+    private_dir(&dir)?;
+    let wrapper = dir.join(format!("codex-{:016x}", fnv1a(script.as_bytes())));
+    if std::fs::read_to_string(&wrapper).ok().as_deref() != Some(script) {
         // Unique, so another daemon writing the same wrapper cannot collide.
         let temporary = wrapper.with_extension(format!("{}.tmp", std::process::id()));
-        std::fs::write(&temporary, &script)?;
+        let _ = std::fs::remove_file(&temporary);
+        write_private(&temporary, script.as_bytes())?;
         std::fs::set_permissions(&temporary, std::fs::Permissions::from_mode(0o700))?;
         std::fs::rename(&temporary, &wrapper)?;
     }
     Ok(wrapper)
 }
 
+/// Creates `dir` (and its parents) and makes it the user's alone (0700).
+fn private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt as _;
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+    let metadata = std::fs::symlink_metadata(dir)?;
+    if !metadata.is_dir() {
+        return Err(std::io::Error::other(format!("{} is not a directory", dir.display())));
+    }
+    if metadata.permissions().mode() & 0o077 != 0 {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    }
+    Ok(())
+}
+
+/// Writes a new file readable by the user alone, never through a symlink.
+fn write_private(path: &Path, content: &[u8]) -> std::io::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
+        .open(path)?;
+    file.write_all(content)
+}
+
+/// Relative patterns (below every workspace root) and the same anchored at
+/// the home directory: credential stores Codex never reads, not even in an
+/// approved escalation. Only file patterns (`dir/**`, never a bare
+/// directory): codex masks each match, and masking a file inside a
+/// directory already masked makes the sandbox fail to start. Codex's own
+/// home is masked by [`CODEX_HOME_SECRETS`] instead of as a whole.
+fn credential_patterns() -> Vec<String> {
+    use crate::sensitive::{
+        CREDENTIAL_DIRS, CREDENTIAL_FILES, CREDENTIAL_NESTED_DIRS, CREDENTIAL_NESTED_FILES, CREDENTIAL_SUFFIXES,
+    };
+    let mut patterns: Vec<String> = CREDENTIAL_DIRS
+        .iter()
+        .filter(|dir| **dir != ".codex")
+        .map(|dir| format!("**/{dir}/**"))
+        .collect();
+    patterns.extend(
+        CREDENTIAL_NESTED_DIRS
+            .iter()
+            .map(|(outer, inner)| format!("**/{outer}/{inner}/**")),
+    );
+    patterns.extend(
+        CREDENTIAL_NESTED_FILES
+            .iter()
+            .map(|(outer, inner)| format!("**/{outer}/{inner}")),
+    );
+    patterns.extend(CREDENTIAL_FILES.iter().map(|name| format!("**/{name}")));
+    patterns.extend(crate::sensitive::ENV_FILES.iter().map(|name| format!("**/{name}")));
+    patterns.extend(CREDENTIAL_SUFFIXES.iter().map(|suffix| format!("**/*{suffix}")));
+    patterns
+}
+
+/// What of a Codex home is masked: its login, its config (MCP servers'
+/// tokens), its history and session transcripts, its state databases. Not
+/// the whole directory: codex keeps the symlinks it runs its own helpers
+/// through in `tmp/`, and a deny across a writable symlink makes every
+/// escalated command fail ("cannot enforce sandbox deny-read path").
+pub const CODEX_HOME_SECRETS: &[&str] = &[
+    "auth.json",
+    ".credentials.json",
+    "config.toml",
+    "history.jsonl",
+    "sessions/**",
+    "archived_sessions/**",
+    "log/**",
+    "*.sqlite",
+    "*.sqlite-wal",
+    "*.sqlite-shm",
+];
+
 /// The wrapper: the real codex binary with the profile defined and chosen
 /// as the default. The profile may read the workspace roots, the system
 /// directories every command needs (`:minimal`), and codex's own install
-/// directory (the sandbox helper lives there); it writes nothing.
-pub fn wrapper_script(codex_binary: &Path) -> String {
-    // vendor/<triple>/bin/codex → vendor/<triple>, which also holds `rg`.
-    let install_dir = codex_binary
-        .parent()
-        .and_then(Path::parent)
-        .unwrap_or_else(|| codex_binary.parent().unwrap_or(Path::new("/")));
-    let filesystem = format!(
-        "permissions.{PROFILE}.filesystem={{\":minimal\"=\"read\",{}=\"read\",\":workspace_roots\"={{\".\"=\"read\"}}}}",
-        toml_string(&install_dir.to_string_lossy())
+/// directory (the sandbox helper lives there); it writes nothing, masks
+/// credential stores, has no network. Commands get the core variables only
+/// (no key the agent was started with); web search is off unless the
+/// policy allows external reads; the user's Codex MCP servers and hooks
+/// are not loaded.
+pub fn wrapper_script(codex_binary: &Path, readable: &Path, facts: &ProfileFacts) -> String {
+    let deny = |path: String| format!("{}=\"deny\"", toml_string(&path));
+    let mut filesystem = vec![
+        "\":minimal\"=\"read\"".to_owned(),
+        format!("{}=\"read\"", toml_string(&readable.to_string_lossy())),
+    ];
+    let patterns = credential_patterns();
+    if let Some(home) = &facts.home {
+        let home = home.to_string_lossy();
+        let home = home.trim_end_matches('/');
+        filesystem.extend(
+            patterns
+                .iter()
+                .map(|pattern| deny(format!("{home}/{}", pattern.trim_start_matches("**/")))),
+        );
+    }
+    let default_codex_home = facts.home.as_ref().map(|home| home.join(".codex"));
+    let mut codex_homes = vec![facts.codex_home.as_ref(), default_codex_home.as_ref()];
+    codex_homes.dedup();
+    for codex_home in codex_homes.into_iter().flatten() {
+        let codex_home = codex_home.to_string_lossy();
+        let codex_home = codex_home.trim_end_matches('/');
+        filesystem.extend(
+            CODEX_HOME_SECRETS
+                .iter()
+                .map(|secret| deny(format!("{codex_home}/{secret}"))),
+        );
+    }
+    filesystem.push(deny(format!(
+        "{}/**",
+        facts.state_dir.to_string_lossy().trim_end_matches('/')
+    )));
+    filesystem.push(format!("glob_scan_max_depth={DENY_SCAN_DEPTH}"));
+    let mut roots = vec!["\".\"=\"read\"".to_owned()];
+    roots.extend(patterns.into_iter().map(deny));
+    filesystem.push(format!("\":workspace_roots\"={{{}}}", roots.join(",")));
+    let mut overrides = vec![
+        format!("default_permissions=\"{PROFILE}\""),
+        format!("permissions.{PROFILE}.filesystem={{{}}}", filesystem.join(",")),
+        format!("permissions.{PROFILE}.network.enabled=false"),
+        "shell_environment_policy.inherit=\"core\"".to_owned(),
+        "shell_environment_policy.ignore_default_excludes=false".to_owned(),
+    ];
+    if !facts.choice.web_search {
+        overrides.push("web_search=\"disabled\"".to_owned());
+    }
+    // Tools that reach the network or other people's data without a
+    // request to approve: connectors, plugins and what installs them, a
+    // browser, memories that carry one workspace's facts to another.
+    for feature in [
+        "apps",
+        "plugins",
+        "tool_suggest",
+        "skill_mcp_dependency_install",
+        "browser_use",
+        "computer_use",
+        "memories",
+    ] {
+        overrides.push(format!("features.{feature}=false"));
+    }
+    if !facts.choice.codex_config {
+        // Hooks run commands outside the sandbox; `notify` runs a program
+        // after every turn; MCP servers start outside the sandbox and
+        // their tools answer without asking.
+        overrides.push("features.hooks=false".to_owned());
+        overrides.push("notify=[]".to_owned());
+        if !facts.user_mcp_servers.is_empty() {
+            let disabled: Vec<String> = facts
+                .user_mcp_servers
+                .iter()
+                .map(|name| format!("{}={{enabled=false}}", toml_string(name)))
+                .collect();
+            overrides.push(format!("mcp_servers={{{}}}", disabled.join(",")));
+        }
+    }
+    let mut script = format!(
+        "#!/bin/sh\n# Written by codex-fusiond: codex with a read-confining permission profile.\nexec {}",
+        shell_quote(&codex_binary.to_string_lossy())
     );
-    format!(
-        "#!/bin/sh\n# Written by codex-fusiond: codex with a read-confining permission profile.\nexec {} -c {} -c {} \"$@\"\n",
-        shell_quote(&codex_binary.to_string_lossy()),
-        shell_quote(&format!("default_permissions=\"{PROFILE}\"")),
-        shell_quote(&filesystem)
-    )
+    for value in overrides {
+        script.push_str(" -c ");
+        script.push_str(&shell_quote(&value));
+    }
+    script.push_str(" \"$@\"\n");
+    script
+}
+
+/// The names of the MCP servers `$CODEX_HOME/config.toml` defines. A file
+/// that does not parse defines none (Codex itself would refuse it).
+pub fn user_mcp_servers(codex_home: &Path) -> Vec<String> {
+    let Ok(text) = std::fs::read_to_string(codex_home.join("config.toml")) else {
+        return Vec::new();
+    };
+    match text.parse::<toml::Table>() {
+        Ok(table) => match table.get("mcp_servers") {
+            Some(toml::Value::Table(servers)) => servers.keys().cloned().collect(),
+            _ => Vec::new(),
+        },
+        Err(error) => {
+            tracing::debug!(%error, "cannot read the MCP servers of Codex's config.toml");
+            Vec::new()
+        }
+    }
+}
+
+/// A project Codex configuration that Codex would load for `workspace`
+/// (codex-acp marks every session root trusted): a `.codex` directory with
+/// a `config.toml` (MCP servers that start outside the sandbox, hooks),
+/// `rules` (exec policies that let commands run without asking) or
+/// `hooks.json`, in the workspace or a directory above it up to the
+/// nearest one holding `.git` (all the way up when there is none). Codex's
+/// own home is the user's configuration, not a project's.
+pub fn project_codex_config(workspace: &Path, codex_home: Option<&Path>) -> Option<PathBuf> {
+    let mut directories: Vec<&Path> = Vec::new();
+    for directory in workspace.ancestors() {
+        directories.push(directory);
+        if directory.join(".git").exists() {
+            break;
+        }
+    }
+    directories.into_iter().find_map(|directory| {
+        let dot_codex = directory.join(".codex");
+        if codex_home.is_some_and(|home| home == dot_codex) {
+            return None;
+        }
+        ["config.toml", "rules", "hooks.json"]
+            .iter()
+            .map(|name| dot_codex.join(name))
+            .find(|path| path.exists())
+    })
 }
 
 fn toml_string(value: &str) -> String {
@@ -328,7 +653,7 @@ mod tests {
         std::fs::write(&program, "#!/bin/sh\n").expect("write");
         std::fs::write(&binary, "binary").expect("write");
         let command = AcpCommand::parse(program.to_str().expect("utf8")).expect("parses");
-        let cache = DoctorCache::new(temp.path(), &command).expect("a cache");
+        let cache = DoctorCache::new(temp.path(), &command, None).expect("a cache");
         assert_eq!(cache.load(), None, "empty at first");
         cache.store(&binary);
         assert_eq!(cache.load(), Some(binary.clone()));
@@ -338,13 +663,35 @@ mod tests {
         cache.store(&binary);
         // So does a changed agent program.
         std::fs::write(&program, "#!/bin/sh\n# upgraded\n").expect("write");
-        let cache = DoctorCache::new(temp.path(), &command).expect("a cache");
+        let cache = DoctorCache::new(temp.path(), &command, None).expect("a cache");
         assert_eq!(cache.load(), None);
+        // A bare program name is looked up on the agent's PATH only.
+        let bare = AcpCommand::parse("codex-acp").expect("parses");
+        assert!(DoctorCache::new(temp.path(), &bare, None).is_none());
+        let dir = temp.path().to_str().expect("utf8");
+        assert!(DoctorCache::new(temp.path(), &bare, Some(dir)).is_some());
+    }
+
+    fn facts(web_search: bool) -> ProfileFacts {
+        ProfileFacts {
+            home: Some(PathBuf::from("/home/u")),
+            codex_home: Some(PathBuf::from("/home/u/.codex")),
+            state_dir: PathBuf::from("/home/u/.local/state/codex-fusion"),
+            choice: ProfileChoice {
+                web_search,
+                codex_config: false,
+            },
+            user_mcp_servers: vec!["github".into(), "odd.name".into()],
+        }
     }
 
     #[test]
     fn the_wrapper_defines_the_profile_and_survives_odd_paths() {
-        let script = wrapper_script(Path::new("/opt/it's here/vendor/x86/bin/codex"));
+        let script = wrapper_script(
+            Path::new("/opt/it's here/vendor/x86/bin/codex"),
+            Path::new("/opt/it's here/vendor/x86"),
+            &facts(false),
+        );
         assert!(script.starts_with("#!/bin/sh\n"));
         assert!(
             script.contains(r"exec '/opt/it'\''s here/vendor/x86/bin/codex'"),
@@ -352,20 +699,186 @@ mod tests {
         );
         assert!(script.contains(r#"'default_permissions="codex-fusion"'"#), "{script}");
         assert!(
-            script.contains(r#"permissions.codex-fusion.filesystem={":minimal"="read","/opt/it'\''s here/vendor/x86"="read",":workspace_roots"={"."="read"}}"#),
+            script.contains(
+                r#"permissions.codex-fusion.filesystem={":minimal"="read","/opt/it'\''s here/vendor/x86"="read","#
+            ),
             "{script}"
         );
+        assert!(
+            script.contains(r#"":workspace_roots"={"."="read","**/.ssh/**"="deny","#),
+            "{script}"
+        );
+        assert!(script.contains(r#""**/*.pem"="deny""#), "{script}");
+        assert!(script.contains(r#""**/.env"="deny""#), "{script}");
+        assert!(
+            !script.contains(r#"".env.example"#),
+            "templates stay readable: {script}"
+        );
+        assert!(script.contains(r#""/home/u/.ssh/**"="deny""#), "{script}");
+        assert!(script.contains(r#""/home/u/.config/gh/**"="deny""#), "{script}");
+        assert!(script.contains(r#""/home/u/.codex/auth.json"="deny""#), "{script}");
+        assert!(script.contains(r#""/home/u/.codex/sessions/**"="deny""#), "{script}");
+        assert!(
+            !script.contains(r#"".codex/**"#),
+            "codex's own home is not denied whole: {script}"
+        );
+        assert!(
+            script.contains(r#""/home/u/.local/state/codex-fusion/**"="deny""#),
+            "{script}"
+        );
+        assert!(script.contains("glob_scan_max_depth=4"), "{script}");
+        assert!(
+            script.contains("'permissions.codex-fusion.network.enabled=false'"),
+            "{script}"
+        );
+        assert!(
+            script.contains(r#"'shell_environment_policy.inherit="core"'"#),
+            "{script}"
+        );
+        assert!(script.contains(r#"'web_search="disabled"'"#), "{script}");
+        // No bare directory is denied: codex cannot mask a file inside a
+        // masked directory, and would fail to start.
+        let dirs = crate::sensitive::CREDENTIAL_DIRS
+            .iter()
+            .copied()
+            .chain(crate::sensitive::CREDENTIAL_NESTED_DIRS.iter().map(|(_, inner)| *inner));
+        for dir in dirs {
+            assert!(
+                !script.contains(&format!("/{dir}\"=\"deny\"")),
+                "{dir} denied as a directory: {script}"
+            );
+        }
+        for store in ["/home/u/.codex", "/home/u/.local/state/codex-fusion"] {
+            assert!(
+                !script.contains(&format!("\"{store}\"=")),
+                "{store} denied as a directory: {script}"
+            );
+        }
         assert!(script.trim_end().ends_with("\"$@\""));
+        assert!(script.contains("'features.hooks=false'"), "{script}");
+        assert!(script.contains("'notify=[]'"), "{script}");
+        assert!(script.contains("'features.apps=false'"), "{script}");
+        assert!(
+            script.contains(r#"'mcp_servers={"github"={enabled=false},"odd.name"={enabled=false}}'"#),
+            "{script}"
+        );
+        // External reads allowed: web search is left to Codex's own config.
+        let open = wrapper_script(Path::new("/x/bin/codex"), Path::new("/x/bin"), &facts(true));
+        assert!(!open.contains("web_search"), "{open}");
+        // The user's own extensions, on request.
+        let trusted = ProfileFacts {
+            choice: ProfileChoice {
+                web_search: false,
+                codex_config: true,
+            },
+            ..facts(false)
+        };
+        let trusting = wrapper_script(Path::new("/x/bin/codex"), Path::new("/x/bin"), &trusted);
+        assert!(
+            !trusting.contains("mcp_servers") && !trusting.contains("features.hooks"),
+            "{trusting}"
+        );
+        assert!(
+            trusting.contains("'features.apps=false'"),
+            "pinned whatever the choice: {trusting}"
+        );
+    }
+
+    #[test]
+    fn the_install_directory_never_exposes_the_users_files() {
+        let facts = facts(false);
+        let dir = |binary: &str| readable_install_dir(Path::new(binary), &facts);
+        assert_eq!(
+            dir("/home/u/.npm/lib/node_modules/@openai/codex-linux-x64/vendor/x86_64-unknown-linux-musl/bin/codex"),
+            Ok(PathBuf::from(
+                "/home/u/.npm/lib/node_modules/@openai/codex-linux-x64/vendor/x86_64-unknown-linux-musl"
+            ))
+        );
+        assert_eq!(dir("/usr/local/bin/codex"), Ok(PathBuf::from("/usr/local/bin")));
+        // ~/.cargo/bin/codex: not ~/.cargo (no vendor layout), but its bin.
+        assert_eq!(dir("/home/u/.cargo/bin/codex"), Ok(PathBuf::from("/home/u/.cargo/bin")));
+        // A vendor layout whose triple is ~/.local is refused; its bin is fine.
+        assert_eq!(dir("/home/u/vendor/x/bin/codex"), Ok(PathBuf::from("/home/u/vendor/x")));
+        for refused in [
+            "/codex",
+            "/home/codex",
+            "/home/u/codex",
+            "/home/u/.codex/bin/codex",
+            "/home/u/.local/state/codex",
+        ] {
+            let error = dir(refused).expect_err(refused);
+            assert!(error.contains("npm install"), "{error}");
+        }
+        let local = ProfileFacts {
+            home: Some(PathBuf::from("/home/u")),
+            ..facts.clone()
+        };
+        assert!(readable_install_dir(Path::new("/home/u/.local/codex"), &local).is_err());
+    }
+
+    #[test]
+    fn the_users_mcp_servers_are_read_by_name() {
+        let temp = tempfile::tempdir().expect("tempdir");
+        assert!(user_mcp_servers(temp.path()).is_empty(), "no config");
+        std::fs::write(
+            temp.path().join("config.toml"),
+            "model = \"x\"\n[mcp_servers.github]\ncommand = \"gh-mcp\"\n[mcp_servers.\"a.b\"]\nurl = \"http://x\"\n",
+        )
+        .expect("write");
+        assert_eq!(user_mcp_servers(temp.path()), ["a.b", "github"]);
+        std::fs::write(temp.path().join("config.toml"), "not [toml").expect("write");
+        assert!(user_mcp_servers(temp.path()).is_empty());
+    }
+
+    #[test]
+    fn a_project_codex_config_is_found_up_to_the_git_root() {
+        let temp = tempfile::tempdir().expect("tempdir");
+        let repo = temp.path().join("repo");
+        let workspace = repo.join("packages/app");
+        std::fs::create_dir_all(&workspace).expect("mkdir");
+        std::fs::create_dir_all(repo.join(".git")).expect("mkdir");
+        assert_eq!(project_codex_config(&workspace, None), None);
+        // Above the git root: not the project's.
+        std::fs::create_dir_all(temp.path().join(".codex")).expect("mkdir");
+        std::fs::write(temp.path().join(".codex/config.toml"), "").expect("write");
+        assert_eq!(project_codex_config(&workspace, None), None);
+        // In the repository, at any level down to the workspace.
+        std::fs::create_dir_all(repo.join(".codex/rules")).expect("mkdir");
+        assert_eq!(project_codex_config(&workspace, None), Some(repo.join(".codex/rules")));
+        std::fs::create_dir_all(workspace.join(".codex")).expect("mkdir");
+        std::fs::write(workspace.join(".codex/hooks.json"), "{}").expect("write");
+        assert_eq!(
+            project_codex_config(&workspace, None),
+            Some(workspace.join(".codex/hooks.json"))
+        );
+        // Codex's own home is the user's config, not a project's.
+        let other = tempfile::tempdir().expect("tempdir");
+        let home = other.path().join("home");
+        std::fs::create_dir_all(home.join(".codex")).expect("mkdir");
+        std::fs::write(home.join(".codex/config.toml"), "").expect("write");
+        assert_eq!(project_codex_config(&home, Some(&home.join(".codex"))), None);
+        assert_eq!(project_codex_config(&home, None), Some(home.join(".codex/config.toml")));
     }
 
     #[tokio::test]
-    async fn a_wrapper_runs_the_binary_with_the_overrides() {
+    async fn a_wrapper_runs_the_binary_with_the_overrides_in_a_private_directory() {
         let temp = tempfile::tempdir().expect("tempdir");
         let binary = temp.path().join("vendor/triple/bin/codex");
         std::fs::create_dir_all(binary.parent().expect("parent")).expect("mkdir");
         std::fs::write(&binary, "#!/bin/sh\nfor a in \"$@\"; do echo \"[$a]\"; done\n").expect("write");
         std::fs::set_permissions(&binary, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-        let wrapper = write_wrapper(&binary, &temp.path().join("state")).expect("wrapper");
+        let state = temp.path().join("state");
+        let script = wrapper_script(&binary, &temp.path().join("vendor/triple"), &facts(false));
+        let wrapper = write_wrapper(&script, &state).expect("wrapper");
+        let dir_mode = std::fs::metadata(state.join("codex-wrapper"))
+            .expect("dir")
+            .permissions()
+            .mode();
+        assert_eq!(dir_mode & 0o777, 0o700);
+        assert_eq!(
+            std::fs::metadata(&wrapper).expect("wrapper").permissions().mode() & 0o777,
+            0o700
+        );
         let output = std::process::Command::new(&wrapper)
             .arg("app-server")
             .output()
@@ -376,11 +889,11 @@ mod tests {
         assert_eq!(args[1], "[default_permissions=\"codex-fusion\"]");
         assert_eq!(args[2], "[-c]");
         assert!(args[3].contains(":workspace_roots"));
-        assert_eq!(args[4], "[app-server]");
-        // Writing it again with the same content is a no-op.
-        assert_eq!(
-            write_wrapper(&binary, &temp.path().join("state")).expect("again"),
-            wrapper
-        );
+        assert_eq!(args.last().copied(), Some("[app-server]"));
+        // Writing it again with the same content is a no-op; other facts
+        // make another wrapper.
+        assert_eq!(write_wrapper(&script, &state).expect("again"), wrapper);
+        let other = wrapper_script(&binary, &temp.path().join("vendor/triple"), &facts(true));
+        assert_ne!(write_wrapper(&other, &state).expect("other"), wrapper);
     }
 }

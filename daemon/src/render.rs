@@ -248,6 +248,12 @@ pub fn status(daemon: &DaemonStatus, workspace: &WorkspaceStatus) -> String {
     if let Some(mode) = &workspace.mode {
         let _ = writeln!(text, "codex mode: {mode}");
     }
+    if let Some(reason) = &workspace.unconfined {
+        let _ = writeln!(
+            text,
+            "warning: reads are not confined to the workspace ({reason}); the agent's sandboxed commands may read any file without asking"
+        );
+    }
     if let Some(model) = &workspace.model {
         let effort = workspace
             .effort

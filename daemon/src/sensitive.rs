@@ -11,8 +11,11 @@ use std::path::{Component, Path};
 /// `~` the workspace).
 pub const CREDENTIAL_DIRS: &[&str] = &[".ssh", ".gnupg", ".aws", ".azure", ".kube", ".codex", ".claude"];
 
-/// Credential stores two components deep (`.config/gh`, `.docker/config.json`).
-pub const CREDENTIAL_NESTED: &[(&str, &str)] = &[(".config", "gh"), (".docker", "config.json")];
+/// Credential directories two components deep.
+pub const CREDENTIAL_NESTED_DIRS: &[(&str, &str)] = &[(".config", "gh")];
+
+/// Credential files two components deep.
+pub const CREDENTIAL_NESTED_FILES: &[(&str, &str)] = &[(".docker", "config.json")];
 
 /// Files that are credentials wherever they are.
 pub const CREDENTIAL_FILES: &[&str] = &[
@@ -29,6 +32,20 @@ pub const CREDENTIAL_FILES: &[&str] = &[
 
 /// File name endings of key material.
 pub const CREDENTIAL_SUFFIXES: &[&str] = &[".pem", ".key", ".p12", ".pfx"];
+
+/// `.env` files by name, for the permission profile, which can only deny
+/// by pattern (a pattern for `.env.*` would hide `.env.example` too).
+pub const ENV_FILES: &[&str] = &[
+    ".env",
+    ".env.local",
+    ".env.development",
+    ".env.development.local",
+    ".env.production",
+    ".env.production.local",
+    ".env.test",
+    ".env.test.local",
+    ".env.staging",
+];
 
 /// `.env` files hold secrets; these endings mark a template that does not.
 const ENV_TEMPLATE_SUFFIXES: &[&str] = &[".example", ".sample", ".template", ".dist"];
@@ -60,14 +77,19 @@ pub fn is_credential_name(name: &str) -> bool {
     {
         return true;
     }
-    CREDENTIAL_SUFFIXES.iter().any(|suffix| name.len() > suffix.len() && name.ends_with(suffix))
+    CREDENTIAL_SUFFIXES
+        .iter()
+        .any(|suffix| name.len() > suffix.len() && name.ends_with(suffix))
 }
 
 /// Whether `path` (absolute and resolved) is or lies in a credential store:
 /// any component is a credential directory or a credential file name, or
 /// the path is inside one of `stores` (the daemon's state dir, CODEX_HOME).
 pub fn is_credential_path(path: &Path, stores: &[&Path]) -> bool {
-    if stores.iter().any(|store| !store.as_os_str().is_empty() && path.starts_with(store)) {
+    if stores
+        .iter()
+        .any(|store| !store.as_os_str().is_empty() && path.starts_with(store))
+    {
         return true;
     }
     let names: Vec<&str> = path
@@ -80,8 +102,9 @@ pub fn is_credential_path(path: &Path, stores: &[&Path]) -> bool {
     names.iter().enumerate().any(|(index, name)| {
         CREDENTIAL_DIRS.contains(name)
             || is_credential_name(name)
-            || CREDENTIAL_NESTED
+            || CREDENTIAL_NESTED_DIRS
                 .iter()
+                .chain(CREDENTIAL_NESTED_FILES)
                 .any(|(outer, inner)| name == outer && names.get(index + 1) == Some(inner))
     })
 }
@@ -148,7 +171,10 @@ mod tests {
             assert!(!is_credential_path(Path::new(path), none), "{path}");
         }
         let state = Path::new("/home/u/.local/state/codex-fusion");
-        assert!(is_credential_path(Path::new("/home/u/.local/state/codex-fusion/sessions.json"), &[state]));
+        assert!(is_credential_path(
+            Path::new("/home/u/.local/state/codex-fusion/sessions.json"),
+            &[state]
+        ));
         assert!(!is_credential_path(Path::new("/home/u/.local/state/other"), &[state]));
     }
 
@@ -170,7 +196,13 @@ mod tests {
         ] {
             assert!(is_agent_config_path(Path::new(path), workspace), "{path}");
         }
-        for path in ["/w/src/lib.rs", "/w/README.md", "/w/.gitignore", "/w/docs/git.md", "/other/.git/config"] {
+        for path in [
+            "/w/src/lib.rs",
+            "/w/README.md",
+            "/w/.gitignore",
+            "/w/docs/git.md",
+            "/other/.git/config",
+        ] {
             assert!(!is_agent_config_path(Path::new(path), workspace), "{path}");
         }
     }

@@ -287,6 +287,7 @@ mod tests {
                 context_size: Some(200_000),
             },
             mode: Some("read-only".into()),
+            unconfined: None,
             model: Some("gpt-5.5".into()),
             effort: Some("high".into()),
             available_models: vec!["gpt-5.5".into(), "gpt-6".into()],

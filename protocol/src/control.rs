@@ -109,6 +109,9 @@ pub struct WorkspaceStatus {
     /// The agent's permission mode (`permission-profile:codex-fusion` or
     /// `read-only`).
     pub mode: Option<String>,
+    /// Why the agent runs without the read-confining permission profile
+    /// (sandboxed commands may then read any file without asking).
+    pub unconfined: Option<String>,
     pub model: Option<String>,
     /// The reasoning effort in use.
     pub effort: Option<String>,

@@ -34,7 +34,7 @@ use tracing::Instrument as _;
 use crate::acp::{self, AgentFailure, AgentInfo, OpenedSession, ToolCallInfo};
 use crate::agent::{Agent, AgentEvent, AgentMessage, StderrTail, StopMode};
 use crate::config::Settings;
-use crate::confine::ConfinementCache;
+use crate::confine::{ConfinementCache, ProfileChoice};
 use crate::guardian::{self, Decision, PermissionRequest};
 use crate::models::ModelOptions;
 use crate::progress;
@@ -171,6 +171,8 @@ impl SessionHandle {
             lost_pause: None,
             agent_env: Vec::new(),
             pending_agent_env: Vec::new(),
+            agent_choice: ProfileChoice::default(),
+            pending_choice: ProfileChoice::default(),
             pending_note: None,
             queue: VecDeque::new(),
             turn: None,
@@ -181,6 +183,7 @@ impl SessionHandle {
             last_used: None,
             stderr: StderrTail::default(),
             agent_has_api_key: false,
+            agent_unconfined: None,
         };
         tasks.spawn(actor.run().instrument(span));
         SessionHandle { commands: commands_tx }
@@ -265,6 +268,8 @@ struct Started {
     /// The modes to ask for, best first, for this agent's later sessions.
     modes: Vec<&'static str>,
     api_key: bool,
+    /// Why the agent runs without the permission profile, if it does.
+    unconfined: Option<String>,
 }
 
 /// The Codex session open on the live agent.
@@ -386,6 +391,11 @@ struct SessionActor {
     /// and those of the start in flight.
     agent_env: Vec<(String, String)>,
     pending_agent_env: Vec<(String, String)>,
+    /// What the live agent's profile lets Codex have (web search, the
+    /// user's Codex extensions), from the client that started it, and that
+    /// of the start in flight.
+    agent_choice: ProfileChoice,
+    pending_choice: ProfileChoice,
     /// A one-line note for the next answer's footer.
     pending_note: Option<String>,
     queue: VecDeque<TurnRequest>,
@@ -399,6 +409,9 @@ struct SessionActor {
     stderr: StderrTail,
     /// Whether the live agent's environment carries an API key.
     agent_has_api_key: bool,
+    /// Why the live agent runs without the permission profile (an agent
+    /// other than codex-acp), shown by `status`.
+    agent_unconfined: Option<String>,
 }
 
 impl SessionActor {
@@ -611,6 +624,7 @@ impl SessionActor {
             },
             usage: session.map(|session| session.usage).unwrap_or_default(),
             mode: session.and_then(|session| session.mode.clone()),
+            unconfined: self.agent.as_ref().and(self.agent_unconfined.clone()),
             model: session.and_then(|session| session.models.current_model()),
             effort: session.and_then(|session| session.models.current_effort()),
             available_models: session.map(|session| session.models.model_names()).unwrap_or_default(),

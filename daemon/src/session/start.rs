@@ -6,7 +6,8 @@
 use super::turns;
 use super::*;
 use crate::acp::{API_KEY_VARS, READ_ONLY_MODE};
-use crate::confine::PROFILE_MODE;
+use crate::confine::{PROFILE_MODE, ProfileChoice, ProfileFacts};
+use crate::environment;
 
 /// How long a failed start waits for the child's exit, so the error can
 /// quote its stderr instead of a bare "connection closed".
@@ -20,6 +21,7 @@ impl SessionActor {
         self.starting = true;
         let generation = self.generation;
         self.pending_agent_env = turns::sorted(&agent_env);
+        self.pending_choice = profile_choice(&settings);
         let context = self.context.clone();
         let workspace = self.workspace.clone();
         let resume = self.resume_id.clone();
@@ -28,30 +30,38 @@ impl SessionActor {
         let internal = self.internal_tx.clone();
         let shutdown = context.shutdown.clone();
         let work = async move {
-            let confinement = context.confinement.get(&settings.acp_command, &context.state_dir).await;
+            let cwd = agent_directory(&context.state_dir).map_err(|error| {
+                AgentFailure::Other(format!("cannot prepare codex-acp's working directory: {error}"))
+            })?;
+            let daemon_env = environment::daemon_environment();
+            let command_env = &settings.acp_command.env;
+            let base = environment::agent_environment(daemon_env.clone(), &agent_env, command_env, &[]);
+            let facts = profile_facts(&base, &context.state_dir, profile_choice(&settings));
+            refuse_project_config(&workspace, &facts)?;
+            let confinement = context
+                .confinement
+                .get(&settings.acp_command, &base, &cwd, &facts)
+                .await;
             let modes = match &confinement {
-                Some(_) => vec![PROFILE_MODE, READ_ONLY_MODE],
-                None => vec![READ_ONLY_MODE],
+                // The profile or nothing: plain read-only mode lets
+                // sandboxed commands read the whole disk.
+                Ok(_) => vec![PROFILE_MODE],
+                Err(_) => vec![READ_ONLY_MODE],
             };
-            let mut env = agent_env;
             // A second line of defence: codex-acp starts (and reloads)
             // sessions in this mode even before we set it.
-            env.push(("INITIAL_AGENT_MODE".into(), modes[0].into()));
-            if let Some(confinement) = &confinement {
-                env.push(("CODEX_PATH".into(), confinement.wrapper.display().to_string()));
+            let mut ours = vec![("INITIAL_AGENT_MODE".to_owned(), modes[0].to_owned())];
+            if let Ok(confinement) = &confinement {
+                ours.push(("CODEX_PATH".into(), confinement.wrapper.display().to_string()));
             }
-            let api_key = API_KEY_VARS.iter().any(|name| {
-                env.iter().any(|(key, value)| key == name && !value.is_empty())
-                    || settings
-                        .acp_command
-                        .env
-                        .iter()
-                        .any(|(key, value)| key == name && !value.is_empty())
-                    || std::env::var_os(name).is_some_and(|value| !value.is_empty())
-            });
+            let env = environment::agent_environment(daemon_env, &agent_env, command_env, &ours);
+            let api_key = API_KEY_VARS
+                .iter()
+                .any(|name| env.iter().any(|(key, value)| key == name && !value.is_empty()));
+            let unconfined = confinement.as_ref().err().map(ToString::to_string);
             let agent = Agent::spawn(
                 &settings.acp_command,
-                &workspace,
+                &cwd,
                 &env,
                 generation,
                 events,
@@ -60,10 +70,13 @@ impl SessionActor {
             )
             .await
             .map_err(|error| AgentFailure::Other(error.to_string()))?;
-            tracing::info!(pid = ?agent.pid, generation, command = %agent.command, confined = confinement.is_some(), "codex-acp started");
+            tracing::info!(pid = ?agent.pid, generation, command = %agent.command, confined = confinement.is_ok(), "codex-acp started");
             let connection = agent.connection.clone();
             let setup = async {
                 let info = acp::initialize(&connection).await?;
+                if let (Some(reason), true) = (&unconfined, info.is_codex_acp()) {
+                    return Err(AgentFailure::Unconfined(reason.clone()));
+                }
                 let opened =
                     acp::open_session(&connection, &info, &workspace, resume.as_deref(), api_key, &modes).await?;
                 Ok::<_, AgentFailure>((info, opened))
@@ -75,6 +88,7 @@ impl SessionActor {
                     opened,
                     modes,
                     api_key,
+                    unconfined,
                 })),
                 Ok(Err(failure)) => Err(explain_start_failure(&agent, failure).await),
                 Err(_) => Err(too_slow(settings.startup_timeout)),
@@ -105,6 +119,7 @@ impl SessionActor {
         let timeout = settings.startup_timeout;
         let generation = self.generation;
         let api_key = self.agent_has_api_key;
+        let unconfined = self.agent_unconfined.clone();
         let modes = self.agent_modes.clone();
         let internal = self.internal_tx.clone();
         self.context.tasks.spawn(
@@ -117,6 +132,7 @@ impl SessionActor {
                         opened,
                         modes,
                         api_key,
+                        unconfined,
                     })),
                     Ok(Err(failure)) => Err(failure),
                     Err(_) => Err(too_slow(timeout)),
@@ -154,6 +170,7 @@ impl SessionActor {
                     opened,
                     modes,
                     api_key,
+                    unconfined,
                 } = *started;
                 tracing::info!(
                     session_id = %opened.session_id,
@@ -164,11 +181,13 @@ impl SessionActor {
                 if let Some(agent) = agent {
                     self.agent = Some(agent);
                     self.agent_env = std::mem::take(&mut self.pending_agent_env);
+                    self.agent_choice = self.pending_choice;
                 }
                 self.idle_since = Instant::now();
                 self.agent_info = Some(info);
                 self.agent_modes = modes;
                 self.agent_has_api_key = api_key;
+                self.agent_unconfined = unconfined;
                 if let Some(note) = opened.note {
                     self.pending_note = Some(note);
                 }
@@ -202,6 +221,73 @@ impl SessionActor {
                 }
             }
         }
+    }
+}
+
+/// The directory agents start in: empty and the user's own, so that
+/// nothing a workspace holds (`node_modules`, `.npmrc`, a `.codex/`) can
+/// change what `npx` or codex-acp runs. Sessions get their workspace in
+/// `session/new`.
+fn agent_directory(state_dir: &Path) -> std::io::Result<PathBuf> {
+    use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
+    let dir = state_dir.join("agent-cwd");
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&dir)?;
+    let metadata = std::fs::symlink_metadata(&dir)?;
+    if !metadata.is_dir() {
+        return Err(std::io::Error::other(format!("{} is not a directory", dir.display())));
+    }
+    if metadata.permissions().mode() & 0o077 != 0 {
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))?;
+    }
+    Ok(dir)
+}
+
+/// What of a connection's settings goes into an agent's profile.
+pub(super) fn profile_choice(settings: &Settings) -> ProfileChoice {
+    ProfileChoice {
+        web_search: settings.policy.allow_external_reads,
+        codex_config: settings.allow_codex_config,
+    }
+}
+
+/// Refuses a workspace whose own Codex configuration Codex would load and
+/// act on without asking (codex-acp trusts every session root).
+fn refuse_project_config(workspace: &Path, facts: &ProfileFacts) -> Result<(), AgentFailure> {
+    if facts.choice.codex_config {
+        return Ok(());
+    }
+    match crate::confine::project_codex_config(workspace, facts.codex_home.as_deref()) {
+        None => Ok(()),
+        Some(found) => Err(AgentFailure::Other(format!(
+            "{} is a Codex project configuration, which Codex would load and act on without asking: its MCP servers and hooks run outside the sandbox and its rules let commands run unapproved. codex-fusion does not open a Codex session here. Remove or rename it, or, if you trust this repository, set {}=1 in the MCP server's environment",
+            found.display(),
+            crate::config::ALLOW_CODEX_CONFIG_ENV
+        ))),
+    }
+}
+
+/// What the permission profile masks and allows, from the agent's own
+/// environment (its home, its Codex home) and the connection's choice.
+fn profile_facts(env: &[(String, String)], state_dir: &Path, choice: ProfileChoice) -> ProfileFacts {
+    let get = |name: &str| {
+        env.iter()
+            .find(|(key, value)| key == name && value.starts_with('/'))
+            .map(|(_, value)| PathBuf::from(value))
+    };
+    let home = get("HOME");
+    let codex_home = get("CODEX_HOME").or_else(|| home.as_ref().map(|home| home.join(".codex")));
+    // Resolved the way the sandbox sees them: through symlinks.
+    let canonical = |path: PathBuf| std::fs::canonicalize(&path).unwrap_or(path);
+    let codex_home = codex_home.map(canonical);
+    ProfileFacts {
+        home: home.map(canonical),
+        user_mcp_servers: codex_home
+            .as_deref()
+            .map(crate::confine::user_mcp_servers)
+            .unwrap_or_default(),
+        codex_home,
+        state_dir: canonical(state_dir.to_path_buf()),
+        choice,
     }
 }
 

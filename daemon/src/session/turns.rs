@@ -550,6 +550,13 @@ impl SessionActor {
                 self.retire_agent("a client asked for another CODEX_FUSION_ACP_COMMAND");
             } else if !agent_env.is_empty() && sorted(&agent_env) != self.agent_env {
                 self.retire_agent("a client brought other credentials or CODEX_HOME");
+            } else if super::start::profile_choice(&settings) != self.agent_choice {
+                // Web search and the user's Codex extensions are part of the
+                // agent's profile: a client that allows them gets them, and
+                // one that does not never inherits them.
+                self.retire_agent(
+                    "a client with another CODEX_FUSION_ALLOW_EXTERNAL_READS or CODEX_FUSION_ALLOW_CODEX_CONFIG",
+                );
             }
         }
         let Some(session) = self.session.as_ref() else {

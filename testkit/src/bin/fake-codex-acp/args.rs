@@ -19,6 +19,10 @@ pub struct Args {
     pub no_load: bool,
     /// Append one JSON line per received ACP message to this file.
     pub log: Option<PathBuf>,
+    /// The name `initialize` gives (`agentInfo.name`); `fake-codex-acp` by
+    /// default. Naming itself codex-acp makes the daemon require its
+    /// confinement, which the fake cannot have.
+    pub agent_name: String,
 }
 
 impl Args {
@@ -29,6 +33,7 @@ impl Args {
         let mut require_auth = false;
         let mut no_load = false;
         let mut log = None;
+        let mut agent_name = "fake-codex-acp".to_owned();
         while let Some(flag) = flags.next() {
             let (name, inline_value) = match flag.split_once('=') {
                 Some((name, value)) => (name.to_owned(), Some(value.to_owned())),
@@ -39,13 +44,14 @@ impl Args {
                     state_dir = Some(PathBuf::from(value_of(&name, inline_value, &mut flags)?));
                 }
                 "--log" => log = Some(PathBuf::from(value_of(&name, inline_value, &mut flags)?)),
+                "--agent-name" => agent_name = value_of(&name, inline_value, &mut flags)?,
                 "--hang-initialize" => hang_initialize = true,
                 "--require-auth" => require_auth = true,
                 "--no-load" => no_load = true,
                 _ => {
                     return Err(format!(
                         "unknown flag `{flag}`; expected --state-dir DIR, --log FILE, \
-                         --hang-initialize, --require-auth or --no-load"
+                         --agent-name NAME, --hang-initialize, --require-auth or --no-load"
                     ));
                 }
             }
@@ -59,6 +65,7 @@ impl Args {
             require_auth,
             no_load,
             log,
+            agent_name,
         })
     }
 }

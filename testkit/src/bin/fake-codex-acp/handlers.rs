@@ -46,7 +46,10 @@ pub fn initialize(
         InitializeResponse::new(ProtocolVersion::V1)
             .agent_capabilities(AgentCapabilities::new().load_session(!shared.args.no_load))
             .auth_methods(auth_methods)
-            .agent_info(Implementation::new("fake-codex-acp", env!("CARGO_PKG_VERSION"))),
+            .agent_info(Implementation::new(
+                shared.args.agent_name.clone(),
+                env!("CARGO_PKG_VERSION"),
+            )),
     )
 }
 

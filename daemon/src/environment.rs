@@ -1,0 +1,164 @@
+//! What an agent process gets in its environment: nothing of the daemon's
+//! own environment except an explicit allowlist (what codex-acp and codex
+//! need to run and reach the model), then the credentials a client
+//! forwarded, then the `NAME=value` words of the agent command, then the
+//! daemon's own settings for the agent. Pure functions; `agent` applies the
+//! result to a cleared `Command`.
+//!
+//! Commands that Codex runs see less still: the permission profile's
+//! `shell_environment_policy` (see `confine`) gives them only the core
+//! variables, so no credential reaches a command's output, and so none the
+//! model.
+
+use std::collections::BTreeMap;
+
+/// Variables taken from the daemon's environment as they are.
+pub const ALLOWED: &[&str] = &[
+    "PATH",
+    "HOME",
+    "USER",
+    "LOGNAME",
+    "SHELL",
+    "TERM",
+    "TMPDIR",
+    "TMP",
+    "TEMP",
+    "TZ",
+    "LANG",
+    "LANGUAGE",
+    "XDG_CONFIG_HOME",
+    "XDG_CACHE_HOME",
+    "XDG_DATA_HOME",
+    "XDG_STATE_HOME",
+    "XDG_RUNTIME_DIR",
+    // Where Codex keeps its config, login and sessions.
+    "CODEX_HOME",
+    // The credentials codex-acp itself reads to sign in (never passed on
+    // to commands: see the shell environment policy).
+    "OPENAI_API_KEY",
+    "CODEX_API_KEY",
+    "OPENAI_BASE_URL",
+    // Proxies and certificate authorities, to reach the model at all.
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "NO_PROXY",
+    "ALL_PROXY",
+    "http_proxy",
+    "https_proxy",
+    "no_proxy",
+    "all_proxy",
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+    "NODE_EXTRA_CA_CERTS",
+    "REQUESTS_CA_BUNDLE",
+    "CURL_CA_BUNDLE",
+];
+
+/// Prefixes of variables taken from the daemon's environment (the locale).
+pub const ALLOWED_PREFIXES: &[&str] = &["LC_"];
+
+/// Whether the daemon passes its own variable `name` on to agents.
+pub fn is_allowed(name: &str) -> bool {
+    ALLOWED.contains(&name) || ALLOWED_PREFIXES.iter().any(|prefix| name.starts_with(prefix))
+}
+
+/// The environment of an agent process, in layers, later ones winning:
+/// the allowed part of `daemon` (the daemon's own environment), `forwarded`
+/// (the client's credentials and Codex home), `command` (the agent
+/// command's `NAME=value` words) and `ours` (what the daemon sets for the
+/// agent, such as `CODEX_PATH`; last, so the agent command cannot undo
+/// the confinement). `PATH` keeps only absolute entries, so a command found
+/// on it never comes from the workspace or the current directory.
+pub fn agent_environment<'a>(
+    daemon: impl IntoIterator<Item = (String, String)>,
+    forwarded: impl IntoIterator<Item = &'a (String, String)>,
+    command: impl IntoIterator<Item = &'a (String, String)>,
+    ours: impl IntoIterator<Item = &'a (String, String)>,
+) -> Vec<(String, String)> {
+    let mut env: BTreeMap<String, String> = daemon.into_iter().filter(|(name, _)| is_allowed(name)).collect();
+    for (name, value) in forwarded.into_iter().chain(command).chain(ours) {
+        env.insert(name.clone(), value.clone());
+    }
+    if let Some(path) = env.get_mut("PATH") {
+        *path = absolute_entries(path);
+    }
+    env.into_iter().collect()
+}
+
+/// `PATH` without empty or relative entries (an empty entry means the
+/// current directory).
+pub fn absolute_entries(path: &str) -> String {
+    path.split(':')
+        .filter(|entry| entry.starts_with('/'))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+/// The daemon's own environment as UTF-8 pairs (others cannot be passed on
+/// faithfully and are left out).
+pub fn daemon_environment() -> Vec<(String, String)> {
+    std::env::vars_os()
+        .filter_map(|(name, value)| Some((name.into_string().ok()?, value.into_string().ok()?)))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pairs(items: &[(&str, &str)]) -> Vec<(String, String)> {
+        items
+            .iter()
+            .map(|(name, value)| (name.to_string(), value.to_string()))
+            .collect()
+    }
+
+    fn get<'a>(env: &'a [(String, String)], name: &str) -> Option<&'a str> {
+        env.iter().find(|(key, _)| key == name).map(|(_, value)| value.as_str())
+    }
+
+    #[test]
+    fn only_allowed_variables_of_the_daemon_pass() {
+        let daemon = pairs(&[
+            ("PATH", "/usr/bin:/bin"),
+            ("HOME", "/home/u"),
+            ("LC_ALL", "C.UTF-8"),
+            ("https_proxy", "http://proxy:3128"),
+            ("ANTHROPIC_API_KEY", "sk-ant-secret"),
+            ("DB_PASSWORD", "hunter2"),
+            ("GITHUB_TOKEN", "ghp_x"),
+            ("AWS_SECRET_ACCESS_KEY", "aws"),
+            ("OPENAI_API_KEY", "sk-openai"),
+        ]);
+        let env = agent_environment(daemon, &[], &[], &[]);
+        let names: Vec<&str> = env.iter().map(|(name, _)| name.as_str()).collect();
+        assert_eq!(names, ["HOME", "LC_ALL", "OPENAI_API_KEY", "PATH", "https_proxy"]);
+    }
+
+    #[test]
+    fn later_layers_win_and_ours_come_last() {
+        let daemon = pairs(&[("CODEX_HOME", "/daemon/codex"), ("OPENAI_API_KEY", "daemon-key")]);
+        let forwarded = pairs(&[("CODEX_HOME", "/client/codex"), ("OPENAI_API_KEY", "client-key")]);
+        let command = pairs(&[("CODEX_PATH", "/user/codex"), ("EXTRA", "1")]);
+        let ours = pairs(&[("CODEX_PATH", "/state/wrapper")]);
+        let env = agent_environment(daemon, &forwarded, &command, &ours);
+        assert_eq!(get(&env, "CODEX_HOME"), Some("/client/codex"));
+        assert_eq!(get(&env, "OPENAI_API_KEY"), Some("client-key"));
+        assert_eq!(get(&env, "EXTRA"), Some("1"), "the agent command may add what it names");
+        assert_eq!(
+            get(&env, "CODEX_PATH"),
+            Some("/state/wrapper"),
+            "the confinement cannot be undone"
+        );
+    }
+
+    #[test]
+    fn relative_and_empty_path_entries_are_dropped() {
+        assert_eq!(absolute_entries("/usr/bin::.:node_modules/.bin:/bin:"), "/usr/bin:/bin");
+        let env = agent_environment(pairs(&[("PATH", ":./bin:/usr/bin")]), &[], &[], &[]);
+        assert_eq!(get(&env, "PATH"), Some("/usr/bin"));
+        // Also when the agent command sets it.
+        let env = agent_environment(Vec::new(), &[], &pairs(&[("PATH", "bin:/opt/bin")]), &[]);
+        assert_eq!(get(&env, "PATH"), Some("/opt/bin"));
+    }
+}

@@ -1,0 +1,265 @@
+//! The guardian's promise at its edges, against the real codex-acp (and the
+//! real Codex sandbox it drives) behind the real daemon and shim, with
+//! `model-mock` as the model: what a command's environment holds, what a
+//! sandboxed command can read of credential stores, which tools the model
+//! is offered, where codex-acp starts and what it resolves on PATH, and
+//! that a codex-acp which cannot be confined is refused.
+
+use std::time::Duration;
+
+use codex_fusion_testkit::client::result_text;
+use codex_fusion_testkit::real::{RealEnv, TEST_API_KEY, codex_acp};
+use codex_fusion_testkit::{Client, TestEnv};
+use serde_json::{Value, json};
+
+/// Long enough for a cold start on a busy 2-core machine.
+const CALL_LIMIT: Duration = Duration::from_secs(90);
+
+/// Secrets the daemon's own environment holds (the shell that started it
+/// exported them); none may reach a command Codex runs.
+const PLANTED: [(&str, &str); 4] = [
+    ("DB_PASSWORD", "planted-db-password-31337"),
+    ("ANTHROPIC_API_KEY", "sk-ant-planted-31337"),
+    ("GITHUB_TOKEN", "ghp_planted31337"),
+    ("AWS_SECRET_ACCESS_KEY", "planted-aws-secret-31337"),
+];
+
+async fn call(client: &Client, tool: &str, arguments: Value) -> (bool, String) {
+    let result = tokio::time::timeout(CALL_LIMIT, client.call(tool, arguments))
+        .await
+        .unwrap_or_else(|_| panic!("{tool} did not answer within {CALL_LIMIT:?}"))
+        .expect("answered");
+    (result.is_error == Some(true), result_text(&result))
+}
+
+fn consult(question: &str) -> Value {
+    json!({ "question": question })
+}
+
+/// What the model was sent back from the tools of its last turn request.
+async fn last_tool_output(real: &RealEnv) -> String {
+    let turns = real.mock.turns().await;
+    let last = turns.last().expect("a turn request");
+    last["tool_outputs"].to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commands_codex_runs_see_no_credential_sandboxed_or_escalated() {
+    let mut real = RealEnv::new(true).await;
+    for (name, value) in PLANTED {
+        real.env.set(name, value);
+    }
+    real.env.set("CODEX_FUSION_ALLOW_COMMANDS", "1");
+    // The daemon is started by a shell that exported the secrets.
+    let _daemon = real.env.start_daemon().await;
+    let client = Client::start(&real.env, &[]).await;
+    for marker in ["mock:exec-sandboxed:env", "mock:exec:env"] {
+        let (error, text) = call(&client, "consult", consult(&format!("Show the environment.\n{marker}"))).await;
+        assert!(!error, "{text}");
+        let output = last_tool_output(&real).await;
+        assert!(
+            output.contains("PATH="),
+            "{marker} ran and printed its environment: {output}"
+        );
+        for (name, value) in PLANTED {
+            assert!(!output.contains(value), "{marker}: {name} reached the model: {output}");
+        }
+        assert!(
+            !output.contains(TEST_API_KEY),
+            "{marker}: the API key codex-acp signs in with reached the model: {output}"
+        );
+        assert!(!text.contains(TEST_API_KEY), "{text}");
+    }
+    client.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn web_search_is_offered_only_when_external_reads_are_allowed() {
+    let real = RealEnv::new(true).await;
+    let offered = |request: &Value| {
+        request["body"]["tools"]
+            .as_array()
+            .is_some_and(|tools| tools.iter().any(|tool| tool["type"] == "web_search"))
+    };
+    let client = Client::start(&real.env, &[]).await;
+    let (error, text) = call(&client, "consult", consult("Anything new?")).await;
+    assert!(!error, "{text}");
+    let turns = real.mock.turns().await;
+    let first = turns.last().expect("a turn request");
+    assert!(
+        first["body"]["tools"].is_array(),
+        "the request lists its tools: {first}"
+    );
+    assert!(
+        !offered(first),
+        "web_search offered by default: {}",
+        first["body"]["tools"]
+    );
+    client.close().await;
+    // A client that allows external reads gets an agent that offers it (the
+    // first agent, pinned without it, is not reused).
+    let open = Client::start(&real.env, &[("CODEX_FUSION_ALLOW_EXTERNAL_READS", "1")]).await;
+    let (error, text) = call(&open, "reply", json!({"message": "And on the web?"})).await;
+    assert!(!error, "{text}");
+    let turns = real.mock.turns().await;
+    assert!(
+        offered(turns.last().expect("a turn")),
+        "web_search with external reads allowed"
+    );
+    open.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credential_stores_in_the_workspace_are_masked_even_from_approved_commands() {
+    let mut real = RealEnv::new(true).await;
+    let workspace = real.env.workspace.clone();
+    std::fs::create_dir_all(workspace.join(".ssh")).expect("mkdir");
+    std::fs::write(workspace.join(".ssh/id_ed25519"), "PLANTED-SSH-KEY-31337\n").expect("key");
+    std::fs::create_dir_all(workspace.join("app")).expect("mkdir");
+    std::fs::write(workspace.join("app/.env"), "PLANTED-DOTENV-31337\n").expect(".env");
+    std::fs::write(workspace.join("app/.env.example"), "TEMPLATE-IS-FINE\n").expect(".env.example");
+    std::fs::write(workspace.join("server.pem"), "PLANTED-PEM-31337\n").expect("pem");
+    std::fs::write(workspace.join("notes.txt"), "ORDINARY-FILE\n").expect("notes");
+    real.env.set("CODEX_FUSION_ALLOW_COMMANDS", "1");
+    let client = Client::start(&real.env, &[]).await;
+    let command = "cat notes.txt app/.env.example .ssh/id_ed25519 app/.env server.pem";
+    for marker in ["mock:exec-sandboxed:", "mock:exec:"] {
+        let (error, text) = call(&client, "consult", consult(&format!("Read them.\n{marker}{command}"))).await;
+        assert!(!error, "{text}");
+        let output = last_tool_output(&real).await;
+        assert!(
+            output.contains("ORDINARY-FILE"),
+            "{marker}: ordinary files stay readable: {output}"
+        );
+        assert!(
+            output.contains("TEMPLATE-IS-FINE"),
+            "{marker}: templates stay readable: {output}"
+        );
+        for secret in ["PLANTED-SSH-KEY-31337", "PLANTED-DOTENV-31337", "PLANTED-PEM-31337"] {
+            assert!(
+                !output.contains(secret),
+                "{marker}: {secret} reached the model: {output}"
+            );
+        }
+        // The model (and so Claude) learns why: the read was refused.
+        assert!(output.contains("Permission denied"), "{marker}: {output}");
+    }
+    client.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn codex_acp_starts_outside_the_workspace_and_ignores_relative_path_entries() {
+    let mut real = RealEnv::new(true).await;
+    let workspace = real.env.workspace.clone();
+    // A hostile repository ships its own `codex-acp` and hopes a relative
+    // PATH entry, or the agent's working directory, picks it up.
+    let hostile_bin = workspace.join("node_modules/.bin");
+    std::fs::create_dir_all(&hostile_bin).expect("mkdir");
+    let marker = real.env.root().join("hostile-ran");
+    let script = format!("#!/bin/sh\ntouch {}\nexit 1\n", marker.display());
+    let hostile = hostile_bin.join("codex-acp");
+    std::fs::write(&hostile, script).expect("script");
+    std::fs::set_permissions(&hostile, std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
+    let real_dir = codex_acp().parent().expect("bin dir").to_path_buf();
+    let path = format!(
+        ":node_modules/.bin:./node_modules/.bin:{}:/usr/local/bin:/usr/bin:/bin",
+        real_dir.display()
+    );
+    real.env.set("PATH", &path);
+    real.env.set("CODEX_FUSION_ACP_COMMAND", "codex-acp");
+    let _daemon = real.env.start_daemon().await;
+    let client = Client::start(&real.env, &[]).await;
+    let (error, text) = call(&client, "consult", consult("Who answers?")).await;
+    assert!(!error, "{text}");
+    assert!(text.contains("Mock answer"), "{text}");
+    assert!(!marker.exists(), "the workspace's codex-acp ran");
+    client.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn codex_path_in_the_agent_command_cannot_undo_the_confinement() {
+    let mut real = RealEnv::new(true).await;
+    // The plain codex binary, named by the user: the profile must still be
+    // in force (the daemon's own CODEX_PATH wins).
+    let install = codex_acp()
+        .parent()
+        .and_then(|bin| bin.parent())
+        .expect("node_modules")
+        .join("@openai/codex-linux-x64/vendor/x86_64-unknown-linux-musl/bin/codex");
+    assert!(install.is_file(), "{} exists", install.display());
+    let command = format!("CODEX_PATH={} {}", install.display(), codex_acp().display());
+    real.env.set("CODEX_FUSION_ACP_COMMAND", &command);
+    let outside = real.env.dir("outside");
+    std::fs::write(outside.join("secret.txt"), "OUTSIDE-SECRET-31337\n").expect("write");
+    let client = Client::start(&real.env, &[]).await;
+    let (error, text) = call(
+        &client,
+        "consult",
+        consult(&format!(
+            "Read it.\nmock:exec-sandboxed:cat {}",
+            outside.join("secret.txt").display()
+        )),
+    )
+    .await;
+    assert!(!error, "{text}");
+    let output = last_tool_output(&real).await;
+    assert!(
+        !output.contains("OUTSIDE-SECRET-31337"),
+        "the sandbox read outside: {output}"
+    );
+    let (_, status) = call(&client, "status", json!({})).await;
+    assert!(
+        status.contains("codex mode: permission-profile:codex-fusion"),
+        "{status}"
+    );
+    client.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_codex_acp_that_cannot_be_confined_is_refused_with_what_to_do() {
+    let mut real = RealEnv::new(true).await;
+    // codex-acp behind a script that does not answer `cli doctor`, so the
+    // daemon cannot find the codex binary to confine.
+    let script = real.env.root().join("codex-acp-no-doctor");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\nif [ \"$1\" = cli ]; then exit 1; fi\nexec {} \"$@\"\n",
+            codex_acp().display()
+        ),
+    )
+    .expect("script");
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
+    real.env.set("CODEX_FUSION_ACP_COMMAND", script.to_str().expect("utf8"));
+    let client = Client::start(&real.env, &[]).await;
+    let (error, text) = call(&client, "consult", consult("Hello?")).await;
+    assert!(error, "an unconfined codex-acp answered: {text}");
+    assert!(text.contains("could not confine"), "{text}");
+    assert!(text.contains("codex-fusion doctor"), "says what to do: {text}");
+    assert!(real.mock.turns().await.is_empty(), "nothing reached the model");
+    client.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_agent_runs_read_only_and_status_says_it_is_not_confined() {
+    let mut env = TestEnv::new();
+    let command = env.fake_agent_command("");
+    env.set("CODEX_FUSION_ACP_COMMAND", &command);
+    let client = Client::start(&env, &[]).await;
+    let (error, text) = call(&client, "consult", consult("Hi")).await;
+    assert!(!error, "{text}");
+    let (_, status) = call(&client, "status", json!({})).await;
+    assert!(status.contains("codex mode: read-only"), "{status}");
+    assert!(status.contains("warning: reads are not confined"), "{status}");
+    client.close().await;
+    // The same fake calling itself codex-acp must be confined, and cannot
+    // be: it is refused.
+    let mut env = TestEnv::new();
+    let command = env.fake_agent_command("--agent-name @agentclientprotocol/codex-acp");
+    env.set("CODEX_FUSION_ACP_COMMAND", &command);
+    let client = Client::start(&env, &[]).await;
+    let (error, text) = call(&client, "consult", consult("Hi")).await;
+    assert!(error, "{text}");
+    assert!(text.contains("could not confine"), "{text}");
+    client.close().await;
+}
