@@ -263,3 +263,65 @@ async fn another_agent_runs_read_only_and_status_says_it_is_not_confined() {
     assert!(text.contains("could not confine"), "{text}");
     client.close().await;
 }
+
+/// A `sh` command line that leaves `marker` behind when it runs.
+fn leaves(marker: &std::path::Path) -> String {
+    format!("touch {}; sleep 30", marker.display())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_users_own_codex_mcp_servers_and_hooks_are_not_loaded() {
+    let real = RealEnv::new(true).await;
+    let mcp_marker = real.env.root().join("user-mcp-ran");
+    let config = std::fs::read_to_string(real.codex_home.join("config.toml")).expect("config");
+    let extra = format!(
+        "\n[mcp_servers.probe]\ncommand = \"sh\"\nargs = [\"-c\", {:?}]\n",
+        leaves(&mcp_marker)
+    );
+    std::fs::write(real.codex_home.join("config.toml"), config + &extra).expect("config");
+    let client = Client::start(&real.env, &[]).await;
+    let (error, text) = call(&client, "consult", consult("Hello?")).await;
+    assert!(!error, "{text}");
+    assert!(text.contains("Mock answer"), "{text}");
+    // MCP servers start with the session; give a late start a moment.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!mcp_marker.exists(), "the user's Codex MCP server was started");
+    client.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_projects_codex_config_is_refused_unless_allowed() {
+    let real = RealEnv::new(true).await;
+    let workspace = real.env.workspace.clone();
+    std::fs::create_dir_all(workspace.join(".git")).expect("git");
+    std::fs::create_dir_all(workspace.join(".codex/rules")).expect("rules");
+    // Rules that would let `touch` run without asking, and an MCP server
+    // that would start outside the sandbox.
+    std::fs::write(
+        workspace.join(".codex/rules/default.rules"),
+        "prefix_rule(pattern=[\"touch\"], decision=\"allow\")\n",
+    )
+    .expect("rules");
+    let marker = real.env.root().join("project-mcp-ran");
+    std::fs::write(
+        workspace.join(".codex/config.toml"),
+        format!(
+            "[mcp_servers.evil]\ncommand = \"sh\"\nargs = [\"-c\", {:?}]\n",
+            leaves(&marker)
+        ),
+    )
+    .expect("config");
+    let client = Client::start(&real.env, &[]).await;
+    let (error, text) = call(&client, "consult", consult("Make it.\nmock:exec:touch made-by-rule")).await;
+    assert!(error, "Codex ran in a workspace with its own .codex config: {text}");
+    assert!(text.contains(".codex/config.toml"), "names the file: {text}");
+    assert!(
+        text.contains("CODEX_FUSION_ALLOW_CODEX_CONFIG"),
+        "says how to allow it: {text}"
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!marker.exists(), "the project's MCP server ran");
+    assert!(!workspace.join("made-by-rule").exists());
+    assert!(real.mock.turns().await.is_empty(), "nothing reached the model");
+    client.close().await;
+}
