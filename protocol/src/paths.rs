@@ -127,6 +127,13 @@ pub fn canonical_directory(path: &Path) -> Result<PathBuf, PathError> {
     if !canonical.is_dir() {
         return Err(fail("not a directory".into()));
     }
+    if canonical.parent().is_none() {
+        // Every path would be "inside the workspace": Codex could read the
+        // whole disk, and write anywhere with CODEX_FUSION_ALLOW_WRITES.
+        return Err(fail(format!(
+            "the root directory cannot be a workspace (everything would count as inside it); start Claude in a project directory, or set {WORKSPACE_ENV} to one"
+        )));
+    }
     // Workspaces travel as JSON strings (the hello, control messages, status),
     // which cannot hold arbitrary bytes.
     if canonical.to_str().is_none() {
@@ -231,6 +238,15 @@ mod tests {
         assert_eq!(dir, PathBuf::from("/h/.local/state/codex-fusion"));
         let dir = state_dir(env_of(&[(STATE_DIR_ENV, "/o"), ("HOME", "/h")])).expect("resolves");
         assert_eq!(dir, PathBuf::from("/o"));
+    }
+
+    #[test]
+    fn the_root_directory_is_never_a_workspace() {
+        let error = canonical_directory(Path::new("/")).expect_err("refused");
+        assert!(error.to_string().contains("root directory"), "{error}");
+        assert!(error.to_string().contains(WORKSPACE_ENV), "says what to set: {error}");
+        let error = canonical_directory(Path::new("/tmp/../")).expect_err("refused however written");
+        assert!(error.to_string().contains("root directory"), "{error}");
     }
 
     #[test]

@@ -294,9 +294,13 @@ async fn a_projects_codex_config_is_refused_unless_allowed() {
     let real = RealEnv::new(true).await;
     let workspace = real.env.workspace.clone();
     std::fs::create_dir_all(workspace.join(".git")).expect("git");
+    let client = Client::start(&real.env, &[]).await;
+    let (error, text) = call(&client, "consult", consult("Hello?")).await;
+    assert!(!error, "a clean workspace works: {text}");
+    // Then the repository gains rules that would let `touch` run without
+    // asking, and an MCP server that would start outside the sandbox (a
+    // `git pull`); the next session must see them.
     std::fs::create_dir_all(workspace.join(".codex/rules")).expect("rules");
-    // Rules that would let `touch` run without asking, and an MCP server
-    // that would start outside the sandbox.
     std::fs::write(
         workspace.join(".codex/rules/default.rules"),
         "prefix_rule(pattern=[\"touch\"], decision=\"allow\")\n",
@@ -311,7 +315,9 @@ async fn a_projects_codex_config_is_refused_unless_allowed() {
         ),
     )
     .expect("config");
-    let client = Client::start(&real.env, &[]).await;
+    let (error, text) = call(&client, "reset", json!({})).await;
+    assert!(!error, "{text}");
+    let asked = real.mock.turns().await.len();
     let (error, text) = call(&client, "consult", consult("Make it.\nmock:exec:touch made-by-rule")).await;
     assert!(error, "Codex ran in a workspace with its own .codex config: {text}");
     assert!(text.contains(".codex/config.toml"), "names the file: {text}");
@@ -319,9 +325,47 @@ async fn a_projects_codex_config_is_refused_unless_allowed() {
         text.contains("CODEX_FUSION_ALLOW_CODEX_CONFIG"),
         "says how to allow it: {text}"
     );
+    client.close().await;
+    // A fresh daemon start is refused the same way.
+    let stopped = real.env.cli(&["stop"], None).await;
+    assert!(stopped.status.success(), "{}", String::from_utf8_lossy(&stopped.stderr));
+    let client = Client::start(&real.env, &[]).await;
+    let (error, text) = call(&client, "consult", consult("Make it.\nmock:exec:touch made-by-rule")).await;
+    assert!(error && text.contains(".codex/config.toml"), "{text}");
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(!marker.exists(), "the project's MCP server ran");
     assert!(!workspace.join("made-by-rule").exists());
-    assert!(real.mock.turns().await.is_empty(), "nothing reached the model");
+    assert_eq!(real.mock.turns().await.len(), asked, "nothing more reached the model");
     client.close().await;
+    // Allowed on purpose, Codex runs there.
+    let trusting = Client::start(&real.env, &[("CODEX_FUSION_ALLOW_CODEX_CONFIG", "1")]).await;
+    let (error, text) = call(&trusting, "consult", consult("Hello again?")).await;
+    assert!(!error, "{text}");
+    trusting.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_root_directory_is_refused_as_a_workspace_by_every_entry() {
+    let mut env = TestEnv::new();
+    env.set("CODEX_FUSION_WORKSPACE", "/");
+    // The MCP server Claude would start in `/`.
+    let mut shim = tokio::process::Command::new(codex_fusion_testkit::binary("codex-fusion-mcp"));
+    env.apply(&mut shim);
+    shim.stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true);
+    let output = tokio::time::timeout(CALL_LIMIT, shim.output())
+        .await
+        .expect("the shim exits")
+        .expect("the shim ran");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(stderr.contains("root directory"), "{stderr}");
+    assert!(env.daemon_pid().is_none(), "no daemon was started for `/`");
+    // The shell.
+    let output = env.cli(&["reset", "--workspace", "/"], None).await;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(stderr.contains("root directory"), "{stderr}");
 }

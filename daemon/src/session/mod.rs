@@ -184,6 +184,7 @@ impl SessionHandle {
             stderr: StderrTail::default(),
             agent_has_api_key: false,
             agent_unconfined: None,
+            agent_codex_home: None,
         };
         tasks.spawn(actor.run().instrument(span));
         SessionHandle { commands: commands_tx }
@@ -270,6 +271,8 @@ struct Started {
     api_key: bool,
     /// Why the agent runs without the permission profile, if it does.
     unconfined: Option<String>,
+    /// The agent's Codex home.
+    codex_home: Option<PathBuf>,
 }
 
 /// The Codex session open on the live agent.
@@ -412,6 +415,8 @@ struct SessionActor {
     /// Why the live agent runs without the permission profile (an agent
     /// other than codex-acp), shown by `status`.
     agent_unconfined: Option<String>,
+    /// The live agent's Codex home (a `.codex` there is not a project's).
+    agent_codex_home: Option<PathBuf>,
 }
 
 impl SessionActor {

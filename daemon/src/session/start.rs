@@ -37,11 +37,15 @@ impl SessionActor {
             let command_env = &settings.acp_command.env;
             let base = environment::agent_environment(daemon_env.clone(), &agent_env, command_env, &[]);
             let facts = profile_facts(&base, &context.state_dir, profile_choice(&settings));
-            refuse_project_config(&workspace, &facts)?;
+            let codex_home = facts.codex_home.clone();
             let confinement = context
                 .confinement
                 .get(&settings.acp_command, &base, &cwd, &facts)
                 .await;
+            if confinement.is_ok() {
+                // Codex would load the workspace's own `.codex/` config.
+                refuse_project_config(&workspace, facts.choice, facts.codex_home.as_deref())?;
+            }
             let modes = match &confinement {
                 // The profile or nothing: plain read-only mode lets
                 // sandboxed commands read the whole disk.
@@ -89,6 +93,7 @@ impl SessionActor {
                     modes,
                     api_key,
                     unconfined,
+                    codex_home,
                 })),
                 Ok(Err(failure)) => Err(explain_start_failure(&agent, failure).await),
                 Err(_) => Err(too_slow(settings.startup_timeout)),
@@ -120,11 +125,22 @@ impl SessionActor {
         let generation = self.generation;
         let api_key = self.agent_has_api_key;
         let unconfined = self.agent_unconfined.clone();
+        let codex_home = self.agent_codex_home.clone();
+        let choice = self.agent_choice;
         let modes = self.agent_modes.clone();
         let internal = self.internal_tx.clone();
         self.context.tasks.spawn(
             async move {
-                let setup = acp::open_session(&connection, &info, &workspace, resume.as_deref(), api_key, &modes);
+                // The workspace may have gained a project config since the
+                // agent started.
+                let checked = match unconfined {
+                    None => refuse_project_config(&workspace, choice, codex_home.as_deref()),
+                    Some(_) => Ok(()),
+                };
+                let setup = async {
+                    checked?;
+                    acp::open_session(&connection, &info, &workspace, resume.as_deref(), api_key, &modes).await
+                };
                 let result = match tokio::time::timeout(timeout, setup).await {
                     Ok(Ok(opened)) => Ok(Box::new(Started {
                         agent: None,
@@ -133,6 +149,7 @@ impl SessionActor {
                         modes,
                         api_key,
                         unconfined,
+                        codex_home,
                     })),
                     Ok(Err(failure)) => Err(failure),
                     Err(_) => Err(too_slow(timeout)),
@@ -171,6 +188,7 @@ impl SessionActor {
                     modes,
                     api_key,
                     unconfined,
+                    codex_home,
                 } = *started;
                 tracing::info!(
                     session_id = %opened.session_id,
@@ -188,6 +206,7 @@ impl SessionActor {
                 self.agent_modes = modes;
                 self.agent_has_api_key = api_key;
                 self.agent_unconfined = unconfined;
+                self.agent_codex_home = codex_home;
                 if let Some(note) = opened.note {
                     self.pending_note = Some(note);
                 }
@@ -252,11 +271,15 @@ pub(super) fn profile_choice(settings: &Settings) -> ProfileChoice {
 
 /// Refuses a workspace whose own Codex configuration Codex would load and
 /// act on without asking (codex-acp trusts every session root).
-fn refuse_project_config(workspace: &Path, facts: &ProfileFacts) -> Result<(), AgentFailure> {
-    if facts.choice.codex_config {
+fn refuse_project_config(
+    workspace: &Path,
+    choice: ProfileChoice,
+    codex_home: Option<&Path>,
+) -> Result<(), AgentFailure> {
+    if choice.codex_config {
         return Ok(());
     }
-    match crate::confine::project_codex_config(workspace, facts.codex_home.as_deref()) {
+    match crate::confine::project_codex_config(workspace, codex_home) {
         None => Ok(()),
         Some(found) => Err(AgentFailure::Other(format!(
             "{} is a Codex project configuration, which Codex would load and act on without asking: its MCP servers and hooks run outside the sandbox and its rules let commands run unapproved. codex-fusion does not open a Codex session here. Remove or rename it, or, if you trust this repository, set {}=1 in the MCP server's environment",
