@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::confine::ConfinementCache;
+use crate::session::FirstStarts;
 use crate::session::{SessionContext, SessionHandle};
 use crate::turn::CallId;
 use codex_fusion_protocol::pairing::PairingStore;
@@ -45,6 +46,7 @@ impl Daemon {
             shutdown: shutdown.clone(),
             state_dir: state_dir.clone(),
             confinement: ConfinementCache::default(),
+            first_starts: FirstStarts::default(),
             pairings: {
                 let (pairings, problem) = PairingStore::load(&state_dir);
                 if let Some(problem) = problem {

@@ -369,3 +369,51 @@ async fn the_root_directory_is_refused_as_a_workspace_by_every_entry() {
     assert!(!output.status.success(), "{stderr}");
     assert!(stderr.contains("root directory"), "{stderr}");
 }
+
+/// Not the trust boundary, but the same fresh-state edge: a new user's first
+/// two consults, in two workspaces at the same moment, on a `CODEX_HOME`
+/// codex has never initialised (two codex processes creating its state
+/// database at once failed one of them).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_first_consults_at_once_on_a_fresh_codex_home_both_answer() {
+    let real = RealEnv::new(true).await;
+    let other = real.env.dir("second-workspace");
+    let _daemon = real.env.start_daemon().await;
+    let second_env = [("CODEX_FUSION_WORKSPACE", other.to_str().expect("utf8"))];
+    let (first, second) = tokio::join!(Client::start(&real.env, &[]), Client::start(&real.env, &second_env));
+    let (a, b) = tokio::join!(
+        call(&first, "consult", consult("First?")),
+        call(&second, "consult", consult("Second?")),
+    );
+    assert!(!a.0 && a.1.contains("Mock answer"), "{}", a.1);
+    assert!(!b.0 && b.1.contains("Mock answer"), "{}", b.1);
+    first.close().await;
+    second.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_start_that_fails_initialising_a_fresh_codex_home_is_tried_once_more() {
+    let mut env = TestEnv::new();
+    let command = env.fake_agent_command(
+        "--fail-first-start 'Error: failed to initialize sqlite state runtime under /home/x/.codex: locked'",
+    );
+    env.set("CODEX_FUSION_ACP_COMMAND", &command);
+    let client = Client::start(&env, &[]).await;
+    let (error, text) = call(&client, "consult", consult("Hi")).await;
+    assert!(!error, "the second start answered: {text}");
+    assert!(text.contains("fake answer"), "{text}");
+    assert!(
+        env.daemon_logs().contains("starting it once more"),
+        "the retry is logged"
+    );
+    client.close().await;
+    // Any other start failure is not retried: it is reported.
+    let mut env = TestEnv::new();
+    let command = env.fake_agent_command("--fail-first-start 'Error: something else broke'");
+    env.set("CODEX_FUSION_ACP_COMMAND", &command);
+    let client = Client::start(&env, &[]).await;
+    let (error, text) = call(&client, "consult", consult("Hi")).await;
+    assert!(error, "{text}");
+    assert!(text.contains("something else broke"), "{text}");
+    client.close().await;
+}

@@ -14,6 +14,8 @@
 mod start;
 mod turns;
 
+pub use start::FirstStarts;
+
 use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -124,6 +126,8 @@ pub struct SessionContext {
     pub shutdown: CancellationToken,
     pub state_dir: PathBuf,
     pub confinement: ConfinementCache,
+    /// Serialises the first start on each Codex home.
+    pub first_starts: FirstStarts,
     /// Claude ↔ Codex session pairings, persisted.
     pub pairings: PairingStore,
     /// An agent with no turn for this long is stopped (its session is
@@ -185,6 +189,7 @@ impl SessionHandle {
             agent_has_api_key: false,
             agent_unconfined: None,
             agent_codex_home: None,
+            start_retried: false,
         };
         tasks.spawn(actor.run().instrument(span));
         SessionHandle { commands: commands_tx }
@@ -417,6 +422,9 @@ struct SessionActor {
     agent_unconfined: Option<String>,
     /// The live agent's Codex home (a `.codex` there is not a project's).
     agent_codex_home: Option<PathBuf>,
+    /// A start that failed initialising a fresh Codex home was tried once
+    /// more; cleared by the next start that succeeds.
+    start_retried: bool,
 }
 
 impl SessionActor {

@@ -8,10 +8,44 @@ use super::*;
 use crate::acp::{API_KEY_VARS, READ_ONLY_MODE};
 use crate::confine::{PROFILE_MODE, ProfileChoice, ProfileFacts};
 use crate::environment;
+use std::collections::HashMap;
 
 /// How long a failed start waits for the child's exit, so the error can
 /// quote its stderr instead of a bare "connection closed".
 const EXIT_REPORT_WAIT: Duration = Duration::from_millis(500);
+
+/// The Codex homes an agent has started on since the daemon started, and
+/// one lock per home for the first start. Codex creates its state database
+/// when it first runs on a home; two codex processes doing that at once fail
+/// one of them ("failed to initialize sqlite state runtime"), so the first
+/// start on a home waits for any other first start on it. Later starts run
+/// side by side.
+#[derive(Default)]
+pub struct FirstStarts {
+    homes: std::sync::Mutex<HashMap<PathBuf, Arc<tokio::sync::Mutex<bool>>>>,
+}
+
+impl FirstStarts {
+    /// Waits until no other first start on `home` runs. The guard is `Some`
+    /// while this is the first start (set it to `true` once it succeeded),
+    /// `None` when the home has been started on before.
+    async fn enter(&self, home: &Path) -> Option<tokio::sync::OwnedMutexGuard<bool>> {
+        let lock = {
+            let mut homes = self.homes.lock().unwrap_or_else(|poison| poison.into_inner());
+            homes.entry(home.to_path_buf()).or_default().clone()
+        };
+        let guard = lock.lock_owned().await;
+        (!*guard).then_some(guard)
+    }
+}
+
+/// Whether a start failed the way two first starts on one fresh Codex home
+/// do; such a start is tried once more.
+fn fresh_home_race(failure: &AgentFailure) -> bool {
+    failure
+        .to_string()
+        .contains("failed to initialize sqlite state runtime")
+}
 
 impl SessionActor {
     /// Spawns codex-acp with `agent_env` (credentials forwarded by the client
@@ -63,6 +97,12 @@ impl SessionActor {
                 .iter()
                 .any(|name| env.iter().any(|(key, value)| key == name && !value.is_empty()));
             let unconfined = confinement.as_ref().err().map(ToString::to_string);
+            // Held until this start has succeeded or failed, if it is the
+            // first on this home (not across the session's life).
+            let mut first_start = match &codex_home {
+                Some(home) => context.first_starts.enter(home).await,
+                None => None,
+            };
             let agent = Agent::spawn(
                 &settings.acp_command,
                 &cwd,
@@ -86,15 +126,20 @@ impl SessionActor {
                 Ok::<_, AgentFailure>((info, opened))
             };
             match tokio::time::timeout(settings.startup_timeout, setup).await {
-                Ok(Ok((info, opened))) => Ok(Box::new(Started {
-                    agent: Some(agent),
-                    info,
-                    opened,
-                    modes,
-                    api_key,
-                    unconfined,
-                    codex_home,
-                })),
+                Ok(Ok((info, opened))) => {
+                    if let Some(first) = first_start.as_mut() {
+                        **first = true;
+                    }
+                    Ok(Box::new(Started {
+                        agent: Some(agent),
+                        info,
+                        opened,
+                        modes,
+                        api_key,
+                        unconfined,
+                        codex_home,
+                    }))
+                }
                 Ok(Err(failure)) => Err(explain_start_failure(&agent, failure).await),
                 Err(_) => Err(too_slow(settings.startup_timeout)),
             }
@@ -202,6 +247,7 @@ impl SessionActor {
                     self.agent_choice = self.pending_choice;
                 }
                 self.idle_since = Instant::now();
+                self.start_retried = false;
                 self.agent_info = Some(info);
                 self.agent_modes = modes;
                 self.agent_has_api_key = api_key;
@@ -226,7 +272,23 @@ impl SessionActor {
                     usage: UsageTotals::default(),
                 });
             }
+            Err(failure) if fresh_home_race(&failure) && !self.start_retried && self.turn.is_some() => {
+                // Another codex (outside this daemon, or one not serialised
+                // with this one) was creating the home's state at the same
+                // moment: once more, as a new generation.
+                tracing::warn!(%failure, "codex-acp failed initialising a fresh Codex home; starting it once more");
+                self.start_retried = true;
+                if let Some(agent) = self.agent.take() {
+                    agent.stop(StopMode::Kill);
+                }
+                self.agent_info = None;
+                if let Some(turn) = self.turn.as_ref() {
+                    let (settings, agent_env) = (turn.settings.clone(), turn.agent_env.clone());
+                    self.start_agent(settings, agent_env);
+                }
+            }
             Err(failure) => {
+                self.start_retried = false;
                 let message = failure.to_string();
                 tracing::warn!(%message, "starting the Codex session failed");
                 // The next call starts from a clean process.

@@ -23,6 +23,10 @@ pub struct Args {
     /// default. Naming itself codex-acp makes the daemon require its
     /// confinement, which the fake cannot have.
     pub agent_name: String,
+    /// On its first start for a state dir, write this to stderr and exit 1
+    /// before speaking ACP (as codex does when two processes initialise a
+    /// fresh home at once).
+    pub fail_first_start: Option<String>,
 }
 
 impl Args {
@@ -34,6 +38,7 @@ impl Args {
         let mut no_load = false;
         let mut log = None;
         let mut agent_name = "fake-codex-acp".to_owned();
+        let mut fail_first_start = None;
         while let Some(flag) = flags.next() {
             let (name, inline_value) = match flag.split_once('=') {
                 Some((name, value)) => (name.to_owned(), Some(value.to_owned())),
@@ -45,13 +50,14 @@ impl Args {
                 }
                 "--log" => log = Some(PathBuf::from(value_of(&name, inline_value, &mut flags)?)),
                 "--agent-name" => agent_name = value_of(&name, inline_value, &mut flags)?,
+                "--fail-first-start" => fail_first_start = Some(value_of(&name, inline_value, &mut flags)?),
                 "--hang-initialize" => hang_initialize = true,
                 "--require-auth" => require_auth = true,
                 "--no-load" => no_load = true,
                 _ => {
                     return Err(format!(
                         "unknown flag `{flag}`; expected --state-dir DIR, --log FILE, \
-                         --agent-name NAME, --hang-initialize, --require-auth or --no-load"
+                         --agent-name NAME, --fail-first-start MESSAGE, --hang-initialize, --require-auth or --no-load"
                     ));
                 }
             }
@@ -66,6 +72,7 @@ impl Args {
             no_load,
             log,
             agent_name,
+            fail_first_start,
         })
     }
 }

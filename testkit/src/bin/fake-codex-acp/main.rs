@@ -39,6 +39,15 @@ fn main() -> ExitCode {
         }
     };
     eprintln!("fake-codex-acp started pid={}", std::process::id());
+    if let Some(message) = &args.fail_first_start {
+        let marker = args.state_dir.join("first-start-failed");
+        if !marker.exists() {
+            let _ = std::fs::create_dir_all(&args.state_dir);
+            let _ = std::fs::write(&marker, "");
+            eprintln!("{message}");
+            return ExitCode::FAILURE;
+        }
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => {
