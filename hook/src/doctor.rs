@@ -316,7 +316,8 @@ pub fn codex_login(env: &dyn Fn(&str) -> Option<OsString>, home: Option<&Path>, 
 pub fn socket_directory(socket: &Path, uid: u32) -> Check {
     const NAME: &str = "socket";
     let dir = socket.parent().unwrap_or(Path::new("/"));
-    let metadata = match std::fs::metadata(dir) {
+    // Not following a symlink, as the daemon checks it (`paths::check_socket_dir`).
+    let metadata = match std::fs::symlink_metadata(dir) {
         Ok(metadata) => metadata,
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
             return Check::ok(
@@ -337,6 +338,20 @@ pub fn socket_directory(socket: &Path, uid: u32) -> Check {
             .essential();
         }
     };
+    if metadata.file_type().is_symlink() {
+        return Check::problem(
+            NAME,
+            format!(
+                "{} is a symbolic link; the daemon refuses a socket directory that could lead anywhere",
+                dir.display()
+            ),
+            format!(
+                "remove {} (the daemon creates a real one), or set CODEX_FUSION_SOCKET to a path in a directory of your own",
+                dir.display()
+            ),
+        )
+        .essential();
+    }
     if !metadata.is_dir() {
         return Check::problem(
             NAME,
@@ -789,6 +804,13 @@ mod tests {
         let check = socket_directory(&socket, uid + 1);
         assert_eq!(check.state, State::Problem);
         assert!(check.detail.contains("not to you"), "{}", check.detail);
+        // Issue 13: a symlink is what the daemon refuses; doctor says so.
+        let link = temp.path().join("link");
+        std::os::unix::fs::symlink(&dir, &link).expect("symlink");
+        let check = socket_directory(&link.join("daemon.sock"), uid);
+        assert_eq!(check.state, State::Problem);
+        assert!(check.detail.contains("symbolic link"), "{}", check.detail);
+        assert!(check.fix.as_deref().is_some_and(|fix| fix.contains("remove")));
     }
 
     #[test]
