@@ -107,9 +107,11 @@ pub async fn run() -> ExitCode {
     checks.push(codex_acp(&env, acp_command.as_ref()).await);
     let mut sources = Vec::new();
     if let Some(Ok(command)) = &acp_command {
+        let mut vars = command.env.clone();
+        vars.extend(env_program_vars(command));
         sources.push(EnvSource {
             label: ACP_COMMAND_ENV.to_owned(),
-            vars: command.env.clone(),
+            vars,
         });
     }
     for registration in &registrations {
@@ -232,7 +234,8 @@ async fn codex_acp(
     };
     let mut args: Vec<&str> = command.args.iter().map(String::as_str).collect();
     args.push("--version");
-    let version = match locate::output_with_env(&program, &args, &command.env, VERSION_WAIT).await {
+    let shown = format!("{} --version", command.display);
+    let version = match locate::output_with_env(&program, &args, &command.env, VERSION_WAIT, &shown).await {
         Ok(output) if output.status.success() => String::from_utf8_lossy(&output.stdout)
             .lines()
             .map(str::trim)
@@ -242,11 +245,33 @@ async fn codex_acp(
         Ok(output) => format!("version unknown: `--version` failed: {}", locate::first_line(&output)),
         Err(error) => format!("version unknown: {error}"),
     };
+    // The agent may echo its arguments or environment (an unknown flag, a
+    // bad key): none of their hidden values is printed.
+    let version = command.scrub(&version).into_owned();
     let mut detail = format!("{} ({version})", program.display());
     if configured.is_some() {
         detail.push_str(&format!(", from {ACP_COMMAND_ENV}"));
     }
     Check::ok(NAME, detail).essential()
+}
+
+/// The `NAME=value` words right after an `env` program (`env
+/// OPENAI_API_KEY=… codex-acp`): the agent gets them as its environment.
+fn env_program_vars(command: &AcpCommand) -> Vec<(String, String)> {
+    if Path::new(&command.program).file_name() != Some(OsStr::new("env")) {
+        return Vec::new();
+    }
+    command
+        .args
+        .iter()
+        .map_while(|word| {
+            let (name, value) = word.split_once('=')?;
+            let valid = !name.is_empty()
+                && !name.starts_with(|c: char| c.is_ascii_digit())
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            valid.then(|| (name.to_owned(), value.to_owned()))
+        })
+        .collect()
 }
 
 /// Variables that reach codex-acp from somewhere other than this shell.
@@ -811,6 +836,20 @@ mod tests {
         assert_eq!(check.state, State::Problem);
         assert!(check.detail.contains("symbolic link"), "{}", check.detail);
         assert!(check.fix.as_deref().is_some_and(|fix| fix.contains("remove")));
+    }
+
+    #[test]
+    fn the_words_an_env_program_sets_reach_the_agent() {
+        let command = AcpCommand::parse("/usr/bin/env OPENAI_API_KEY=sk-x A_1=2 codex-acp B=3").expect("parses");
+        assert_eq!(
+            env_program_vars(&command),
+            [
+                ("OPENAI_API_KEY".to_owned(), "sk-x".to_owned()),
+                ("A_1".to_owned(), "2".to_owned())
+            ]
+        );
+        let command = AcpCommand::parse("codex-acp OPENAI_API_KEY=sk-x").expect("parses");
+        assert!(env_program_vars(&command).is_empty());
     }
 
     #[test]

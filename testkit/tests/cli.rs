@@ -1214,6 +1214,65 @@ async fn r6_doctor_reads_the_agent_commands_environment_and_the_mcp_servers() {
     assert!(!text.contains("sk-secret"), "{text}");
 }
 
+/// Issue 13: a key in the agent command after its leading words (`env
+/// OPENAI_API_KEY=… codex-acp`) was shown by the status tool, `codex-fusion
+/// status` (and `--json`) and the daemon's log; an agent that prints its
+/// environment put it in the stderr tail too. None of them shows it now.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_planted_in_the_agent_command_is_never_shown() {
+    const KEY: &str = "sk-planted-123";
+    let mut env = TestEnv::new();
+    let _fake = FakeHome::new(&mut env);
+    let command = format!("env OPENAI_API_KEY={KEY} {}", env.fake_agent_command(""));
+    env.set("CODEX_FUSION_ACP_COMMAND", &command);
+    let turn_log = env.state_dir.join("turns.jsonl");
+    env.set("CODEX_FUSION_LOG", turn_log.to_str().expect("utf8"));
+    let _daemon = env.start_daemon().await;
+    let client = Client::start(&env, &[]).await;
+    let answer = client
+        .text("consult", consult("fake:stderr-env:OPENAI_API_KEY is it safe?"))
+        .await;
+    assert!(answer.contains("prompts_seen=1"), "{answer}");
+    let mut shown = Vec::new();
+    let status_tool = client.text("status", json!({})).await;
+    assert!(status_tool.contains("command: env OPENAI_API_KEY=… "), "{status_tool}");
+    assert!(status_tool.contains("OPENAI_API_KEY=…"), "{status_tool}");
+    shown.push(("the status tool", status_tool));
+    client.close().await;
+    let status = env.cli(&["status"], None).await;
+    assert!(status.status.success(), "{}", stderr(&status));
+    assert!(stdout(&status).contains("env OPENAI_API_KEY=…"), "{}", stdout(&status));
+    shown.push(("codex-fusion status", format!("{}{}", stdout(&status), stderr(&status))));
+    let json = env.cli(&["status", "--json"], None).await;
+    let parsed: Value = serde_json::from_slice(&json.stdout).expect("JSON");
+    let workspace = &parsed["workspaces"][0];
+    assert!(
+        workspace["stderr_tail"]
+            .as_array()
+            .expect("a tail")
+            .iter()
+            .any(|line| line == "OPENAI_API_KEY=…"),
+        "the agent printed the key, scrubbed: {workspace}"
+    );
+    shown.push(("codex-fusion status --json", stdout(&json)));
+    let doctor = env.cli(&["doctor"], None).await;
+    shown.push(("codex-fusion doctor", format!("{}{}", stdout(&doctor), stderr(&doctor))));
+    wait_for_file(&turn_log).await;
+    shown.push(("the turn log", std::fs::read_to_string(&turn_log).expect("turn log")));
+    shown.push(("the daemon's log", env.daemon_logs()));
+    for (place, text) in &shown {
+        assert!(!text.contains(KEY), "{place} shows the key:\n{text}");
+    }
+}
+
+async fn wait_for_file(path: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !path.exists() {
+        assert!(Instant::now() < deadline, "{} was not written", path.display());
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 /// The CLI's hello carries the forwarded variables, API keys among them: it
 /// is never sent to a socket another user listens on (as the shim already
 /// refuses). Runs where setpriv and perl can start a listener as nobody.

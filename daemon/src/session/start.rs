@@ -60,7 +60,7 @@ impl SessionActor {
             )
             .await
             .map_err(|error| AgentFailure::Other(error.to_string()))?;
-            tracing::info!(pid = ?agent.pid, generation, command = %agent.command, confined = confinement.is_some(), "codex-acp started");
+            tracing::info!(pid = ?agent.pid, generation, command = %agent.command.display, confined = confinement.is_some(), "codex-acp started");
             let connection = agent.connection.clone();
             let setup = async {
                 let info = acp::initialize(&connection).await?;

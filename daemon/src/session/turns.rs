@@ -546,7 +546,9 @@ impl SessionActor {
         // other credentials than the agent was started with, e.g. one warmed
         // by the hook) gets its own agent; the session moves over by load.
         if let Some(agent) = self.agent.as_ref() {
-            if agent.command != settings.acp_command.display {
+            // The whole command, values included: two commands that differ
+            // only in a hidden value (`--api-key=…`) show the same.
+            if agent.command != settings.acp_command {
                 self.retire_agent("a client asked for another CODEX_FUSION_ACP_COMMAND");
             } else if !agent_env.is_empty() && sorted(&agent_env) != self.agent_env {
                 self.retire_agent("a client brought other credentials or CODEX_HOME");

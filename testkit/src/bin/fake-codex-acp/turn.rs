@@ -111,6 +111,9 @@ impl Turn {
         for line in &script.stderr {
             eprintln!("{line}");
         }
+        for name in &script.stderr_env {
+            eprintln!("{name}={}", std::env::var(name).unwrap_or_default());
+        }
         if script.garbage {
             let garbage: &[u8] = b"this is not json\n\xff\xfe\n{\"jsonrpc\": \"2.0\", broken\n";
             if let Err(error) = self.shared.output.write_raw(garbage).await {
