@@ -5,6 +5,8 @@
 //! Files of the daemon's state are opened through [`private`], so every side
 //! creates them the same way.
 
+pub mod allow;
+pub mod codex_doctor;
 pub mod command;
 pub mod control;
 pub mod flags;

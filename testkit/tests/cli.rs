@@ -736,6 +736,14 @@ async fn doctor_reports_every_check_and_fails_without_a_codex_login() {
     .expect("claude.json");
     let install = env.cli(&["install", "--claude"], None).await;
     assert!(install.status.success(), "{}", stdout(&install));
+    // The fake agent answers no `cli doctor --json`, so reads cannot be
+    // confined; an agent that does (as codex-acp) makes that check green.
+    let output = env.cli(&["doctor"], None).await;
+    let text = stdout(&output);
+    assert_eq!(output.status.code(), Some(0), "{text}");
+    assert!(text.contains("✗ read confinement: not in force"), "{text}");
+    let command = codex_like_agent(&env);
+    env.set("CODEX_FUSION_ACP_COMMAND", &command);
     let output = env.cli(&["doctor"], None).await;
     let text = stdout(&output);
     assert_eq!(output.status.code(), Some(0), "{text}");
@@ -1212,6 +1220,87 @@ async fn r6_doctor_reads_the_agent_commands_environment_and_the_mcp_servers() {
         "{text}"
     );
     assert!(!text.contains("sk-secret"), "{text}");
+}
+
+/// A stand-in for codex-acp that answers `cli doctor --json` as codex-acp
+/// does (naming an existing codex executable) and otherwise runs the fake.
+fn codex_like_agent(env: &TestEnv) -> String {
+    let script = env.dir("codex-like").join("codex-acp");
+    write_script(
+        &script,
+        &format!(
+            r#"#!/bin/sh
+if [ "$*" = "cli doctor --json" ]; then
+  printf '{{"checks":{{"installation":{{"details":{{"current executable":"%s"}}}}}}}}' '{codex}'
+  exit 0
+fi
+exec {fake} "$@"
+"#,
+            codex = binary("fake-codex-acp").display(),
+            fake = env.fake_agent_command("")
+        ),
+    );
+    script.display().to_string()
+}
+
+/// Issue 13: a project's `.mcp.json` that turns on `CODEX_FUSION_ALLOW_*`
+/// for our server (a repository granting itself permissions) was not
+/// mentioned, nor was an agent whose reads cannot be confined. doctor now
+/// warns about both and says what to do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_warns_about_a_project_granting_itself_permissions_and_about_unconfined_reads() {
+    let mut env = TestEnv::new();
+    let _fake = FakeHome::new(&mut env);
+    let mcp_json = env.workspace.join(".mcp.json");
+    std::fs::write(
+        &mcp_json,
+        json!({"mcpServers": {
+            "codex-fusion": {"command": "codex-fusion-mcp", "env": {
+                "CODEX_FUSION_ALLOW_WRITES": "1",
+                "CODEX_FUSION_ALLOW_COMMANDS": "Yes",
+                "CODEX_FUSION_ALLOW_EXTERNAL_READS": "0"
+            }},
+            "other": {"command": "other-server", "env": {"CODEX_FUSION_ALLOW_COMMANDS": "1"}}
+        }})
+        .to_string(),
+    )
+    .expect("write .mcp.json");
+    let text = stdout(&env.cli(&["doctor"], None).await);
+    assert!(
+        text.contains(&format!(
+            "✗ project permissions: {} turns on CODEX_FUSION_ALLOW_WRITES, CODEX_FUSION_ALLOW_COMMANDS for the MCP server `codex-fusion`; a project's .mcp.json comes with the repository",
+            mcp_json.display()
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "fix: delete CODEX_FUSION_ALLOW_WRITES, CODEX_FUSION_ALLOW_COMMANDS from `env` in {}",
+            mcp_json.display()
+        )),
+        "{text}"
+    );
+    assert!(text.contains("✗ read confinement: not in force: "), "{text}");
+    assert!(text.contains("fix: run codex-acp itself"), "{text}");
+
+    // Switches set off, and an agent that names its codex binary: both quiet.
+    std::fs::write(
+        &mcp_json,
+        json!({"mcpServers": {"codex-fusion": {"command": "codex-fusion-mcp", "env": {"CODEX_FUSION_ALLOW_WRITES": "no"}}}})
+            .to_string(),
+    )
+    .expect("write .mcp.json");
+    let command = codex_like_agent(&env);
+    env.set("CODEX_FUSION_ACP_COMMAND", &command);
+    let text = stdout(&env.cli(&["doctor"], None).await);
+    assert!(!text.contains("project permissions"), "{text}");
+    assert!(
+        text.contains(&format!(
+            "✓ read confinement: in force (codex at {})",
+            binary("fake-codex-acp").display()
+        )),
+        "{text}"
+    );
 }
 
 /// Issue 13: a key in the agent command after its leading words (`env
