@@ -74,6 +74,7 @@ pub struct Agent {
     stop_mode: Arc<Mutex<StopMode>>,
     /// Set to the reason once the child is gone and reaped.
     exited: watch::Receiver<Option<String>>,
+    secrets: Secrets,
 }
 
 /// The last lines the agent wrote to stderr.
@@ -176,7 +177,7 @@ impl Agent {
         let stderr_reader = tasks.spawn(read_stderr(stderr, stderr_tail.clone(), pid, secrets.clone()));
 
         let (garbage_tx, garbage_rx) = oneshot::channel();
-        let incoming = agent_lines(BufReader::new(stdout), garbage_tx, secrets);
+        let incoming = agent_lines(BufReader::new(stdout), garbage_tx, secrets.clone());
         let outgoing = futures::sink::unfold(stdin, |mut stdin, line: String| async move {
             use tokio::io::AsyncWriteExt;
             // One write per message: the agent wakes once, to a whole line.
@@ -225,7 +226,14 @@ impl Agent {
             stop,
             stop_mode,
             exited,
+            secrets,
         })
+    }
+
+    /// `text` (an error the agent answered, say) without the credential
+    /// values this agent runs with.
+    pub fn scrub(&self, text: &str) -> String {
+        self.secrets.scrub(text).into_owned()
     }
 
     /// Why the child is gone, once it is.
@@ -396,6 +404,13 @@ where
             event: AgentEvent::Exited(reason),
         })
         .await;
+}
+
+/// `text` without the credential values an agent started with `command`
+/// and `extra_env` would run with (see [`Secrets`]), for messages about an
+/// agent that is not (or no longer) running.
+pub fn scrub_credentials(text: &str, command: &AcpCommand, extra_env: &[(String, String)]) -> String {
+    Secrets::of(command, extra_env).scrub(text).into_owned()
 }
 
 /// Credential values the agent was started with: the values its command

@@ -1323,6 +1323,14 @@ async fn a_key_planted_in_the_agent_command_is_never_shown() {
         .await;
     assert!(answer.contains("prompts_seen=1"), "{answer}");
     let mut shown = Vec::new();
+    // An agent whose error quotes its key: the failed call does not show it.
+    let failed = client
+        .call("consult", consult("fake:error:env:OPENAI_API_KEY"))
+        .await
+        .expect("a tool result");
+    let failed = codex_fusion_testkit::client::result_text(&failed);
+    assert!(failed.contains("the server rejected OPENAI_API_KEY=…"), "{failed}");
+    shown.push(("a failed call", failed));
     let status_tool = client.text("status", json!({})).await;
     assert!(status_tool.contains("command: env OPENAI_API_KEY=… "), "{status_tool}");
     assert!(status_tool.contains("OPENAI_API_KEY=…"), "{status_tool}");

@@ -76,7 +76,10 @@ impl SessionActor {
                     modes,
                     api_key,
                 })),
-                Ok(Err(failure)) => Err(explain_start_failure(&agent, failure).await),
+                // The agent's own words may quote its key.
+                Ok(Err(failure)) => Err(explain_start_failure(&agent, failure)
+                    .await
+                    .map_text(|text| agent.scrub(text))),
                 Err(_) => Err(too_slow(settings.startup_timeout)),
             }
         };
@@ -189,7 +192,12 @@ impl SessionActor {
                 });
             }
             Err(failure) => {
-                let message = failure.to_string();
+                // A failure on a live agent (opening a session on it) may
+                // quote its key; one from a fresh start is scrubbed already.
+                let message = match &self.agent {
+                    Some(agent) => agent.scrub(&failure.to_string()),
+                    None => failure.to_string(),
+                };
                 tracing::warn!(%message, "starting the Codex session failed");
                 // The next call starts from a clean process.
                 if let Some(agent) = self.agent.take() {

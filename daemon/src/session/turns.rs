@@ -334,6 +334,19 @@ impl SessionActor {
 
     /// Ends `turn`: delivers the outcome, counts it, logs it.
     pub(super) fn finish(&mut self, mut turn: ActiveTurn, outcome: Result<&'static str, (&'static str, String)>) {
+        // Every failure of a turn ends here; an agent's error may quote the
+        // key it runs with, which must not reach the result or the log.
+        let outcome = outcome.map_err(|(stop_reason, message)| {
+            let message = match &self.agent {
+                Some(agent) => agent.scrub(&message),
+                None => message,
+            };
+            let forwarded: Vec<(String, String)> = turn.agent_env.iter().chain(&self.agent_env).cloned().collect();
+            (
+                stop_reason,
+                crate::agent::scrub_credentials(&message, &turn.settings.acp_command, &forwarded),
+            )
+        });
         let elapsed = turn.started.elapsed();
         self.last_used = Some(Instant::now());
         self.idle_since = Instant::now();

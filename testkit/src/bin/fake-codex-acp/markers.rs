@@ -29,6 +29,9 @@ pub enum ErrorKind {
     Quota,
     RateLimit,
     Auth,
+    /// `fake:error:env:NAME`: an error that quotes variable NAME and its
+    /// value, as an agent rejecting a key might.
+    QuotingEnv(String),
     Other(String),
 }
 
@@ -101,7 +104,10 @@ fn apply(script: &mut Script, token: &str) {
                 "quota" => ErrorKind::Quota,
                 "ratelimit" => ErrorKind::RateLimit,
                 "auth" => ErrorKind::Auth,
-                other => ErrorKind::Other(other.to_owned()),
+                other => match other.strip_prefix("env:") {
+                    Some(name) => ErrorKind::QuotingEnv(name.to_owned()),
+                    None => ErrorKind::Other(other.to_owned()),
+                },
             };
             script.error = script.error.take().or(Some(kind));
         }
@@ -168,5 +174,9 @@ mod tests {
         assert_eq!(parse("what is fake about this: nothing"), Script::default());
         assert_eq!(parse("fake:error:quota").error, Some(ErrorKind::Quota));
         assert_eq!(parse("fake:stderr-env:OPENAI_API_KEY.").stderr_env, ["OPENAI_API_KEY"]);
+        assert_eq!(
+            parse("fake:error:env:OPENAI_API_KEY").error,
+            Some(ErrorKind::QuotingEnv("OPENAI_API_KEY".into()))
+        );
     }
 }

@@ -285,6 +285,13 @@ fn agent_error(kind: &ErrorKind) -> Error {
             },
         })),
         ErrorKind::Auth => Error::new(ErrorCode::AUTH_REQUIRED, "Authentication required"),
+        ErrorKind::QuotingEnv(name) => Error::new(
+            ErrorCode::INTERNAL_ERROR,
+            format!(
+                "fake-codex-acp: the server rejected {name}={}",
+                std::env::var(name).unwrap_or_default()
+            ),
+        ),
         ErrorKind::Other(kind) => Error::new(
             ErrorCode::INTERNAL_ERROR,
             format!("fake-codex-acp: simulated error `{kind}`"),
