@@ -194,7 +194,7 @@ fn save_full_answer(state_dir: &Path, text: &str) -> Option<std::path::PathBuf> 
         .map_or(0, |since| since.as_secs());
     let sequence = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let path = dir.join(format!("{stamp}-{}-{sequence}.md", std::process::id()));
-    let written = private::create_dir(&dir)
+    let written = private::own_dir(&dir)
         .and_then(|()| private::open(&path, private::Access::CreateNew))
         .map_err(|error| error.to_string())
         .and_then(|mut file| {

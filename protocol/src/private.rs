@@ -121,6 +121,37 @@ pub fn create_dir(dir: &Path) -> Result<(), PrivateError> {
     check_owner(dir, &metadata)
 }
 
+/// [`create_dir`] for a directory that is the daemon's own (`logs/`,
+/// `answers/`): an existing one with wider permissions (made by an older
+/// version under a loose umask) is narrowed to 0700.
+pub fn own_dir(dir: &Path) -> Result<(), PrivateError> {
+    create_dir(dir)?;
+    let metadata = std::fs::metadata(dir).map_err(PrivateError::io(dir))?;
+    if metadata.permissions().mode() & 0o777 != DIR_MODE {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(DIR_MODE)).map_err(PrivateError::io(dir))?;
+    }
+    Ok(())
+}
+
+/// Narrows every regular file of this user directly in `dir` whose name
+/// starts with `prefix` to 0600 (files another library created with the
+/// umask's mode, such as the daemon's rotating logs). Symlinks and other
+/// users' files are left alone; errors are ignored (best effort).
+pub fn narrow_files(dir: &Path, prefix: &str) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let me = nix::unistd::getuid().as_raw();
+    for entry in entries.flatten() {
+        if !entry.file_name().to_string_lossy().starts_with(prefix) {
+            continue;
+        }
+        // `DirEntry::metadata` does not follow a symlink.
+        let Ok(metadata) = entry.metadata() else { continue };
+        if metadata.is_file() && metadata.uid() == me && metadata.permissions().mode() & 0o777 != FILE_MODE {
+            let _ = std::fs::set_permissions(entry.path(), std::fs::Permissions::from_mode(FILE_MODE));
+        }
+    }
+}
+
 /// Replaces `path` with `bytes` atomically: a private temporary file next to
 /// it, synced, then renamed over it (a symlink at `path` is replaced, not
 /// followed). Creates the parent directory as [`create_dir`] does.
@@ -312,6 +343,32 @@ mod tests {
         std::fs::create_dir(&dir).expect("mkdir");
         nix::unistd::chown(&dir, Some(nobody), None).expect("chown");
         assert!(matches!(create_dir(&dir), Err(PrivateError::ForeignOwner { .. })));
+    }
+
+    #[test]
+    fn the_daemons_own_directories_and_files_are_narrowed() {
+        let temp = tempfile::tempdir().expect("tempdir");
+        let logs = temp.path().join("logs");
+        std::fs::create_dir(&logs).expect("mkdir");
+        std::fs::set_permissions(&logs, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        create_dir(&logs).expect("exists");
+        assert_eq!(mode(&logs), 0o755, "create_dir keeps what it finds");
+        own_dir(&logs).expect("narrowed");
+        assert_eq!(mode(&logs), 0o700);
+        let log = logs.join("codex-fusiond.2026-01-01.log");
+        std::fs::write(&log, "").expect("write");
+        std::fs::set_permissions(&log, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        let other = logs.join("notes.txt");
+        std::fs::write(&other, "").expect("write");
+        std::fs::set_permissions(&other, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        let outside = temp.path().join("outside");
+        std::fs::write(&outside, "").expect("write");
+        std::fs::set_permissions(&outside, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        std::os::unix::fs::symlink(&outside, logs.join("codex-fusiond.link")).expect("symlink");
+        narrow_files(&logs, "codex-fusiond");
+        assert_eq!(mode(&log), 0o600);
+        assert_eq!(mode(&other), 0o644, "only the prefix");
+        assert_eq!(mode(&outside), 0o644, "a symlink's target is never chmodded");
     }
 
     #[test]

@@ -89,6 +89,9 @@ async fn access_state_files_are_private_whatever_the_umask() {
     assert_eq!(mode(&turn_log), 0o600, "turn log");
     assert_eq!(mode(saved.parent().expect("dir")), 0o700, "answers directory");
     assert_eq!(mode(&saved), 0o600, "saved answer");
+    for log in std::fs::read_dir(env.state_dir.join("logs")).expect("logs").flatten() {
+        assert_eq!(mode(&log.path()), 0o600, "{}", log.path().display());
+    }
     let _ = kill(Pid::from_raw(daemon.id().expect("running") as i32), Signal::SIGTERM);
     let _ = tokio::time::timeout(Duration::from_secs(10), daemon.wait()).await;
 }
