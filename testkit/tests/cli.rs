@@ -1362,6 +1362,39 @@ async fn a_key_planted_in_the_agent_command_is_never_shown() {
     }
 }
 
+/// Issue 13: the agent was matched to a client by its command's display,
+/// which hides values, so a client bringing another key in the command
+/// (`OPENAI_API_KEY=A agent` after `OPENAI_API_KEY=B agent`) was served by
+/// the agent started with the first key. Now it gets its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_with_another_hidden_key_gets_its_own_agent() {
+    let env = TestEnv::new();
+    let _daemon = env.start_daemon().await;
+    let first = format!("OPENAI_API_KEY=sk-first-0000 {}", env.fake_agent_command(""));
+    let client = Client::start(&env, &[("CODEX_FUSION_ACP_COMMAND", &first)]).await;
+    assert!(client.text("consult", consult("one")).await.contains("prompts_seen=1"));
+    client.close().await;
+    let first_pid = env.workspace_status().await.agent_pid.expect("an agent");
+    let second = format!("OPENAI_API_KEY=sk-second-000 {}", env.fake_agent_command(""));
+    let client = Client::start(&env, &[("CODEX_FUSION_ACP_COMMAND", &second)]).await;
+    assert!(client.text("consult", consult("two")).await.contains("prompts_seen="));
+    client.close().await;
+    let status = env.workspace_status().await;
+    assert_eq!(
+        status
+            .agent_command
+            .as_deref()
+            .map(|command| command.starts_with("OPENAI_API_KEY=… ")),
+        Some(true),
+        "{status:?}"
+    );
+    assert_ne!(
+        status.agent_pid,
+        Some(first_pid),
+        "the second key's client got its own agent"
+    );
+}
+
 async fn wait_for_file(path: &Path) {
     let deadline = Instant::now() + Duration::from_secs(10);
     while !path.exists() {
