@@ -4,6 +4,7 @@
 //! holds whole answers and every command Codex ran, so it is the user's
 //! alone: created 0600 (its missing directories 0700), never written through
 //! a symlink, refused when it belongs to someone else (`protocol::private`).
+//! The directory it sits in may be anyone's (`/tmp`): the user chose it.
 
 use std::io::Write as _;
 use std::path::Path;
@@ -66,9 +67,7 @@ pub struct ToolCallEntry {
 /// propagated: a debug log must not fail a turn.
 pub fn append(path: &Path, record: &TurnRecord) {
     let result = (|| -> Result<(), String> {
-        if let Some(parent) = path.parent() {
-            private::create_dir(parent).map_err(|error| error.to_string())?;
-        }
+        private::create_parent(path).map_err(|error| error.to_string())?;
         let mut line = serde_json::to_vec(record).map_err(|error| error.to_string())?;
         line.push(b'\n');
         let mut file = private::open(path, private::Access::Append).map_err(|error| error.to_string())?;

@@ -121,6 +121,21 @@ pub fn create_dir(dir: &Path) -> Result<(), PrivateError> {
     check_owner(dir, &metadata)
 }
 
+/// Creates the missing directories above `path` with mode 0700, leaving
+/// existing ones as they are, owner included: for a file the user names
+/// (`CODEX_FUSION_LOG`), which may sit in `/tmp` or a project. The file
+/// itself is still checked by [`open`].
+pub fn create_parent(path: &Path) -> Result<(), PrivateError> {
+    let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) else {
+        return Ok(());
+    };
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(DIR_MODE)
+        .create(dir)
+        .map_err(PrivateError::io(dir))
+}
+
 /// [`create_dir`] for a directory that is the daemon's own (`logs/`,
 /// `answers/`): an existing one with wider permissions (made by an older
 /// version under a loose umask) is narrowed to 0700.
@@ -369,6 +384,27 @@ mod tests {
         assert_eq!(mode(&log), 0o600);
         assert_eq!(mode(&other), 0o644, "only the prefix");
         assert_eq!(mode(&outside), 0o644, "a symlink's target is never chmodded");
+    }
+
+    /// Needs root. A file the user names may live in a directory of
+    /// someone else's (`/tmp`); the file, not the directory, must be ours.
+    #[test]
+    fn a_named_file_in_another_users_directory_is_ours_and_private() {
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("SKIPPED: needs root to chown a directory to another user");
+            return;
+        }
+        let temp = tempfile::tempdir().expect("tempdir");
+        let shared = temp.path().join("tmp");
+        std::fs::create_dir(&shared).expect("mkdir");
+        std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o1777)).expect("chmod");
+        nix::unistd::chown(&shared, Some(nix::unistd::Uid::from_raw(65534)), None).expect("chown");
+        let log = shared.join("new/turns.jsonl");
+        create_parent(&log).expect("creates what is missing");
+        assert_eq!(mode(log.parent().expect("dir")), 0o700);
+        drop(open(&log, Access::Append).expect("opens"));
+        assert_eq!(mode(&log), 0o600);
+        assert!(create_dir(&shared).is_err(), "a state directory must be ours");
     }
 
     #[test]
