@@ -78,6 +78,19 @@ pub enum AgentFailure {
 }
 
 impl AgentFailure {
+    /// The same failure with its text passed through `change` (to scrub
+    /// credentials the agent quoted).
+    pub fn map_text(self, change: impl FnOnce(&str) -> String) -> AgentFailure {
+        match self {
+            AgentFailure::AuthRequired(text) => AgentFailure::AuthRequired(change(&text)),
+            AgentFailure::Quota(text) => AgentFailure::Quota(change(&text)),
+            AgentFailure::RateLimited(text) => AgentFailure::RateLimited(change(&text)),
+            AgentFailure::ProtocolMismatch(text) => AgentFailure::ProtocolMismatch(change(&text)),
+            AgentFailure::Unconfined(text) => AgentFailure::Unconfined(change(&text)),
+            AgentFailure::Other(text) => AgentFailure::Other(change(&text)),
+        }
+    }
+
     /// Sorts an ACP error into a cause a user can act on.
     pub fn classify(error: &agent_client_protocol::Error) -> AgentFailure {
         let code: i32 = error.code.into();

@@ -24,6 +24,8 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use codex_fusion_protocol::command::is_secret_name;
+
 use crate::config::AcpCommand;
 
 /// Lines of codex-acp stderr kept for `status` and error messages.
@@ -65,12 +67,14 @@ pub enum StopMode {
 /// A running codex-acp child with its ACP connection.
 pub struct Agent {
     pub pid: Option<u32>,
-    pub command: String,
+    /// The command it was started with; show only its `display`.
+    pub command: AcpCommand,
     pub connection: ConnectionTo<AcpPeer>,
     stop: CancellationToken,
     stop_mode: Arc<Mutex<StopMode>>,
     /// Set to the reason once the child is gone and reaped.
     exited: watch::Receiver<Option<String>>,
+    secrets: Secrets,
 }
 
 /// The last lines the agent wrote to stderr.
@@ -168,10 +172,14 @@ impl Agent {
         let stdout = child.stdout.take().expect("stdout is piped");
         let stderr = child.stderr.take().expect("stderr is piped");
 
-        let stderr_reader = tasks.spawn(read_stderr(stderr, stderr_tail.clone(), pid));
+        // What the agent prints is quoted in `status`, errors and logs; an
+        // agent that echoes its arguments or environment must not put a key
+        // there.
+        let secrets = Secrets::of(command, env);
+        let stderr_reader = tasks.spawn(read_stderr(stderr, stderr_tail.clone(), pid, secrets.clone()));
 
         let (garbage_tx, garbage_rx) = oneshot::channel();
-        let incoming = agent_lines(BufReader::new(stdout), garbage_tx);
+        let incoming = agent_lines(BufReader::new(stdout), garbage_tx, secrets.clone());
         let outgoing = futures::sink::unfold(stdin, |mut stdin, line: String| async move {
             use tokio::io::AsyncWriteExt;
             // One write per message: the agent wakes once, to a whole line.
@@ -215,12 +223,19 @@ impl Agent {
         };
         Ok(Agent {
             pid,
-            command: command.display.clone(),
+            command: command.clone(),
             connection,
             stop,
             stop_mode,
             exited,
+            secrets,
         })
+    }
+
+    /// `text` (an error the agent answered, say) without the credential
+    /// values this agent runs with.
+    pub fn scrub(&self, text: &str) -> String {
+        self.secrets.scrub(text).into_owned()
     }
 
     /// Why the child is gone, once it is.
@@ -393,6 +408,39 @@ where
         .await;
 }
 
+/// `text` without the credential values an agent started with `command`
+/// and `extra_env` would run with (see [`Secrets`]), for messages about an
+/// agent that is not (or no longer) running.
+pub fn scrub_credentials(text: &str, command: &AcpCommand, extra_env: &[(String, String)]) -> String {
+    Secrets::of(command, extra_env).scrub(text).into_owned()
+}
+
+/// Credential values the agent was started with: the values its command
+/// hides, and the variables with secret names that it gets from us or
+/// inherits from the daemon. Scrubbed from everything it prints before that
+/// is kept or logged.
+#[derive(Clone, Default)]
+struct Secrets(Arc<Vec<String>>);
+
+impl Secrets {
+    fn of(command: &AcpCommand, env: &[(String, String)]) -> Secrets {
+        let secret_valued = |(name, value): (String, String)| is_secret_name(&name).then_some(value);
+        let mut values: Vec<String> = command.secrets().map(str::to_owned).collect();
+        values.extend(env.iter().cloned().filter_map(secret_valued));
+        values.extend(std::env::vars().filter_map(secret_valued));
+        values.retain(|value| !value.is_empty());
+        values.sort();
+        values.dedup();
+        // Longest first, so a key that contains another is replaced whole.
+        values.sort_by_key(|value| std::cmp::Reverse(value.len()));
+        Secrets(Arc::new(values))
+    }
+
+    fn scrub<'a>(&self, text: &'a str) -> std::borrow::Cow<'a, str> {
+        codex_fusion_protocol::command::scrub(text, &self.0)
+    }
+}
+
 /// Kills a process group when dropped, so even a task aborted at runtime
 /// shutdown leaves no process behind.
 pub(crate) struct GroupGuard(pub(crate) Pid);
@@ -417,56 +465,62 @@ impl Drop for GroupGuard {
 fn agent_lines<R>(
     reader: R,
     garbage: oneshot::Sender<String>,
+    secrets: Secrets,
 ) -> std::pin::Pin<Box<dyn futures::Stream<Item = std::io::Result<String>> + Send>>
 where
     R: AsyncBufRead + AsyncRead + Unpin + Send + 'static,
 {
-    let state = (reader, Some(garbage));
-    Box::pin(futures::stream::unfold(state, |(mut reader, mut garbage)| async move {
-        loop {
-            let line = codex_fusion_protocol::frame::read_line_async(&mut reader, AGENT_LINE_MAX_BYTES).await;
-            let bad = match line {
-                Ok(None) => return None,
-                Ok(Some(bytes)) => match String::from_utf8(bytes) {
-                    Ok(text) => {
-                        let trimmed = text.trim();
-                        if trimmed.is_empty() {
-                            continue;
+    let state = (reader, Some(garbage), secrets);
+    Box::pin(futures::stream::unfold(
+        state,
+        |(mut reader, mut garbage, secrets)| async move {
+            loop {
+                let line = codex_fusion_protocol::frame::read_line_async(&mut reader, AGENT_LINE_MAX_BYTES).await;
+                let bad = match line {
+                    Ok(None) => return None,
+                    Ok(Some(bytes)) => match String::from_utf8(bytes) {
+                        Ok(text) => {
+                            let trimmed = text.trim();
+                            if trimmed.is_empty() {
+                                continue;
+                            }
+                            if trimmed.starts_with('{') && trimmed.ends_with('}') {
+                                // Let the tasks this line wakes (the session, a
+                                // progress forwarder) run before the next line: a
+                                // flooding agent otherwise starves them for a whole
+                                // scheduling budget, and progress reaches the client
+                                // in rare bursts (docs/PERFORMANCE.md, figure 3).
+                                tokio::task::yield_now().await;
+                                return Some((Ok(text), (reader, garbage, secrets)));
+                            }
+                            // Scrubbed before it is cut, so no part of a key is left.
+                            secrets.scrub(trimmed).chars().take(120).collect::<String>()
                         }
-                        if trimmed.starts_with('{') && trimmed.ends_with('}') {
-                            // Let the tasks this line wakes (the session, a
-                            // progress forwarder) run before the next line: a
-                            // flooding agent otherwise starves them for a whole
-                            // scheduling budget, and progress reaches the client
-                            // in rare bursts (docs/PERFORMANCE.md, figure 3).
-                            tokio::task::yield_now().await;
-                            return Some((Ok(text), (reader, garbage)));
-                        }
-                        trimmed.chars().take(120).collect::<String>()
+                        Err(error) => format!(
+                            "{} (not UTF-8)",
+                            secrets
+                                .scrub(&String::from_utf8_lossy(error.as_bytes()))
+                                .chars()
+                                .take(120)
+                                .collect::<String>()
+                        ),
+                    },
+                    Err(codex_fusion_protocol::frame::FrameError::Io(error)) => {
+                        return Some((Err(error), (reader, garbage, secrets)));
                     }
-                    Err(error) => format!(
-                        "{} (not UTF-8)",
-                        String::from_utf8_lossy(error.as_bytes())
-                            .chars()
-                            .take(120)
-                            .collect::<String>()
-                    ),
-                },
-                Err(codex_fusion_protocol::frame::FrameError::Io(error)) => {
-                    return Some((Err(error), (reader, garbage)));
+                    Err(error) => error.to_string(),
+                };
+                tracing::warn!(line = %bad, "codex-acp wrote a line that is not JSON-RPC; stopping it");
+                if let Some(garbage) = garbage.take() {
+                    let _ = garbage.send(bad);
                 }
-                Err(error) => error.to_string(),
-            };
-            tracing::warn!(line = %bad, "codex-acp wrote a line that is not JSON-RPC; stopping it");
-            if let Some(garbage) = garbage.take() {
-                let _ = garbage.send(bad);
+                return None;
             }
-            return None;
-        }
-    }))
+        },
+    ))
 }
 
-async fn read_stderr(stderr: tokio::process::ChildStderr, tail: StderrTail, pid: Option<u32>) {
+async fn read_stderr(stderr: tokio::process::ChildStderr, tail: StderrTail, pid: Option<u32>, secrets: Secrets) {
     use tokio::io::AsyncBufReadExt;
     // Bytes kept of one line; a child printing megabytes without a newline
     // costs no more than this.
@@ -476,7 +530,7 @@ async fn read_stderr(stderr: tokio::process::ChildStderr, tail: StderrTail, pid:
     loop {
         let (consumed, complete) = match reader.fill_buf().await {
             Ok([]) | Err(_) => {
-                flush_stderr_line(&line, &tail, pid);
+                flush_stderr_line(&line, &tail, pid, &secrets);
                 return;
             }
             Ok(available) => {
@@ -489,15 +543,16 @@ async fn read_stderr(stderr: tokio::process::ChildStderr, tail: StderrTail, pid:
         };
         reader.consume(consumed);
         if complete {
-            flush_stderr_line(&line, &tail, pid);
+            flush_stderr_line(&line, &tail, pid, &secrets);
             line.clear();
         }
     }
 }
 
-fn flush_stderr_line(line: &[u8], tail: &StderrTail, pid: Option<u32>) {
+fn flush_stderr_line(line: &[u8], tail: &StderrTail, pid: Option<u32>, secrets: &Secrets) {
     let text = String::from_utf8_lossy(line);
-    let text = text.trim_end();
+    let text = secrets.scrub(text.trim_end());
+    let text = text.as_ref();
     if text.is_empty() {
         return;
     }
@@ -514,7 +569,7 @@ mod tests {
     async fn garbage_on_stdout_ends_the_stream_and_is_reported() {
         let input: &[u8] = b"{\"jsonrpc\":\"2.0\"}\n\n this is not json\n{\"later\":1}\n";
         let (tx, rx) = oneshot::channel();
-        let mut lines = agent_lines(BufReader::new(input), tx);
+        let mut lines = agent_lines(BufReader::new(input), tx, Secrets::default());
         assert_eq!(
             lines.next().await.expect("a line").expect("ok"),
             "{\"jsonrpc\":\"2.0\"}"
@@ -527,9 +582,28 @@ mod tests {
     async fn invalid_utf8_is_garbage() {
         let input: &[u8] = b"\xff\xfe{}\n";
         let (tx, rx) = oneshot::channel();
-        let mut lines = agent_lines(BufReader::new(input), tx);
+        let mut lines = agent_lines(BufReader::new(input), tx, Secrets::default());
         assert!(lines.next().await.is_none());
         assert!(rx.await.expect("reported").contains("not UTF-8"));
+    }
+
+    /// Issue 13: an agent that prints its key (an error quoting it, a
+    /// debug dump of its argv or environment) does not put it in `status`,
+    /// an error or the daemon's log.
+    #[tokio::test]
+    async fn what_the_agent_prints_is_scrubbed_of_its_credentials() {
+        let command =
+            AcpCommand::parse("env OPENAI_API_KEY=sk-planted-123 codex-acp --token tok-planted-456").expect("parses");
+        let secrets = Secrets::of(&command, &[("CODEX_API_KEY".into(), "sk-forwarded-789".into())]);
+        let tail = StderrTail::default();
+        let line = b"argv: OPENAI_API_KEY=sk-planted-123 --token tok-planted-456, env CODEX_API_KEY=sk-forwarded-789";
+        flush_stderr_line(line, &tail, None, &secrets);
+        assert_eq!(tail.lines(), ["argv: OPENAI_API_KEY=… --token …, env CODEX_API_KEY=…"]);
+        let input: &[u8] = b"not json sk-planted-123\n";
+        let (tx, rx) = oneshot::channel();
+        let mut lines = agent_lines(BufReader::new(input), tx, secrets);
+        assert!(lines.next().await.is_none());
+        assert_eq!(rx.await.expect("reported"), "not json …");
     }
 
     #[test]

@@ -10,10 +10,8 @@ pub use codex_fusion_protocol::command::{AcpCommand, CommandError};
 
 use crate::guardian::Policy;
 
+pub use codex_fusion_protocol::allow::{ALLOW_COMMANDS_ENV, ALLOW_EXTERNAL_READS_ENV, ALLOW_WRITES_ENV};
 pub use codex_fusion_protocol::command::ACP_COMMAND_ENV;
-pub const ALLOW_EXTERNAL_READS_ENV: &str = "CODEX_FUSION_ALLOW_EXTERNAL_READS";
-pub const ALLOW_WRITES_ENV: &str = "CODEX_FUSION_ALLOW_WRITES";
-pub const ALLOW_COMMANDS_ENV: &str = "CODEX_FUSION_ALLOW_COMMANDS";
 pub const ALLOW_CODEX_CONFIG_ENV: &str = "CODEX_FUSION_ALLOW_CODEX_CONFIG";
 pub const TURN_TIMEOUT_ENV: &str = "CODEX_FUSION_TURN_TIMEOUT_MS";
 pub const STARTUP_TIMEOUT_ENV: &str = "CODEX_FUSION_STARTUP_TIMEOUT_MS";
@@ -168,14 +166,10 @@ impl Settings {
 /// `1`, `true`, `yes` (any case) are on; `0`, `false`, `no` and unset are off.
 pub fn parse_bool(variable: &'static str, value: Option<&str>) -> Result<bool, SettingsError> {
     let Some(value) = value else { return Ok(false) };
-    match value.trim().to_ascii_lowercase().as_str() {
-        "1" | "true" | "yes" => Ok(true),
-        "0" | "false" | "no" => Ok(false),
-        _ => Err(SettingsError::Bool {
-            variable,
-            value: value.to_owned(),
-        }),
-    }
+    codex_fusion_protocol::allow::parse(value).ok_or_else(|| SettingsError::Bool {
+        variable,
+        value: value.to_owned(),
+    })
 }
 
 fn parse_millis(variable: &'static str, value: Option<&str>) -> Result<Option<Duration>, SettingsError> {

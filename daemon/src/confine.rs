@@ -125,18 +125,21 @@ impl ConfinementCache {
     ) -> Result<Arc<Confinement>, Unconfined> {
         let codex_binary = {
             let _probing = self.probing.lock().await;
-            let known = self.lock().get(&command.display).cloned();
+            // The whole command (its hidden words included: another
+            // CODEX_PATH names another binary), never shown.
+            let key = format!("{:?}", (&command.env, &command.program, &command.args));
+            let known = self.lock().get(&key).cloned();
             match known {
                 Some(Ok(binary)) => binary,
                 Some(Err(reason)) => return Err(Unconfined::NotCodex(reason)),
                 None => match probe(command, env, cwd, &facts.state_dir).await {
                     Ok(binary) => {
-                        self.lock().insert(command.display.clone(), Ok(binary.clone()));
+                        self.lock().insert(key, Ok(binary.clone()));
                         binary
                     }
                     Err(Unconfined::NotCodex(reason)) => {
                         tracing::info!(command = %command.display, %reason, "no read confinement for this agent; it runs in plain read-only mode");
-                        self.lock().insert(command.display.clone(), Err(reason.clone()));
+                        self.lock().insert(key, Err(reason.clone()));
                         return Err(Unconfined::NotCodex(reason));
                     }
                     Err(other) => {
@@ -241,7 +244,7 @@ pub fn readable_install_dir(codex_binary: &Path, facts: &ProfileFacts) -> Result
 async fn find_codex_binary(command: &AcpCommand, env: &[(String, String)], cwd: &Path) -> Result<PathBuf, Unconfined> {
     let child = tokio::process::Command::new(&command.program)
         .args(&command.args)
-        .args(["cli", "doctor", "--json"])
+        .args(codex_fusion_protocol::codex_doctor::DOCTOR_ARGS)
         .env_clear()
         .envs(env.iter().map(|(key, value)| (key, value)))
         .current_dir(cwd)
@@ -292,7 +295,10 @@ impl DoctorCache {
     fn new(state_dir: &Path, command: &AcpCommand, path: Option<&str>) -> Option<DoctorCache> {
         let program = which(&command.program, path)?;
         let stamp = file_stamp(&program)?;
-        let key = format!("{}\u{0}{}\u{0}{stamp}", command.display, program.display());
+        // Hashed into the file name and stored: the whole command, so two
+        // that differ only in a hidden word are told apart.
+        let whole = format!("{:?}", (&command.env, &command.args));
+        let key = format!("{:016x}\u{0}{}\u{0}{stamp}", fnv1a(whole.as_bytes()), program.display());
         Some(DoctorCache {
             path: state_dir
                 .join("codex-wrapper")
@@ -349,16 +355,11 @@ fn file_stamp(path: &Path) -> Option<String> {
     ))
 }
 
-/// Reads the codex executable from `cli doctor --json` output.
+/// Reads the codex executable from `cli doctor --json` output, which must
+/// exist.
 pub fn codex_binary_from_doctor(stdout: &[u8]) -> Result<PathBuf, String> {
-    let report: serde_json::Value =
-        serde_json::from_slice(stdout).map_err(|_| "`cli doctor --json` printed no JSON report".to_owned())?;
-    let path = report
-        .pointer("/checks/installation/details/current executable")
-        .and_then(serde_json::Value::as_str)
-        .ok_or_else(|| "the doctor report names no codex executable".to_owned())?;
-    let path = PathBuf::from(path);
-    if !path.is_absolute() || !path.is_file() {
+    let path = codex_fusion_protocol::codex_doctor::codex_executable(stdout).map_err(|error| error.to_string())?;
+    if !path.is_file() {
         return Err(format!("the codex executable {} does not exist", path.display()));
     }
     Ok(path)

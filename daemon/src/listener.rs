@@ -4,7 +4,7 @@
 
 use std::fs::File;
 use std::io::Write as _;
-use std::os::unix::fs::{DirBuilderExt, FileTypeExt as _, MetadataExt, OpenOptionsExt as _, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, FileTypeExt as _, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -16,10 +16,11 @@ use tokio::net::UnixListener;
 pub enum BindError {
     #[error("another codex-fusiond is already running on {socket}{pid}; stop it with `codex-fusion stop`, or set CODEX_FUSION_SOCKET to run a separate one", pid = .pid.map(|pid| format!(" (pid {pid})")).unwrap_or_default())]
     AlreadyRunning { socket: PathBuf, pid: Option<u32> },
-    #[error(
-        "the socket directory {dir} belongs to uid {owner}, not to this user (uid {me}); remove it or set CODEX_FUSION_SOCKET"
-    )]
-    ForeignDirectory { dir: PathBuf, owner: u32, me: u32 },
+    /// A symlink, another user's directory, or not a directory.
+    #[error(transparent)]
+    UntrustedDirectory(#[from] codex_fusion_protocol::paths::SocketDirError),
+    #[error(transparent)]
+    LockFile(#[from] codex_fusion_protocol::private::PrivateError),
     #[error("{path} exists and is not a socket; remove it or set CODEX_FUSION_SOCKET")]
     NotASocket { path: PathBuf },
     #[error(
@@ -74,10 +75,11 @@ impl Bound {
 }
 
 /// Binds `socket`: socket 0600 whatever the umask, a stale socket of a dead
-/// daemon removed, a live one never. Its directory is made 0700 when the
-/// daemon created it or it is the daemon's own (`dedicated`); a directory
-/// named by the user is left as it is but must be theirs and not writable by
-/// others.
+/// daemon removed, a live one never. Its directory must be a real directory
+/// of this user, checked without following a symlink at its name
+/// (`paths::check_socket_dir`). It is made 0700 when the daemon created it
+/// or it is the daemon's own (`dedicated`); a directory named by the user is
+/// left as it is but must not be writable by others.
 pub fn bind(socket: &Path, dedicated: bool) -> Result<Bound, BindError> {
     let io = |path: &Path| {
         let path = path.to_path_buf();
@@ -90,15 +92,7 @@ pub fn bind(socket: &Path, dedicated: bool) -> Result<Bound, BindError> {
         .mode(0o700)
         .create(dir)
         .map_err(io(dir))?;
-    let metadata = std::fs::metadata(dir).map_err(io(dir))?;
-    let me = nix::unistd::getuid().as_raw();
-    if metadata.uid() != me {
-        return Err(BindError::ForeignDirectory {
-            dir: dir.to_path_buf(),
-            owner: metadata.uid(),
-            me,
-        });
-    }
+    let metadata = codex_fusion_protocol::paths::check_socket_dir(dir)?;
     let mode = metadata.permissions().mode() & 0o777;
     if created || dedicated {
         if mode != 0o700 {
@@ -114,14 +108,8 @@ pub fn bind(socket: &Path, dedicated: bool) -> Result<Bound, BindError> {
     // One lock file per socket: whoever holds it owns the socket, so two
     // daemons starting at once cannot both remove-and-bind.
     let lock_path = lock_path(socket);
-    let lock_file = std::fs::OpenOptions::new()
-        .mode(0o600)
-        .create(true)
-        .truncate(false)
-        .read(true)
-        .write(true)
-        .open(&lock_path)
-        .map_err(io(&lock_path))?;
+    let lock_file =
+        codex_fusion_protocol::private::open(&lock_path, codex_fusion_protocol::private::Access::ReadWrite)?;
     let mut lock = lock_with_patience(lock_file, &lock_path).map_err(|pid| BindError::AlreadyRunning {
         socket: socket.to_path_buf(),
         pid,
@@ -244,6 +232,45 @@ mod tests {
         let mode = std::fs::metadata(&home_like).expect("meta").permissions().mode() & 0o777;
         assert_eq!(mode, 0o755, "left as it was");
         drop(bound);
+    }
+
+    /// Issue 13: the fallback directory under /tmp, planted as a symlink to
+    /// a directory of the user's, is refused before anything is chmodded or
+    /// created in it.
+    #[tokio::test]
+    async fn a_symlinked_socket_directory_is_refused_and_left_alone() {
+        let temp = tempfile::tempdir().expect("tempdir");
+        let home_like = temp.path().join("home");
+        std::fs::create_dir(&home_like).expect("mkdir");
+        std::fs::set_permissions(&home_like, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        let planted = temp.path().join("codex-fusion-1000");
+        std::os::unix::fs::symlink(&home_like, &planted).expect("symlink");
+        let socket = planted.join("daemon.sock");
+        for dedicated in [true, false] {
+            let error = bind(&socket, dedicated).err().expect("refused");
+            assert!(matches!(error, BindError::UntrustedDirectory(_)), "{error}");
+            assert!(error.to_string().contains(&planted.display().to_string()), "{error}");
+        }
+        let mode = std::fs::metadata(&home_like).expect("meta").permissions().mode() & 0o777;
+        assert_eq!(mode, 0o755, "the link's target is never chmodded");
+        assert_eq!(
+            std::fs::read_dir(&home_like).expect("list").count(),
+            0,
+            "nothing created there"
+        );
+    }
+
+    #[test]
+    fn the_lock_file_is_never_opened_through_a_symlink() {
+        let temp = tempfile::tempdir().expect("tempdir");
+        let victim = temp.path().join("victim");
+        std::fs::write(&victim, "keep").expect("write");
+        let socket = temp.path().join("run/daemon.sock");
+        std::fs::create_dir(temp.path().join("run")).expect("mkdir");
+        std::os::unix::fs::symlink(&victim, lock_path(&socket)).expect("symlink");
+        let error = bind(&socket, true).err().expect("refused");
+        assert!(matches!(error, BindError::LockFile(_)), "{error}");
+        assert_eq!(std::fs::read_to_string(&victim).expect("read"), "keep");
     }
 
     #[test]

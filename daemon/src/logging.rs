@@ -1,7 +1,6 @@
 //! Tracing setup: human-readable to stderr, and a daily-rotating file in the
 //! per-user state directory. `RUST_LOG` (or `CODEX_FUSION_DAEMON_LOG`) filters.
 
-use std::os::unix::fs::DirBuilderExt as _;
 use std::path::Path;
 
 use tracing_subscriber::EnvFilter;
@@ -12,6 +11,8 @@ use tracing_subscriber::util::SubscriberInitExt as _;
 /// Set by the shim when it starts the daemon: stderr gets warnings only.
 pub const QUIET_STDERR_ENV: &str = "CODEX_FUSION_DAEMON_QUIET_STDERR";
 
+/// What the daemon's log files are called (`codex-fusiond.<date>.log`).
+const LOG_FILE_PREFIX: &str = "codex-fusiond";
 /// Log files kept before the oldest is deleted.
 const LOG_FILES_KEPT: usize = 7;
 
@@ -36,19 +37,26 @@ pub fn init(state_dir: &Path) {
         .with_target(false)
         .with_filter(stderr_filter);
     let log_dir = codex_fusion_protocol::paths::log_dir(state_dir);
-    // Logs name workspaces and commands: private to the user whatever the umask.
-    let created = std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&log_dir);
-    let file = created.ok().and_then(|()| {
-        tracing_appender::rolling::Builder::new()
-            .rotation(tracing_appender::rolling::Rotation::DAILY)
-            .filename_prefix("codex-fusiond")
-            .filename_suffix("log")
-            .max_log_files(LOG_FILES_KEPT)
-            .build(&log_dir)
-            .ok()
-    });
+    // Logs name workspaces and commands: private to the user whatever the
+    // umask, and never a directory of someone else's.
+    let file = codex_fusion_protocol::private::own_dir(&log_dir)
+        .map_err(|error| error.to_string())
+        .and_then(|()| {
+            tracing_appender::rolling::Builder::new()
+                .rotation(tracing_appender::rolling::Rotation::DAILY)
+                .filename_prefix(LOG_FILE_PREFIX)
+                .filename_suffix("log")
+                .max_log_files(LOG_FILES_KEPT)
+                .build(&log_dir)
+                .map_err(|error| error.to_string())
+        });
+    // The appender creates its files with the umask's mode; the 0700
+    // directory keeps them private, and today's file (and older ones) are
+    // narrowed too. A file it creates at a later rotation keeps the umask's
+    // mode until the next start.
+    codex_fusion_protocol::private::narrow_files(&log_dir, LOG_FILE_PREFIX);
     match file {
-        Some(appender) => {
+        Ok(appender) => {
             let file_layer = tracing_subscriber::fmt::layer()
                 .with_writer(appender)
                 .with_ansi(false)
@@ -58,9 +66,9 @@ pub fn init(state_dir: &Path) {
                 .with(file_layer)
                 .try_init();
         }
-        None => {
+        Err(error) => {
             let _ = tracing_subscriber::registry().with(stderr_layer).try_init();
-            tracing::warn!(dir = %log_dir.display(), "cannot write log files; logging to stderr only");
+            tracing::warn!(dir = %log_dir.display(), %error, "cannot write log files; logging to stderr only");
         }
     }
 }

@@ -182,10 +182,11 @@ impl McpService {
 }
 
 /// Writes an answer too long for a tool result to
-/// `state_dir/answers/<time>-<n>.md` (private to the user); its path.
+/// `state_dir/answers/<time>-<n>.md`, private to the user (0600 in a 0700
+/// directory, never through a symlink); its path.
 fn save_full_answer(state_dir: &Path, text: &str) -> Option<std::path::PathBuf> {
+    use codex_fusion_protocol::private;
     use std::io::Write as _;
-    use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
     static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let dir = state_dir.join("answers");
     let stamp = std::time::SystemTime::now()
@@ -193,17 +194,12 @@ fn save_full_answer(state_dir: &Path, text: &str) -> Option<std::path::PathBuf> 
         .map_or(0, |since| since.as_secs());
     let sequence = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let path = dir.join(format!("{stamp}-{}-{sequence}.md", std::process::id()));
-    let written = std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(&dir)
-        .and_then(|()| {
-            let mut file = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&path)?;
+    let written = private::own_dir(&dir)
+        .and_then(|()| private::open(&path, private::Access::CreateNew))
+        .map_err(|error| error.to_string())
+        .and_then(|mut file| {
             file.write_all(text.as_bytes())
+                .map_err(|error| format!("{}: {error}", path.display()))
         });
     match written {
         Ok(()) => Some(path),
@@ -255,5 +251,38 @@ impl ServerHandler for McpService {
         tracing::Instrument::instrument(self.run_tool(call, context), span)
             .await
             .map(CallToolResponse::from)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt as _;
+
+    #[test]
+    fn a_long_answer_is_saved_privately() {
+        let temp = tempfile::tempdir().expect("tempdir");
+        let path = save_full_answer(temp.path(), "the whole answer").expect("saved");
+        assert_eq!(std::fs::read_to_string(&path).expect("read"), "the whole answer");
+        let mode = |path: &Path| std::fs::metadata(path).expect("meta").permissions().mode() & 0o777;
+        assert_eq!(mode(&path), 0o600);
+        assert_eq!(mode(path.parent().expect("dir")), 0o700);
+    }
+
+    /// Issue 13: an `answers` directory that belongs to another user (made
+    /// ahead of the daemon, world-writable) was written into. Needs root.
+    #[test]
+    fn a_long_answer_is_never_saved_into_another_users_directory() {
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("SKIPPED: needs root to chown a directory to another user");
+            return;
+        }
+        let temp = tempfile::tempdir().expect("tempdir");
+        let answers = temp.path().join("answers");
+        std::fs::create_dir(&answers).expect("mkdir");
+        std::fs::set_permissions(&answers, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+        nix::unistd::chown(&answers, Some(nix::unistd::Uid::from_raw(65534)), None).expect("chown");
+        assert_eq!(save_full_answer(temp.path(), "the whole answer"), None);
+        assert_eq!(std::fs::read_dir(&answers).expect("list").count(), 0);
     }
 }

@@ -227,6 +227,26 @@ pub fn our_mcp_server(servers: &Value) -> Option<(&str, &Value)> {
     })
 }
 
+/// Every server of ours in an `mcpServers` object (by its name or by the
+/// binary it runs), with its name: a file may hold more than one.
+pub fn our_mcp_servers(servers: &Value) -> Vec<(&str, &Value)> {
+    let Some(servers) = servers.as_object() else {
+        return Vec::new();
+    };
+    servers
+        .iter()
+        .filter(|(name, server)| {
+            name.as_str() == MCP_SERVER_NAME
+                || server
+                    .get("command")
+                    .and_then(Value::as_str)
+                    .and_then(program_of)
+                    .is_some_and(|program| Path::new(&program).file_name() == Some(MCP_BINARY.as_ref()))
+        })
+        .map(|(name, server)| (name.as_str(), server))
+        .collect()
+}
+
 /// Where and how our MCP server is registered in one scope.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Registration {

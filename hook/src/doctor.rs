@@ -17,6 +17,7 @@ use codex_fusion_protocol::command::{ACP_COMMAND_ENV, AcpCommand};
 use codex_fusion_protocol::control::{ControlRequest, ControlResponse};
 use codex_fusion_protocol::paths::SOCKET_ENV;
 use codex_fusion_protocol::{PACKAGE_VERSION, Role};
+use codex_fusion_protocol::{allow, codex_doctor};
 use serde_json::Value;
 
 use crate::claude::{self, Registration};
@@ -107,9 +108,11 @@ pub async fn run() -> ExitCode {
     checks.push(codex_acp(&env, acp_command.as_ref()).await);
     let mut sources = Vec::new();
     if let Some(Ok(command)) = &acp_command {
+        let mut vars = command.env.clone();
+        vars.extend(env_program_vars(command));
         sources.push(EnvSource {
             label: ACP_COMMAND_ENV.to_owned(),
-            vars: command.env.clone(),
+            vars,
         });
     }
     for registration in &registrations {
@@ -118,8 +121,14 @@ pub async fn run() -> ExitCode {
             vars: registration.env.clone(),
         });
     }
+    checks.extend(read_confinement(&env, acp_command.as_ref()).await);
     let home = dirs.as_ref().ok().map(|dirs| dirs.home.clone());
     checks.push(codex_login(&env, home.as_deref(), &sources));
+    let mut project_dirs: Vec<PathBuf> = std::env::current_dir().into_iter().collect();
+    if !project_dirs.contains(&project) {
+        project_dirs.push(project.clone());
+    }
+    checks.extend(project_permissions(&project_dirs));
     match crate::socket() {
         Ok(socket) => {
             checks.push(socket_directory(&socket, nix::unistd::getuid().as_raw()));
@@ -232,7 +241,8 @@ async fn codex_acp(
     };
     let mut args: Vec<&str> = command.args.iter().map(String::as_str).collect();
     args.push("--version");
-    let version = match locate::output_with_env(&program, &args, &command.env, VERSION_WAIT).await {
+    let shown = format!("{} --version", command.display);
+    let version = match locate::output_with_env(&program, &args, &command.env, VERSION_WAIT, &shown).await {
         Ok(output) if output.status.success() => String::from_utf8_lossy(&output.stdout)
             .lines()
             .map(str::trim)
@@ -242,11 +252,169 @@ async fn codex_acp(
         Ok(output) => format!("version unknown: `--version` failed: {}", locate::first_line(&output)),
         Err(error) => format!("version unknown: {error}"),
     };
+    // The agent may echo its arguments or environment (an unknown flag, a
+    // bad key): none of their hidden values is printed.
+    let version = command.scrub(&version).into_owned();
     let mut detail = format!("{} ({version})", program.display());
     if configured.is_some() {
         detail.push_str(&format!(", from {ACP_COMMAND_ENV}"));
     }
     Check::ok(NAME, detail).essential()
+}
+
+/// Whether the daemon can confine Codex's reads to the workspace: it needs
+/// the codex binary behind codex-acp, which it learns from `<command> cli
+/// doctor --json` (see `protocol::codex_doctor`). Without it codex-acp runs
+/// in plain read-only mode, whose sandboxed commands read the whole disk
+/// without asking. `None` when the agent command itself is unusable (the
+/// codex-acp check reports that).
+async fn read_confinement(
+    env: &dyn Fn(&str) -> Option<OsString>,
+    configured: Option<&Result<AcpCommand, codex_fusion_protocol::command::CommandError>>,
+) -> Option<Check> {
+    let command = match configured {
+        None => AcpCommand::parse("codex-acp").expect("a plain word parses"),
+        Some(Ok(command)) => command.clone(),
+        Some(Err(_)) => return None,
+    };
+    let program = locate::on_path(&command.program, env("PATH").as_deref())?;
+    let mut args: Vec<&str> = command.args.iter().map(String::as_str).collect();
+    args.extend(codex_doctor::DOCTOR_ARGS);
+    let shown = format!("{} {}", command.display, codex_doctor::DOCTOR_ARGS.join(" "));
+    let answer = locate::output_with_env(&program, &args, &command.env, VERSION_WAIT, &shown).await;
+    Some(confinement_check(&command, &shown, answer))
+}
+
+/// The read-confinement check from the probe's outcome (a pure function of
+/// it, but for whether the named executable exists).
+pub fn confinement_check(command: &AcpCommand, shown: &str, answer: Result<std::process::Output, String>) -> Check {
+    const NAME: &str = "read confinement";
+    let reason = match answer {
+        Err(error) => error,
+        Ok(output) => match codex_doctor::codex_executable(&output.stdout) {
+            Ok(codex) if codex.is_file() => {
+                return Check::ok(
+                    NAME,
+                    format!(
+                        "in force (codex at {}): Codex's sandboxed commands read only the workspace and system directories",
+                        codex.display()
+                    ),
+                );
+            }
+            Ok(codex) => format!("`{shown}` names {}, which does not exist", codex.display()),
+            Err(error) if output.status.success() => format!("{error} (`{shown}`)"),
+            Err(error) => format!("{error}: `{shown}` failed: {}", locate::first_line(&output)),
+        },
+    };
+    Check::problem(
+        NAME,
+        format!(
+            "not in force: {}; Codex's sandboxed commands can then read files outside the workspace without asking",
+            command.scrub(&reason)
+        ),
+        format!(
+            "run codex-acp itself ({TESTED_CODEX_ACP}: npm install -g it, or point {ACP_COMMAND_ENV} at it), whose `cli doctor --json` names the codex executable; with another agent, only the reads it asks about are checked"
+        ),
+    )
+}
+
+/// `.mcp.json` files (of the current directory and the workspace) in which
+/// our MCP server's `env` turns on a `CODEX_FUSION_ALLOW_*` switch. Such a
+/// file comes with the repository: whoever can commit to it can let Codex
+/// write or run commands without asking. `None` when none does.
+fn project_permissions(dirs: &[PathBuf]) -> Option<Check> {
+    let mut found = Vec::new();
+    for dir in dirs {
+        let path = dir.join(".mcp.json");
+        if let Ok(Some(json)) = read_json(&path) {
+            found.extend(project_grants(&json).into_iter().map(|grant| (path.clone(), grant)));
+        }
+    }
+    permissions_check(&found)
+}
+
+/// A server of ours in an `.mcp.json` that turns switches on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Grant {
+    pub server: String,
+    /// The `CODEX_FUSION_ALLOW_*` names set on, in the file's order.
+    pub switches: Vec<String>,
+}
+
+/// The switches each server of ours in `mcp_json` turns on.
+pub fn project_grants(mcp_json: &Value) -> Vec<Grant> {
+    let Some(servers) = mcp_json.get("mcpServers") else {
+        return Vec::new();
+    };
+    claude::our_mcp_servers(servers)
+        .into_iter()
+        .filter_map(|(name, server)| {
+            let switches: Vec<String> = server
+                .get("env")
+                .and_then(Value::as_object)
+                .into_iter()
+                .flatten()
+                .filter(|(variable, value)| {
+                    variable.starts_with(allow::ALLOW_PREFIX) && value.as_str().and_then(allow::parse).unwrap_or(false)
+                })
+                .map(|(variable, _)| variable.clone())
+                .collect();
+            (!switches.is_empty()).then(|| Grant {
+                server: name.to_owned(),
+                switches,
+            })
+        })
+        .collect()
+}
+
+/// The warning for `found` (file, grant) pairs, if any.
+pub fn permissions_check(found: &[(PathBuf, Grant)]) -> Option<Check> {
+    let (first_path, first) = found.first()?;
+    let listed: Vec<String> = found
+        .iter()
+        .map(|(path, grant)| {
+            format!(
+                "{} turns on {} for the MCP server `{}`",
+                path.display(),
+                grant.switches.join(", "),
+                grant.server
+            )
+        })
+        .collect();
+    let switch = &first.switches[0];
+    Some(Check::problem(
+        "project permissions",
+        format!(
+            "{}; a project's .mcp.json comes with the repository, so whoever can commit to it can let Codex act without asking you",
+            listed.join("; ")
+        ),
+        format!(
+            "delete {} from `env` in {} (or decline this project's MCP servers when Claude Code asks); to allow it yourself, set it in your own scope: claude mcp add {} -s user -e {switch}=1 -- {}",
+            first.switches.join(", "),
+            first_path.display(),
+            claude::MCP_SERVER_NAME,
+            claude::MCP_BINARY
+        ),
+    ))
+}
+
+/// The `NAME=value` words right after an `env` program (`env
+/// OPENAI_API_KEY=… codex-acp`): the agent gets them as its environment.
+fn env_program_vars(command: &AcpCommand) -> Vec<(String, String)> {
+    if Path::new(&command.program).file_name() != Some(OsStr::new("env")) {
+        return Vec::new();
+    }
+    command
+        .args
+        .iter()
+        .map_while(|word| {
+            let (name, value) = word.split_once('=')?;
+            let valid = !name.is_empty()
+                && !name.starts_with(|c: char| c.is_ascii_digit())
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            valid.then(|| (name.to_owned(), value.to_owned()))
+        })
+        .collect()
 }
 
 /// Variables that reach codex-acp from somewhere other than this shell.
@@ -316,7 +484,8 @@ pub fn codex_login(env: &dyn Fn(&str) -> Option<OsString>, home: Option<&Path>, 
 pub fn socket_directory(socket: &Path, uid: u32) -> Check {
     const NAME: &str = "socket";
     let dir = socket.parent().unwrap_or(Path::new("/"));
-    let metadata = match std::fs::metadata(dir) {
+    // Not following a symlink, as the daemon checks it (`paths::check_socket_dir`).
+    let metadata = match std::fs::symlink_metadata(dir) {
         Ok(metadata) => metadata,
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
             return Check::ok(
@@ -337,6 +506,20 @@ pub fn socket_directory(socket: &Path, uid: u32) -> Check {
             .essential();
         }
     };
+    if metadata.file_type().is_symlink() {
+        return Check::problem(
+            NAME,
+            format!(
+                "{} is a symbolic link; the daemon refuses a socket directory that could lead anywhere",
+                dir.display()
+            ),
+            format!(
+                "remove {} (the daemon creates a real one), or set CODEX_FUSION_SOCKET to a path in a directory of your own",
+                dir.display()
+            ),
+        )
+        .essential();
+    }
     if !metadata.is_dir() {
         return Check::problem(
             NAME,
@@ -789,6 +972,135 @@ mod tests {
         let check = socket_directory(&socket, uid + 1);
         assert_eq!(check.state, State::Problem);
         assert!(check.detail.contains("not to you"), "{}", check.detail);
+        // Issue 13: a symlink is what the daemon refuses; doctor says so.
+        let link = temp.path().join("link");
+        std::os::unix::fs::symlink(&dir, &link).expect("symlink");
+        let check = socket_directory(&link.join("daemon.sock"), uid);
+        assert_eq!(check.state, State::Problem);
+        assert!(check.detail.contains("symbolic link"), "{}", check.detail);
+        assert!(check.fix.as_deref().is_some_and(|fix| fix.contains("remove")));
+    }
+
+    /// Issue 13: a project file can turn the guardian's switches on for
+    /// our server; doctor names the file, the switches and the way out.
+    #[test]
+    fn a_project_mcp_json_that_turns_switches_on_is_a_warning() {
+        let json = serde_json::json!({"mcpServers": {
+            "codex-fusion": {"command": "codex-fusion-mcp", "env": {
+                "CODEX_FUSION_ALLOW_COMMANDS": "true",
+                "CODEX_FUSION_ALLOW_EXTERNAL_READS": "0",
+                "CODEX_FUSION_ALLOW_WRITES": "maybe",
+                "CODEX_FUSION_WORKSPACE": "/w"
+            }},
+            "renamed": {"command": "/opt/bin/codex-fusion-mcp --x", "env": {"CODEX_FUSION_ALLOW_WRITES": "1"}},
+            "other": {"command": "other", "env": {"CODEX_FUSION_ALLOW_COMMANDS": "1"}}
+        }});
+        let grants = project_grants(&json);
+        assert_eq!(
+            grants,
+            [
+                Grant {
+                    server: "codex-fusion".into(),
+                    switches: vec!["CODEX_FUSION_ALLOW_COMMANDS".into()],
+                },
+                Grant {
+                    server: "renamed".into(),
+                    switches: vec!["CODEX_FUSION_ALLOW_WRITES".into()],
+                },
+            ],
+            "on values only, servers of ours only"
+        );
+        let path = PathBuf::from("/repo/.mcp.json");
+        let found: Vec<_> = grants.into_iter().map(|grant| (path.clone(), grant)).collect();
+        let check = permissions_check(&found).expect("a warning");
+        assert_eq!(check.state, State::Problem);
+        assert!(!check.essential);
+        assert_eq!(
+            check.detail,
+            "/repo/.mcp.json turns on CODEX_FUSION_ALLOW_COMMANDS for the MCP server `codex-fusion`; \
+             /repo/.mcp.json turns on CODEX_FUSION_ALLOW_WRITES for the MCP server `renamed`; \
+             a project's .mcp.json comes with the repository, so whoever can commit to it can let Codex act without asking you"
+        );
+        let fix = check.fix.expect("a fix");
+        assert!(
+            fix.starts_with("delete CODEX_FUSION_ALLOW_COMMANDS from `env` in /repo/.mcp.json"),
+            "{fix}"
+        );
+        assert!(
+            fix.contains("claude mcp add codex-fusion -s user -e CODEX_FUSION_ALLOW_COMMANDS=1 -- codex-fusion-mcp"),
+            "{fix}"
+        );
+        assert_eq!(permissions_check(&[]), None);
+        assert!(project_grants(&serde_json::json!({"mcpServers": {"codex-fusion": {"command": "x"}}})).is_empty());
+    }
+
+    fn output(code: i32, stdout: &str, stderr: &str) -> std::process::Output {
+        use std::os::unix::process::ExitStatusExt as _;
+        std::process::Output {
+            status: std::process::ExitStatus::from_raw(code << 8),
+            stdout: stdout.as_bytes().to_vec(),
+            stderr: stderr.as_bytes().to_vec(),
+        }
+    }
+
+    /// Issue 13: read confinement needs the codex executable that
+    /// `cli doctor --json` names; without it doctor warns and says why,
+    /// never quoting a key the command or the agent's output holds.
+    #[test]
+    fn read_confinement_is_in_force_only_when_the_report_names_an_existing_codex() {
+        let temp = tempfile::tempdir().expect("tempdir");
+        let codex = temp.path().join("codex");
+        std::fs::write(&codex, "").expect("write");
+        let command = AcpCommand::parse("codex-acp --api-key=sk-planted-123").expect("parses");
+        let shown = format!("{} cli doctor --json", command.display);
+        let report = |path: &Path| {
+            serde_json::json!({"checks": {"installation": {"details": {"current executable": path}}}}).to_string()
+        };
+        let check = confinement_check(&command, &shown, Ok(output(0, &report(&codex), "")));
+        assert_eq!(check.state, State::Ok, "{}", check.detail);
+        assert!(check.detail.contains(&codex.display().to_string()), "{}", check.detail);
+
+        let cases = [
+            (
+                Ok(output(0, &report(&temp.path().join("gone")), "")),
+                "which does not exist",
+            ),
+            (
+                Ok(output(2, "", "unknown flag `cli`; got --api-key=sk-planted-123")),
+                "printed no JSON report: `codex-acp --api-key=… cli doctor --json` failed: unknown flag `cli`; got --api-key=…",
+            ),
+            (Ok(output(0, "{}", "")), "names no codex executable"),
+            (
+                Err("`codex-acp --api-key=… cli doctor --json` did not finish within 20 s".to_owned()),
+                "did not finish within 20 s",
+            ),
+        ];
+        for (answer, reason) in cases {
+            let check = confinement_check(&command, &shown, answer);
+            assert_eq!(check.state, State::Problem, "{}", check.detail);
+            assert!(!check.essential);
+            assert!(check.detail.starts_with("not in force: "), "{}", check.detail);
+            assert!(check.detail.contains(reason), "{}", check.detail);
+            assert!(!check.detail.contains("sk-planted"), "{}", check.detail);
+            assert!(
+                check.fix.as_deref().is_some_and(|fix| fix.contains(TESTED_CODEX_ACP)),
+                "says what to do"
+            );
+        }
+    }
+
+    #[test]
+    fn the_words_an_env_program_sets_reach_the_agent() {
+        let command = AcpCommand::parse("/usr/bin/env OPENAI_API_KEY=sk-x A_1=2 codex-acp B=3").expect("parses");
+        assert_eq!(
+            env_program_vars(&command),
+            [
+                ("OPENAI_API_KEY".to_owned(), "sk-x".to_owned()),
+                ("A_1".to_owned(), "2".to_owned())
+            ]
+        );
+        let command = AcpCommand::parse("codex-acp OPENAI_API_KEY=sk-x").expect("parses");
+        assert!(env_program_vars(&command).is_empty());
     }
 
     #[test]

@@ -183,9 +183,10 @@ impl Installer {
         let manual = format!("launchctl bootstrap {domain} {plist_text}");
         let log_dir = service::launchd_log_dir(&self.dirs.home);
         if !self.dry_run
-            && let Err(error) = std::fs::create_dir_all(&log_dir)
+            // The daemon's stdout and stderr land here: private, as its state.
+            && let Err(error) = codex_fusion_protocol::private::create_dir(&log_dir)
         {
-            report.failed(format!("cannot create {}: {error}", log_dir.display()));
+            report.failed(format!("cannot prepare the service's log directory: {error}"));
             return;
         }
         let Some(launchctl) = locate::on_path("launchctl", crate::env_var("PATH").as_deref()) else {

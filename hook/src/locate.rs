@@ -51,15 +51,19 @@ pub const PROGRAM_WAIT: Duration = Duration::from_secs(30);
 /// Runs `program ARGS` with no stdin and returns its output, or a one-line
 /// reason it could not run. A program still running after `wait` is killed.
 pub async fn output(program: &Path, args: &[&str], wait: Duration) -> Result<Output, String> {
-    output_with_env(program, args, &[], wait).await
+    let shown = format!("{} {}", program.display(), args.join(" "));
+    output_with_env(program, args, &[], wait, &shown).await
 }
 
-/// [`output`], with `env` added to the program's environment.
+/// [`output`], with `env` added to the program's environment, and the
+/// command named `shown` in the reason (the agent's command line may hold a
+/// key, so its callers pass its redacted `display`).
 pub async fn output_with_env(
     program: &Path,
     args: &[&str],
     env: &[(String, String)],
     wait: Duration,
+    shown: &str,
 ) -> Result<Output, String> {
     let mut command = tokio::process::Command::new(program);
     command
@@ -69,7 +73,7 @@ pub async fn output_with_env(
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
-    let shown = || format!("`{} {}`", program.display(), args.join(" "));
+    let shown = || format!("`{shown}`");
     let child = command
         .spawn()
         .map_err(|error| format!("cannot run {}: {error}", shown()))?;

@@ -2,7 +2,11 @@
 //! hello that opens every connection, the control messages, and their limits.
 //!
 //! Nothing here spawns processes or knows MCP or ACP; the daemon owns those.
+//! Files of the daemon's state are opened through [`private`], so every side
+//! creates them the same way.
 
+pub mod allow;
+pub mod codex_doctor;
 pub mod command;
 pub mod control;
 pub mod flags;
@@ -12,6 +16,7 @@ pub mod limits;
 pub mod pairing;
 pub mod paths;
 pub mod peer;
+pub mod private;
 
 pub use hello::{Channel, Hello, HelloReply, Role};
 

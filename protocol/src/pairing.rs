@@ -4,8 +4,8 @@
 //! The daemon owns the file (`sessions.json` in the state directory); the
 //! CLI and the hook write to it only while no daemon runs, so a reset or a
 //! new Claude session is not lost to the next daemon's restore. It is
-//! rewritten whole, to a temporary file renamed over the old one, on every
-//! change; changes are rare. A missing or corrupt file is reported to the
+//! rewritten whole, to a private temporary file renamed over the old one
+//! (`private::write_atomically`), on every change; changes are rare. A missing or corrupt file is reported to the
 //! caller (to log) and treated as empty, never fatal.
 
 use std::collections::BTreeMap;
@@ -61,8 +61,8 @@ impl PairingStore {
     /// saying so, for the caller to log.
     pub fn load(state_dir: &Path) -> (PairingStore, Option<String>) {
         let path = state_dir.join(FILE_NAME);
-        let (file, problem) = match std::fs::read(&path) {
-            Ok(bytes) => match serde_json::from_slice::<File>(&bytes) {
+        let (file, problem) = match crate::private::read(&path) {
+            Ok(Some(bytes)) => match serde_json::from_slice::<File>(&bytes) {
                 Ok(file) if file.version == FORMAT_VERSION => (file, None),
                 Ok(file) => (
                     File::default(),
@@ -80,12 +80,13 @@ impl PairingStore {
                     )),
                 ),
             },
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => (File::default(), None),
+            Ok(None) => (File::default(), None),
+            // A symlink or another user's file is not read; the next save
+            // replaces it with a file of ours.
             Err(error) => (
                 File::default(),
                 Some(format!(
-                    "cannot read the session file {} ({error}); starting with no pairings",
-                    path.display()
+                    "cannot read the session file: {error}; starting with no pairings"
                 )),
             ),
         };
@@ -150,12 +151,8 @@ impl PairingStore {
             return Ok(());
         }
         if let Some(path) = &self.path {
-            save(path, &file).map_err(|error| {
-                format!(
-                    "cannot save {} ({error}); pairings are kept in memory only",
-                    path.display()
-                )
-            })?;
+            save(path, &file)
+                .map_err(|error| format!("cannot save the session file: {error}; pairings are kept in memory only"))?;
         }
         Ok(())
     }
@@ -165,19 +162,14 @@ impl PairingStore {
     }
 }
 
-/// Writes `file` atomically: a temporary file in the same directory, synced,
-/// then renamed over the old one.
-fn save(path: &Path, file: &File) -> std::io::Result<()> {
-    use std::io::Write as _;
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    let temporary = path.with_extension(format!("json.{}.tmp", std::process::id()));
-    let bytes = serde_json::to_vec_pretty(file).map_err(std::io::Error::other)?;
-    let mut handle = std::fs::File::create(&temporary)?;
-    handle.write_all(&bytes)?;
-    handle.sync_all()?;
-    std::fs::rename(&temporary, path)
+/// Writes `file` atomically and privately (0600, in a 0700 directory, a
+/// symlink at its name replaced rather than followed).
+fn save(path: &Path, file: &File) -> Result<(), crate::private::PrivateError> {
+    let bytes = serde_json::to_vec_pretty(file).map_err(|error| crate::private::PrivateError::Io {
+        path: path.to_path_buf(),
+        source: std::io::Error::other(error),
+    })?;
+    crate::private::write_atomically(path, &bytes)
 }
 
 fn trim(pairs: &mut BTreeMap<String, Pair>) {
@@ -249,6 +241,56 @@ mod tests {
         assert_eq!(
             reloaded.get(Path::new("/w")).codex_session_id.as_deref(),
             Some("codex-1")
+        );
+    }
+
+    /// Issue 13: the file and its directory are private, and a symlink
+    /// planted at its name is neither read nor written through.
+    #[test]
+    fn the_session_file_is_private_and_never_follows_a_symlink() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let temp = tempfile::tempdir().expect("tempdir");
+        let state = temp.path().join("state");
+        let old = nix::sys::stat::umask(nix::sys::stat::Mode::empty());
+        let (store, _) = PairingStore::load(&state);
+        let saved = store.set_current(Path::new("/w"), Some("codex-1"), None);
+        nix::sys::stat::umask(old);
+        saved.expect("saved");
+        let mode = |path: &Path| std::fs::metadata(path).expect("meta").permissions().mode() & 0o777;
+        assert_eq!(mode(&state), 0o700);
+        assert_eq!(mode(&state.join(FILE_NAME)), 0o600);
+
+        let victim = temp.path().join("victim.json");
+        std::fs::write(
+            &victim,
+            br#"{"version": 1, "workspaces": {"/v": {"codex_session_id": "planted"}}}"#,
+        )
+        .expect("write");
+        std::fs::remove_file(state.join(FILE_NAME)).expect("rm");
+        std::os::unix::fs::symlink(&victim, state.join(FILE_NAME)).expect("symlink");
+        let (store, problem) = PairingStore::load(&state);
+        let problem = problem.expect("reported");
+        assert!(problem.contains("symbolic link"), "{problem}");
+        assert!(
+            problem.contains(&state.join(FILE_NAME).display().to_string()),
+            "{problem}"
+        );
+        assert_eq!(
+            store.get(Path::new("/v")),
+            WorkspaceRecord::default(),
+            "not read through the link"
+        );
+        store
+            .set_current(Path::new("/w"), Some("codex-2"), None)
+            .expect("saved");
+        assert!(
+            std::fs::read_to_string(&victim).expect("read").contains("planted"),
+            "the link's target is untouched"
+        );
+        assert!(
+            !std::fs::symlink_metadata(state.join(FILE_NAME))
+                .expect("meta")
+                .is_symlink()
         );
     }
 

@@ -35,6 +35,56 @@ pub enum PathError {
     NoCurrentDir(std::io::Error),
 }
 
+/// Why the socket's directory cannot be trusted. The text names it and what
+/// to do.
+#[derive(Debug, thiserror::Error)]
+pub enum SocketDirError {
+    #[error(
+        "the socket directory {dir} is a symbolic link, which could lead anywhere; remove it (the daemon creates a real one) or set {SOCKET_ENV} to a path in a directory of your own"
+    )]
+    Symlink { dir: PathBuf },
+    #[error(
+        "the socket directory {dir} belongs to uid {owner}, not to this user (uid {me}); remove it or set {SOCKET_ENV}"
+    )]
+    Foreign { dir: PathBuf, owner: u32, me: u32 },
+    #[error("the socket directory {dir} is not a directory; remove it or set {SOCKET_ENV}")]
+    NotADirectory { dir: PathBuf },
+    #[error("cannot inspect the socket directory {dir}: {source}")]
+    Io {
+        dir: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Checks the socket's directory `dir` without following a symlink at its
+/// name (`lstat`): it must be a real directory of this user. A fallback
+/// directory under a shared `/tmp` can be created ahead of us by anyone, as
+/// a directory of theirs or as a link to one of ours. Its metadata on
+/// success, for the caller's mode checks.
+pub fn check_socket_dir(dir: &Path) -> Result<std::fs::Metadata, SocketDirError> {
+    use std::os::unix::fs::MetadataExt as _;
+    let metadata = std::fs::symlink_metadata(dir).map_err(|source| SocketDirError::Io {
+        dir: dir.to_path_buf(),
+        source,
+    })?;
+    if metadata.file_type().is_symlink() {
+        return Err(SocketDirError::Symlink { dir: dir.to_path_buf() });
+    }
+    let me = nix::unistd::getuid().as_raw();
+    if metadata.uid() != me {
+        return Err(SocketDirError::Foreign {
+            dir: dir.to_path_buf(),
+            owner: metadata.uid(),
+            me,
+        });
+    }
+    if !metadata.is_dir() {
+        return Err(SocketDirError::NotADirectory { dir: dir.to_path_buf() });
+    }
+    Ok(metadata)
+}
+
 /// The daemon's socket: `CODEX_FUSION_SOCKET`, else
 /// `$XDG_RUNTIME_DIR/codex-fusion/daemon.sock` on Linux, else a per-user
 /// directory (`$TMPDIR/codex-fusion-<uid>`, `/tmp` by default, on Linux
@@ -149,6 +199,7 @@ pub fn log_dir(state_dir: &Path) -> PathBuf {
 
 /// Where a client that starts the daemon sends the daemon's stderr, under
 /// `state_dir`: the daemon's startup errors, read back if it dies early.
+/// Opened through [`crate::private`] (0600, never through a symlink).
 pub fn start_log(state_dir: &Path) -> PathBuf {
     state_dir.join(START_LOG_FILE)
 }
@@ -227,6 +278,46 @@ mod tests {
             "{error}"
         );
         assert!(error.to_string().contains(WORKSPACE_ENV), "{error}");
+    }
+
+    /// Issue 13: the fallback socket directory under a shared `/tmp` may be
+    /// planted by another user as a symlink to a directory of ours (which the
+    /// daemon would then chmod and fill); it is refused by name.
+    #[test]
+    fn a_symlinked_socket_directory_is_refused_by_name() {
+        let temp = tempfile::tempdir().expect("tempdir");
+        let real = temp.path().join("home-of-the-user");
+        std::fs::create_dir(&real).expect("mkdir");
+        check_socket_dir(&real).expect("a directory of ours passes");
+        let link = temp.path().join("codex-fusion-1000");
+        std::os::unix::fs::symlink(&real, &link).expect("symlink");
+        let error = check_socket_dir(&link).expect_err("refused");
+        assert!(matches!(error, SocketDirError::Symlink { .. }), "{error}");
+        let message = error.to_string();
+        assert!(message.contains(&link.display().to_string()), "{message}");
+        assert!(message.contains(SOCKET_ENV), "says what to do: {message}");
+        let file = temp.path().join("file");
+        std::fs::write(&file, "").expect("write");
+        assert!(matches!(
+            check_socket_dir(&file),
+            Err(SocketDirError::NotADirectory { .. })
+        ));
+    }
+
+    /// Needs root, to make a directory that belongs to someone else.
+    #[test]
+    fn another_users_socket_directory_is_refused_by_name() {
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("SKIPPED: needs root to chown a directory to another user");
+            return;
+        }
+        let temp = tempfile::tempdir().expect("tempdir");
+        let dir = temp.path().join("codex-fusion-0");
+        std::fs::create_dir(&dir).expect("mkdir");
+        nix::unistd::chown(&dir, Some(nix::unistd::Uid::from_raw(65534)), None).expect("chown");
+        let error = check_socket_dir(&dir).expect_err("refused");
+        assert!(matches!(error, SocketDirError::Foreign { owner: 65534, .. }), "{error}");
+        assert!(error.to_string().contains(&dir.display().to_string()), "{error}");
     }
 
     #[cfg(target_os = "linux")]

@@ -4,7 +4,6 @@
 //! hang.
 
 use std::io::{BufReader, Write as _};
-use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
@@ -13,7 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use codex_fusion_protocol::limits::HELLO_MAX_BYTES;
-use codex_fusion_protocol::{AGENT_ENV_VARS, Hello, HelloReply, PACKAGE_VERSION, frame, paths, peer};
+use codex_fusion_protocol::{AGENT_ENV_VARS, Hello, HelloReply, PACKAGE_VERSION, frame, paths, peer, private};
 
 use crate::ShimError;
 
@@ -183,11 +182,15 @@ impl Connector {
         })?;
         // The daemon runs from `/`; a relative PATH entry must not change meaning.
         let program = std::path::absolute(&program).unwrap_or(program);
-        let stderr = self
-            .state_dir
-            .as_deref()
-            .and_then(|dir| open_start_log(dir).ok())
-            .map_or_else(Stdio::null, Stdio::from);
+        let stderr = match self.state_dir.as_deref().map(open_start_log) {
+            Some(Ok(file)) => Stdio::from(file),
+            Some(Err(error)) => {
+                // Not fatal: the daemon still starts, its startup errors are lost.
+                eprintln!("codex-fusion: note: the daemon's start log is not kept: {error}");
+                Stdio::null()
+            }
+            None => Stdio::null(),
+        };
         let mut command = Command::new(&program);
         command
             .stdin(Stdio::null())
@@ -216,15 +219,15 @@ impl Connector {
         let Some(path) = self.state_dir.as_deref().map(paths::start_log) else {
             return "it wrote nothing we could keep (no state directory)".to_owned();
         };
-        std::fs::read_to_string(&path)
-            .ok()
-            .and_then(|text| {
-                text.lines()
-                    .rev()
-                    .map(str::trim)
-                    .find(|line| !line.is_empty())
-                    .map(str::to_owned)
-            })
+        let text = match private::read(&path) {
+            Ok(bytes) => String::from_utf8_lossy(&bytes.unwrap_or_default()).into_owned(),
+            Err(error) => return format!("its start log cannot be read: {error}"),
+        };
+        text.lines()
+            .rev()
+            .map(str::trim)
+            .find(|line| !line.is_empty())
+            .map(str::to_owned)
             .unwrap_or_else(|| format!("it wrote nothing; see {}", path.display()))
     }
 }
@@ -307,24 +310,12 @@ fn lock_path(socket: &Path) -> PathBuf {
     socket.with_file_name(name)
 }
 
-/// Opens (truncating) the daemon's start log in `state_dir`, creating the
-/// directory 0700 and the file 0600, and never following a symlink there.
-fn open_start_log(state_dir: &Path) -> std::io::Result<std::fs::File> {
-    use std::os::unix::fs::DirBuilderExt as _;
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(state_dir)?;
-    let file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-        .open(paths::start_log(state_dir))?;
-    // An older file may have been created with wider permissions.
-    file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
-    Ok(file)
+/// Opens (emptying) the daemon's start log in `state_dir`, through
+/// `protocol::private`: the directory 0700, the file 0600, never through a
+/// symlink and never another user's file.
+fn open_start_log(state_dir: &Path) -> Result<std::fs::File, private::PrivateError> {
+    private::create_dir(state_dir)?;
+    private::open(&paths::start_log(state_dir), private::Access::Replace)
 }
 
 #[cfg(test)]
@@ -356,6 +347,7 @@ mod tests {
 
     #[test]
     fn the_start_log_is_private_and_never_follows_a_symlink() {
+        use std::os::unix::fs::PermissionsExt as _;
         let temp = tempfile::tempdir().expect("tempdir");
         let state = temp.path().join("state");
         let file = open_start_log(&state).expect("opens");
@@ -375,5 +367,15 @@ mod tests {
         std::os::unix::fs::symlink(&victim, paths::start_log(&state)).expect("symlink");
         assert!(open_start_log(&state).is_err(), "a symlink is not followed");
         assert_eq!(std::fs::read_to_string(&victim).expect("read"), "keep me");
+        // Nor is it read back through the link into an error message.
+        let connector = Connector {
+            socket: temp.path().join("daemon.sock"),
+            hello: Hello::new(codex_fusion_protocol::Role::Shim, codex_fusion_protocol::Channel::Mcp),
+            state_dir: Some(state.clone()),
+            version_noted: AtomicBool::new(false),
+        };
+        let tail = connector.start_log_tail();
+        assert!(!tail.contains("keep me"), "{tail}");
+        assert!(tail.contains("symbolic link"), "{tail}");
     }
 }

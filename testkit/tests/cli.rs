@@ -736,6 +736,14 @@ async fn doctor_reports_every_check_and_fails_without_a_codex_login() {
     .expect("claude.json");
     let install = env.cli(&["install", "--claude"], None).await;
     assert!(install.status.success(), "{}", stdout(&install));
+    // The fake agent answers no `cli doctor --json`, so reads cannot be
+    // confined; an agent that does (as codex-acp) makes that check green.
+    let output = env.cli(&["doctor"], None).await;
+    let text = stdout(&output);
+    assert_eq!(output.status.code(), Some(0), "{text}");
+    assert!(text.contains("✗ read confinement: not in force"), "{text}");
+    let command = codex_like_agent(&env);
+    env.set("CODEX_FUSION_ACP_COMMAND", &command);
     let output = env.cli(&["doctor"], None).await;
     let text = stdout(&output);
     assert_eq!(output.status.code(), Some(0), "{text}");
@@ -1212,6 +1220,187 @@ async fn r6_doctor_reads_the_agent_commands_environment_and_the_mcp_servers() {
         "{text}"
     );
     assert!(!text.contains("sk-secret"), "{text}");
+}
+
+/// A stand-in for codex-acp that answers `cli doctor --json` as codex-acp
+/// does (naming an existing codex executable) and otherwise runs the fake.
+fn codex_like_agent(env: &TestEnv) -> String {
+    let script = env.dir("codex-like").join("codex-acp");
+    write_script(
+        &script,
+        &format!(
+            r#"#!/bin/sh
+if [ "$*" = "cli doctor --json" ]; then
+  printf '{{"checks":{{"installation":{{"details":{{"current executable":"%s"}}}}}}}}' '{codex}'
+  exit 0
+fi
+exec {fake} "$@"
+"#,
+            codex = binary("fake-codex-acp").display(),
+            fake = env.fake_agent_command("")
+        ),
+    );
+    script.display().to_string()
+}
+
+/// Issue 13: a project's `.mcp.json` that turns on `CODEX_FUSION_ALLOW_*`
+/// for our server (a repository granting itself permissions) was not
+/// mentioned, nor was an agent whose reads cannot be confined. doctor now
+/// warns about both and says what to do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_warns_about_a_project_granting_itself_permissions_and_about_unconfined_reads() {
+    let mut env = TestEnv::new();
+    let _fake = FakeHome::new(&mut env);
+    let mcp_json = env.workspace.join(".mcp.json");
+    std::fs::write(
+        &mcp_json,
+        json!({"mcpServers": {
+            "codex-fusion": {"command": "codex-fusion-mcp", "env": {
+                "CODEX_FUSION_ALLOW_WRITES": "1",
+                "CODEX_FUSION_ALLOW_COMMANDS": "Yes",
+                "CODEX_FUSION_ALLOW_EXTERNAL_READS": "0"
+            }},
+            "other": {"command": "other-server", "env": {"CODEX_FUSION_ALLOW_COMMANDS": "1"}}
+        }})
+        .to_string(),
+    )
+    .expect("write .mcp.json");
+    let text = stdout(&env.cli(&["doctor"], None).await);
+    assert!(
+        text.contains(&format!(
+            "✗ project permissions: {} turns on CODEX_FUSION_ALLOW_WRITES, CODEX_FUSION_ALLOW_COMMANDS for the MCP server `codex-fusion`; a project's .mcp.json comes with the repository",
+            mcp_json.display()
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "fix: delete CODEX_FUSION_ALLOW_WRITES, CODEX_FUSION_ALLOW_COMMANDS from `env` in {}",
+            mcp_json.display()
+        )),
+        "{text}"
+    );
+    assert!(text.contains("✗ read confinement: not in force: "), "{text}");
+    assert!(text.contains("fix: run codex-acp itself"), "{text}");
+
+    // Switches set off, and an agent that names its codex binary: both quiet.
+    std::fs::write(
+        &mcp_json,
+        json!({"mcpServers": {"codex-fusion": {"command": "codex-fusion-mcp", "env": {"CODEX_FUSION_ALLOW_WRITES": "no"}}}})
+            .to_string(),
+    )
+    .expect("write .mcp.json");
+    let command = codex_like_agent(&env);
+    env.set("CODEX_FUSION_ACP_COMMAND", &command);
+    let text = stdout(&env.cli(&["doctor"], None).await);
+    assert!(!text.contains("project permissions"), "{text}");
+    assert!(
+        text.contains(&format!(
+            "✓ read confinement: in force (codex at {})",
+            binary("fake-codex-acp").display()
+        )),
+        "{text}"
+    );
+}
+
+/// Issue 13: a key in the agent command after its leading words (`env
+/// OPENAI_API_KEY=… codex-acp`) was shown by the status tool, `codex-fusion
+/// status` (and `--json`) and the daemon's log; an agent that prints its
+/// environment put it in the stderr tail too. None of them shows it now.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_planted_in_the_agent_command_is_never_shown() {
+    const KEY: &str = "sk-planted-123";
+    let mut env = TestEnv::new();
+    let _fake = FakeHome::new(&mut env);
+    let command = format!("env OPENAI_API_KEY={KEY} {}", env.fake_agent_command(""));
+    env.set("CODEX_FUSION_ACP_COMMAND", &command);
+    let turn_log = env.state_dir.join("turns.jsonl");
+    env.set("CODEX_FUSION_LOG", turn_log.to_str().expect("utf8"));
+    let _daemon = env.start_daemon().await;
+    let client = Client::start(&env, &[]).await;
+    let answer = client
+        .text("consult", consult("fake:stderr-env:OPENAI_API_KEY is it safe?"))
+        .await;
+    assert!(answer.contains("prompts_seen=1"), "{answer}");
+    let mut shown = Vec::new();
+    // An agent whose error quotes its key: the failed call does not show it.
+    let failed = client
+        .call("consult", consult("fake:error:env:OPENAI_API_KEY"))
+        .await
+        .expect("a tool result");
+    let failed = codex_fusion_testkit::client::result_text(&failed);
+    assert!(failed.contains("the server rejected OPENAI_API_KEY=…"), "{failed}");
+    shown.push(("a failed call", failed));
+    let status_tool = client.text("status", json!({})).await;
+    assert!(status_tool.contains("command: env OPENAI_API_KEY=… "), "{status_tool}");
+    assert!(status_tool.contains("OPENAI_API_KEY=…"), "{status_tool}");
+    shown.push(("the status tool", status_tool));
+    client.close().await;
+    let status = env.cli(&["status"], None).await;
+    assert!(status.status.success(), "{}", stderr(&status));
+    assert!(stdout(&status).contains("env OPENAI_API_KEY=…"), "{}", stdout(&status));
+    shown.push(("codex-fusion status", format!("{}{}", stdout(&status), stderr(&status))));
+    let json = env.cli(&["status", "--json"], None).await;
+    let parsed: Value = serde_json::from_slice(&json.stdout).expect("JSON");
+    let workspace = &parsed["workspaces"][0];
+    assert!(
+        workspace["stderr_tail"]
+            .as_array()
+            .expect("a tail")
+            .iter()
+            .any(|line| line == "OPENAI_API_KEY=…"),
+        "the agent printed the key, scrubbed: {workspace}"
+    );
+    shown.push(("codex-fusion status --json", stdout(&json)));
+    let doctor = env.cli(&["doctor"], None).await;
+    shown.push(("codex-fusion doctor", format!("{}{}", stdout(&doctor), stderr(&doctor))));
+    wait_for_file(&turn_log).await;
+    shown.push(("the turn log", std::fs::read_to_string(&turn_log).expect("turn log")));
+    shown.push(("the daemon's log", env.daemon_logs()));
+    for (place, text) in &shown {
+        assert!(!text.contains(KEY), "{place} shows the key:\n{text}");
+    }
+}
+
+/// Issue 13: the agent was matched to a client by its command's display,
+/// which hides values, so a client bringing another key in the command
+/// (`OPENAI_API_KEY=A agent` after `OPENAI_API_KEY=B agent`) was served by
+/// the agent started with the first key. Now it gets its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_with_another_hidden_key_gets_its_own_agent() {
+    let env = TestEnv::new();
+    let _daemon = env.start_daemon().await;
+    let first = format!("OPENAI_API_KEY=sk-first-0000 {}", env.fake_agent_command(""));
+    let client = Client::start(&env, &[("CODEX_FUSION_ACP_COMMAND", &first)]).await;
+    assert!(client.text("consult", consult("one")).await.contains("prompts_seen=1"));
+    client.close().await;
+    let first_pid = env.workspace_status().await.agent_pid.expect("an agent");
+    let second = format!("OPENAI_API_KEY=sk-second-000 {}", env.fake_agent_command(""));
+    let client = Client::start(&env, &[("CODEX_FUSION_ACP_COMMAND", &second)]).await;
+    assert!(client.text("consult", consult("two")).await.contains("prompts_seen="));
+    client.close().await;
+    let status = env.workspace_status().await;
+    assert_eq!(
+        status
+            .agent_command
+            .as_deref()
+            .map(|command| command.starts_with("OPENAI_API_KEY=… ")),
+        Some(true),
+        "{status:?}"
+    );
+    assert_ne!(
+        status.agent_pid,
+        Some(first_pid),
+        "the second key's client got its own agent"
+    );
+}
+
+async fn wait_for_file(path: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !path.exists() {
+        assert!(Instant::now() < deadline, "{} was not written", path.display());
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
 
 /// The CLI's hello carries the forwarded variables, API keys among them: it

@@ -52,6 +52,80 @@ async fn access_socket_is_private_whatever_the_umask() {
     let _ = tokio::time::timeout(Duration::from_secs(10), daemon.wait()).await;
 }
 
+/// Issue 13: every file the daemon writes under its state directory, and the
+/// turn log wherever it goes, is the user's alone even when the daemon runs
+/// under umask 000. Before, the turn log and `sessions.json` took the umask's
+/// mode (0666 here, 0644 under the usual 022) and so did the turn log's
+/// directory.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn access_state_files_are_private_whatever_the_umask() {
+    let mut env = TestEnv::new();
+    let turn_log = env.state_dir.join("turn-logs/turns.jsonl");
+    env.set("CODEX_FUSION_LOG", turn_log.to_str().expect("utf8"));
+    let probe = env.root().join("umask-probe");
+    let mut command = umask_000_daemon(&env, &probe);
+    command.stderr(std::process::Stdio::null());
+    let mut daemon = command.spawn().expect("spawn sh -c codex-fusiond");
+    let socket = env.socket.clone();
+    wait_until("the daemon socket accepts", Duration::from_secs(10), || {
+        std::os::unix::net::UnixStream::connect(&socket).is_ok()
+    })
+    .await;
+    assert_eq!(mode(&probe), 0o666, "the shell really ran with umask 000");
+    let client = Client::start(&env, &[("CODEX_FUSION_MAX_RESULT_CHARS", "2000")]).await;
+    let text = client.text("consult", json!({"question": "fake:big:6000"})).await;
+    let saved = text
+        .lines()
+        .last()
+        .and_then(|footer| footer.split("full answer: ").nth(1))
+        .map(|path| PathBuf::from(path.trim()))
+        .expect("the footer names the saved answer");
+    client.close().await;
+    // The record is appended just after the answer is delivered.
+    wait_until("the turn log is written", Duration::from_secs(10), || turn_log.exists()).await;
+    assert_eq!(mode(&env.state_dir), 0o700, "state directory");
+    assert_eq!(mode(&env.state_dir.join("sessions.json")), 0o600, "sessions.json");
+    assert_eq!(mode(turn_log.parent().expect("dir")), 0o700, "turn log directory");
+    assert_eq!(mode(&turn_log), 0o600, "turn log");
+    assert_eq!(mode(saved.parent().expect("dir")), 0o700, "answers directory");
+    assert_eq!(mode(&saved), 0o600, "saved answer");
+    for log in std::fs::read_dir(env.state_dir.join("logs")).expect("logs").flatten() {
+        assert_eq!(mode(&log.path()), 0o600, "{}", log.path().display());
+    }
+    let _ = kill(Pid::from_raw(daemon.id().expect("running") as i32), Signal::SIGTERM);
+    let _ = tokio::time::timeout(Duration::from_secs(10), daemon.wait()).await;
+}
+
+/// Issue 13: a turn log path where someone planted a symlink (to a file the
+/// user owns) is never written through; the daemon's log names the path
+/// and says what to do, and the turn still answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn access_a_symlinked_turn_log_is_refused_and_its_target_untouched() {
+    let mut env = TestEnv::new();
+    let victim = env.root().join("victim.txt");
+    std::fs::write(&victim, "keep me\n").expect("write");
+    let turn_log = env.dir("shared").join("codex-fusion.jsonl");
+    std::os::unix::fs::symlink(&victim, &turn_log).expect("symlink");
+    env.set("CODEX_FUSION_LOG", turn_log.to_str().expect("utf8"));
+    let _daemon = env.start_daemon().await;
+    let client = Client::start(&env, &[]).await;
+    let text = client.text("consult", json!({"question": "one"})).await;
+    assert!(text.contains("prompts_seen=1"), "{text}");
+    client.close().await;
+    wait_until("the refusal is logged", Duration::from_secs(10), || {
+        env.daemon_logs().contains("cannot append to CODEX_FUSION_LOG")
+    })
+    .await;
+    assert_eq!(std::fs::read_to_string(&victim).expect("read"), "keep me\n");
+    let logs = env.daemon_logs();
+    let line = logs
+        .lines()
+        .find(|line| line.contains("cannot append to CODEX_FUSION_LOG"))
+        .unwrap_or_else(|| panic!("the refusal is logged: {logs}"));
+    assert!(line.contains(&turn_log.display().to_string()), "{line}");
+    assert!(line.contains("symbolic link"), "{line}");
+}
+
 /// A socket directory the user named (`CODEX_FUSION_SOCKET`) that already
 /// exists is never chmodded (it may be `$HOME` or a shared project), and one
 /// that other users can write to is refused with a message: they could

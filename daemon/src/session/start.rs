@@ -114,7 +114,7 @@ impl SessionActor {
             )
             .await
             .map_err(|error| AgentFailure::Other(error.to_string()))?;
-            tracing::info!(pid = ?agent.pid, generation, command = %agent.command, confined = confinement.is_ok(), "codex-acp started");
+            tracing::info!(pid = ?agent.pid, generation, command = %agent.command.display, confined = confinement.is_ok(), "codex-acp started");
             let connection = agent.connection.clone();
             let setup = async {
                 let info = acp::initialize(&connection).await?;
@@ -140,7 +140,10 @@ impl SessionActor {
                         codex_home,
                     }))
                 }
-                Ok(Err(failure)) => Err(explain_start_failure(&agent, failure).await),
+                // The agent's own words may quote its key.
+                Ok(Err(failure)) => Err(explain_start_failure(&agent, failure)
+                    .await
+                    .map_text(|text| agent.scrub(text))),
                 Err(_) => Err(too_slow(settings.startup_timeout)),
             }
         };
@@ -289,7 +292,12 @@ impl SessionActor {
             }
             Err(failure) => {
                 self.start_retried = false;
-                let message = failure.to_string();
+                // A failure on a live agent (opening a session on it) may
+                // quote its key; one from a fresh start is scrubbed already.
+                let message = match &self.agent {
+                    Some(agent) => agent.scrub(&failure.to_string()),
+                    None => failure.to_string(),
+                };
                 tracing::warn!(%message, "starting the Codex session failed");
                 // The next call starts from a clean process.
                 if let Some(agent) = self.agent.take() {

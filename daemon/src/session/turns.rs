@@ -334,6 +334,19 @@ impl SessionActor {
 
     /// Ends `turn`: delivers the outcome, counts it, logs it.
     pub(super) fn finish(&mut self, mut turn: ActiveTurn, outcome: Result<&'static str, (&'static str, String)>) {
+        // Every failure of a turn ends here; an agent's error may quote the
+        // key it runs with, which must not reach the result or the log.
+        let outcome = outcome.map_err(|(stop_reason, message)| {
+            let message = match &self.agent {
+                Some(agent) => agent.scrub(&message),
+                None => message,
+            };
+            let forwarded: Vec<(String, String)> = turn.agent_env.iter().chain(&self.agent_env).cloned().collect();
+            (
+                stop_reason,
+                crate::agent::scrub_credentials(&message, &turn.settings.acp_command, &forwarded),
+            )
+        });
         let elapsed = turn.started.elapsed();
         self.last_used = Some(Instant::now());
         self.idle_since = Instant::now();
@@ -546,7 +559,9 @@ impl SessionActor {
         // other credentials than the agent was started with, e.g. one warmed
         // by the hook) gets its own agent; the session moves over by load.
         if let Some(agent) = self.agent.as_ref() {
-            if agent.command != settings.acp_command.display {
+            // The whole command, values included: two commands that differ
+            // only in a hidden value (`--api-key=…`) show the same.
+            if agent.command != settings.acp_command {
                 self.retire_agent("a client asked for another CODEX_FUSION_ACP_COMMAND");
             } else if !agent_env.is_empty() && sorted(&agent_env) != self.agent_env {
                 self.retire_agent("a client brought other credentials or CODEX_HOME");

@@ -7,6 +7,9 @@
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Script {
     pub stderr: Vec<String>,
+    /// `fake:stderr-env:NAME`: write `NAME=<its value>` to stderr, as an
+    /// agent that dumps its environment would.
+    pub stderr_env: Vec<String>,
     pub garbage: bool,
     pub error: Option<ErrorKind>,
     pub reason: bool,
@@ -26,6 +29,9 @@ pub enum ErrorKind {
     Quota,
     RateLimit,
     Auth,
+    /// `fake:error:env:NAME`: an error that quotes variable NAME and its
+    /// value, as an agent rejecting a key might.
+    QuotingEnv(String),
     Other(String),
 }
 
@@ -98,10 +104,14 @@ fn apply(script: &mut Script, token: &str) {
                 "quota" => ErrorKind::Quota,
                 "ratelimit" => ErrorKind::RateLimit,
                 "auth" => ErrorKind::Auth,
-                other => ErrorKind::Other(other.to_owned()),
+                other => match other.strip_prefix("env:") {
+                    Some(name) => ErrorKind::QuotingEnv(name.to_owned()),
+                    None => ErrorKind::Other(other.to_owned()),
+                },
             };
             script.error = script.error.take().or(Some(kind));
         }
+        "stderr-env" => script.stderr_env.extend(argument.map(str::to_owned)),
         "permission" => {
             if let Some(ask) = argument.and_then(permission) {
                 script.permissions.push(ask);
@@ -163,5 +173,10 @@ mod tests {
     fn plain_text_is_the_default_script() {
         assert_eq!(parse("what is fake about this: nothing"), Script::default());
         assert_eq!(parse("fake:error:quota").error, Some(ErrorKind::Quota));
+        assert_eq!(parse("fake:stderr-env:OPENAI_API_KEY.").stderr_env, ["OPENAI_API_KEY"]);
+        assert_eq!(
+            parse("fake:error:env:OPENAI_API_KEY").error,
+            Some(ErrorKind::QuotingEnv("OPENAI_API_KEY".into()))
+        );
     }
 }

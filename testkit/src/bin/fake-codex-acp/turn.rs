@@ -111,6 +111,9 @@ impl Turn {
         for line in &script.stderr {
             eprintln!("{line}");
         }
+        for name in &script.stderr_env {
+            eprintln!("{name}={}", std::env::var(name).unwrap_or_default());
+        }
         if script.garbage {
             let garbage: &[u8] = b"this is not json\n\xff\xfe\n{\"jsonrpc\": \"2.0\", broken\n";
             if let Err(error) = self.shared.output.write_raw(garbage).await {
@@ -282,6 +285,13 @@ fn agent_error(kind: &ErrorKind) -> Error {
             },
         })),
         ErrorKind::Auth => Error::new(ErrorCode::AUTH_REQUIRED, "Authentication required"),
+        ErrorKind::QuotingEnv(name) => Error::new(
+            ErrorCode::INTERNAL_ERROR,
+            format!(
+                "fake-codex-acp: the server rejected {name}={}",
+                std::env::var(name).unwrap_or_default()
+            ),
+        ),
         ErrorKind::Other(kind) => Error::new(
             ErrorCode::INTERNAL_ERROR,
             format!("fake-codex-acp: simulated error `{kind}`"),
