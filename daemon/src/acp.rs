@@ -12,11 +12,11 @@ use agent_client_protocol::v1::schema::{
     AuthenticateRequest, Implementation, InitializeRequest, LoadSessionRequest, NewSessionRequest,
     PermissionOptionKind, RequestPermissionRequest, SessionConfigKind, SessionConfigOption,
     SessionConfigOptionCategory, SessionConfigOptionValue, SessionConfigSelectOptions, SessionModeState,
-    SetSessionConfigOptionRequest, SetSessionModeRequest, ToolCallLocation, ToolKind,
+    SetSessionConfigOptionRequest, SetSessionModeRequest, ToolCallContent, ToolCallLocation, ToolKind,
 };
 use serde_json::Value;
 
-use crate::guardian::{ActionKind, PermissionRequest};
+use crate::guardian::{ActionKind, PermissionRequest, ResolvedPath};
 use crate::models::{ModelOptions, Select};
 use crate::resolve::resolve;
 
@@ -371,18 +371,26 @@ pub struct ToolCallInfo {
     pub status: Option<String>,
     pub locations: Vec<PathBuf>,
     pub raw_input: Option<Value>,
+    /// Every path its diff content has named so far, first seen first
+    /// (codex-acp names a move's destination only here, never in the
+    /// permission request). Only ever grows: a later update that replaces
+    /// the content does not take back a path the call once showed.
+    pub diff_paths: Vec<PathBuf>,
 }
 
 impl ToolCallInfo {
     pub fn from_call(call: &agent_client_protocol::v1::schema::ToolCall) -> Self {
-        ToolCallInfo {
+        let mut info = ToolCallInfo {
             kind: Some(call.kind),
             title: Some(call.title.clone()),
             status: Some(format!("{:?}", call.status).to_ascii_lowercase()),
             locations: locations(&call.locations),
             raw_input: call.raw_input.clone(),
             outside: Vec::new(),
-        }
+            diff_paths: Vec::new(),
+        };
+        info.absorb_content(&call.content);
+        info
     }
 
     pub fn merge(&mut self, update: &agent_client_protocol::v1::schema::ToolCallUpdateFields) {
@@ -400,6 +408,20 @@ impl ToolCallInfo {
         }
         if let Some(raw_input) = &update.raw_input {
             self.raw_input = Some(raw_input.clone());
+        }
+        if let Some(content) = &update.content {
+            self.absorb_content(content);
+        }
+    }
+
+    /// Records the paths of `content`'s diffs.
+    fn absorb_content(&mut self, content: &[ToolCallContent]) {
+        for item in content {
+            if let ToolCallContent::Diff(diff) = item
+                && !self.diff_paths.contains(&diff.path)
+            {
+                self.diff_paths.push(diff.path.clone());
+            }
         }
     }
 
@@ -434,6 +456,13 @@ pub fn action_kind(kind: ToolKind) -> ActionKind {
 /// Translates a permission request into the guardian's terms, merging what
 /// the turn already knows of the tool call and resolving every path against
 /// the canonical `workspace`.
+///
+/// The paths judged are the union of the request's locations, the paths in
+/// the raw input and every path the tool call's diffs have named. An edit
+/// is marked [`PermissionRequest::paths_incomplete`] when some location is
+/// explained neither by a diff or raw-input path of its own nor by a diff
+/// path that is no location (a move's destination): codex-acp leaves out
+/// the diff of a change too large to show, and with it where a move goes.
 pub fn permission_request(
     request: &RequestPermissionRequest,
     known: Option<&ToolCallInfo>,
@@ -449,29 +478,85 @@ pub fn permission_request(
         .as_ref()
         .map(|cwd| cwd.resolved.clone())
         .unwrap_or_else(|| workspace.to_path_buf());
-    let mut raw_paths = info.locations.clone();
-    for key in ["path", "file_path", "filePath", "source", "destination", "target"] {
-        if let Some(path) = string_field(&raw, &[key]) {
-            raw_paths.push(PathBuf::from(path));
+    let judge =
+        |paths: &[PathBuf]| -> Vec<ResolvedPath> { paths.iter().map(|path| resolve(workspace, &base, path)).collect() };
+    let located = judge(&info.locations);
+    let from_input = judge(&raw_input_paths(&raw));
+    let from_diffs = judge(&info.diff_paths);
+    let mut paths: Vec<ResolvedPath> = Vec::new();
+    for path in located.iter().chain(&from_input).chain(&from_diffs) {
+        // The same place named twice (as a location and in a diff) is
+        // judged once; a different entry for it (a link) is kept.
+        let seen = paths
+            .iter()
+            .any(|seen| seen.resolved == path.resolved && seen.entry_inside_workspace == path.entry_inside_workspace);
+        if !seen {
+            paths.push(path.clone());
         }
     }
-    if let Some(Value::Array(items)) = raw.get("paths") {
-        raw_paths.extend(items.iter().filter_map(Value::as_str).map(PathBuf::from));
-    }
-    if let Some(Value::Object(changes)) = raw.get("changes") {
-        raw_paths.extend(changes.keys().map(PathBuf::from));
-    }
-    raw_paths.dedup();
-    let paths = raw_paths.iter().map(|path| resolve(workspace, &base, path)).collect();
+    let paths_incomplete = kind == ActionKind::Edit && {
+        let among =
+            |path: &ResolvedPath, others: &[ResolvedPath]| others.iter().any(|other| other.resolved == path.resolved);
+        let unexplained = located
+            .iter()
+            .filter(|path| !among(path, &from_diffs) && !among(path, &from_input))
+            .count();
+        let destinations = from_diffs.iter().filter(|path| !among(path, &located)).count();
+        unexplained > destinations
+    };
     PermissionRequest {
         kind,
         title: info.title.clone().unwrap_or_else(|| kind.label().to_owned()),
         command: command_line(&raw),
         cwd,
         paths,
+        paths_incomplete,
         url: string_field(&raw, &["url", "uri"]),
         reason: string_field(&raw, &["justification", "reason"]),
     }
+}
+
+/// The paths an agent's raw input names: single fields under the names
+/// agents use, a `paths` list, and the keys (and move targets) of a
+/// `changes` map (codex's older `apply_patch` input).
+fn raw_input_paths(raw: &Value) -> Vec<PathBuf> {
+    const SINGLE: &[&str] = &[
+        "path",
+        "file_path",
+        "filePath",
+        "source",
+        "destination",
+        "target",
+        "new_path",
+        "newPath",
+        "old_path",
+        "oldPath",
+        "move_path",
+        "movePath",
+    ];
+    let mut paths: Vec<PathBuf> = SINGLE
+        .iter()
+        .filter_map(|key| string_field(raw, &[key]))
+        .map(PathBuf::from)
+        .collect();
+    if let Some(Value::Array(items)) = raw.get("paths") {
+        paths.extend(items.iter().filter_map(Value::as_str).map(PathBuf::from));
+    }
+    if let Some(Value::Object(changes)) = raw.get("changes") {
+        for (path, change) in changes {
+            paths.push(PathBuf::from(path));
+            paths.extend(
+                string_field(change, &["move_path", "movePath"])
+                    .or_else(|| {
+                        change
+                            .get("update")
+                            .and_then(|update| string_field(update, &["move_path", "movePath"]))
+                    })
+                    .map(PathBuf::from),
+            );
+        }
+    }
+    paths
 }
 
 /// The option to answer with: `allow_once` for allow (never a standing
@@ -523,7 +608,7 @@ pub fn one_line(text: &str, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use agent_client_protocol::v1::schema::{PermissionOption, ToolCallUpdate, ToolCallUpdateFields};
+    use agent_client_protocol::v1::schema::{Diff, PermissionOption, ToolCall, ToolCallUpdate, ToolCallUpdateFields};
     use serde_json::json;
 
     fn request(kind: ToolKind, raw_input: Value, locations: Vec<&str>) -> RequestPermissionRequest {
@@ -592,6 +677,128 @@ mod tests {
                 ("/etc/passwd".to_string(), false)
             ]
         );
+    }
+
+    /// A workspace with `src/a.rs`, and the parent directory it sits in.
+    fn move_fixture() -> (tempfile::TempDir, PathBuf) {
+        let temp = tempfile::tempdir().expect("tempdir");
+        let workspace = std::fs::canonicalize(temp.path()).expect("canonical").join("ws");
+        std::fs::create_dir_all(workspace.join("src")).expect("mkdir");
+        std::fs::write(workspace.join("src/a.rs"), "fn a() {}\n").expect("write");
+        (temp, workspace)
+    }
+
+    /// What codex-acp 2.6.0 sends for `*** Update File: src/a.rs` +
+    /// `*** Move to: ../outside.txt`: the permission request names the
+    /// source only.
+    fn move_request(workspace: &Path) -> RequestPermissionRequest {
+        let fields = ToolCallUpdateFields::new()
+            .kind(ToolKind::Edit)
+            .title("Edit files")
+            .locations(vec![ToolCallLocation::new(workspace.join("src/a.rs"))]);
+        RequestPermissionRequest::new("s1", ToolCallUpdate::new("call-1", fields), vec![])
+    }
+
+    fn moved_diff(workspace: &Path) -> ToolCallContent {
+        ToolCallContent::Diff(Diff::new(workspace.join("../outside.txt"), "fn moved() {}\n").old_text("fn a() {}\n"))
+    }
+
+    fn judged(request: &PermissionRequest) -> Vec<(String, bool)> {
+        request
+            .paths
+            .iter()
+            .map(|path| (path.resolved.display().to_string(), path.inside_workspace))
+            .collect()
+    }
+
+    #[test]
+    fn a_move_is_judged_by_the_destination_its_diff_names() {
+        let (_temp, workspace) = move_fixture();
+        let call = ToolCall::new("call-1", "Editing files")
+            .kind(ToolKind::Edit)
+            .content(vec![moved_diff(&workspace)]);
+        let known = ToolCallInfo::from_call(&call);
+        let translated = permission_request(&move_request(&workspace), Some(&known), &workspace);
+        let outside = workspace.parent().expect("parent").join("outside.txt");
+        assert_eq!(
+            judged(&translated),
+            [
+                (workspace.join("src/a.rs").display().to_string(), true),
+                (outside.display().to_string(), false)
+            ]
+        );
+        assert!(!translated.paths_incomplete, "source and destination are both known");
+        let writes = crate::guardian::Policy {
+            allow_writes: true,
+            ..Default::default()
+        };
+        assert_ne!(
+            crate::guardian::decide(&translated, &writes),
+            crate::guardian::Decision::Allow
+        );
+    }
+
+    #[test]
+    fn a_diff_path_seen_only_in_a_tool_call_update_is_judged() {
+        let (_temp, workspace) = move_fixture();
+        // Announced without content; the diff comes in an update.
+        let mut known = ToolCallInfo::from_call(&ToolCall::new("call-1", "Editing files").kind(ToolKind::Edit));
+        known.merge(&ToolCallUpdateFields::new().content(vec![moved_diff(&workspace)]));
+        // A later update that replaces the content does not take the path back.
+        known.merge(&ToolCallUpdateFields::new().content(Vec::<ToolCallContent>::new()));
+        let translated = permission_request(&move_request(&workspace), Some(&known), &workspace);
+        assert!(
+            translated
+                .paths
+                .iter()
+                .any(|path| path.resolved.ends_with("outside.txt") && !path.inside_workspace),
+            "{:?}",
+            translated.paths
+        );
+        // And one that only the permission request itself carries.
+        let fields = ToolCallUpdateFields::new()
+            .kind(ToolKind::Edit)
+            .locations(vec![ToolCallLocation::new(workspace.join("src/a.rs"))])
+            .content(vec![moved_diff(&workspace)]);
+        let bare = RequestPermissionRequest::new("s1", ToolCallUpdate::new("call-1", fields), vec![]);
+        let translated = permission_request(&bare, None, &workspace);
+        assert!(
+            translated.paths.iter().any(|path| !path.inside_workspace),
+            "{:?}",
+            translated.paths
+        );
+    }
+
+    #[test]
+    fn an_edit_whose_destination_was_left_out_is_incomplete() {
+        let (_temp, workspace) = move_fixture();
+        // codex-acp leaves out the diff of a change over 1 MiB: only the
+        // source is known, and where it goes is not.
+        let known = ToolCallInfo::from_call(&ToolCall::new("call-1", "Editing files").kind(ToolKind::Edit));
+        let translated = permission_request(&move_request(&workspace), Some(&known), &workspace);
+        assert!(translated.paths_incomplete);
+        // An edit in place: the diff names the location itself.
+        let in_place = ToolCall::new("call-1", "Editing files")
+            .kind(ToolKind::Edit)
+            .content(vec![ToolCallContent::Diff(
+                Diff::new(workspace.join("src/a.rs"), "fn b() {}\n").old_text("fn a() {}\n"),
+            )]);
+        let known = ToolCallInfo::from_call(&in_place);
+        assert!(!permission_request(&move_request(&workspace), Some(&known), &workspace).paths_incomplete);
+        // An agent that names the file in its raw input instead of a diff.
+        let request = request(ToolKind::Edit, json!({"path": "src/a.rs"}), vec!["src/a.rs"]);
+        assert!(!permission_request(&request, None, &workspace).paths_incomplete);
+        // Two moves, one of them without its diff.
+        let fields = ToolCallUpdateFields::new().kind(ToolKind::Edit).locations(vec![
+            ToolCallLocation::new(workspace.join("src/a.rs")),
+            ToolCallLocation::new(workspace.join("src/b.rs")),
+        ]);
+        let two = RequestPermissionRequest::new("s1", ToolCallUpdate::new("call-1", fields), vec![]);
+        let one_shown = ToolCall::new("call-1", "Editing files")
+            .kind(ToolKind::Edit)
+            .content(vec![moved_diff(&workspace)]);
+        let known = ToolCallInfo::from_call(&one_shown);
+        assert!(permission_request(&two, Some(&known), &workspace).paths_incomplete);
     }
 
     #[test]

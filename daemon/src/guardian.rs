@@ -16,7 +16,7 @@ pub struct Policy {
 }
 
 /// The kind of action Codex asks for, from the ACP tool-call kind.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum ActionKind {
     Read,
     Search,
@@ -27,6 +27,8 @@ pub enum ActionKind {
     Fetch,
     Think,
     SwitchMode,
+    /// Anything unrecognised; it always asks.
+    #[default]
     Other,
 }
 
@@ -48,8 +50,9 @@ impl ActionKind {
 }
 
 /// A path the request touches, resolved the way the OS would (`..` and
-/// symlinks followed) against the canonical workspace.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// symlinks followed) against the canonical workspace, with what makes it
+/// sensitive.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ResolvedPath {
     /// As Codex wrote it.
     pub raw: PathBuf,
@@ -63,7 +66,7 @@ pub struct ResolvedPath {
 }
 
 /// A permission request in our terms.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PermissionRequest {
     pub kind: ActionKind,
     /// Codex's one-line title for the action.
@@ -72,8 +75,14 @@ pub struct PermissionRequest {
     pub command: Option<String>,
     /// The working directory of a command, if given.
     pub cwd: Option<ResolvedPath>,
-    /// Files and directories the action touches.
+    /// Files and directories the action touches: the request's locations,
+    /// the paths in its raw input, and every path the tool call's diffs
+    /// named (where a move's destination is).
     pub paths: Vec<ResolvedPath>,
+    /// Some file the action changes is not among `paths`: the agent named
+    /// it nowhere the daemon can see (e.g. codex-acp left out the diff of a
+    /// change too large to show, and with it a move's destination).
+    pub paths_incomplete: bool,
     /// The address, for [`ActionKind::Fetch`].
     pub url: Option<String>,
     /// Codex's reason for asking, if it gave one.
@@ -94,7 +103,8 @@ pub enum Decision {
 /// Reads and searches inside the workspace are always allowed. Reads outside
 /// it and fetches need `allow_external_reads`; edits, deletes and moves need
 /// `allow_writes` and every path inside the workspace; commands need
-/// `allow_commands`. Anything unrecognised asks.
+/// `allow_commands`. A change whose paths are not all known asks whatever
+/// the flags. Anything unrecognised asks.
 pub fn decide(request: &PermissionRequest, policy: &Policy) -> Decision {
     let acts_on_entry = matches!(request.kind, ActionKind::Delete | ActionKind::Move);
     let all_inside = !request.paths.is_empty()
@@ -115,12 +125,14 @@ pub fn decide(request: &PermissionRequest, policy: &Policy) -> Decision {
             }
         }
         ActionKind::Edit | ActionKind::Delete | ActionKind::Move => {
-            if !all_inside {
-                if request.paths.is_empty() {
-                    Decision::Ask("a change that names no path cannot be checked against the workspace".into())
-                } else {
-                    Decision::Ask("it changes files outside the workspace".into())
-                }
+            if request.paths.is_empty() {
+                Decision::Ask("a change that names no path cannot be checked against the workspace".into())
+            } else if request.paths_incomplete {
+                Decision::Ask(
+                    "it changes files the request does not all name (e.g. a move whose destination is not shown), so they cannot be checked against the workspace".into(),
+                )
+            } else if !all_inside {
+                Decision::Ask("it changes files outside the workspace".into())
             } else if policy.allow_writes {
                 Decision::Allow
             } else {
@@ -175,11 +187,8 @@ mod tests {
         PermissionRequest {
             kind,
             title: "t".into(),
-            command: None,
-            cwd: None,
             paths,
-            url: None,
-            reason: None,
+            ..PermissionRequest::default()
         }
     }
 
@@ -233,6 +242,21 @@ mod tests {
             (Edit, outside(), WRITES, false),
             (Move, mixed(), ALL, false),
             (Edit, vec![], ALL, false),
+            // An edit is judged by all its paths (a move's source and its
+            // destination, several files): one outside is enough to ask.
+            (Edit, vec![path("/w/a", true), path("/w/b", true)], WRITES, true),
+            (
+                Edit,
+                vec![path("/w/src/a.rs", true), path("/outside.txt", false)],
+                WRITES,
+                false,
+            ),
+            (
+                Edit,
+                vec![path("/outside.txt", false), path("/w/src/a.rs", true)],
+                ALL,
+                false,
+            ),
             // Deletes and moves need the entry and its target inside; edits
             // and reads follow the link.
             (Delete, vec![link(false, true)], WRITES, false),
@@ -265,6 +289,20 @@ mod tests {
                 allowed,
                 "row {index}: {kind:?} {paths:?} {policy:?} → {decision:?}"
             );
+        }
+    }
+
+    #[test]
+    fn a_change_whose_paths_are_not_all_known_asks_whatever_the_flags() {
+        for kind in [ActionKind::Edit, ActionKind::Delete, ActionKind::Move] {
+            let request = PermissionRequest {
+                paths_incomplete: true,
+                ..request(kind, vec![path("/w/src/a.rs", true)])
+            };
+            let Decision::Ask(reason) = decide(&request, &ALL) else {
+                panic!("{kind:?} with a path nobody named was allowed")
+            };
+            assert!(reason.contains("does not all name"), "{reason}");
         }
     }
 

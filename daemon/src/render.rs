@@ -486,8 +486,8 @@ mod tests {
                     inside_workspace: false,
                     entry_inside_workspace: true,
                 }],
-                url: None,
                 reason: Some("to test".into()),
+                ..PermissionRequest::default()
             },
             why: "it runs a command (CODEX_FUSION_ALLOW_COMMANDS is off)".into(),
         });

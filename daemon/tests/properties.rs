@@ -532,11 +532,8 @@ fn request(kind: ActionKind, paths: Vec<ResolvedPath>) -> PermissionRequest {
     PermissionRequest {
         kind,
         title: "t".into(),
-        command: None,
-        cwd: None,
         paths,
-        url: None,
-        reason: None,
+        ..PermissionRequest::default()
     }
 }
 
@@ -572,6 +569,7 @@ fn resolved_path() -> impl Strategy<Value = ResolvedPath> {
             resolved: PathBuf::from(format!("/r/{raw}")),
             inside_workspace,
             entry_inside_workspace,
+            ..ResolvedPath::default()
         }
     })
 }
@@ -583,11 +581,14 @@ fn permission_request() -> impl Strategy<Value = PermissionRequest> {
         proptest::option::of(resolved_path()),
         proptest::option::of("[a-z ]{0,12}"),
         proptest::option::of("https://[a-z]{1,8}"),
+        // Mostly complete: an incomplete request asks whatever else it has.
+        prop::bool::weighted(0.2),
     )
-        .prop_map(|(kind, paths, cwd, command, url)| PermissionRequest {
+        .prop_map(|(kind, paths, cwd, command, url, paths_incomplete)| PermissionRequest {
             cwd,
             command,
             url,
+            paths_incomplete,
             ..request(kind, paths)
         })
 }
@@ -611,7 +612,8 @@ proptest! {
     }
 
     /// Changes are never auto-allowed when any path is outside (or none is
-    /// named), whatever the flags; inside they need CODEX_FUSION_ALLOW_WRITES.
+    /// named, or some path is not known), whatever the flags; inside they
+    /// need CODEX_FUSION_ALLOW_WRITES.
     /// An edit writes where the path leads, a delete removes the entry, a
     /// move changes both.
     #[test]
@@ -623,7 +625,7 @@ proptest! {
         };
         if matches!(request.kind, ActionKind::Edit | ActionKind::Delete | ActionKind::Move) {
             let any_outside = request.paths.is_empty() || request.paths.iter().any(outside);
-            if any_outside || !policy.allow_writes {
+            if any_outside || request.paths_incomplete || !policy.allow_writes {
                 prop_assert!(!allowed(&request, &policy), "{:?} {:?}", request, policy);
             }
         }

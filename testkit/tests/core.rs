@@ -275,6 +275,36 @@ async fn guardian_flags_auto_allow_and_reads_inside_never_ask() {
     client.close().await;
 }
 
+/// A move whose destination only a `tool_call_update`'s diff names (the
+/// request lists the source alone, as codex-acp's does) is judged by that
+/// destination: with writes allowed it still pauses, and says where it goes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_move_whose_destination_only_an_update_names_pauses_with_writes_allowed() {
+    let env = TestEnv::new();
+    std::fs::write(env.workspace.join("a.txt"), "keep me\n").expect("write");
+    let client = Client::start(&env, &[("CODEX_FUSION_ALLOW_WRITES", "1")]).await;
+    let text = client
+        .text("consult", consult("fake:permission:patch-move:a.txt>../moved.txt"))
+        .await;
+    assert!(text.starts_with("🔐 Codex paused"), "{text}");
+    let outside = env.root().join("moved.txt");
+    assert!(
+        text.contains(&format!("{} (OUTSIDE the workspace)", outside.display())),
+        "{text}"
+    );
+    let text = client.text("permit", json!({"decision": "deny"})).await;
+    assert!(text.contains("fake answer"), "{text}");
+    assert!(!outside.exists());
+    assert!(env.workspace.join("a.txt").exists());
+    // Inside the workspace, the same move is what the flag allows.
+    let text = client
+        .text("consult", consult("fake:permission:patch-move:a.txt>b.txt"))
+        .await;
+    assert!(!text.starts_with("🔐"), "{text}");
+    assert!(env.workspace.join("b.txt").exists(), "{text}");
+    client.close().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_arguments_are_mcp_errors_with_clear_messages() {
     let env = TestEnv::new();

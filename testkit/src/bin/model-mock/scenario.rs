@@ -482,7 +482,9 @@ mod tests {
         assert_eq!(select(&info("mock:status:99999")), Scenario::Default);
         assert_eq!(select(&info("mock:exec:")), Scenario::Default);
         assert_eq!(
-            select(&info(r"mock:patch:*** Begin Patch\n*** Delete File: a\\b\n*** End Patch")),
+            select(&info(
+                r"mock:patch:*** Begin Patch\n*** Delete File: a\\b\n*** End Patch"
+            )),
             Scenario::PatchCall {
                 patch: "*** Begin Patch\n*** Delete File: a\\b\n*** End Patch\n".to_owned()
             }
