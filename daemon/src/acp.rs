@@ -18,7 +18,7 @@ use serde_json::Value;
 
 use crate::guardian::{ActionKind, PermissionRequest, ResolvedPath};
 use crate::models::{ModelOptions, Select};
-use crate::resolve::resolve;
+use crate::resolve::Boundary;
 
 /// The mode that makes codex-acp ask the client before escalating.
 pub const READ_ONLY_MODE: &str = "read-only";
@@ -454,8 +454,8 @@ pub fn action_kind(kind: ToolKind) -> ActionKind {
 }
 
 /// Translates a permission request into the guardian's terms, merging what
-/// the turn already knows of the tool call and resolving every path against
-/// the canonical `workspace`.
+/// the turn already knows of the tool call and judging every path against
+/// `boundary` (the canonical workspace and the credential stores).
 ///
 /// The paths judged are the union of the request's locations, the paths in
 /// the raw input and every path the tool call's diffs have named. An edit
@@ -466,20 +466,21 @@ pub fn action_kind(kind: ToolKind) -> ActionKind {
 pub fn permission_request(
     request: &RequestPermissionRequest,
     known: Option<&ToolCallInfo>,
-    workspace: &Path,
+    boundary: &Boundary,
 ) -> PermissionRequest {
+    let workspace = boundary.workspace();
     let mut info = known.cloned().unwrap_or_default();
     info.merge(&request.tool_call.fields);
     let raw = info.raw_input.clone().unwrap_or(Value::Null);
     let kind = info.kind.map(action_kind).unwrap_or(ActionKind::Other);
     let cwd_raw = string_field(&raw, &["cwd", "workdir"]).map(PathBuf::from);
-    let cwd = cwd_raw.as_ref().map(|cwd| resolve(workspace, workspace, cwd));
+    let cwd = cwd_raw.as_ref().map(|cwd| boundary.judge(workspace, cwd));
     let base = cwd
         .as_ref()
         .map(|cwd| cwd.resolved.clone())
         .unwrap_or_else(|| workspace.to_path_buf());
     let judge =
-        |paths: &[PathBuf]| -> Vec<ResolvedPath> { paths.iter().map(|path| resolve(workspace, &base, path)).collect() };
+        |paths: &[PathBuf]| -> Vec<ResolvedPath> { paths.iter().map(|path| boundary.judge(&base, path)).collect() };
     let located = judge(&info.locations);
     let from_input = judge(&raw_input_paths(&raw));
     let from_diffs = judge(&info.diff_paths);
@@ -647,7 +648,7 @@ mod tests {
             json!({"command": ["touch", "a file"], "cwd": workspace, "justification": "needed"}),
             vec![],
         );
-        let translated = permission_request(&request, None, &workspace);
+        let translated = permission_request(&request, None, &Boundary::new(&workspace, [], None));
         assert_eq!(translated.kind, ActionKind::Execute);
         assert_eq!(translated.command.as_deref(), Some("touch 'a file'"));
         assert_eq!(translated.reason.as_deref(), Some("needed"));
@@ -663,7 +664,7 @@ mod tests {
             json!({"changes": {"/etc/passwd": {}}, "path": "src/x.rs"}),
             vec!["README.md"],
         );
-        let translated = permission_request(&request, None, &workspace);
+        let translated = permission_request(&request, None, &Boundary::new(&workspace, [], None));
         let judged: Vec<(String, bool)> = translated
             .paths
             .iter()
@@ -718,7 +719,11 @@ mod tests {
             .kind(ToolKind::Edit)
             .content(vec![moved_diff(&workspace)]);
         let known = ToolCallInfo::from_call(&call);
-        let translated = permission_request(&move_request(&workspace), Some(&known), &workspace);
+        let translated = permission_request(
+            &move_request(&workspace),
+            Some(&known),
+            &Boundary::new(&workspace, [], None),
+        );
         let outside = workspace.parent().expect("parent").join("outside.txt");
         assert_eq!(
             judged(&translated),
@@ -746,7 +751,11 @@ mod tests {
         known.merge(&ToolCallUpdateFields::new().content(vec![moved_diff(&workspace)]));
         // A later update that replaces the content does not take the path back.
         known.merge(&ToolCallUpdateFields::new().content(Vec::<ToolCallContent>::new()));
-        let translated = permission_request(&move_request(&workspace), Some(&known), &workspace);
+        let translated = permission_request(
+            &move_request(&workspace),
+            Some(&known),
+            &Boundary::new(&workspace, [], None),
+        );
         assert!(
             translated
                 .paths
@@ -761,7 +770,7 @@ mod tests {
             .locations(vec![ToolCallLocation::new(workspace.join("src/a.rs"))])
             .content(vec![moved_diff(&workspace)]);
         let bare = RequestPermissionRequest::new("s1", ToolCallUpdate::new("call-1", fields), vec![]);
-        let translated = permission_request(&bare, None, &workspace);
+        let translated = permission_request(&bare, None, &Boundary::new(&workspace, [], None));
         assert!(
             translated.paths.iter().any(|path| !path.inside_workspace),
             "{:?}",
@@ -775,7 +784,11 @@ mod tests {
         // codex-acp leaves out the diff of a change over 1 MiB: only the
         // source is known, and where it goes is not.
         let known = ToolCallInfo::from_call(&ToolCall::new("call-1", "Editing files").kind(ToolKind::Edit));
-        let translated = permission_request(&move_request(&workspace), Some(&known), &workspace);
+        let translated = permission_request(
+            &move_request(&workspace),
+            Some(&known),
+            &Boundary::new(&workspace, [], None),
+        );
         assert!(translated.paths_incomplete);
         // An edit in place: the diff names the location itself.
         let in_place = ToolCall::new("call-1", "Editing files")
@@ -784,10 +797,17 @@ mod tests {
                 Diff::new(workspace.join("src/a.rs"), "fn b() {}\n").old_text("fn a() {}\n"),
             )]);
         let known = ToolCallInfo::from_call(&in_place);
-        assert!(!permission_request(&move_request(&workspace), Some(&known), &workspace).paths_incomplete);
+        assert!(
+            !permission_request(
+                &move_request(&workspace),
+                Some(&known),
+                &Boundary::new(&workspace, [], None)
+            )
+            .paths_incomplete
+        );
         // An agent that names the file in its raw input instead of a diff.
         let request = request(ToolKind::Edit, json!({"path": "src/a.rs"}), vec!["src/a.rs"]);
-        assert!(!permission_request(&request, None, &workspace).paths_incomplete);
+        assert!(!permission_request(&request, None, &Boundary::new(&workspace, [], None)).paths_incomplete);
         // Two moves, one of them without its diff.
         let fields = ToolCallUpdateFields::new().kind(ToolKind::Edit).locations(vec![
             ToolCallLocation::new(workspace.join("src/a.rs")),
@@ -798,7 +818,7 @@ mod tests {
             .kind(ToolKind::Edit)
             .content(vec![moved_diff(&workspace)]);
         let known = ToolCallInfo::from_call(&one_shown);
-        assert!(permission_request(&two, Some(&known), &workspace).paths_incomplete);
+        assert!(permission_request(&two, Some(&known), &Boundary::new(&workspace, [], None)).paths_incomplete);
     }
 
     #[test]
@@ -812,7 +832,7 @@ mod tests {
         };
         let bare =
             RequestPermissionRequest::new("s1", ToolCallUpdate::new("call-1", ToolCallUpdateFields::new()), vec![]);
-        let translated = permission_request(&bare, Some(&known), &workspace);
+        let translated = permission_request(&bare, Some(&known), &Boundary::new(&workspace, [], None));
         assert_eq!(translated.kind, ActionKind::Fetch);
         assert_eq!(translated.url.as_deref(), Some("https://example.com"));
     }

@@ -63,6 +63,13 @@ pub struct ResolvedPath {
     /// The directory entry itself (a final symlink not followed) is inside
     /// the workspace; what deletes and moves act on.
     pub entry_inside_workspace: bool,
+    /// The credential store the path is or lies in (as written or where it
+    /// leads), as a person would name it (`~/.ssh`, `.env`).
+    pub credential_store: Option<String>,
+    /// The file or directory that makes the path one that runs code or
+    /// configures an agent (`.git`, `.claude`, `AGENTS.md`), relative to
+    /// the workspace.
+    pub agent_config: Option<String>,
 }
 
 /// A permission request in our terms.
@@ -103,8 +110,10 @@ pub enum Decision {
 /// Reads and searches inside the workspace are always allowed. Reads outside
 /// it and fetches need `allow_external_reads`; edits, deletes and moves need
 /// `allow_writes` and every path inside the workspace; commands need
-/// `allow_commands`. A change whose paths are not all known asks whatever
-/// the flags. Anything unrecognised asks.
+/// `allow_commands`. Whatever the flags, a read, a command or a change
+/// that touches a credential store asks, and so does a change to a file
+/// that runs code or configures an agent, or one whose paths are not all
+/// known. Anything unrecognised asks.
 pub fn decide(request: &PermissionRequest, policy: &Policy) -> Decision {
     let acts_on_entry = matches!(request.kind, ActionKind::Delete | ActionKind::Move);
     let all_inside = !request.paths.is_empty()
@@ -114,9 +123,15 @@ pub fn decide(request: &PermissionRequest, policy: &Policy) -> Decision {
             // which, so both must be inside.
             path.inside_workspace && (!acts_on_entry || path.entry_inside_workspace)
         });
+    let credential = request.paths.iter().find_map(|path| path.credential_store.as_deref());
+    let agent_config = request.paths.iter().find_map(|path| path.agent_config.as_deref());
     match request.kind {
         ActionKind::Read | ActionKind::Search => {
-            if all_inside || policy.allow_external_reads {
+            if let Some(store) = credential {
+                Decision::Ask(format!(
+                    "it reads a credential store ({store}); codex-fusion always asks"
+                ))
+            } else if all_inside || policy.allow_external_reads {
                 Decision::Allow
             } else if request.paths.is_empty() {
                 Decision::Ask("a read that names no path cannot be checked against the workspace".into())
@@ -131,8 +146,16 @@ pub fn decide(request: &PermissionRequest, policy: &Policy) -> Decision {
                 Decision::Ask(
                     "it changes files the request does not all name (e.g. a move whose destination is not shown), so they cannot be checked against the workspace".into(),
                 )
+            } else if let Some(store) = credential {
+                Decision::Ask(format!(
+                    "it changes a credential store ({store}); codex-fusion always asks"
+                ))
             } else if !all_inside {
                 Decision::Ask("it changes files outside the workspace".into())
+            } else if let Some(entry) = agent_config {
+                Decision::Ask(format!(
+                    "it changes {entry}, which runs code or configures an agent; CODEX_FUSION_ALLOW_WRITES does not cover that, codex-fusion always asks"
+                ))
             } else if policy.allow_writes {
                 Decision::Allow
             } else {
@@ -140,7 +163,13 @@ pub fn decide(request: &PermissionRequest, policy: &Policy) -> Decision {
             }
         }
         ActionKind::Execute => {
-            if policy.allow_commands {
+            // An escalated read arrives as a command whose locations are
+            // what it reads.
+            if let Some(store) = credential {
+                Decision::Ask(format!(
+                    "the command reads a credential store ({store}); codex-fusion always asks"
+                ))
+            } else if policy.allow_commands {
                 Decision::Allow
             } else {
                 Decision::Ask("it runs a command (CODEX_FUSION_ALLOW_COMMANDS is off)".into())
@@ -170,6 +199,7 @@ mod tests {
             resolved: raw.into(),
             inside_workspace: inside,
             entry_inside_workspace: inside,
+            ..ResolvedPath::default()
         }
     }
 
@@ -180,6 +210,23 @@ mod tests {
             resolved: "target".into(),
             inside_workspace: target_inside,
             entry_inside_workspace: entry_inside,
+            ..ResolvedPath::default()
+        }
+    }
+
+    /// A path in a credential store (named as the store).
+    fn credential(raw: &str, inside: bool) -> ResolvedPath {
+        ResolvedPath {
+            credential_store: Some(raw.into()),
+            ..path(raw, inside)
+        }
+    }
+
+    /// A path inside the workspace that configures an agent.
+    fn agent_config(raw: &str) -> ResolvedPath {
+        ResolvedPath {
+            agent_config: Some(raw.trim_start_matches("/w/").into()),
+            ..path(raw, true)
         }
     }
 
@@ -281,6 +328,31 @@ mod tests {
             (Think, vec![], NONE, true),
             (SwitchMode, vec![], ALL, false),
             (Other, inside(), ALL, false),
+            // Credential stores: reads, commands and changes always ask,
+            // inside the workspace too, whatever the flags.
+            (Read, vec![credential("/w/.env", true)], ALL, false),
+            (Search, vec![credential("/home/u/.ssh", false)], ALL, false),
+            (
+                Read,
+                vec![path("/w/a", true), credential("/home/u/.aws/credentials", false)],
+                READS,
+                false,
+            ),
+            (Execute, vec![credential("/home/u/.ssh/id_rsa", false)], ALL, false),
+            (Edit, vec![credential("/w/.env", true)], ALL, false),
+            (Delete, vec![credential("/w/.env", true)], ALL, false),
+            // Files that run code or configure an agent: changes always
+            // ask; reading them is a read like any other.
+            (Edit, vec![agent_config("/w/.git/hooks/pre-commit")], WRITES, false),
+            (
+                Edit,
+                vec![path("/w/src/a.rs", true), agent_config("/w/AGENTS.md")],
+                ALL,
+                false,
+            ),
+            (Move, vec![agent_config("/w/.github/workflows/ci.yml")], ALL, false),
+            (Read, vec![agent_config("/w/.mcp.json")], NONE, true),
+            (Execute, vec![agent_config("/w/.envrc")], COMMANDS, true),
         ];
         for (index, (kind, paths, policy, allowed)) in rows.into_iter().enumerate() {
             let decision = decide(&request(kind, paths.clone()), &policy);
@@ -316,5 +388,31 @@ mod tests {
             panic!("writes ask by default")
         };
         assert!(reason.contains("CODEX_FUSION_ALLOW_WRITES"), "{reason}");
+    }
+
+    #[test]
+    fn ask_reasons_say_which_store_or_file_made_it_ask() {
+        let ssh = ResolvedPath {
+            credential_store: Some("~/.ssh".into()),
+            ..path("/home/u/.ssh/id_rsa", false)
+        };
+        let Decision::Ask(reason) = decide(&request(ActionKind::Read, vec![ssh]), &ALL) else {
+            panic!("credential reads ask")
+        };
+        assert_eq!(reason, "it reads a credential store (~/.ssh); codex-fusion always asks");
+        let Decision::Ask(reason) = decide(
+            &request(ActionKind::Edit, vec![agent_config("/w/.claude/settings.json")]),
+            &ALL,
+        ) else {
+            panic!("agent configuration asks")
+        };
+        assert!(
+            reason.starts_with("it changes .claude/settings.json, which runs code"),
+            "{reason}"
+        );
+        assert!(
+            reason.contains("CODEX_FUSION_ALLOW_WRITES does not cover that"),
+            "{reason}"
+        );
     }
 }

@@ -171,11 +171,17 @@ pub fn pause(pause: &Pause) -> String {
         let _ = writeln!(text, "cwd: {}", cwd.resolved.display());
     }
     for path in &request.paths {
-        let place = if path.inside_workspace {
-            "inside the workspace"
+        let mut place = if path.inside_workspace {
+            "inside the workspace".to_owned()
         } else {
-            "OUTSIDE the workspace"
+            "OUTSIDE the workspace".to_owned()
         };
+        if let Some(store) = &path.credential_store {
+            let _ = write!(place, "; a credential store: {store}");
+        }
+        if let Some(entry) = &path.agent_config {
+            let _ = write!(place, "; agent configuration: {entry}");
+        }
         if path.raw == path.resolved {
             let _ = writeln!(text, "path: {} ({place})", path.resolved.display());
         } else {
@@ -479,12 +485,15 @@ mod tests {
                     resolved: "/w".into(),
                     inside_workspace: true,
                     entry_inside_workspace: true,
+                    ..ResolvedPath::default()
                 }),
                 paths: vec![ResolvedPath {
                     raw: "link/secret".into(),
                     resolved: "/etc/secret".into(),
                     inside_workspace: false,
                     entry_inside_workspace: true,
+                    credential_store: Some("/etc/secret".into()),
+                    ..ResolvedPath::default()
                 }],
                 reason: Some("to test".into()),
                 ..PermissionRequest::default()
@@ -496,7 +505,10 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("command: touch x\n"));
-        assert!(text.contains("path: link/secret → /etc/secret (OUTSIDE the workspace)"));
+        assert!(
+            text.contains("path: link/secret → /etc/secret (OUTSIDE the workspace; a credential store: /etc/secret)"),
+            "{text}"
+        );
         assert!(text.contains("Codex's reason: to test"));
         assert!(text.contains("`permit`"));
     }

@@ -305,6 +305,76 @@ async fn a_move_whose_destination_only_an_update_names_pauses_with_writes_allowe
     client.close().await;
 }
 
+/// Each flag grants what it says and no more: with all three on, reading a
+/// credential store (inside the workspace, the daemon's state dir, a
+/// CODEX_HOME) and changing a file that runs code or configures an agent
+/// still pause, and the 🔐 says why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flags_grant_what_they_say_credentials_and_agent_configuration_still_ask() {
+    let env = TestEnv::new();
+    std::fs::write(env.workspace.join(".env"), "API_KEY=secret\n").expect("write");
+    std::fs::write(env.workspace.join("notes.md"), "notes\n").expect("write");
+    let codex_home = env.dir("elsewhere/codex-home");
+    std::fs::write(codex_home.join("auth.json"), "{}").expect("write");
+    let client = Client::start(
+        &env,
+        &[
+            ("CODEX_FUSION_ALLOW_EXTERNAL_READS", "1"),
+            ("CODEX_FUSION_ALLOW_WRITES", "1"),
+            ("CODEX_FUSION_ALLOW_COMMANDS", "1"),
+            ("CODEX_HOME", codex_home.to_str().expect("utf8")),
+        ],
+    )
+    .await;
+    let state_file = env.state_dir.join("sessions.json");
+    for (ask, why) in [
+        (
+            "read:.env",
+            "it reads a credential store (.env); codex-fusion always asks",
+        ),
+        (
+            &format!("read:{}", state_file.display()),
+            &format!("it reads a credential store ({})", env.state_dir.display()),
+        ),
+        (
+            &format!("read:{}", codex_home.join("auth.json").display()),
+            &format!("it reads a credential store ({})", codex_home.display()),
+        ),
+        ("edit:.env", "it changes a credential store (.env)"),
+        (
+            "edit:.git/hooks/pre-commit",
+            "it changes .git, which runs code or configures an agent",
+        ),
+        (
+            "edit:AGENTS.md",
+            "it changes AGENTS.md, which runs code or configures an agent",
+        ),
+        ("edit:.github/workflows/ci.yml", "it changes .github"),
+    ] {
+        let text = client.text("consult", consult(&format!("fake:permission:{ask}"))).await;
+        assert!(text.starts_with("🔐 Codex paused"), "{ask} was not paused: {text}");
+        assert!(text.contains(&format!("asked because: {why}")), "{ask}: {text}");
+        let text = client.text("permit", json!({"decision": "deny"})).await;
+        assert!(text.contains("fake answer"), "{text}");
+    }
+    assert_eq!(
+        std::fs::read_to_string(env.workspace.join(".env")).expect(".env"),
+        "API_KEY=secret\n"
+    );
+    // What the flags do grant still goes ahead.
+    let text = client
+        .text(
+            "consult",
+            consult(
+                "fake:permission:read:/etc/hostname fake:permission:edit:notes.md fake:permission:execute:made.txt",
+            ),
+        )
+        .await;
+    assert!(!text.starts_with("🔐"), "{text}");
+    assert!(text.contains("edited"), "{text}");
+    client.close().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_arguments_are_mcp_errors_with_clear_messages() {
     let env = TestEnv::new();
