@@ -53,6 +53,7 @@ impl Daemon {
                 pairings
             },
             agent_idle,
+            pause_ids: crate::turn::PauseIds::new(),
         });
         Arc::new(Daemon {
             started: Instant::now(),

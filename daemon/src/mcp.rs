@@ -80,6 +80,7 @@ impl McpService {
                 self.wait_on_session(context, |waiter| Command::Permit {
                     decision: args.decision,
                     note: args.note,
+                    id: args.id,
                     waiter,
                 })
                 .await
@@ -172,7 +173,17 @@ impl McpService {
                     render::answer_within(&answer, limit, saved.as_deref())
                 }
             }
-            TurnOutcome::Paused(pause) => render::fit(render::pause(&pause), limit),
+            TurnOutcome::Paused(pause) => {
+                let text = render::fit(render::pause(&pause), limit);
+                let mut meta = rmcp::model::MetaObject::default();
+                meta.0.insert(
+                    codex_fusion_protocol::PAUSE_META_KEY.to_owned(),
+                    serde_json::json!({ "id": pause.id }),
+                );
+                let mut result = CallToolResult::success(vec![ContentBlock::text(text)]);
+                result.meta = Some(meta);
+                return result;
+            }
             TurnOutcome::Failed(message) | TurnOutcome::Refused(message) | TurnOutcome::Invalid(message) => {
                 return CallToolResult::error(vec![ContentBlock::text(render::fit(message, limit))]);
             }

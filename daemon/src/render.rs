@@ -162,6 +162,7 @@ pub fn pause(pause: &Pause) -> String {
         _ => "do something that needs your approval",
     };
     let mut text = format!("{PAUSE_PREFIX}: it wants to {what}.\n\n");
+    let _ = writeln!(text, "id: {}", pause.id);
     let _ = writeln!(text, "kind: {}", request.kind.label());
     let _ = writeln!(text, "title: {}", request.title);
     if let Some(command) = &request.command {
@@ -200,9 +201,12 @@ pub fn pause(pause: &Pause) -> String {
         let _ = writeln!(text, "Codex's reason: {reason}");
     }
     let _ = writeln!(text, "asked because: {}", pause.why);
-    text.push_str(
+    let _ = write!(
+        text,
         "\nCall `permit` with decision `allow` to let it go ahead, or `deny` (optionally with a `note`) \
-to refuse; Codex then answers without it. The turn waits for your decision.",
+to refuse; Codex then answers without it. Pass `id` `{}` so the answer reaches this pause and no other. \
+The turn waits for your decision.",
+        pause.id
     );
     text
 }
@@ -476,6 +480,7 @@ mod tests {
     #[test]
     fn pause_describes_the_action_and_how_to_resume() {
         let text = pause(&Pause {
+            id: "p3f9a".into(),
             request: PermissionRequest {
                 kind: ActionKind::Execute,
                 title: "touch x".into(),
@@ -510,6 +515,8 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("Codex's reason: to test"));
+        assert!(text.contains("\nid: p3f9a\n"), "{text}");
+        assert!(text.contains("Pass `id` `p3f9a`"), "{text}");
         assert!(text.contains("`permit`"));
     }
 

@@ -68,7 +68,10 @@ async fn tools_list_matches_the_spec() {
         let names = properties(tool);
         assert!(names.contains("model") && names.contains("effort"), "{tool}: {names:?}");
     }
-    assert_eq!(properties("permit"), ["decision", "note"].map(String::from).into());
+    assert_eq!(
+        properties("permit"),
+        ["decision", "id", "note"].map(String::from).into()
+    );
     client.close().await;
 }
 
@@ -372,6 +375,64 @@ async fn flags_grant_what_they_say_credentials_and_agent_configuration_still_ask
         .await;
     assert!(!text.starts_with("🔐"), "{text}");
     assert!(text.contains("edited"), "{text}");
+    client.close().await;
+}
+
+/// The `id: …` line of a 🔐.
+fn pause_id(text: &str) -> String {
+    text.lines()
+        .find_map(|line| line.strip_prefix("id: "))
+        .unwrap_or_else(|| panic!("no `id:` line in {text}"))
+        .trim()
+        .to_owned()
+}
+
+/// A permit answers the pause it was shown: one naming another pause (a
+/// retried or stale call, a second Claude window) is refused, says which
+/// pause is waiting, and decides nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_permit_naming_another_pause_is_refused_and_decides_nothing() {
+    let env = TestEnv::new();
+    let client = Client::start(&env, &[]).await;
+    let first = client.text("consult", consult("fake:permission:execute:one.txt")).await;
+    assert!(first.starts_with("🔐 Codex paused"), "{first}");
+    let first_id = pause_id(&first);
+    assert!(
+        first_id.len() >= 5 && first_id.starts_with('p') && first_id[1..].chars().all(|c| c.is_ascii_hexdigit()),
+        "{first_id}"
+    );
+    let result = client
+        .call("permit", json!({"decision": "allow", "id": "p0000stale"}))
+        .await
+        .expect("answered");
+    let text = result_text(&result);
+    assert_eq!(result.is_error, Some(true), "{text}");
+    assert!(text.contains("p0000stale"), "{text}");
+    assert!(
+        text.contains(&first_id) && text.contains("touch one.txt"),
+        "names the current pause: {text}"
+    );
+    assert!(
+        !env.workspace.join("one.txt").exists(),
+        "a refused permit decided nothing"
+    );
+    let text = client
+        .text("permit", json!({"decision": "allow", "id": first_id}))
+        .await;
+    assert!(text.contains("ran touch one.txt"), "{text}");
+    // The next pause has an id of its own; the old one no longer answers.
+    let second = client.text("consult", consult("fake:permission:execute:two.txt")).await;
+    let second_id = pause_id(&second);
+    assert_ne!(second_id, first_id);
+    let result = client
+        .call("permit", json!({"decision": "deny", "id": first_id}))
+        .await
+        .expect("answered");
+    assert_eq!(result.is_error, Some(true), "{}", result_text(&result));
+    assert!(result_text(&result).contains(&second_id), "{}", result_text(&result));
+    // Without an id, a permit answers whatever is waiting, as before.
+    let text = client.text("permit", json!({"decision": "deny"})).await;
+    assert!(text.contains("fake answer"), "{text}");
     client.close().await;
 }
 

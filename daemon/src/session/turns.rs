@@ -163,11 +163,15 @@ impl SessionActor {
                 let _ = responder.respond(RequestPermissionResponse::new(outcome));
             }
             Decision::Ask(why) => {
+                let id = self.context.pause_ids.next();
+                tracing::info!(pause = %id, "turn paused for permission");
                 let pause = Pause {
+                    id: id.clone(),
                     request: translated.clone(),
                     why: why.clone(),
                 };
                 turn.pending = Some(PendingPermission {
+                    id,
                     request: translated,
                     acp: request,
                     responder,
