@@ -16,7 +16,7 @@ use agent_client_protocol::v1::schema::{
 };
 use serde_json::Value;
 
-use crate::guardian::{ActionKind, PermissionRequest, ResolvedPath};
+use crate::guardian::{ActionKind, FileDiff, PermissionRequest, ResolvedPath};
 use crate::models::{ModelOptions, Select};
 use crate::resolve::Boundary;
 
@@ -376,6 +376,9 @@ pub struct ToolCallInfo {
     /// permission request). Only ever grows: a later update that replaces
     /// the content does not take back a path the call once showed.
     pub diff_paths: Vec<PathBuf>,
+    /// The diffs of its latest content that had any, to show what an edit
+    /// would write.
+    pub diffs: Vec<FileDiff>,
 }
 
 impl ToolCallInfo {
@@ -388,6 +391,7 @@ impl ToolCallInfo {
             raw_input: call.raw_input.clone(),
             outside: Vec::new(),
             diff_paths: Vec::new(),
+            diffs: Vec::new(),
         };
         info.absorb_content(&call.content);
         info
@@ -414,14 +418,27 @@ impl ToolCallInfo {
         }
     }
 
-    /// Records the paths of `content`'s diffs.
+    /// Records `content`'s diffs: their paths for good, their texts as the
+    /// latest to show.
     fn absorb_content(&mut self, content: &[ToolCallContent]) {
-        for item in content {
-            if let ToolCallContent::Diff(diff) = item
-                && !self.diff_paths.contains(&diff.path)
-            {
+        let diffs: Vec<FileDiff> = content
+            .iter()
+            .filter_map(|item| match item {
+                ToolCallContent::Diff(diff) => Some(FileDiff {
+                    path: diff.path.clone(),
+                    old_text: diff.old_text.clone(),
+                    new_text: diff.new_text.clone(),
+                }),
+                _ => None,
+            })
+            .collect();
+        for diff in &diffs {
+            if !self.diff_paths.contains(&diff.path) {
                 self.diff_paths.push(diff.path.clone());
             }
+        }
+        if !diffs.is_empty() {
+            self.diffs = diffs;
         }
     }
 
@@ -514,6 +531,96 @@ pub fn permission_request(
         paths_incomplete,
         url: string_field(&raw, &["url", "uri"]),
         reason: string_field(&raw, &["justification", "reason"]),
+        diffs: info.diffs.clone(),
+        permissions: asked_permissions(kind, &raw),
+    }
+}
+
+/// Most lines [`asked_permissions`] gives; a request asking for more says
+/// how many were left out.
+const MAX_PERMISSION_LINES: usize = 40;
+
+/// What a request asks to be granted, one readable line each: for a mode
+/// switch or an unrecognised kind (codex's `request_permissions` is kind
+/// `other`, `rawInput {permissions, cwd, environmentId}`), every field of
+/// its raw input; for any other request, its `permissions` or
+/// `additionalPermissions` (codex's escalation with extra sandbox rights).
+fn asked_permissions(kind: ActionKind, raw: &Value) -> Vec<String> {
+    let mut lines = Vec::new();
+    match kind {
+        ActionKind::SwitchMode | ActionKind::Other => readable("", raw, &mut lines),
+        _ => {
+            for key in ["permissions", "additionalPermissions"] {
+                if let Some(value) = raw.get(key) {
+                    readable(key, value, &mut lines);
+                }
+            }
+        }
+    }
+    if lines.len() > MAX_PERMISSION_LINES {
+        let more = lines.len() - MAX_PERMISSION_LINES + 1;
+        lines.truncate(MAX_PERMISSION_LINES - 1);
+        lines.push(format!("… {more} more"));
+    }
+    lines
+}
+
+/// Appends `value` as `key.path: value` lines: objects by field, lists of
+/// plain values on one line, codex's filesystem entries
+/// (`{access, path: {type, path|pattern|value}}`) as `write /some/dir`.
+fn readable(prefix: &str, value: &Value, lines: &mut Vec<String>) {
+    let field = |key: &str| {
+        if prefix.is_empty() {
+            key.to_owned()
+        } else {
+            format!("{prefix}.{key}")
+        }
+    };
+    match value {
+        Value::Object(map) if map.is_empty() => lines.push(format!("{prefix}: (none)")),
+        Value::Object(map) => {
+            if let Some(entry) = filesystem_entry(map) {
+                lines.push(format!("{prefix}: {entry}"));
+                return;
+            }
+            for (key, value) in map {
+                readable(&field(key), value, lines);
+            }
+        }
+        Value::Array(items) if items.is_empty() => lines.push(format!("{prefix}: (none)")),
+        Value::Array(items) if items.iter().all(|item| !item.is_object() && !item.is_array()) => {
+            let words: Vec<String> = items.iter().map(plain).collect();
+            lines.push(format!("{prefix}: {}", words.join(", ")));
+        }
+        Value::Array(items) => {
+            for (index, item) in items.iter().enumerate() {
+                readable(&format!("{prefix}[{index}]"), item, lines);
+            }
+        }
+        other => lines.push(format!("{prefix}: {}", plain(other))),
+    }
+}
+
+/// A codex filesystem permission entry, e.g. `write /w/out` or
+/// `read pattern **/*.md`.
+fn filesystem_entry(map: &serde_json::Map<String, Value>) -> Option<String> {
+    let access = map.get("access")?.as_str()?;
+    let path = map.get("path")?;
+    let what = match path.get("type").and_then(Value::as_str) {
+        Some("path") => string_field(path, &["path"])?,
+        Some("glob_pattern") => format!("pattern {}", string_field(path, &["pattern"])?),
+        Some("special") => format!("Codex scope {}", path.get("value")?),
+        _ => path.as_str().map(str::to_owned)?,
+    };
+    Some(format!("{access} {what}"))
+}
+
+/// A plain JSON value as text: strings without quotes.
+fn plain(value: &Value) -> String {
+    match value {
+        Value::String(text) => text.clone(),
+        Value::Null => "(not set)".to_owned(),
+        other => other.to_string(),
     }
 }
 
@@ -609,6 +716,7 @@ pub fn one_line(text: &str, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::guardian::FileDiff;
     use agent_client_protocol::v1::schema::{Diff, PermissionOption, ToolCall, ToolCallUpdate, ToolCallUpdateFields};
     use serde_json::json;
 
@@ -819,6 +927,75 @@ mod tests {
             .content(vec![moved_diff(&workspace)]);
         let known = ToolCallInfo::from_call(&one_shown);
         assert!(permission_request(&two, Some(&known), &Boundary::new(&workspace, [], None)).paths_incomplete);
+    }
+
+    #[test]
+    fn the_latest_diffs_are_kept_to_show_what_the_edit_writes() {
+        let (_temp, workspace) = move_fixture();
+        let call = ToolCall::new("call-1", "Editing files")
+            .kind(ToolKind::Edit)
+            .content(vec![moved_diff(&workspace)]);
+        let mut known = ToolCallInfo::from_call(&call);
+        // Content without diffs (a text note) keeps the diffs shown.
+        known.merge(&ToolCallUpdateFields::new().content(vec![ToolCallContent::from("patching")]));
+        let translated = permission_request(
+            &move_request(&workspace),
+            Some(&known),
+            &Boundary::new(&workspace, [], None),
+        );
+        assert_eq!(
+            translated.diffs,
+            [FileDiff {
+                path: workspace.join("../outside.txt"),
+                old_text: Some("fn a() {}\n".into()),
+                new_text: "fn moved() {}\n".into()
+            }]
+        );
+    }
+
+    /// codex-acp 2.6.0's `request_permissions` (SandboxPermissionReporter):
+    /// kind `other`, the permissions in `rawInput`.
+    #[test]
+    fn permissions_asked_for_are_shown_field_by_field() {
+        let workspace = std::fs::canonicalize(std::env::temp_dir()).expect("tmp");
+        let raw = json!({
+            "permissions": {
+                "network": {"enabled": true},
+                "fileSystem": {
+                    "read": ["/opt/data"],
+                    "write": ["/w/out", "/w/tmp"],
+                    "entries": [
+                        {"access": "write", "path": {"type": "glob_pattern", "pattern": "**/*.log"}},
+                        {"access": "read", "path": {"type": "special", "value": {"kind": "tmpdir"}}}
+                    ]
+                }
+            },
+            "cwd": "/w",
+            "environmentId": null
+        });
+        let mut asked = request(ToolKind::Other, raw, vec!["/opt/data", "/w/out"]);
+        asked.tool_call.fields.title = Some("Additional sandbox permissions".into());
+        let translated = permission_request(&asked, None, &Boundary::new(&workspace, [], None));
+        assert_eq!(
+            translated.permissions,
+            [
+                "permissions.network.enabled: true",
+                "permissions.fileSystem.read: /opt/data",
+                "permissions.fileSystem.write: /w/out, /w/tmp",
+                "permissions.fileSystem.entries[0]: write pattern **/*.log",
+                "permissions.fileSystem.entries[1]: read Codex scope {\"kind\":\"tmpdir\"}",
+                "cwd: /w",
+                "environmentId: (not set)",
+            ]
+        );
+        // A command with extra sandbox rights shows those, not its whole input.
+        let command = request(
+            ToolKind::Execute,
+            json!({"command": "make", "cwd": "/w", "additionalPermissions": {"network": {"enabled": true}}}),
+            vec![],
+        );
+        let translated = permission_request(&command, None, &Boundary::new(&workspace, [], None));
+        assert_eq!(translated.permissions, ["additionalPermissions.network.enabled: true"]);
     }
 
     #[test]

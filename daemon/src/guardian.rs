@@ -94,6 +94,21 @@ pub struct PermissionRequest {
     pub url: Option<String>,
     /// Codex's reason for asking, if it gave one.
     pub reason: Option<String>,
+    /// What an edit would write, from the tool call's latest diff content.
+    pub diffs: Vec<FileDiff>,
+    /// The permissions asked for (a mode switch, codex's "request
+    /// permissions", a command's additional permissions), one readable
+    /// line each.
+    pub permissions: Vec<String>,
+}
+
+/// One change as the agent showed it: the old text (`None` for a new file)
+/// and the new text, of a whole file or of one hunk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileDiff {
+    pub path: PathBuf,
+    pub old_text: Option<String>,
+    pub new_text: String,
 }
 
 /// The guardian's answer.

@@ -169,12 +169,20 @@ impl McpService {
                 if render::cost(&whole) <= limit {
                     whole
                 } else {
-                    let saved = save_full_answer(&self.daemon.state_dir, &answer.text);
+                    let saved = save_private(&self.daemon.state_dir, "answers", &answer.text);
                     render::answer_within(&answer, limit, saved.as_deref())
                 }
             }
             TurnOutcome::Paused(pause) => {
-                let text = render::fit(render::pause(&pause), limit);
+                let whole = render::pause(&pause);
+                let text = if render::cost(&whole) <= limit {
+                    whole
+                } else {
+                    // A command is never shown cut: what does not fit is
+                    // saved whole and the pause names the file.
+                    let saved = save_private(&self.daemon.state_dir, "pauses", &render::pause_to_save(&pause));
+                    render::pause_within(&pause, limit, saved.as_deref())
+                };
                 let mut meta = rmcp::model::MetaObject::default();
                 meta.0.insert(
                     codex_fusion_protocol::PAUSE_META_KEY.to_owned(),
@@ -192,13 +200,14 @@ impl McpService {
     }
 }
 
-/// Writes an answer too long for a tool result to
-/// `state_dir/answers/<time>-<n>.md` (private to the user); its path.
-fn save_full_answer(state_dir: &Path, text: &str) -> Option<std::path::PathBuf> {
+/// Writes a text too long for a tool result (an answer, a pause) to
+/// `state_dir/<kind>/<time>-<pid>-<n>.md`, private to the user (0600 in a
+/// 0700 directory); its path.
+fn save_private(state_dir: &Path, kind: &str, text: &str) -> Option<std::path::PathBuf> {
     use std::io::Write as _;
     use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
     static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let dir = state_dir.join("answers");
+    let dir = state_dir.join(kind);
     let stamp = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |since| since.as_secs());
@@ -219,7 +228,7 @@ fn save_full_answer(state_dir: &Path, text: &str) -> Option<std::path::PathBuf> 
     match written {
         Ok(()) => Some(path),
         Err(error) => {
-            tracing::warn!(path = %path.display(), %error, "cannot save a long answer");
+            tracing::warn!(path = %path.display(), %error, "cannot save a long result");
             None
         }
     }

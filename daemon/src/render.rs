@@ -1,11 +1,15 @@
 //! The text of tool results: an answer with its one-line footer, a `🔐`
-//! pause, and the status report. Pure formatting.
+//! pause (`pause.rs`), and the status report. Pure formatting.
+
+mod pause;
+
+pub use pause::{DIFF_LINES_PER_FILE, pause, pause_to_save, pause_within};
 
 use std::fmt::Write as _;
 
 use codex_fusion_protocol::control::{DaemonStatus, WorkspaceStatus};
 
-use crate::turn::{Answer, Pause};
+use crate::turn::Answer;
 
 /// Prefix of every pause result (SPEC: results start with it).
 pub const PAUSE_PREFIX: &str = "🔐 Codex paused";
@@ -146,69 +150,6 @@ pub fn footer(answer: &Answer) -> String {
     }
     parts.extend(answer.notes.iter().cloned());
     format!("— {}", parts.join(" · "))
-}
-
-/// The `🔐` result: what Codex wants, why it was not auto-allowed, and how
-/// to resume.
-pub fn pause(pause: &Pause) -> String {
-    let request = &pause.request;
-    let what = match request.kind {
-        crate::guardian::ActionKind::Execute => "run a command",
-        crate::guardian::ActionKind::Edit => "edit files",
-        crate::guardian::ActionKind::Delete => "delete files",
-        crate::guardian::ActionKind::Move => "move files",
-        crate::guardian::ActionKind::Fetch => "fetch from the network",
-        crate::guardian::ActionKind::Read | crate::guardian::ActionKind::Search => "read outside the workspace",
-        _ => "do something that needs your approval",
-    };
-    let mut text = format!("{PAUSE_PREFIX}: it wants to {what}.\n\n");
-    let _ = writeln!(text, "id: {}", pause.id);
-    let _ = writeln!(text, "kind: {}", request.kind.label());
-    let _ = writeln!(text, "title: {}", request.title);
-    if let Some(command) = &request.command {
-        let _ = writeln!(text, "command: {command}");
-    }
-    if let Some(cwd) = &request.cwd {
-        let _ = writeln!(text, "cwd: {}", cwd.resolved.display());
-    }
-    for path in &request.paths {
-        let mut place = if path.inside_workspace {
-            "inside the workspace".to_owned()
-        } else {
-            "OUTSIDE the workspace".to_owned()
-        };
-        if let Some(store) = &path.credential_store {
-            let _ = write!(place, "; a credential store: {store}");
-        }
-        if let Some(entry) = &path.agent_config {
-            let _ = write!(place, "; agent configuration: {entry}");
-        }
-        if path.raw == path.resolved {
-            let _ = writeln!(text, "path: {} ({place})", path.resolved.display());
-        } else {
-            let _ = writeln!(
-                text,
-                "path: {} → {} ({place})",
-                path.raw.display(),
-                path.resolved.display()
-            );
-        }
-    }
-    if let Some(url) = &request.url {
-        let _ = writeln!(text, "url: {url}");
-    }
-    if let Some(reason) = &request.reason {
-        let _ = writeln!(text, "Codex's reason: {reason}");
-    }
-    let _ = writeln!(text, "asked because: {}", pause.why);
-    let _ = write!(
-        text,
-        "\nCall `permit` with decision `allow` to let it go ahead, or `deny` (optionally with a `note`) \
-to refuse; Codex then answers without it. Pass `id` `{}` so the answer reaches this pause and no other. \
-The turn waits for your decision.",
-        pause.id
-    );
-    text
 }
 
 /// The `status` tool's report for one workspace.
@@ -368,6 +309,7 @@ mod tests {
     use super::*;
     use crate::guardian::{ActionKind, PermissionRequest, ResolvedPath};
     use crate::prompts::Verdict;
+    use crate::turn::Pause;
     use crate::turn::TurnUsage;
     use std::time::Duration;
 

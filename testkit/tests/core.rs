@@ -436,6 +436,46 @@ async fn a_permit_naming_another_pause_is_refused_and_decides_nothing() {
     client.close().await;
 }
 
+/// A pause shows the exact command it would approve: one too long for the
+/// result budget is not cut in the middle but saved whole, privately, to a
+/// file the pause names.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_too_long_to_show_is_saved_whole_never_cut() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let env = TestEnv::new();
+    let client = Client::start(&env, &[("CODEX_FUSION_MAX_RESULT_CHARS", "1000")]).await;
+    // Marked at both ends, so a cut anywhere shows.
+    let name = format!("HEAD{}TAIL", "x".repeat(1500));
+    let text = client
+        .text("consult", consult(&format!("fake:permission:execute:{name}")))
+        .await;
+    assert!(
+        text.starts_with("🔐 Codex paused: it wants to run a command."),
+        "{text}"
+    );
+    assert!(text.chars().count() <= 1000, "{} characters", text.chars().count());
+    assert!(
+        !text.contains("HEAD") && !text.contains("TAIL") && !text.contains("xxxxxxxxxx"),
+        "no piece of the command is shown: {text}"
+    );
+    assert!(text.contains("too long to show whole"), "{text}");
+    let saved = text
+        .split_whitespace()
+        .find(|word| word.contains("/pauses/"))
+        .map(|word| word.trim_end_matches(['.', ',', ';', ')']))
+        .unwrap_or_else(|| panic!("the pause names the file: {text}"));
+    let saved = std::path::Path::new(saved);
+    assert!(saved.starts_with(&env.state_dir), "{}", saved.display());
+    let mode = std::fs::metadata(saved).expect("saved file").permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "private to the user");
+    let whole = std::fs::read_to_string(saved).expect("read");
+    assert!(whole.contains(&format!("command: touch {name}\n")), "{whole}");
+    assert!(whole.contains(&format!("id: {}", pause_id(&text))), "{whole}");
+    let text = client.text("permit", json!({"decision": "deny"})).await;
+    assert!(text.contains("fake answer"), "{text}");
+    client.close().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_arguments_are_mcp_errors_with_clear_messages() {
     let env = TestEnv::new();

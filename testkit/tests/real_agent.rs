@@ -408,6 +408,10 @@ async fn a_move_out_of_the_workspace_pauses_even_with_writes_allowed() {
             && line.contains("OUTSIDE the workspace")),
         "the 🔐 names the destination as outside: {text}"
     );
+    assert!(
+        text.contains("outside.txt (+1 −1)\n  -fn a() {}\n  +fn moved() {}\n"),
+        "the 🔐 shows the diff it would write: {text}"
+    );
     assert!(!destination.exists(), "nothing is written before permit");
     let (error, text) = call(&client, "permit", json!({"decision": "deny"})).await;
     assert!(!error, "{text}");
