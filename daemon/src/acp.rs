@@ -548,7 +548,11 @@ const MAX_PERMISSION_LINES: usize = 40;
 fn asked_permissions(kind: ActionKind, raw: &Value) -> Vec<String> {
     let mut lines = Vec::new();
     match kind {
-        ActionKind::SwitchMode | ActionKind::Other => readable("", raw, &mut lines),
+        ActionKind::SwitchMode | ActionKind::Other => match raw {
+            Value::Null => {}
+            Value::Object(_) => readable("", raw, &mut lines),
+            other => readable("input", other, &mut lines),
+        },
         _ => {
             for key in ["permissions", "additionalPermissions"] {
                 if let Some(value) = raw.get(key) {
@@ -987,6 +991,13 @@ mod tests {
                 "cwd: /w",
                 "environmentId: (not set)",
             ]
+        );
+        // An unknown request without input asks for nothing it can show.
+        let bare = request(ToolKind::Other, Value::Null, vec![]);
+        assert!(
+            permission_request(&bare, None, &Boundary::new(&workspace, [], None))
+                .permissions
+                .is_empty()
         );
         // A command with extra sandbox rights shows those, not its whole input.
         let command = request(
