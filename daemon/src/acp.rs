@@ -12,13 +12,13 @@ use agent_client_protocol::v1::schema::{
     AuthenticateRequest, Implementation, InitializeRequest, LoadSessionRequest, NewSessionRequest,
     PermissionOptionKind, RequestPermissionRequest, SessionConfigKind, SessionConfigOption,
     SessionConfigOptionCategory, SessionConfigOptionValue, SessionConfigSelectOptions, SessionModeState,
-    SetSessionConfigOptionRequest, SetSessionModeRequest, ToolCallLocation, ToolKind,
+    SetSessionConfigOptionRequest, SetSessionModeRequest, ToolCallContent, ToolCallLocation, ToolKind,
 };
 use serde_json::Value;
 
-use crate::guardian::{ActionKind, PermissionRequest};
+use crate::guardian::{ActionKind, FileDiff, PermissionRequest, ResolvedPath};
 use crate::models::{ModelOptions, Select};
-use crate::resolve::resolve;
+use crate::resolve::Boundary;
 
 /// The mode that makes codex-acp ask the client before escalating.
 pub const READ_ONLY_MODE: &str = "read-only";
@@ -408,18 +408,30 @@ pub struct ToolCallInfo {
     pub status: Option<String>,
     pub locations: Vec<PathBuf>,
     pub raw_input: Option<Value>,
+    /// Every path its diff content has named so far, first seen first
+    /// (codex-acp names a move's destination only here, never in the
+    /// permission request). Only ever grows: a later update that replaces
+    /// the content does not take back a path the call once showed.
+    pub diff_paths: Vec<PathBuf>,
+    /// The diffs of its latest content that had any, to show what an edit
+    /// would write.
+    pub diffs: Vec<FileDiff>,
 }
 
 impl ToolCallInfo {
     pub fn from_call(call: &agent_client_protocol::v1::schema::ToolCall) -> Self {
-        ToolCallInfo {
+        let mut info = ToolCallInfo {
             kind: Some(call.kind),
             title: Some(call.title.clone()),
             status: Some(format!("{:?}", call.status).to_ascii_lowercase()),
             locations: locations(&call.locations),
             raw_input: call.raw_input.clone(),
             outside: Vec::new(),
-        }
+            diff_paths: Vec::new(),
+            diffs: Vec::new(),
+        };
+        info.absorb_content(&call.content);
+        info
     }
 
     pub fn merge(&mut self, update: &agent_client_protocol::v1::schema::ToolCallUpdateFields) {
@@ -437,6 +449,33 @@ impl ToolCallInfo {
         }
         if let Some(raw_input) = &update.raw_input {
             self.raw_input = Some(raw_input.clone());
+        }
+        if let Some(content) = &update.content {
+            self.absorb_content(content);
+        }
+    }
+
+    /// Records `content`'s diffs: their paths for good, their texts as the
+    /// latest to show.
+    fn absorb_content(&mut self, content: &[ToolCallContent]) {
+        let diffs: Vec<FileDiff> = content
+            .iter()
+            .filter_map(|item| match item {
+                ToolCallContent::Diff(diff) => Some(FileDiff {
+                    path: diff.path.clone(),
+                    old_text: diff.old_text.clone(),
+                    new_text: diff.new_text.clone(),
+                }),
+                _ => None,
+            })
+            .collect();
+        for diff in &diffs {
+            if !self.diff_paths.contains(&diff.path) {
+                self.diff_paths.push(diff.path.clone());
+            }
+        }
+        if !diffs.is_empty() {
+            self.diffs = diffs;
         }
     }
 
@@ -469,46 +508,204 @@ pub fn action_kind(kind: ToolKind) -> ActionKind {
 }
 
 /// Translates a permission request into the guardian's terms, merging what
-/// the turn already knows of the tool call and resolving every path against
-/// the canonical `workspace`.
+/// the turn already knows of the tool call and judging every path against
+/// `boundary` (the canonical workspace and the credential stores).
+///
+/// The paths judged are the union of the request's locations, the paths in
+/// the raw input and every path the tool call's diffs have named. An edit
+/// is marked [`PermissionRequest::paths_incomplete`] when some location is
+/// explained neither by a diff or raw-input path of its own nor by a diff
+/// path that is no location (a move's destination): codex-acp leaves out
+/// the diff of a change too large to show, and with it where a move goes.
 pub fn permission_request(
     request: &RequestPermissionRequest,
     known: Option<&ToolCallInfo>,
-    workspace: &Path,
+    boundary: &Boundary,
 ) -> PermissionRequest {
+    let workspace = boundary.workspace();
     let mut info = known.cloned().unwrap_or_default();
     info.merge(&request.tool_call.fields);
     let raw = info.raw_input.clone().unwrap_or(Value::Null);
     let kind = info.kind.map(action_kind).unwrap_or(ActionKind::Other);
     let cwd_raw = string_field(&raw, &["cwd", "workdir"]).map(PathBuf::from);
-    let cwd = cwd_raw.as_ref().map(|cwd| resolve(workspace, workspace, cwd));
+    let cwd = cwd_raw.as_ref().map(|cwd| boundary.judge(workspace, cwd));
     let base = cwd
         .as_ref()
         .map(|cwd| cwd.resolved.clone())
         .unwrap_or_else(|| workspace.to_path_buf());
-    let mut raw_paths = info.locations.clone();
-    for key in ["path", "file_path", "filePath", "source", "destination", "target"] {
-        if let Some(path) = string_field(&raw, &[key]) {
-            raw_paths.push(PathBuf::from(path));
+    let judge =
+        |paths: &[PathBuf]| -> Vec<ResolvedPath> { paths.iter().map(|path| boundary.judge(&base, path)).collect() };
+    let located = judge(&info.locations);
+    let from_input = judge(&raw_input_paths(&raw));
+    let from_diffs = judge(&info.diff_paths);
+    let mut paths: Vec<ResolvedPath> = Vec::new();
+    for path in located.iter().chain(&from_input).chain(&from_diffs) {
+        // The same place named twice (as a location and in a diff) is
+        // judged once; a different entry for it (a link) is kept.
+        let seen = paths
+            .iter()
+            .any(|seen| seen.resolved == path.resolved && seen.entry_inside_workspace == path.entry_inside_workspace);
+        if !seen {
+            paths.push(path.clone());
         }
     }
-    if let Some(Value::Array(items)) = raw.get("paths") {
-        raw_paths.extend(items.iter().filter_map(Value::as_str).map(PathBuf::from));
-    }
-    if let Some(Value::Object(changes)) = raw.get("changes") {
-        raw_paths.extend(changes.keys().map(PathBuf::from));
-    }
-    raw_paths.dedup();
-    let paths = raw_paths.iter().map(|path| resolve(workspace, &base, path)).collect();
+    let paths_incomplete = kind == ActionKind::Edit && {
+        let among =
+            |path: &ResolvedPath, others: &[ResolvedPath]| others.iter().any(|other| other.resolved == path.resolved);
+        let unexplained = located
+            .iter()
+            .filter(|path| !among(path, &from_diffs) && !among(path, &from_input))
+            .count();
+        let destinations = from_diffs.iter().filter(|path| !among(path, &located)).count();
+        unexplained > destinations
+    };
     PermissionRequest {
         kind,
         title: info.title.clone().unwrap_or_else(|| kind.label().to_owned()),
         command: command_line(&raw),
         cwd,
         paths,
+        paths_incomplete,
         url: string_field(&raw, &["url", "uri"]),
         reason: string_field(&raw, &["justification", "reason"]),
+        diffs: info.diffs.clone(),
+        permissions: asked_permissions(kind, &raw),
     }
+}
+
+/// Most lines [`asked_permissions`] gives; a request asking for more says
+/// how many were left out.
+const MAX_PERMISSION_LINES: usize = 40;
+
+/// What a request asks to be granted, one readable line each: for a mode
+/// switch or an unrecognised kind (codex's `request_permissions` is kind
+/// `other`, `rawInput {permissions, cwd, environmentId}`), every field of
+/// its raw input; for any other request, its `permissions` or
+/// `additionalPermissions` (codex's escalation with extra sandbox rights).
+fn asked_permissions(kind: ActionKind, raw: &Value) -> Vec<String> {
+    let mut lines = Vec::new();
+    match kind {
+        ActionKind::SwitchMode | ActionKind::Other => match raw {
+            Value::Null => {}
+            Value::Object(_) => readable("", raw, &mut lines),
+            other => readable("input", other, &mut lines),
+        },
+        _ => {
+            for key in ["permissions", "additionalPermissions"] {
+                if let Some(value) = raw.get(key) {
+                    readable(key, value, &mut lines);
+                }
+            }
+        }
+    }
+    if lines.len() > MAX_PERMISSION_LINES {
+        let more = lines.len() - MAX_PERMISSION_LINES + 1;
+        lines.truncate(MAX_PERMISSION_LINES - 1);
+        lines.push(format!("… {more} more"));
+    }
+    lines
+}
+
+/// Appends `value` as `key.path: value` lines: objects by field, lists of
+/// plain values on one line, codex's filesystem entries
+/// (`{access, path: {type, path|pattern|value}}`) as `write /some/dir`.
+fn readable(prefix: &str, value: &Value, lines: &mut Vec<String>) {
+    let field = |key: &str| {
+        if prefix.is_empty() {
+            key.to_owned()
+        } else {
+            format!("{prefix}.{key}")
+        }
+    };
+    match value {
+        Value::Object(map) if map.is_empty() => lines.push(format!("{prefix}: (none)")),
+        Value::Object(map) => {
+            if let Some(entry) = filesystem_entry(map) {
+                lines.push(format!("{prefix}: {entry}"));
+                return;
+            }
+            for (key, value) in map {
+                readable(&field(key), value, lines);
+            }
+        }
+        Value::Array(items) if items.is_empty() => lines.push(format!("{prefix}: (none)")),
+        Value::Array(items) if items.iter().all(|item| !item.is_object() && !item.is_array()) => {
+            let words: Vec<String> = items.iter().map(plain).collect();
+            lines.push(format!("{prefix}: {}", words.join(", ")));
+        }
+        Value::Array(items) => {
+            for (index, item) in items.iter().enumerate() {
+                readable(&format!("{prefix}[{index}]"), item, lines);
+            }
+        }
+        other => lines.push(format!("{prefix}: {}", plain(other))),
+    }
+}
+
+/// A codex filesystem permission entry, e.g. `write /w/out` or
+/// `read pattern **/*.md`.
+fn filesystem_entry(map: &serde_json::Map<String, Value>) -> Option<String> {
+    let access = map.get("access")?.as_str()?;
+    let path = map.get("path")?;
+    let what = match path.get("type").and_then(Value::as_str) {
+        Some("path") => string_field(path, &["path"])?,
+        Some("glob_pattern") => format!("pattern {}", string_field(path, &["pattern"])?),
+        Some("special") => format!("Codex scope {}", path.get("value")?),
+        _ => path.as_str().map(str::to_owned)?,
+    };
+    Some(format!("{access} {what}"))
+}
+
+/// A plain JSON value as text: strings without quotes.
+fn plain(value: &Value) -> String {
+    match value {
+        Value::String(text) => text.clone(),
+        Value::Null => "(not set)".to_owned(),
+        other => other.to_string(),
+    }
+}
+
+/// The paths an agent's raw input names: single fields under the names
+/// agents use, a `paths` list, and the keys (and move targets) of a
+/// `changes` map (codex's older `apply_patch` input).
+fn raw_input_paths(raw: &Value) -> Vec<PathBuf> {
+    const SINGLE: &[&str] = &[
+        "path",
+        "file_path",
+        "filePath",
+        "source",
+        "destination",
+        "target",
+        "new_path",
+        "newPath",
+        "old_path",
+        "oldPath",
+        "move_path",
+        "movePath",
+    ];
+    let mut paths: Vec<PathBuf> = SINGLE
+        .iter()
+        .filter_map(|key| string_field(raw, &[key]))
+        .map(PathBuf::from)
+        .collect();
+    if let Some(Value::Array(items)) = raw.get("paths") {
+        paths.extend(items.iter().filter_map(Value::as_str).map(PathBuf::from));
+    }
+    if let Some(Value::Object(changes)) = raw.get("changes") {
+        for (path, change) in changes {
+            paths.push(PathBuf::from(path));
+            paths.extend(
+                string_field(change, &["move_path", "movePath"])
+                    .or_else(|| {
+                        change
+                            .get("update")
+                            .and_then(|update| string_field(update, &["move_path", "movePath"]))
+                    })
+                    .map(PathBuf::from),
+            );
+        }
+    }
+    paths
 }
 
 /// The option to answer with: `allow_once` for allow (never a standing
@@ -560,7 +757,8 @@ pub fn one_line(text: &str, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use agent_client_protocol::v1::schema::{PermissionOption, ToolCallUpdate, ToolCallUpdateFields};
+    use crate::guardian::FileDiff;
+    use agent_client_protocol::v1::schema::{Diff, PermissionOption, ToolCall, ToolCallUpdate, ToolCallUpdateFields};
     use serde_json::json;
 
     fn request(kind: ToolKind, raw_input: Value, locations: Vec<&str>) -> RequestPermissionRequest {
@@ -599,7 +797,7 @@ mod tests {
             json!({"command": ["touch", "a file"], "cwd": workspace, "justification": "needed"}),
             vec![],
         );
-        let translated = permission_request(&request, None, &workspace);
+        let translated = permission_request(&request, None, &Boundary::new(&workspace, [], None));
         assert_eq!(translated.kind, ActionKind::Execute);
         assert_eq!(translated.command.as_deref(), Some("touch 'a file'"));
         assert_eq!(translated.reason.as_deref(), Some("needed"));
@@ -615,7 +813,7 @@ mod tests {
             json!({"changes": {"/etc/passwd": {}}, "path": "src/x.rs"}),
             vec!["README.md"],
         );
-        let translated = permission_request(&request, None, &workspace);
+        let translated = permission_request(&request, None, &Boundary::new(&workspace, [], None));
         let judged: Vec<(String, bool)> = translated
             .paths
             .iter()
@@ -631,6 +829,223 @@ mod tests {
         );
     }
 
+    /// A workspace with `src/a.rs`, and the parent directory it sits in.
+    fn move_fixture() -> (tempfile::TempDir, PathBuf) {
+        let temp = tempfile::tempdir().expect("tempdir");
+        let workspace = std::fs::canonicalize(temp.path()).expect("canonical").join("ws");
+        std::fs::create_dir_all(workspace.join("src")).expect("mkdir");
+        std::fs::write(workspace.join("src/a.rs"), "fn a() {}\n").expect("write");
+        (temp, workspace)
+    }
+
+    /// What codex-acp 2.6.0 sends for `*** Update File: src/a.rs` +
+    /// `*** Move to: ../outside.txt`: the permission request names the
+    /// source only.
+    fn move_request(workspace: &Path) -> RequestPermissionRequest {
+        let fields = ToolCallUpdateFields::new()
+            .kind(ToolKind::Edit)
+            .title("Edit files")
+            .locations(vec![ToolCallLocation::new(workspace.join("src/a.rs"))]);
+        RequestPermissionRequest::new("s1", ToolCallUpdate::new("call-1", fields), vec![])
+    }
+
+    fn moved_diff(workspace: &Path) -> ToolCallContent {
+        ToolCallContent::Diff(Diff::new(workspace.join("../outside.txt"), "fn moved() {}\n").old_text("fn a() {}\n"))
+    }
+
+    fn judged(request: &PermissionRequest) -> Vec<(String, bool)> {
+        request
+            .paths
+            .iter()
+            .map(|path| (path.resolved.display().to_string(), path.inside_workspace))
+            .collect()
+    }
+
+    #[test]
+    fn a_move_is_judged_by_the_destination_its_diff_names() {
+        let (_temp, workspace) = move_fixture();
+        let call = ToolCall::new("call-1", "Editing files")
+            .kind(ToolKind::Edit)
+            .content(vec![moved_diff(&workspace)]);
+        let known = ToolCallInfo::from_call(&call);
+        let translated = permission_request(
+            &move_request(&workspace),
+            Some(&known),
+            &Boundary::new(&workspace, [], None),
+        );
+        let outside = workspace.parent().expect("parent").join("outside.txt");
+        assert_eq!(
+            judged(&translated),
+            [
+                (workspace.join("src/a.rs").display().to_string(), true),
+                (outside.display().to_string(), false)
+            ]
+        );
+        assert!(!translated.paths_incomplete, "source and destination are both known");
+        let writes = crate::guardian::Policy {
+            allow_writes: true,
+            ..Default::default()
+        };
+        assert_ne!(
+            crate::guardian::decide(&translated, &writes),
+            crate::guardian::Decision::Allow
+        );
+    }
+
+    #[test]
+    fn a_diff_path_seen_only_in_a_tool_call_update_is_judged() {
+        let (_temp, workspace) = move_fixture();
+        // Announced without content; the diff comes in an update.
+        let mut known = ToolCallInfo::from_call(&ToolCall::new("call-1", "Editing files").kind(ToolKind::Edit));
+        known.merge(&ToolCallUpdateFields::new().content(vec![moved_diff(&workspace)]));
+        // A later update that replaces the content does not take the path back.
+        known.merge(&ToolCallUpdateFields::new().content(Vec::<ToolCallContent>::new()));
+        let translated = permission_request(
+            &move_request(&workspace),
+            Some(&known),
+            &Boundary::new(&workspace, [], None),
+        );
+        assert!(
+            translated
+                .paths
+                .iter()
+                .any(|path| path.resolved.ends_with("outside.txt") && !path.inside_workspace),
+            "{:?}",
+            translated.paths
+        );
+        // And one that only the permission request itself carries.
+        let fields = ToolCallUpdateFields::new()
+            .kind(ToolKind::Edit)
+            .locations(vec![ToolCallLocation::new(workspace.join("src/a.rs"))])
+            .content(vec![moved_diff(&workspace)]);
+        let bare = RequestPermissionRequest::new("s1", ToolCallUpdate::new("call-1", fields), vec![]);
+        let translated = permission_request(&bare, None, &Boundary::new(&workspace, [], None));
+        assert!(
+            translated.paths.iter().any(|path| !path.inside_workspace),
+            "{:?}",
+            translated.paths
+        );
+    }
+
+    #[test]
+    fn an_edit_whose_destination_was_left_out_is_incomplete() {
+        let (_temp, workspace) = move_fixture();
+        // codex-acp leaves out the diff of a change over 1 MiB: only the
+        // source is known, and where it goes is not.
+        let known = ToolCallInfo::from_call(&ToolCall::new("call-1", "Editing files").kind(ToolKind::Edit));
+        let translated = permission_request(
+            &move_request(&workspace),
+            Some(&known),
+            &Boundary::new(&workspace, [], None),
+        );
+        assert!(translated.paths_incomplete);
+        // An edit in place: the diff names the location itself.
+        let in_place = ToolCall::new("call-1", "Editing files")
+            .kind(ToolKind::Edit)
+            .content(vec![ToolCallContent::Diff(
+                Diff::new(workspace.join("src/a.rs"), "fn b() {}\n").old_text("fn a() {}\n"),
+            )]);
+        let known = ToolCallInfo::from_call(&in_place);
+        assert!(
+            !permission_request(
+                &move_request(&workspace),
+                Some(&known),
+                &Boundary::new(&workspace, [], None)
+            )
+            .paths_incomplete
+        );
+        // An agent that names the file in its raw input instead of a diff.
+        let request = request(ToolKind::Edit, json!({"path": "src/a.rs"}), vec!["src/a.rs"]);
+        assert!(!permission_request(&request, None, &Boundary::new(&workspace, [], None)).paths_incomplete);
+        // Two moves, one of them without its diff.
+        let fields = ToolCallUpdateFields::new().kind(ToolKind::Edit).locations(vec![
+            ToolCallLocation::new(workspace.join("src/a.rs")),
+            ToolCallLocation::new(workspace.join("src/b.rs")),
+        ]);
+        let two = RequestPermissionRequest::new("s1", ToolCallUpdate::new("call-1", fields), vec![]);
+        let one_shown = ToolCall::new("call-1", "Editing files")
+            .kind(ToolKind::Edit)
+            .content(vec![moved_diff(&workspace)]);
+        let known = ToolCallInfo::from_call(&one_shown);
+        assert!(permission_request(&two, Some(&known), &Boundary::new(&workspace, [], None)).paths_incomplete);
+    }
+
+    #[test]
+    fn the_latest_diffs_are_kept_to_show_what_the_edit_writes() {
+        let (_temp, workspace) = move_fixture();
+        let call = ToolCall::new("call-1", "Editing files")
+            .kind(ToolKind::Edit)
+            .content(vec![moved_diff(&workspace)]);
+        let mut known = ToolCallInfo::from_call(&call);
+        // Content without diffs (a text note) keeps the diffs shown.
+        known.merge(&ToolCallUpdateFields::new().content(vec![ToolCallContent::from("patching")]));
+        let translated = permission_request(
+            &move_request(&workspace),
+            Some(&known),
+            &Boundary::new(&workspace, [], None),
+        );
+        assert_eq!(
+            translated.diffs,
+            [FileDiff {
+                path: workspace.join("../outside.txt"),
+                old_text: Some("fn a() {}\n".into()),
+                new_text: "fn moved() {}\n".into()
+            }]
+        );
+    }
+
+    /// codex-acp 2.6.0's `request_permissions` (SandboxPermissionReporter):
+    /// kind `other`, the permissions in `rawInput`.
+    #[test]
+    fn permissions_asked_for_are_shown_field_by_field() {
+        let workspace = std::fs::canonicalize(std::env::temp_dir()).expect("tmp");
+        let raw = json!({
+            "permissions": {
+                "network": {"enabled": true},
+                "fileSystem": {
+                    "read": ["/opt/data"],
+                    "write": ["/w/out", "/w/tmp"],
+                    "entries": [
+                        {"access": "write", "path": {"type": "glob_pattern", "pattern": "**/*.log"}},
+                        {"access": "read", "path": {"type": "special", "value": {"kind": "tmpdir"}}}
+                    ]
+                }
+            },
+            "cwd": "/w",
+            "environmentId": null
+        });
+        let mut asked = request(ToolKind::Other, raw, vec!["/opt/data", "/w/out"]);
+        asked.tool_call.fields.title = Some("Additional sandbox permissions".into());
+        let translated = permission_request(&asked, None, &Boundary::new(&workspace, [], None));
+        assert_eq!(
+            translated.permissions,
+            [
+                "permissions.network.enabled: true",
+                "permissions.fileSystem.read: /opt/data",
+                "permissions.fileSystem.write: /w/out, /w/tmp",
+                "permissions.fileSystem.entries[0]: write pattern **/*.log",
+                "permissions.fileSystem.entries[1]: read Codex scope {\"kind\":\"tmpdir\"}",
+                "cwd: /w",
+                "environmentId: (not set)",
+            ]
+        );
+        // An unknown request without input asks for nothing it can show.
+        let bare = request(ToolKind::Other, Value::Null, vec![]);
+        assert!(
+            permission_request(&bare, None, &Boundary::new(&workspace, [], None))
+                .permissions
+                .is_empty()
+        );
+        // A command with extra sandbox rights shows those, not its whole input.
+        let command = request(
+            ToolKind::Execute,
+            json!({"command": "make", "cwd": "/w", "additionalPermissions": {"network": {"enabled": true}}}),
+            vec![],
+        );
+        let translated = permission_request(&command, None, &Boundary::new(&workspace, [], None));
+        assert_eq!(translated.permissions, ["additionalPermissions.network.enabled: true"]);
+    }
+
     #[test]
     fn kind_known_from_an_earlier_tool_call_is_kept() {
         let workspace = std::fs::canonicalize(std::env::temp_dir()).expect("tmp");
@@ -642,7 +1057,7 @@ mod tests {
         };
         let bare =
             RequestPermissionRequest::new("s1", ToolCallUpdate::new("call-1", ToolCallUpdateFields::new()), vec![]);
-        let translated = permission_request(&bare, Some(&known), &workspace);
+        let translated = permission_request(&bare, Some(&known), &Boundary::new(&workspace, [], None));
         assert_eq!(translated.kind, ActionKind::Fetch);
         assert_eq!(translated.url.as_deref(), Some("https://example.com"));
     }

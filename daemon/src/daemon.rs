@@ -55,6 +55,7 @@ impl Daemon {
                 pairings
             },
             agent_idle,
+            pause_ids: crate::turn::PauseIds::new(),
         });
         Arc::new(Daemon {
             started: Instant::now(),

@@ -16,7 +16,7 @@ pub struct Policy {
 }
 
 /// The kind of action Codex asks for, from the ACP tool-call kind.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum ActionKind {
     Read,
     Search,
@@ -27,6 +27,8 @@ pub enum ActionKind {
     Fetch,
     Think,
     SwitchMode,
+    /// Anything unrecognised; it always asks.
+    #[default]
     Other,
 }
 
@@ -48,8 +50,9 @@ impl ActionKind {
 }
 
 /// A path the request touches, resolved the way the OS would (`..` and
-/// symlinks followed) against the canonical workspace.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// symlinks followed) against the canonical workspace, with what makes it
+/// sensitive.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ResolvedPath {
     /// As Codex wrote it.
     pub raw: PathBuf,
@@ -60,10 +63,17 @@ pub struct ResolvedPath {
     /// The directory entry itself (a final symlink not followed) is inside
     /// the workspace; what deletes and moves act on.
     pub entry_inside_workspace: bool,
+    /// The credential store the path is or lies in (as written or where it
+    /// leads), as a person would name it (`~/.ssh`, `.env`).
+    pub credential_store: Option<String>,
+    /// The file or directory that makes the path one that runs code or
+    /// configures an agent (`.git`, `.claude`, `AGENTS.md`), relative to
+    /// the workspace.
+    pub agent_config: Option<String>,
 }
 
 /// A permission request in our terms.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PermissionRequest {
     pub kind: ActionKind,
     /// Codex's one-line title for the action.
@@ -72,12 +82,33 @@ pub struct PermissionRequest {
     pub command: Option<String>,
     /// The working directory of a command, if given.
     pub cwd: Option<ResolvedPath>,
-    /// Files and directories the action touches.
+    /// Files and directories the action touches: the request's locations,
+    /// the paths in its raw input, and every path the tool call's diffs
+    /// named (where a move's destination is).
     pub paths: Vec<ResolvedPath>,
+    /// Some file the action changes is not among `paths`: the agent named
+    /// it nowhere the daemon can see (e.g. codex-acp left out the diff of a
+    /// change too large to show, and with it a move's destination).
+    pub paths_incomplete: bool,
     /// The address, for [`ActionKind::Fetch`].
     pub url: Option<String>,
     /// Codex's reason for asking, if it gave one.
     pub reason: Option<String>,
+    /// What an edit would write, from the tool call's latest diff content.
+    pub diffs: Vec<FileDiff>,
+    /// The permissions asked for (a mode switch, codex's "request
+    /// permissions", a command's additional permissions), one readable
+    /// line each.
+    pub permissions: Vec<String>,
+}
+
+/// One change as the agent showed it: the old text (`None` for a new file)
+/// and the new text, of a whole file or of one hunk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileDiff {
+    pub path: PathBuf,
+    pub old_text: Option<String>,
+    pub new_text: String,
 }
 
 /// The guardian's answer.
@@ -94,7 +125,10 @@ pub enum Decision {
 /// Reads and searches inside the workspace are always allowed. Reads outside
 /// it and fetches need `allow_external_reads`; edits, deletes and moves need
 /// `allow_writes` and every path inside the workspace; commands need
-/// `allow_commands`. Anything unrecognised asks.
+/// `allow_commands`. Whatever the flags, a read, a command or a change
+/// that touches a credential store asks, and so does a change to a file
+/// that runs code or configures an agent, or one whose paths are not all
+/// known. Anything unrecognised asks.
 pub fn decide(request: &PermissionRequest, policy: &Policy) -> Decision {
     let acts_on_entry = matches!(request.kind, ActionKind::Delete | ActionKind::Move);
     let all_inside = !request.paths.is_empty()
@@ -104,9 +138,15 @@ pub fn decide(request: &PermissionRequest, policy: &Policy) -> Decision {
             // which, so both must be inside.
             path.inside_workspace && (!acts_on_entry || path.entry_inside_workspace)
         });
+    let credential = request.paths.iter().find_map(|path| path.credential_store.as_deref());
+    let agent_config = request.paths.iter().find_map(|path| path.agent_config.as_deref());
     match request.kind {
         ActionKind::Read | ActionKind::Search => {
-            if all_inside || policy.allow_external_reads {
+            if let Some(store) = credential {
+                Decision::Ask(format!(
+                    "it reads a credential store ({store}); codex-fusion always asks"
+                ))
+            } else if all_inside || policy.allow_external_reads {
                 Decision::Allow
             } else if request.paths.is_empty() {
                 Decision::Ask("a read that names no path cannot be checked against the workspace".into())
@@ -115,12 +155,22 @@ pub fn decide(request: &PermissionRequest, policy: &Policy) -> Decision {
             }
         }
         ActionKind::Edit | ActionKind::Delete | ActionKind::Move => {
-            if !all_inside {
-                if request.paths.is_empty() {
-                    Decision::Ask("a change that names no path cannot be checked against the workspace".into())
-                } else {
-                    Decision::Ask("it changes files outside the workspace".into())
-                }
+            if request.paths.is_empty() {
+                Decision::Ask("a change that names no path cannot be checked against the workspace".into())
+            } else if request.paths_incomplete {
+                Decision::Ask(
+                    "it changes files the request does not all name (e.g. a move whose destination is not shown), so they cannot be checked against the workspace".into(),
+                )
+            } else if let Some(store) = credential {
+                Decision::Ask(format!(
+                    "it changes a credential store ({store}); codex-fusion always asks"
+                ))
+            } else if !all_inside {
+                Decision::Ask("it changes files outside the workspace".into())
+            } else if let Some(entry) = agent_config {
+                Decision::Ask(format!(
+                    "it changes {entry}, which runs code or configures an agent; CODEX_FUSION_ALLOW_WRITES does not cover that, codex-fusion always asks"
+                ))
             } else if policy.allow_writes {
                 Decision::Allow
             } else {
@@ -128,7 +178,13 @@ pub fn decide(request: &PermissionRequest, policy: &Policy) -> Decision {
             }
         }
         ActionKind::Execute => {
-            if policy.allow_commands {
+            // An escalated read arrives as a command whose locations are
+            // what it reads.
+            if let Some(store) = credential {
+                Decision::Ask(format!(
+                    "the command reads a credential store ({store}); codex-fusion always asks"
+                ))
+            } else if policy.allow_commands {
                 Decision::Allow
             } else {
                 Decision::Ask("it runs a command (CODEX_FUSION_ALLOW_COMMANDS is off)".into())
@@ -158,6 +214,7 @@ mod tests {
             resolved: raw.into(),
             inside_workspace: inside,
             entry_inside_workspace: inside,
+            ..ResolvedPath::default()
         }
     }
 
@@ -168,6 +225,23 @@ mod tests {
             resolved: "target".into(),
             inside_workspace: target_inside,
             entry_inside_workspace: entry_inside,
+            ..ResolvedPath::default()
+        }
+    }
+
+    /// A path in a credential store (named as the store).
+    fn credential(raw: &str, inside: bool) -> ResolvedPath {
+        ResolvedPath {
+            credential_store: Some(raw.into()),
+            ..path(raw, inside)
+        }
+    }
+
+    /// A path inside the workspace that configures an agent.
+    fn agent_config(raw: &str) -> ResolvedPath {
+        ResolvedPath {
+            agent_config: Some(raw.trim_start_matches("/w/").into()),
+            ..path(raw, true)
         }
     }
 
@@ -175,11 +249,8 @@ mod tests {
         PermissionRequest {
             kind,
             title: "t".into(),
-            command: None,
-            cwd: None,
             paths,
-            url: None,
-            reason: None,
+            ..PermissionRequest::default()
         }
     }
 
@@ -233,6 +304,21 @@ mod tests {
             (Edit, outside(), WRITES, false),
             (Move, mixed(), ALL, false),
             (Edit, vec![], ALL, false),
+            // An edit is judged by all its paths (a move's source and its
+            // destination, several files): one outside is enough to ask.
+            (Edit, vec![path("/w/a", true), path("/w/b", true)], WRITES, true),
+            (
+                Edit,
+                vec![path("/w/src/a.rs", true), path("/outside.txt", false)],
+                WRITES,
+                false,
+            ),
+            (
+                Edit,
+                vec![path("/outside.txt", false), path("/w/src/a.rs", true)],
+                ALL,
+                false,
+            ),
             // Deletes and moves need the entry and its target inside; edits
             // and reads follow the link.
             (Delete, vec![link(false, true)], WRITES, false),
@@ -257,6 +343,31 @@ mod tests {
             (Think, vec![], NONE, true),
             (SwitchMode, vec![], ALL, false),
             (Other, inside(), ALL, false),
+            // Credential stores: reads, commands and changes always ask,
+            // inside the workspace too, whatever the flags.
+            (Read, vec![credential("/w/.env", true)], ALL, false),
+            (Search, vec![credential("/home/u/.ssh", false)], ALL, false),
+            (
+                Read,
+                vec![path("/w/a", true), credential("/home/u/.aws/credentials", false)],
+                READS,
+                false,
+            ),
+            (Execute, vec![credential("/home/u/.ssh/id_rsa", false)], ALL, false),
+            (Edit, vec![credential("/w/.env", true)], ALL, false),
+            (Delete, vec![credential("/w/.env", true)], ALL, false),
+            // Files that run code or configure an agent: changes always
+            // ask; reading them is a read like any other.
+            (Edit, vec![agent_config("/w/.git/hooks/pre-commit")], WRITES, false),
+            (
+                Edit,
+                vec![path("/w/src/a.rs", true), agent_config("/w/AGENTS.md")],
+                ALL,
+                false,
+            ),
+            (Move, vec![agent_config("/w/.github/workflows/ci.yml")], ALL, false),
+            (Read, vec![agent_config("/w/.mcp.json")], NONE, true),
+            (Execute, vec![agent_config("/w/.envrc")], COMMANDS, true),
         ];
         for (index, (kind, paths, policy, allowed)) in rows.into_iter().enumerate() {
             let decision = decide(&request(kind, paths.clone()), &policy);
@@ -265,6 +376,20 @@ mod tests {
                 allowed,
                 "row {index}: {kind:?} {paths:?} {policy:?} → {decision:?}"
             );
+        }
+    }
+
+    #[test]
+    fn a_change_whose_paths_are_not_all_known_asks_whatever_the_flags() {
+        for kind in [ActionKind::Edit, ActionKind::Delete, ActionKind::Move] {
+            let request = PermissionRequest {
+                paths_incomplete: true,
+                ..request(kind, vec![path("/w/src/a.rs", true)])
+            };
+            let Decision::Ask(reason) = decide(&request, &ALL) else {
+                panic!("{kind:?} with a path nobody named was allowed")
+            };
+            assert!(reason.contains("does not all name"), "{reason}");
         }
     }
 
@@ -278,5 +403,31 @@ mod tests {
             panic!("writes ask by default")
         };
         assert!(reason.contains("CODEX_FUSION_ALLOW_WRITES"), "{reason}");
+    }
+
+    #[test]
+    fn ask_reasons_say_which_store_or_file_made_it_ask() {
+        let ssh = ResolvedPath {
+            credential_store: Some("~/.ssh".into()),
+            ..path("/home/u/.ssh/id_rsa", false)
+        };
+        let Decision::Ask(reason) = decide(&request(ActionKind::Read, vec![ssh]), &ALL) else {
+            panic!("credential reads ask")
+        };
+        assert_eq!(reason, "it reads a credential store (~/.ssh); codex-fusion always asks");
+        let Decision::Ask(reason) = decide(
+            &request(ActionKind::Edit, vec![agent_config("/w/.claude/settings.json")]),
+            &ALL,
+        ) else {
+            panic!("agent configuration asks")
+        };
+        assert!(
+            reason.starts_with("it changes .claude/settings.json, which runs code"),
+            "{reason}"
+        );
+        assert!(
+            reason.contains("CODEX_FUSION_ALLOW_WRITES does not cover that"),
+            "{reason}"
+        );
     }
 }

@@ -13,6 +13,7 @@ pub mod confine;
 pub mod connection;
 pub mod control;
 pub mod daemon;
+pub mod diff;
 pub mod environment;
 pub mod flow;
 pub mod guardian;

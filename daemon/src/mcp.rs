@@ -80,6 +80,7 @@ impl McpService {
                 self.wait_on_session(context, |waiter| Command::Permit {
                     decision: args.decision,
                     note: args.note,
+                    id: args.id,
                     waiter,
                 })
                 .await
@@ -168,11 +169,29 @@ impl McpService {
                 if render::cost(&whole) <= limit {
                     whole
                 } else {
-                    let saved = save_full_answer(&self.daemon.state_dir, &answer.text);
+                    let saved = save_private(&self.daemon.state_dir, "answers", &answer.text);
                     render::answer_within(&answer, limit, saved.as_deref())
                 }
             }
-            TurnOutcome::Paused(pause) => render::fit(render::pause(&pause), limit),
+            TurnOutcome::Paused(pause) => {
+                let whole = render::pause(&pause);
+                let text = if render::cost(&whole) <= limit {
+                    whole
+                } else {
+                    // A command is never shown cut: what does not fit is
+                    // saved whole and the pause names the file.
+                    let saved = save_private(&self.daemon.state_dir, "pauses", &render::pause_to_save(&pause));
+                    render::pause_within(&pause, limit, saved.as_deref())
+                };
+                let mut meta = rmcp::model::MetaObject::default();
+                meta.0.insert(
+                    codex_fusion_protocol::PAUSE_META_KEY.to_owned(),
+                    serde_json::json!({ "id": pause.id }),
+                );
+                let mut result = CallToolResult::success(vec![ContentBlock::text(text)]);
+                result.meta = Some(meta);
+                return result;
+            }
             TurnOutcome::Failed(message) | TurnOutcome::Refused(message) | TurnOutcome::Invalid(message) => {
                 return CallToolResult::error(vec![ContentBlock::text(render::fit(message, limit))]);
             }
@@ -181,14 +200,14 @@ impl McpService {
     }
 }
 
-/// Writes an answer too long for a tool result to
-/// `state_dir/answers/<time>-<n>.md`, private to the user (0600 in a 0700
-/// directory, never through a symlink); its path.
-fn save_full_answer(state_dir: &Path, text: &str) -> Option<std::path::PathBuf> {
+/// Writes a text too long for a tool result (an answer, a pause) to
+/// `state_dir/<kind>/<time>-<pid>-<n>.md`, private to the user (0600 in a
+/// 0700 directory); its path.
+fn save_private(state_dir: &Path, kind: &str, text: &str) -> Option<std::path::PathBuf> {
     use codex_fusion_protocol::private;
     use std::io::Write as _;
     static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let dir = state_dir.join("answers");
+    let dir = state_dir.join(kind);
     let stamp = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |since| since.as_secs());
@@ -204,7 +223,7 @@ fn save_full_answer(state_dir: &Path, text: &str) -> Option<std::path::PathBuf> 
     match written {
         Ok(()) => Some(path),
         Err(error) => {
-            tracing::warn!(path = %path.display(), %error, "cannot save a long answer");
+            tracing::warn!(path = %path.display(), %error, "cannot save a long result");
             None
         }
     }
@@ -262,7 +281,7 @@ mod tests {
     #[test]
     fn a_long_answer_is_saved_privately() {
         let temp = tempfile::tempdir().expect("tempdir");
-        let path = save_full_answer(temp.path(), "the whole answer").expect("saved");
+        let path = save_private(temp.path(), "answers", "the whole answer").expect("saved");
         assert_eq!(std::fs::read_to_string(&path).expect("read"), "the whole answer");
         let mode = |path: &Path| std::fs::metadata(path).expect("meta").permissions().mode() & 0o777;
         assert_eq!(mode(&path), 0o600);
@@ -282,7 +301,7 @@ mod tests {
         std::fs::create_dir(&answers).expect("mkdir");
         std::fs::set_permissions(&answers, std::fs::Permissions::from_mode(0o777)).expect("chmod");
         nix::unistd::chown(&answers, Some(nix::unistd::Uid::from_raw(65534)), None).expect("chown");
-        assert_eq!(save_full_answer(temp.path(), "the whole answer"), None);
+        assert_eq!(save_private(temp.path(), "answers", "the whole answer"), None);
         assert_eq!(std::fs::read_dir(&answers).expect("list").count(), 0);
     }
 }

@@ -1,11 +1,15 @@
 //! The text of tool results: an answer with its one-line footer, a `🔐`
-//! pause, and the status report. Pure formatting.
+//! pause (`pause.rs`), and the status report. Pure formatting.
+
+mod pause;
+
+pub use pause::{DIFF_LINES_PER_FILE, pause, pause_to_save, pause_within};
 
 use std::fmt::Write as _;
 
 use codex_fusion_protocol::control::{DaemonStatus, WorkspaceStatus};
 
-use crate::turn::{Answer, Pause};
+use crate::turn::Answer;
 
 /// Prefix of every pause result (SPEC: results start with it).
 pub const PAUSE_PREFIX: &str = "🔐 Codex paused";
@@ -146,59 +150,6 @@ pub fn footer(answer: &Answer) -> String {
     }
     parts.extend(answer.notes.iter().cloned());
     format!("— {}", parts.join(" · "))
-}
-
-/// The `🔐` result: what Codex wants, why it was not auto-allowed, and how
-/// to resume.
-pub fn pause(pause: &Pause) -> String {
-    let request = &pause.request;
-    let what = match request.kind {
-        crate::guardian::ActionKind::Execute => "run a command",
-        crate::guardian::ActionKind::Edit => "edit files",
-        crate::guardian::ActionKind::Delete => "delete files",
-        crate::guardian::ActionKind::Move => "move files",
-        crate::guardian::ActionKind::Fetch => "fetch from the network",
-        crate::guardian::ActionKind::Read | crate::guardian::ActionKind::Search => "read outside the workspace",
-        _ => "do something that needs your approval",
-    };
-    let mut text = format!("{PAUSE_PREFIX}: it wants to {what}.\n\n");
-    let _ = writeln!(text, "kind: {}", request.kind.label());
-    let _ = writeln!(text, "title: {}", request.title);
-    if let Some(command) = &request.command {
-        let _ = writeln!(text, "command: {command}");
-    }
-    if let Some(cwd) = &request.cwd {
-        let _ = writeln!(text, "cwd: {}", cwd.resolved.display());
-    }
-    for path in &request.paths {
-        let place = if path.inside_workspace {
-            "inside the workspace"
-        } else {
-            "OUTSIDE the workspace"
-        };
-        if path.raw == path.resolved {
-            let _ = writeln!(text, "path: {} ({place})", path.resolved.display());
-        } else {
-            let _ = writeln!(
-                text,
-                "path: {} → {} ({place})",
-                path.raw.display(),
-                path.resolved.display()
-            );
-        }
-    }
-    if let Some(url) = &request.url {
-        let _ = writeln!(text, "url: {url}");
-    }
-    if let Some(reason) = &request.reason {
-        let _ = writeln!(text, "Codex's reason: {reason}");
-    }
-    let _ = writeln!(text, "asked because: {}", pause.why);
-    text.push_str(
-        "\nCall `permit` with decision `allow` to let it go ahead, or `deny` (optionally with a `note`) \
-to refuse; Codex then answers without it. The turn waits for your decision.",
-    );
-    text
 }
 
 /// The `status` tool's report for one workspace.
@@ -364,6 +315,7 @@ mod tests {
     use super::*;
     use crate::guardian::{ActionKind, PermissionRequest, ResolvedPath};
     use crate::prompts::Verdict;
+    use crate::turn::Pause;
     use crate::turn::TurnUsage;
     use std::time::Duration;
 
@@ -476,6 +428,7 @@ mod tests {
     #[test]
     fn pause_describes_the_action_and_how_to_resume() {
         let text = pause(&Pause {
+            id: "p3f9a".into(),
             request: PermissionRequest {
                 kind: ActionKind::Execute,
                 title: "touch x".into(),
@@ -485,15 +438,18 @@ mod tests {
                     resolved: "/w".into(),
                     inside_workspace: true,
                     entry_inside_workspace: true,
+                    ..ResolvedPath::default()
                 }),
                 paths: vec![ResolvedPath {
                     raw: "link/secret".into(),
                     resolved: "/etc/secret".into(),
                     inside_workspace: false,
                     entry_inside_workspace: true,
+                    credential_store: Some("/etc/secret".into()),
+                    ..ResolvedPath::default()
                 }],
-                url: None,
                 reason: Some("to test".into()),
+                ..PermissionRequest::default()
             },
             why: "it runs a command (CODEX_FUSION_ALLOW_COMMANDS is off)".into(),
         });
@@ -502,8 +458,13 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("command: touch x\n"));
-        assert!(text.contains("path: link/secret → /etc/secret (OUTSIDE the workspace)"));
+        assert!(
+            text.contains("path: link/secret → /etc/secret (OUTSIDE the workspace; a credential store: /etc/secret)"),
+            "{text}"
+        );
         assert!(text.contains("Codex's reason: to test"));
+        assert!(text.contains("\nid: p3f9a\n"), "{text}");
+        assert!(text.contains("Pass `id` `p3f9a`"), "{text}");
         assert!(text.contains("`permit`"));
     }
 

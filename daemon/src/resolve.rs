@@ -1,11 +1,98 @@
 //! Turning the paths in a permission request into facts for the guardian:
-//! absolute, `..` and symlinks resolved the way the OS would, and inside or
-//! outside the canonical workspace. This is the only guardian code that
-//! touches the filesystem (metadata and link reads only).
+//! absolute, `..` and symlinks resolved the way the OS would, inside or
+//! outside the canonical workspace, and sensitive or not ([`Boundary`]).
+//! This is the only guardian code that touches the filesystem (metadata
+//! and link reads only).
 
 use std::path::{Component, Path, PathBuf};
 
 use crate::guardian::ResolvedPath;
+use crate::sensitive;
+
+/// What every path of a request is judged against: the canonical
+/// workspace, the credential stores only the daemon knows of (its own
+/// state directory, the agent's CODEX_HOME), and the home directory, to
+/// name a store as a person would (`~/.ssh`).
+#[derive(Debug, Clone)]
+pub struct Boundary {
+    workspace: PathBuf,
+    stores: Vec<PathBuf>,
+    home: Option<PathBuf>,
+}
+
+impl Boundary {
+    /// `workspace` must be canonical; `stores` are resolved here (relative
+    /// ones are ignored: they name nothing).
+    pub fn new(workspace: &Path, stores: impl IntoIterator<Item = PathBuf>, home: Option<PathBuf>) -> Boundary {
+        let resolve_store = |store: PathBuf| store.is_absolute().then(|| resolve_absolute(&store, 0)).flatten();
+        Boundary {
+            workspace: workspace.to_path_buf(),
+            stores: stores.into_iter().filter_map(resolve_store).collect(),
+            home: home.filter(|home| home.is_absolute() && home.parent().is_some()),
+        }
+    }
+
+    pub fn workspace(&self) -> &Path {
+        &self.workspace
+    }
+
+    /// [`resolve`]s `raw` and says whether it is in a credential store or
+    /// is agent configuration, judging where it leads, its directory entry
+    /// and the path as written (`..` taken lexically), so that neither a
+    /// link named `.env` nor a link into `~/.ssh` hides what it is.
+    pub fn judge(&self, base: &Path, raw: &Path) -> ResolvedPath {
+        let mut path = resolve(&self.workspace, base, raw);
+        let absolute = if raw.is_absolute() {
+            raw.to_path_buf()
+        } else {
+            base.join(raw)
+        };
+        let forms: Vec<PathBuf> = [Some(path.resolved.clone()), entry(&absolute), Some(lexical(&absolute))]
+            .into_iter()
+            .flatten()
+            .collect();
+        let stores: Vec<&Path> = self.stores.iter().map(PathBuf::as_path).collect();
+        path.credential_store = forms
+            .iter()
+            .find_map(|form| sensitive::credential_store(form, &stores))
+            .map(|store| self.show(&store));
+        path.agent_config = forms
+            .iter()
+            .find_map(|form| sensitive::agent_config_entry(form, &self.workspace))
+            .map(|entry| self.show(&entry));
+        path
+    }
+
+    /// `path` as a person would name it: relative inside the workspace,
+    /// `~/…` under the home directory, else absolute.
+    fn show(&self, path: &Path) -> String {
+        if let Ok(relative) = path.strip_prefix(&self.workspace)
+            && !relative.as_os_str().is_empty()
+        {
+            return relative.display().to_string();
+        }
+        match self.home.as_deref().map(|home| path.strip_prefix(home)) {
+            Some(Ok(relative)) if !relative.as_os_str().is_empty() => format!("~/{}", relative.display()),
+            _ => path.display().to_string(),
+        }
+    }
+}
+
+/// `path` with `.` dropped and `..` taken lexically (the path as written,
+/// symlinks not followed).
+fn lexical(path: &Path) -> PathBuf {
+    let mut out = PathBuf::from("/");
+    for component in path.components() {
+        match component {
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::Normal(name) => out.push(name),
+            _ => {}
+        }
+    }
+    out
+}
 
 /// Symlink hops followed before a path is judged unresolvable (Linux's own
 /// limit is 40).
@@ -30,14 +117,14 @@ pub fn resolve(workspace: &Path, base: &Path, raw: &Path) -> ResolvedPath {
             inside_workspace: resolved.starts_with(workspace),
             entry_inside_workspace: entry(&absolute).is_some_and(|entry| entry.starts_with(workspace)),
             resolved,
+            ..ResolvedPath::default()
         },
         // A symlink loop or a too-deep chain: the OS would refuse it too, but
         // it is never judged inside.
         None => ResolvedPath {
             raw: raw.to_path_buf(),
             resolved: absolute,
-            inside_workspace: false,
-            entry_inside_workspace: false,
+            ..ResolvedPath::default()
         },
     }
 }
@@ -199,6 +286,44 @@ mod tests {
         let fixture = fixture();
         let resolved = resolve(&fixture.workspace, &fixture.workspace, Path::new("loop-a/x"));
         assert!(!resolved.inside_workspace);
+    }
+
+    #[test]
+    fn credential_stores_and_agent_configuration_are_named_however_they_are_reached() {
+        let fixture = fixture();
+        let home = fixture.outside.join("home");
+        let state = home.join(".local/state/codex-fusion");
+        std::fs::create_dir_all(home.join(".ssh")).expect("mkdir");
+        std::fs::create_dir_all(&state).expect("mkdir");
+        std::fs::create_dir_all(fixture.workspace.join(".git/hooks")).expect("mkdir");
+        // A link inside into ~/.ssh, a harmless-looking link named `.env`,
+        // a link to the state dir.
+        symlink(home.join(".ssh"), fixture.workspace.join("keys")).expect("symlink");
+        symlink("src/lib.rs", fixture.workspace.join(".env")).expect("symlink");
+        symlink(&state, fixture.workspace.join("state")).expect("symlink");
+        symlink(".git/hooks", fixture.workspace.join("hooks")).expect("symlink");
+        let boundary = Boundary::new(&fixture.workspace, [state.clone()], Some(home.clone()));
+        let judge = |raw: &str| boundary.judge(&fixture.workspace, Path::new(raw));
+        assert_eq!(judge("keys/id_rsa").credential_store.as_deref(), Some("~/.ssh"));
+        assert_eq!(judge(".env").credential_store.as_deref(), Some(".env"));
+        assert_eq!(
+            judge("state/sessions.json").credential_store.as_deref(),
+            Some("~/.local/state/codex-fusion")
+        );
+        assert_eq!(judge("src/lib.rs").credential_store, None);
+        assert_eq!(judge(".git/hooks/pre-commit").agent_config.as_deref(), Some(".git"));
+        assert_eq!(judge("hooks/pre-commit").agent_config.as_deref(), Some(".git"));
+        assert_eq!(judge("sub/AGENTS.md").agent_config.as_deref(), Some("sub/AGENTS.md"));
+        assert_eq!(judge("src/lib.rs").agent_config, None);
+        // `..` as written is taken lexically: `.ssh/..` names no store.
+        assert_eq!(judge("keys/../src/lib.rs").credential_store, None);
+        // Outside the workspace, agent configuration is not judged (it asks
+        // anyway); a store is named by its absolute path off home.
+        let elsewhere = fixture.outside.join(".aws/credentials");
+        assert_eq!(
+            judge(elsewhere.to_str().expect("utf8")).credential_store.as_deref(),
+            Some(fixture.outside.join(".aws").to_str().expect("utf8"))
+        );
     }
 
     #[test]

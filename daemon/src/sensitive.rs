@@ -4,7 +4,7 @@
 //! Pure functions of a path's components: no filesystem access. One list,
 //! used by the guardian and by the permission profile (`confine`).
 
-use std::path::{Component, Path};
+use std::path::{Component, Path, PathBuf};
 
 /// Directories whose whole content is a credential store, as they appear
 /// under a home directory (or any workspace: Claude started in `~` makes
@@ -86,11 +86,19 @@ pub fn is_credential_name(name: &str) -> bool {
 /// any component is a credential directory or a credential file name, or
 /// the path is inside one of `stores` (the daemon's state dir, CODEX_HOME).
 pub fn is_credential_path(path: &Path, stores: &[&Path]) -> bool {
-    if stores
+    credential_store(path, stores).is_some()
+}
+
+/// The credential store `path` (absolute and resolved) is or lies in, for
+/// saying why it is sensitive: the first of `stores` that holds it, else
+/// the path up to its first credential component (`/home/u/.ssh` for
+/// `/home/u/.ssh/id_rsa`, `/w/.env` for `/w/.env`).
+pub fn credential_store(path: &Path, stores: &[&Path]) -> Option<PathBuf> {
+    if let Some(store) = stores
         .iter()
-        .any(|store| !store.as_os_str().is_empty() && path.starts_with(store))
+        .find(|store| !store.as_os_str().is_empty() && path.starts_with(store))
     {
-        return true;
+        return Some(store.to_path_buf());
     }
     let names: Vec<&str> = path
         .components()
@@ -99,14 +107,25 @@ pub fn is_credential_path(path: &Path, stores: &[&Path]) -> bool {
             _ => None,
         })
         .collect();
-    names.iter().enumerate().any(|(index, name)| {
+    let index = names.iter().enumerate().position(|(index, name)| {
         CREDENTIAL_DIRS.contains(name)
             || is_credential_name(name)
             || CREDENTIAL_NESTED_DIRS
                 .iter()
                 .chain(CREDENTIAL_NESTED_FILES)
                 .any(|(outer, inner)| name == outer && names.get(index + 1) == Some(inner))
-    })
+    })?;
+    // A nested store is named with its inner component (`~/.config/gh`).
+    let nested = CREDENTIAL_NESTED_DIRS
+        .iter()
+        .chain(CREDENTIAL_NESTED_FILES)
+        .any(|(outer, inner)| names[index] == *outer && names.get(index + 1) == Some(inner));
+    let end = if nested { index + 2 } else { index + 1 };
+    Some(
+        names[..end]
+            .iter()
+            .fold(PathBuf::from("/"), |store, name| store.join(name)),
+    )
 }
 
 /// Whether `path` (absolute and resolved) is a file that runs code or
@@ -114,20 +133,28 @@ pub fn is_credential_path(path: &Path, stores: &[&Path]) -> bool {
 /// component below the workspace is one of [`AGENT_CONFIG_ENTRIES`]. A
 /// path outside the workspace is not judged here (it asks anyway).
 pub fn is_agent_config_path(path: &Path, workspace: &Path) -> bool {
-    let Ok(relative) = path.strip_prefix(workspace) else {
-        return false;
-    };
-    let mut components = relative.components();
-    let Some(Component::Normal(first)) = components.next() else {
-        return false;
-    };
-    let first = first.to_string_lossy();
-    AGENT_CONFIG_ENTRIES.contains(&first.as_ref())
-        // Instructions are read from every directory Codex and Claude enter.
-        || path
-            .file_name()
-            .is_some_and(|name| name == "AGENTS.md" || name == "CLAUDE.md" || name == "AGENTS.override.md")
+    agent_config_entry(path, workspace).is_some()
 }
+
+/// The entry of [`AGENT_CONFIG_ENTRIES`] (or the instructions file) that
+/// makes `path` agent configuration: `/w/.git` for `/w/.git/hooks/pre-commit`,
+/// `/w/sub/AGENTS.md` for itself.
+pub fn agent_config_entry(path: &Path, workspace: &Path) -> Option<PathBuf> {
+    let relative = path.strip_prefix(workspace).ok()?;
+    let Some(Component::Normal(first)) = relative.components().next() else {
+        return None;
+    };
+    if AGENT_CONFIG_ENTRIES.contains(&first.to_string_lossy().as_ref()) {
+        return Some(workspace.join(first));
+    }
+    // Instructions are read from every directory Codex and Claude enter.
+    path.file_name()
+        .is_some_and(|name| INSTRUCTION_FILES.iter().any(|file| name == *file))
+        .then(|| path.to_path_buf())
+}
+
+/// Agent instruction files, honoured in any directory.
+const INSTRUCTION_FILES: &[&str] = &["AGENTS.md", "CLAUDE.md", "AGENTS.override.md"];
 
 #[cfg(test)]
 mod tests {
@@ -179,6 +206,37 @@ mod tests {
     }
 
     #[test]
+    fn the_store_named_is_the_part_of_the_path_that_made_it_one() {
+        let state = Path::new("/home/u/.local/state/codex-fusion");
+        for (path, store) in [
+            ("/home/u/.ssh/id_rsa", "/home/u/.ssh"),
+            ("/home/u/.ssh", "/home/u/.ssh"),
+            ("/w/app/.env.local", "/w/app/.env.local"),
+            ("/home/u/.config/gh/hosts.yml", "/home/u/.config/gh"),
+            ("/home/u/.docker/config.json", "/home/u/.docker/config.json"),
+            ("/w/keys/id_ed25519", "/w/keys/id_ed25519"),
+            (
+                "/home/u/.local/state/codex-fusion/sessions.json",
+                "/home/u/.local/state/codex-fusion",
+            ),
+            // An extra store wins over a component inside it.
+            (
+                "/home/u/.local/state/codex-fusion/.ssh/x",
+                "/home/u/.local/state/codex-fusion",
+            ),
+        ] {
+            assert_eq!(
+                credential_store(Path::new(path), &[state]).as_deref(),
+                Some(Path::new(store)),
+                "{path}"
+            );
+        }
+        assert_eq!(credential_store(Path::new("/w/src/main.rs"), &[state]), None);
+        // An empty store (an unset variable) holds nothing.
+        assert_eq!(credential_store(Path::new("/w/src/main.rs"), &[Path::new("")]), None);
+    }
+
+    #[test]
     fn agent_configuration_is_recognised_below_the_workspace() {
         let workspace = Path::new("/w");
         for path in [
@@ -205,5 +263,19 @@ mod tests {
         ] {
             assert!(!is_agent_config_path(Path::new(path), workspace), "{path}");
         }
+        for (path, entry) in [
+            ("/w/.git/hooks/pre-commit", "/w/.git"),
+            ("/w/.github/workflows/ci.yml", "/w/.github"),
+            ("/w/.mcp.json", "/w/.mcp.json"),
+            ("/w/sub/AGENTS.md", "/w/sub/AGENTS.md"),
+            ("/w/sub/AGENTS.override.md", "/w/sub/AGENTS.override.md"),
+        ] {
+            assert_eq!(
+                agent_config_entry(Path::new(path), workspace).as_deref(),
+                Some(Path::new(entry)),
+                "{path}"
+            );
+        }
+        assert_eq!(agent_config_entry(Path::new("/w"), workspace), None);
     }
 }

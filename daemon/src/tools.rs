@@ -140,6 +140,11 @@ pub struct PermitArgs {
     /// A short note for Codex, e.g. why you denied or what to do instead.
     #[serde(default)]
     pub note: Option<String>,
+    /// The pause this answers, as its `🔐` showed it (`id: p3f9a`). When
+    /// given and another pause is waiting, the permit is refused and
+    /// nothing is decided.
+    #[serde(default)]
+    pub id: Option<String>,
 }
 
 /// Arguments of `reset` and `status`: none.
@@ -307,8 +312,8 @@ key components, how a request flows, conventions.";
 const REPLY: &str = "Continue the debate on the same Codex session: answer Codex's last reply, push back or \
 concede. Codex remembers the thread. Ends with a VERDICT line.";
 const PERMIT: &str = "Resolve the permission Codex asked for (a result starting with `🔐 Codex paused`) and \
-resume that same turn: `allow` lets it go ahead; `deny` refuses and Codex answers without it. Returns the \
-turn's next pause or its answer.";
+resume that same turn: `allow` lets it go ahead; `deny` refuses and Codex answers without it. Pass the pause's \
+`id` so that a stale or repeated call cannot answer another pause. Returns the turn's next pause or its answer.";
 const RESET: &str = "Drop Codex's context for this workspace; the next call starts a fresh Codex session.";
 const STATUS: &str = "Health of codex-fusion for this workspace: guardian settings, Codex session, pending \
 permission, daemon uptime, recent codex-acp stderr.";
@@ -385,6 +390,16 @@ mod tests {
         let error = call("permit", json!({"decision": "maybe"})).expect_err("bad decision");
         assert!(error.to_string().contains("unknown variant `maybe`"), "{error}");
         assert!(error.to_string().contains("allow"), "{error}");
+        let error = call("permit", json!({"decision": "allow", "agent": "codex"})).expect_err("no agent yet");
+        assert!(error.to_string().contains("unknown field `agent`"), "{error}");
+        assert_eq!(
+            call("permit", json!({"decision": "deny", "id": "p3f9a"})),
+            Ok(ToolCall::Permit(PermitArgs {
+                decision: PermitDecision::Deny,
+                note: None,
+                id: Some("p3f9a".into())
+            }))
+        );
         let error = call("reply", json!({"message": "x", "extra": 1})).expect_err("unknown field");
         assert!(error.to_string().contains("unknown field `extra`"), "{error}");
         let error = call("consult", json!({"question": 42})).expect_err("wrong type");
@@ -432,6 +447,23 @@ mod tests {
         let permit = &definitions[6].2;
         assert_eq!(permit["required"], json!(["decision"]));
         assert_eq!(permit["properties"]["decision"]["enum"], json!(["allow", "deny"]));
+        let names: std::collections::BTreeSet<&str> = permit["properties"]
+            .as_object()
+            .expect("properties")
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(
+            names,
+            ["decision", "id", "note"].into(),
+            "no `agent` yet: that is a later issue"
+        );
+        assert!(
+            permit["properties"]["id"]["description"]
+                .as_str()
+                .is_some_and(|text| text.contains("🔐")),
+            "{permit:?}"
+        );
         let reset = &definitions[7].2;
         assert_eq!(reset["type"], json!("object"));
     }

@@ -71,6 +71,60 @@ pub struct TurnUsage {
 /// What Codex is waiting for, and why the guardian did not allow it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Pause {
+    /// Names this pause for `permit` (unique for the daemon's life).
+    pub id: String,
     pub request: PermissionRequest,
     pub why: String,
+}
+
+/// Hands out pause ids such as `p3f9a`: a counter, so unique for the
+/// daemon's life, that starts at a value taken from the start time, so a
+/// permit kept from an earlier daemon is unlikely to name a new pause.
+#[derive(Debug)]
+pub struct PauseIds {
+    next: std::sync::atomic::AtomicU64,
+}
+
+impl PauseIds {
+    pub fn new() -> PauseIds {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |since| since.subsec_nanos());
+        // At least four hex digits; the counter adds more as it grows.
+        let start = 0x1000 + u64::from(nanos % 0xe000);
+        PauseIds {
+            next: std::sync::atomic::AtomicU64::new(start),
+        }
+    }
+
+    pub fn next(&self) -> String {
+        let value = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        format!("p{value:x}")
+    }
+}
+
+impl Default for PauseIds {
+    fn default() -> Self {
+        PauseIds::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pause_ids_are_short_and_never_repeat() {
+        let ids = PauseIds::new();
+        let taken: Vec<String> = (0..70_000).map(|_| ids.next()).collect();
+        assert!(
+            taken
+                .iter()
+                .all(|id| id.starts_with('p') && id.len() >= 5 && id.len() <= 7),
+            "{:?}",
+            &taken[..3]
+        );
+        let unique: std::collections::HashSet<&String> = taken.iter().collect();
+        assert_eq!(unique.len(), taken.len());
+    }
 }

@@ -532,11 +532,8 @@ fn request(kind: ActionKind, paths: Vec<ResolvedPath>) -> PermissionRequest {
     PermissionRequest {
         kind,
         title: "t".into(),
-        command: None,
-        cwd: None,
         paths,
-        url: None,
-        reason: None,
+        ..PermissionRequest::default()
     }
 }
 
@@ -565,14 +562,42 @@ fn policy() -> impl Strategy<Value = Policy> {
     })
 }
 
+/// A path inside or out, its entry inside or out, and now and then in a
+/// credential store or agent configuration.
 fn resolved_path() -> impl Strategy<Value = ResolvedPath> {
-    ("[a-z./]{0,12}", any::<bool>(), any::<bool>()).prop_map(|(raw, inside_workspace, entry_inside_workspace)| {
-        ResolvedPath {
-            raw: PathBuf::from(&raw),
-            resolved: PathBuf::from(format!("/r/{raw}")),
-            inside_workspace,
-            entry_inside_workspace,
-        }
+    (
+        "[a-z./]{0,12}",
+        any::<bool>(),
+        any::<bool>(),
+        prop::bool::weighted(0.15),
+        prop::bool::weighted(0.15),
+    )
+        .prop_map(
+            |(raw, inside_workspace, entry_inside_workspace, credential, agent_config)| ResolvedPath {
+                credential_store: credential.then(|| "~/.ssh".to_owned()),
+                agent_config: agent_config.then(|| ".git".to_owned()),
+                raw: PathBuf::from(&raw),
+                resolved: PathBuf::from(format!("/r/{raw}")),
+                inside_workspace,
+                entry_inside_workspace,
+            },
+        )
+}
+
+/// Edits of one to five paths, every one of them inside the workspace and
+/// ordinary, as CODEX_FUSION_ALLOW_WRITES is meant to allow.
+fn ordinary_paths_inside() -> impl Strategy<Value = Vec<ResolvedPath>> {
+    proptest::collection::vec("[a-z]{1,8}", 1..=5).prop_map(|names| {
+        names
+            .into_iter()
+            .map(|name| ResolvedPath {
+                raw: PathBuf::from(&name),
+                resolved: PathBuf::from(format!("/w/{name}")),
+                inside_workspace: true,
+                entry_inside_workspace: true,
+                ..ResolvedPath::default()
+            })
+            .collect()
     })
 }
 
@@ -583,11 +608,14 @@ fn permission_request() -> impl Strategy<Value = PermissionRequest> {
         proptest::option::of(resolved_path()),
         proptest::option::of("[a-z ]{0,12}"),
         proptest::option::of("https://[a-z]{1,8}"),
+        // Mostly complete: an incomplete request asks whatever else it has.
+        prop::bool::weighted(0.2),
     )
-        .prop_map(|(kind, paths, cwd, command, url)| PermissionRequest {
+        .prop_map(|(kind, paths, cwd, command, url, paths_incomplete)| PermissionRequest {
             cwd,
             command,
             url,
+            paths_incomplete,
             ..request(kind, paths)
         })
 }
@@ -610,8 +638,52 @@ proptest! {
         }
     }
 
+    /// A request that touches a credential store is never auto-allowed,
+    /// whatever its kind (but thinking) and whatever the flags.
+    #[test]
+    fn credential_stores_always_ask(request in permission_request(), policy in policy()) {
+        let touches = request.paths.iter().any(|path| path.credential_store.is_some());
+        if touches && matches!(
+            request.kind,
+            ActionKind::Read | ActionKind::Search | ActionKind::Edit | ActionKind::Delete | ActionKind::Move | ActionKind::Execute
+        ) {
+            prop_assert!(!allowed(&request, &policy), "{:?} {:?}", request, policy);
+        }
+    }
+
+    /// A change that touches agent configuration is never auto-allowed.
+    #[test]
+    fn changes_to_agent_configuration_always_ask(request in permission_request(), policy in policy()) {
+        let touches = request.paths.iter().any(|path| path.agent_config.is_some());
+        if touches && matches!(request.kind, ActionKind::Edit | ActionKind::Delete | ActionKind::Move) {
+            prop_assert!(!allowed(&request, &policy), "{:?} {:?}", request, policy);
+        }
+    }
+
+    /// An edit of several paths with writes allowed: any one outside, in a
+    /// credential store or agent configuration makes it ask; all inside and
+    /// ordinary, it is allowed.
+    #[test]
+    fn an_edit_of_several_paths_is_allowed_only_when_every_one_is(
+        mut paths in ordinary_paths_inside(),
+        spoiler in prop::sample::select(vec!["none", "outside", "credential", "agent config"]),
+        index in any::<prop::sample::Index>(),
+    ) {
+        let at = index.index(paths.len());
+        match spoiler {
+            "outside" => paths[at].inside_workspace = false,
+            "credential" => paths[at].credential_store = Some(".env".into()),
+            "agent config" => paths[at].agent_config = Some("AGENTS.md".into()),
+            _ => {}
+        }
+        let writes = Policy { allow_writes: true, ..Policy::default() };
+        let request = request(ActionKind::Edit, paths);
+        prop_assert_eq!(allowed(&request, &writes), spoiler == "none", "{:?}", request);
+    }
+
     /// Changes are never auto-allowed when any path is outside (or none is
-    /// named), whatever the flags; inside they need CODEX_FUSION_ALLOW_WRITES.
+    /// named, or some path is not known), whatever the flags; inside they
+    /// need CODEX_FUSION_ALLOW_WRITES.
     /// An edit writes where the path leads, a delete removes the entry, a
     /// move changes both.
     #[test]
@@ -623,7 +695,7 @@ proptest! {
         };
         if matches!(request.kind, ActionKind::Edit | ActionKind::Delete | ActionKind::Move) {
             let any_outside = request.paths.is_empty() || request.paths.iter().any(outside);
-            if any_outside || !policy.allow_writes {
+            if any_outside || request.paths_incomplete || !policy.allow_writes {
                 prop_assert!(!allowed(&request, &policy), "{:?} {:?}", request, policy);
             }
         }
@@ -655,8 +727,9 @@ proptest! {
         }
     }
 
-    /// Judging one path inside instead of outside never takes an allow away:
-    /// the decision only gets stricter as paths leave the workspace.
+    /// Judging one path inside instead of outside, or ordinary instead of
+    /// sensitive, never takes an allow away: the decision only gets
+    /// stricter as paths leave the workspace or turn out sensitive.
     #[test]
     fn a_path_moved_inside_never_takes_an_allow_away(request in permission_request(), policy in policy(), index in any::<prop::sample::Index>()) {
         if request.paths.is_empty() {
@@ -665,11 +738,15 @@ proptest! {
         let at = index.index(request.paths.len());
         let mut target_inside = request.clone();
         target_inside.paths[at].inside_workspace = true;
+        let mut ordinary = request.clone();
+        ordinary.paths[at].credential_store = None;
+        ordinary.paths[at].agent_config = None;
         let mut entry_inside = request.clone();
         entry_inside.paths[at].entry_inside_workspace = true;
         if allowed(&request, &policy) {
             prop_assert!(allowed(&target_inside, &policy), "{:?} {:?}", target_inside, policy);
             prop_assert!(allowed(&entry_inside, &policy), "{:?} {:?}", entry_inside, policy);
+            prop_assert!(allowed(&ordinary, &policy), "{:?} {:?}", ordinary, policy);
         }
     }
 }

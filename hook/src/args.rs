@@ -171,6 +171,10 @@ pub enum Tool {
         /// A short note for Codex, e.g. what to do instead (`-` reads stdin)
         #[arg(long)]
         note: Option<String>,
+        /// The pause this answers (the `id:` line of its 🔐); refused if
+        /// another pause is waiting
+        #[arg(long)]
+        id: Option<String>,
     },
     /// Drop Codex's context for this workspace
     Reset,
@@ -287,11 +291,14 @@ impl Tool {
                 arguments.text("message", message)?;
                 arguments.options(options);
             }
-            Tool::Permit { decision, note } => {
+            Tool::Permit { decision, note, id } => {
                 arguments
                     .map
                     .insert("decision".into(), Value::String(decision.as_str().into()));
                 arguments.optional_text("note", note)?;
+                if let Some(id) = id {
+                    arguments.map.insert("id".into(), Value::String(id.clone()));
+                }
             }
             Tool::Reset | Tool::Status => {}
         }
@@ -525,6 +532,11 @@ mod tests {
         assert_eq!(
             Value::Object(tool.arguments(&mut no_reads).expect("arguments")),
             json!({"decision": "deny", "note": "use a dry run"})
+        );
+        let tool = tool_of(&["ask", "permit", "allow", "--id", "p3f9a"]);
+        assert_eq!(
+            Value::Object(tool.arguments(&mut no_reads).expect("arguments")),
+            json!({"decision": "allow", "id": "p3f9a"})
         );
         let error = Cli::try_parse_from(["codex-fusion", "ask", "permit", "maybe"]).expect_err("refused");
         assert_eq!(error.exit_code(), 2);

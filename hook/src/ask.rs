@@ -102,23 +102,27 @@ async fn converse(
             say!("{text}");
             return ExitCode::SUCCESS;
         }
+        // The id the daemon gave this pause: the permit below answers this
+        // pause and no other (a second window may have answered it already).
+        let id = pause_id(&result);
+        let hint = resume_hint(id.as_deref());
         if !interactive {
             say!("{text}");
-            return fail(RESUME_HINT);
+            return fail(hint);
         }
         note!("{text}\n");
         let (decision, note) = match ask_decision().await {
             Answered::Decision(decision, note) => (decision, note),
-            Answered::EndOfInput => return fail(RESUME_HINT),
+            Answered::EndOfInput => return fail(hint),
             // Ctrl-C here leaves the turn paused rather than guessing a
             // decision: the user may want to look before answering.
             Answered::Interrupted => {
-                note!("codex-fusion: {RESUME_HINT}");
+                note!("codex-fusion: {hint}");
                 return ExitCode::from(INTERRUPTED);
             }
         };
         tool = "permit";
-        let permit = Tool::Permit { decision, note };
+        let permit = Tool::Permit { decision, note, id };
         arguments = match permit.arguments(&mut |_: Source<'_>| unreachable!("a typed note is never `-`")) {
             Ok(arguments) => arguments,
             Err(error) => return fail(format_args!("{error:#}")),
@@ -126,8 +130,25 @@ async fn converse(
     }
 }
 
+/// The id of the pause `result` is, from its `_meta`.
+fn pause_id(result: &CallToolResult) -> Option<String> {
+    result
+        .meta
+        .as_ref()?
+        .0
+        .get(codex_fusion_protocol::PAUSE_META_KEY)?
+        .get("id")?
+        .as_str()
+        .map(str::to_owned)
+}
+
 /// What to run after a pause left unanswered.
-const RESUME_HINT: &str = "Codex is waiting for a decision; resume the turn with `codex-fusion ask permit allow` or `codex-fusion ask permit deny --note \"…\"`";
+fn resume_hint(id: Option<&str>) -> String {
+    let id = id.map(|id| format!(" --id {id}")).unwrap_or_default();
+    format!(
+        "Codex is waiting for a decision; resume the turn with `codex-fusion ask permit allow{id}` or `codex-fusion ask permit deny{id} --note \"…\"`"
+    )
+}
 
 enum Called {
     Result(CallToolResult),

@@ -39,6 +39,11 @@ pub const ENV_PREFIX: &str = "CODEX_FUSION_";
 /// Codex home of the client that starts a session travel with its hello.
 pub const AGENT_ENV_VARS: [&str; 3] = ["OPENAI_API_KEY", "CODEX_API_KEY", "CODEX_HOME"];
 
+/// The `_meta` key of a tool result that is a 🔐 pause; its value is
+/// `{"id": "<pause id>"}`, the id `permit` takes. Clients (the CLI's `ask`)
+/// read the pause from here rather than from the result's text.
+pub const PAUSE_META_KEY: &str = "codex-fusion/pause";
+
 /// Whether the client forwards variable `name` to the daemon.
 pub fn is_forwarded(name: &str) -> bool {
     name.starts_with(ENV_PREFIX) || AGENT_ENV_VARS.contains(&name)

@@ -326,13 +326,26 @@ async fn ask_stops_at_a_permission_pause_without_a_terminal_and_permit_resumes_i
     let text = stdout(&output);
     assert!(text.starts_with("🔐 Codex paused"), "{text}");
     assert!(text.contains("touch made.txt"), "{text}");
+    let id = text
+        .lines()
+        .find_map(|line| line.strip_prefix("id: "))
+        .unwrap_or_else(|| panic!("the pause shows its id: {text}"))
+        .to_owned();
     let message = stderr(&output);
     assert!(
-        message.contains("codex-fusion ask permit allow"),
-        "says how to resume: {message}"
+        message.contains(&format!("codex-fusion ask permit allow --id {id}")),
+        "says how to resume that pause: {message}"
     );
     assert!(!made.exists(), "nothing runs before permit");
-    let output = env.cli(&["ask", "permit", "allow"], None).await;
+    let output = env.cli(&["ask", "permit", "allow", "--id", "pstale"], None).await;
+    assert_eq!(output.status.code(), Some(1), "{}", stdout(&output));
+    assert!(
+        stderr(&output).contains(&id),
+        "names the pause waiting: {}",
+        stderr(&output)
+    );
+    assert!(!made.exists(), "a permit for another pause decides nothing");
+    let output = env.cli(&["ask", "permit", "allow", "--id", &id], None).await;
     assert!(output.status.success(), "{}", stderr(&output));
     let text = stdout(&output);
     assert!(text.contains("ran touch made.txt"), "{text}");
@@ -391,6 +404,12 @@ async fn ask_on_a_terminal_spins_and_asks_at_a_pause() {
         "the spinner showed the reasoning: {before_pause}"
     );
     assert!(before_pause.contains("🔐 Codex paused"), "{before_pause}");
+    let id = before_pause
+        .lines()
+        .find_map(|line| line.trim().strip_prefix("id: "))
+        .unwrap_or_else(|| panic!("the pause shows its id: {before_pause}"))
+        .trim()
+        .to_owned();
     assert!(!made.exists(), "nothing runs before the answer");
     input.write_all(b"a\r").await.expect("answer");
     read_until("Note for Codex", &mut seen).await;
@@ -404,6 +423,14 @@ async fn ask_on_a_terminal_spins_and_asks_at_a_pause() {
     assert!(status.success(), "{status}: {all}");
     assert!(all.contains("ran touch tty.txt"), "{all}");
     assert!(made.exists(), "allowed on the terminal, the command ran");
+    // The answer named the pause it was shown.
+    let logs = env.daemon_logs();
+    assert!(
+        logs.lines().any(|line| line.contains("permission resolved by Claude")
+            && line.contains(&format!("pause={id}"))
+            && line.contains("named=true")),
+        "the permit sent id {id}: {logs}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

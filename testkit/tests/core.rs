@@ -68,7 +68,10 @@ async fn tools_list_matches_the_spec() {
         let names = properties(tool);
         assert!(names.contains("model") && names.contains("effort"), "{tool}: {names:?}");
     }
-    assert_eq!(properties("permit"), ["decision", "note"].map(String::from).into());
+    assert_eq!(
+        properties("permit"),
+        ["decision", "id", "note"].map(String::from).into()
+    );
     client.close().await;
 }
 
@@ -270,6 +273,204 @@ async fn guardian_flags_auto_allow_and_reads_inside_never_ask() {
         text.starts_with("🔐 Codex paused: it wants to read outside the workspace"),
         "{text}"
     );
+    let text = client.text("permit", json!({"decision": "deny"})).await;
+    assert!(text.contains("fake answer"), "{text}");
+    client.close().await;
+}
+
+/// A move whose destination only a `tool_call_update`'s diff names (the
+/// request lists the source alone, as codex-acp's does) is judged by that
+/// destination: with writes allowed it still pauses, and says where it goes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_move_whose_destination_only_an_update_names_pauses_with_writes_allowed() {
+    let env = TestEnv::new();
+    std::fs::write(env.workspace.join("a.txt"), "keep me\n").expect("write");
+    let client = Client::start(&env, &[("CODEX_FUSION_ALLOW_WRITES", "1")]).await;
+    let text = client
+        .text("consult", consult("fake:permission:patch-move:a.txt>../moved.txt"))
+        .await;
+    assert!(text.starts_with("🔐 Codex paused"), "{text}");
+    let outside = env.root().join("moved.txt");
+    assert!(
+        text.contains(&format!("{} (OUTSIDE the workspace)", outside.display())),
+        "{text}"
+    );
+    let text = client.text("permit", json!({"decision": "deny"})).await;
+    assert!(text.contains("fake answer"), "{text}");
+    assert!(!outside.exists());
+    assert!(env.workspace.join("a.txt").exists());
+    // Inside the workspace, the same move is what the flag allows.
+    let text = client
+        .text("consult", consult("fake:permission:patch-move:a.txt>b.txt"))
+        .await;
+    assert!(!text.starts_with("🔐"), "{text}");
+    assert!(env.workspace.join("b.txt").exists(), "{text}");
+    client.close().await;
+}
+
+/// Each flag grants what it says and no more: with all three on, reading a
+/// credential store (inside the workspace, the daemon's state dir, a
+/// CODEX_HOME) and changing a file that runs code or configures an agent
+/// still pause, and the 🔐 says why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flags_grant_what_they_say_credentials_and_agent_configuration_still_ask() {
+    let env = TestEnv::new();
+    std::fs::write(env.workspace.join(".env"), "API_KEY=secret\n").expect("write");
+    std::fs::write(env.workspace.join("notes.md"), "notes\n").expect("write");
+    let codex_home = env.dir("elsewhere/codex-home");
+    std::fs::write(codex_home.join("auth.json"), "{}").expect("write");
+    let client = Client::start(
+        &env,
+        &[
+            ("CODEX_FUSION_ALLOW_EXTERNAL_READS", "1"),
+            ("CODEX_FUSION_ALLOW_WRITES", "1"),
+            ("CODEX_FUSION_ALLOW_COMMANDS", "1"),
+            ("CODEX_HOME", codex_home.to_str().expect("utf8")),
+        ],
+    )
+    .await;
+    let state_file = env.state_dir.join("sessions.json");
+    for (ask, why) in [
+        (
+            "read:.env",
+            "it reads a credential store (.env); codex-fusion always asks",
+        ),
+        (
+            &format!("read:{}", state_file.display()),
+            &format!("it reads a credential store ({})", env.state_dir.display()),
+        ),
+        (
+            &format!("read:{}", codex_home.join("auth.json").display()),
+            &format!("it reads a credential store ({})", codex_home.display()),
+        ),
+        ("edit:.env", "it changes a credential store (.env)"),
+        (
+            "edit:.git/hooks/pre-commit",
+            "it changes .git, which runs code or configures an agent",
+        ),
+        (
+            "edit:AGENTS.md",
+            "it changes AGENTS.md, which runs code or configures an agent",
+        ),
+        ("edit:.github/workflows/ci.yml", "it changes .github"),
+    ] {
+        let text = client.text("consult", consult(&format!("fake:permission:{ask}"))).await;
+        assert!(text.starts_with("🔐 Codex paused"), "{ask} was not paused: {text}");
+        assert!(text.contains(&format!("asked because: {why}")), "{ask}: {text}");
+        let text = client.text("permit", json!({"decision": "deny"})).await;
+        assert!(text.contains("fake answer"), "{text}");
+    }
+    assert_eq!(
+        std::fs::read_to_string(env.workspace.join(".env")).expect(".env"),
+        "API_KEY=secret\n"
+    );
+    // What the flags do grant still goes ahead.
+    let text = client
+        .text(
+            "consult",
+            consult(
+                "fake:permission:read:/etc/hostname fake:permission:edit:notes.md fake:permission:execute:made.txt",
+            ),
+        )
+        .await;
+    assert!(!text.starts_with("🔐"), "{text}");
+    assert!(text.contains("edited"), "{text}");
+    client.close().await;
+}
+
+/// The `id: …` line of a 🔐.
+fn pause_id(text: &str) -> String {
+    text.lines()
+        .find_map(|line| line.strip_prefix("id: "))
+        .unwrap_or_else(|| panic!("no `id:` line in {text}"))
+        .trim()
+        .to_owned()
+}
+
+/// A permit answers the pause it was shown: one naming another pause (a
+/// retried or stale call, a second Claude window) is refused, says which
+/// pause is waiting, and decides nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_permit_naming_another_pause_is_refused_and_decides_nothing() {
+    let env = TestEnv::new();
+    let client = Client::start(&env, &[]).await;
+    let first = client.text("consult", consult("fake:permission:execute:one.txt")).await;
+    assert!(first.starts_with("🔐 Codex paused"), "{first}");
+    let first_id = pause_id(&first);
+    assert!(
+        first_id.len() >= 5 && first_id.starts_with('p') && first_id[1..].chars().all(|c| c.is_ascii_hexdigit()),
+        "{first_id}"
+    );
+    let result = client
+        .call("permit", json!({"decision": "allow", "id": "p0000stale"}))
+        .await
+        .expect("answered");
+    let text = result_text(&result);
+    assert_eq!(result.is_error, Some(true), "{text}");
+    assert!(text.contains("p0000stale"), "{text}");
+    assert!(
+        text.contains(&first_id) && text.contains("touch one.txt"),
+        "names the current pause: {text}"
+    );
+    assert!(
+        !env.workspace.join("one.txt").exists(),
+        "a refused permit decided nothing"
+    );
+    let text = client
+        .text("permit", json!({"decision": "allow", "id": first_id}))
+        .await;
+    assert!(text.contains("ran touch one.txt"), "{text}");
+    // The next pause has an id of its own; the old one no longer answers.
+    let second = client.text("consult", consult("fake:permission:execute:two.txt")).await;
+    let second_id = pause_id(&second);
+    assert_ne!(second_id, first_id);
+    let result = client
+        .call("permit", json!({"decision": "deny", "id": first_id}))
+        .await
+        .expect("answered");
+    assert_eq!(result.is_error, Some(true), "{}", result_text(&result));
+    assert!(result_text(&result).contains(&second_id), "{}", result_text(&result));
+    // Without an id, a permit answers whatever is waiting, as before.
+    let text = client.text("permit", json!({"decision": "deny"})).await;
+    assert!(text.contains("fake answer"), "{text}");
+    client.close().await;
+}
+
+/// A pause shows the exact command it would approve: one too long for the
+/// result budget is not cut in the middle but saved whole, privately, to a
+/// file the pause names.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_too_long_to_show_is_saved_whole_never_cut() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let env = TestEnv::new();
+    let client = Client::start(&env, &[("CODEX_FUSION_MAX_RESULT_CHARS", "1000")]).await;
+    // Marked at both ends, so a cut anywhere shows.
+    let name = format!("HEAD{}TAIL", "x".repeat(1500));
+    let text = client
+        .text("consult", consult(&format!("fake:permission:execute:{name}")))
+        .await;
+    assert!(
+        text.starts_with("🔐 Codex paused: it wants to run a command."),
+        "{text}"
+    );
+    assert!(text.chars().count() <= 1000, "{} characters", text.chars().count());
+    assert!(
+        !text.contains("HEAD") && !text.contains("TAIL") && !text.contains("xxxxxxxxxx"),
+        "no piece of the command is shown: {text}"
+    );
+    assert!(text.contains("too long to show whole"), "{text}");
+    let saved = text
+        .split_whitespace()
+        .find(|word| word.contains("/pauses/"))
+        .map(|word| word.trim_end_matches(['.', ',', ';', ')']))
+        .unwrap_or_else(|| panic!("the pause names the file: {text}"));
+    let saved = std::path::Path::new(saved);
+    assert!(saved.starts_with(&env.state_dir), "{}", saved.display());
+    let mode = std::fs::metadata(saved).expect("saved file").permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "private to the user");
+    let whole = std::fs::read_to_string(saved).expect("read");
+    assert!(whole.contains(&format!("command: touch {name}\n")), "{whole}");
+    assert!(whole.contains(&format!("id: {}", pause_id(&text))), "{whole}");
     let text = client.text("permit", json!({"decision": "deny"})).await;
     assert!(text.contains("fake answer"), "{text}");
     client.close().await;

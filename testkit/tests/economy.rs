@@ -136,10 +136,10 @@ async fn a_pause_quoting_a_huge_command_fits_the_budget_and_still_says_how_to_re
         .await;
     assert!(text.chars().count() <= 3000, "{} chars", text.chars().count());
     assert!(text.starts_with("🔐 Codex paused"), "{text}");
-    assert!(
-        text.contains("characters left out to fit Claude's tool-output limit"),
-        "{text}"
-    );
+    // The command is never shown cut: it is left out, and saved whole.
+    assert!(!text.contains("xxxxxxxxxx"), "{text}");
+    assert!(text.contains("too long to show whole"), "{text}");
+    assert!(text.contains("/pauses/"), "names the file: {text}");
     assert!(text.ends_with("The turn waits for your decision."), "{text}");
     // The pause is real and resumable.
     let text = client.text("permit", json!({"decision": "deny"})).await;

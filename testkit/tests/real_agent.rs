@@ -380,3 +380,49 @@ async fn quota_and_rate_limit_answers_read_as_what_to_do() {
     assert!(!error, "the session recovers: {text}");
     client.close().await;
 }
+
+/// `apply_patch` moving a workspace file out of the workspace: codex-acp's
+/// permission request names only the source (`src/a.rs`, inside); the
+/// destination is only in the diff content of the `tool_call` before it.
+/// With writes allowed, the move must still pause, the 🔐 must name the
+/// destination as outside, and a deny must leave both files as they were.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_move_out_of_the_workspace_pauses_even_with_writes_allowed() {
+    let real = RealEnv::new(true).await;
+    let workspace = &real.env.workspace;
+    std::fs::create_dir_all(workspace.join("src")).expect("mkdir");
+    std::fs::write(workspace.join("src/a.rs"), "fn a() {}\n").expect("write");
+    let destination = workspace.join("../outside.txt");
+    let client = Client::start(&real.env, &[("CODEX_FUSION_ALLOW_WRITES", "1")]).await;
+    let patch = r"*** Begin Patch\n*** Update File: src/a.rs\n*** Move to: ../outside.txt\n@@\n-fn a() {}\n+fn moved() {}\n*** End Patch";
+    let (error, text) = call(&client, "consult", consult(&format!("Move it.\nmock:patch:{patch}"))).await;
+    assert!(!error, "{text}");
+    assert!(
+        text.starts_with("🔐 Codex paused"),
+        "a move out of the workspace was not paused (outside.txt exists: {}): {text}",
+        destination.exists()
+    );
+    assert!(
+        text.lines().any(|line| line.starts_with("path: ")
+            && line.contains("outside.txt")
+            && line.contains("OUTSIDE the workspace")),
+        "the 🔐 names the destination as outside: {text}"
+    );
+    assert!(
+        text.contains("outside.txt (+1 −1)\n  -fn a() {}\n  +fn moved() {}\n"),
+        "the 🔐 shows the diff it would write: {text}"
+    );
+    assert!(!destination.exists(), "nothing is written before permit");
+    let (error, text) = call(&client, "permit", json!({"decision": "deny"})).await;
+    assert!(!error, "{text}");
+    assert!(
+        !destination.exists(),
+        "denied, yet {} was written",
+        destination.display()
+    );
+    assert_eq!(
+        std::fs::read_to_string(workspace.join("src/a.rs")).expect("src/a.rs is still there"),
+        "fn a() {}\n"
+    );
+    client.close().await;
+}

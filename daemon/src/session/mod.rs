@@ -43,7 +43,7 @@ use crate::progress;
 use crate::prompts::{self, Verdict};
 use crate::tools::ModelChoice;
 use crate::tools::PermitDecision;
-use crate::turn::{Answer, CallId, Pause, TurnOutcome, TurnUsage, Waiter};
+use crate::turn::{Answer, CallId, Pause, PauseIds, TurnOutcome, TurnUsage, Waiter};
 use crate::turnlog::{self, GuardianEntry, ToolCallEntry, TurnRecord};
 use codex_fusion_protocol::control::SessionSource;
 use codex_fusion_protocol::pairing::PairingStore;
@@ -73,6 +73,9 @@ pub enum Command {
     Permit {
         decision: PermitDecision,
         note: Option<String>,
+        /// The pause this permit answers, if the caller named one; any other
+        /// pause is left waiting.
+        id: Option<String>,
         waiter: Waiter,
     },
     /// The client cancelled call `call` (or went away). If that call had
@@ -134,6 +137,8 @@ pub struct SessionContext {
     /// restored by load on the next turn), so idle workspaces hold no
     /// codex-acp processes.
     pub agent_idle: Duration,
+    /// Ids for pauses, unique across every workspace of the daemon.
+    pub pause_ids: PauseIds,
 }
 
 /// The actor is gone (the daemon is shutting down).
@@ -354,6 +359,8 @@ enum CancelReason {
 
 /// A permission Codex is waiting on, held until `permit` answers it.
 struct PendingPermission {
+    /// The id its 🔐 showed.
+    id: String,
     request: PermissionRequest,
     acp: Box<RequestPermissionRequest>,
     responder: Responder<RequestPermissionResponse>,
@@ -459,15 +466,20 @@ impl SessionActor {
                 self.last_command = Some(request.settings.acp_command.display.clone());
                 if let Some(pending) = self.turn.as_ref().and_then(|turn| turn.pending.as_ref()) {
                     let message = format!(
-                        "Codex is paused waiting for your decision on: {}. Call `permit` with `allow` or `deny` first (or `reset` to drop that turn).",
-                        pending.request.title
+                        "Codex is paused waiting for your decision on: {} (pause {}). Call `permit` with `allow` or `deny` first (or `reset` to drop that turn).",
+                        pending.request.title, pending.id
                     );
                     request.waiter.send(TurnOutcome::Refused(message));
                     return;
                 }
                 self.queue.push_back(request);
             }
-            Command::Permit { decision, note, waiter } => self.on_permit(decision, note, waiter),
+            Command::Permit {
+                decision,
+                note,
+                id,
+                waiter,
+            } => self.on_permit(decision, note, id, waiter),
             Command::Cancel { call } => self.on_cancel(call),
             Command::Reset { reply } => {
                 let had_session = self.reset();
@@ -490,19 +502,30 @@ impl SessionActor {
         }
     }
 
-    fn on_permit(&mut self, decision: PermitDecision, note: Option<String>, waiter: Waiter) {
-        let Some(turn) = self.turn.as_mut().filter(|turn| turn.pending.is_some()) else {
-            let why = self
-                .lost_pause
-                .take()
-                .map(|lost| format!(" ({lost})"))
-                .unwrap_or_default();
-            waiter.send(TurnOutcome::Refused(format!(
-                "Nothing is waiting for permission in this workspace: no Codex turn is paused{why}. Start one with consult, review_plan, review_diff, brainstorm, explore or reply."
-            )));
+    fn on_permit(&mut self, decision: PermitDecision, note: Option<String>, id: Option<String>, waiter: Waiter) {
+        let Some(turn) = self.turn.as_mut() else {
+            self.refuse_permit(id.as_deref(), waiter);
             return;
         };
-        let pending = turn.pending.take().expect("checked above");
+        let Some(pending) = turn.pending.take() else {
+            self.refuse_permit(id.as_deref(), waiter);
+            return;
+        };
+        if let Some(asked) = id.as_deref().map(str::trim)
+            && asked != pending.id
+        {
+            let message = format!(
+                "This permit names pause `{asked}`, but the pause waiting here is `{}`: {} ({}). Nothing was decided. If that is the one you mean, call `permit` again with id `{}`",
+                pending.id,
+                pending.request.title,
+                pending.request.kind.label(),
+                pending.id
+            );
+            tracing::info!(asked, waiting = %pending.id, "refused a permit naming another pause");
+            turn.pending = Some(pending);
+            waiter.send(TurnOutcome::Refused(message));
+            return;
+        }
         let allow = decision == PermitDecision::Allow;
         let option = acp::choose_option(&pending.acp, allow);
         let outcome = match &option {
@@ -510,7 +533,14 @@ impl SessionActor {
             None => RequestPermissionOutcome::Cancelled,
         };
         let label = if allow { "permit allow" } else { "permit deny" };
-        tracing::info!(decision = label, title = %pending.request.title, option = ?option, "permission resolved by Claude");
+        tracing::info!(
+            decision = label,
+            pause = %pending.id,
+            named = id.is_some(),
+            title = %pending.request.title,
+            option = ?option,
+            "permission resolved by Claude"
+        );
         if let Some(entry) = turn.record.guardian.last_mut() {
             entry.decision = format!("ask → {label}");
         }
@@ -530,6 +560,21 @@ impl SessionActor {
         if let Some((request, responder)) = turn.waiting_permissions.pop_front() {
             self.on_permission(request, responder);
         }
+    }
+
+    /// Answers a permit that finds nothing paused, saying why.
+    fn refuse_permit(&mut self, id: Option<&str>, waiter: Waiter) {
+        let why = self
+            .lost_pause
+            .take()
+            .map(|lost| format!(" ({lost})"))
+            .unwrap_or_default();
+        let named = id
+            .map(|id| format!(" Pause `{id}` is no longer waiting."))
+            .unwrap_or_default();
+        waiter.send(TurnOutcome::Refused(format!(
+            "Nothing is waiting for permission in this workspace: no Codex turn is paused{why}.{named} Start one with consult, review_plan, review_diff, brainstorm, explore or reply."
+        )));
     }
 
     fn on_cancel(&mut self, call: CallId) {
@@ -623,10 +668,11 @@ impl SessionActor {
                 .and_then(|turn| turn.pending.as_ref())
                 .map(|pending| {
                     format!(
-                        "{} ({}; asked because {})",
+                        "{} ({}; asked because {}; pause {})",
                         pending.request.title,
                         pending.request.kind.label(),
-                        pending.why
+                        pending.why,
+                        pending.id
                     )
                 }),
             last_used_secs_ago: self.last_used.map(|used| used.elapsed().as_secs()),

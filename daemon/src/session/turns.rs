@@ -98,7 +98,7 @@ impl SessionActor {
         request: Box<RequestPermissionRequest>,
         responder: Responder<RequestPermissionResponse>,
     ) {
-        let workspace = self.workspace.clone();
+        let boundary = self.boundary();
         let session_matches = self
             .session
             .as_ref()
@@ -120,7 +120,7 @@ impl SessionActor {
             return;
         }
         let known = turn.tool_calls.get(&request.tool_call.tool_call_id.to_string());
-        let translated = acp::permission_request(&request, known, &workspace);
+        let translated = acp::permission_request(&request, known, &boundary);
         let mut decision = guardian::decide(&translated, &turn.settings.policy);
         let allow_option = acp::choose_option(&request, true);
         if decision == Decision::Allow && allow_option.is_none() {
@@ -163,11 +163,15 @@ impl SessionActor {
                 let _ = responder.respond(RequestPermissionResponse::new(outcome));
             }
             Decision::Ask(why) => {
+                let id = self.context.pause_ids.next();
+                tracing::info!(pause = %id, "turn paused for permission");
                 let pause = Pause {
+                    id: id.clone(),
                     request: translated.clone(),
                     why: why.clone(),
                 };
                 turn.pending = Some(PendingPermission {
+                    id,
                     request: translated,
                     acp: request,
                     responder,
@@ -184,6 +188,30 @@ impl SessionActor {
                 }
             }
         }
+    }
+
+    /// What the paths of a permission request are judged against: the
+    /// workspace, and as credential stores the daemon's state directory and
+    /// every CODEX_HOME the agent may use (the live agent's, the running
+    /// turn's client's, the daemon's own).
+    fn boundary(&self) -> crate::resolve::Boundary {
+        let codex_home = |env: &[(String, String)]| {
+            env.iter()
+                .find(|(name, _)| name == "CODEX_HOME")
+                .map(|(_, value)| PathBuf::from(value))
+        };
+        let stores = [
+            Some(self.context.state_dir.clone()),
+            codex_home(&self.agent_env),
+            self.turn.as_ref().and_then(|turn| codex_home(&turn.agent_env)),
+            std::env::var_os("CODEX_HOME")
+                .filter(|home| !home.is_empty())
+                .map(PathBuf::from),
+        ];
+        let home = std::env::var_os("HOME")
+            .filter(|home| !home.is_empty())
+            .map(PathBuf::from);
+        crate::resolve::Boundary::new(&self.workspace, stores.into_iter().flatten(), home)
     }
 
     /// The live agent is gone (exit, crash, garbage, hard stop): fails the

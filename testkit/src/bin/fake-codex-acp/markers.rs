@@ -51,6 +51,10 @@ pub enum AskKind {
     Fetch,
     Delete,
     Move,
+    /// `patch-move:SRC>DEST`: an `apply_patch` move the way codex-acp shows
+    /// it: the tool call announced with no content, the destination only in
+    /// a later update's diff, the request naming the source alone.
+    PatchMove,
 }
 
 const PREFIX: &str = "fake:";
@@ -130,6 +134,7 @@ fn permission(argument: &str) -> Option<PermissionAsk> {
         "fetch" => AskKind::Fetch,
         "delete" => AskKind::Delete,
         "move" => AskKind::Move,
+        "patch-move" => AskKind::PatchMove,
         _ => return None,
     };
     (!target.is_empty()).then(|| PermissionAsk {

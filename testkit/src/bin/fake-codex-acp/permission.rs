@@ -8,8 +8,9 @@
 use std::path::{Path, PathBuf};
 
 use agent_client_protocol::v1::schema::{
-    PermissionOption, PermissionOptionKind, RequestPermissionOutcome, RequestPermissionRequest, SessionUpdate,
-    ToolCall, ToolCallId, ToolCallLocation, ToolCallStatus, ToolCallUpdate, ToolCallUpdateFields, ToolKind,
+    Diff, PermissionOption, PermissionOptionKind, RequestPermissionOutcome, RequestPermissionRequest, SessionUpdate,
+    ToolCall, ToolCallContent, ToolCallId, ToolCallLocation, ToolCallStatus, ToolCallUpdate, ToolCallUpdateFields,
+    ToolKind,
 };
 use agent_client_protocol::{is_connection_terminated, is_incoming_transport_closed};
 use serde_json::{Value, json};
@@ -41,6 +42,7 @@ enum Target {
     Fetch(String),
     Delete(PathBuf),
     Move(PathBuf),
+    Rename { from: PathBuf, to: PathBuf },
 }
 
 /// What the client said about one `session/request_permission`.
@@ -67,6 +69,16 @@ impl Turn {
             return self.set_status(&action, ToolCallStatus::Completed);
         }
         self.update(SessionUpdate::ToolCall(tool_call(&action, ToolCallStatus::Pending)))?;
+        if let Target::Rename { from, to } = &action.target {
+            // codex-acp's diff of a moved file carries the destination.
+            let diff = Diff::new(to.clone(), std::fs::read_to_string(from).unwrap_or_default())
+                .old_text(std::fs::read_to_string(from).unwrap_or_default());
+            let fields = ToolCallUpdateFields::new().content(vec![ToolCallContent::Diff(diff)]);
+            self.update(SessionUpdate::ToolCallUpdate(ToolCallUpdate::new(
+                action.id.clone(),
+                fields,
+            )))?;
+        }
         match self.ask(&action).await {
             Answer::Allowed => {
                 let note = perform(&action.target);
@@ -84,11 +96,13 @@ impl Turn {
     /// Sends `session/request_permission` and waits, without a time limit,
     /// for the answer or for `session/cancel`.
     async fn ask(&self, action: &Action) -> Answer {
-        let fields = ToolCallUpdateFields::new()
+        let mut fields = ToolCallUpdateFields::new()
             .kind(action.kind)
             .title(action.title.clone())
-            .raw_input(action.raw_input.clone())
             .locations(action.locations.clone());
+        if !action.raw_input.is_null() {
+            fields = fields.raw_input(action.raw_input.clone());
+        }
         let request = RequestPermissionRequest::new(
             self.session_id.clone(),
             ToolCallUpdate::new(action.id.clone(), fields),
@@ -149,11 +163,15 @@ fn codex_options() -> Vec<PermissionOption> {
 }
 
 fn tool_call(action: &Action, status: ToolCallStatus) -> ToolCall {
-    ToolCall::new(action.id.clone(), action.title.clone())
+    let call = ToolCall::new(action.id.clone(), action.title.clone())
         .kind(action.kind)
         .status(status)
-        .raw_input(action.raw_input.clone())
-        .locations(action.locations.clone())
+        .locations(action.locations.clone());
+    if action.raw_input.is_null() {
+        call
+    } else {
+        call.raw_input(action.raw_input.clone())
+    }
 }
 
 fn describe(id: ToolCallId, ask: &PermissionAsk, cwd: &Path) -> Action {
@@ -200,6 +218,17 @@ fn describe(id: ToolCallId, ask: &PermissionAsk, cwd: &Path) -> Action {
             at,
             Target::Move(path),
         ),
+        AskKind::PatchMove => {
+            let (from, to) = written.split_once('>').unwrap_or((written.as_str(), ""));
+            let (from, to) = (cwd.join(from), cwd.join(to));
+            (
+                "Edit files".to_owned(),
+                ToolKind::Edit,
+                Value::Null,
+                vec![ToolCallLocation::new(from.clone())],
+                Target::Rename { from, to },
+            )
+        }
         AskKind::Fetch => (
             format!("Fetch {written}"),
             ToolKind::Fetch,
@@ -239,5 +268,9 @@ fn perform(target: &Target) -> String {
         Target::Fetch(url) => format!("fetched {url}"),
         Target::Delete(path) => format!("deleted {}", path.display()),
         Target::Move(path) => format!("moved {}", path.display()),
+        Target::Rename { from, to } => match std::fs::rename(from, to) {
+            Ok(()) => format!("moved {} to {}", from.display(), to.display()),
+            Err(error) => format!("moving {} failed: {error}", from.display()),
+        },
     }
 }

@@ -6,6 +6,8 @@
 //!   so a read-only session asks the client; once the output comes back, an answer quoting it.
 //! - `mock:exec-sandboxed:<command>`: the same call without escalation (runs in Codex's sandbox).
 //! - `mock:write:<path>`: an `apply_patch` adding `<path>` (relative to the workspace).
+//! - `mock:patch:<patch>`: an `apply_patch` whose input is `<patch>`, written on one line
+//!   with `\n` for a line break and `\\` for a backslash (a move, a delete, several files).
 //! - `mock:slow`: text deltas every `--slow-interval-ms`, `--slow-chunks` of them.
 //! - `mock:status:<code>[:<error code>]`: that HTTP status with an OpenAI-style error body.
 //! - anything else: the default answer (prompt count, model, effort, verdict line).
@@ -32,6 +34,8 @@ pub enum Scenario {
     ExecResult { command: String },
     WriteCall { path: String },
     WriteResult { path: String },
+    PatchCall { patch: String },
+    PatchResult,
     Reason,
     Slow,
     Default,
@@ -48,6 +52,8 @@ impl Scenario {
             Scenario::ExecResult { .. } => "exec_result",
             Scenario::WriteCall { .. } => "write_call",
             Scenario::WriteResult { .. } => "write_result",
+            Scenario::PatchCall { .. } => "patch_call",
+            Scenario::PatchResult => "patch_result",
             Scenario::Reason => "reason",
             Scenario::Slow => "slow",
             Scenario::Default => "default",
@@ -89,6 +95,33 @@ fn parse_status(text: &str) -> Option<Scenario> {
     Some(Scenario::Status { code, error_code })
 }
 
+/// A patch written on one line: `\n` is a line break, `\\` a backslash; any
+/// other backslash is kept as it is.
+fn unescape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('n') => out.push('\n'),
+            Some('\\') => out.push('\\'),
+            Some(other) => {
+                out.push('\\');
+                out.push(other);
+            }
+            None => out.push('\\'),
+        }
+    }
+    // apply_patch wants the patch to end with a line break.
+    if !out.ends_with('\n') {
+        out.push('\n');
+    }
+    out
+}
+
 pub fn select(info: &RequestInfo) -> Scenario {
     if info.is_title_request() {
         return Scenario::Title;
@@ -126,6 +159,15 @@ pub fn select(info: &RequestInfo) -> Scenario {
             Scenario::WriteResult { path }
         } else {
             Scenario::WriteCall { path }
+        };
+    }
+    if let Some(patch) = marker_arg(text, "mock:patch:") {
+        return if answered {
+            Scenario::PatchResult
+        } else {
+            Scenario::PatchCall {
+                patch: unescape(&patch),
+            }
         };
     }
     if text.contains("mock:reason") {
@@ -224,6 +266,24 @@ pub fn reply(scenario: &Scenario, info: &RequestInfo, ids: &Ids, pacing: Pacing)
                     "type": "custom_tool_call", "id": ids.item("ctc", 0), "status": "completed",
                     "call_id": ids.call(), "name": "apply_patch", "input": patch,
                 }),
+            ));
+        }
+        Scenario::PatchCall { patch } => {
+            steps.extend(sse::whole_item(
+                0,
+                json!({
+                    "type": "custom_tool_call", "id": ids.item("ctc", 0), "status": "completed",
+                    "call_id": ids.call(), "name": "apply_patch", "input": patch,
+                }),
+            ));
+        }
+        Scenario::PatchResult => {
+            output_text = format!("The patch came back:\n{}\n{VERDICT_LINE}", last_output(info));
+            steps.extend(sse::message(
+                &ids.item("msg", 0),
+                0,
+                &split3(&output_text),
+                Duration::ZERO,
             ));
         }
         Scenario::ExecResult { command } => {
@@ -421,6 +481,14 @@ mod tests {
         assert_eq!(select(&info("mock:status:abc")), Scenario::Default);
         assert_eq!(select(&info("mock:status:99999")), Scenario::Default);
         assert_eq!(select(&info("mock:exec:")), Scenario::Default);
+        assert_eq!(
+            select(&info(
+                r"mock:patch:*** Begin Patch\n*** Delete File: a\\b\n*** End Patch"
+            )),
+            Scenario::PatchCall {
+                patch: "*** Begin Patch\n*** Delete File: a\\b\n*** End Patch\n".to_owned()
+            }
+        );
     }
 
     #[test]
