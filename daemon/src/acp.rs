@@ -513,10 +513,9 @@ pub fn action_kind(kind: ToolKind) -> ActionKind {
 ///
 /// The paths judged are the union of the request's locations, the paths in
 /// the raw input and every path the tool call's diffs have named. An edit
-/// is marked [`PermissionRequest::paths_incomplete`] when some location is
-/// explained neither by a diff or raw-input path of its own nor by a diff
-/// path that is no location (a move's destination): codex-acp leaves out
-/// the diff of a change too large to show, and with it where a move goes.
+/// is marked [`PermissionRequest::paths_incomplete`] unless its diffs (or
+/// raw input) name exactly its locations: a move, or a change whose diff
+/// codex-acp left out, cannot be checked path by path.
 pub fn permission_request(
     request: &RequestPermissionRequest,
     known: Option<&ToolCallInfo>,
@@ -549,15 +548,27 @@ pub fn permission_request(
             paths.push(path.clone());
         }
     }
-    let paths_incomplete = kind == ActionKind::Edit && {
-        let among =
-            |path: &ResolvedPath, others: &[ResolvedPath]| others.iter().any(|other| other.resolved == path.resolved);
-        let unexplained = located
-            .iter()
-            .filter(|path| !among(path, &from_diffs) && !among(path, &from_input))
-            .count();
-        let destinations = from_diffs.iter().filter(|path| !among(path, &located)).count();
-        unexplained > destinations
+    // codex-acp names a change's source as a location and only a move's
+    // destination in its diff, drops the diff of a change too large to
+    // show, and merges repeated locations: which source goes where cannot
+    // be told apart from a dropped diff (a patch can pair an add of `a`
+    // with a move of `a`, or two moves of one file). So an edit is known
+    // whole only when its diffs name exactly its locations; any move, and
+    // any change shown without its diff, asks.
+    let paths_incomplete = match kind {
+        ActionKind::Edit => {
+            let among = |path: &ResolvedPath, others: &[ResolvedPath]| {
+                others.iter().any(|other| other.resolved == path.resolved)
+            };
+            let explained = |path: &ResolvedPath| among(path, &from_diffs) || among(path, &from_input);
+            located.iter().any(|path| !explained(path))
+                || from_diffs
+                    .iter()
+                    .any(|path| !located.is_empty() && !among(path, &located))
+        }
+        // Where it goes, and from where.
+        ActionKind::Move => paths.len() < 2,
+        _ => false,
     };
     PermissionRequest {
         kind,
@@ -881,7 +892,9 @@ mod tests {
                 (outside.display().to_string(), false)
             ]
         );
-        assert!(!translated.paths_incomplete, "source and destination are both known");
+        // Both are judged, and a move is never auto-allowed: which source
+        // goes where cannot be told from what codex-acp sends.
+        assert!(translated.paths_incomplete, "a move cannot be checked path by path");
         let writes = crate::guardian::Policy {
             allow_writes: true,
             ..Default::default()
@@ -968,6 +981,36 @@ mod tests {
             .content(vec![moved_diff(&workspace)]);
         let known = ToolCallInfo::from_call(&one_shown);
         assert!(permission_request(&two, Some(&known), &Boundary::new(&workspace, [], None)).paths_incomplete);
+        // A patch balanced to look whole: `a` moved inside to `c`, `a`
+        // added again (its diff explains the location `a`), and `big`
+        // moved out with its diff dropped. Locations {a, big}, diffs
+        // {c, a}: a count of "sources without a diff" against "diffs
+        // without a location" would call it complete.
+        let fields = ToolCallUpdateFields::new().kind(ToolKind::Edit).locations(vec![
+            ToolCallLocation::new(workspace.join("src/a.rs")),
+            ToolCallLocation::new(workspace.join("src/big.rs")),
+        ]);
+        let balanced = RequestPermissionRequest::new("s1", ToolCallUpdate::new("call-1", fields), vec![]);
+        let shown = ToolCall::new("call-1", "Editing files")
+            .kind(ToolKind::Edit)
+            .content(vec![
+                ToolCallContent::Diff(Diff::new(workspace.join("src/c.rs"), "fn a() {}\n").old_text("fn a() {}\n")),
+                ToolCallContent::Diff(Diff::new(workspace.join("src/a.rs"), "fn again() {}\n")),
+            ]);
+        let translated = permission_request(
+            &balanced,
+            Some(&ToolCallInfo::from_call(&shown)),
+            &Boundary::new(&workspace, [], None),
+        );
+        assert!(translated.paths_incomplete, "{:?}", translated.paths);
+        let writes = crate::guardian::Policy {
+            allow_writes: true,
+            ..Default::default()
+        };
+        assert_ne!(
+            crate::guardian::decide(&translated, &writes),
+            crate::guardian::Decision::Allow
+        );
     }
 
     #[test]

@@ -159,7 +159,7 @@ pub fn decide(request: &PermissionRequest, policy: &Policy) -> Decision {
                 Decision::Ask("a change that names no path cannot be checked against the workspace".into())
             } else if request.paths_incomplete {
                 Decision::Ask(
-                    "it changes files the request does not all name (e.g. a move whose destination is not shown), so they cannot be checked against the workspace".into(),
+                    "it moves files, or changes one whose diff was not sent, so not every path it touches can be checked against the workspace (CODEX_FUSION_ALLOW_WRITES does not cover it)".into(),
                 )
             } else if let Some(store) = credential {
                 Decision::Ask(format!(
@@ -389,7 +389,7 @@ mod tests {
             let Decision::Ask(reason) = decide(&request, &ALL) else {
                 panic!("{kind:?} with a path nobody named was allowed")
             };
-            assert!(reason.contains("does not all name"), "{reason}");
+            assert!(reason.contains("not every path it touches"), "{reason}");
         }
     }
 

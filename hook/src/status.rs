@@ -115,6 +115,16 @@ fn render_workspace(out: &mut String, workspace: &WorkspaceStatus, named: bool) 
     if let Some(mode) = &workspace.mode {
         row(out, "  ", "mode", mode);
     }
+    if let Some(reason) = &workspace.unconfined {
+        row(
+            out,
+            "  ",
+            "warning",
+            &format!(
+                "reads are not confined to the workspace ({reason}); the agent's sandboxed commands may read any file without asking"
+            ),
+        );
+    }
     if let Some(model) = &workspace.model {
         let mut shown = model.clone();
         if let Some(effort) = &workspace.effort {

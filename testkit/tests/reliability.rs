@@ -1048,9 +1048,12 @@ async fn fault_agent_floods_100k_updates_and_memory_stays_bounded() {
         .start_call("consult", json!({"question": format!("fake:flood:{UPDATES}")}))
         .await;
     let token = token_of(&handle);
-    let response = tokio::time::timeout(Duration::from_secs(120), handle.await_response())
+    // A guard against a hang, not a budget (figure 3 of the bench measures
+    // the rate): on a 2-core machine shared with the rest of the suite the
+    // turn took 70–120 s.
+    let response = tokio::time::timeout(Duration::from_secs(240), handle.await_response())
         .await
-        .expect("the flooded turn ends within 120 s")
+        .expect("the flooded turn ends within 240 s")
         .expect("a result");
     let took = started.elapsed();
     let text = response_text(&response);

@@ -251,6 +251,15 @@ async fn another_agent_runs_read_only_and_status_says_it_is_not_confined() {
     let (_, status) = call(&client, "status", json!({})).await;
     assert!(status.contains("codex mode: read-only"), "{status}");
     assert!(status.contains("warning: reads are not confined"), "{status}");
+    let shell = env.cli(&["status"], None).await;
+    let shown = String::from_utf8_lossy(&shell.stdout);
+    assert!(
+        shown.contains("reads are not confined"),
+        "codex-fusion status warns too: {shown}"
+    );
+    let json = env.cli(&["status", "--json"], None).await;
+    let json = String::from_utf8_lossy(&json.stdout);
+    assert!(json.contains("\"unconfined\""), "{json}");
     client.close().await;
     // The same fake calling itself codex-acp must be confined, and cannot
     // be: it is refused.
@@ -415,5 +424,42 @@ async fn a_start_that_fails_initialising_a_fresh_codex_home_is_tried_once_more()
     let (error, text) = call(&client, "consult", consult("Hi")).await;
     assert!(error, "{text}");
     assert!(text.contains("something else broke"), "{text}");
+    client.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claude_started_in_the_home_directory_reads_none_of_its_credential_stores() {
+    let mut real = RealEnv::new(true).await;
+    // Claude started in `~`: the home directory is the workspace.
+    let home = real.env.dir("home");
+    for (path, content) in [
+        (".ssh/id_ed25519", "HOME-SSH-KEY-31337"),
+        (".aws/credentials", "HOME-AWS-31337"),
+        (".config/gh/hosts.yml", "HOME-GH-TOKEN-31337"),
+        (".netrc", "HOME-NETRC-31337"),
+        (".claude/.credentials.json", "HOME-CLAUDE-31337"),
+        ("projects/app/.env", "HOME-DOTENV-31337"),
+        ("projects/app/README.md", "ORDINARY-README"),
+    ] {
+        let file = home.join(path);
+        std::fs::create_dir_all(file.parent().expect("parent")).expect("mkdir");
+        std::fs::write(&file, format!("{content}\n")).expect("write");
+    }
+    real.env.set("HOME", home.to_str().expect("utf8"));
+    real.env.set("CODEX_FUSION_WORKSPACE", home.to_str().expect("utf8"));
+    real.env.set("CODEX_FUSION_ALLOW_COMMANDS", "1");
+    let _daemon = real.env.start_daemon().await;
+    let client = Client::start(&real.env, &[]).await;
+    let command = "cat projects/app/README.md .ssh/id_ed25519 .aws/credentials .config/gh/hosts.yml .netrc .claude/.credentials.json projects/app/.env";
+    for marker in ["mock:exec-sandboxed:", "mock:exec:"] {
+        let (error, text) = call(&client, "consult", consult(&format!("Look around.\n{marker}{command}"))).await;
+        assert!(!error, "{text}");
+        let output = last_tool_output(&real).await;
+        assert!(output.contains("ORDINARY-README"), "{marker}: {output}");
+        assert!(
+            !output.contains("31337"),
+            "{marker}: a credential reached the model: {output}"
+        );
+    }
     client.close().await;
 }

@@ -173,7 +173,9 @@ fn render(pause: &Pause, shown: &Shown<'_>) -> String {
         }
     }
     if request.paths_incomplete {
-        text.push_str("path: (some file it changes is not named; its diff was not sent)\n");
+        text.push_str(
+            "path: (not every path can be told: a move's source cannot be paired with its destination, or a change came without its diff)\n",
+        );
     }
     if let Some(url) = &request.url {
         let _ = writeln!(text, "url: {url}");
