@@ -149,6 +149,8 @@ impl ConfinementCache {
                 },
             }
         };
+        // Judged where it really is (the facts are canonical too).
+        let codex_binary = std::fs::canonicalize(&codex_binary).unwrap_or(codex_binary);
         let readable = readable_install_dir(&codex_binary, facts).map_err(Unconfined::Unsafe)?;
         let wrapper = write_wrapper(&wrapper_script(&codex_binary, &readable, facts), &facts.state_dir)
             .map_err(|error| Unconfined::Transient(format!("cannot write the codex wrapper: {error}")))?;
@@ -442,6 +444,31 @@ fn credential_patterns() -> Vec<String> {
     patterns
 }
 
+/// `path` as a pattern that matches only what exists: an exact path is
+/// written with its last character in brackets (`.netr[c]`). Codex masks an
+/// exact deny path even when it does not exist, by mounting over its first
+/// missing directory, which fails in the escalated sandbox ("Can't bind
+/// mount … on …/.cargo") and with it the command; a pattern is expanded to
+/// the files there are.
+fn as_pattern(path: &str) -> String {
+    if path.contains(['*', '?', '[']) {
+        return path.to_owned();
+    }
+    match path.char_indices().next_back() {
+        Some((index, last)) if last != '/' => format!("{}[{last}]", &path[..index]),
+        _ => path.to_owned(),
+    }
+}
+
+/// Where a pattern's store lies under a home directory, when that is not
+/// at its top (git's credential store is `~/.config/git/credentials`).
+fn at_home(pattern: &str) -> &str {
+    match pattern {
+        "git/credentials" => ".config/git/credentials",
+        other => other,
+    }
+}
+
 /// What of a Codex home is masked: its login, its config (MCP servers'
 /// tokens), its history and session transcripts, its state databases. Not
 /// the whole directory: codex keeps the symlinks it runs its own helpers
@@ -455,6 +482,8 @@ pub const CODEX_HOME_SECRETS: &[&str] = &[
     "sessions/**",
     "archived_sessions/**",
     "log/**",
+    // The environment codex saved of the user's login shell.
+    "shell_snapshots/**",
     "*.sqlite",
     "*.sqlite-wal",
     "*.sqlite-shm",
@@ -469,7 +498,7 @@ pub const CODEX_HOME_SECRETS: &[&str] = &[
 /// policy allows external reads; the user's Codex MCP servers and hooks
 /// are not loaded.
 pub fn wrapper_script(codex_binary: &Path, readable: &Path, facts: &ProfileFacts) -> String {
-    let deny = |path: String| format!("{}=\"deny\"", toml_string(&path));
+    let deny = |path: String| format!("{}=\"deny\"", toml_string(&as_pattern(&path)));
     let mut filesystem = vec![
         "\":minimal\"=\"read\"".to_owned(),
         format!("{}=\"read\"", toml_string(&readable.to_string_lossy())),
@@ -481,7 +510,7 @@ pub fn wrapper_script(codex_binary: &Path, readable: &Path, facts: &ProfileFacts
         filesystem.extend(
             patterns
                 .iter()
-                .map(|pattern| deny(format!("{home}/{}", pattern.trim_start_matches("**/")))),
+                .map(|pattern| deny(format!("{home}/{}", at_home(pattern.trim_start_matches("**/"))))),
         );
     }
     let default_codex_home = facts.home.as_ref().map(|home| home.join(".codex"));
@@ -717,7 +746,20 @@ mod tests {
         );
         assert!(script.contains(r#""/home/u/.ssh/**"="deny""#), "{script}");
         assert!(script.contains(r#""/home/u/.config/gh/**"="deny""#), "{script}");
-        assert!(script.contains(r#""/home/u/.codex/auth.json"="deny""#), "{script}");
+        assert!(
+            script.contains(r#""/home/u/.config/git/credential[s]"="deny""#),
+            "{script}"
+        );
+        assert!(
+            script.contains(r#""/home/u/.netr[c]"="deny""#),
+            "exact paths are patterns: {script}"
+        );
+        assert!(script.contains(r#""**/.env.prod"="deny""#), "{script}");
+        assert!(
+            script.contains(r#""/home/u/.codex/shell_snapshots/**"="deny""#),
+            "{script}"
+        );
+        assert!(script.contains(r#""/home/u/.codex/auth.jso[n]"="deny""#), "{script}");
         assert!(script.contains(r#""/home/u/.codex/sessions/**"="deny""#), "{script}");
         assert!(
             !script.contains(r#"".codex/**"#),

@@ -462,7 +462,7 @@ mod tests {
             text.contains("path: link/secret → /etc/secret (OUTSIDE the workspace; a credential store: /etc/secret)"),
             "{text}"
         );
-        assert!(text.contains("Codex's reason: to test"));
+        assert!(text.contains("Codex's reason (indented):\n    to test\n"), "{text}");
         assert!(text.contains("\nid: p3f9a\n"), "{text}");
         assert!(text.contains("Pass `id` `p3f9a`"), "{text}");
         assert!(text.contains("`permit`"));

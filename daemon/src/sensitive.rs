@@ -12,10 +12,16 @@ use std::path::{Component, Path, PathBuf};
 pub const CREDENTIAL_DIRS: &[&str] = &[".ssh", ".gnupg", ".aws", ".azure", ".kube", ".codex", ".claude"];
 
 /// Credential directories two components deep.
-pub const CREDENTIAL_NESTED_DIRS: &[(&str, &str)] = &[(".config", "gh")];
+pub const CREDENTIAL_NESTED_DIRS: &[(&str, &str)] = &[(".config", "gh"), (".config", "gcloud")];
 
 /// Credential files two components deep.
-pub const CREDENTIAL_NESTED_FILES: &[(&str, &str)] = &[(".docker", "config.json")];
+pub const CREDENTIAL_NESTED_FILES: &[(&str, &str)] = &[
+    (".docker", "config.json"),
+    // `~/.config/git/credentials`, git's store helper's other home.
+    ("git", "credentials"),
+    (".cargo", "credentials.toml"),
+    (".cargo", "credentials"),
+];
 
 /// Files that are credentials wherever they are.
 pub const CREDENTIAL_FILES: &[&str] = &[
@@ -28,6 +34,18 @@ pub const CREDENTIAL_FILES: &[&str] = &[
     "id_ecdsa",
     "id_ed25519",
     "id_dsa",
+    ".pgpass",
+    ".vault-token",
+    ".boto",
+    ".s3cfg",
+    // Shell and REPL histories hold what was typed, keys included.
+    ".bash_history",
+    ".zsh_history",
+    ".python_history",
+    ".node_repl_history",
+    ".psql_history",
+    ".mysql_history",
+    ".sqlite_history",
 ];
 
 /// File name endings of key material.
@@ -45,6 +63,23 @@ pub const ENV_FILES: &[&str] = &[
     ".env.test",
     ".env.test.local",
     ".env.staging",
+    ".env.staging.local",
+    ".env.prod",
+    ".env.prod.local",
+    ".env.dev",
+    ".env.dev.local",
+    ".env.stage",
+    ".env.qa",
+    ".env.uat",
+    ".env.ci",
+    ".env.docker",
+    ".env.preview",
+    ".env.backup",
+    ".env.bak",
+    ".env.old",
+    ".env.secret",
+    ".env.secrets",
+    ".env.override",
 ];
 
 /// `.env` files hold secrets; these endings mark a template that does not.
@@ -65,6 +100,15 @@ pub const AGENT_CONFIG_ENTRIES: &[&str] = &[
     ".gitlab-ci.yml",
     ".circleci",
     ".husky",
+    ".buildkite",
+    ".travis.yml",
+    "azure-pipelines.yml",
+    "Jenkinsfile",
+    ".pre-commit-config.yaml",
+    // Build and editor settings that run programs.
+    ".cargo",
+    ".vscode",
+    ".devcontainer",
 ];
 
 /// Whether a file name is a credential by itself (`.env`, `id_rsa`, `*.pem`).
@@ -141,15 +185,28 @@ pub fn is_agent_config_path(path: &Path, workspace: &Path) -> bool {
 /// `/w/sub/AGENTS.md` for itself.
 pub fn agent_config_entry(path: &Path, workspace: &Path) -> Option<PathBuf> {
     let relative = path.strip_prefix(workspace).ok()?;
+    // Case folded: macOS's file system is not case-sensitive, so
+    // `.GIT/hooks` is `.git/hooks` there.
+    let same = |name: &std::ffi::OsStr, entry: &str| name.to_string_lossy().eq_ignore_ascii_case(entry);
     let Some(Component::Normal(first)) = relative.components().next() else {
         return None;
     };
-    if AGENT_CONFIG_ENTRIES.contains(&first.to_string_lossy().as_ref()) {
+    if AGENT_CONFIG_ENTRIES.iter().any(|entry| same(first, entry)) {
         return Some(workspace.join(first));
+    }
+    // A nested repository's `.git` (hooks, config) runs code as much as the
+    // workspace's own.
+    let mut prefix = workspace.to_path_buf();
+    for component in relative.components() {
+        let Component::Normal(name) = component else { continue };
+        prefix.push(name);
+        if same(name, ".git") {
+            return Some(prefix);
+        }
     }
     // Instructions are read from every directory Codex and Claude enter.
     path.file_name()
-        .is_some_and(|name| INSTRUCTION_FILES.iter().any(|file| name == *file))
+        .is_some_and(|name| INSTRUCTION_FILES.iter().any(|file| same(name, file)))
         .then(|| path.to_path_buf())
 }
 
@@ -181,6 +238,13 @@ mod tests {
             "/home/u/.gnupg/private-keys-v1.d/x.key",
             "/home/u/.kube/config",
             "/home/u/.azure/accessTokens.json",
+            "/home/u/.config/gcloud/credentials.db",
+            "/home/u/.config/git/credentials",
+            "/home/u/.cargo/credentials.toml",
+            "/home/u/.pgpass",
+            "/home/u/.bash_history",
+            "/w/.env.prod",
+            "/w/.env.docker",
         ] {
             assert!(is_credential_path(Path::new(path), none), "{path}");
         }
@@ -237,6 +301,21 @@ mod tests {
     }
 
     #[test]
+    fn the_profile_masks_every_env_file_the_guardian_asks_for() {
+        // The profile can only name `.env` files one by one; each named one
+        // is one the guardian treats as a credential too.
+        for name in ENV_FILES {
+            assert!(is_credential_name(name), "{name}");
+        }
+        for template in [".env.example", ".env.sample", ".env.template", ".env.dist"] {
+            assert!(
+                !ENV_FILES.contains(&template) && !is_credential_name(template),
+                "{template}"
+            );
+        }
+    }
+
+    #[test]
     fn agent_configuration_is_recognised_below_the_workspace() {
         let workspace = Path::new("/w");
         for path in [
@@ -251,6 +330,15 @@ mod tests {
             "/w/sub/AGENTS.md",
             "/w/.github/workflows/ci.yml",
             "/w/.gitlab-ci.yml",
+            // Case folded, for macOS.
+            "/w/.GIT/hooks/pre-commit",
+            "/w/agents.md",
+            "/w/.Claude/settings.json",
+            // A nested repository's hooks.
+            "/w/vendor/lib/.git/hooks/post-checkout",
+            "/w/.cargo/config.toml",
+            "/w/.vscode/tasks.json",
+            "/w/Jenkinsfile",
         ] {
             assert!(is_agent_config_path(Path::new(path), workspace), "{path}");
         }

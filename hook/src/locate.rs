@@ -52,18 +52,34 @@ pub const PROGRAM_WAIT: Duration = Duration::from_secs(30);
 /// reason it could not run. A program still running after `wait` is killed.
 pub async fn output(program: &Path, args: &[&str], wait: Duration) -> Result<Output, String> {
     let shown = format!("{} {}", program.display(), args.join(" "));
-    output_with_env(program, args, &[], wait, &shown).await
+    run(program, args, &[], wait, &shown, false).await
 }
 
 /// [`output`], with `env` added to the program's environment, and the
 /// command named `shown` in the reason (the agent's command line may hold a
 /// key, so its callers pass its redacted `display`).
+///
+/// For the agent command: it runs from `/` (not the directory doctor was
+/// started in, a repository whose `node_modules` or `.npmrc` would decide
+/// what `npx` runs) with only the absolute entries of PATH, as the daemon
+/// starts agents.
 pub async fn output_with_env(
     program: &Path,
     args: &[&str],
     env: &[(String, String)],
     wait: Duration,
     shown: &str,
+) -> Result<Output, String> {
+    run(program, args, env, wait, shown, true).await
+}
+
+async fn run(
+    program: &Path,
+    args: &[&str],
+    env: &[(String, String)],
+    wait: Duration,
+    shown: &str,
+    neutral: bool,
 ) -> Result<Output, String> {
     let mut command = tokio::process::Command::new(program);
     command
@@ -72,15 +88,39 @@ pub async fn output_with_env(
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
+        // Its own group, so a timeout kills what it started too.
+        .process_group(0)
         .kill_on_drop(true);
+    let path = env
+        .iter()
+        .rev()
+        .find(|(name, _)| name == "PATH")
+        .map(|(_, value)| std::ffi::OsString::from(value))
+        .or_else(|| crate::env_var("PATH"))
+        .filter(|_| neutral);
+    if neutral {
+        command.current_dir("/");
+    }
+    if let Some(path) = path {
+        let absolute: Vec<PathBuf> = std::env::split_paths(&path).filter(|dir| dir.is_absolute()).collect();
+        if let Ok(joined) = std::env::join_paths(absolute) {
+            command.env("PATH", joined);
+        }
+    }
     let shown = || format!("`{shown}`");
     let child = command
         .spawn()
         .map_err(|error| format!("cannot run {}: {error}", shown()))?;
+    let group = child.id().map(|pid| nix::unistd::Pid::from_raw(pid as i32));
     match tokio::time::timeout(wait, child.wait_with_output()).await {
         Ok(Ok(output)) => Ok(output),
         Ok(Err(error)) => Err(format!("{} failed: {error}", shown())),
-        Err(_) => Err(format!("{} did not finish within {} s", shown(), wait.as_secs())),
+        Err(_) => {
+            if let Some(group) = group {
+                let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
+            }
+            Err(format!("{} did not finish within {} s", shown(), wait.as_secs()))
+        }
     }
 }
 

@@ -299,10 +299,16 @@ async fn a_move_whose_destination_only_an_update_names_pauses_with_writes_allowe
     assert!(text.contains("fake answer"), "{text}");
     assert!(!outside.exists());
     assert!(env.workspace.join("a.txt").exists());
-    // Inside the workspace, the same move is what the flag allows.
+    // Inside the workspace too: what codex-acp sends cannot pair a move's
+    // source with its destination, so the flag does not cover moves; the
+    // pause says so and names both.
     let text = client
         .text("consult", consult("fake:permission:patch-move:a.txt>b.txt"))
         .await;
+    assert!(text.starts_with("🔐 Codex paused"), "{text}");
+    assert!(text.contains("not every path can be told"), "{text}");
+    assert!(text.contains("b.txt (inside the workspace)"), "{text}");
+    let text = client.text("permit", json!({"decision": "allow"})).await;
     assert!(!text.starts_with("🔐"), "{text}");
     assert!(env.workspace.join("b.txt").exists(), "{text}");
     client.close().await;

@@ -53,7 +53,11 @@ async fn commands_codex_runs_see_no_credential_sandboxed_or_escalated() {
     // The daemon is started by a shell that exported the secrets.
     let _daemon = real.env.start_daemon().await;
     let client = Client::start(&real.env, &[]).await;
-    for marker in ["mock:exec-sandboxed:env", "mock:exec:env"] {
+    // Its own environment, and that of every process it can see (codex-acp
+    // and the app-server hold the key in theirs).
+    let command = "env; for f in /proc/[0-9]*/environ; do tr '\\0' '\\n' < $f 2>/dev/null; done; echo PROC-SCANNED";
+    for marker in ["mock:exec-sandboxed:", "mock:exec:"] {
+        let marker = format!("{marker}{command}");
         let (error, text) = call(&client, "consult", consult(&format!("Show the environment.\n{marker}"))).await;
         assert!(!error, "{text}");
         let output = last_tool_output(&real).await;
@@ -455,7 +459,19 @@ async fn claude_started_in_the_home_directory_reads_none_of_its_credential_store
         let (error, text) = call(&client, "consult", consult(&format!("Look around.\n{marker}{command}"))).await;
         assert!(!error, "{text}");
         let output = last_tool_output(&real).await;
-        assert!(output.contains("ORDINARY-README"), "{marker}: {output}");
+        let wrappers: Vec<String> = std::fs::read_dir(real.env.state_dir.join("codex-wrapper"))
+            .map(|entries| {
+                entries
+                    .flatten()
+                    .filter(|entry| entry.file_name().to_string_lossy().starts_with("codex-"))
+                    .filter_map(|entry| std::fs::read_to_string(entry.path()).ok())
+                    .collect()
+            })
+            .unwrap_or_default();
+        assert!(
+            output.contains("ORDINARY-README"),
+            "{marker}: {output}\nwrapper: {wrappers:?}"
+        );
         assert!(
             !output.contains("31337"),
             "{marker}: a credential reached the model: {output}"
