@@ -4,6 +4,7 @@
 //! No other module looks inside ACP schema types.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use agent_client_protocol::Agent as AcpPeer;
 use agent_client_protocol::schema::ProtocolVersion;
@@ -25,6 +26,10 @@ pub const READ_ONLY_MODE: &str = "read-only";
 const MODE_CONFIG_ID: &str = "mode";
 const MODEL_CONFIG_ID: &str = "model";
 const API_KEY_METHOD: &str = "api-key";
+/// What codex says when another codex process holds the session.
+const SESSION_IN_USE: &str = "in use by another Codex client";
+/// How long a `session/load` waits for another codex to let the session go.
+const SESSION_IN_USE_WAIT: Duration = Duration::from_secs(5);
 /// Environment variables that carry an OpenAI API key for Codex.
 pub const API_KEY_VARS: [&str; 2] = ["CODEX_API_KEY", "OPENAI_API_KEY"];
 
@@ -184,8 +189,29 @@ pub async fn open_session(
     let mut restored = None;
     if let Some(session_id) = resume {
         if info.load_session {
-            let request = LoadSessionRequest::new(session_id.to_owned(), workspace.to_path_buf());
-            match connection.send_request(request).block_task().await {
+            let load = || {
+                connection
+                    .send_request(LoadSessionRequest::new(session_id.to_owned(), workspace.to_path_buf()))
+                    .block_task()
+            };
+            let mut answer = load().await;
+            // A codex of a daemon that was killed still holds the session for
+            // the second or two it takes to see its stdin close: wait for it
+            // rather than lose the context.
+            let deadline = tokio::time::Instant::now() + SESSION_IN_USE_WAIT;
+            while let Err(error) = &answer {
+                let held = AgentFailure::classify(error).to_string().contains(SESSION_IN_USE);
+                if !held || tokio::time::Instant::now() >= deadline {
+                    break;
+                }
+                tracing::info!(
+                    session_id,
+                    "the Codex session is still held by an earlier codex; waiting for it"
+                );
+                tokio::time::sleep(Duration::from_millis(250)).await;
+                answer = load().await;
+            }
+            match answer {
                 Ok(response) => restored = Some((session_id.to_owned(), response.config_options, response.modes)),
                 Err(error) => {
                     let failure = AgentFailure::classify(&error);

@@ -25,6 +25,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use codex_fusion_protocol::private;
+
 use crate::config::AcpCommand;
 
 /// The permission profile codex-fusion defines.
@@ -325,8 +327,8 @@ impl DoctorCache {
         let written = self
             .path
             .parent()
-            .map_or(Ok(()), private_dir)
-            .and_then(|()| write_private(&self.path, record.to_string().as_bytes()));
+            .map_or(Ok(()), private::own_dir)
+            .and_then(|()| private::write_atomically(&self.path, record.to_string().as_bytes()));
         if let Err(error) = written {
             tracing::debug!(%error, "cannot cache the doctor's answer");
         }
@@ -371,46 +373,22 @@ pub fn codex_binary_from_doctor(stdout: &[u8]) -> Result<PathBuf, String> {
 /// different facts never overwrite each other) in the private wrapper
 /// directory; an existing one with the same content is kept.
 fn write_wrapper(script: &str, state_dir: &Path) -> std::io::Result<PathBuf> {
+    use std::io::Write as _;
     let dir = state_dir.join("codex-wrapper");
-    private_dir(&dir)?;
+    private::own_dir(&dir).map_err(std::io::Error::other)?;
     let wrapper = dir.join(format!("codex-{:016x}", fnv1a(script.as_bytes())));
-    if std::fs::read_to_string(&wrapper).ok().as_deref() != Some(script) {
-        // Unique, so another daemon writing the same wrapper cannot collide.
+    let current = private::read(&wrapper).ok().flatten();
+    if current.as_deref() != Some(script.as_bytes()) {
+        // Unique, so another daemon writing the same wrapper cannot collide;
+        // executable before it takes the wrapper's name.
         let temporary = wrapper.with_extension(format!("{}.tmp", std::process::id()));
         let _ = std::fs::remove_file(&temporary);
-        write_private(&temporary, script.as_bytes())?;
+        let mut file = private::open(&temporary, private::Access::CreateNew).map_err(std::io::Error::other)?;
+        file.write_all(script.as_bytes())?;
         std::fs::set_permissions(&temporary, std::fs::Permissions::from_mode(0o700))?;
         std::fs::rename(&temporary, &wrapper)?;
     }
     Ok(wrapper)
-}
-
-/// Creates `dir` (and its parents) and makes it the user's alone (0700).
-fn private_dir(dir: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::DirBuilderExt as _;
-    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
-    let metadata = std::fs::symlink_metadata(dir)?;
-    if !metadata.is_dir() {
-        return Err(std::io::Error::other(format!("{} is not a directory", dir.display())));
-    }
-    if metadata.permissions().mode() & 0o077 != 0 {
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
-    }
-    Ok(())
-}
-
-/// Writes a new file readable by the user alone, never through a symlink.
-fn write_private(path: &Path, content: &[u8]) -> std::io::Result<()> {
-    use std::io::Write as _;
-    use std::os::unix::fs::OpenOptionsExt as _;
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
-        .open(path)?;
-    file.write_all(content)
 }
 
 /// Relative patterns (below every workspace root) and the same anchored at

@@ -85,6 +85,16 @@ impl Client {
         self.service.call_tool(params(tool, arguments)).await
     }
 
+    /// Calls `tool`, waiting at most `limit`: whether the result is an
+    /// error, and its text. Panics when no answer came in time.
+    pub async fn call_within(&self, limit: std::time::Duration, tool: &str, arguments: Value) -> (bool, String) {
+        let result = tokio::time::timeout(limit, self.call(tool, arguments))
+            .await
+            .unwrap_or_else(|_| panic!("{tool} did not answer within {limit:?}"))
+            .expect("answered");
+        (result.is_error == Some(true), result_text(&result))
+    }
+
     /// Calls `tool` and returns the result's text, panicking on protocol errors.
     pub async fn text(&self, tool: &str, arguments: Value) -> String {
         let result = self.call(tool, arguments).await.expect("tool call answered");

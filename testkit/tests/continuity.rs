@@ -46,6 +46,24 @@ async fn a_reply_after_the_daemon_is_killed_reaches_a_codex_that_remembers() {
     client.close().await;
 }
 
+/// After a daemon is killed, its codex may hold the session for a moment
+/// ("in use by another Codex client", seen once in a full run with the real
+/// codex-acp): the new daemon's load waits for it instead of starting a
+/// fresh session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_still_held_by_the_killed_daemons_codex_is_loaded_once_free() {
+    let mut env = TestEnv::new();
+    let command = env.fake_agent_command("--busy-loads 3");
+    env.set("CODEX_FUSION_ACP_COMMAND", &command);
+    let client = Client::start(&env, &[]).await;
+    assert_eq!(prompts_seen(&client.text("consult", consult("first")).await), 1);
+    env.kill_daemon().await;
+    let text = client.text("reply", json!({"message": "second"})).await;
+    assert_eq!(prompts_seen(&text), 2, "the context was kept: {text}");
+    assert!(!text.contains("new Codex session"), "{text}");
+    client.close().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_shim_answers_in_flight_requests_and_replays_initialize_after_a_restart() {
     let env = TestEnv::new();

@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use codex_fusion_testkit::client::{response_text, result_text, token_of};
+use codex_fusion_testkit::client::{response_text, token_of};
 use codex_fusion_testkit::real::RealEnv;
 use codex_fusion_testkit::{Client, wait_until};
 use serde_json::{Value, json};
@@ -15,11 +15,7 @@ use serde_json::{Value, json};
 const CALL_LIMIT: Duration = Duration::from_secs(60);
 
 async fn call(client: &Client, tool: &str, arguments: Value) -> (bool, String) {
-    let result = tokio::time::timeout(CALL_LIMIT, client.call(tool, arguments))
-        .await
-        .unwrap_or_else(|_| panic!("{tool} did not answer within {CALL_LIMIT:?}"))
-        .expect("answered");
-    (result.is_error == Some(true), result_text(&result))
+    client.call_within(CALL_LIMIT, tool, arguments).await
 }
 
 fn consult(question: &str) -> Value {

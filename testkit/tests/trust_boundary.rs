@@ -7,7 +7,6 @@
 
 use std::time::Duration;
 
-use codex_fusion_testkit::client::result_text;
 use codex_fusion_testkit::real::{RealEnv, TEST_API_KEY, codex_acp};
 use codex_fusion_testkit::{Client, TestEnv};
 use serde_json::{Value, json};
@@ -25,11 +24,7 @@ const PLANTED: [(&str, &str); 4] = [
 ];
 
 async fn call(client: &Client, tool: &str, arguments: Value) -> (bool, String) {
-    let result = tokio::time::timeout(CALL_LIMIT, client.call(tool, arguments))
-        .await
-        .unwrap_or_else(|_| panic!("{tool} did not answer within {CALL_LIMIT:?}"))
-        .expect("answered");
-    (result.is_error == Some(true), result_text(&result))
+    client.call_within(CALL_LIMIT, tool, arguments).await
 }
 
 fn consult(question: &str) -> Value {

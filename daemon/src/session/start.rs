@@ -317,17 +317,9 @@ impl SessionActor {
 /// nothing a workspace holds (`node_modules`, `.npmrc`, a `.codex/`) can
 /// change what `npx` or codex-acp runs. Sessions get their workspace in
 /// `session/new`.
-fn agent_directory(state_dir: &Path) -> std::io::Result<PathBuf> {
-    use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
+fn agent_directory(state_dir: &Path) -> Result<PathBuf, codex_fusion_protocol::private::PrivateError> {
     let dir = state_dir.join("agent-cwd");
-    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&dir)?;
-    let metadata = std::fs::symlink_metadata(&dir)?;
-    if !metadata.is_dir() {
-        return Err(std::io::Error::other(format!("{} is not a directory", dir.display())));
-    }
-    if metadata.permissions().mode() & 0o077 != 0 {
-        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))?;
-    }
+    codex_fusion_protocol::private::own_dir(&dir)?;
     Ok(dir)
 }
 

@@ -27,6 +27,9 @@ pub struct Args {
     /// before speaking ACP (as codex does when two processes initialise a
     /// fresh home at once).
     pub fail_first_start: Option<String>,
+    /// Refuse `session/load` as codex does while another codex holds the
+    /// session, this many times (a daemon killed a moment ago left one).
+    pub busy_loads: u32,
 }
 
 impl Args {
@@ -39,6 +42,7 @@ impl Args {
         let mut log = None;
         let mut agent_name = "fake-codex-acp".to_owned();
         let mut fail_first_start = None;
+        let mut busy_loads = 0;
         while let Some(flag) = flags.next() {
             let (name, inline_value) = match flag.split_once('=') {
                 Some((name, value)) => (name.to_owned(), Some(value.to_owned())),
@@ -51,13 +55,18 @@ impl Args {
                 "--log" => log = Some(PathBuf::from(value_of(&name, inline_value, &mut flags)?)),
                 "--agent-name" => agent_name = value_of(&name, inline_value, &mut flags)?,
                 "--fail-first-start" => fail_first_start = Some(value_of(&name, inline_value, &mut flags)?),
+                "--busy-loads" => {
+                    busy_loads = value_of(&name, inline_value, &mut flags)?
+                        .parse()
+                        .map_err(|_| "--busy-loads needs a number".to_owned())?;
+                }
                 "--hang-initialize" => hang_initialize = true,
                 "--require-auth" => require_auth = true,
                 "--no-load" => no_load = true,
                 _ => {
                     return Err(format!(
                         "unknown flag `{flag}`; expected --state-dir DIR, --log FILE, \
-                         --agent-name NAME, --fail-first-start MESSAGE, --hang-initialize, --require-auth or --no-load"
+                         --agent-name NAME, --fail-first-start MESSAGE, --busy-loads N, --hang-initialize, --require-auth or --no-load"
                     ));
                 }
             }
@@ -73,6 +82,7 @@ impl Args {
             log,
             agent_name,
             fail_first_start,
+            busy_loads,
         })
     }
 }

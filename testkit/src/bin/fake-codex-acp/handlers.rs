@@ -106,6 +106,16 @@ pub fn load_session(
     responder: v1::Responder<LoadSessionResponse>,
     cx: &Connection,
 ) -> Result<(), Error> {
+    if shared
+        .busy_loads
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |left| left.checked_sub(1))
+        .is_ok()
+    {
+        return responder.respond_with_error(Error::new(
+            -32600,
+            "Invalid request: This Codex session is in use by another Codex client (the Codex app, the CLI or an IDE); close it there and try again",
+        ));
+    }
     let data = match restore(shared, &request.session_id.0, request.cwd) {
         Ok(data) => data,
         Err(error) => return responder.respond_with_error(error),

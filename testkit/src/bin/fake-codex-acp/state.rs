@@ -46,6 +46,8 @@ pub struct Shared {
     pub output: Output,
     pub store: Store,
     pub authenticated: AtomicBool,
+    /// `session/load`s still to refuse as held elsewhere (`--busy-loads`).
+    pub busy_loads: std::sync::atomic::AtomicU32,
     sessions: Mutex<HashMap<String, Arc<Session>>>,
     // `--hang-initialize` keeps the responders here: dropping one would
     // answer the client with an error, and the point is to never answer.
@@ -57,11 +59,13 @@ impl Shared {
         let store = Store {
             dir: args.state_dir.clone(),
         };
+        let busy_loads = args.busy_loads;
         Self {
             args,
             output,
             store,
             authenticated: AtomicBool::new(false),
+            busy_loads: std::sync::atomic::AtomicU32::new(busy_loads),
             sessions: Mutex::new(HashMap::new()),
             held_initialize: Mutex::new(Vec::new()),
         }
