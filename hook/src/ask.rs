@@ -123,7 +123,9 @@ async fn converse(
         };
         tool = "permit";
         let permit = Tool::Permit { decision, note, id };
-        arguments = match permit.arguments(&mut |_: Source<'_>| unreachable!("a typed note is never `-`")) {
+        // A note typed at the prompt is taken as typed, `-` included (it
+        // names no stdin here).
+        arguments = match permit.arguments(&mut |_: Source<'_>| Ok("-".to_owned())) {
             Ok(arguments) => arguments,
             Err(error) => return fail(format_args!("{error:#}")),
         };

@@ -413,7 +413,9 @@ async fn ask_on_a_terminal_spins_and_asks_at_a_pause() {
     assert!(!made.exists(), "nothing runs before the answer");
     input.write_all(b"a\r").await.expect("answer");
     read_until("Note for Codex", &mut seen).await;
-    input.write_all(b"\r").await.expect("no note");
+    // A note of `-` is a note, not "read stdin" (it once hit an
+    // `unreachable!`).
+    input.write_all(b"-\r").await.expect("a note");
     read_until("prompts_seen=1", &mut seen).await;
     let status = tokio::time::timeout(Duration::from_secs(20), child.wait())
         .await
