@@ -890,6 +890,19 @@ mod tests {
         ToolCallContent::Diff(Diff::new(workspace.join("../outside.txt"), "fn moved() {}\n").old_text("fn a() {}\n"))
     }
 
+    /// `request` pauses even with `CODEX_FUSION_ALLOW_WRITES`.
+    fn assert_asks_with_writes_allowed(request: &PermissionRequest) {
+        let writes = crate::guardian::Policy {
+            allow_writes: true,
+            ..Default::default()
+        };
+        assert_ne!(
+            crate::guardian::decide(request, &writes),
+            crate::guardian::Decision::Allow,
+            "{request:?}"
+        );
+    }
+
     fn judged(request: &PermissionRequest) -> Vec<(String, bool)> {
         request
             .paths
@@ -921,14 +934,7 @@ mod tests {
         // Both are judged, and a move is never auto-allowed: which source
         // goes where cannot be told from what codex-acp sends.
         assert!(translated.paths_incomplete, "a move cannot be checked path by path");
-        let writes = crate::guardian::Policy {
-            allow_writes: true,
-            ..Default::default()
-        };
-        assert_ne!(
-            crate::guardian::decide(&translated, &writes),
-            crate::guardian::Decision::Allow
-        );
+        assert_asks_with_writes_allowed(&translated);
     }
 
     #[test]
@@ -1029,14 +1035,7 @@ mod tests {
             &Boundary::new(&workspace, [], None),
         );
         assert!(translated.paths_incomplete, "{:?}", translated.paths);
-        let writes = crate::guardian::Policy {
-            allow_writes: true,
-            ..Default::default()
-        };
-        assert_ne!(
-            crate::guardian::decide(&translated, &writes),
-            crate::guardian::Decision::Allow
-        );
+        assert_asks_with_writes_allowed(&translated);
     }
 
     #[test]

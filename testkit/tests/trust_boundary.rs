@@ -31,6 +31,18 @@ fn consult(question: &str) -> Value {
     json!({ "question": question })
 }
 
+/// A daemon of its own whose agent is the fake with `flags`, and a client
+/// that has sent it one consult: the env, the client, and the consult's
+/// (is error, text).
+async fn fake_consult(flags: &str) -> (TestEnv, Client, (bool, String)) {
+    let mut env = TestEnv::new();
+    let command = env.fake_agent_command(flags);
+    env.set("CODEX_FUSION_ACP_COMMAND", &command);
+    let client = Client::start(&env, &[]).await;
+    let answer = call(&client, "consult", consult("Hi")).await;
+    (env, client, answer)
+}
+
 /// What the model was sent back from the tools of its last turn request.
 async fn last_tool_output(real: &RealEnv) -> String {
     let turns = real.mock.turns().await;
@@ -241,11 +253,7 @@ async fn a_codex_acp_that_cannot_be_confined_is_refused_with_what_to_do() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn another_agent_runs_read_only_and_status_says_it_is_not_confined() {
-    let mut env = TestEnv::new();
-    let command = env.fake_agent_command("");
-    env.set("CODEX_FUSION_ACP_COMMAND", &command);
-    let client = Client::start(&env, &[]).await;
-    let (error, text) = call(&client, "consult", consult("Hi")).await;
+    let (env, client, (error, text)) = fake_consult("").await;
     assert!(!error, "{text}");
     let (_, status) = call(&client, "status", json!({})).await;
     assert!(status.contains("codex mode: read-only"), "{status}");
@@ -262,11 +270,7 @@ async fn another_agent_runs_read_only_and_status_says_it_is_not_confined() {
     client.close().await;
     // The same fake calling itself codex-acp must be confined, and cannot
     // be: it is refused.
-    let mut env = TestEnv::new();
-    let command = env.fake_agent_command("--agent-name @agentclientprotocol/codex-acp");
-    env.set("CODEX_FUSION_ACP_COMMAND", &command);
-    let client = Client::start(&env, &[]).await;
-    let (error, text) = call(&client, "consult", consult("Hi")).await;
+    let (_env, client, (error, text)) = fake_consult("--agent-name @agentclientprotocol/codex-acp").await;
     assert!(error, "{text}");
     assert!(text.contains("could not confine"), "{text}");
     client.close().await;
@@ -401,13 +405,10 @@ async fn two_first_consults_at_once_on_a_fresh_codex_home_both_answer() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_start_that_fails_initialising_a_fresh_codex_home_is_tried_once_more() {
-    let mut env = TestEnv::new();
-    let command = env.fake_agent_command(
+    let (env, client, (error, text)) = fake_consult(
         "--fail-first-start 'Error: failed to initialize sqlite state runtime under /home/x/.codex: locked'",
-    );
-    env.set("CODEX_FUSION_ACP_COMMAND", &command);
-    let client = Client::start(&env, &[]).await;
-    let (error, text) = call(&client, "consult", consult("Hi")).await;
+    )
+    .await;
     assert!(!error, "the second start answered: {text}");
     assert!(text.contains("fake answer"), "{text}");
     assert!(
@@ -416,11 +417,7 @@ async fn a_start_that_fails_initialising_a_fresh_codex_home_is_tried_once_more()
     );
     client.close().await;
     // Any other start failure is not retried: it is reported.
-    let mut env = TestEnv::new();
-    let command = env.fake_agent_command("--fail-first-start 'Error: something else broke'");
-    env.set("CODEX_FUSION_ACP_COMMAND", &command);
-    let client = Client::start(&env, &[]).await;
-    let (error, text) = call(&client, "consult", consult("Hi")).await;
+    let (_env, client, (error, text)) = fake_consult("--fail-first-start 'Error: something else broke'").await;
     assert!(error, "{text}");
     assert!(text.contains("something else broke"), "{text}");
     client.close().await;

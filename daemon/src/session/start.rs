@@ -65,7 +65,9 @@ impl SessionActor {
         let shutdown = context.shutdown.clone();
         let work = async move {
             let cwd = agent_directory(&context.state_dir).map_err(|error| {
-                AgentFailure::Other(format!("cannot prepare codex-acp's working directory: {error}"))
+                AgentFailure::Other(format!(
+                    "cannot prepare codex-acp's working directory: {error}; the state directory must be yours (set CODEX_FUSION_STATE_DIR to one that is, and restart the daemon with `codex-fusion stop`)"
+                ))
             })?;
             let daemon_env = environment::daemon_environment();
             let command_env = &settings.acp_command.env;

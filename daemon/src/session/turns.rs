@@ -202,7 +202,9 @@ impl SessionActor {
         };
         let stores = [
             Some(self.context.state_dir.clone()),
-            codex_home(&self.agent_env),
+            // The live agent's, as resolved when it started (forwarded, the
+            // daemon's own, or `~/.codex`).
+            self.agent_codex_home.clone(),
             self.turn.as_ref().and_then(|turn| codex_home(&turn.agent_env)),
             std::env::var_os("CODEX_HOME")
                 .filter(|home| !home.is_empty())
