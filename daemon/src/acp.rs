@@ -10,7 +10,7 @@ use agent_client_protocol::Agent as AcpPeer;
 use agent_client_protocol::schema::ProtocolVersion;
 use agent_client_protocol::v1::ConnectionTo;
 use agent_client_protocol::v1::schema::{
-    AuthenticateRequest, Implementation, InitializeRequest, LoadSessionRequest, NewSessionRequest,
+    AuthenticateRequest, CloseSessionRequest, Implementation, InitializeRequest, LoadSessionRequest, NewSessionRequest,
     PermissionOptionKind, RequestPermissionRequest, SessionConfigKind, SessionConfigOption,
     SessionConfigOptionCategory, SessionConfigOptionValue, SessionConfigSelectOptions, SessionModeState,
     SetSessionConfigOptionRequest, SetSessionModeRequest, ToolCallContent, ToolCallLocation, ToolKind,
@@ -39,6 +39,9 @@ pub struct AgentInfo {
     /// The name the agent gives itself (`agentInfo.name`).
     pub name: String,
     pub load_session: bool,
+    /// Whether it offers `session/close` (codex-acp does: it ends the
+    /// session's turn and lets the session be loaded elsewhere).
+    pub close_session: bool,
     pub auth_methods: Vec<String>,
 }
 
@@ -149,6 +152,7 @@ pub async fn initialize(connection: &ConnectionTo<AcpPeer>) -> Result<AgentInfo,
             .map(|agent| agent.name.clone())
             .unwrap_or_default(),
         load_session: response.agent_capabilities.load_session,
+        close_session: response.agent_capabilities.session_capabilities.close.is_some(),
         auth_methods: response
             .auth_methods
             .iter()
@@ -250,6 +254,17 @@ pub async fn open_session(
         models,
         note,
     })
+}
+
+/// Closes `session_id` on the agent: its running turn ends and another
+/// process may load it.
+pub async fn close_session(connection: &ConnectionTo<AcpPeer>, session_id: &str) -> Result<(), AgentFailure> {
+    connection
+        .send_request(CloseSessionRequest::new(session_id.to_owned()))
+        .block_task()
+        .await
+        .map(|_| ())
+        .map_err(|error| AgentFailure::classify(&error))
 }
 
 /// Sets the first of `wanted` the agent offers (after every new and every

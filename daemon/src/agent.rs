@@ -1,13 +1,16 @@
 //! One codex-acp child process and its ACP connection.
 //!
 //! [`Agent::spawn`] starts the child in its own process group and runs the
-//! ACP client connection in a task that owns the child. Everything the agent
-//! sends (session updates, permission requests, its exit) arrives on the
-//! owning session's channel tagged with the agent's generation, so messages
-//! from a child that was replaced can be recognised and dropped. Dropping the
-//! [`Agent`] kills the whole process group (`npx` → node → codex → git).
+//! ACP client connection in a task that owns the child. One agent serves
+//! several workspaces, each on its own ACP session: what the agent sends
+//! about a session (updates, permission requests) goes to the workspace that
+//! registered that session in the agent's [`Routes`], tagged with that
+//! workspace's attachment, so messages for a session it has left can be
+//! recognised and dropped; the agent's exit goes to every registered
+//! workspace. Dropping the [`Agent`] kills the whole process group (`npx` →
+//! node → codex → git).
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::path::Path;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
@@ -39,20 +42,78 @@ const AGENT_LINE_MAX_BYTES: usize = 64 * 1024 * 1024;
 /// After SIGTERM on a graceful stop, how long the group gets before SIGKILL.
 const TERM_GRACE: Duration = Duration::from_millis(1000);
 
-/// What the agent sent or did, for the session that owns it.
+/// What the agent sent or did, for the workspace whose session it concerns.
 pub enum AgentEvent {
     Notification(Box<SessionNotification>),
     Permission(Box<RequestPermissionRequest>, Responder<RequestPermissionResponse>),
     /// A line on stdout that is not JSON-RPC; the agent is stopped after it.
     Garbage(String),
     /// The child is gone (exited, killed, or its pipes closed).
-    Exited(String),
+    Exited {
+        reason: String,
+        /// codex-fusion stopped it (idle, a wedged process, shutdown), so
+        /// the reason is not an error worth keeping for `status`.
+        requested: bool,
+    },
 }
 
-/// An [`AgentEvent`] with the generation of the agent that produced it.
+/// An [`AgentEvent`] with the tag of the route it went through.
 pub struct AgentMessage {
-    pub generation: u64,
+    pub tag: u64,
     pub event: AgentEvent,
+}
+
+/// Where one workspace wants its messages: its channel, and the tag that
+/// tells its current attachment from an earlier one.
+#[derive(Clone)]
+pub struct Route {
+    pub tag: u64,
+    pub sender: mpsc::Sender<AgentMessage>,
+}
+
+/// The agent's ACP sessions and the workspace each belongs to. A message
+/// about a session nobody registered is dropped (a permission request for
+/// it is answered `cancelled`).
+#[derive(Clone, Default)]
+pub struct Routes(Arc<Mutex<HashMap<String, Route>>>);
+
+impl Routes {
+    /// Sends what the agent says about `session` to `route`.
+    pub fn add(&self, session: &str, route: Route) {
+        self.lock().insert(session.to_owned(), route);
+    }
+
+    /// Forgets `session`, if it is still `tag`'s.
+    pub fn remove(&self, session: &str, tag: u64) {
+        let mut routes = self.lock();
+        if routes.get(session).is_some_and(|route| route.tag == tag) {
+            routes.remove(session);
+        }
+    }
+
+    /// Forgets every session of `tag`.
+    pub fn remove_tag(&self, tag: u64) {
+        self.lock().retain(|_, route| route.tag != tag);
+    }
+
+    fn get(&self, session: &str) -> Option<Route> {
+        self.lock().get(session).cloned()
+    }
+
+    /// One route per workspace (a workspace may have several sessions).
+    fn distinct(&self) -> Vec<Route> {
+        let mut routes: Vec<Route> = Vec::new();
+        for route in self.lock().values() {
+            if !routes.iter().any(|known| known.tag == route.tag) {
+                routes.push(route.clone());
+            }
+        }
+        routes
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Route>> {
+        self.0.lock().unwrap_or_else(|poison| poison.into_inner())
+    }
 }
 
 /// How [`Agent`] stops its child when it is dropped or stopped.
@@ -71,7 +132,7 @@ pub struct Agent {
     pub command: AcpCommand,
     pub connection: ConnectionTo<AcpPeer>,
     stop: CancellationToken,
-    stop_mode: Arc<Mutex<StopMode>>,
+    stop_mode: Arc<Mutex<(StopMode, Option<String>)>>,
     /// Set to the reason once the child is gone and reaped.
     exited: watch::Receiver<Option<String>>,
     secrets: Secrets,
@@ -130,14 +191,14 @@ pub enum SpawnError {
 impl Agent {
     /// Starts `command` in the directory `cwd` with exactly the environment
     /// `env` (nothing of the daemon's own: see [`crate::environment`]) and
-    /// connects to it. Its stderr lines are appended to `stderr_tail`
-    /// (shared across restarts, so a crash stays visible after the respawn).
+    /// connects to it; what it says about a session goes where `routes`
+    /// says. Its stderr lines are appended to `stderr_tail` (kept by the
+    /// workspaces, so a crash stays visible after the respawn).
     pub async fn spawn(
         command: &AcpCommand,
         cwd: &Path,
         env: &[(String, String)],
-        generation: u64,
-        events: mpsc::Sender<AgentMessage>,
+        routes: Routes,
         stderr_tail: StderrTail,
         tasks: &TaskTracker,
     ) -> Result<Agent, SpawnError> {
@@ -191,15 +252,14 @@ impl Agent {
         });
 
         let stop = CancellationToken::new();
-        let stop_mode = Arc::new(Mutex::new(StopMode::Kill));
+        let stop_mode = Arc::new(Mutex::new((StopMode::Kill, None)));
         let (connection_tx, connection_rx) = oneshot::channel();
         let (exited_tx, exited) = watch::channel(None);
         tasks.spawn(run(
             child,
             Lines::new(Box::pin(outgoing), incoming),
             RunContext {
-                generation,
-                events,
+                routes,
                 stop: stop.clone(),
                 stop_mode: stop_mode.clone(),
                 connection_tx,
@@ -266,8 +326,15 @@ pub async fn wait_exit(mut exited: watch::Receiver<Option<String>>, timeout: Dur
 impl Agent {
     /// Stops the child in the given way; the exit is reported as usual.
     pub fn stop(&self, mode: StopMode) {
-        *self.stop_mode.lock().unwrap_or_else(|poison| poison.into_inner()) = mode;
+        self.stop_mode.lock().unwrap_or_else(|poison| poison.into_inner()).0 = mode;
         self.stop.cancel();
+    }
+
+    /// Stops the child, saying why in the exit reason every workspace on
+    /// it receives.
+    pub fn stop_because(&self, mode: StopMode, why: &str) {
+        self.stop_mode.lock().unwrap_or_else(|poison| poison.into_inner()).1 = Some(why.to_owned());
+        self.stop(mode);
     }
 }
 
@@ -278,10 +345,9 @@ impl Drop for Agent {
 }
 
 struct RunContext {
-    generation: u64,
-    events: mpsc::Sender<AgentMessage>,
+    routes: Routes,
     stop: CancellationToken,
-    stop_mode: Arc<Mutex<StopMode>>,
+    stop_mode: Arc<Mutex<(StopMode, Option<String>)>>,
     connection_tx: oneshot::Sender<ConnectionTo<AcpPeer>>,
     garbage_rx: oneshot::Receiver<String>,
     stderr: StderrTail,
@@ -298,8 +364,7 @@ where
     I: futures::Stream<Item = std::io::Result<String>> + Send + Unpin + 'static,
 {
     let RunContext {
-        generation,
-        events,
+        routes,
         stop,
         stop_mode,
         connection_tx,
@@ -309,37 +374,51 @@ where
         exited,
     } = context;
     let group = child.id().map(|pid| GroupGuard(Pid::from_raw(pid as i32)));
-    let notifications = events.clone();
-    let permissions = events.clone();
+    let notifications = routes.clone();
+    let permissions = routes.clone();
     let connection_stop = stop.clone();
     let connection = Client
         .v1()
         .name("codex-fusion")
         .on_receive_notification(
             async move |notification: SessionNotification, _connection| {
-                // Awaiting here applies back-pressure to a flooding agent; the
-                // session drains this channel in every state, so it never
+                // Awaiting here applies back-pressure to a flooding agent; a
+                // workspace drains its channel in every state, so it never
                 // deadlocks.
-                let _ = notifications
-                    .send(AgentMessage {
-                        generation,
-                        event: AgentEvent::Notification(Box::new(notification)),
-                    })
-                    .await;
+                if let Some(route) = notifications.get(&notification.session_id.0) {
+                    let _ = route
+                        .sender
+                        .send(AgentMessage {
+                            tag: route.tag,
+                            event: AgentEvent::Notification(Box::new(notification)),
+                        })
+                        .await;
+                }
                 Ok(())
             },
             agent_client_protocol::on_receive_notification!(),
         )
         .on_receive_request(
             async move |request: RequestPermissionRequest, responder, _connection| {
-                // Hand the responder to the session and return at once: the
+                // Hand the responder to the workspace and return at once: the
                 // answer may take as long as Claude needs to decide.
-                let _ = permissions
-                    .send(AgentMessage {
-                        generation,
-                        event: AgentEvent::Permission(Box::new(request), responder),
-                    })
-                    .await;
+                match permissions.get(&request.session_id.0) {
+                    Some(route) => {
+                        let message = AgentMessage {
+                            tag: route.tag,
+                            event: AgentEvent::Permission(Box::new(request), responder),
+                        };
+                        if let Err(mpsc::error::SendError(message)) = route.sender.send(message).await
+                            && let AgentEvent::Permission(_, responder) = message.event
+                        {
+                            let _ = responder.respond(cancelled());
+                        }
+                    }
+                    None => {
+                        tracing::info!(session = %request.session_id.0, "a permission request for a session nobody holds; answered cancelled");
+                        let _ = responder.respond(cancelled());
+                    }
+                }
                 Ok(())
             },
             agent_client_protocol::on_receive_request!(),
@@ -353,9 +432,13 @@ where
             Ok(())
         });
 
+    let stopped = || match &stop_mode.lock().unwrap_or_else(|poison| poison.into_inner()).1 {
+        Some(why) => format!("stopped by codex-fusion ({why})"),
+        None => "stopped by codex-fusion".to_owned(),
+    };
     let reason = tokio::select! {
         result = connection => match result {
-            Ok(()) if stop.is_cancelled() => "stopped by codex-fusion".to_owned(),
+            Ok(()) if stop.is_cancelled() => stopped(),
             Ok(()) => "its stdout closed".to_owned(),
             Err(error) => format!("its ACP connection failed: {error}"),
         },
@@ -365,15 +448,17 @@ where
         },
         line = &mut garbage_rx => match line {
             Ok(line) => {
-                let _ = events.send(AgentMessage { generation, event: AgentEvent::Garbage(line.clone()) }).await;
+                for route in routes.distinct() {
+                    let _ = route.sender.send(AgentMessage { tag: route.tag, event: AgentEvent::Garbage(line.clone()) }).await;
+                }
                 format!("it wrote something that is not ACP on stdout: {line}")
             }
             Err(_) => "its stdout closed".to_owned(),
         },
-        _ = stop.cancelled() => "stopped by codex-fusion".to_owned(),
+        _ = stop.cancelled() => stopped(),
     };
 
-    let mode = *stop_mode.lock().unwrap_or_else(|poison| poison.into_inner());
+    let mode = stop_mode.lock().unwrap_or_else(|poison| poison.into_inner()).0;
     if let Some(group) = &group {
         if mode == StopMode::Graceful && stop.is_cancelled() {
             group.signal(Signal::SIGTERM);
@@ -398,14 +483,20 @@ where
     } else {
         format!("{reason}; last stderr: {tail}")
     };
-    tracing::debug!(generation, %reason, "codex-acp stopped");
+    tracing::debug!(pid = ?group.as_ref().map(|group| group.0), %reason, "codex-acp stopped");
     let _ = exited.send(Some(reason.clone()));
-    let _ = events
-        .send(AgentMessage {
-            generation,
-            event: AgentEvent::Exited(reason),
-        })
-        .await;
+    let requested = stop.is_cancelled();
+    for route in routes.distinct() {
+        let event = AgentEvent::Exited {
+            reason: reason.clone(),
+            requested,
+        };
+        let _ = route.sender.send(AgentMessage { tag: route.tag, event }).await;
+    }
+}
+
+fn cancelled() -> RequestPermissionResponse {
+    RequestPermissionResponse::new(agent_client_protocol::v1::schema::RequestPermissionOutcome::Cancelled)
 }
 
 /// `text` without the credential values an agent started with `command`

@@ -88,9 +88,9 @@ pub struct ProfileChoice {
 #[derive(Default)]
 pub struct ConfinementCache {
     binaries: Mutex<HashMap<String, Result<PathBuf, String>>>,
-    /// One probe at a time, so two workspaces starting together do not race
-    /// on the same wrapper.
-    probing: tokio::sync::Mutex<()>,
+    /// One probe at a time per command, so two workspaces starting the same
+    /// agent together probe it once; other commands do not wait.
+    probing: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 /// Why no confinement was prepared.
@@ -125,11 +125,26 @@ impl ConfinementCache {
         cwd: &Path,
         facts: &ProfileFacts,
     ) -> Result<Arc<Confinement>, Unconfined> {
+        // The whole command (its hidden words included: another CODEX_PATH
+        // names another binary), never shown.
+        let key = format!("{:?}", (&command.env, &command.program, &command.args));
         let codex_binary = {
-            let _probing = self.probing.lock().await;
-            // The whole command (its hidden words included: another
-            // CODEX_PATH names another binary), never shown.
-            let key = format!("{:?}", (&command.env, &command.program, &command.args));
+            let known = self.lock().get(&key).cloned();
+            let gate = match known {
+                Some(_) => None,
+                None => Some(
+                    self.probing
+                        .lock()
+                        .unwrap_or_else(|poison| poison.into_inner())
+                        .entry(key.clone())
+                        .or_default()
+                        .clone(),
+                ),
+            };
+            let _probing = match &gate {
+                Some(gate) => Some(gate.lock().await),
+                None => None,
+            };
             let known = self.lock().get(&key).cloned();
             match known {
                 Some(Ok(binary)) => binary,

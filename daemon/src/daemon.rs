@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::confine::ConfinementCache;
+use crate::pool::Pool;
 use crate::session::FirstStarts;
 use crate::session::{SessionContext, SessionHandle};
 use crate::turn::CallId;
@@ -33,14 +34,21 @@ pub struct Daemon {
     pub sessions_stopped: CancellationToken,
     sessions: Mutex<HashMap<PathBuf, SessionHandle>>,
     session_context: Arc<SessionContext>,
+    pool: Arc<Pool>,
     connections: AtomicUsize,
     next_call: AtomicU64,
 }
 
 impl Daemon {
-    pub fn new(socket: PathBuf, state_dir: PathBuf, agent_idle: std::time::Duration) -> Arc<Daemon> {
+    pub fn new(
+        socket: PathBuf,
+        state_dir: PathBuf,
+        agent_idle: std::time::Duration,
+        max_sessions: usize,
+    ) -> Arc<Daemon> {
         let tasks = TaskTracker::new();
         let shutdown = CancellationToken::new();
+        let pool = Pool::new(max_sessions, agent_idle, tasks.clone());
         let session_context = Arc::new(SessionContext {
             tasks: tasks.clone(),
             shutdown: shutdown.clone(),
@@ -54,7 +62,7 @@ impl Daemon {
                 }
                 pairings
             },
-            agent_idle,
+            pool: pool.clone(),
             pause_ids: crate::turn::PauseIds::new(),
         });
         Arc::new(Daemon {
@@ -66,18 +74,23 @@ impl Daemon {
             sessions_stopped: CancellationToken::new(),
             sessions: Mutex::new(HashMap::new()),
             session_context,
+            pool,
             connections: AtomicUsize::new(0),
             next_call: AtomicU64::new(1),
         })
     }
 
-    /// The session of `workspace` (canonical), started on first use.
+    /// The actor of `workspace` (canonical), started on first use, and
+    /// started afresh if the one before it failed.
     pub fn session(&self, workspace: &Path) -> SessionHandle {
         let mut sessions = self.sessions.lock().unwrap_or_else(|poison| poison.into_inner());
-        sessions
-            .entry(workspace.to_path_buf())
-            .or_insert_with(|| SessionHandle::spawn(Arc::from(workspace), self.session_context.clone()))
-            .clone()
+        let spawn = || SessionHandle::spawn(Arc::from(workspace), self.session_context.clone());
+        let handle = sessions.entry(workspace.to_path_buf()).or_insert_with(spawn);
+        if handle.is_closed() && !self.shutdown.is_cancelled() {
+            tracing::warn!(workspace = %workspace.display(), "replacing the workspace's failed actor");
+            *handle = spawn();
+        }
+        handle.clone()
     }
 
     /// The session of `workspace` if one was ever started.
@@ -125,13 +138,16 @@ impl Daemon {
             state_dir: self.state_dir.clone(),
             connections: self.connections.load(Ordering::Relaxed),
             workspaces,
+            agents: self.pool.status(),
         }
     }
 
-    /// Stops every session (their agents get SIGTERM, then SIGKILL).
+    /// Stops every workspace actor (answering their waiting calls), then
+    /// every agent process (SIGTERM, then SIGKILL).
     pub async fn stop_sessions(&self) {
         let sessions = self.all_sessions();
         futures::future::join_all(sessions.iter().map(|(_, handle)| handle.shutdown())).await;
+        self.pool.stop_all();
         self.sessions_stopped.cancel();
     }
 }

@@ -21,6 +21,7 @@ pub mod listener;
 pub mod logging;
 pub mod mcp;
 pub mod models;
+pub mod pool;
 pub mod progress;
 pub mod prompts;
 pub mod render;
@@ -57,7 +58,12 @@ pub struct Options {
     pub dedicated_socket_dir: bool,
     pub state_dir: PathBuf,
     pub agent_idle: Duration,
+    /// Sessions one agent process carries before another one starts.
+    pub max_sessions: usize,
 }
+
+/// The most sessions one agent process may be given.
+const MAX_SESSIONS_LIMIT: usize = 256;
 
 /// The longest idle limit accepted (a month); longer is a typo.
 const MAX_AGENT_IDLE_SECS: u64 = 30 * 24 * 3600;
@@ -76,12 +82,23 @@ impl Options {
             },
             _ => DEFAULT_AGENT_IDLE,
         };
+        let max_sessions = match std::env::var(pool::MAX_SESSIONS_ENV) {
+            Ok(value) if !value.is_empty() => match value.trim().parse::<usize>() {
+                Ok(count) if (1..=MAX_SESSIONS_LIMIT).contains(&count) => count,
+                _ => anyhow::bail!(
+                    "{}: expected a whole number of sessions from 1 to {MAX_SESSIONS_LIMIT}, got `{value}`",
+                    pool::MAX_SESSIONS_ENV
+                ),
+            },
+            _ => pool::DEFAULT_MAX_SESSIONS,
+        };
         let overridden = env(codex_fusion_protocol::paths::SOCKET_ENV).is_some_and(|value| !value.is_empty());
         Ok(Options {
             socket: codex_fusion_protocol::paths::socket_path(env)?,
             dedicated_socket_dir: !overridden,
             state_dir: codex_fusion_protocol::paths::state_dir(env)?,
             agent_idle,
+            max_sessions,
         })
     }
 }
@@ -89,7 +106,12 @@ impl Options {
 /// Runs the daemon until SIGTERM, SIGINT, SIGHUP or a `stop` request.
 pub async fn run(options: Options) -> anyhow::Result<()> {
     let bound = listener::bind(&options.socket, options.dedicated_socket_dir)?;
-    let daemon = Daemon::new(options.socket.clone(), options.state_dir.clone(), options.agent_idle);
+    let daemon = Daemon::new(
+        options.socket.clone(),
+        options.state_dir.clone(),
+        options.agent_idle,
+        options.max_sessions,
+    );
     tracing::info!(
         socket = %options.socket.display(),
         state_dir = %options.state_dir.display(),

@@ -34,7 +34,6 @@ pub struct McpService {
     settings: Arc<Settings>,
     /// Variables for codex-acp if a call of this connection has to start it.
     agent_env: Arc<Vec<(String, String)>>,
-    session: SessionHandle,
     /// Fires when the client's side of the connection ends.
     client_gone: CancellationToken,
 }
@@ -47,15 +46,21 @@ impl McpService {
         agent_env: Vec<(String, String)>,
         client_gone: CancellationToken,
     ) -> McpService {
-        let session = daemon.session(&workspace);
+        // The workspace shows in `status` from its first connection on.
+        daemon.session(&workspace);
         McpService {
             daemon,
             workspace,
             settings: Arc::new(settings),
             agent_env: Arc::new(agent_env),
-            session,
             client_gone,
         }
+    }
+
+    /// The workspace's actor, asked for at each call: one that failed is
+    /// replaced by the daemon.
+    fn session(&self) -> SessionHandle {
+        self.daemon.session(&self.workspace)
     }
 
     async fn run_tool(&self, call: ToolCall, context: RequestContext<RoleServer>) -> Result<CallToolResult, ErrorData> {
@@ -86,7 +91,7 @@ impl McpService {
                 .await
             }
             ToolCall::Reset => {
-                let had_session = self.session.reset().await.map_err(internal)?;
+                let had_session = self.session().reset().await.map_err(internal)?;
                 let text = if had_session {
                     "Codex's session for this workspace was dropped; the next call starts a fresh one."
                 } else {
@@ -96,7 +101,7 @@ impl McpService {
             }
             ToolCall::Status => {
                 let daemon = self.daemon.status(Some(&self.workspace)).await;
-                let mut workspace = self.session.status().await.map_err(internal)?;
+                let mut workspace = self.session().status().await.map_err(internal)?;
                 // Show the settings of this connection, which the next call uses.
                 workspace.guardian = codex_fusion_protocol::control::GuardianFlags {
                     allow_external_reads: self.settings.policy.allow_external_reads,
@@ -123,7 +128,8 @@ impl McpService {
         let token = context.meta.get_progress_token();
         let (sink, forwarder) = progress::start(context.peer.clone(), token);
         let (waiter, outcome) = Waiter::new(call, sink);
-        self.session.send(make(waiter)).await.map_err(internal)?;
+        let session = self.session();
+        session.send(make(waiter)).await.map_err(internal)?;
         tokio::select! {
             outcome = outcome => {
                 // A pause nobody can see would park the workspace for good:
@@ -132,7 +138,7 @@ impl McpService {
                     && (self.client_gone.is_cancelled() || context.ct.is_cancelled())
                 {
                     forwarder.abort().await;
-                    self.session.try_send(Command::Cancel { call });
+                    session.try_send(Command::Cancel { call });
                     return Err(ErrorData::internal_error("the client left", None));
                 }
                 // All progress goes out before the result, and none after it.
@@ -140,17 +146,17 @@ impl McpService {
                 match outcome {
                     Ok(TurnOutcome::Invalid(message)) => Err(ErrorData::invalid_params(message, None)),
                     Ok(outcome) => Ok(self.result_of(outcome)),
-                    Err(_) => Err(internal("the session ended before the turn finished")),
+                    Err(_) => Err(internal(session.gone())),
                 }
             }
             _ = self.client_gone.cancelled() => {
                 forwarder.abort().await;
-                self.session.try_send(Command::Cancel { call });
+                session.try_send(Command::Cancel { call });
                 Err(ErrorData::internal_error("the client left", None))
             }
             _ = context.ct.cancelled() => {
                 forwarder.abort().await;
-                self.session.try_send(Command::Cancel { call });
+                session.try_send(Command::Cancel { call });
                 // rmcp drops the response of a cancelled request; this value
                 // never reaches the client.
                 Err(ErrorData::internal_error("cancelled by the client", None))

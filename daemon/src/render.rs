@@ -169,6 +169,14 @@ pub fn status(daemon: &DaemonStatus, workspace: &WorkspaceStatus) -> String {
         (None, state) => state.to_owned(),
     };
     let _ = writeln!(text, "codex-acp: {agent}");
+    if !workspace.shared_with.is_empty() {
+        let others: Vec<String> = workspace
+            .shared_with
+            .iter()
+            .map(|path| path.display().to_string())
+            .collect();
+        let _ = writeln!(text, "shares its codex-acp process with: {}", others.join(", "));
+    }
     if let Some(command) = &workspace.agent_command {
         let _ = writeln!(text, "command: {command}");
     }

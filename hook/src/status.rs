@@ -6,7 +6,9 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use codex_fusion_protocol::Role;
-use codex_fusion_protocol::control::{ControlRequest, ControlResponse, DaemonStatus, WorkspaceStatus};
+use codex_fusion_protocol::control::{
+    AgentProcessStatus, ControlRequest, ControlResponse, DaemonStatus, WorkspaceStatus,
+};
 
 use crate::link::{self, LinkError};
 use crate::output::{say, stdout_text};
@@ -85,7 +87,46 @@ pub fn render(status: &DaemonStatus, only: Option<&Path>, here: Option<&Path>) -
         let named = only.is_some() || here != Some(workspace.workspace.as_path());
         render_workspace(&mut out, workspace, named);
     }
+    for agent in &status.agents {
+        out.push('\n');
+        render_agent(&mut out, agent);
+    }
     out
+}
+
+/// One agent process: what it is, who shares it, what it holds.
+fn render_agent(out: &mut String, agent: &AgentProcessStatus) {
+    let pid = agent.pid.map_or_else(|| "?".to_owned(), |pid| pid.to_string());
+    let _ = writeln!(out, "agent process {pid} · {}", agent.agent);
+    let mut state = format!("up {}", duration(agent.started_secs_ago));
+    match agent.busy {
+        0 => {
+            let _ = write!(state, " · idle for {}", duration(agent.idle_secs));
+        }
+        busy => {
+            let _ = write!(state, " · {busy} turn{} running", if busy == 1 { "" } else { "s" });
+        }
+    }
+    if let Some(kb) = agent.rss_kb {
+        let _ = write!(state, " · {:.0} MiB with its children", kb as f64 / 1024.0);
+    }
+    row(out, "  ", "state", &state);
+    if let Some(why) = &agent.stopping {
+        row(out, "  ", "stopping", why);
+    }
+    let sessions = match agent.workspaces.len() {
+        0 => "none (stops when idle)".to_owned(),
+        count => format!(
+            "{count}: {}",
+            agent
+                .workspaces
+                .iter()
+                .map(|path| path.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    };
+    row(out, "  ", "sessions", &sessions);
 }
 
 fn render_workspace(out: &mut String, workspace: &WorkspaceStatus, named: bool) {
@@ -112,6 +153,14 @@ fn render_workspace(out: &mut String, workspace: &WorkspaceStatus, named: bool) 
         let _ = write!(agent, " · {command}");
     }
     row(out, "  ", "agent", &agent);
+    if !workspace.shared_with.is_empty() {
+        let others: Vec<String> = workspace
+            .shared_with
+            .iter()
+            .map(|path| path.display().to_string())
+            .collect();
+        row(out, "  ", "shared with", &others.join(", "));
+    }
     if let Some(mode) = &workspace.mode {
         row(out, "  ", "mode", mode);
     }
@@ -243,6 +292,7 @@ mod tests {
             state_dir: "/home/u/.local/state/codex-fusion".into(),
             connections: 1,
             workspaces,
+            agents: Vec::new(),
         }
     }
 
@@ -303,6 +353,7 @@ mod tests {
             available_models: vec!["gpt-5.5".into(), "gpt-6".into()],
             available_efforts: vec!["low".into(), "high".into()],
             stderr_tail: (1..=7).map(|index| format!("line {index}")).collect(),
+            shared_with: Vec::new(),
         };
         let text = render(
             &daemon(vec![workspace.clone()]),
@@ -343,6 +394,39 @@ workspace /home/u/project
                 "{only:?} {here:?}: {text}"
             );
         }
+    }
+
+    #[test]
+    fn a_shared_agent_process_lists_its_workspaces() {
+        let workspace = WorkspaceStatus {
+            workspace: "/w/a".into(),
+            agent_state: "ready".into(),
+            agent_pid: Some(77),
+            shared_with: vec!["/w/b".into()],
+            ..WorkspaceStatus::default()
+        };
+        let mut status = daemon(vec![workspace]);
+        status.agents = vec![AgentProcessStatus {
+            pid: Some(77),
+            agent: "codex-acp with CODEX_HOME".into(),
+            workspaces: vec!["/w/a".into(), "/w/b".into()],
+            busy: 1,
+            started_secs_ago: 125,
+            idle_secs: 3,
+            rss_kb: Some(300 * 1024),
+            stopping: None,
+            unconfined: None,
+        }];
+        let text = render(&status, None, None);
+        assert!(text.contains("  shared with    /w/b\n"), "{text}");
+        assert!(
+            text.ends_with(
+                "\nagent process 77 · codex-acp with CODEX_HOME\n  \
+                 state          up 2m 05s · 1 turn running · 300 MiB with its children\n  \
+                 sessions       2: /w/a, /w/b\n"
+            ),
+            "{text}"
+        );
     }
 
     #[test]

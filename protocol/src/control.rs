@@ -78,6 +78,33 @@ pub struct DaemonStatus {
     pub state_dir: PathBuf,
     pub connections: usize,
     pub workspaces: Vec<WorkspaceStatus>,
+    /// Every agent process, with the workspaces whose sessions it carries.
+    #[serde(default)]
+    pub agents: Vec<AgentProcessStatus>,
+}
+
+/// One agent process of the daemon's pool.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AgentProcessStatus {
+    pub pid: Option<u32>,
+    /// What the process is keyed by, without secret values: the command as
+    /// displayed, the names of the forwarded variables, what its profile
+    /// grants.
+    pub agent: String,
+    /// The workspaces with a session on it.
+    pub workspaces: Vec<PathBuf>,
+    /// How many of them run a turn now.
+    pub busy: usize,
+    pub started_secs_ago: u64,
+    /// Since a session of it was last used.
+    pub idle_secs: u64,
+    /// Resident memory of the process and everything below it.
+    pub rss_kb: Option<u64>,
+    /// Why it is being stopped, while it is.
+    pub stopping: Option<String>,
+    /// Why it runs without the read-confining permission profile.
+    pub unconfined: Option<String>,
 }
 
 /// One workspace's session, as `status` reports it.
@@ -120,6 +147,8 @@ pub struct WorkspaceStatus {
     pub available_efforts: Vec<String>,
     /// The last lines codex-acp wrote to stderr.
     pub stderr_tail: Vec<String>,
+    /// The other workspaces whose sessions share this one's agent process.
+    pub shared_with: Vec<PathBuf>,
 }
 
 /// The guardian settings in force for the workspace's last call.

@@ -11,7 +11,8 @@ use std::io::{BufReader, Cursor};
 use std::path::PathBuf;
 
 use codex_fusion_protocol::control::{
-    ControlRequest, ControlResponse, DaemonStatus, GuardianFlags, SessionSource, UsageTotals, WorkspaceStatus,
+    AgentProcessStatus, ControlRequest, ControlResponse, DaemonStatus, GuardianFlags, SessionSource, UsageTotals,
+    WorkspaceStatus,
 };
 use codex_fusion_protocol::frame::{self, FrameError};
 use codex_fusion_protocol::hello::HelloError;
@@ -167,19 +168,33 @@ fn control_response() -> impl Strategy<Value = ControlResponse> {
             any::<u64>(),
             path(),
             any::<usize>(),
-            proptest::collection::vec(workspace_status(), 0..3)
+            proptest::collection::vec(workspace_status(), 0..3),
+            proptest::collection::vec((any::<Option<u32>>(), text(), any::<Option<u64>>()), 0..3)
         )
-            .prop_map(|(daemon_version, pid, uptime_secs, socket, connections, workspaces)| {
-                ControlResponse::Status(DaemonStatus {
-                    daemon_version,
-                    pid,
-                    uptime_secs,
-                    state_dir: socket.join("state"),
-                    socket,
-                    connections,
-                    workspaces,
-                })
-            }),
+            .prop_map(
+                |(daemon_version, pid, uptime_secs, socket, connections, workspaces, agents)| {
+                    let agents = agents
+                        .into_iter()
+                        .map(|(pid, agent, rss_kb)| AgentProcessStatus {
+                            pid,
+                            agent,
+                            workspaces: workspaces.iter().map(|status| status.workspace.clone()).collect(),
+                            rss_kb,
+                            ..AgentProcessStatus::default()
+                        })
+                        .collect();
+                    ControlResponse::Status(DaemonStatus {
+                        daemon_version,
+                        pid,
+                        uptime_secs,
+                        state_dir: socket.join("state"),
+                        socket,
+                        connections,
+                        workspaces,
+                        agents,
+                    })
+                }
+            ),
     ]
 }
 

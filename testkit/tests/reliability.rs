@@ -951,10 +951,11 @@ async fn fault_agent_sigkilled_mid_turn_fails_fast_and_respawns() {
     client.close().await;
 }
 
-/// codex-acp ignores session/cancel: the child is killed when the grace
-/// runs out, and the next call is answered within about 3 s of the cancel.
+/// codex-acp ignores session/cancel: when the grace runs out its session is
+/// closed (the process lives on), and the next call is answered within
+/// about 3 s of the cancel, on the same process, with the context kept.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn fault_agent_ignores_cancel_and_is_stopped_within_the_grace() {
+async fn fault_agent_ignores_cancel_and_its_session_is_closed_within_the_grace() {
     let env = TestEnv::new();
     let _daemon = env.start_daemon().await;
     let client = Client::start(&env, &[]).await;
@@ -972,8 +973,9 @@ async fn fault_agent_ignores_cancel_and_is_stopped_within_the_grace() {
     let text = client.text("consult", json!({"question": "after the cancel"})).await;
     let took = cancelled.elapsed();
     assert!(text.contains("fake answer"), "{text}");
+    assert!(text.contains("prompts_seen=2"), "the session was loaded again: {text}");
     assert!(took < Duration::from_secs(3), "the next call waited {took:?}");
-    assert!(stubborn.iter().all(|pid| !is_alive(*pid)), "the stubborn child is gone");
+    assert_eq!(agent_pids(&env), stubborn, "the process was not killed");
     println!("FIGURE agent ignoring cancel: the next call answered {took:?} after the cancel (grace 1.5 s)");
     client.close().await;
 }
@@ -1206,7 +1208,8 @@ async fn fault_sigterm_with_turns_running_leaves_no_orphans() {
         mcp.progress(Duration::from_secs(15)).await;
     }
     let mut children = agent_pids(&env);
-    assert_eq!(children.len(), scenarios.len(), "{children:?}");
+    // The three workspaces on the default command share one process.
+    assert_eq!(children.len(), 2, "{children:?}");
     let grandchildren = processes_matching(&stubborn.display().to_string());
     assert!(!grandchildren.is_empty(), "the stubborn grandchild runs");
     if grandchildren.len() > 1 {

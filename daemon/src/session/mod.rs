@@ -1,15 +1,21 @@
-//! The workspace session: an actor that owns one workspace's codex-acp child
-//! and its Codex session, and runs that workspace's turns one at a time.
+//! The workspace actor: one per workspace, holding that workspace's Codex
+//! session on a pooled codex-acp process ([`crate::pool`]) and running the
+//! workspace's turns one at a time.
 //!
 //! [`SessionHandle`] is the cloneable front; [`SessionActor::run`] is the one
 //! task behind it. Everything that can wake the actor arrives on one of three
-//! channels (commands from tool calls and the CLI, messages from the agent,
-//! completions of its own ACP requests) or as a deadline (idle timeout, cancel
-//! grace); no lock is held across an await. A turn paused on a permission
-//! keeps its ACP responder here until `permit` answers it.
+//! channels (commands from tool calls and the CLI, messages the agent sent
+//! about this workspace's session, completions of its own ACP requests) or
+//! as a deadline (turn timeout, cancel grace); no lock is held across an
+//! await. A turn paused on a permission keeps its ACP responder here until
+//! `permit` answers it.
 //!
-//! This file holds the handle, the state and the commands; `start.rs` starts
-//! the agent and opens Codex sessions; `turns.rs` runs turns.
+//! The words: a *workspace actor* is this; a *Codex session* is the ACP
+//! session on the agent (`Session`); a *Claude session* is Claude Code's,
+//! paired with a Codex session by the SessionStart rules.
+//!
+//! This file holds the handle, the state and the commands; `start.rs`
+//! attaches to an agent and opens Codex sessions; `turns.rs` runs turns.
 
 mod start;
 mod turns;
@@ -33,12 +39,13 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument as _;
 
-use crate::acp::{self, AgentFailure, AgentInfo, OpenedSession, ToolCallInfo};
+use crate::acp::{self, AgentFailure, OpenedSession, ToolCallInfo};
 use crate::agent::{Agent, AgentEvent, AgentMessage, StderrTail, StopMode};
 use crate::config::Settings;
-use crate::confine::{ConfinementCache, ProfileChoice};
+use crate::confine::ConfinementCache;
 use crate::guardian::{self, Decision, PermissionRequest};
 use crate::models::ModelOptions;
+use crate::pool::{Lease, Pool};
 use crate::progress;
 use crate::prompts::{self, Verdict};
 use crate::tools::ModelChoice;
@@ -48,9 +55,11 @@ use crate::turnlog::{self, GuardianEntry, ToolCallEntry, TurnRecord};
 use codex_fusion_protocol::control::SessionSource;
 use codex_fusion_protocol::pairing::PairingStore;
 
-/// After `session/cancel`, how long Codex gets to stop before its process
-/// group is killed and the agent respawned.
+/// After `session/cancel`, how long Codex gets to stop before its session is
+/// closed (`session/close`); after that, how long the close gets before the
+/// process is killed (it no longer answers anyone).
 pub const CANCEL_GRACE: Duration = Duration::from_millis(1500);
+pub const CLOSE_GRACE: Duration = Duration::from_millis(1500);
 
 /// Commands queued for one session before senders wait. Tool calls are few;
 /// this only bounds a misbehaving client.
@@ -61,10 +70,12 @@ const COMMAND_QUEUE: usize = 64;
 /// flooding agent cannot make the daemon hold much.
 const AGENT_QUEUE: usize = 256;
 
-/// A cloneable handle to one workspace's session actor.
+/// A cloneable handle to one workspace's actor.
 #[derive(Clone)]
 pub struct SessionHandle {
     commands: mpsc::Sender<Command>,
+    /// Set if the actor panicked (the daemon then replaces it).
+    failed: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// Everything a tool call or the CLI can ask of a session.
@@ -133,18 +144,22 @@ pub struct SessionContext {
     pub first_starts: FirstStarts,
     /// Claude ↔ Codex session pairings, persisted.
     pub pairings: PairingStore,
-    /// An agent with no turn for this long is stopped (its session is
-    /// restored by load on the next turn), so idle workspaces hold no
-    /// codex-acp processes.
-    pub agent_idle: Duration,
+    /// The agent processes every workspace attaches to.
+    pub pool: Arc<Pool>,
     /// Ids for pauses, unique across every workspace of the daemon.
     pub pause_ids: PauseIds,
 }
 
-/// The actor is gone (the daemon is shutting down).
+/// The actor is gone: the daemon is shutting down, or the actor failed.
 #[derive(Debug, thiserror::Error)]
-#[error("codex-fusiond is shutting down; call again once it has restarted")]
-pub struct SessionGone;
+pub enum SessionGone {
+    #[error("codex-fusiond is shutting down; call again once it has restarted")]
+    ShuttingDown,
+    #[error(
+        "codex-fusion's actor for this workspace failed (a bug: the daemon's log says where) and was replaced; call again. Codex's context is kept: the next call restores the workspace's Codex session"
+    )]
+    Failed,
+}
 
 impl SessionHandle {
     /// Starts the actor for `workspace` (which must be canonical).
@@ -156,7 +171,9 @@ impl SessionHandle {
         let span = tracing::info_span!("session", workspace = %workspace.display());
         // After a daemon restart, the workspace continues its last session.
         let remembered = context.pairings.get(&workspace);
+        let failed = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let actor = SessionActor {
+            _failed: PanicFlag(failed.clone()),
             workspace,
             commands,
             agent_tx,
@@ -164,24 +181,15 @@ impl SessionHandle {
             internal_tx,
             internal_rx,
             context,
-            agent: None,
-            agent_info: None,
-            agent_modes: Vec::new(),
-            generation: 0,
-            starting: false,
-            session: None,
+            link: AgentLink::Detached,
+            attempt: 0,
             resume_id: remembered.codex_session_id,
             claude_session_id: remembered.claude_session_id,
             deferred_target: None,
             last_settings: None,
             last_agent_env: Vec::new(),
             sticky_choice: ModelChoice::default(),
-            idle_since: Instant::now(),
             lost_pause: None,
-            agent_env: Vec::new(),
-            pending_agent_env: Vec::new(),
-            agent_choice: ProfileChoice::default(),
-            pending_choice: ProfileChoice::default(),
             pending_note: None,
             queue: VecDeque::new(),
             turn: None,
@@ -191,17 +199,42 @@ impl SessionHandle {
             last_policy: Default::default(),
             last_used: None,
             stderr: StderrTail::default(),
-            agent_has_api_key: false,
-            agent_unconfined: None,
-            agent_codex_home: None,
-            start_retried: false,
         };
-        tasks.spawn(actor.run().instrument(span));
-        SessionHandle { commands: commands_tx }
+        tasks.spawn(
+            async move {
+                use futures::FutureExt as _;
+                if let Err(panic) = std::panic::AssertUnwindSafe(actor.run()).catch_unwind().await {
+                    let what = panic
+                        .downcast_ref::<&str>()
+                        .map(|text| (*text).to_owned())
+                        .or_else(|| panic.downcast_ref::<String>().cloned())
+                        .unwrap_or_default();
+                    tracing::error!(panic = %what, "the workspace actor panicked; the next call gets a new one");
+                }
+            }
+            .instrument(span),
+        );
+        SessionHandle {
+            commands: commands_tx,
+            failed,
+        }
+    }
+
+    /// Whether the actor is gone (panicked, or ended with the daemon).
+    pub fn is_closed(&self) -> bool {
+        self.commands.is_closed()
+    }
+
+    /// Why the actor is no longer there.
+    pub fn gone(&self) -> SessionGone {
+        match self.failed.load(std::sync::atomic::Ordering::SeqCst) {
+            true => SessionGone::Failed,
+            false => SessionGone::ShuttingDown,
+        }
     }
 
     pub async fn send(&self, command: Command) -> Result<(), SessionGone> {
-        self.commands.send(command).await.map_err(|_| SessionGone)
+        self.commands.send(command).await.map_err(|_| self.gone())
     }
 
     /// Best effort, without waiting (used from drop paths).
@@ -212,7 +245,7 @@ impl SessionHandle {
     pub async fn status(&self) -> Result<WorkspaceStatus, SessionGone> {
         let (reply, receiver) = oneshot::channel();
         self.send(Command::Status { reply }).await?;
-        receiver.await.map_err(|_| SessionGone)
+        receiver.await.map_err(|_| self.gone())
     }
 
     pub async fn session_start(
@@ -231,13 +264,13 @@ impl SessionHandle {
             reply,
         })
         .await?;
-        receiver.await.map_err(|_| SessionGone)
+        receiver.await.map_err(|_| self.gone())
     }
 
     pub async fn reset(&self) -> Result<bool, SessionGone> {
         let (reply, receiver) = oneshot::channel();
         self.send(Command::Reset { reply }).await?;
-        receiver.await.map_err(|_| SessionGone)
+        receiver.await.map_err(|_| self.gone())
     }
 
     pub async fn shutdown(&self) {
@@ -253,11 +286,10 @@ impl SessionHandle {
 #[allow(clippy::large_enum_variant)]
 enum Internal {
     Started {
-        generation: u64,
-        result: Result<Box<Started>, AgentFailure>,
+        attempt: u64,
+        result: Result<Box<start::Started>, AgentFailure>,
     },
     PromptDone {
-        generation: u64,
         turn: u64,
         result: Result<PromptResponse, agent_client_protocol::Error>,
         /// Why the agent is gone, when the prompt failed because it died.
@@ -268,24 +300,29 @@ enum Internal {
         /// From sending `session/prompt` to its response.
         took: Duration,
     },
+    /// The `session/close` sent for a turn that ignored its cancel came
+    /// back (`closed`) or failed.
+    Closed { turn: u64, closed: bool },
 }
 
-/// A started agent (`None` when a session was opened on the live one) and
-/// its freshly opened Codex session.
-struct Started {
-    agent: Option<Agent>,
-    info: AgentInfo,
-    opened: OpenedSession,
-    /// The modes to ask for, best first, for this agent's later sessions.
-    modes: Vec<&'static str>,
-    api_key: bool,
-    /// Why the agent runs without the permission profile, if it does.
-    unconfined: Option<String>,
-    /// The agent's Codex home.
-    codex_home: Option<PathBuf>,
+/// How the workspace is attached to an agent process.
+enum AgentLink {
+    /// Not attached: no process yet, or it stopped (`resume_id` then says
+    /// which Codex session the next start restores).
+    Detached,
+    /// A start (attach to a pooled process, open the session) is in flight.
+    Starting { attempt: u64 },
+    /// The Codex session is open on a pooled process.
+    Ready(Box<Attached>),
 }
 
-/// The Codex session open on the live agent.
+/// The workspace's hold on a process and its Codex session there.
+struct Attached {
+    lease: Lease,
+    session: Session,
+}
+
+/// The Codex session open on the agent.
 struct Session {
     id: String,
     loaded: bool,
@@ -346,6 +383,8 @@ enum Phase {
     Cancelling {
         since: Instant,
         reason: CancelReason,
+        /// `session/close` was sent after the cancel went unheeded.
+        closing: bool,
     },
 }
 
@@ -367,7 +406,21 @@ struct PendingPermission {
     why: String,
 }
 
+/// Marks the handle failed when the actor unwinds. The actor's first field,
+/// so it is dropped before the waiters the actor holds: a caller whose
+/// answer is dropped already reads why.
+struct PanicFlag(Arc<std::sync::atomic::AtomicBool>);
+
+impl Drop for PanicFlag {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+}
+
 struct SessionActor {
+    _failed: PanicFlag,
     workspace: Arc<Path>,
     commands: mpsc::Receiver<Command>,
     agent_tx: mpsc::Sender<AgentMessage>,
@@ -375,14 +428,9 @@ struct SessionActor {
     internal_tx: mpsc::UnboundedSender<Internal>,
     internal_rx: mpsc::UnboundedReceiver<Internal>,
     context: Arc<SessionContext>,
-    agent: Option<Agent>,
-    /// What `initialize` said, once the live agent answered it.
-    agent_info: Option<AgentInfo>,
-    /// The modes the live agent's sessions are put in, best first.
-    agent_modes: Vec<&'static str>,
-    generation: u64,
-    starting: bool,
-    session: Option<Session>,
+    link: AgentLink,
+    /// Counts starts, so the outcome of one overtaken by a reset is known.
+    attempt: u64,
     /// The Codex session to restore on the next start (after a crash, a hard
     /// stop, a daemon restart, or a Claude resume).
     resume_id: Option<String>,
@@ -398,19 +446,8 @@ struct SessionActor {
     /// The model and effort chosen for this session; re-applied after a
     /// restore, cleared with the session.
     sticky_choice: ModelChoice,
-    /// Since when the agent has had nothing to do.
-    idle_since: Instant,
     /// Why the last pause ended without a `permit`, told to the next one.
     lost_pause: Option<String>,
-    /// The forwarded variables the live agent was started with (sorted),
-    /// and those of the start in flight.
-    agent_env: Vec<(String, String)>,
-    pending_agent_env: Vec<(String, String)>,
-    /// What the live agent's profile lets Codex have (web search, the
-    /// user's Codex extensions), from the client that started it, and that
-    /// of the start in flight.
-    agent_choice: ProfileChoice,
-    pending_choice: ProfileChoice,
     /// A one-line note for the next answer's footer.
     pending_note: Option<String>,
     queue: VecDeque<TurnRequest>,
@@ -420,18 +457,9 @@ struct SessionActor {
     last_command: Option<String>,
     last_policy: guardian::Policy,
     last_used: Option<Instant>,
-    /// The stderr tail of this workspace's agents, across restarts.
+    /// The stderr tail of the agent this workspace last used, kept after
+    /// it stopped.
     stderr: StderrTail,
-    /// Whether the live agent's environment carries an API key.
-    agent_has_api_key: bool,
-    /// Why the live agent runs without the permission profile (an agent
-    /// other than codex-acp), shown by `status`.
-    agent_unconfined: Option<String>,
-    /// The live agent's Codex home (a `.codex` there is not a project's).
-    agent_codex_home: Option<PathBuf>,
-    /// A start that failed initialising a fresh Codex home was tried once
-    /// more; cleared by the next start that succeeds.
-    start_retried: bool,
 }
 
 impl SessionActor {
@@ -462,6 +490,13 @@ impl SessionActor {
     fn on_command(&mut self, command: Command) {
         match command {
             Command::Turn(request) => {
+                // The test suite's way to make an actor fail (debug builds).
+                #[cfg(debug_assertions)]
+                if let Some(marker) = std::env::var_os("CODEX_FUSION_TEST_PANIC_MARKER")
+                    && request.prompt.contains(&*marker.to_string_lossy())
+                {
+                    panic!("the test panic marker was in the prompt");
+                }
                 self.last_policy = request.settings.policy;
                 self.last_command = Some(request.settings.acp_command.display.clone());
                 if let Some(pending) = self.turn.as_ref().and_then(|turn| turn.pending.as_ref()) {
@@ -602,13 +637,14 @@ impl SessionActor {
     }
 
     fn reset(&mut self) -> bool {
-        let had_session = self.session.is_some() || self.turn.is_some() || self.resume_id.is_some();
-        if self.drop_turn("Codex's session for this workspace was reset while this turn ran; the turn was dropped") {
-            // The agent may still be busy with the old turn; only a fresh
-            // process guarantees nothing of it leaks into the next one. A
-            // deliberate stop is not an error worth showing in `status`.
-            self.kill_agent("reset mid-turn");
-            self.last_error = None;
+        let had_session = self.session().is_some() || self.turn.is_some() || self.resume_id.is_some();
+        let mid_turn =
+            self.drop_turn("Codex's session for this workspace was reset while this turn ran; the turn was dropped");
+        if mid_turn && let Some(session) = self.session().map(|session| session.id.clone()) {
+            // The old turn must not go on: it is cancelled and its session
+            // closed; a process that does not let it go takes no new sessions
+            // and stops once the others' turns are done.
+            self.cancel_on_agent(&session);
         }
         self.retarget(None);
         self.deferred_target = None;
@@ -633,18 +669,18 @@ impl SessionActor {
     }
 
     fn status(&self) -> WorkspaceStatus {
-        let agent_state = match (&self.agent, self.starting, &self.session) {
-            (_, true, _) => "starting",
-            (Some(_), false, Some(_)) => "ready",
-            (Some(_), false, None) => "idle",
-            (None, _, _) if self.last_error.is_some() => "failed",
-            (None, _, _) => "stopped",
+        let agent_state = match &self.link {
+            AgentLink::Starting { .. } => "starting",
+            AgentLink::Ready(_) => "ready",
+            AgentLink::Detached if self.last_error.is_some() => "failed",
+            AgentLink::Detached => "stopped",
         };
-        let session = self.session.as_ref();
+        let session = self.session();
+        let host = self.attached().map(|attached| attached.lease.host());
         WorkspaceStatus {
             workspace: self.workspace.to_path_buf(),
             agent_state: agent_state.to_owned(),
-            agent_pid: self.agent.as_ref().and_then(|agent| agent.pid),
+            agent_pid: host.and_then(|host| host.agent.pid),
             agent_command: self.last_command.clone(),
             last_error: self.last_error.clone(),
             session_id: session
@@ -683,12 +719,53 @@ impl SessionActor {
             },
             usage: session.map(|session| session.usage).unwrap_or_default(),
             mode: session.and_then(|session| session.mode.clone()),
-            unconfined: self.agent.as_ref().and(self.agent_unconfined.clone()),
+            unconfined: host.and_then(|host| host.unconfined.clone()),
             model: session.and_then(|session| session.models.current_model()),
             effort: session.and_then(|session| session.models.current_effort()),
             available_models: session.map(|session| session.models.model_names()).unwrap_or_default(),
             available_efforts: session.map(|session| session.models.efforts(None)).unwrap_or_default(),
             stderr_tail: self.stderr.lines(),
+            shared_with: self
+                .attached()
+                .map(|attached| attached.lease.shared_with())
+                .unwrap_or_default(),
+        }
+    }
+
+    fn attached(&self) -> Option<&Attached> {
+        match &self.link {
+            AgentLink::Ready(attached) => Some(attached),
+            _ => None,
+        }
+    }
+
+    fn attached_mut(&mut self) -> Option<&mut Attached> {
+        match &mut self.link {
+            AgentLink::Ready(attached) => Some(attached),
+            _ => None,
+        }
+    }
+
+    /// The Codex session open on the agent, if one is.
+    fn session(&self) -> Option<&Session> {
+        self.attached().map(|attached| &attached.session)
+    }
+
+    /// Leaves the open Codex session (the process stays in the pool); what
+    /// is returned closes it there.
+    fn detach(&mut self) -> Option<start::Leaving> {
+        match std::mem::replace(&mut self.link, AgentLink::Detached) {
+            AgentLink::Ready(attached) => {
+                let Attached { lease, session } = *attached;
+                Some(start::Leaving {
+                    lease,
+                    session: session.id,
+                })
+            }
+            other => {
+                self.link = other;
+                None
+            }
         }
     }
 
@@ -744,7 +821,7 @@ impl SessionActor {
                 self.claude_session_id = claude;
                 match paired {
                     Some(codex) => {
-                        let open = self.session.as_ref().is_some_and(|session| session.id == codex);
+                        let open = self.session().is_some_and(|session| session.id == codex);
                         if open {
                             // Whatever switch was waiting is moot now.
                             self.deferred_target = None;
@@ -768,8 +845,7 @@ impl SessionActor {
         let next = match &self.deferred_target {
             Some(target) => target.clone(),
             None => self
-                .session
-                .as_ref()
+                .session()
                 .map(|session| session.id.clone())
                 .or_else(|| self.resume_id.clone()),
         };
@@ -790,28 +866,27 @@ impl SessionActor {
         }
     }
 
-    /// Drops the current session (the agent stays) and sets what the next
-    /// start opens.
+    /// Leaves the current Codex session (closing it on its process, which
+    /// stays in the pool) and sets what the next start opens.
     fn retarget(&mut self, target: Option<String>) {
-        self.session = None;
+        if let Some(leaving) = self.detach() {
+            self.context.tasks.spawn(leaving.close());
+        }
+        if matches!(self.link, AgentLink::Starting { .. }) {
+            // The start in flight is ignored when it ends (its attempt is no
+            // longer current); a new one opens the target.
+            self.link = AgentLink::Detached;
+        }
         self.pending_note = None;
         // The choice belongs to the session being left.
         self.sticky_choice = ModelChoice::default();
         self.resume_id = target;
-        if self.starting {
-            // Let the start in flight be ignored; a new one opens the target.
-            self.generation += 1;
-            self.starting = false;
-            if let Some(agent) = self.agent.take() {
-                agent.stop(StopMode::Kill);
-            }
-            self.agent_info = None;
-        }
     }
 
-    /// Starts codex-acp and opens the target session with no turn waiting.
+    /// Attaches to an agent and opens the target session with no turn
+    /// waiting.
     fn warm(&mut self, settings: Arc<Settings>, agent_env: Vec<(String, String)>) {
-        if self.turn.is_some() || self.starting || self.session.is_some() {
+        if self.turn.is_some() || !matches!(self.link, AgentLink::Detached) {
             return;
         }
         // Start it as the MCP client last did (its credentials may live in
@@ -820,12 +895,8 @@ impl SessionActor {
             Some(last) => (last.clone(), self.last_agent_env.clone()),
             None => (settings, agent_env),
         };
-        if self.agent.is_none() {
-            tracing::info!("warming codex-acp");
-            self.start_agent(settings, agent_env);
-        } else {
-            self.open_session(&settings);
-        }
+        tracing::info!("warming the Codex session");
+        self.start(settings, agent_env, None);
     }
 
     fn shut_down(&mut self) {
@@ -834,22 +905,22 @@ impl SessionActor {
             request.waiter.send(TurnOutcome::Failed(MESSAGE.into()));
         }
         self.drop_turn(MESSAGE);
-        if let Some(agent) = self.agent.take() {
-            agent.stop(StopMode::Graceful);
-        }
+        // The process is the pool's: it stops it once every workspace is
+        // done. The session is remembered for the next daemon.
+        self.link = AgentLink::Detached;
     }
 
     fn on_internal(&mut self, internal: Internal) {
         match internal {
-            Internal::Started { generation, result } => self.on_started(generation, result),
+            Internal::Started { attempt, result } => self.on_started(attempt, result),
             Internal::PromptDone {
-                generation,
                 turn,
                 result,
                 exit,
                 applied,
                 took,
-            } => self.on_prompt_done(generation, turn, result, exit, applied, took),
+            } => self.on_prompt_done(turn, result, exit, applied, took),
+            Internal::Closed { turn, closed } => self.on_closed(turn, closed),
         }
     }
 }

@@ -1,13 +1,16 @@
-//! Starting codex-acp and opening Codex sessions. The slow work (finding the
-//! codex binary for read confinement, spawning, initialize, authenticate,
-//! `session/new` or `session/load`, setting the mode) runs in a task; the
-//! actor stays responsive and learns the outcome as [`Internal::Started`].
+//! Attaching a workspace to a pooled codex-acp and opening its Codex
+//! session. The slow work (finding the codex binary for read confinement,
+//! spawning and initializing a process if no process with the key has room,
+//! authenticate, `session/new` or `session/load`, setting the mode) runs in
+//! a task; the actor stays responsive and learns the outcome as
+//! [`Internal::Started`].
 
-use super::turns;
 use super::*;
 use crate::acp::{API_KEY_VARS, READ_ONLY_MODE};
+use crate::agent::{Route, Routes};
 use crate::confine::{PROFILE_MODE, ProfileChoice, ProfileFacts};
 use crate::environment;
+use crate::pool::{AgentKey, HostParts, Lease};
 use std::collections::HashMap;
 
 /// How long a failed start waits for the child's exit, so the error can
@@ -47,217 +50,111 @@ fn fresh_home_race(failure: &AgentFailure) -> bool {
         .contains("failed to initialize sqlite state runtime")
 }
 
+/// What a start needs from the actor: everything is owned, so the slow part
+/// runs in a task while the actor goes on.
+pub(super) struct StartPlan {
+    pub settings: Arc<Settings>,
+    pub agent_env: Vec<(String, String)>,
+    /// The Codex session to restore, if any.
+    pub resume: Option<String>,
+    /// The session to close first: it moves to another process, and Codex
+    /// lets only one process hold a session.
+    pub leaving: Option<Leaving>,
+}
+
+/// A session left on a process, closed before anything else happens.
+pub(super) struct Leaving {
+    pub lease: Lease,
+    pub session: String,
+}
+
+impl Leaving {
+    /// Closes the session (where the agent can) and lets the lease go.
+    /// `false` if the agent did not answer in time.
+    pub async fn close(self) -> bool {
+        let host = self.lease.host().clone();
+        let closed = match host.info.close_session {
+            true => tokio::time::timeout(CLOSE_GRACE, acp::close_session(&host.agent.connection, &self.session))
+                .await
+                .is_ok(),
+            false => true,
+        };
+        drop(self.lease);
+        closed
+    }
+}
+
 impl SessionActor {
-    /// Spawns codex-acp with `agent_env` (credentials forwarded by the client
-    /// that needs it) and opens a session on it, in a task.
-    pub(super) fn start_agent(&mut self, settings: Arc<Settings>, agent_env: Vec<(String, String)>) {
-        self.generation += 1;
-        self.starting = true;
-        let generation = self.generation;
-        self.pending_agent_env = turns::sorted(&agent_env);
-        self.pending_choice = profile_choice(&settings);
+    /// Attaches to a pooled agent (started if none with this key runs) and
+    /// opens a session on it, in a task; the outcome comes back as
+    /// [`Internal::Started`].
+    pub(super) fn start(
+        &mut self,
+        settings: Arc<Settings>,
+        agent_env: Vec<(String, String)>,
+        leaving: Option<Leaving>,
+    ) {
+        self.attempt += 1;
+        let attempt = self.attempt;
+        self.link = AgentLink::Starting { attempt };
+        let plan = StartPlan {
+            settings,
+            agent_env,
+            resume: self.resume_id.clone(),
+            leaving,
+        };
         let context = self.context.clone();
         let workspace = self.workspace.clone();
-        let resume = self.resume_id.clone();
-        let events = self.agent_tx.clone();
+        let sender = self.agent_tx.clone();
         let stderr = self.stderr.clone();
         let internal = self.internal_tx.clone();
         let shutdown = context.shutdown.clone();
-        let work = async move {
-            let cwd = agent_directory(&context.state_dir).map_err(|error| {
-                AgentFailure::Other(format!(
-                    "cannot prepare codex-acp's working directory: {error}; the state directory must be yours (set CODEX_FUSION_STATE_DIR to one that is, and restart the daemon with `codex-fusion stop`)"
-                ))
-            })?;
-            let daemon_env = environment::daemon_environment();
-            let command_env = &settings.acp_command.env;
-            let base = environment::agent_environment(daemon_env.clone(), &agent_env, command_env, &[]);
-            let facts = profile_facts(&base, &context.state_dir, profile_choice(&settings));
-            let codex_home = facts.codex_home.clone();
-            let confinement = context
-                .confinement
-                .get(&settings.acp_command, &base, &cwd, &facts)
-                .await;
-            if confinement.is_ok() {
-                // Codex would load the workspace's own `.codex/` config.
-                refuse_project_config(&workspace, facts.choice, facts.codex_home.as_deref())?;
-            }
-            let modes = match &confinement {
-                // The profile or nothing: plain read-only mode lets
-                // sandboxed commands read the whole disk.
-                Ok(_) => vec![PROFILE_MODE],
-                Err(_) => vec![READ_ONLY_MODE],
-            };
-            // A second line of defence: codex-acp starts (and reloads)
-            // sessions in this mode even before we set it.
-            let mut ours = vec![("INITIAL_AGENT_MODE".to_owned(), modes[0].to_owned())];
-            if let Ok(confinement) = &confinement {
-                ours.push(("CODEX_PATH".into(), confinement.wrapper.display().to_string()));
-            }
-            let env = environment::agent_environment(daemon_env, &agent_env, command_env, &ours);
-            let api_key = API_KEY_VARS
-                .iter()
-                .any(|name| env.iter().any(|(key, value)| key == name && !value.is_empty()));
-            let unconfined = confinement.as_ref().err().map(ToString::to_string);
-            // Held until this start has succeeded or failed, if it is the
-            // first on this home (not across the session's life).
-            let mut first_start = match &codex_home {
-                Some(home) => context.first_starts.enter(home).await,
-                None => None,
-            };
-            let agent = Agent::spawn(
-                &settings.acp_command,
-                &cwd,
-                &env,
-                generation,
-                events,
-                stderr,
-                &context.tasks,
-            )
-            .await
-            .map_err(|error| AgentFailure::Other(error.to_string()))?;
-            tracing::info!(pid = ?agent.pid, generation, command = %agent.command.display, confined = confinement.is_ok(), "codex-acp started");
-            let connection = agent.connection.clone();
-            let setup = async {
-                let info = acp::initialize(&connection).await?;
-                if let (Some(reason), true) = (&unconfined, info.is_codex_acp()) {
-                    return Err(AgentFailure::Unconfined(reason.clone()));
-                }
-                let opened =
-                    acp::open_session(&connection, &info, &workspace, resume.as_deref(), api_key, &modes).await?;
-                Ok::<_, AgentFailure>((info, opened))
-            };
-            match tokio::time::timeout(settings.startup_timeout, setup).await {
-                Ok(Ok((info, opened))) => {
-                    if let Some(first) = first_start.as_mut() {
-                        **first = true;
-                    }
-                    Ok(Box::new(Started {
-                        agent: Some(agent),
-                        info,
-                        opened,
-                        modes,
-                        api_key,
-                        unconfined,
-                        codex_home,
-                    }))
-                }
-                // The agent's own words may quote its key.
-                Ok(Err(failure)) => Err(explain_start_failure(&agent, failure)
-                    .await
-                    .map_text(|text| agent.scrub(text))),
-                Err(_) => Err(too_slow(settings.startup_timeout)),
-            }
-        };
         self.context.tasks.spawn(
             async move {
                 let result = tokio::select! {
-                    result = work => result,
+                    result = start(&context, &workspace, plan, sender, stderr) => result.map(Box::new),
                     _ = shutdown.cancelled() => Err(AgentFailure::Other("codex-fusiond is shutting down".into())),
                 };
-                let _ = internal.send(Internal::Started { generation, result });
+                let _ = internal.send(Internal::Started { attempt, result });
             }
             .in_current_span(),
         );
     }
 
-    /// Opens a session (fresh, or `resume_id` restored) on the live,
-    /// initialized agent.
-    pub(super) fn open_session(&mut self, settings: &Settings) {
-        let (Some(agent), Some(info)) = (self.agent.as_ref(), self.agent_info.clone()) else {
-            return;
-        };
-        self.starting = true;
-        let connection = agent.connection.clone();
-        let workspace = self.workspace.clone();
-        let resume = self.resume_id.clone();
-        let timeout = settings.startup_timeout;
-        let generation = self.generation;
-        let api_key = self.agent_has_api_key;
-        let unconfined = self.agent_unconfined.clone();
-        let codex_home = self.agent_codex_home.clone();
-        let choice = self.agent_choice;
-        let modes = self.agent_modes.clone();
-        let internal = self.internal_tx.clone();
-        self.context.tasks.spawn(
-            async move {
-                // The workspace may have gained a project config since the
-                // agent started.
-                let checked = match unconfined {
-                    None => refuse_project_config(&workspace, choice, codex_home.as_deref()),
-                    Some(_) => Ok(()),
-                };
-                let setup = async {
-                    checked?;
-                    acp::open_session(&connection, &info, &workspace, resume.as_deref(), api_key, &modes).await
-                };
-                let result = match tokio::time::timeout(timeout, setup).await {
-                    Ok(Ok(opened)) => Ok(Box::new(Started {
-                        agent: None,
-                        info,
-                        opened,
-                        modes,
-                        api_key,
-                        unconfined,
-                        codex_home,
-                    })),
-                    Ok(Err(failure)) => Err(failure),
-                    Err(_) => Err(too_slow(timeout)),
-                };
-                let _ = internal.send(Internal::Started { generation, result });
-            }
-            .in_current_span(),
-        );
-    }
-
-    pub(super) fn on_started(&mut self, generation: u64, result: Result<Box<Started>, AgentFailure>) {
+    pub(super) fn on_started(&mut self, attempt: u64, result: Result<Box<Started>, AgentFailure>) {
         // History a `session/load` replayed may still be queued; it must be
         // gone before the session exists and a turn could take it for its
         // own answer.
         while let Ok(message) = self.agent_rx.try_recv() {
             self.on_agent(message);
         }
-        if generation != self.generation || !self.starting {
-            // A start overtaken by a reset or a newer start; dropping its
-            // agent kills it.
+        if !matches!(self.link, AgentLink::Starting { attempt: current } if current == attempt) {
+            // Overtaken by a reset or a newer start: the session it opened is
+            // nobody's.
+            if let Ok(started) = result {
+                let Started { lease, opened } = *started;
+                self.context.tasks.spawn(
+                    Leaving {
+                        lease,
+                        session: opened.session_id,
+                    }
+                    .close(),
+                );
+            }
             return;
         }
-        self.starting = false;
-        let result = result.and_then(|started| match started.agent.as_ref().and_then(Agent::exit_reason) {
-            Some(reason) => Err(AgentFailure::Other(format!(
-                "codex-acp stopped right after starting: {reason}"
-            ))),
-            None => Ok(started),
-        });
         match result {
             Ok(started) => {
-                let Started {
-                    agent,
-                    info,
-                    opened,
-                    modes,
-                    api_key,
-                    unconfined,
-                    codex_home,
-                } = *started;
+                let Started { lease, opened } = *started;
                 tracing::info!(
                     session_id = %opened.session_id,
                     loaded = opened.loaded,
                     mode = ?opened.mode,
+                    pid = ?lease.host().agent.pid,
+                    shared_with = lease.shared_with().len(),
                     "Codex session ready"
                 );
-                if let Some(agent) = agent {
-                    self.agent = Some(agent);
-                    self.agent_env = std::mem::take(&mut self.pending_agent_env);
-                    self.agent_choice = self.pending_choice;
-                }
-                self.idle_since = Instant::now();
-                self.start_retried = false;
-                self.agent_info = Some(info);
-                self.agent_modes = modes;
-                self.agent_has_api_key = api_key;
-                self.agent_unconfined = unconfined;
-                self.agent_codex_home = codex_home;
+                self.stderr = lease.host().stderr.clone();
                 if let Some(note) = opened.note {
                     self.pending_note = Some(note);
                 }
@@ -268,49 +165,215 @@ impl SessionActor {
                 self.resume_id = None;
                 self.last_error = None;
                 self.remember(Some(&opened.session_id));
-                self.session = Some(Session {
-                    id: opened.session_id,
-                    loaded: opened.loaded,
-                    mode: opened.mode,
-                    models: opened.models,
-                    turns: 0,
-                    usage: UsageTotals::default(),
-                });
-            }
-            Err(failure) if fresh_home_race(&failure) && !self.start_retried && self.turn.is_some() => {
-                // Another codex (outside this daemon, or one not serialised
-                // with this one) was creating the home's state at the same
-                // moment: once more, as a new generation.
-                tracing::warn!(%failure, "codex-acp failed initialising a fresh Codex home; starting it once more");
-                self.start_retried = true;
-                if let Some(agent) = self.agent.take() {
-                    agent.stop(StopMode::Kill);
-                }
-                self.agent_info = None;
-                if let Some(turn) = self.turn.as_ref() {
-                    let (settings, agent_env) = (turn.settings.clone(), turn.agent_env.clone());
-                    self.start_agent(settings, agent_env);
-                }
+                self.link = AgentLink::Ready(Box::new(Attached {
+                    lease,
+                    session: Session {
+                        id: opened.session_id,
+                        loaded: opened.loaded,
+                        mode: opened.mode,
+                        models: opened.models,
+                        turns: 0,
+                        usage: UsageTotals::default(),
+                    },
+                }));
             }
             Err(failure) => {
-                self.start_retried = false;
-                // A failure on a live agent (opening a session on it) may
-                // quote its key; one from a fresh start is scrubbed already.
-                let message = match &self.agent {
-                    Some(agent) => agent.scrub(&failure.to_string()),
-                    None => failure.to_string(),
-                };
+                let message = failure.to_string();
                 tracing::warn!(%message, "starting the Codex session failed");
-                // The next call starts from a clean process.
-                if let Some(agent) = self.agent.take() {
-                    agent.stop(StopMode::Kill);
-                }
-                self.agent_info = None;
+                self.link = AgentLink::Detached;
                 self.last_error = Some(message.clone());
                 if let Some(turn) = self.turn.take() {
                     self.finish(turn, Err(("failed", message)));
                 }
             }
+        }
+    }
+}
+
+/// A lease on a pooled agent with this workspace's session open on it.
+pub(super) struct Started {
+    pub lease: Lease,
+    pub opened: OpenedSession,
+}
+
+/// The whole start: the agent's environment and confinement, the project
+/// config check, a lease from the pool (spawning only if no process with
+/// this key has room), then the session, restored where there is one.
+async fn start(
+    context: &SessionContext,
+    workspace: &Arc<Path>,
+    plan: StartPlan,
+    sender: mpsc::Sender<AgentMessage>,
+    stderr: StderrTail,
+) -> Result<Started, AgentFailure> {
+    let StartPlan {
+        settings,
+        agent_env,
+        resume,
+        leaving,
+    } = plan;
+    if let Some(leaving) = leaving {
+        // Codex lets one process hold a session at a time.
+        leaving.close().await;
+    }
+    let cwd = agent_directory(&context.state_dir).map_err(|error| {
+        AgentFailure::Other(format!(
+            "cannot prepare codex-acp's working directory: {error}; the state directory must be yours (set CODEX_FUSION_STATE_DIR to one that is, and restart the daemon with `codex-fusion stop`)"
+        ))
+    })?;
+    let daemon_env = environment::daemon_environment();
+    let command_env = &settings.acp_command.env;
+    let base = environment::agent_environment(daemon_env.clone(), &agent_env, command_env, &[]);
+    let choice = profile_choice(&settings);
+    let facts = profile_facts(&base, &context.state_dir, choice);
+    let confinement = context
+        .confinement
+        .get(&settings.acp_command, &base, &cwd, &facts)
+        .await;
+    if confinement.is_ok() {
+        // Codex would load the workspace's own `.codex/` config.
+        refuse_project_config(workspace, facts.choice, facts.codex_home.as_deref())?;
+    }
+    let key = AgentKey::new(settings.acp_command.clone(), &agent_env, choice);
+    let spawn = Spawn {
+        context,
+        settings: &settings,
+        cwd: &cwd,
+        daemon_env,
+        agent_env: &agent_env,
+        confinement,
+        codex_home: facts.codex_home.clone(),
+        stderr,
+    };
+    let lease = context.pool.attach(&key, workspace, |routes| spawn.run(routes)).await?;
+    let host = lease.host().clone();
+    let route = Route {
+        tag: lease.tag(),
+        sender,
+    };
+    if let Some(id) = &resume {
+        // Before the load, so the history it replays comes here.
+        host.routes.add(id, route.clone());
+    }
+    let open = acp::open_session(
+        &host.agent.connection,
+        &host.info,
+        workspace,
+        resume.as_deref(),
+        host.api_key,
+        &host.modes,
+    );
+    let opened = match tokio::time::timeout(settings.startup_timeout, open).await {
+        Ok(Ok(opened)) => opened,
+        // The agent's own words may quote its key.
+        Ok(Err(failure)) => {
+            let failure = failure.map_text(|text| host.agent.scrub(text));
+            if matches!(failure, AgentFailure::AuthRequired(_)) {
+                // A new process picks up a new login or key.
+                host.drain("Codex lost its authentication");
+            }
+            return Err(failure);
+        }
+        Err(_) => return Err(too_slow(settings.startup_timeout)),
+    };
+    if let Some(id) = &resume
+        && *id != opened.session_id
+    {
+        host.routes.remove(id, lease.tag());
+    }
+    host.routes.add(&opened.session_id, route);
+    Ok(Started { lease, opened })
+}
+
+/// Spawning a new agent process for the pool.
+struct Spawn<'a> {
+    context: &'a SessionContext,
+    settings: &'a Settings,
+    cwd: &'a Path,
+    daemon_env: Vec<(String, String)>,
+    agent_env: &'a [(String, String)],
+    confinement: Result<Arc<crate::confine::Confinement>, crate::confine::Unconfined>,
+    codex_home: Option<PathBuf>,
+    stderr: StderrTail,
+}
+
+impl Spawn<'_> {
+    /// Spawns and initializes the agent; a first start that failed the way
+    /// two first starts on one fresh Codex home do is tried once more.
+    async fn run(self, routes: Routes) -> Result<HostParts, AgentFailure> {
+        // Held until this start has succeeded or failed, if it is the first
+        // on this home (not across the agent's life).
+        let mut first_start = match &self.codex_home {
+            Some(home) => self.context.first_starts.enter(home).await,
+            None => None,
+        };
+        let result = match self.once(routes.clone()).await {
+            Err(failure) if fresh_home_race(&failure) => {
+                // Another codex (outside this daemon) was creating the home's
+                // state at the same moment: once more.
+                tracing::warn!(%failure, "codex-acp failed initialising a fresh Codex home; starting it once more");
+                self.once(routes).await
+            }
+            other => other,
+        };
+        if let (Ok(_), Some(first)) = (&result, first_start.as_mut()) {
+            **first = true;
+        }
+        result
+    }
+
+    async fn once(&self, routes: Routes) -> Result<HostParts, AgentFailure> {
+        let modes = match &self.confinement {
+            // The profile or nothing: plain read-only mode lets sandboxed
+            // commands read the whole disk.
+            Ok(_) => vec![PROFILE_MODE],
+            Err(_) => vec![READ_ONLY_MODE],
+        };
+        // A second line of defence: codex-acp starts (and reloads) sessions
+        // in this mode even before we set it.
+        let mut ours = vec![("INITIAL_AGENT_MODE".to_owned(), modes[0].to_owned())];
+        if let Ok(confinement) = &self.confinement {
+            ours.push(("CODEX_PATH".into(), confinement.wrapper.display().to_string()));
+        }
+        let command = &self.settings.acp_command;
+        let env = environment::agent_environment(self.daemon_env.clone(), self.agent_env, &command.env, &ours);
+        let api_key = API_KEY_VARS
+            .iter()
+            .any(|name| env.iter().any(|(key, value)| key == name && !value.is_empty()));
+        let unconfined = self.confinement.as_ref().err().map(ToString::to_string);
+        let agent = Agent::spawn(
+            command,
+            self.cwd,
+            &env,
+            routes,
+            self.stderr.clone(),
+            &self.context.tasks,
+        )
+        .await
+        .map_err(|error| AgentFailure::Other(error.to_string()))?;
+        tracing::info!(pid = ?agent.pid, command = %agent.command.display, confined = self.confinement.is_ok(), "codex-acp started");
+        let initialized = async {
+            let info = acp::initialize(&agent.connection).await?;
+            if let (Some(reason), true) = (&unconfined, info.is_codex_acp()) {
+                return Err(AgentFailure::Unconfined(reason.clone()));
+            }
+            Ok(info)
+        };
+        match tokio::time::timeout(self.settings.startup_timeout, initialized).await {
+            Ok(Ok(info)) => Ok(HostParts {
+                agent,
+                info,
+                modes,
+                api_key,
+                unconfined,
+                codex_home: self.codex_home.clone(),
+                stderr: self.stderr.clone(),
+            }),
+            // The agent's own words may quote its key.
+            Ok(Err(failure)) => Err(explain_start_failure(&agent, failure)
+                .await
+                .map_text(|text| agent.scrub(text))),
+            Err(_) => Err(too_slow(self.settings.startup_timeout)),
         }
     }
 }

@@ -9,9 +9,13 @@ const PROMPT_EXIT_WAIT: Duration = Duration::from_millis(1000);
 
 impl SessionActor {
     pub(super) fn on_agent(&mut self, message: AgentMessage) {
-        if message.generation != self.generation || self.agent.is_none() {
-            // From a child that was replaced or stopped: never part of a
-            // current turn. An open permission still gets an answer.
+        let current = self
+            .attached()
+            .is_some_and(|attached| attached.lease.tag() == message.tag);
+        if !current {
+            // About a session this workspace has left, or one a start in
+            // flight is loading (its replayed history): never part of a
+            // turn. An open permission still gets an answer.
             if let AgentEvent::Permission(_, responder) = message.event {
                 let _ = responder.respond(RequestPermissionResponse::new(RequestPermissionOutcome::Cancelled));
             }
@@ -20,8 +24,7 @@ impl SessionActor {
         match message.event {
             AgentEvent::Notification(notification) => {
                 let for_session = self
-                    .session
-                    .as_ref()
+                    .session()
                     .is_some_and(|session| *session.id == *notification.session_id.0);
                 if for_session {
                     self.on_update(notification.update);
@@ -29,18 +32,23 @@ impl SessionActor {
             }
             AgentEvent::Permission(request, responder) => self.on_permission(request, responder),
             AgentEvent::Garbage(line) => {
-                self.agent_gone(format!("codex-acp wrote something that is not ACP on stdout ({line})"));
+                self.agent_gone(
+                    format!("codex-acp wrote something that is not ACP on stdout ({line})"),
+                    false,
+                );
             }
-            AgentEvent::Exited(reason) => self.agent_gone(format!("codex-acp stopped: {reason}")),
+            AgentEvent::Exited { reason, requested } => {
+                self.agent_gone(format!("codex-acp stopped: {reason}"), requested)
+            }
         }
     }
 
     pub(super) fn on_update(&mut self, update: SessionUpdate) {
         if let SessionUpdate::UsageUpdate(usage) = &update
-            && let Some(session) = self.session.as_mut()
+            && let Some(attached) = self.attached_mut()
         {
-            session.usage.context_used = Some(usage.used);
-            session.usage.context_size = Some(usage.size);
+            attached.session.usage.context_used = Some(usage.used);
+            attached.session.usage.context_size = Some(usage.size);
         }
         // Updates outside a prompt (the history a `session/load` replays,
         // late chunks) are never forwarded.
@@ -100,8 +108,7 @@ impl SessionActor {
     ) {
         let boundary = self.boundary();
         let session_matches = self
-            .session
-            .as_ref()
+            .session()
             .is_some_and(|session| *session.id == *request.session_id.0);
         let Some(turn) = self
             .turn
@@ -204,7 +211,8 @@ impl SessionActor {
             Some(self.context.state_dir.clone()),
             // The live agent's, as resolved when it started (forwarded, the
             // daemon's own, or `~/.codex`).
-            self.agent_codex_home.clone(),
+            self.attached()
+                .and_then(|attached| attached.lease.host().codex_home.clone()),
             self.turn.as_ref().and_then(|turn| codex_home(&turn.agent_env)),
             std::env::var_os("CODEX_HOME")
                 .filter(|home| !home.is_empty())
@@ -216,47 +224,73 @@ impl SessionActor {
         crate::resolve::Boundary::new(&self.workspace, stores.into_iter().flatten(), home)
     }
 
-    /// The live agent is gone (exit, crash, garbage, hard stop): fails the
-    /// running turn with `reason`. Idempotent.
-    pub(super) fn agent_gone(&mut self, reason: String) {
-        if self.retire_agent(&reason) {
+    /// The workspace's agent process is gone (exit, crash, garbage, a kill,
+    /// an idle stop): the Codex session is remembered so that the next
+    /// start restores it, and the running turn fails with `reason`.
+    /// `requested` stops (idle, a drained process) are no error.
+    pub(super) fn agent_gone(&mut self, reason: String, requested: bool) {
+        let Some(leaving) = self.detach() else { return };
+        let restorable = leaving.lease.host().info.load_session;
+        self.resume_id = Some(leaving.session);
+        drop(leaving.lease);
+        if requested {
+            tracing::info!(%reason, "the workspace's codex-acp was stopped");
+        } else {
             tracing::warn!(%reason, "codex-acp is gone");
             self.last_error = Some(reason.clone());
         }
         if let Some(turn) = self.turn.take() {
-            let message = match turn.phase {
-                Phase::WaitingForSession => format!("{reason}. It is started again on the next call"),
-                _ => format!("{reason} in the middle of this turn. The next call starts it again"),
+            let kept = match restorable {
+                true => {
+                    "The next call starts it again and restores this session with session/load: Codex's context was kept"
+                }
+                false => "The next call starts it again (this agent cannot restore sessions, so Codex starts fresh)",
             };
+            let message = format!("{reason} in the middle of this turn. {kept}");
             self.finish(turn, Err(("failed", message)));
         }
     }
 
-    /// Drops the live agent (killing it) and remembers its session, so the
-    /// next start restores it. `false` if there was none.
-    pub(super) fn retire_agent(&mut self, why: &str) -> bool {
-        let Some(agent) = self.agent.take() else { return false };
-        tracing::info!(why, pid = ?agent.pid, "retiring codex-acp");
-        agent.stop(StopMode::Kill);
-        self.agent_info = None;
-        if let Some(session) = self.session.take() {
-            self.resume_id = Some(session.id);
+    /// Kills the workspace's agent process (it ignored a cancel and a
+    /// close): every workspace on it loses the process, none its context.
+    pub(super) fn kill_process(&mut self, why: &str) {
+        if let Some(attached) = self.attached() {
+            attached.lease.host().retire(why, StopMode::Kill);
         }
-        self.starting = false;
-        true
+        self.agent_gone(format!("codex-acp was stopped ({why})"), false);
     }
 
-    pub(super) fn kill_agent(&mut self, why: &str) {
-        if let Some(agent) = self.agent.as_ref() {
-            agent.stop(StopMode::Kill);
+    /// Asks the agent to stop the turn of `session` and close the session,
+    /// in the background; a process that does not let it go takes no new
+    /// sessions and stops once no turn runs on it.
+    pub(super) fn cancel_on_agent(&mut self, session: &str) {
+        let Some(attached) = self.attached() else { return };
+        let host = attached.lease.host().clone();
+        let session = session.to_owned();
+        if let Err(error) = host
+            .agent
+            .connection
+            .send_notification(CancelNotification::new(session.clone()))
+        {
+            tracing::warn!(%error, "could not send session/cancel");
         }
-        self.agent_gone(format!("codex-acp was stopped ({why})"));
+        self.context.tasks.spawn(async move {
+            let closed = host.info.close_session
+                && tokio::time::timeout(
+                    CANCEL_GRACE + CLOSE_GRACE,
+                    acp::close_session(&host.agent.connection, &session),
+                )
+                .await
+                .is_ok_and(|closed| closed.is_ok());
+            if !closed {
+                host.drain("a session it was asked to drop did not close");
+            }
+        });
     }
 
     /// A prompt of the running turn came back.
     pub(super) fn on_prompt_done(
         &mut self,
-        generation: u64,
         turn: u64,
         result: Result<PromptResponse, agent_client_protocol::Error>,
         exit: Option<String>,
@@ -269,10 +303,9 @@ impl SessionActor {
         while let Ok(message) = self.agent_rx.try_recv() {
             self.on_agent(message);
         }
-        if generation != self.generation || self.turn.as_ref().is_none_or(|active| active.id != turn) {
+        let Some(mut turn) = self.turn.take_if(|active| active.id == turn) else {
             return;
-        }
-        let mut turn = self.turn.take().expect("checked above");
+        };
         turn.record.agent_ms += took.as_secs_f64() * 1e3;
         // The model and effort stick once the agent accepted them; its own
         // report of the options is the truth.
@@ -280,11 +313,16 @@ impl SessionActor {
             if let Some(wanted) = turn.wanted_choice.take() {
                 self.sticky_choice = wanted;
             }
-            if let (Some(options), Some(session)) = (options, self.session.as_mut()) {
-                session.models = crate::acp::model_options(&options);
+            if let (Some(options), Some(attached)) = (options, self.attached_mut()) {
+                attached.session.models = crate::acp::model_options(&options);
             }
         }
-        if let Phase::Cancelling { .. } = turn.phase {
+        if let Phase::Cancelling { closing, .. } = turn.phase {
+            if closing {
+                // The session was closed to end the turn; the next call
+                // loads it again.
+                self.leave_closed_session();
+            }
             self.finish(turn, Err(("cancelled", "the turn was cancelled".into())));
             return;
         }
@@ -292,12 +330,10 @@ impl SessionActor {
             Ok(response) if response.stop_reason == StopReason::Cancelled && turn.denied.is_some() => {
                 // Codex ends the whole turn when an action is denied;
                 // tell it why and let it answer without the action.
-                let note = turn.denied.take().expect("checked above");
-                let send = self.send_prompt(&mut turn, note, Vec::new());
-                self.turn = Some(turn);
-                if let Err(message) = send {
-                    let turn = self.turn.take().expect("just set");
-                    self.finish(turn, Err(("failed", message)));
+                let note = turn.denied.take().unwrap_or_default();
+                match self.send_prompt(&mut turn, note, Vec::new()) {
+                    Ok(()) => self.turn = Some(turn),
+                    Err(message) => self.finish(turn, Err(("failed", message))),
                 }
             }
             Ok(response) => {
@@ -313,15 +349,18 @@ impl SessionActor {
             Err(_) if exit.is_some() => {
                 let reason = format!("codex-acp stopped: {}", exit.unwrap_or_default());
                 self.turn = Some(turn);
-                self.agent_gone(reason);
+                self.agent_gone(reason, false);
             }
             Err(error) => {
                 let failure = AgentFailure::classify(&error);
                 self.finish(turn, Err(("failed", failure.to_string())));
-                if matches!(failure, AgentFailure::AuthRequired(_)) {
-                    // The next call starts a fresh process, which picks up a
-                    // new login or key; the session is restored by load.
-                    self.kill_agent("Codex lost its authentication");
+                if matches!(failure, AgentFailure::AuthRequired(_))
+                    && let Some(attached) = self.attached()
+                {
+                    // A fresh process picks up a new login or key: this one
+                    // takes no new sessions and stops once its turns are done;
+                    // the next call moves the session over by load.
+                    attached.lease.host().drain("Codex lost its authentication");
                 }
             }
         }
@@ -366,12 +405,17 @@ impl SessionActor {
     pub(super) fn finish(&mut self, mut turn: ActiveTurn, outcome: Result<&'static str, (&'static str, String)>) {
         // Every failure of a turn ends here; an agent's error may quote the
         // key it runs with, which must not reach the result or the log.
+        let host = self.attached().map(|attached| attached.lease.host().clone());
+        if let Some(attached) = self.attached() {
+            attached.lease.set_busy(false);
+        }
         let outcome = outcome.map_err(|(stop_reason, message)| {
-            let message = match &self.agent {
-                Some(agent) => agent.scrub(&message),
+            let message = match &host {
+                Some(host) => host.agent.scrub(&message),
                 None => message,
             };
-            let forwarded: Vec<(String, String)> = turn.agent_env.iter().chain(&self.agent_env).cloned().collect();
+            let live_env = host.as_ref().map(|host| host.key.env.as_slice()).unwrap_or_default();
+            let forwarded: Vec<(String, String)> = turn.agent_env.iter().chain(live_env).cloned().collect();
             (
                 stop_reason,
                 crate::agent::scrub_credentials(&message, &turn.settings.acp_command, &forwarded),
@@ -379,7 +423,6 @@ impl SessionActor {
         });
         let elapsed = turn.started.elapsed();
         self.last_used = Some(Instant::now());
-        self.idle_since = Instant::now();
         if let (Some(pending), Err((_, why))) = (&turn.pending, &outcome) {
             self.lost_pause = Some(format!("the paused turn ({}) ended: {why}", pending.request.title));
         }
@@ -387,7 +430,7 @@ impl SessionActor {
         turn.answer_open_permissions();
         let (stop_reason, result) = match outcome {
             Ok(stop_reason) => {
-                if let Some(session) = self.session.as_mut() {
+                if let Some(session) = self.attached_mut().map(|attached| &mut attached.session) {
                     session.turns += 1;
                     if let Some(usage) = turn.usage {
                         session.usage.input_tokens += usage.input_tokens;
@@ -435,7 +478,7 @@ impl SessionActor {
             record.workspace = self.workspace.display().to_string();
             record.tool = turn.tool.to_owned();
             record.turn = turn.id;
-            record.session_id = self.session.as_ref().map(|session| session.id.clone());
+            record.session_id = self.session().map(|session| session.id.clone());
             record.duration_ms = elapsed.as_millis() as u64;
             record.stop_reason = stop_reason.to_owned();
             record.usage = turn.usage;
@@ -461,54 +504,112 @@ impl SessionActor {
         }
     }
 
+    /// The next deadline of the running turn (idle processes are the
+    /// pool's to stop).
     pub(super) fn deadline(&self) -> Option<Instant> {
-        let Some(turn) = self.turn.as_ref() else {
-            // An idle agent is stopped after a while; its session is restored
-            // by load when the workspace is used again.
-            let idle = self.agent.is_some() && !self.starting && self.queue.is_empty();
-            return idle.then(|| self.idle_since + self.context.agent_idle);
-        };
+        let turn = self.turn.as_ref()?;
         match turn.phase {
             Phase::Prompting if turn.pending.is_none() => Some(turn.last_activity + turn.settings.turn_timeout),
-            Phase::Cancelling { since, .. } => Some(since + CANCEL_GRACE),
+            Phase::Cancelling {
+                since, closing: false, ..
+            } => Some(since + CANCEL_GRACE),
+            Phase::Cancelling {
+                since, closing: true, ..
+            } => Some(since + CLOSE_GRACE),
             _ => None,
         }
     }
 
     pub(super) fn on_deadline(&mut self) {
         let now = Instant::now();
-        let Some(turn) = self.turn.as_ref() else {
-            if self.agent.is_some() && !self.starting && now >= self.idle_since + self.context.agent_idle {
-                tracing::info!(
-                    idle_secs = self.context.agent_idle.as_secs(),
-                    "stopping an idle codex-acp"
-                );
-                self.retire_agent("idle");
-            }
-            return;
-        };
-        match turn.phase {
-            Phase::Cancelling { since, reason } if now >= since + CANCEL_GRACE => {
-                tracing::warn!(?reason, "Codex did not stop within the cancel grace; killing codex-acp");
-                self.kill_agent("it did not stop within 1.5 s of a cancel");
-            }
-            Phase::Prompting if turn.pending.is_none() && now >= turn.last_activity + turn.settings.turn_timeout => {
+        let Some(turn) = self.turn.as_ref() else { return };
+        let (phase, paused, last_activity, timeout) = (
+            turn.phase,
+            turn.pending.is_some(),
+            turn.last_activity,
+            turn.settings.turn_timeout,
+        );
+        match phase {
+            Phase::Cancelling {
+                since,
+                reason,
+                closing: false,
+            } if now >= since + CANCEL_GRACE => {
+                let close = self
+                    .attached()
+                    .filter(|attached| attached.lease.host().info.close_session)
+                    .map(|attached| (attached.lease.host().clone(), attached.session.id.clone()));
+                let Some((host, session)) = close else {
+                    tracing::warn!(?reason, "Codex did not stop within the cancel grace; killing codex-acp");
+                    self.kill_process("it did not stop within 1.5 s of a cancel");
+                    return;
+                };
+                // Harder than a cancel, and it touches only this session.
                 tracing::warn!(
-                    timeout_ms = turn.settings.turn_timeout.as_millis() as u64,
-                    "turn idle timeout"
+                    ?reason,
+                    "Codex did not stop within the cancel grace; closing its session"
                 );
+                let Some(turn) = self.turn.as_mut() else { return };
+                turn.phase = Phase::Cancelling {
+                    since: now,
+                    reason,
+                    closing: true,
+                };
+                let (internal, turn_id) = (self.internal_tx.clone(), turn.id);
+                self.context.tasks.spawn(async move {
+                    let closed = acp::close_session(&host.agent.connection, &session).await.is_ok();
+                    let _ = internal.send(Internal::Closed { turn: turn_id, closed });
+                });
+            }
+            Phase::Cancelling {
+                since,
+                reason,
+                closing: true,
+            } if now >= since + CLOSE_GRACE => {
+                tracing::warn!(
+                    ?reason,
+                    "codex-acp answered neither the cancel nor the close; killing it"
+                );
+                self.kill_process("it answered neither a cancel nor a session/close within 3 s");
+            }
+            Phase::Prompting if !paused && now >= last_activity + timeout => {
+                tracing::warn!(timeout_ms = timeout.as_millis() as u64, "turn idle timeout");
                 self.begin_cancel(CancelReason::Idle);
             }
             _ => {}
         }
     }
 
+    /// The close sent for a turn that ignored its cancel came back: the
+    /// turn is over, and the session is loaded again by the next call.
+    pub(super) fn on_closed(&mut self, turn: u64, closed: bool) {
+        let closing =
+            |active: &ActiveTurn| active.id == turn && matches!(active.phase, Phase::Cancelling { closing: true, .. });
+        if !closed || !self.turn.as_ref().is_some_and(closing) {
+            // A failed close is settled by the close grace (the kill).
+            return;
+        }
+        let Some(turn) = self.turn.take() else { return };
+        self.leave_closed_session();
+        let message = "Codex did not stop within 1.5 s of the cancel, so its session was closed (the agent process and other workspaces were not touched). Codex's context was kept: the next call restores the session";
+        self.finish(turn, Err(("cancelled", message.to_owned())));
+    }
+
+    /// The Codex session was closed on its process: the workspace lets the
+    /// process go and the next start loads the session again.
+    fn leave_closed_session(&mut self) {
+        if let Some(leaving) = self.detach() {
+            self.resume_id = Some(leaving.session);
+        }
+    }
+
     pub(super) fn begin_cancel(&mut self, reason: CancelReason) {
-        let session_id = self.session.as_ref().map(|session| session.id.clone());
+        let session_id = self.session().map(|session| session.id.clone());
         let Some(turn) = self.turn.as_mut() else { return };
         turn.phase = Phase::Cancelling {
             since: Instant::now(),
             reason,
+            closing: false,
         };
         // codex-acp does not withdraw an open permission on cancel; it must
         // be answered.
@@ -523,8 +624,13 @@ impl SessionActor {
                     timeout.as_millis()
                 )));
         }
-        if let (Some(agent), Some(session_id)) = (self.agent.as_ref(), session_id)
-            && let Err(error) = agent.connection.send_notification(CancelNotification::new(session_id))
+        if let (Some(attached), Some(session_id)) = (self.attached(), session_id)
+            && let Err(error) = attached
+                .lease
+                .host()
+                .agent
+                .connection
+                .send_notification(CancelNotification::new(session_id))
         {
             tracing::warn!(%error, "could not send session/cancel");
         }
@@ -581,39 +687,55 @@ impl SessionActor {
             });
         }
         let Some(turn) = self.turn.as_ref() else { return false };
-        if turn.phase != Phase::WaitingForSession || self.starting {
+        if turn.phase != Phase::WaitingForSession || matches!(self.link, AgentLink::Starting { .. }) {
             return false;
         }
         let (settings, agent_env) = (turn.settings.clone(), turn.agent_env.clone());
-        // A client that runs codex-acp differently (another command, or
-        // other credentials than the agent was started with, e.g. one warmed
-        // by the hook) gets its own agent; the session moves over by load.
-        if let Some(agent) = self.agent.as_ref() {
-            // The whole command, values included: two commands that differ
-            // only in a hidden value (`--api-key=…`) show the same.
-            if agent.command != settings.acp_command {
-                self.retire_agent("a client asked for another CODEX_FUSION_ACP_COMMAND");
-            } else if !agent_env.is_empty() && sorted(&agent_env) != self.agent_env {
-                self.retire_agent("a client brought other credentials or CODEX_HOME");
-            } else if super::start::profile_choice(&settings) != self.agent_choice {
+        // A client that runs codex-acp differently (another command, other
+        // credentials, another profile) belongs on another process; so does
+        // a session whose process is draining. The session moves over:
+        // closed there, loaded on the new one.
+        let moving = self.attached().and_then(|attached| {
+            let host = attached.lease.host();
+            let key = &host.key;
+            if !host.usable() {
+                Some("its codex-acp takes no new turns")
+            } else if key.command != settings.acp_command {
+                // The whole command, values included: two commands that
+                // differ only in a hidden value (`--api-key=…`) show the same.
+                Some("a client asked for another CODEX_FUSION_ACP_COMMAND")
+            } else if !agent_env.is_empty() && sorted(&agent_env) != key.env {
+                Some("a client brought other credentials or CODEX_HOME")
+            } else if super::start::profile_choice(&settings) != key.choice {
                 // Web search and the user's Codex extensions are part of the
                 // agent's profile: a client that allows them gets them, and
                 // one that does not never inherits them.
-                self.retire_agent(
-                    "a client with another CODEX_FUSION_ALLOW_EXTERNAL_READS or CODEX_FUSION_ALLOW_CODEX_CONFIG",
-                );
-            }
-        }
-        let Some(session) = self.session.as_ref() else {
-            if self.agent.is_none() {
-                self.start_agent(settings, agent_env);
+                Some("a client with another CODEX_FUSION_ALLOW_EXTERNAL_READS or CODEX_FUSION_ALLOW_CODEX_CONFIG")
             } else {
-                self.open_session(&settings);
+                None
             }
+        });
+        if let Some(why) = moving {
+            tracing::info!(why, "moving the Codex session to another codex-acp");
+            let leaving = self.detach();
+            if let Some(leaving) = &leaving {
+                self.resume_id = Some(leaving.session.clone());
+            }
+            // Credentials the client did not bring are those of the process
+            // the session was on.
+            let agent_env = match (&leaving, agent_env.is_empty()) {
+                (Some(leaving), true) => leaving.lease.host().key.env.clone(),
+                _ => agent_env,
+            };
+            self.start(settings, agent_env, leaving);
+            return false;
+        }
+        let Some(models) = self.session().map(|session| session.models.clone()) else {
+            self.start(settings, agent_env, None);
             return false;
         };
-        let mut turn = self.turn.take().expect("checked above");
-        let (wanted, changes) = match self.plan_choice(&session.models, &turn.choice) {
+        let Some(mut turn) = self.turn.take() else { return false };
+        let (wanted, changes) = match self.plan_choice(&models, &turn.choice) {
             Ok(plan) => {
                 turn.notes.extend(plan.note);
                 (plan.wanted, plan.changes)
@@ -687,14 +809,16 @@ impl SessionActor {
         text: String,
         changes: Vec<(String, String)>,
     ) -> Result<(), String> {
-        let (Some(agent), Some(session)) = (self.agent.as_ref(), self.session.as_ref()) else {
+        let Some(attached) = self.attached() else {
             return Err("codex-acp is not running".into());
         };
+        let agent = &attached.lease.host().agent;
         let connection = agent.connection.clone();
-        let session_id = session.id.clone();
+        let session_id = attached.session.id.clone();
         let exit_signal = agent.exit_signal();
+        // The process does not fall idle while this turn runs.
+        attached.lease.set_busy(true);
         let internal = self.internal_tx.clone();
-        let generation = self.generation;
         let turn_id = turn.id;
         // Awaited in its own task: dropping a pending request would send
         // `$/cancel_request` to Codex.
@@ -719,7 +843,6 @@ impl SessionActor {
                 _ => None,
             };
             let _ = internal.send(Internal::PromptDone {
-                generation,
                 turn: turn_id,
                 result,
                 exit,

@@ -8,9 +8,10 @@ use std::sync::atomic::Ordering;
 use agent_client_protocol::schema::ProtocolVersion;
 use agent_client_protocol::v1::schema::{
     AgentCapabilities, AuthMethod, AuthMethodAgent, AuthenticateRequest, AuthenticateResponse, CancelNotification,
-    ContentBlock, ContentChunk, Implementation, InitializeRequest, InitializeResponse, LoadSessionRequest,
-    LoadSessionResponse, NewSessionRequest, NewSessionResponse, PromptRequest, PromptResponse, ResumeSessionRequest,
-    ResumeSessionResponse, SessionConfigOptionValue, SessionNotification, SessionUpdate, SetSessionConfigOptionRequest,
+    CloseSessionRequest, CloseSessionResponse, ContentBlock, ContentChunk, Implementation, InitializeRequest,
+    InitializeResponse, LoadSessionRequest, LoadSessionResponse, NewSessionRequest, NewSessionResponse, PromptRequest,
+    PromptResponse, ResumeSessionRequest, ResumeSessionResponse, SessionCapabilities, SessionCloseCapabilities,
+    SessionConfigOptionValue, SessionNotification, SessionUpdate, SetSessionConfigOptionRequest,
     SetSessionConfigOptionResponse, SetSessionModeRequest, SetSessionModeResponse,
 };
 use agent_client_protocol::{Client, Error, ErrorCode, v1};
@@ -44,7 +45,11 @@ pub fn initialize(
     };
     responder.respond(
         InitializeResponse::new(ProtocolVersion::V1)
-            .agent_capabilities(AgentCapabilities::new().load_session(!shared.args.no_load))
+            .agent_capabilities(
+                AgentCapabilities::new()
+                    .load_session(!shared.args.no_load)
+                    .session_capabilities(SessionCapabilities::new().close(SessionCloseCapabilities::new())),
+            )
             .auth_methods(auth_methods)
             .agent_info(Implementation::new(
                 shared.args.agent_name.clone(),
@@ -237,6 +242,27 @@ pub fn prompt(
     let script = markers::parse(&text);
     let turn = Turn::start(shared.clone(), session, cx.clone(), &text);
     cx.spawn(turn.run(script, responder))
+}
+
+/// Ends the session's turns (even `fake:ignore-cancel` ones) and forgets
+/// the live session, as codex-acp does; a turn marked `fake:ignore-close`
+/// keeps it, and the request is never answered.
+pub fn close_session(
+    shared: &Shared,
+    request: CloseSessionRequest,
+    responder: v1::Responder<CloseSessionResponse>,
+) -> Result<(), Error> {
+    let Some(session) = shared.session(&request.session_id.0) else {
+        return responder.respond(CloseSessionResponse::new());
+    };
+    if session.deaf_to_close.load(Ordering::SeqCst) {
+        shared.hold_close(responder);
+        return Ok(());
+    }
+    session.cancel_turns();
+    session.closed.cancel();
+    shared.close(&request.session_id.0);
+    responder.respond(CloseSessionResponse::new())
 }
 
 pub fn cancel(shared: &Shared, notification: &CancelNotification) {

@@ -17,8 +17,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use agent_client_protocol::v1::schema::{
-    AuthenticateRequest, CancelNotification, InitializeRequest, LoadSessionRequest, NewSessionRequest, PromptRequest,
-    ResumeSessionRequest, SetSessionConfigOptionRequest, SetSessionModeRequest,
+    AuthenticateRequest, CancelNotification, CloseSessionRequest, InitializeRequest, LoadSessionRequest,
+    NewSessionRequest, PromptRequest, ResumeSessionRequest, SetSessionConfigOptionRequest, SetSessionModeRequest,
 };
 use agent_client_protocol::{Agent, on_receive_notification, on_receive_request};
 
@@ -133,6 +133,10 @@ async fn serve(
         let shared = shared.clone();
         async move |request: PromptRequest, responder, cx| handlers::prompt(&shared, request, responder, &cx)
     };
+    let on_close = {
+        let shared = shared.clone();
+        async move |request: CloseSessionRequest, responder, _cx| handlers::close_session(&shared, request, responder)
+    };
     let on_cancel = {
         let shared = shared.clone();
         async move |notification: CancelNotification, _cx| {
@@ -151,6 +155,7 @@ async fn serve(
         .on_receive_request(on_set_config_option, on_receive_request!())
         .on_receive_request(on_set_mode, on_receive_request!())
         .on_receive_request(on_prompt, on_receive_request!())
+        .on_receive_request(on_close, on_receive_request!())
         .on_receive_notification(on_cancel, on_receive_notification!())
         .connect_to(transport)
         .await

@@ -19,6 +19,9 @@ pub struct Script {
     pub crash: bool,
     pub wait_cancel: bool,
     pub ignore_cancel: bool,
+    /// `fake:ignore-close`: with `ignore-cancel`, the turn ignores
+    /// `session/close` too, which is never answered (a wedged process).
+    pub ignore_close: bool,
     pub permissions: Vec<PermissionAsk>,
     pub big: Option<usize>,
 }
@@ -96,6 +99,7 @@ fn apply(script: &mut Script, token: &str) {
         "crash" => script.crash = true,
         "wait-cancel" => script.wait_cancel = true,
         "ignore-cancel" => script.ignore_cancel = true,
+        "ignore-close" => script.ignore_close = true,
         "silent" => script.silent_ms = script.silent_ms.or(number()),
         "slow" => script.slow_ms = script.slow_ms.or(number()),
         "flood" => script.flood = script.flood.or(number()),

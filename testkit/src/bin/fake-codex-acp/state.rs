@@ -11,8 +11,8 @@ use std::sync::{Arc, Mutex};
 
 use agent_client_protocol::v1;
 use agent_client_protocol::v1::schema::{
-    InitializeResponse, SessionConfigOption, SessionConfigOptionCategory, SessionConfigSelectOption, SessionMode,
-    SessionModeState,
+    CloseSessionResponse, InitializeResponse, SessionConfigOption, SessionConfigOptionCategory,
+    SessionConfigSelectOption, SessionMode, SessionModeState,
 };
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
@@ -52,6 +52,8 @@ pub struct Shared {
     // `--hang-initialize` keeps the responders here: dropping one would
     // answer the client with an error, and the point is to never answer.
     held_initialize: Mutex<Vec<v1::Responder<InitializeResponse>>>,
+    /// `session/close` requests a `fake:ignore-close` turn never answers.
+    held_close: Mutex<Vec<v1::Responder<CloseSessionResponse>>>,
 }
 
 impl Shared {
@@ -68,6 +70,7 @@ impl Shared {
             busy_loads: std::sync::atomic::AtomicU32::new(busy_loads),
             sessions: Mutex::new(HashMap::new()),
             held_initialize: Mutex::new(Vec::new()),
+            held_close: Mutex::new(Vec::new()),
         }
     }
 
@@ -91,9 +94,21 @@ impl Shared {
         let session = Arc::new(Session {
             data: Mutex::new(data.clone()),
             cancel: Mutex::new(CancellationToken::new()),
+            closed: CancellationToken::new(),
+            deaf_to_close: AtomicBool::new(false),
         });
         sessions.insert(data.session_id, session.clone());
         session
+    }
+
+    /// Forgets the live session (a later load reads it from disk again).
+    pub fn close(&self, id: &str) -> Option<Arc<Session>> {
+        lock(&self.sessions).remove(id)
+    }
+
+    /// Keeps a `session/close` unanswered for good (a wedged process).
+    pub fn hold_close(&self, responder: v1::Responder<CloseSessionResponse>) {
+        lock(&self.held_close).push(responder);
     }
 
     pub fn hold_initialize(&self, responder: v1::Responder<InitializeResponse>) {
@@ -108,6 +123,10 @@ pub struct Session {
     // Replaced by a fresh token on every cancel: turns running at the time
     // hold the cancelled one, turns started later get the new one.
     cancel: Mutex<CancellationToken>,
+    /// Fires on `session/close`: every turn ends, `ignore-cancel` ones too.
+    pub closed: CancellationToken,
+    /// A running turn ignores `session/close` (`fake:ignore-close`).
+    pub deaf_to_close: AtomicBool,
 }
 
 impl Session {

@@ -157,9 +157,18 @@ impl Turn {
             }
         }
         if script.ignore_cancel {
+            if script.ignore_close {
+                self.session
+                    .deaf_to_close
+                    .store(true, std::sync::atomic::Ordering::SeqCst);
+            }
+            let closed = self.session.closed.clone();
             loop {
                 self.say(".")?;
-                tokio::time::sleep(WAIT_TICK).await;
+                tokio::select! {
+                    () = tokio::time::sleep(WAIT_TICK) => {}
+                    () = closed.cancelled(), if !script.ignore_close => return Err(Stop::Cancelled),
+                }
             }
         }
         for (index, ask) in script.permissions.iter().enumerate() {
@@ -233,6 +242,7 @@ impl Turn {
         tokio::select! {
             () = tokio::time::sleep(duration) => Ok(()),
             () = self.cancel.cancelled() => Err(Stop::Cancelled),
+            () = self.session.closed.cancelled() => Err(Stop::Cancelled),
         }
     }
 
