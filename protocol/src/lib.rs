@@ -34,10 +34,17 @@ pub const PACKAGE_VERSION: &str = env!("CARGO_PKG_VERSION");
 /// Prefix of the environment variables the shim and CLI forward to the daemon.
 pub const ENV_PREFIX: &str = "CODEX_FUSION_";
 
+/// The variables that carry an OpenAI API key codex-acp signs in with, in
+/// the order they are looked for.
+pub const API_KEY_VARS: [&str; 2] = ["CODEX_API_KEY", "OPENAI_API_KEY"];
+
+/// Where Codex keeps its config, login and sessions (`~/.codex` when unset).
+pub const CODEX_HOME_VAR: &str = "CODEX_HOME";
+
 /// Variables forwarded for codex-acp itself: a daemon started by a service
 /// manager does not see the user's shell environment, so the credentials and
 /// Codex home of the client that starts a session travel with its hello.
-pub const AGENT_ENV_VARS: [&str; 3] = ["OPENAI_API_KEY", "CODEX_API_KEY", "CODEX_HOME"];
+pub const AGENT_ENV_VARS: [&str; 3] = [API_KEY_VARS[0], API_KEY_VARS[1], CODEX_HOME_VAR];
 
 /// The `_meta` key of a tool result that is a 🔐 pause; its value is
 /// `{"id": "<pause id>"}`, the id `permit` takes. Clients (the CLI's `ask`)
