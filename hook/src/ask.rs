@@ -48,7 +48,7 @@ pub async fn run(socket: PathBuf, workspace: PathBuf, tool: Tool) -> ExitCode {
     };
     let hello = Hello::new(Role::Cli, Channel::Mcp)
         .with_workspace(workspace.clone())
-        .with_env(crate::forwarded_env());
+        .with_process_env();
     // The connector blocks (it may start the daemon and poll its socket).
     let connected = tokio::task::spawn_blocking(move || Connector::new(socket, hello).connect_or_start()).await;
     let connection = match connected {
