@@ -18,6 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use codex_fusion_mcp::connect::Connector;
+use codex_fusion_protocol::tools::ToolName;
 use codex_fusion_protocol::{Channel, Hello, Role};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rmcp::model::{
@@ -121,7 +122,7 @@ async fn converse(
                 return ExitCode::from(INTERRUPTED);
             }
         };
-        tool = "permit";
+        tool = ToolName::Permit.as_str();
         let permit = Tool::Permit { decision, note, id };
         // A note typed at the prompt is taken as typed, `-` included (it
         // names no stdin here).

@@ -17,6 +17,7 @@ pub mod pairing;
 pub mod paths;
 pub mod peer;
 pub mod private;
+pub mod tools;
 
 pub use hello::{Channel, Hello, HelloReply, Role};
 
