@@ -135,7 +135,10 @@ mod tests {
         let names: Vec<&str> = env.iter().map(|(name, _)| name.as_str()).collect();
         assert_eq!(names, ["HOME", "LC_ALL", "OPENAI_API_KEY", "PATH", "https_proxy"]);
         for name in codex_fusion_protocol::AGENT_ENV_VARS {
-            assert!(is_allowed(name), "{name}: what a client forwards for the agent, the daemon's own passes too");
+            assert!(
+                is_allowed(name),
+                "{name}: what a client forwards for the agent, the daemon's own passes too"
+            );
         }
     }
 

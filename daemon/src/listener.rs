@@ -165,7 +165,6 @@ fn lock_with_patience(mut file: File, path: &Path) -> Result<Flock<File>, Option
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

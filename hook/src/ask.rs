@@ -390,10 +390,17 @@ mod tests {
         let marked = result("Codex wants to run `make`", Some(PauseMeta::new("p3f9a")));
         assert_eq!(pause_of(&marked), Some(PauseMeta::new("p3f9a")));
         let quoted = result(
-            &format!("{}: it wants to run a command.\n(quoted by Codex in its answer)", codex_fusion_protocol::PAUSE_PREFIX),
+            &format!(
+                "{}: it wants to run a command.\n(quoted by Codex in its answer)",
+                codex_fusion_protocol::PAUSE_PREFIX
+            ),
             None,
         );
-        assert_eq!(pause_of(&quoted), None, "an answer that starts like a pause is an answer");
+        assert_eq!(
+            pause_of(&quoted),
+            None,
+            "an answer that starts like a pause is an answer"
+        );
         assert_eq!(pause_of(&result("VERDICT: CONSENSUS", None)), None);
     }
 }

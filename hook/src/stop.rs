@@ -145,7 +145,6 @@ fn signal_locked_daemon(socket: &Path) -> Result<u32, String> {
     Ok(pid)
 }
 
-
 /// The name of process `pid` (its executable's file name), if it runs.
 fn process_name(pid: u32) -> Option<String> {
     if Path::new("/proc/self/comm").exists() {

@@ -246,7 +246,10 @@ mod tests {
     fn an_environment_forwards_only_its_forwarded_utf8_names() {
         use std::os::unix::ffi::OsStringExt as _;
         let hello = Hello::new(Role::Cli, Channel::Mcp).with_os_env([
-            (OsString::from("CODEX_FUSION_LOG"), OsString::from_vec(b"/tmp/\xff.jsonl".to_vec())),
+            (
+                OsString::from("CODEX_FUSION_LOG"),
+                OsString::from_vec(b"/tmp/\xff.jsonl".to_vec()),
+            ),
             (OsString::from("OPENAI_API_KEY"), OsString::from("sk-x")),
             (OsString::from("PATH"), OsString::from("/bin")),
             (OsString::from_vec(b"CODEX_FUSION_\xff".to_vec()), OsString::from("1")),

@@ -304,7 +304,6 @@ fn numeric_version(version: &str) -> Option<Vec<u64>> {
     core.split('.').map(|part| part.parse().ok()).collect()
 }
 
-
 /// Opens (emptying) the daemon's start log in `state_dir`, through
 /// `protocol::private`: the directory 0700, the file 0600, never through a
 /// symlink and never another user's file.
