@@ -391,14 +391,15 @@ mod tests {
         store.get(Path::new("/w"))
     }
 
+    /// The rule for `source` from Claude session `claude`, on a workspace
+    /// that is on codex-b and pairs claude-a → codex-a, claude-b → codex-b.
+    fn rule_for(source: SessionSource, claude: Option<&str>) -> SessionStartRule {
+        session_start(source, claude, &paired_record(), Some("codex-b"))
+    }
+
     #[test]
     fn compact_keeps_the_session() {
-        let rule = session_start(
-            SessionSource::Compact,
-            Some("claude-b"),
-            &paired_record(),
-            Some("codex-b"),
-        );
+        let rule = rule_for(SessionSource::Compact, Some("claude-b"));
         assert_eq!(rule.continuation, Continuation::Keep);
         assert_eq!(rule.action, "Codex's session is kept (Claude compacted its context)");
         let rule = session_start(SessionSource::Compact, None, &WorkspaceRecord::default(), None);
@@ -407,12 +408,7 @@ mod tests {
 
     #[test]
     fn clear_resets_even_a_paired_session() {
-        let rule = session_start(
-            SessionSource::Clear,
-            Some("claude-b"),
-            &paired_record(),
-            Some("codex-b"),
-        );
+        let rule = rule_for(SessionSource::Clear, Some("claude-b"));
         assert_eq!(rule.continuation, Continuation::Reset);
         assert_eq!(
             rule.action,
@@ -422,12 +418,7 @@ mod tests {
 
     #[test]
     fn startup_starts_fresh_even_for_a_known_claude_session() {
-        let rule = session_start(
-            SessionSource::Startup,
-            Some("claude-a"),
-            &paired_record(),
-            Some("codex-b"),
-        );
+        let rule = rule_for(SessionSource::Startup, Some("claude-a"));
         assert_eq!(rule.continuation, Continuation::Fresh);
         assert_eq!(
             rule.action,
@@ -437,14 +428,13 @@ mod tests {
 
     #[test]
     fn resume_restores_the_paired_session_or_starts_fresh() {
-        let record = paired_record();
-        let rule = session_start(SessionSource::Resume, Some("claude-a"), &record, Some("codex-b"));
+        let rule = rule_for(SessionSource::Resume, Some("claude-a"));
         assert_eq!(rule.continuation, Continuation::Restore("codex-a".into()));
         assert_eq!(
             rule.action,
             "the next call re-attaches Codex session codex-a, paired with the resumed Claude session"
         );
-        let rule = session_start(SessionSource::Resume, Some("claude-b"), &record, Some("codex-b"));
+        let rule = rule_for(SessionSource::Resume, Some("claude-b"));
         assert_eq!(
             rule.continuation,
             Continuation::Restore("codex-b".into()),
@@ -455,7 +445,7 @@ mod tests {
             "Codex session codex-b is kept, paired with the resumed Claude session"
         );
         for claude in [Some("claude-z"), None] {
-            let rule = session_start(SessionSource::Resume, claude, &record, Some("codex-b"));
+            let rule = rule_for(SessionSource::Resume, claude);
             assert_eq!(rule.continuation, Continuation::Fresh, "{claude:?}");
             assert_eq!(
                 rule.action,
