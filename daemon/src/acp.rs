@@ -31,7 +31,7 @@ const SESSION_IN_USE: &str = "in use by another Codex client";
 /// How long a `session/load` waits for another codex to let the session go.
 const SESSION_IN_USE_WAIT: Duration = Duration::from_secs(5);
 /// Environment variables that carry an OpenAI API key for Codex.
-pub const API_KEY_VARS: [&str; 2] = ["CODEX_API_KEY", "OPENAI_API_KEY"];
+pub use codex_fusion_protocol::API_KEY_VARS;
 
 /// What `initialize` told us about the agent.
 #[derive(Debug, Clone)]

@@ -31,12 +31,10 @@ pub const ALLOWED: &[&str] = &[
     "XDG_DATA_HOME",
     "XDG_STATE_HOME",
     "XDG_RUNTIME_DIR",
-    // Where Codex keeps its config, login and sessions.
-    "CODEX_HOME",
-    // The credentials codex-acp itself reads to sign in (never passed on
-    // to commands: see the shell environment policy).
-    "OPENAI_API_KEY",
-    "CODEX_API_KEY",
+    // Besides `codex_fusion_protocol::AGENT_ENV_VARS` (the API keys
+    // codex-acp itself reads to sign in, never passed on to commands: see
+    // the shell environment policy; and CODEX_HOME), where it reaches the
+    // model.
     "OPENAI_BASE_URL",
     // Proxies and certificate authorities, to reach the model at all.
     "HTTP_PROXY",
@@ -57,9 +55,12 @@ pub const ALLOWED: &[&str] = &[
 /// Prefixes of variables taken from the daemon's environment (the locale).
 pub const ALLOWED_PREFIXES: &[&str] = &["LC_"];
 
-/// Whether the daemon passes its own variable `name` on to agents.
+/// Whether the daemon passes its own variable `name` on to agents: the
+/// allowlist, and the variables a client would forward for the agent.
 pub fn is_allowed(name: &str) -> bool {
-    ALLOWED.contains(&name) || ALLOWED_PREFIXES.iter().any(|prefix| name.starts_with(prefix))
+    ALLOWED.contains(&name)
+        || codex_fusion_protocol::AGENT_ENV_VARS.contains(&name)
+        || ALLOWED_PREFIXES.iter().any(|prefix| name.starts_with(prefix))
 }
 
 /// The environment of an agent process, in layers, later ones winning:
@@ -133,6 +134,12 @@ mod tests {
         let env = agent_environment(daemon, &[], &[], &[]);
         let names: Vec<&str> = env.iter().map(|(name, _)| name.as_str()).collect();
         assert_eq!(names, ["HOME", "LC_ALL", "OPENAI_API_KEY", "PATH", "https_proxy"]);
+        for name in codex_fusion_protocol::AGENT_ENV_VARS {
+            assert!(
+                is_allowed(name),
+                "{name}: what a client forwards for the agent, the daemon's own passes too"
+            );
+        }
     }
 
     #[test]

@@ -107,7 +107,7 @@ pub fn bind(socket: &Path, dedicated: bool) -> Result<Bound, BindError> {
 
     // One lock file per socket: whoever holds it owns the socket, so two
     // daemons starting at once cannot both remove-and-bind.
-    let lock_path = lock_path(socket);
+    let lock_path = codex_fusion_protocol::paths::lock_path(socket);
     let lock_file =
         codex_fusion_protocol::private::open(&lock_path, codex_fusion_protocol::private::Access::ReadWrite)?;
     let mut lock = lock_with_patience(lock_file, &lock_path).map_err(|pid| BindError::AlreadyRunning {
@@ -163,12 +163,6 @@ fn lock_with_patience(mut file: File, path: &Path) -> Result<Flock<File>, Option
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-}
-
-fn lock_path(socket: &Path) -> PathBuf {
-    let mut name = socket.file_name().unwrap_or_default().to_os_string();
-    name.push(".lock");
-    socket.with_file_name(name)
 }
 
 #[cfg(test)]
@@ -267,7 +261,7 @@ mod tests {
         std::fs::write(&victim, "keep").expect("write");
         let socket = temp.path().join("run/daemon.sock");
         std::fs::create_dir(temp.path().join("run")).expect("mkdir");
-        std::os::unix::fs::symlink(&victim, lock_path(&socket)).expect("symlink");
+        std::os::unix::fs::symlink(&victim, codex_fusion_protocol::paths::lock_path(&socket)).expect("symlink");
         let error = bind(&socket, true).err().expect("refused");
         assert!(matches!(error, BindError::LockFile(_)), "{error}");
         assert_eq!(std::fs::read_to_string(&victim).expect("read"), "keep");

@@ -190,10 +190,7 @@ impl McpService {
                     render::pause_within(&pause, limit, saved.as_deref())
                 };
                 let mut meta = rmcp::model::MetaObject::default();
-                meta.0.insert(
-                    codex_fusion_protocol::PAUSE_META_KEY.to_owned(),
-                    serde_json::json!({ "id": pause.id }),
-                );
+                codex_fusion_protocol::PauseMeta::new(pause.id.clone()).insert_into(&mut meta.0);
                 let mut result = CallToolResult::success(vec![ContentBlock::text(text)]);
                 result.meta = Some(meta);
                 return result;

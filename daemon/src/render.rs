@@ -12,7 +12,7 @@ use codex_fusion_protocol::control::{DaemonStatus, WorkspaceStatus};
 use crate::turn::Answer;
 
 /// Prefix of every pause result (SPEC: results start with it).
-pub const PAUSE_PREFIX: &str = "🔐 Codex paused";
+pub use codex_fusion_protocol::PAUSE_PREFIX;
 
 /// The answer followed by a blank line and the footer.
 pub fn answer(answer: &Answer) -> String {

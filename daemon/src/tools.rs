@@ -1,6 +1,7 @@
 //! The nine MCP tools: their names, descriptions, argument types and the
 //! checks that turn raw JSON arguments into a [`ToolCall`] or a clear error.
 
+use codex_fusion_protocol::tools::ToolName;
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -199,15 +200,19 @@ impl TurnTool {
         }
     }
 
-    pub fn name(&self) -> &'static str {
+    pub fn tool(&self) -> ToolName {
         match self {
-            TurnTool::Consult(_) => "consult",
-            TurnTool::ReviewPlan(_) => "review_plan",
-            TurnTool::ReviewDiff(_) => "review_diff",
-            TurnTool::Brainstorm(_) => "brainstorm",
-            TurnTool::Explore(_) => "explore",
-            TurnTool::Reply(_) => "reply",
+            TurnTool::Consult(_) => ToolName::Consult,
+            TurnTool::ReviewPlan(_) => ToolName::ReviewPlan,
+            TurnTool::ReviewDiff(_) => ToolName::ReviewDiff,
+            TurnTool::Brainstorm(_) => ToolName::Brainstorm,
+            TurnTool::Explore(_) => ToolName::Explore,
+            TurnTool::Reply(_) => ToolName::Reply,
         }
+    }
+
+    pub fn name(&self) -> &'static str {
+        self.tool().as_str()
     }
 }
 
@@ -223,7 +228,7 @@ pub enum ToolCall {
 /// Why arguments were refused. The text is shown to Claude as an MCP error.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ArgsError {
-    #[error("unknown tool `{0}`; the tools are: {names}", names = TOOL_NAMES.join(", "))]
+    #[error("unknown tool `{0}`; the tools are: {names}", names = ToolName::list())]
     UnknownTool(String),
     #[error("{tool}: {message}")]
     Invalid { tool: &'static str, message: String },
@@ -231,71 +236,68 @@ pub enum ArgsError {
     Empty { tool: &'static str, field: &'static str },
 }
 
-pub const TOOL_NAMES: [&str; 9] = [
-    "consult",
-    "review_plan",
-    "review_diff",
-    "brainstorm",
-    "explore",
-    "reply",
-    "permit",
-    "reset",
-    "status",
-];
-
 /// Parses and checks the arguments of tool `name`.
 pub fn parse_call(name: &str, arguments: Option<Map<String, Value>>) -> Result<ToolCall, ArgsError> {
+    let Some(tool) = ToolName::parse(name) else {
+        return Err(ArgsError::UnknownTool(name.to_owned()));
+    };
+    let name = tool.as_str();
     let arguments = Value::Object(arguments.unwrap_or_default());
-    let call = match name {
-        "consult" => {
-            let args: ConsultArgs = parse("consult", arguments)?;
-            non_empty("consult", "question", &args.question)?;
+    let call = match tool {
+        ToolName::Consult => {
+            let args: ConsultArgs = parse(name, arguments)?;
+            non_empty(name, "question", &args.question)?;
             ToolCall::Turn(TurnTool::Consult(args))
         }
-        "review_plan" => {
-            let args: ReviewPlanArgs = parse("review_plan", arguments)?;
-            non_empty("review_plan", "plan", &args.plan)?;
+        ToolName::ReviewPlan => {
+            let args: ReviewPlanArgs = parse(name, arguments)?;
+            non_empty(name, "plan", &args.plan)?;
             ToolCall::Turn(TurnTool::ReviewPlan(args))
         }
-        "review_diff" => ToolCall::Turn(TurnTool::ReviewDiff(parse("review_diff", arguments)?)),
-        "brainstorm" => {
-            let args: BrainstormArgs = parse("brainstorm", arguments)?;
-            non_empty("brainstorm", "problem", &args.problem)?;
+        ToolName::ReviewDiff => ToolCall::Turn(TurnTool::ReviewDiff(parse(name, arguments)?)),
+        ToolName::Brainstorm => {
+            let args: BrainstormArgs = parse(name, arguments)?;
+            non_empty(name, "problem", &args.problem)?;
             ToolCall::Turn(TurnTool::Brainstorm(args))
         }
-        "explore" => ToolCall::Turn(TurnTool::Explore(parse("explore", arguments)?)),
-        "reply" => {
-            let args: ReplyArgs = parse("reply", arguments)?;
-            non_empty("reply", "message", &args.message)?;
+        ToolName::Explore => ToolCall::Turn(TurnTool::Explore(parse(name, arguments)?)),
+        ToolName::Reply => {
+            let args: ReplyArgs = parse(name, arguments)?;
+            non_empty(name, "message", &args.message)?;
             ToolCall::Turn(TurnTool::Reply(args))
         }
-        "permit" => ToolCall::Permit(parse("permit", arguments)?),
-        "reset" => {
-            let _: NoArgs = parse("reset", arguments)?;
+        ToolName::Permit => ToolCall::Permit(parse(name, arguments)?),
+        ToolName::Reset => {
+            let _: NoArgs = parse(name, arguments)?;
             ToolCall::Reset
         }
-        "status" => {
-            let _: NoArgs = parse("status", arguments)?;
+        ToolName::Status => {
+            let _: NoArgs = parse(name, arguments)?;
             ToolCall::Status
         }
-        other => return Err(ArgsError::UnknownTool(other.to_owned())),
     };
     Ok(call)
 }
 
 /// Name, description and argument schema of every tool, in SPEC order.
 pub fn definitions() -> Vec<(&'static str, &'static str, Map<String, Value>)> {
-    vec![
-        ("consult", CONSULT, schema::<ConsultArgs>()),
-        ("review_plan", REVIEW_PLAN, schema::<ReviewPlanArgs>()),
-        ("review_diff", REVIEW_DIFF, schema::<ReviewDiffArgs>()),
-        ("brainstorm", BRAINSTORM, schema::<BrainstormArgs>()),
-        ("explore", EXPLORE, schema::<ExploreArgs>()),
-        ("reply", REPLY, schema::<ReplyArgs>()),
-        ("permit", PERMIT, schema::<PermitArgs>()),
-        ("reset", RESET, schema::<NoArgs>()),
-        ("status", STATUS, schema::<NoArgs>()),
-    ]
+    ToolName::ALL
+        .into_iter()
+        .map(|tool| {
+            let (description, schema) = match tool {
+                ToolName::Consult => (CONSULT, schema::<ConsultArgs>()),
+                ToolName::ReviewPlan => (REVIEW_PLAN, schema::<ReviewPlanArgs>()),
+                ToolName::ReviewDiff => (REVIEW_DIFF, schema::<ReviewDiffArgs>()),
+                ToolName::Brainstorm => (BRAINSTORM, schema::<BrainstormArgs>()),
+                ToolName::Explore => (EXPLORE, schema::<ExploreArgs>()),
+                ToolName::Reply => (REPLY, schema::<ReplyArgs>()),
+                ToolName::Permit => (PERMIT, schema::<PermitArgs>()),
+                ToolName::Reset => (RESET, schema::<NoArgs>()),
+                ToolName::Status => (STATUS, schema::<NoArgs>()),
+            };
+            (tool.as_str(), description, schema)
+        })
+        .collect()
 }
 
 const CONSULT: &str = "Ask Codex (OpenAI) for an independent second opinion on a question or decision. \
@@ -439,7 +441,7 @@ mod tests {
         let definitions = definitions();
         assert_eq!(
             definitions.iter().map(|(name, _, _)| *name).collect::<Vec<_>>(),
-            TOOL_NAMES
+            ToolName::ALL.map(ToolName::as_str)
         );
         let consult = &definitions[0].2;
         assert_eq!(consult["required"], json!(["question"]));

@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use codex_fusion_protocol::tools::ToolName;
 use serde_json::{Map, Value};
 
 /// `codex-fusion`: the shell side of codex-fusion.
@@ -111,7 +112,7 @@ pub enum Tool {
         options: TurnOptions,
     },
     /// Critique a plan before implementing it
-    #[command(name = "review_plan", visible_alias = "review-plan")]
+    #[command(name = ToolName::ReviewPlan.as_str(), visible_alias = "review-plan")]
     ReviewPlan {
         /// The plan, step by step (`-` reads stdin)
         plan: String,
@@ -122,7 +123,7 @@ pub enum Tool {
         options: TurnOptions,
     },
     /// Review code changes; without --diff Codex inspects `git diff` itself
-    #[command(name = "review_diff", visible_alias = "review-diff")]
+    #[command(name = ToolName::ReviewDiff.as_str(), visible_alias = "review-diff")]
     ReviewDiff {
         /// A unified diff file to review (`-` reads stdin)
         #[arg(long, value_name = "FILE")]
@@ -209,19 +210,24 @@ impl Decision {
 }
 
 impl Tool {
+    /// The MCP tool this runs.
+    pub fn tool(&self) -> ToolName {
+        match self {
+            Tool::Consult { .. } => ToolName::Consult,
+            Tool::ReviewPlan { .. } => ToolName::ReviewPlan,
+            Tool::ReviewDiff { .. } => ToolName::ReviewDiff,
+            Tool::Brainstorm { .. } => ToolName::Brainstorm,
+            Tool::Explore { .. } => ToolName::Explore,
+            Tool::Reply { .. } => ToolName::Reply,
+            Tool::Permit { .. } => ToolName::Permit,
+            Tool::Reset => ToolName::Reset,
+            Tool::Status => ToolName::Status,
+        }
+    }
+
     /// The MCP tool name.
     pub fn name(&self) -> &'static str {
-        match self {
-            Tool::Consult { .. } => "consult",
-            Tool::ReviewPlan { .. } => "review_plan",
-            Tool::ReviewDiff { .. } => "review_diff",
-            Tool::Brainstorm { .. } => "brainstorm",
-            Tool::Explore { .. } => "explore",
-            Tool::Reply { .. } => "reply",
-            Tool::Permit { .. } => "permit",
-            Tool::Reset => "reset",
-            Tool::Status => "status",
-        }
+        self.tool().as_str()
     }
 
     /// The tool's JSON arguments. `read` fetches the text of a `-` (stdin)
@@ -392,6 +398,15 @@ mod tests {
     #[test]
     fn the_cli_definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    /// `ask` offers every tool the daemon serves, under its MCP name, and no other.
+    #[test]
+    fn ask_has_one_subcommand_per_tool_named_as_mcp_names_it() {
+        let command = Cli::command();
+        let ask = command.find_subcommand("ask").expect("ask");
+        let names: Vec<&str> = ask.get_subcommands().map(clap::Command::get_name).collect();
+        assert_eq!(names, ToolName::ALL.map(ToolName::as_str));
     }
 
     #[test]

@@ -18,7 +18,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use codex_fusion_mcp::connect::Connector;
-use codex_fusion_protocol::{Channel, Hello, Role};
+use codex_fusion_protocol::tools::ToolName;
+use codex_fusion_protocol::{Channel, Hello, PauseMeta, Role};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rmcp::model::{
     CallToolRequestParams, CallToolResult, ClientCapabilities, ClientConfig, ClientRequest, Implementation,
@@ -31,9 +32,6 @@ use serde_json::{Map, Value};
 use crate::args::{Decision, Source, Tool};
 use crate::fail;
 use crate::output::{note, say};
-
-/// How a paused turn's result starts (SPEC: "🔐 Codex paused").
-pub const PAUSE_PREFIX: &str = "🔐 Codex paused";
 
 /// Exit code after Ctrl-C, as shells report a SIGINT.
 const INTERRUPTED: u8 = 130;
@@ -48,7 +46,7 @@ pub async fn run(socket: PathBuf, workspace: PathBuf, tool: Tool) -> ExitCode {
     };
     let hello = Hello::new(Role::Cli, Channel::Mcp)
         .with_workspace(workspace.clone())
-        .with_env(crate::forwarded_env());
+        .with_process_env();
     // The connector blocks (it may start the daemon and poll its socket).
     let connected = tokio::task::spawn_blocking(move || Connector::new(socket, hello).connect_or_start()).await;
     let connection = match connected {
@@ -98,13 +96,13 @@ async fn converse(
         if result.is_error == Some(true) {
             return fail(format_args!("{tool} failed: {text}"));
         }
-        if !text.starts_with(PAUSE_PREFIX) {
+        let Some(pause) = pause_of(&result) else {
             say!("{text}");
             return ExitCode::SUCCESS;
-        }
+        };
         // The id the daemon gave this pause: the permit below answers this
         // pause and no other (a second window may have answered it already).
-        let id = pause_id(&result);
+        let id = pause.id;
         let hint = resume_hint(id.as_deref());
         if !interactive {
             say!("{text}");
@@ -121,7 +119,7 @@ async fn converse(
                 return ExitCode::from(INTERRUPTED);
             }
         };
-        tool = "permit";
+        tool = ToolName::Permit.as_str();
         let permit = Tool::Permit { decision, note, id };
         // A note typed at the prompt is taken as typed, `-` included (it
         // names no stdin here).
@@ -132,16 +130,10 @@ async fn converse(
     }
 }
 
-/// The id of the pause `result` is, from its `_meta`.
-fn pause_id(result: &CallToolResult) -> Option<String> {
-    result
-        .meta
-        .as_ref()?
-        .0
-        .get(codex_fusion_protocol::PAUSE_META_KEY)?
-        .get("id")?
-        .as_str()
-        .map(str::to_owned)
+/// The pause `result` is, if it is one: the daemon marks a pause in the
+/// result's `_meta`, whatever the text says (an answer may quote a 🔐).
+fn pause_of(result: &CallToolResult) -> Option<PauseMeta> {
+    PauseMeta::read(&result.meta.as_ref()?.0)
 }
 
 /// What to run after a pause left unanswered.
@@ -380,5 +372,35 @@ mod tests {
         assert_eq!(latest_line("💭 thinking"), Some("💭 thinking".into()));
         assert_eq!(latest_line("first\nsecond  \n\n"), Some("second".into()));
         assert_eq!(latest_line(" \n "), None);
+    }
+
+    fn result(text: &str, pause: Option<PauseMeta>) -> CallToolResult {
+        let mut result = CallToolResult::success(vec![rmcp::model::ContentBlock::text(text)]);
+        if let Some(pause) = pause {
+            let mut meta = rmcp::model::MetaObject::default();
+            pause.insert_into(&mut meta.0);
+            result.meta = Some(meta);
+        }
+        result
+    }
+
+    /// A pause is what the daemon marks as one, not what the text looks like.
+    #[test]
+    fn a_pause_is_told_by_its_meta_not_by_its_text() {
+        let marked = result("Codex wants to run `make`", Some(PauseMeta::new("p3f9a")));
+        assert_eq!(pause_of(&marked), Some(PauseMeta::new("p3f9a")));
+        let quoted = result(
+            &format!(
+                "{}: it wants to run a command.\n(quoted by Codex in its answer)",
+                codex_fusion_protocol::PAUSE_PREFIX
+            ),
+            None,
+        );
+        assert_eq!(
+            pause_of(&quoted),
+            None,
+            "an answer that starts like a pause is an answer"
+        );
+        assert_eq!(pause_of(&result("VERDICT: CONSENSUS", None)), None);
     }
 }

@@ -16,7 +16,7 @@ use std::time::Duration;
 use codex_fusion_protocol::command::{ACP_COMMAND_ENV, AcpCommand};
 use codex_fusion_protocol::control::{ControlRequest, ControlResponse};
 use codex_fusion_protocol::paths::SOCKET_ENV;
-use codex_fusion_protocol::{PACKAGE_VERSION, Role};
+use codex_fusion_protocol::{API_KEY_VARS, CODEX_HOME_VAR, PACKAGE_VERSION, Role};
 use codex_fusion_protocol::{allow, codex_doctor};
 use serde_json::Value;
 
@@ -425,15 +425,12 @@ pub struct EnvSource {
     pub vars: Vec<(String, String)>,
 }
 
-/// The variables that carry an API key codex-acp signs in with.
-const KEY_VARS: [&str; 2] = ["CODEX_API_KEY", "OPENAI_API_KEY"];
-
 /// An API key in the environment or in one of `sources` (the leading
 /// `NAME=value` words of `CODEX_FUSION_ACP_COMMAND`, the MCP server's `env`
 /// in Claude Code), or a login under the Codex home.
 pub fn codex_login(env: &dyn Fn(&str) -> Option<OsString>, home: Option<&Path>, sources: &[EnvSource]) -> Check {
     const NAME: &str = "Codex login";
-    for name in KEY_VARS {
+    for name in API_KEY_VARS {
         if env(name).is_some_and(|value| !value.is_empty()) {
             return Check::ok(NAME, format!("API key in {name}")).essential();
         }
@@ -442,7 +439,7 @@ pub fn codex_login(env: &dyn Fn(&str) -> Option<OsString>, home: Option<&Path>, 
         if let Some((name, _)) = source
             .vars
             .iter()
-            .find(|(name, value)| KEY_VARS.contains(&name.as_str()) && !value.is_empty())
+            .find(|(name, value)| API_KEY_VARS.contains(&name.as_str()) && !value.is_empty())
         {
             return Check::ok(NAME, format!("API key in {name}, set in {}", source.label)).essential();
         }
@@ -451,11 +448,11 @@ pub fn codex_login(env: &dyn Fn(&str) -> Option<OsString>, home: Option<&Path>, 
         source
             .vars
             .iter()
-            .find(|(name, value)| name == "CODEX_HOME" && !value.is_empty())
+            .find(|(name, value)| name == CODEX_HOME_VAR && !value.is_empty())
             .map(|(_, value)| PathBuf::from(value))
     });
     let codex_home = from_sources
-        .or_else(|| env("CODEX_HOME").filter(|value| !value.is_empty()).map(PathBuf::from))
+        .or_else(|| env(CODEX_HOME_VAR).filter(|value| !value.is_empty()).map(PathBuf::from))
         .or_else(|| home.map(|home| home.join(".codex")));
     let Some(codex_home) = codex_home else {
         return Check::problem(

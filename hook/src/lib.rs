@@ -116,19 +116,6 @@ pub fn env_var(name: &str) -> Option<OsString> {
     std::env::var_os(name)
 }
 
-/// The variables every hello carries to the daemon (`CODEX_FUSION_*`, the
-/// API keys, `CODEX_HOME`), as the shim forwards them: the daemon uses them
-/// for the settings and credentials of a turn, and of an agent it warms on
-/// SessionStart.
-pub fn forwarded_env() -> Vec<(String, String)> {
-    std::env::vars_os()
-        .filter_map(|(name, value)| {
-            let name = name.into_string().ok()?;
-            codex_fusion_protocol::is_forwarded(&name).then(|| (name, value.to_string_lossy().into_owned()))
-        })
-        .collect()
-}
-
 /// The daemon's socket, as every side resolves it.
 pub fn socket() -> anyhow::Result<PathBuf> {
     Ok(paths::socket_path(env_var)?)

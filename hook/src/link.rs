@@ -153,7 +153,7 @@ pub async fn exchange(
     }
     let (read, mut writer) = stream.into_split();
     let mut reader = BufReader::new(read);
-    let hello = Hello::new(role, Channel::Control).with_env(crate::forwarded_env());
+    let hello = Hello::new(role, Channel::Control).with_process_env();
     let mut message = frame::encode(&hello);
     message.extend_from_slice(&frame::encode(request));
     match timeout_at(deadline, writer.write_all(&message)).await {

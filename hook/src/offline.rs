@@ -4,18 +4,14 @@
 //! not restore a session the user or Claude has dropped. Only called after a
 //! connect found nobody listening; a running daemon owns the file.
 //!
-//! The rules are the daemon's: `reset`, `clear` and `startup` leave the
-//! workspace with no current Codex session (the next call starts fresh),
-//! `resume` makes the session paired with the resumed Claude session current
-//! (else none), `compact` changes nothing.
+//! The SessionStart rules are the daemon's, `pairing::session_start`: here a
+//! fresh session is no current Codex session (the next daemon starts one), a
+//! restored one is the current one; `reset` is a fresh session too.
 
 use std::path::{Path, PathBuf};
 
 use codex_fusion_protocol::control::SessionSource;
-use codex_fusion_protocol::pairing::PairingStore;
-
-/// The state file's name in the state directory, for messages.
-const STATE_FILE: &str = "sessions.json";
+use codex_fusion_protocol::pairing::{self, Continuation, PairingStore};
 
 /// Drops `workspace`'s current Codex session from the state file. The text
 /// says what was done; an error says why nothing was.
@@ -48,37 +44,34 @@ pub fn session_start(
     claude: Option<&str>,
     source: SessionSource,
 ) -> Result<String, String> {
-    if source == SessionSource::Compact {
-        return Ok("codex-fusiond is not running; nothing to change (a compaction keeps Codex's session)".to_owned());
-    }
     let (store, file, problem) = load(state_dir);
-    let paired = match source {
-        SessionSource::Resume => claude.and_then(|claude| store.paired(workspace, claude)),
-        _ => None,
+    let record = store.get(workspace);
+    let rule = pairing::session_start(source, claude, &record, record.codex_session_id.as_deref());
+    let current = match rule.continuation {
+        Continuation::Keep => {
+            return Ok(format!(
+                "codex-fusiond is not running; nothing to change, {}{}",
+                rule.action,
+                aside(problem.as_deref())
+            ));
+        }
+        Continuation::Reset | Continuation::Fresh => None,
+        Continuation::Restore(codex) => Some(codex),
     };
     store
-        .set_current(workspace, paired.as_deref(), claude)
+        .set_current(workspace, current.as_deref(), claude)
         .map_err(|error| format!("codex-fusiond is not running, and {error}; nothing done"))?;
-    let outcome = match (source, &paired) {
-        (SessionSource::Resume, Some(codex)) => {
-            format!("re-attaches Codex session {codex}, paired with the resumed Claude session")
-        }
-        (SessionSource::Resume, None) => {
-            "starts a fresh Codex session (the resumed Claude session had none)".to_owned()
-        }
-        (SessionSource::Clear, _) => "starts a fresh Codex session (Claude cleared its context)".to_owned(),
-        _ => "starts a fresh Codex session for the new Claude session".to_owned(),
-    };
     Ok(format!(
-        "codex-fusiond is not running; recorded in {} that the next call {outcome}{}",
+        "codex-fusiond is not running; recorded in {} that {}{}",
         file.display(),
+        rule.action,
         aside(problem.as_deref())
     ))
 }
 
 fn load(state_dir: &Path) -> (PairingStore, PathBuf, Option<String>) {
     let (store, problem) = PairingStore::load(state_dir);
-    (store, state_dir.join(STATE_FILE), problem)
+    (store, pairing::file(state_dir), problem)
 }
 
 /// A problem loading the file, appended to the one-line message.
@@ -102,7 +95,7 @@ mod tests {
         let workspace = Path::new(WORKSPACE);
         let message = reset(temp.path(), workspace).expect("nothing to do");
         assert!(message.contains("nothing to reset"), "{message}");
-        assert!(!temp.path().join(STATE_FILE).exists(), "nothing written for nothing");
+        assert!(!pairing::file(temp.path()).exists(), "nothing written for nothing");
         let (store, _) = PairingStore::load(temp.path());
         store
             .set_current(workspace, Some("codex-1"), Some("claude-a"))
@@ -146,6 +139,13 @@ mod tests {
         let after = record(temp.path());
         assert_eq!(after.codex_session_id.as_deref(), Some("codex-a"));
         assert_eq!(after.claude_session_id.as_deref(), Some("claude-a"));
+
+        let message = session_start(temp.path(), workspace, Some("claude-a"), SessionSource::Resume).expect("resumed");
+        assert!(
+            message.contains("Codex session codex-a is kept"),
+            "resumed into it again: {message}"
+        );
+        assert_eq!(record(temp.path()).codex_session_id.as_deref(), Some("codex-a"));
 
         let message = session_start(temp.path(), workspace, Some("claude-c"), SessionSource::Resume).expect("resumed");
         assert!(message.contains("had none"), "{message}");

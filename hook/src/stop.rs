@@ -5,7 +5,7 @@
 //! (wedged) gets SIGTERM instead, once its lock file confirms which process
 //! it is.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -121,7 +121,7 @@ fn signal(socket: &Path, why: &str) -> Result<u32, ExitCode> {
 /// still names a codex-fusiond. Returns the pid it signalled, or why it
 /// signalled nothing.
 fn signal_locked_daemon(socket: &Path) -> Result<u32, String> {
-    let lock = lock_path(socket);
+    let lock = codex_fusion_protocol::paths::lock_path(socket);
     let text = std::fs::read_to_string(&lock)
         .map_err(|error| format!("its lock file {} cannot be read ({error})", lock.display()))?;
     let pid: u32 = text
@@ -143,12 +143,6 @@ fn signal_locked_daemon(socket: &Path) -> Result<u32, String> {
     }
     kill(Pid::from_raw(raw), Signal::SIGTERM).map_err(|error| format!("SIGTERM to pid {pid} failed ({error})"))?;
     Ok(pid)
-}
-
-fn lock_path(socket: &Path) -> PathBuf {
-    let mut lock = socket.as_os_str().to_owned();
-    lock.push(".lock");
-    PathBuf::from(lock)
 }
 
 /// The name of process `pid` (its executable's file name), if it runs.

@@ -5,6 +5,7 @@
 //! either MCP (newline-delimited JSON-RPC) or control messages, as the hello said.
 
 use std::collections::BTreeMap;
+use std::ffi::OsString;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
@@ -112,6 +113,23 @@ impl Hello {
             }
         }
         self
+    }
+
+    /// Adds the forwarded variables of this process's environment, the one
+    /// way the shim and the CLI send them: the daemon uses them for the
+    /// settings and credentials of a turn, and of an agent it warms on
+    /// SessionStart.
+    pub fn with_process_env(self) -> Self {
+        self.with_os_env(std::env::vars_os())
+    }
+
+    /// Adds the forwarded variables of `vars`: a name that is not UTF-8 is
+    /// never forwarded, a value that is not is sent lossily.
+    pub fn with_os_env(self, vars: impl IntoIterator<Item = (OsString, OsString)>) -> Self {
+        self.with_env(
+            vars.into_iter()
+                .filter_map(|(name, value)| Some((name.into_string().ok()?, value.to_string_lossy().into_owned()))),
+        )
     }
 
     /// Checks name and version; the error says which side to upgrade.
@@ -222,6 +240,23 @@ mod tests {
         );
         let back: Hello = serde_json::from_str(&json).expect("parses");
         assert_eq!(back, hello);
+    }
+
+    #[test]
+    fn an_environment_forwards_only_its_forwarded_utf8_names() {
+        use std::os::unix::ffi::OsStringExt as _;
+        let hello = Hello::new(Role::Cli, Channel::Mcp).with_os_env([
+            (
+                OsString::from("CODEX_FUSION_LOG"),
+                OsString::from_vec(b"/tmp/\xff.jsonl".to_vec()),
+            ),
+            (OsString::from("OPENAI_API_KEY"), OsString::from("sk-x")),
+            (OsString::from("PATH"), OsString::from("/bin")),
+            (OsString::from_vec(b"CODEX_FUSION_\xff".to_vec()), OsString::from("1")),
+        ]);
+        let names: Vec<&str> = hello.env.keys().map(String::as_str).collect();
+        assert_eq!(names, ["CODEX_FUSION_LOG", "OPENAI_API_KEY"]);
+        assert_eq!(hello.env["CODEX_FUSION_LOG"], "/tmp/\u{fffd}.jsonl");
     }
 
     #[test]

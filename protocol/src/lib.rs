@@ -18,6 +18,7 @@ pub mod paths;
 pub mod peer;
 pub mod private;
 pub mod procfs;
+pub mod tools;
 
 pub use hello::{Channel, Hello, HelloReply, Role};
 
@@ -35,17 +36,77 @@ pub const PACKAGE_VERSION: &str = env!("CARGO_PKG_VERSION");
 /// Prefix of the environment variables the shim and CLI forward to the daemon.
 pub const ENV_PREFIX: &str = "CODEX_FUSION_";
 
+/// The variables that carry an OpenAI API key codex-acp signs in with, in
+/// the order they are looked for.
+pub const API_KEY_VARS: [&str; 2] = ["CODEX_API_KEY", "OPENAI_API_KEY"];
+
+/// Where Codex keeps its config, login and sessions (`~/.codex` when unset).
+pub const CODEX_HOME_VAR: &str = "CODEX_HOME";
+
 /// Variables forwarded for codex-acp itself: a daemon started by a service
 /// manager does not see the user's shell environment, so the credentials and
 /// Codex home of the client that starts a session travel with its hello.
-pub const AGENT_ENV_VARS: [&str; 3] = ["OPENAI_API_KEY", "CODEX_API_KEY", "CODEX_HOME"];
+pub const AGENT_ENV_VARS: [&str; 3] = [API_KEY_VARS[0], API_KEY_VARS[1], CODEX_HOME_VAR];
 
 /// The `_meta` key of a tool result that is a 🔐 pause; its value is
-/// `{"id": "<pause id>"}`, the id `permit` takes. Clients (the CLI's `ask`)
-/// read the pause from here rather than from the result's text.
+/// `{"id": "<pause id>"}`, the id `permit` takes ([`PauseMeta`]). Clients (the
+/// CLI's `ask`) read the pause from here rather than from the result's text.
 pub const PAUSE_META_KEY: &str = "codex-fusion/pause";
+
+/// How the text of a paused turn's result starts (SPEC: "🔐 Codex paused"),
+/// for the person reading it; a program tells a pause by [`PauseMeta`].
+pub const PAUSE_PREFIX: &str = "🔐 Codex paused";
+
+/// What the `_meta` of a 🔐 pause result says: the daemon writes it with
+/// [`PauseMeta::insert_into`], a client reads it with [`PauseMeta::read`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PauseMeta {
+    /// The pause's id, which `permit` takes; `None` only from a daemon that
+    /// marked the pause without one.
+    #[serde(default)]
+    pub id: Option<String>,
+}
+
+impl PauseMeta {
+    /// A pause `id`.
+    pub fn new(id: impl Into<String>) -> PauseMeta {
+        PauseMeta { id: Some(id.into()) }
+    }
+
+    /// Marks the result whose `_meta` is `meta` as this pause.
+    pub fn insert_into(&self, meta: &mut serde_json::Map<String, serde_json::Value>) {
+        meta.insert(PAUSE_META_KEY.to_owned(), serde_json::json!(self));
+    }
+
+    /// The pause a result's `_meta` marks, or `None` if it is not a pause
+    /// (whatever its text says). A mark whose value is not understood is
+    /// still a pause, one without an id.
+    pub fn read(meta: &serde_json::Map<String, serde_json::Value>) -> Option<PauseMeta> {
+        let value = meta.get(PAUSE_META_KEY)?;
+        Some(serde_json::from_value(value.clone()).unwrap_or_default())
+    }
+}
 
 /// Whether the client forwards variable `name` to the daemon.
 pub fn is_forwarded(name: &str) -> bool {
     name.starts_with(ENV_PREFIX) || AGENT_ENV_VARS.contains(&name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pause_mark_reads_back_and_its_wire_form_is_stable() {
+        let mut meta = serde_json::Map::new();
+        assert_eq!(PauseMeta::read(&meta), None, "no mark: not a pause");
+        PauseMeta::new("p3f9a").insert_into(&mut meta);
+        assert_eq!(
+            serde_json::Value::Object(meta.clone()),
+            serde_json::json!({"codex-fusion/pause": {"id": "p3f9a"}})
+        );
+        assert_eq!(PauseMeta::read(&meta), Some(PauseMeta::new("p3f9a")));
+        meta.insert(PAUSE_META_KEY.to_owned(), serde_json::json!("garbled"));
+        assert_eq!(PauseMeta::read(&meta), Some(PauseMeta { id: None }));
+    }
 }

@@ -1,6 +1,11 @@
 //! Which Codex session belongs to which Claude session, per workspace, kept
 //! on disk so it survives daemon restarts and reboots.
 //!
+//! [`session_start`] is Claude Code's SessionStart rule: which Codex session
+//! a workspace continues when Claude starts, resumes, clears or compacts a
+//! session there. The daemon applies it to its live session, the CLI to this
+//! file while no daemon runs.
+//!
 //! The daemon owns the file (`sessions.json` in the state directory); the
 //! CLI and the hook write to it only while no daemon runs, so a reset or a
 //! new Claude session is not lost to the next daemon's restore. It is
@@ -14,6 +19,8 @@ use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
+
+use crate::control::SessionSource;
 
 /// Pairs remembered per workspace; the least recently used go first.
 const PAIRS_KEPT: usize = 64;
@@ -31,6 +38,13 @@ pub struct WorkspaceRecord {
     pub claude_session_id: Option<String>,
     /// Claude session id → its Codex session.
     pub pairs: BTreeMap<String, Pair>,
+}
+
+impl WorkspaceRecord {
+    /// The Codex session paired with Claude session `claude`, if any.
+    pub fn paired(&self, claude: &str) -> Option<&str> {
+        self.pairs.get(claude).map(|pair| pair.codex_session_id.as_str())
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -60,7 +74,7 @@ impl PairingStore {
     /// unreadable, corrupt or foreign one is an empty store plus a message
     /// saying so, for the caller to log.
     pub fn load(state_dir: &Path) -> (PairingStore, Option<String>) {
-        let path = state_dir.join(FILE_NAME);
+        let path = file(state_dir);
         let (file, problem) = match crate::private::read(&path) {
             Ok(Some(bytes)) => match serde_json::from_slice::<File>(&bytes) {
                 Ok(file) if file.version == FORMAT_VERSION => (file, None),
@@ -116,8 +130,8 @@ impl PairingStore {
         self.lock()
             .workspaces
             .get(workspace)
-            .and_then(|record| record.pairs.get(claude))
-            .map(|pair| pair.codex_session_id.clone())
+            .and_then(|record| record.paired(claude))
+            .map(str::to_owned)
     }
 
     /// Records that `workspace` now uses `codex` (or none), paired with
@@ -160,6 +174,78 @@ impl PairingStore {
     fn lock(&self) -> std::sync::MutexGuard<'_, File> {
         self.file.lock().unwrap_or_else(|poison| poison.into_inner())
     }
+}
+
+/// The pairings' file in `state_dir`.
+pub fn file(state_dir: &Path) -> PathBuf {
+    state_dir.join(FILE_NAME)
+}
+
+/// Which Codex session a workspace continues after a SessionStart.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Continuation {
+    /// The one it is on; nothing changes.
+    Keep,
+    /// As `reset`: the session, and a turn running on it, are dropped now;
+    /// the next call starts a fresh one.
+    Reset,
+    /// A fresh session from the next call on; a turn already running (for
+    /// another Claude session on the same workspace) ends first.
+    Fresh,
+    /// Codex session `.0`, paired with the resumed Claude session.
+    Restore(String),
+}
+
+/// What a SessionStart means for a workspace's Codex session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionStartRule {
+    pub continuation: Continuation,
+    /// The same for a person, one clause: "the next call starts a fresh
+    /// Codex session (Claude cleared its context)".
+    pub action: String,
+}
+
+/// Claude Code's SessionStart rules: `compact` keeps the session, `clear`
+/// resets it, `startup` starts a fresh one for the new Claude session,
+/// `resume` restores the one `record` pairs with the resumed Claude session
+/// `claude` (a fresh one if it has none). `current` is the Codex session the
+/// workspace is on now; only the wording depends on it (resuming into it
+/// keeps it). Afterwards the workspace is paired with `claude`.
+pub fn session_start(
+    source: SessionSource,
+    claude: Option<&str>,
+    record: &WorkspaceRecord,
+    current: Option<&str>,
+) -> SessionStartRule {
+    let (continuation, action) = match source {
+        SessionSource::Compact => (
+            Continuation::Keep,
+            "Codex's session is kept (Claude compacted its context)".to_owned(),
+        ),
+        SessionSource::Clear => (
+            Continuation::Reset,
+            "the next call starts a fresh Codex session (Claude cleared its context)".to_owned(),
+        ),
+        SessionSource::Startup => (
+            Continuation::Fresh,
+            "the next call starts a fresh Codex session for the new Claude session".to_owned(),
+        ),
+        SessionSource::Resume => match claude.and_then(|claude| record.paired(claude)) {
+            Some(codex) if current == Some(codex) => (
+                Continuation::Restore(codex.to_owned()),
+                format!("Codex session {codex} is kept, paired with the resumed Claude session"),
+            ),
+            Some(codex) => (
+                Continuation::Restore(codex.to_owned()),
+                format!("the next call re-attaches Codex session {codex}, paired with the resumed Claude session"),
+            ),
+            None => (
+                Continuation::Fresh,
+                "the next call starts a fresh Codex session (the resumed Claude session had none)".to_owned(),
+            ),
+        },
+    };
+    SessionStartRule { continuation, action }
 }
 
 /// Writes `file` atomically and privately (0600, in a 0700 directory, a
@@ -292,6 +378,80 @@ mod tests {
                 .expect("meta")
                 .is_symlink()
         );
+    }
+
+    fn paired_record() -> WorkspaceRecord {
+        let store = PairingStore::in_memory();
+        store
+            .set_current(Path::new("/w"), Some("codex-a"), Some("claude-a"))
+            .expect("in memory");
+        store
+            .set_current(Path::new("/w"), Some("codex-b"), Some("claude-b"))
+            .expect("in memory");
+        store.get(Path::new("/w"))
+    }
+
+    /// The rule for `source` from Claude session `claude`, on a workspace
+    /// that is on codex-b and pairs claude-a → codex-a, claude-b → codex-b.
+    fn rule_for(source: SessionSource, claude: Option<&str>) -> SessionStartRule {
+        session_start(source, claude, &paired_record(), Some("codex-b"))
+    }
+
+    #[test]
+    fn compact_keeps_the_session() {
+        let rule = rule_for(SessionSource::Compact, Some("claude-b"));
+        assert_eq!(rule.continuation, Continuation::Keep);
+        assert_eq!(rule.action, "Codex's session is kept (Claude compacted its context)");
+        let rule = session_start(SessionSource::Compact, None, &WorkspaceRecord::default(), None);
+        assert_eq!(rule.continuation, Continuation::Keep, "whatever is known");
+    }
+
+    #[test]
+    fn clear_resets_even_a_paired_session() {
+        let rule = rule_for(SessionSource::Clear, Some("claude-b"));
+        assert_eq!(rule.continuation, Continuation::Reset);
+        assert_eq!(
+            rule.action,
+            "the next call starts a fresh Codex session (Claude cleared its context)"
+        );
+    }
+
+    #[test]
+    fn startup_starts_fresh_even_for_a_known_claude_session() {
+        let rule = rule_for(SessionSource::Startup, Some("claude-a"));
+        assert_eq!(rule.continuation, Continuation::Fresh);
+        assert_eq!(
+            rule.action,
+            "the next call starts a fresh Codex session for the new Claude session"
+        );
+    }
+
+    #[test]
+    fn resume_restores_the_paired_session_or_starts_fresh() {
+        let rule = rule_for(SessionSource::Resume, Some("claude-a"));
+        assert_eq!(rule.continuation, Continuation::Restore("codex-a".into()));
+        assert_eq!(
+            rule.action,
+            "the next call re-attaches Codex session codex-a, paired with the resumed Claude session"
+        );
+        let rule = rule_for(SessionSource::Resume, Some("claude-b"));
+        assert_eq!(
+            rule.continuation,
+            Continuation::Restore("codex-b".into()),
+            "restoring the session it is on is still a restore (a switch asked for earlier is moot)"
+        );
+        assert_eq!(
+            rule.action,
+            "Codex session codex-b is kept, paired with the resumed Claude session"
+        );
+        for claude in [Some("claude-z"), None] {
+            let rule = rule_for(SessionSource::Resume, claude);
+            assert_eq!(rule.continuation, Continuation::Fresh, "{claude:?}");
+            assert_eq!(
+                rule.action,
+                "the next call starts a fresh Codex session (the resumed Claude session had none)"
+            );
+        }
     }
 
     #[test]

@@ -121,6 +121,15 @@ fn default_socket_dir(env: &impl Fn(&str) -> Option<OsString>) -> PathBuf {
     temp.join(format!("{APP_DIR}-{}", nix::unistd::getuid()))
 }
 
+/// The daemon's single-instance lock file next to `socket` (`daemon.sock.lock`):
+/// whoever holds its lock owns the socket, and it holds that daemon's pid, which
+/// `codex-fusion stop` and the shim's messages name.
+pub fn lock_path(socket: &Path) -> PathBuf {
+    let mut name = socket.file_name().unwrap_or_default().to_os_string();
+    name.push(".lock");
+    socket.with_file_name(name)
+}
+
 /// The per-user state directory: `CODEX_FUSION_STATE_DIR`, else
 /// `$XDG_STATE_HOME/codex-fusion` (`~/.local/state/codex-fusion`) on Linux,
 /// the application-support directory on macOS.
@@ -219,6 +228,14 @@ mod tests {
             .map(|(key, value)| (key.to_string(), OsString::from(value)))
             .collect();
         move |key| map.get(key).cloned()
+    }
+
+    #[test]
+    fn the_lock_file_sits_next_to_the_socket() {
+        assert_eq!(
+            lock_path(Path::new("/run/user/1/codex-fusion/daemon.sock")),
+            Path::new("/run/user/1/codex-fusion/daemon.sock.lock")
+        );
     }
 
     #[test]

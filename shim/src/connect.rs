@@ -147,7 +147,7 @@ impl Connector {
             {
                 // `codex-fusion stop` would go through this same socket; the
                 // lock file names the process to end instead.
-                let lock = lock_path(&self.socket);
+                let lock = paths::lock_path(&self.socket);
                 return Err(lost(&format_args!(
                     "no answer within {} s; it looks wedged: end it with `kill $(cat {})` and try again",
                     HELLO_REPLY_WAIT.as_secs(),
@@ -302,12 +302,6 @@ fn version_note(daemon: &str, ours: &str) -> Option<String> {
 fn numeric_version(version: &str) -> Option<Vec<u64>> {
     let core = version.split(['-', '+']).next()?;
     core.split('.').map(|part| part.parse().ok()).collect()
-}
-
-fn lock_path(socket: &Path) -> PathBuf {
-    let mut name = socket.file_name().unwrap_or_default().to_os_string();
-    name.push(".lock");
-    socket.with_file_name(name)
 }
 
 /// Opens (emptying) the daemon's start log in `state_dir`, through

@@ -40,13 +40,9 @@ pub fn run() -> Result<(), ShimError> {
     let socket = paths::socket_path(env).map_err(|error| ShimError::Config(error.to_string()))?;
     let workspace =
         paths::resolve_workspace(env, std::env::current_dir).map_err(|error| ShimError::Config(error.to_string()))?;
-    let forwarded = std::env::vars_os().filter_map(|(name, value)| {
-        let name = name.into_string().ok()?;
-        codex_fusion_protocol::is_forwarded(&name).then(|| (name, value.to_string_lossy().into_owned()))
-    });
     let hello = Hello::new(Role::Shim, Channel::Mcp)
         .with_workspace(workspace)
-        .with_env(forwarded);
+        .with_process_env();
     let connector = connect::Connector::new(socket, hello);
     let connection = connector.connect_or_start()?;
     pump::run(connector, connection)

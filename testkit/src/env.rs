@@ -136,8 +136,7 @@ impl TestEnv {
 
     /// The pid in the daemon's lock file, if a daemon holds it.
     pub fn daemon_pid(&self) -> Option<i32> {
-        let mut lock = self.socket.clone().into_os_string();
-        lock.push(".lock");
+        let lock = codex_fusion_protocol::paths::lock_path(&self.socket);
         std::fs::read_to_string(lock).ok()?.trim().parse().ok()
     }
 

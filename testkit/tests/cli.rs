@@ -117,7 +117,7 @@ async fn hook_on_clear_resets_and_on_compact_keeps_the_session() {
     assert!(output.status.success());
     assert!(output.stdout.is_empty(), "stdout would go into Claude's context");
     let message = stderr(&output);
-    assert!(message.contains("kept Codex's session"), "{message}");
+    assert!(message.contains("Codex's session is kept"), "{message}");
     assert_eq!(message.lines().count(), 1, "{message}");
     let text = client.text("reply", json!({"message": "still there?"})).await;
     assert!(text.contains("prompts_seen=2"), "compact keeps the session: {text}");

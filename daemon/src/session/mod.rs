@@ -53,7 +53,7 @@ use crate::tools::PermitDecision;
 use crate::turn::{Answer, CallId, Pause, PauseIds, TurnOutcome, TurnUsage, Waiter};
 use crate::turnlog::{self, GuardianEntry, ToolCallEntry, TurnRecord};
 use codex_fusion_protocol::control::SessionSource;
-use codex_fusion_protocol::pairing::PairingStore;
+use codex_fusion_protocol::pairing::{Continuation, PairingStore};
 
 /// After `session/cancel`, how long Codex gets to stop before its session is
 /// closed (`session/close`); after that, how long the close gets before the
@@ -781,11 +781,9 @@ impl SessionActor {
         }
     }
 
-    /// Applies Claude Code's SessionStart rules: `clear` starts a fresh Codex
-    /// session, `startup` a fresh one for the new Claude session, `resume`
-    /// re-attaches the Codex session paired with the resumed one, `compact`
-    /// keeps everything. Fresh and resumed sessions are warmed in the
-    /// background so the first call does not pay the start.
+    /// Applies Claude Code's SessionStart rules (`pairing::session_start`).
+    /// Fresh and resumed sessions are warmed in the background so the first
+    /// call does not pay the start.
     fn on_session_start(
         &mut self,
         source: SessionSource,
@@ -797,49 +795,34 @@ impl SessionActor {
         // every Claude session anywhere, and an agent is a node process.
         let record = self.context.pairings.get(&self.workspace);
         let used = record.codex_session_id.is_some() || !record.pairs.is_empty() || self.last_settings.is_some();
-        let action = match source {
-            SessionSource::Compact => {
+        let open = self.session().map(|session| session.id.clone());
+        let rule = codex_fusion_protocol::pairing::session_start(source, claude.as_deref(), &record, open.as_deref());
+        match rule.continuation {
+            Continuation::Keep => {
                 if claude.is_some() {
                     self.claude_session_id = claude;
                 }
-                return "kept Codex's session (Claude compacted its context)".into();
+                return rule.action;
             }
-            SessionSource::Clear => {
+            Continuation::Reset => {
                 self.reset();
                 self.claude_session_id = claude;
-                "started a fresh Codex session (Claude cleared its context)".to_owned()
             }
-            SessionSource::Startup => {
+            Continuation::Fresh => {
                 self.claude_session_id = claude;
                 self.switch_to(None);
-                "a fresh Codex session for the new Claude session".to_owned()
             }
-            SessionSource::Resume => {
-                let paired = claude
-                    .as_deref()
-                    .and_then(|claude| self.context.pairings.paired(&self.workspace, claude));
+            Continuation::Restore(codex) => {
                 self.claude_session_id = claude;
-                match paired {
-                    Some(codex) => {
-                        let open = self.session().is_some_and(|session| session.id == codex);
-                        if open {
-                            // Whatever switch was waiting is moot now.
-                            self.deferred_target = None;
-                            format!("kept Codex session {codex}, paired with the resumed Claude session")
-                        } else {
-                            let action =
-                                format!("re-attached Codex session {codex}, paired with the resumed Claude session");
-                            self.switch_to(Some(codex));
-                            action
-                        }
-                    }
-                    None => {
-                        self.switch_to(None);
-                        "a fresh Codex session (the resumed Claude session had none)".to_owned()
-                    }
+                if open.as_deref() == Some(codex.as_str()) {
+                    // Whatever switch was waiting is moot now.
+                    self.deferred_target = None;
+                } else {
+                    self.switch_to(Some(codex));
                 }
             }
-        };
+        }
+        let action = rule.action;
         // Saved now, so a daemon that stops before the new session opens
         // does not restore the old one.
         let next = match &self.deferred_target {
