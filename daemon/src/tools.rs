@@ -310,8 +310,10 @@ pub fn parse_call(name: &str, arguments: Option<Map<String, Value>>) -> Result<T
 /// Every tool's definition, built once: `parse_call` checks arguments
 /// against these schemas, so what Claude is told and what is enforced are
 /// one rule.
-static DEFINITIONS: std::sync::LazyLock<Vec<(&'static str, &'static str, Map<String, Value>)>> =
-    std::sync::LazyLock::new(definitions);
+static DEFINITIONS: std::sync::LazyLock<Vec<Definition>> = std::sync::LazyLock::new(definitions);
+
+/// A tool's name, description and argument schema.
+pub type Definition = (&'static str, &'static str, Map<String, Value>);
 
 /// What a client may show and assume about a tool before calling it (MCP
 /// tool annotations). `None` leaves the MCP default, which is the cautious
@@ -365,7 +367,7 @@ pub fn hints(name: &str) -> Option<Hints> {
 }
 
 /// Name, description and argument schema of every tool, in SPEC order.
-pub fn definitions() -> Vec<(&'static str, &'static str, Map<String, Value>)> {
+pub fn definitions() -> Vec<Definition> {
     vec![
         ("consult", CONSULT, schema::<ConsultArgs>()),
         ("review_plan", REVIEW_PLAN, schema::<ReviewPlanArgs>()),
