@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation, ListToolsResult,
-    PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool,
+    PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool, ToolAnnotations,
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler};
@@ -232,6 +232,15 @@ fn save_private(state_dir: &Path, kind: &str, text: &str) -> Option<std::path::P
     }
 }
 
+/// A tool's hints as MCP annotations; a hint left `None` is left out.
+fn annotations(hints: tools::Hints) -> ToolAnnotations {
+    let mut annotations = ToolAnnotations::with_title(hints.title);
+    annotations.read_only_hint = hints.read_only;
+    annotations.destructive_hint = hints.destructive;
+    annotations.idempotent_hint = hints.idempotent;
+    annotations
+}
+
 fn internal(error: impl std::fmt::Display) -> ErrorData {
     ErrorData::internal_error(error.to_string(), None)
 }
@@ -256,7 +265,16 @@ impl ServerHandler for McpService {
         static TOOLS: std::sync::LazyLock<Vec<Tool>> = std::sync::LazyLock::new(|| {
             tools::definitions()
                 .into_iter()
-                .map(|(name, description, schema)| Tool::new(name, description, Arc::new(schema)))
+                .map(|(name, description, schema)| {
+                    let tool = Tool::new(name, description, Arc::new(schema));
+                    match codex_fusion_protocol::tools::ToolName::parse(name) {
+                        Some(known) => {
+                            let hints = tools::hints(known);
+                            tool.with_title(hints.title).with_annotations(annotations(hints))
+                        }
+                        None => tool,
+                    }
+                })
                 .collect()
         });
         Ok(ListToolsResult::with_all_items(TOOLS.clone()))

@@ -93,7 +93,7 @@ pub fn plan(options: &ModelOptions, choice: &ModelChoice) -> Result<Vec<(String,
     let Some(model_select) = &options.model else {
         return match (&choice.model, &choice.effort) {
             (None, None) => Ok(changes),
-            (Some(_), _) => Err("this Codex offers no model choice".into()),
+            (Some(_), _) => Err("model: this Codex offers no model choice".into()),
             (None, Some(effort)) => plan_effort_only(options, effort),
         };
     };
@@ -106,7 +106,7 @@ pub fn plan(options: &ModelOptions, choice: &ModelChoice) -> Result<Vec<(String,
                 .any(|value| value == model || split_variant(value).0 == model);
             if !known {
                 return Err(format!(
-                    "unknown model `{model}`; Codex offers: {}",
+                    "model: expected one of {} (what Codex offers), got \"{model}\"",
                     options.model_names().join(", ")
                 ));
             }
@@ -119,7 +119,7 @@ pub fn plan(options: &ModelOptions, choice: &ModelChoice) -> Result<Vec<(String,
         (Some(effort), Some(effort_select)) => {
             if !effort_select.values.contains(effort) {
                 return Err(format!(
-                    "unknown effort `{effort}`; Codex offers: {}",
+                    "effort: expected one of {} (what Codex offers), got \"{effort}\"",
                     effort_select.values.join(", ")
                 ));
             }
@@ -133,10 +133,10 @@ pub fn plan(options: &ModelOptions, choice: &ModelChoice) -> Result<Vec<(String,
             if !model_select.values.contains(&variant) {
                 let efforts = options.efforts(Some(name));
                 return Err(if efforts.is_empty() {
-                    format!("model `{name}` offers no effort choice")
+                    format!("effort: model `{name}` offers no effort choice")
                 } else {
                     format!(
-                        "unknown effort `{effort}` for `{name}`; Codex offers: {}",
+                        "effort: expected one of {} (what Codex offers for `{name}`), got \"{effort}\"",
                         efforts.join(", ")
                     )
                 });
@@ -172,10 +172,10 @@ fn plan_effort_only(options: &ModelOptions, effort: &str) -> Result<Vec<(String,
             }
         }
         Some(select) => Err(format!(
-            "unknown effort `{effort}`; Codex offers: {}",
+            "effort: expected one of {} (what Codex offers), got \"{effort}\"",
             select.values.join(", ")
         )),
-        None => Err("this Codex offers no effort choice".into()),
+        None => Err("effort: this Codex offers no effort choice".into()),
     }
 }
 
@@ -239,9 +239,15 @@ mod tests {
             Ok(vec![("reasoning_effort".into(), "low".into())])
         );
         let error = plan(&options, &choice(Some("gpt-9"), None)).expect_err("unknown model");
-        assert_eq!(error, "unknown model `gpt-9`; Codex offers: gpt-6, gpt-5.5");
+        assert_eq!(
+            error,
+            r#"model: expected one of gpt-6, gpt-5.5 (what Codex offers), got "gpt-9""#
+        );
         let error = plan(&options, &choice(None, Some("max"))).expect_err("unknown effort");
-        assert_eq!(error, "unknown effort `max`; Codex offers: low, medium, high");
+        assert_eq!(
+            error,
+            r#"effort: expected one of low, medium, high (what Codex offers), got "max""#
+        );
         assert_eq!(options.current_effort().as_deref(), Some("medium"));
     }
 
@@ -257,9 +263,12 @@ mod tests {
             Ok(vec![("model".into(), "small".into())])
         );
         let error = plan(&options, &choice(Some("small"), Some("low"))).expect_err("no effort for small");
-        assert_eq!(error, "model `small` offers no effort choice");
+        assert_eq!(error, "effort: model `small` offers no effort choice");
         let error = plan(&options, &choice(None, Some("max"))).expect_err("unknown effort");
-        assert_eq!(error, "unknown effort `max` for `big`; Codex offers: low, high");
+        assert_eq!(
+            error,
+            r#"effort: expected one of low, high (what Codex offers for `big`), got "max""#
+        );
         assert_eq!(options.model_names(), ["big", "small"]);
         assert_eq!(options.efforts(None), ["low", "high"]);
     }

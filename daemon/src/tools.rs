@@ -225,15 +225,34 @@ pub enum ToolCall {
     Status,
 }
 
-/// Why arguments were refused. The text is shown to Claude as an MCP error.
+/// Why arguments were refused. The text is shown to Claude as an MCP error
+/// and names the argument at fault first.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ArgsError {
     #[error("unknown tool `{0}`; the tools are: {names}", names = ToolName::list())]
     UnknownTool(String),
+    #[error("{field}: unknown argument; {tool} takes {known}")]
+    UnknownField {
+        tool: &'static str,
+        field: String,
+        /// The arguments the tool takes, for a person ("question, context, …").
+        known: String,
+    },
+    #[error("{field}: required, but missing")]
+    Missing { field: String },
+    #[error("{field}: expected {expected}, got {got}")]
+    WrongValue {
+        field: String,
+        expected: String,
+        /// The value as JSON, shortened.
+        got: String,
+    },
+    #[error("{field}: must not be empty")]
+    Empty { field: &'static str },
+    /// Arguments the schema check let through but serde refused; the checks
+    /// should make this unreachable.
     #[error("{tool}: {message}")]
     Invalid { tool: &'static str, message: String },
-    #[error("{tool}: `{field}` must not be empty")]
-    Empty { tool: &'static str, field: &'static str },
 }
 
 /// Parses and checks the arguments of tool `name`.
@@ -242,28 +261,32 @@ pub fn parse_call(name: &str, arguments: Option<Map<String, Value>>) -> Result<T
         return Err(ArgsError::UnknownTool(name.to_owned()));
     };
     let name = tool.as_str();
-    let arguments = Value::Object(arguments.unwrap_or_default());
+    let arguments = arguments.unwrap_or_default();
+    if let Some((_, _, schema)) = DEFINITIONS.iter().find(|(known, _, _)| *known == name) {
+        check_arguments(name, schema, &arguments)?;
+    }
+    let arguments = Value::Object(arguments);
     let call = match tool {
         ToolName::Consult => {
             let args: ConsultArgs = parse(name, arguments)?;
-            non_empty(name, "question", &args.question)?;
+            non_empty("question", &args.question)?;
             ToolCall::Turn(TurnTool::Consult(args))
         }
         ToolName::ReviewPlan => {
             let args: ReviewPlanArgs = parse(name, arguments)?;
-            non_empty(name, "plan", &args.plan)?;
+            non_empty("plan", &args.plan)?;
             ToolCall::Turn(TurnTool::ReviewPlan(args))
         }
         ToolName::ReviewDiff => ToolCall::Turn(TurnTool::ReviewDiff(parse(name, arguments)?)),
         ToolName::Brainstorm => {
             let args: BrainstormArgs = parse(name, arguments)?;
-            non_empty(name, "problem", &args.problem)?;
+            non_empty("problem", &args.problem)?;
             ToolCall::Turn(TurnTool::Brainstorm(args))
         }
         ToolName::Explore => ToolCall::Turn(TurnTool::Explore(parse(name, arguments)?)),
         ToolName::Reply => {
             let args: ReplyArgs = parse(name, arguments)?;
-            non_empty(name, "message", &args.message)?;
+            non_empty("message", &args.message)?;
             ToolCall::Turn(TurnTool::Reply(args))
         }
         ToolName::Permit => ToolCall::Permit(parse(name, arguments)?),
@@ -279,8 +302,66 @@ pub fn parse_call(name: &str, arguments: Option<Map<String, Value>>) -> Result<T
     Ok(call)
 }
 
+/// Every tool's definition, built once: `parse_call` checks arguments
+/// against these schemas, so what Claude is told and what is enforced are
+/// one rule.
+static DEFINITIONS: std::sync::LazyLock<Vec<Definition>> = std::sync::LazyLock::new(definitions);
+
+/// A tool's name, description and argument schema.
+pub type Definition = (&'static str, &'static str, Map<String, Value>);
+
+/// What a client may show and assume about a tool before calling it (MCP
+/// tool annotations). `None` leaves the MCP default, which is the cautious
+/// one: not read-only, destructive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Hints {
+    pub title: &'static str,
+    pub read_only: Option<bool>,
+    pub destructive: Option<bool>,
+    pub idempotent: Option<bool>,
+}
+
+/// The hints of `tool`. A turn tool changes nothing by itself: Codex
+/// reads, and anything else waits for `permit`; so it is not destructive,
+/// though not read-only either. `permit` keeps the default, since `allow`
+/// lets Codex run what it asked for; `reset` drops Codex's context.
+pub fn hints(tool: ToolName) -> Hints {
+    let turn = |title| Hints {
+        title,
+        read_only: None,
+        destructive: Some(false),
+        idempotent: None,
+    };
+    match tool {
+        ToolName::Consult => turn("Consult Codex"),
+        ToolName::ReviewPlan => turn("Codex reviews a plan"),
+        ToolName::ReviewDiff => turn("Codex reviews a diff"),
+        ToolName::Brainstorm => turn("Brainstorm with Codex"),
+        ToolName::Explore => turn("Codex explores the codebase"),
+        ToolName::Reply => turn("Reply to Codex"),
+        ToolName::Permit => Hints {
+            title: "Answer Codex's permission request",
+            read_only: None,
+            destructive: None,
+            idempotent: None,
+        },
+        ToolName::Reset => Hints {
+            title: "Reset Codex's session",
+            read_only: None,
+            destructive: Some(true),
+            idempotent: Some(true),
+        },
+        ToolName::Status => Hints {
+            title: "codex-fusion status",
+            read_only: Some(true),
+            destructive: None,
+            idempotent: None,
+        },
+    }
+}
+
 /// Name, description and argument schema of every tool, in SPEC order.
-pub fn definitions() -> Vec<(&'static str, &'static str, Map<String, Value>)> {
+pub fn definitions() -> Vec<Definition> {
     ToolName::ALL
         .into_iter()
         .map(|tool| {
@@ -345,12 +426,113 @@ fn parse<T: serde::de::DeserializeOwned>(tool: &'static str, arguments: Value) -
     })
 }
 
-fn non_empty(tool: &'static str, field: &'static str, value: &str) -> Result<(), ArgsError> {
+fn non_empty(field: &'static str, value: &str) -> Result<(), ArgsError> {
     if value.trim().is_empty() {
-        Err(ArgsError::Empty { tool, field })
+        Err(ArgsError::Empty { field })
     } else {
         Ok(())
     }
+}
+
+/// Checks `arguments` against `tool`'s schema (as [`schema`] builds it):
+/// no argument it does not take, every required one, each of the type it
+/// declares. Each error names the argument, which serde's do not always.
+fn check_arguments(
+    tool: &'static str,
+    schema: &Map<String, Value>,
+    arguments: &Map<String, Value>,
+) -> Result<(), ArgsError> {
+    let properties = schema.get("properties").and_then(Value::as_object);
+    for (field, value) in arguments {
+        let Some(property) = properties.and_then(|properties| properties.get(field)) else {
+            let known: Vec<&str> = properties
+                .into_iter()
+                .flatten()
+                .map(|(name, _)| name.as_str())
+                .collect();
+            return Err(ArgsError::UnknownField {
+                tool,
+                field: field.clone(),
+                known: if known.is_empty() {
+                    "no arguments".to_owned()
+                } else {
+                    known.join(", ")
+                },
+            });
+        };
+        check_value(field, property, value)?;
+    }
+    let required = schema.get("required").and_then(Value::as_array);
+    if let Some(field) = required
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .find(|field| !arguments.contains_key(*field))
+    {
+        return Err(ArgsError::Missing {
+            field: field.to_owned(),
+        });
+    }
+    Ok(())
+}
+
+/// Checks one argument against its property schema: an `enum` of strings,
+/// a string, or a list of strings (which also takes one string, as
+/// `string_or_list` does); `null` where the type allows it.
+fn check_value(field: &str, property: &Value, value: &Value) -> Result<(), ArgsError> {
+    let types: Vec<&str> = match property.get("type") {
+        Some(Value::String(kind)) => vec![kind.as_str()],
+        Some(Value::Array(kinds)) => kinds.iter().filter_map(Value::as_str).collect(),
+        _ => Vec::new(),
+    };
+    if value.is_null() && types.contains(&"null") {
+        return Ok(());
+    }
+    let wrong = |expected: String| ArgsError::WrongValue {
+        field: field.to_owned(),
+        expected,
+        got: shown(value),
+    };
+    if let Some(choices) = property.get("enum").and_then(Value::as_array) {
+        let choices: Vec<&str> = choices.iter().filter_map(Value::as_str).collect();
+        return match value.as_str() {
+            Some(text) if choices.contains(&text) => Ok(()),
+            _ => Err(wrong(one_of(&choices))),
+        };
+    }
+    if types.contains(&"array") {
+        return match value {
+            Value::String(_) => Ok(()),
+            Value::Array(items) if items.iter().all(Value::is_string) => Ok(()),
+            _ => Err(wrong("a string or a list of strings".to_owned())),
+        };
+    }
+    if types.contains(&"string") && !value.is_string() {
+        return Err(wrong("a string".to_owned()));
+    }
+    Ok(())
+}
+
+/// "allow or deny", "a, b or c".
+fn one_of(choices: &[&str]) -> String {
+    match choices.split_last() {
+        None => "nothing".to_owned(),
+        Some((last, [])) => (*last).to_owned(),
+        Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+    }
+}
+
+/// A value as JSON for an error message: at most 60 characters, so a wrong
+/// argument holding a whole file does not fill the error.
+fn shown(value: &Value) -> String {
+    const LONGEST: usize = 60;
+    let text = value.to_string();
+    if text.chars().count() <= LONGEST {
+        return text;
+    }
+    let mut cut: String = text.chars().take(LONGEST - 1).collect();
+    cut.push('…');
+    cut
 }
 
 /// Accepts `"a b"`-style single strings as well as lists for `paths`.
@@ -383,17 +565,98 @@ mod tests {
         parse_call(name, Some(map))
     }
 
+    fn message(name: &str, arguments: Value) -> String {
+        call(name, arguments).expect_err("refused").to_string()
+    }
+
     #[test]
-    fn required_fields_are_enforced_with_clear_messages() {
-        let error = call("consult", json!({})).expect_err("missing question");
-        assert_eq!(error.to_string(), "consult: missing field `question`");
-        let error = call("consult", json!({"question": "  "})).expect_err("empty question");
-        assert_eq!(error.to_string(), "consult: `question` must not be empty");
-        let error = call("permit", json!({"decision": "maybe"})).expect_err("bad decision");
-        assert!(error.to_string().contains("unknown variant `maybe`"), "{error}");
-        assert!(error.to_string().contains("allow"), "{error}");
-        let error = call("permit", json!({"decision": "allow", "agent": "codex"})).expect_err("no agent yet");
-        assert!(error.to_string().contains("unknown field `agent`"), "{error}");
+    fn every_argument_error_names_the_field() {
+        // (tool, arguments, the whole message)
+        let rows: &[(&str, Value, &str)] = &[
+            // a required argument missing
+            ("consult", json!({}), "question: required, but missing"),
+            ("permit", json!({"note": "x"}), "decision: required, but missing"),
+            ("reply", json!({}), "message: required, but missing"),
+            // present but empty
+            ("consult", json!({"question": "  "}), "question: must not be empty"),
+            ("review_plan", json!({"plan": ""}), "plan: must not be empty"),
+            ("brainstorm", json!({"problem": "\n"}), "problem: must not be empty"),
+            // not one of the choices
+            (
+                "permit",
+                json!({"decision": "maybe"}),
+                r#"decision: expected allow or deny, got "maybe""#,
+            ),
+            (
+                "permit",
+                json!({"decision": true}),
+                "decision: expected allow or deny, got true",
+            ),
+            (
+                "permit",
+                json!({"decision": null}),
+                "decision: expected allow or deny, got null",
+            ),
+            // the wrong type
+            (
+                "consult",
+                json!({"question": 42}),
+                "question: expected a string, got 42",
+            ),
+            (
+                "consult",
+                json!({"question": null}),
+                "question: expected a string, got null",
+            ),
+            (
+                "consult",
+                json!({"question": "q", "model": ["a"]}),
+                r#"model: expected a string, got ["a"]"#,
+            ),
+            (
+                "permit",
+                json!({"decision": "allow", "id": 7}),
+                "id: expected a string, got 7",
+            ),
+            (
+                "explore",
+                json!({"paths": {"src": true}}),
+                r#"paths: expected a string or a list of strings, got {"src":true}"#,
+            ),
+            (
+                "review_diff",
+                json!({"paths": ["a", 1]}),
+                r#"paths: expected a string or a list of strings, got ["a",1]"#,
+            ),
+            // an argument the tool does not take
+            (
+                "permit",
+                json!({"decision": "allow", "agent": "codex"}),
+                "agent: unknown argument; permit takes decision, note, id",
+            ),
+            (
+                "reply",
+                json!({"message": "x", "extra": 1}),
+                "extra: unknown argument; reply takes message, model, effort",
+            ),
+            (
+                "reset",
+                json!({"hard": true}),
+                "hard: unknown argument; reset takes no arguments",
+            ),
+        ];
+        for (tool, arguments, expected) in rows {
+            assert_eq!(message(tool, arguments.clone()), *expected, "{tool} {arguments}");
+        }
+        let long = "x".repeat(500);
+        let text = message("permit", json!({"decision": long}));
+        assert!(text.chars().count() < 120 && text.ends_with('…'), "{text}");
+        let error = parse_call("nope", None).expect_err("unknown tool");
+        assert!(error.to_string().contains("consult, review_plan"), "{error}");
+    }
+
+    #[test]
+    fn valid_arguments_still_parse() {
         assert_eq!(
             call("permit", json!({"decision": "deny", "id": "p3f9a"})),
             Ok(ToolCall::Permit(PermitArgs {
@@ -402,12 +665,29 @@ mod tests {
                 id: Some("p3f9a".into())
             }))
         );
-        let error = call("reply", json!({"message": "x", "extra": 1})).expect_err("unknown field");
-        assert!(error.to_string().contains("unknown field `extra`"), "{error}");
-        let error = call("consult", json!({"question": 42})).expect_err("wrong type");
-        assert!(error.to_string().starts_with("consult: invalid type"), "{error}");
-        let error = parse_call("nope", None).expect_err("unknown tool");
-        assert!(error.to_string().contains("consult, review_plan"), "{error}");
+        assert!(matches!(
+            call("consult", json!({"question": "q", "context": null, "model": "gpt-5.5"})),
+            Ok(ToolCall::Turn(TurnTool::Consult(_)))
+        ));
+    }
+
+    #[test]
+    fn every_tool_has_a_title_and_only_status_is_read_only() {
+        for tool in ToolName::ALL {
+            let hints = hints(tool);
+            assert!(!hints.title.is_empty(), "{tool:?}");
+            assert_eq!(hints.read_only == Some(true), tool == ToolName::Status, "{tool:?}");
+        }
+        for tool in [
+            ToolName::Consult,
+            ToolName::ReviewPlan,
+            ToolName::ReviewDiff,
+            ToolName::Brainstorm,
+            ToolName::Explore,
+            ToolName::Reply,
+        ] {
+            assert_eq!(hints(tool).destructive, Some(false), "{tool:?}");
+        }
     }
 
     #[test]

@@ -179,8 +179,8 @@ async fn call(
     match response {
         Ok(Ok(ServerResult::CallToolResult(result))) => Called::Result(result),
         Ok(Ok(other)) => Called::Failed(format!("codex-fusiond answered {tool} with {other:?}")),
-        // The daemon's message already names the tool ("consult: `question`
-        // must not be empty"); name it only when it does not.
+        // The daemon's message names the argument ("question: must not be
+        // empty"), and the tool only when it is not about one argument.
         Ok(Err(rmcp::ServiceError::McpError(error))) if error.message.starts_with(&format!("{tool}:")) => {
             Called::Failed(error.message.into_owned())
         }

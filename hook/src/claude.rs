@@ -142,15 +142,20 @@ pub enum HookChange {
     Added,
     /// Our hook was there, but its binary is gone; it now runs the new command.
     Repaired { old: String },
+    /// Our hook ran the binary by name, so it worked only where Claude
+    /// Code's own PATH finds it; it now runs the new command, a path.
+    MadeAbsolute { old: String },
 }
 
 /// `text` (a settings file, `None` if there is none) with a SessionStart
 /// hook running `command`, keeping every other key and its order.
-/// `Ok(None)` when a hook of ours already runs for every source and
-/// `exists` says its program is there. A hook of ours whose program is gone
-/// is pointed at `command`; one limited by a `matcher` that leaves out
-/// `startup`, `resume` or `clear` does not count, and a new entry is added.
-/// A file whose shape we do not understand is an error, never overwritten.
+/// `Ok(None)` when a hook of ours already runs for every source, by an
+/// absolute path that `exists` says is there. A hook of ours whose program
+/// is gone, or named without a path (Claude Code may run hooks with a PATH
+/// that lacks it), is pointed at `command`; one limited by a `matcher` that
+/// leaves out `startup`, `resume` or `clear` does not count, and a new entry
+/// is added. A file whose shape we do not understand is an error, never
+/// overwritten.
 pub fn add_session_start_hook(
     text: Option<&str>,
     command: &str,
@@ -160,18 +165,28 @@ pub fn add_session_start_hook(
         None | Some("") => Value::Object(Map::new()),
         Some(text) => serde_json::from_str::<Value>(text).map_err(|error| not_json(&error))?,
     };
-    let runs = |hook: &OurHook| program_of(&hook.command).is_some_and(|program| exists(&program));
+    let program = |hook: &OurHook| program_of(&hook.command).unwrap_or_default();
     let complete: Vec<OurHook> = our_hooks(&settings)
         .into_iter()
         .filter(OurHook::runs_for_every_start)
         .collect();
-    if complete.iter().any(runs) {
+    if complete
+        .iter()
+        .any(|hook| Path::new(&program(hook)).is_absolute() && exists(&program(hook)))
+    {
         return Ok(None);
     }
-    let change = if let Some(broken) = complete.first() {
-        let old = broken.command.clone();
+    let change = if let Some(hook) = complete.first() {
+        let old = hook.command.clone();
+        if old == command {
+            return Ok(None);
+        }
         repoint(&mut settings, &old, command);
-        HookChange::Repaired { old }
+        if exists(&program(hook)) {
+            HookChange::MadeAbsolute { old }
+        } else {
+            HookChange::Repaired { old }
+        }
     } else {
         let root = settings
             .as_object_mut()
@@ -334,7 +349,7 @@ pub fn mcp_registrations(
 mod tests {
     use super::*;
 
-    const COMMAND: &str = "codex-fusion hook";
+    const COMMAND: &str = "/usr/local/bin/codex-fusion hook";
 
     fn everything_exists(_: &str) -> bool {
         true
@@ -406,9 +421,8 @@ mod tests {
             Ok(None),
             "a second merge changes nothing"
         );
-        let with_absolute =
-            add_session_start_hook(Some(&merged), "/usr/local/bin/codex-fusion hook", &everything_exists);
-        assert_eq!(with_absolute, Ok(None), "a hook at another path counts as ours");
+        let elsewhere = add_session_start_hook(Some(&merged), "/opt/bin/codex-fusion hook", &everything_exists);
+        assert_eq!(elsewhere, Ok(None), "a hook at another path counts as ours");
     }
 
     #[test]
@@ -522,6 +536,43 @@ mod tests {
         assert_eq!(
             add_session_start_hook(Some(&merged), "/new/bin/codex-fusion hook", &exists),
             Ok(None)
+        );
+    }
+
+    #[test]
+    fn a_hook_run_by_name_is_pointed_at_the_absolute_path() {
+        let original = json!({"hooks": {"SessionStart": [{"hooks": [
+            {"type": "command", "command": "codex-fusion hook"}
+        ]}]}})
+        .to_string();
+        let (merged, change) = add_session_start_hook(Some(&original), COMMAND, &everything_exists)
+            .expect("merges")
+            .expect("changed");
+        assert_eq!(
+            change,
+            HookChange::MadeAbsolute {
+                old: "codex-fusion hook".into()
+            }
+        );
+        let value: Value = serde_json::from_str(&merged).expect("json");
+        assert_eq!(
+            value["hooks"]["SessionStart"],
+            json!([{"hooks": [{"type": "command", "command": COMMAND}]}]),
+            "repointed in place"
+        );
+        assert_eq!(
+            add_session_start_hook(Some(&merged), COMMAND, &everything_exists),
+            Ok(None)
+        );
+        // By name and not found: it was broken, not only fragile.
+        let (_, change) = add_session_start_hook(Some(&original), COMMAND, &|_| false)
+            .expect("merges")
+            .expect("changed");
+        assert_eq!(
+            change,
+            HookChange::Repaired {
+                old: "codex-fusion hook".into()
+            }
         );
     }
 }

@@ -770,15 +770,28 @@ fn claude_mcp(dirs: &UserDirs, project: &Path, files: &ClaudeJsonFiles, registra
         );
     }
     let path_var = crate::env_var("PATH");
+    let fix = format!(
+        "codex-fusion install --claude (re-registers the user-scope server with {ours}); in other scopes, point its command at {ours}"
+    );
     for registration in registrations {
         let program = registration.program.as_deref().unwrap_or_default();
         if !program_exists(program, path_var.as_deref()) {
             return Check::problem(
                 NAME,
-                format!("registered as {registration}, but it runs `{program}`, which does not exist"),
                 format!(
-                    "codex-fusion install --claude (re-registers the user-scope server with {ours}); in other scopes, point its command at {ours}"
+                    "registered as {registration}, but it runs `{program}`, which {}",
+                    missing(program)
                 ),
+                fix,
+            );
+        }
+        if !Path::new(program).is_absolute() {
+            return Check::problem(
+                NAME,
+                format!(
+                    "registered as {registration}, running `{program}` by name: Claude Code starts it only if its own PATH finds it, which a Claude Code started from a desktop launcher or an IDE may not"
+                ),
+                fix,
             );
         }
     }
@@ -811,11 +824,23 @@ fn claude_hook(dirs: &UserDirs, project: &Path) -> Check {
                 return Check::problem(
                     NAME,
                     format!(
-                        "the SessionStart hook in {} runs `{}`, but `{program}` does not exist",
+                        "the SessionStart hook in {} runs `{}`, but `{program}` {}",
+                        file.display(),
+                        hook.command,
+                        missing(&program)
+                    ),
+                    "codex-fusion install --claude (points it at this codex-fusion)",
+                );
+            }
+            if !Path::new(&program).is_absolute() {
+                return Check::problem(
+                    NAME,
+                    format!(
+                        "the SessionStart hook in {} runs `{}` by name: Claude Code runs it only if its own PATH finds `{program}`, which a Claude Code started from a desktop launcher or an IDE may not",
                         file.display(),
                         hook.command
                     ),
-                    "codex-fusion install --claude (points it at this codex-fusion)",
+                    "codex-fusion install --claude (registers it by absolute path)",
                 );
             }
             if hook.runs_for_every_start() {
@@ -848,6 +873,16 @@ fn claude_hook(dirs: &UserDirs, project: &Path) -> Check {
         "no SessionStart hook runs `codex-fusion hook`, so /clear does not reset Codex",
         "codex-fusion install --claude",
     )
+}
+
+/// How a program that [`program_exists`] did not find is missing: a path
+/// that does not exist, or a name that is not on PATH.
+fn missing(program: &str) -> &'static str {
+    if program.contains('/') {
+        "does not exist"
+    } else {
+        "is not on PATH"
+    }
 }
 
 /// Whether `program` (a path, or a name looked up on `path_var`) is an

@@ -261,7 +261,9 @@ impl Installer {
         let claude = locate::on_path("claude", crate::env_var("PATH").as_deref());
         if let Some(registration) = claude_json.as_ref().and_then(claude::user_registration) {
             let program = registration.program.clone().unwrap_or_default();
-            if same_program(&program, &shim) {
+            // A program named without a path runs only where Claude Code's
+            // PATH finds it: registered again by path, like a moved one.
+            if Path::new(&program).is_absolute() && same_program(&program, &shim) {
                 report.already(format!(
                     "MCP server `{}` is registered with Claude Code ({})",
                     registration.name,
@@ -382,10 +384,14 @@ impl Installer {
                 "the SessionStart hook in {} at `{command}` (it ran `{old}`, which no longer exists)",
                 settings.display()
             ),
+            HookChange::MadeAbsolute { old } => format!(
+                "the SessionStart hook in {} at `{command}` (it ran `{old}`, found only if Claude Code's PATH has it)",
+                settings.display()
+            ),
         };
         let verb = match change {
             HookChange::Added => ("add", "added"),
-            HookChange::Repaired { .. } => ("point", "pointed"),
+            HookChange::Repaired { .. } | HookChange::MadeAbsolute { .. } => ("point", "pointed"),
         };
         if self.dry_run {
             report.would(format!("{} {what}", verb.0));
@@ -500,24 +506,15 @@ fn same_program(registered: &str, ours: &Path) -> bool {
     }
 }
 
-/// The hook's command line: `codex-fusion hook` when that name on PATH is
-/// this binary, else this binary's absolute path, so the hook works whatever
-/// PATH Claude Code runs it with.
+/// The hook's command line: this binary's absolute path and `hook`, like
+/// the MCP server's registration, so the hook runs whatever PATH Claude
+/// Code has (one started from a desktop launcher may lack `~/.cargo/bin`).
 pub fn hook_command() -> String {
-    let exe = std::env::current_exe().ok();
-    let on_path = locate::on_path(claude::HOOK_BINARY, crate::env_var("PATH").as_deref());
-    let same = match (&exe, &on_path) {
-        (Some(exe), Some(found)) => std::fs::canonicalize(exe).ok() == std::fs::canonicalize(found).ok(),
-        _ => false,
-    };
-    match exe {
-        Some(exe) if !same => {
-            let exe = exe.to_string_lossy().into_owned();
-            let quoted = shlex::try_quote(&exe).map(|quoted| quoted.into_owned()).unwrap_or(exe);
-            format!("{quoted} {}", claude::HOOK_ARGUMENT)
-        }
-        _ => format!("{} {}", claude::HOOK_BINARY, claude::HOOK_ARGUMENT),
-    }
+    let exe = std::env::current_exe()
+        .map(|exe| exe.to_string_lossy().into_owned())
+        .unwrap_or_else(|_| claude::HOOK_BINARY.to_owned());
+    let quoted = shlex::try_quote(&exe).map(|quoted| quoted.into_owned()).unwrap_or(exe);
+    format!("{quoted} {}", claude::HOOK_ARGUMENT)
 }
 
 pub fn backup_path(settings: &Path) -> PathBuf {

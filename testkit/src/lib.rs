@@ -3,6 +3,7 @@
 //! real codex-acp, and MCP clients that talk to them exactly as Claude Code
 //! does: over the shim's stdio.
 
+pub mod claude;
 pub mod client;
 pub mod env;
 pub mod raw;

@@ -1197,6 +1197,74 @@ async fn r11_moved_binaries_are_reported_by_doctor_and_repaired_by_install() {
     assert!(stdout(&output).contains("Nothing to change"), "{}", stdout(&output));
 }
 
+/// Issue 16: the hook was registered as `codex-fusion hook`, which runs only
+/// where Claude Code's PATH finds the binary; a server or hook run by name
+/// is flagged by doctor and registered by absolute path by install.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hook_or_server_run_by_name_is_flagged_and_install_registers_it_by_path() {
+    let mut env = TestEnv::new();
+    let fake = FakeHome::new(&mut env);
+    std::fs::write(
+        fake.home.join(".claude.json"),
+        json!({"mcpServers": {"codex-fusion": {"type": "stdio", "command": "codex-fusion-mcp", "args": []}}})
+            .to_string(),
+    )
+    .expect("claude.json");
+    let settings_path = fake.home.join(".claude/settings.json");
+    std::fs::create_dir_all(settings_path.parent().expect("dir")).expect("mkdir");
+    std::fs::write(
+        &settings_path,
+        json!({"hooks": {"SessionStart": [{"hooks": [{"type": "command", "command": "codex-fusion hook"}]}]}})
+            .to_string(),
+    )
+    .expect("settings");
+
+    // Not on PATH at all: missing, and said so.
+    let text = stdout(&env.cli(&["doctor"], None).await);
+    assert!(text.contains("runs `codex-fusion-mcp`, which is not on PATH"), "{text}");
+    assert!(
+        text.contains("runs `codex-fusion hook`, but `codex-fusion` is not on PATH"),
+        "{text}"
+    );
+
+    // On this PATH, but only by name.
+    for name in ["codex-fusion-mcp", "codex-fusion"] {
+        std::os::unix::fs::symlink(binary(name), fake.bin.join(name)).expect("link");
+    }
+    let text = stdout(&env.cli(&["doctor"], None).await);
+    assert!(
+        text.contains("✗ Claude Code MCP server: registered as `codex-fusion`, user scope (~/.claude.json), running `codex-fusion-mcp` by name"),
+        "{text}"
+    );
+    assert!(text.contains("runs `codex-fusion hook` by name"), "{text}");
+    assert!(text.contains("registers it by absolute path"), "{text}");
+
+    let output = env.cli(&["install", "--claude"], None).await;
+    assert!(output.status.success(), "{}\n{}", stdout(&output), stderr(&output));
+    let text = stdout(&output);
+    assert!(text.contains("re-registered the MCP server"), "{text}");
+    assert!(text.contains("pointed the SessionStart hook"), "{text}");
+    let add = format!(
+        "mcp add codex-fusion -s user -- {}",
+        binary("codex-fusion-mcp").display()
+    );
+    assert!(
+        FakeHome::log(&fake.claude_log).contains(&add),
+        "{:?}",
+        FakeHome::log(&fake.claude_log)
+    );
+    let settings: Value = serde_json::from_str(&std::fs::read_to_string(&settings_path).expect("read")).expect("json");
+    let hooks = settings["hooks"]["SessionStart"].as_array().expect("array");
+    assert_eq!(hooks.len(), 1, "repointed, not added: {settings}");
+    assert_eq!(
+        hooks[0]["hooks"][0]["command"],
+        format!("{} hook", binary("codex-fusion").display())
+    );
+    let text = stdout(&env.cli(&["doctor"], None).await);
+    assert!(text.contains("✓ Claude Code MCP server: "), "{text}");
+    assert!(text.contains("✓ Claude Code hook: "), "{text}");
+}
+
 /// r13: an invalid settings.json was reported as "no hook registered".
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r13_doctor_says_which_settings_file_is_not_json() {

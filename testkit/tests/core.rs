@@ -13,6 +13,68 @@ fn consult(question: &str) -> Value {
     json!({ "question": question })
 }
 
+/// Issue 16: a title for every tool, `readOnlyHint` only where true, the
+/// turn tools not destructive; and no result carries `structuredContent`
+/// (Claude Code would show the model only that).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tools_carry_annotations_and_results_carry_text_only() {
+    let env = TestEnv::new();
+    let client = Client::start(&env, &[]).await;
+    let tools = client.service.list_all_tools().await.expect("tools/list");
+    assert_eq!(tools.len(), 9);
+    for tool in &tools {
+        let annotations = tool
+            .annotations
+            .as_ref()
+            .unwrap_or_else(|| panic!("{} has annotations", tool.name));
+        let title = annotations.title.as_deref().unwrap_or_default();
+        assert!(!title.is_empty(), "{} has a title", tool.name);
+        assert_eq!(tool.title.as_deref(), Some(title), "{}", tool.name);
+        let read_only = tool.name == "status";
+        assert_eq!(
+            annotations.read_only_hint,
+            read_only.then_some(true),
+            "{}: readOnlyHint only where true",
+            tool.name
+        );
+    }
+    let hint = |name: &str| {
+        tools
+            .iter()
+            .find(|tool| tool.name == name)
+            .and_then(|tool| tool.annotations.clone())
+            .expect("listed")
+    };
+    for name in [
+        "consult",
+        "review_plan",
+        "review_diff",
+        "brainstorm",
+        "explore",
+        "reply",
+    ] {
+        assert_eq!(hint(name).destructive_hint, Some(false), "{name}");
+    }
+    assert_eq!(hint("reset").destructive_hint, Some(true));
+
+    let answer = client.call("consult", consult("q")).await.expect("answered");
+    let pause = client
+        .call("consult", consult("fake:permission:execute:x.txt"))
+        .await
+        .expect("paused");
+    assert!(result_text(&pause).starts_with("🔐 Codex paused"));
+    let status = client.call("status", json!({})).await.expect("status");
+    let nothing = client
+        .call("permit", json!({"decision": "deny"}))
+        .await
+        .expect("denied");
+    for result in [&answer, &pause, &status, &nothing] {
+        assert_eq!(result.structured_content, None, "{}", result_text(result));
+        assert!(!result.content.is_empty());
+    }
+    client.close().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tools_list_matches_the_spec() {
     let env = TestEnv::new();
@@ -488,12 +550,17 @@ async fn invalid_arguments_are_mcp_errors_with_clear_messages() {
     let client = Client::start(&env, &[]).await;
     let error = client.call("consult", json!({})).await.expect_err("missing question");
     let message = error.to_string();
-    assert!(message.contains("consult: missing field `question`"), "{message}");
+    assert!(message.contains("question: required, but missing"), "{message}");
     let error = client
         .call("permit", json!({"decision": "perhaps"}))
         .await
         .expect_err("bad decision");
-    assert!(error.to_string().contains("unknown variant `perhaps`"), "{error}");
+    assert!(
+        error
+            .to_string()
+            .contains(r#"decision: expected allow or deny, got "perhaps""#),
+        "{error}"
+    );
     let error = client.call("nonsense", json!({})).await.expect_err("unknown tool");
     assert!(error.to_string().contains("unknown tool"), "{error}");
     // The connection is still fine.

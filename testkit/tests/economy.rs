@@ -48,7 +48,7 @@ async fn unknown_model_or_effort_is_an_mcp_error_listing_the_valid_ones() {
         .expect_err("unknown model");
     let message = error.to_string();
     assert!(
-        message.contains("unknown model `gpt-9`; Codex offers: fake-large, fake-small"),
+        message.contains(r#"model: expected one of fake-large, fake-small (what Codex offers), got "gpt-9""#),
         "{message}"
     );
     let error = client
@@ -57,7 +57,7 @@ async fn unknown_model_or_effort_is_an_mcp_error_listing_the_valid_ones() {
         .expect_err("unknown effort");
     let message = error.to_string();
     assert!(
-        message.contains("unknown effort `extreme` for `fake-large`; Codex offers: low, high"),
+        message.contains(r#"effort: expected one of low, high (what Codex offers for `fake-large`), got "extreme""#),
         "{message}"
     );
     // Nothing was sent to Codex, and the session works on.
@@ -88,7 +88,7 @@ async fn a_refused_call_in_the_queue_lets_the_next_one_run() {
         refusal
             .expect_err("an MCP error")
             .to_string()
-            .contains("unknown model `gpt-9`"),
+            .contains(r#"got "gpt-9""#),
         "the refusal names the model"
     );
     let answer = tokio::time::timeout(within, behind.await_response())

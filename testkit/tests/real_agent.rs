@@ -353,11 +353,10 @@ async fn a_model_and_effort_argument_reaches_the_model_request() {
         .call("reply", json!({"message": "x", "effort": "ludicrous"}))
         .await
         .expect_err("unknown effort");
+    let message = error.to_string();
     assert!(
-        error
-            .to_string()
-            .contains("unknown effort `ludicrous`; Codex offers: low, medium, high, xhigh"),
-        "{error}"
+        message.contains("effort: expected one of low, medium, high, xhigh") && message.ends_with(r#"got "ludicrous""#),
+        "{message}"
     );
     client.close().await;
 }

@@ -13,6 +13,9 @@ pub struct Script {
     pub garbage: bool,
     pub error: Option<ErrorKind>,
     pub reason: bool,
+    /// `fake:think:MS`: reasoning chunks for MS milliseconds and no text
+    /// meanwhile, as a model thinking long before it answers.
+    pub think_ms: Option<u64>,
     pub silent_ms: Option<u64>,
     pub slow_ms: Option<u64>,
     pub flood: Option<u64>,
@@ -100,6 +103,7 @@ fn apply(script: &mut Script, token: &str) {
         "wait-cancel" => script.wait_cancel = true,
         "ignore-cancel" => script.ignore_cancel = true,
         "ignore-close" => script.ignore_close = true,
+        "think" => script.think_ms = script.think_ms.or(number()),
         "silent" => script.silent_ms = script.silent_ms.or(number()),
         "slow" => script.slow_ms = script.slow_ms.or(number()),
         "flood" => script.flood = script.flood.or(number()),
@@ -182,6 +186,7 @@ mod tests {
     fn plain_text_is_the_default_script() {
         assert_eq!(parse("what is fake about this: nothing"), Script::default());
         assert_eq!(parse("fake:error:quota").error, Some(ErrorKind::Quota));
+        assert_eq!(parse("think first: fake:think:5000.").think_ms, Some(5000));
         assert_eq!(parse("fake:stderr-env:OPENAI_API_KEY.").stderr_env, ["OPENAI_API_KEY"]);
         assert_eq!(
             parse("fake:error:env:OPENAI_API_KEY").error,

@@ -22,6 +22,8 @@ const VERDICT: &str = "VERDICT: CONSENSUS — fake agrees";
 /// Reasoning chunks of `fake:reason`, and the pause between them.
 const THOUGHTS: [&str; 3] = ["thinking about it", "weighing the options", "settling on an answer"];
 const THOUGHT_PAUSE: Duration = Duration::from_millis(50);
+/// Chunk cadence of `fake:think`.
+const THINK_TICK: Duration = Duration::from_millis(250);
 /// Chunk cadence of `fake:slow` (a turn that keeps streaming).
 const SLOW_TICK: Duration = Duration::from_millis(100);
 /// Chunk cadence of `fake:wait-cancel` and `fake:ignore-cancel`.
@@ -127,6 +129,15 @@ impl Turn {
             for thought in THOUGHTS {
                 self.think(thought)?;
                 self.pause(THOUGHT_PAUSE).await?;
+            }
+        }
+        if let Some(millis) = script.think_ms {
+            let end = Instant::now() + Duration::from_millis(millis);
+            let mut step = 0;
+            while Instant::now() < end {
+                step += 1;
+                self.think(&format!("still thinking ({step})"))?;
+                self.pause(THINK_TICK).await?;
             }
         }
         if let Some(millis) = script.silent_ms {

@@ -2,6 +2,8 @@
 //!
 //! Markers (put each on its own line of the prompt; the argument runs to the end of the line):
 //! - `mock:reason`: reasoning summary deltas, then the default answer.
+//! - `mock:think:<ms>`: reasoning summary deltas for `<ms>` milliseconds (one every 250 ms),
+//!   then the default answer: a model that thinks long before it says anything.
 //! - `mock:exec:<command>`: a call to `exec_command` with `sandbox_permissions: "require_escalated"`,
 //!   so a read-only session asks the client; once the output comes back, an answer quoting it.
 //! - `mock:exec-sandboxed:<command>`: the same call without escalation (runs in Codex's sandbox).
@@ -24,6 +26,8 @@ use crate::sse::{self, Step, Usage};
 
 pub const VERDICT_LINE: &str = "VERDICT: CONSENSUS — mock agrees";
 pub const TITLE: &str = "Mock session title";
+/// The pause between the reasoning deltas of `mock:think`.
+const THINK_TICK_MS: u64 = 250;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Scenario {
@@ -37,6 +41,7 @@ pub enum Scenario {
     PatchCall { patch: String },
     PatchResult,
     Reason,
+    Think { millis: u64 },
     Slow,
     Default,
 }
@@ -55,6 +60,7 @@ impl Scenario {
             Scenario::PatchCall { .. } => "patch_call",
             Scenario::PatchResult => "patch_result",
             Scenario::Reason => "reason",
+            Scenario::Think { .. } => "think",
             Scenario::Slow => "slow",
             Scenario::Default => "default",
         }
@@ -169,6 +175,12 @@ pub fn select(info: &RequestInfo) -> Scenario {
                 patch: unescape(&patch),
             }
         };
+    }
+    if let Some(millis) = marker_arg(text, "mock:think:").and_then(|arg| {
+        let digits: String = arg.chars().take_while(char::is_ascii_digit).collect();
+        digits.parse().ok()
+    }) {
+        return Scenario::Think { millis };
     }
     if text.contains("mock:reason") {
         return Scenario::Reason;
@@ -325,6 +337,24 @@ pub fn reply(scenario: &Scenario, info: &RequestInfo, ids: &Ids, pacing: Pacing)
                 Duration::ZERO,
             ));
         }
+        Scenario::Think { millis } => {
+            let count = usize::try_from(millis / THINK_TICK_MS).unwrap_or(1).max(1);
+            let parts: Vec<String> = (1..=count).map(|step| format!("still thinking ({step}) ")).collect();
+            reasoning_tokens = 4 * count as u64;
+            steps.extend(sse::reasoning(
+                &ids.item("rs", 0),
+                0,
+                &parts,
+                Duration::from_millis(THINK_TICK_MS),
+            ));
+            output_text = default_text(info, "think");
+            steps.extend(sse::message(
+                &ids.item("msg", 1),
+                1,
+                &split3(&output_text),
+                Duration::ZERO,
+            ));
+        }
         Scenario::Slow => {
             let mut chunks: Vec<String> = (1..=pacing.slow_chunks).map(|i| format!("tick {i}\n")).collect();
             chunks.push(VERDICT_LINE.to_owned());
@@ -444,6 +474,7 @@ mod tests {
         assert_eq!(select(&info("hello")), Scenario::Default);
         assert_eq!(select(&info("please mock:reason now")), Scenario::Reason);
         assert_eq!(select(&info("x\nmock:slow\n")), Scenario::Slow);
+        assert_eq!(select(&info("x\nmock:think:5000\n")), Scenario::Think { millis: 5000 });
         assert_eq!(
             select(&info("Task:\nmock:exec:touch a b.txt\nmore")),
             Scenario::ExecCall {

@@ -1,0 +1,170 @@
+//! The real Claude Code (`claude -p`, pinned by `.ci/run`) in front of the
+//! real shim, daemon and hook, registered by `codex-fusion install --claude`,
+//! against `anthropic-mock`: what Claude Code sends and receives, not what
+//! an SDK client would. Codex is the real codex-acp when
+//! `CODEX_FUSION_TEST_CODEX_ACP` is set, else the fake agent. Every test
+//! skips, saying so, when `CODEX_FUSION_TEST_CLAUDE` is not set.
+
+use std::time::Duration;
+
+use codex_fusion_testkit::claude::ClaudeCode;
+use serde_json::{Value, json};
+
+/// A prompt whose "Claude" calls each `(tool, input)` in turn.
+fn script(calls: &[(&str, Value)]) -> String {
+    let mut prompt = String::from("Ask Codex, please.");
+    for (tool, input) in calls {
+        prompt.push_str(&format!("\nclaude:call:{tool} {input}"));
+    }
+    prompt
+}
+
+fn consult(question: &str) -> String {
+    script(&[("consult", json!({ "question": question }))])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consult_that_thinks_for_seconds_reaches_claude() {
+    let Some(claude) = ClaudeCode::new().await else {
+        return;
+    };
+    claude.install().await;
+    let question = format!("Is a write-through cache right here? {}", claude.codex.think(5000));
+    let run = claude.print(&consult(&question), &[]).await;
+    let mark = claude.codex.answer_mark();
+    assert!(
+        run.elapsed >= Duration::from_secs(5),
+        "Codex thought for 5 s, yet claude -p took {:?}",
+        run.elapsed
+    );
+    let results = claude.anthropic.tool_results().await;
+    let answer = results
+        .iter()
+        .find(|text| text.contains(mark))
+        .unwrap_or_else(|| panic!("no tool result with Codex's answer reached the model: {results:?}"));
+    assert!(
+        answer.contains("— codex-fusion · "),
+        "the footer came with it: {answer}"
+    );
+    assert!(
+        run.result.starts_with("Claude read: ") && run.result.contains(mark),
+        "{}",
+        run.result
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pause_and_permit_allow_in_one_claude_turn() {
+    let Some(claude) = ClaudeCode::new().await else {
+        return;
+    };
+    claude.install().await;
+    let made = claude.env.workspace.join("made.txt");
+    let prompt = script(&[
+        (
+            "consult",
+            json!({"question": format!("Create the file. {}", claude.codex.run_command("made.txt"))}),
+        ),
+        ("permit", json!({"decision": "allow", "id": "{{pause_id}}"})),
+    ]);
+    let run = claude.print(&prompt, &[]).await;
+    let results = claude.anthropic.tool_results().await;
+    let pause = results
+        .iter()
+        .find(|text| text.starts_with("🔐 Codex paused"))
+        .unwrap_or_else(|| panic!("the pause reached the model: {results:?}"));
+    assert!(pause.contains("touch made.txt"), "{pause}");
+    let permit_call = claude
+        .anthropic
+        .requests()
+        .await
+        .into_iter()
+        .find_map(|request| {
+            (request["reply"]["tool_use"] == "mcp__codex-fusion__permit").then(|| request["reply"]["input"].clone())
+        })
+        .expect("Claude called permit");
+    assert!(
+        pause.contains(&format!("id: {}", permit_call["id"].as_str().unwrap_or("?"))),
+        "permit named the pause's id: {permit_call} / {pause}"
+    );
+    let ran = claude.codex.ran("made.txt");
+    assert!(run.result.contains(&ran), "{}", run.result);
+    assert!(made.exists(), "the permitted command ran");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_real_hook_gives_each_claude_session_its_codex_session_and_resume_reattaches_it() {
+    let Some(claude) = ClaudeCode::new().await else {
+        return;
+    };
+    claude.install().await;
+    let settings: Value = serde_json::from_str(
+        &std::fs::read_to_string(claude.home.join(".claude/settings.json")).expect("install wrote the settings"),
+    )
+    .expect("settings JSON");
+    let hook = settings["hooks"]["SessionStart"][0]["hooks"][0]["command"]
+        .as_str()
+        .expect("a SessionStart hook");
+    assert!(
+        hook.starts_with('/') && hook.ends_with(" hook"),
+        "the hook is registered by absolute path: {hook}"
+    );
+
+    let first = claude.print(&consult("Which index fits?"), &[]).await;
+    assert_eq!(claude.codex.prompts_seen(&first.result), 1, "{}", first.result);
+    let second = claude.print(&consult("Another question."), &[]).await;
+    assert_ne!(second.session_id, first.session_id);
+    assert_eq!(
+        claude.codex.prompts_seen(&second.result),
+        1,
+        "a new Claude session has a fresh Codex context: {}",
+        second.result
+    );
+    let resumed = claude
+        .print(&consult("Back to the index."), &["--resume", &first.session_id])
+        .await;
+    assert_eq!(resumed.session_id, first.session_id);
+    assert_eq!(
+        claude.codex.prompts_seen(&resumed.result),
+        2,
+        "the first Codex session continues: {}",
+        resumed.result
+    );
+    let pairs: Value = serde_json::from_str(
+        &std::fs::read_to_string(claude.env.state_dir.join("sessions.json")).expect("sessions.json"),
+    )
+    .expect("sessions JSON");
+    let workspace = claude.env.workspace.to_string_lossy().into_owned();
+    let paired = &pairs["workspaces"][workspace.as_str()]["pairs"];
+    for run in [&first, &second] {
+        assert!(
+            paired.get(&run.session_id).is_some(),
+            "the hook paired Claude session {}: {pairs}",
+            run.session_id
+        );
+    }
+    assert_ne!(
+        paired[&first.session_id]["codex_session_id"],
+        paired[&second.session_id]["codex_session_id"]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claude_mcp_list_shows_the_server_connected() {
+    let Some(claude) = ClaudeCode::new().await else {
+        return;
+    };
+    claude.install().await;
+    let output = claude.claude(&["mcp", "list"]).await;
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let line = text
+        .lines()
+        .find(|line| line.starts_with("codex-fusion: "))
+        .unwrap_or_else(|| panic!("codex-fusion is listed: {text}"));
+    assert!(line.contains("✔ Connected"), "{line}");
+}
