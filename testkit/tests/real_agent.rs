@@ -421,3 +421,93 @@ async fn a_move_out_of_the_workspace_pauses_even_with_writes_allowed() {
     );
     client.close().await;
 }
+
+/// The live agent processes of the daemon, from `status`.
+async fn agent_processes(real: &RealEnv) -> Vec<codex_fusion_protocol::control::AgentProcessStatus> {
+    use codex_fusion_protocol::control::{ControlRequest, ControlResponse};
+    match real.env.control(ControlRequest::Status { workspace: None }).await {
+        ControlResponse::Status(status) => status.agents,
+        other => panic!("status answered {other:?}"),
+    }
+}
+
+async fn client_in(real: &RealEnv, name: &str) -> Client {
+    let workspace = real.env.dir(name);
+    let workspace = workspace.display().to_string();
+    Client::start(&real.env, &[("CODEX_FUSION_WORKSPACE", workspace.as_str())]).await
+}
+
+/// Two workspaces on one codex-acp: one process, one Codex thread each,
+/// and neither thread sees the other's messages.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_workspaces_share_one_codex_acp_each_with_its_own_thread() {
+    let real = RealEnv::new(true).await;
+    let apple = client_in(&real, "apple").await;
+    let pear = client_in(&real, "pear").await;
+    let (_, text) = call(&apple, "consult", consult("Remember the word apple.")).await;
+    assert!(text.contains("user_messages=1"), "{text}");
+    let (_, text) = call(&pear, "consult", consult("Remember the word pear.")).await;
+    assert!(text.contains("user_messages=1"), "its own thread: {text}");
+    let agents = agent_processes(&real).await;
+    assert_eq!(agents.len(), 1, "one codex-acp: {agents:?}");
+    assert_eq!(agents[0].workspaces.len(), 2, "{agents:?}");
+    let (_, text) = call(&apple, "reply", json!({"message": "Which word?"})).await;
+    assert!(text.contains("user_messages=2"), "{text}");
+    let turns = real.mock.turns().await;
+    let texts = turns.last().expect("a turn")["user_texts"].to_string();
+    assert!(texts.contains("apple") && !texts.contains("pear"), "{texts}");
+    let (_, status) = call(&pear, "status", json!({})).await;
+    assert!(status.contains("codex mode: permission-profile:codex-fusion"), "{status}");
+    assert!(status.contains("shares its codex-acp process with"), "{status}");
+    apple.close().await;
+    pear.close().await;
+}
+
+/// The shared codex-acp dies mid-turn: the running turn says its context
+/// was kept, and both workspaces continue their own threads on a new
+/// process, confined again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_of_the_shared_codex_acp_costs_no_workspace_its_thread() {
+    use nix::sys::signal::{Signal, killpg};
+    use nix::unistd::Pid;
+    let real = RealEnv::new(true).await;
+    let apple = client_in(&real, "apple").await;
+    let pear = client_in(&real, "pear").await;
+    call(&apple, "consult", consult("Remember the word apple.")).await;
+    call(&pear, "consult", consult("Remember the word pear.")).await;
+    let agents = agent_processes(&real).await;
+    let pid = agents[0].pid.expect("a pid") as i32;
+    let handle = pear.start_call("reply", json!({"message": "Go slowly.\nmock:slow"})).await;
+    let token = token_of(&handle);
+    wait_until("the slow turn streams", CALL_LIMIT, || {
+        !pear.progress_for(&token).is_empty()
+    })
+    .await;
+    // The whole group, as a crash of node would take codex with it.
+    killpg(Pid::from_raw(pid), Signal::SIGKILL).expect("kill codex-acp");
+    let response = tokio::time::timeout(Duration::from_secs(10), handle.await_response())
+        .await
+        .expect("the turn ends")
+        .expect("answered");
+    let text = response_text(&response);
+    assert!(text.contains("Codex's context was kept"), "{text}");
+    let (error, text) = call(&apple, "reply", json!({"message": "Which word?"})).await;
+    assert!(!error, "{text}");
+    assert!(text.contains("user_messages=2"), "apple's thread continued: {text}");
+    let turns = real.mock.turns().await;
+    let texts = turns.last().expect("a turn")["user_texts"].to_string();
+    assert!(texts.contains("apple") && !texts.contains("pear"), "{texts}");
+    let (error, text) = call(&pear, "reply", json!({"message": "Which word?"})).await;
+    assert!(!error, "{text}");
+    let turns = real.mock.turns().await;
+    let texts = turns.last().expect("a turn")["user_texts"].to_string();
+    assert!(texts.contains("pear") && !texts.contains("apple"), "pear's thread continued: {texts}");
+    let agents = agent_processes(&real).await;
+    assert_eq!(agents.len(), 1, "{agents:?}");
+    assert_ne!(agents[0].pid, Some(pid as u32), "a new process");
+    let (_, status) = call(&pear, "status", json!({})).await;
+    assert!(status.contains("loaded"), "{status}");
+    assert!(status.contains("codex mode: permission-profile:codex-fusion"), "{status}");
+    apple.close().await;
+    pear.close().await;
+}
