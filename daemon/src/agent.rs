@@ -16,8 +16,8 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use agent_client_protocol::v1::schema::{RequestPermissionRequest, RequestPermissionResponse, SessionNotification};
-use agent_client_protocol::v1::{ConnectionTo, Responder};
+use agent_client_protocol::v1::ConnectionTo;
+use agent_client_protocol::v1::schema::{RequestPermissionRequest, SessionNotification};
 use agent_client_protocol::{Agent as AcpPeer, Client, Lines};
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
@@ -29,6 +29,7 @@ use tokio_util::task::TaskTracker;
 
 use codex_fusion_protocol::command::is_secret_name;
 
+use crate::acp::{PermissionAsk, Update};
 use crate::config::AcpCommand;
 
 /// Lines of codex-acp stderr kept for `status` and error messages.
@@ -44,8 +45,12 @@ const TERM_GRACE: Duration = Duration::from_millis(1000);
 
 /// What the agent sent or did, for the workspace whose session it concerns.
 pub enum AgentEvent {
-    Notification(Box<SessionNotification>),
-    Permission(Box<RequestPermissionRequest>, Responder<RequestPermissionResponse>),
+    /// What it said about the session (`session/update`).
+    Update {
+        session: String,
+        update: Update,
+    },
+    Permission(PermissionAsk),
     /// A line on stdout that is not JSON-RPC; the agent is stopped after it.
     Garbage(String),
     /// The child is gone (exited, killed, or its pipes closed).
@@ -386,13 +391,11 @@ where
                 // workspace drains its channel in every state, so it never
                 // deadlocks.
                 if let Some(route) = notifications.get(&notification.session_id.0) {
-                    let _ = route
-                        .sender
-                        .send(AgentMessage {
-                            tag: route.tag,
-                            event: AgentEvent::Notification(Box::new(notification)),
-                        })
-                        .await;
+                    let event = AgentEvent::Update {
+                        session: notification.session_id.0.to_string(),
+                        update: Update::of(notification.update),
+                    };
+                    let _ = route.sender.send(AgentMessage { tag: route.tag, event }).await;
                 }
                 Ok(())
             },
@@ -406,17 +409,17 @@ where
                     Some(route) => {
                         let message = AgentMessage {
                             tag: route.tag,
-                            event: AgentEvent::Permission(Box::new(request), responder),
+                            event: AgentEvent::Permission(PermissionAsk::new(request, responder)),
                         };
                         if let Err(mpsc::error::SendError(message)) = route.sender.send(message).await
-                            && let AgentEvent::Permission(_, responder) = message.event
+                            && let AgentEvent::Permission(ask) = message.event
                         {
-                            let _ = responder.respond(cancelled());
+                            ask.cancel();
                         }
                     }
                     None => {
                         tracing::info!(session = %request.session_id.0, "a permission request for a session nobody holds; answered cancelled");
-                        let _ = responder.respond(cancelled());
+                        PermissionAsk::new(request, responder).cancel();
                     }
                 }
                 Ok(())
@@ -493,10 +496,6 @@ where
         };
         let _ = route.sender.send(AgentMessage { tag: route.tag, event }).await;
     }
-}
-
-fn cancelled() -> RequestPermissionResponse {
-    RequestPermissionResponse::new(agent_client_protocol::v1::schema::RequestPermissionOutcome::Cancelled)
 }
 
 /// `text` without the credential values an agent started with `command`

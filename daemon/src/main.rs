@@ -4,8 +4,9 @@ use std::process::ExitCode;
 
 const HELP: &str = "codex-fusiond — the codex-fusion daemon
 
-Owns every codex-acp child and one persistent Codex session per workspace, and
-serves MCP (for codex-fusion-mcp) and control requests (for codex-fusion) on a
+Owns every codex-acp child (shared by workspaces whose agent command and
+credentials match) and one persistent Codex session per workspace, and serves
+MCP (for codex-fusion-mcp) and control requests (for codex-fusion) on a
 Unix socket. Runs in the foreground; a service manager or codex-fusion-mcp
 starts it.
 
@@ -16,8 +17,10 @@ ENVIRONMENT:
     CODEX_FUSION_SOCKET      socket path (default: $XDG_RUNTIME_DIR/codex-fusion/daemon.sock)
     CODEX_FUSION_STATE_DIR   logs and state (default: $XDG_STATE_HOME/codex-fusion)
     CODEX_FUSION_DAEMON_LOG  log filter, e.g. `debug` (default: info; RUST_LOG also works)
-    CODEX_FUSION_AGENT_IDLE_SECS  stop a workspace's codex-acp after this long without a
-                             turn; its session is restored on the next call (default: 1800)
+    CODEX_FUSION_AGENT_IDLE_SECS  stop a codex-acp none of whose sessions was used for this
+                             long; the sessions are restored on the next call (default: 1800)
+    CODEX_FUSION_AGENT_MAX_SESSIONS  workspaces one codex-acp carries before another one
+                             starts (default: 16)
 
 Stop it with `codex-fusion stop`, SIGTERM, SIGINT or SIGHUP. Exit status 3
 means another codex-fusiond already serves the socket.";

@@ -457,7 +457,10 @@ async fn two_workspaces_share_one_codex_acp_each_with_its_own_thread() {
     let texts = turns.last().expect("a turn")["user_texts"].to_string();
     assert!(texts.contains("apple") && !texts.contains("pear"), "{texts}");
     let (_, status) = call(&pear, "status", json!({})).await;
-    assert!(status.contains("codex mode: permission-profile:codex-fusion"), "{status}");
+    assert!(
+        status.contains("codex mode: permission-profile:codex-fusion"),
+        "{status}"
+    );
     assert!(status.contains("shares its codex-acp process with"), "{status}");
     apple.close().await;
     pear.close().await;
@@ -477,7 +480,9 @@ async fn a_crash_of_the_shared_codex_acp_costs_no_workspace_its_thread() {
     call(&pear, "consult", consult("Remember the word pear.")).await;
     let agents = agent_processes(&real).await;
     let pid = agents[0].pid.expect("a pid") as i32;
-    let handle = pear.start_call("reply", json!({"message": "Go slowly.\nmock:slow"})).await;
+    let handle = pear
+        .start_call("reply", json!({"message": "Go slowly.\nmock:slow"}))
+        .await;
     let token = token_of(&handle);
     wait_until("the slow turn streams", CALL_LIMIT, || {
         !pear.progress_for(&token).is_empty()
@@ -501,13 +506,19 @@ async fn a_crash_of_the_shared_codex_acp_costs_no_workspace_its_thread() {
     assert!(!error, "{text}");
     let turns = real.mock.turns().await;
     let texts = turns.last().expect("a turn")["user_texts"].to_string();
-    assert!(texts.contains("pear") && !texts.contains("apple"), "pear's thread continued: {texts}");
+    assert!(
+        texts.contains("pear") && !texts.contains("apple"),
+        "pear's thread continued: {texts}"
+    );
     let agents = agent_processes(&real).await;
     assert_eq!(agents.len(), 1, "{agents:?}");
     assert_ne!(agents[0].pid, Some(pid as u32), "a new process");
     let (_, status) = call(&pear, "status", json!({})).await;
     assert!(status.contains("loaded"), "{status}");
-    assert!(status.contains("codex mode: permission-profile:codex-fusion"), "{status}");
+    assert!(
+        status.contains("codex mode: permission-profile:codex-fusion"),
+        "{status}"
+    );
     apple.close().await;
     pear.close().await;
 }

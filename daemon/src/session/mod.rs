@@ -27,19 +27,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use agent_client_protocol::v1::Responder;
-use agent_client_protocol::v1::schema::{
-    CancelNotification, ContentBlock, PromptRequest, PromptResponse, RequestPermissionOutcome,
-    RequestPermissionRequest, RequestPermissionResponse, SelectedPermissionOutcome, SessionConfigOption, SessionUpdate,
-    StopReason, TextContent, ToolKind,
-};
 use codex_fusion_protocol::control::{GuardianFlags, UsageTotals, WorkspaceStatus};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument as _;
 
-use crate::acp::{self, AgentFailure, OpenedSession, ToolCallInfo};
+use crate::acp::{self, AgentFailure, OpenedSession, PermissionAsk, PromptResult, Stop, ToolCallInfo, Update};
 use crate::agent::{Agent, AgentEvent, AgentMessage, StderrTail, StopMode};
 use crate::config::Settings;
 use crate::confine::ConfinementCache;
@@ -291,14 +285,9 @@ enum Internal {
     },
     PromptDone {
         turn: u64,
-        result: Result<PromptResponse, agent_client_protocol::Error>,
+        result: PromptResult,
         /// Why the agent is gone, when the prompt failed because it died.
         exit: Option<String>,
-        /// The session options after the turn's model/effort changes:
-        /// `None` if setting them failed, `Some(None)` if nothing was set.
-        applied: Option<Option<Vec<SessionConfigOption>>>,
-        /// From sending `session/prompt` to its response.
-        took: Duration,
     },
     /// The `session/close` sent for a turn that ignored its cancel came
     /// back (`closed`) or failed.
@@ -353,39 +342,63 @@ struct ActiveTurn {
     thought: String,
     usage: Option<TurnUsage>,
     tool_calls: HashMap<String, ToolCallInfo>,
-    pending: Option<PendingPermission>,
-    /// The note to send Codex once the turn the deny ended comes back.
-    denied: Option<String>,
-    /// The call the current pause was delivered to.
-    paused_for: Option<CallId>,
     /// Permission requests that arrived while another one was paused.
-    waiting_permissions: VecDeque<(Box<RequestPermissionRequest>, Responder<RequestPermissionResponse>)>,
+    waiting_permissions: VecDeque<PermissionAsk>,
     notes: Vec<String>,
     record: TurnRecord,
 }
 
 impl ActiveTurn {
-    /// Answers the paused permission and any waiting ones `cancelled`.
+    /// Answers the paused permission and any waiting ones `cancelled`; a
+    /// paused turn goes back to prompting (its caller sets what is next).
     fn answer_open_permissions(&mut self) {
-        let pending = self.pending.take().map(|pending| pending.responder);
-        let waiting = self.waiting_permissions.drain(..).map(|(_, responder)| responder);
-        for responder in pending.into_iter().chain(waiting) {
-            let _ = responder.respond(RequestPermissionResponse::new(RequestPermissionOutcome::Cancelled));
+        if let Phase::Paused(_) = &self.phase
+            && let Phase::Paused(pending) = std::mem::replace(&mut self.phase, Phase::Prompting)
+        {
+            pending.ask.cancel();
+        }
+        for ask in self.waiting_permissions.drain(..) {
+            ask.cancel();
+        }
+    }
+
+    /// The permission Codex waits on, if the turn is paused.
+    fn pause(&self) -> Option<&PendingPermission> {
+        match &self.phase {
+            Phase::Paused(pending) => Some(pending),
+            _ => None,
         }
     }
 }
 
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+/// Where a turn is. Queued turns are `TurnRequest`s in the actor's queue;
+/// this is the one that runs.
+#[derive(Debug)]
 enum Phase {
     /// The agent or its session is being started.
     WaitingForSession,
+    /// The prompt is with the agent.
     Prompting,
+    /// Codex waits on a permission; `permit` answers it.
+    Paused(Box<PendingPermission>),
+    /// Claude denied an action, which ends Codex's turn; once the prompt
+    /// comes back, `note` goes to Codex as the next prompt so it still
+    /// answers.
+    Denied { note: String },
     Cancelling {
         since: Instant,
         reason: CancelReason,
         /// `session/close` was sent after the cancel went unheeded.
         closing: bool,
     },
+}
+
+impl Phase {
+    /// The prompt is with the agent and nothing waits on Claude: the turn
+    /// timeout runs.
+    fn active(&self) -> bool {
+        matches!(self, Phase::Prompting | Phase::Denied { .. })
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -401,9 +414,19 @@ struct PendingPermission {
     /// The id its 🔐 showed.
     id: String,
     request: PermissionRequest,
-    acp: Box<RequestPermissionRequest>,
-    responder: Responder<RequestPermissionResponse>,
+    ask: PermissionAsk,
     why: String,
+    /// The call the pause was delivered to, if it reached one.
+    shown_to: Option<CallId>,
+}
+
+impl std::fmt::Debug for PendingPermission {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PendingPermission")
+            .field("id", &self.id)
+            .field("title", &self.request.title)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Marks the handle failed when the actor unwinds. The actor's first field,
@@ -499,7 +522,7 @@ impl SessionActor {
                 }
                 self.last_policy = request.settings.policy;
                 self.last_command = Some(request.settings.acp_command.display.clone());
-                if let Some(pending) = self.turn.as_ref().and_then(|turn| turn.pending.as_ref()) {
+                if let Some(pending) = self.turn.as_ref().and_then(ActiveTurn::pause) {
                     let message = format!(
                         "Codex is paused waiting for your decision on: {} (pause {}). Call `permit` with `allow` or `deny` first (or `reset` to drop that turn).",
                         pending.request.title, pending.id
@@ -538,12 +561,11 @@ impl SessionActor {
     }
 
     fn on_permit(&mut self, decision: PermitDecision, note: Option<String>, id: Option<String>, waiter: Waiter) {
-        let Some(turn) = self.turn.as_mut() else {
+        let Some(turn) = self.turn.as_mut().filter(|turn| turn.pause().is_some()) else {
             self.refuse_permit(id.as_deref(), waiter);
             return;
         };
-        let Some(pending) = turn.pending.take() else {
-            self.refuse_permit(id.as_deref(), waiter);
+        let Phase::Paused(pending) = std::mem::replace(&mut turn.phase, Phase::Prompting) else {
             return;
         };
         if let Some(asked) = id.as_deref().map(str::trim)
@@ -557,43 +579,44 @@ impl SessionActor {
                 pending.id
             );
             tracing::info!(asked, waiting = %pending.id, "refused a permit naming another pause");
-            turn.pending = Some(pending);
+            turn.phase = Phase::Paused(pending);
             waiter.send(TurnOutcome::Refused(message));
             return;
         }
         let allow = decision == PermitDecision::Allow;
-        let option = acp::choose_option(&pending.acp, allow);
-        let outcome = match &option {
-            Some(option) => RequestPermissionOutcome::Selected(SelectedPermissionOutcome::new(option.clone())),
-            None => RequestPermissionOutcome::Cancelled,
-        };
         let label = if allow { "permit allow" } else { "permit deny" };
+        let PendingPermission {
+            id: pause,
+            request,
+            ask,
+            ..
+        } = *pending;
+        let option = ask.answer(allow);
         tracing::info!(
             decision = label,
-            pause = %pending.id,
+            %pause,
             named = id.is_some(),
-            title = %pending.request.title,
+            title = %request.title,
             option = ?option,
             "permission resolved by Claude"
         );
         if let Some(entry) = turn.record.guardian.last_mut() {
             entry.decision = format!("ask → {label}");
         }
-        if let Err(error) = pending.responder.respond(RequestPermissionResponse::new(outcome)) {
-            tracing::warn!(%error, "could not answer the permission request");
-        }
         if !allow {
-            turn.denied = Some(prompts::denied(&describe(&pending.request), note.as_deref()));
             // Codex ends the turn on a deny; its other questions go with it.
             turn.answer_open_permissions();
+            turn.phase = Phase::Denied {
+                note: prompts::denied(&describe(&request), note.as_deref()),
+            };
         }
-        waiter.progress.activity(&format!("{label}: {}", pending.request.title));
+        waiter.progress.activity(&format!("{label}: {}", request.title));
         turn.waiter = Some(waiter);
         turn.last_activity = Instant::now();
         // A question that arrived during the pause is judged now; if it asks
         // too, this permit call returns that pause.
-        if let Some((request, responder)) = turn.waiting_permissions.pop_front() {
-            self.on_permission(request, responder);
+        if let Some(ask) = turn.waiting_permissions.pop_front() {
+            self.on_permission(ask);
         }
     }
 
@@ -618,7 +641,7 @@ impl SessionActor {
             return;
         }
         let Some(turn) = self.turn.as_mut() else { return };
-        if turn.pending.is_some() && turn.paused_for == Some(call) {
+        if turn.pause().is_some_and(|pending| pending.shown_to == Some(call)) {
             tracing::info!(turn = turn.id, "the pause never reached a client; cancelling the turn");
             self.begin_cancel(CancelReason::Client);
             return;
@@ -628,7 +651,7 @@ impl SessionActor {
         }
         tracing::info!(turn = turn.id, "the client cancelled the call");
         turn.waiter = None;
-        if turn.phase == Phase::WaitingForSession {
+        if let Phase::WaitingForSession = turn.phase {
             // Nothing was sent to Codex yet; the start goes on for the next call.
             self.turn = None;
             return;
@@ -658,7 +681,7 @@ impl SessionActor {
     /// resolved is remembered for the next `permit`. `false` if none ran.
     fn drop_turn(&mut self, why: &str) -> bool {
         let Some(mut turn) = self.turn.take() else { return false };
-        if let Some(pending) = &turn.pending {
+        if let Some(pending) = turn.pause() {
             self.lost_pause = Some(format!("the paused turn ({}) ended: {why}", pending.request.title));
         }
         turn.answer_open_permissions();
@@ -698,19 +721,15 @@ impl SessionActor {
                 .as_ref()
                 .map(|turn| format!("{} for {:.0} s", turn.tool, turn.started.elapsed().as_secs_f64())),
             queued_turns: self.queue.len(),
-            pending_permission: self
-                .turn
-                .as_ref()
-                .and_then(|turn| turn.pending.as_ref())
-                .map(|pending| {
-                    format!(
-                        "{} ({}; asked because {}; pause {})",
-                        pending.request.title,
-                        pending.request.kind.label(),
-                        pending.why,
-                        pending.id
-                    )
-                }),
+            pending_permission: self.turn.as_ref().and_then(ActiveTurn::pause).map(|pending| {
+                format!(
+                    "{} ({}; asked because {}; pause {})",
+                    pending.request.title,
+                    pending.request.kind.label(),
+                    pending.why,
+                    pending.id
+                )
+            }),
             last_used_secs_ago: self.last_used.map(|used| used.elapsed().as_secs()),
             guardian: GuardianFlags {
                 allow_external_reads: self.last_policy.allow_external_reads,
@@ -896,13 +915,7 @@ impl SessionActor {
     fn on_internal(&mut self, internal: Internal) {
         match internal {
             Internal::Started { attempt, result } => self.on_started(attempt, result),
-            Internal::PromptDone {
-                turn,
-                result,
-                exit,
-                applied,
-                took,
-            } => self.on_prompt_done(turn, result, exit, applied, took),
+            Internal::PromptDone { turn, result, exit } => self.on_prompt_done(turn, result, exit),
             Internal::Closed { turn, closed } => self.on_closed(turn, closed),
         }
     }

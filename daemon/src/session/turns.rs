@@ -16,21 +16,18 @@ impl SessionActor {
             // About a session this workspace has left, or one a start in
             // flight is loading (its replayed history): never part of a
             // turn. An open permission still gets an answer.
-            if let AgentEvent::Permission(_, responder) = message.event {
-                let _ = responder.respond(RequestPermissionResponse::new(RequestPermissionOutcome::Cancelled));
+            if let AgentEvent::Permission(ask) = message.event {
+                ask.cancel();
             }
             return;
         }
         match message.event {
-            AgentEvent::Notification(notification) => {
-                let for_session = self
-                    .session()
-                    .is_some_and(|session| *session.id == *notification.session_id.0);
-                if for_session {
-                    self.on_update(notification.update);
+            AgentEvent::Update { session, update } => {
+                if self.session().is_some_and(|open| open.id == session) {
+                    self.on_update(update);
                 }
             }
-            AgentEvent::Permission(request, responder) => self.on_permission(request, responder),
+            AgentEvent::Permission(ask) => self.on_permission(ask),
             AgentEvent::Garbage(line) => {
                 self.agent_gone(
                     format!("codex-acp wrote something that is not ACP on stdout ({line})"),
@@ -43,16 +40,20 @@ impl SessionActor {
         }
     }
 
-    pub(super) fn on_update(&mut self, update: SessionUpdate) {
-        if let SessionUpdate::UsageUpdate(usage) = &update
+    pub(super) fn on_update(&mut self, update: Update) {
+        if let Update::Usage { used, size } = &update
             && let Some(attached) = self.attached_mut()
         {
-            attached.session.usage.context_used = Some(usage.used);
-            attached.session.usage.context_size = Some(usage.size);
+            attached.session.usage.context_used = Some(*used);
+            attached.session.usage.context_size = Some(*size);
         }
         // Updates outside a prompt (the history a `session/load` replays,
         // late chunks) are never forwarded.
-        let Some(turn) = self.turn.as_mut().filter(|turn| turn.phase != Phase::WaitingForSession) else {
+        let Some(turn) = self
+            .turn
+            .as_mut()
+            .filter(|turn| !matches!(turn.phase, Phase::WaitingForSession))
+        else {
             return;
         };
         turn.last_activity = Instant::now();
@@ -62,75 +63,62 @@ impl SessionActor {
             .map(|waiter| waiter.progress.clone())
             .unwrap_or_default();
         match update {
-            SessionUpdate::AgentMessageChunk(chunk) => {
-                if let ContentBlock::Text(text) = chunk.content {
-                    turn.text.push_str(&text.text);
-                    turn.thought.clear();
-                    progress.text(progress::tail(&turn.text));
-                }
+            Update::Text(text) => {
+                turn.text.push_str(&text);
+                turn.thought.clear();
+                progress.text(progress::tail(&turn.text));
             }
-            SessionUpdate::AgentThoughtChunk(chunk) => {
-                if let ContentBlock::Text(text) = chunk.content {
-                    turn.thought.push_str(&text.text);
-                    progress.thought(&progress::tail(&turn.thought));
-                }
+            Update::Thought(text) => {
+                turn.thought.push_str(&text);
+                progress.thought(&progress::tail(&turn.thought));
             }
-            SessionUpdate::ToolCall(call) => {
-                let mut info = ToolCallInfo::from_call(&call);
+            Update::ToolCall { id, info } => {
+                let mut info = *info;
                 info.outside = outside_paths(&self.workspace, &info);
                 let mut line = info.activity();
-                if !info.outside.is_empty() && matches!(info.kind, Some(ToolKind::Read | ToolKind::Search)) {
+                if !info.outside.is_empty() && info.reads() {
                     tracing::warn!(paths = ?info.outside, title = ?info.title, "Codex read outside the workspace without asking");
                     line = format!("{line} (outside the workspace: {})", info.outside.join(", "));
                 }
                 progress.activity(&line);
-                turn.tool_calls.insert(call.tool_call_id.to_string(), info);
+                turn.tool_calls.insert(id, info);
             }
-            SessionUpdate::ToolCallUpdate(update) => {
-                let info = turn.tool_calls.entry(update.tool_call_id.to_string()).or_default();
+            Update::ToolCallChanged { id, change } => {
+                let info = turn.tool_calls.entry(id).or_default();
                 let was = info.status.clone();
-                info.merge(&update.fields);
+                info.apply(&change);
                 if info.status.as_deref() == Some("failed") && was.as_deref() != Some("failed") {
                     progress.activity(&format!("{} (failed)", info.activity()));
                 }
             }
-            SessionUpdate::Plan(plan) => {
-                progress.activity(&format!("plan with {} steps", plan.entries.len()));
-            }
-            _ => {}
+            Update::Plan { steps } => progress.activity(&format!("plan with {steps} steps")),
+            Update::Usage { .. } | Update::Other => {}
         }
     }
 
-    pub(super) fn on_permission(
-        &mut self,
-        request: Box<RequestPermissionRequest>,
-        responder: Responder<RequestPermissionResponse>,
-    ) {
+    pub(super) fn on_permission(&mut self, ask: PermissionAsk) {
         let boundary = self.boundary();
-        let session_matches = self
-            .session()
-            .is_some_and(|session| *session.id == *request.session_id.0);
+        let session_matches = self.session().is_some_and(|session| session.id == ask.session_id());
         let Some(turn) = self
             .turn
             .as_mut()
-            .filter(|turn| turn.phase == Phase::Prompting && session_matches)
+            .filter(|turn| matches!(turn.phase, Phase::Prompting | Phase::Paused(_)) && session_matches)
         else {
             tracing::info!("permission request outside a running turn; answering cancelled");
-            let _ = responder.respond(RequestPermissionResponse::new(RequestPermissionOutcome::Cancelled));
+            ask.cancel();
             return;
         };
         turn.last_activity = Instant::now();
-        if turn.pending.is_some() {
+        if turn.pause().is_some() {
             // One pause at a time: Claude answers the one it was shown; this
             // one is judged when that is resolved.
-            turn.waiting_permissions.push_back((request, responder));
+            turn.waiting_permissions.push_back(ask);
             return;
         }
-        let known = turn.tool_calls.get(&request.tool_call.tool_call_id.to_string());
-        let translated = acp::permission_request(&request, known, &boundary);
+        let known = turn.tool_calls.get(&ask.tool_call_id());
+        let translated = ask.judge(known, &boundary);
         let mut decision = guardian::decide(&translated, &turn.settings.policy);
-        let allow_option = acp::choose_option(&request, true);
-        if decision == Decision::Allow && allow_option.is_none() {
+        if decision == Decision::Allow && !ask.can_allow() {
             decision = Decision::Ask("codex-acp offered no allow-once option".into());
         }
         let progress = turn
@@ -165,9 +153,7 @@ impl SessionActor {
         match decision {
             Decision::Allow => {
                 progress.activity(&format!("allowed: {}", translated.title));
-                let option = allow_option.expect("checked above");
-                let outcome = RequestPermissionOutcome::Selected(SelectedPermissionOutcome::new(option));
-                let _ = responder.respond(RequestPermissionResponse::new(outcome));
+                ask.answer(true);
             }
             Decision::Ask(why) => {
                 let id = self.context.pause_ids.next();
@@ -177,21 +163,21 @@ impl SessionActor {
                     request: translated.clone(),
                     why: why.clone(),
                 };
-                turn.pending = Some(PendingPermission {
-                    id,
-                    request: translated,
-                    acp: request,
-                    responder,
-                    why,
-                });
-                match turn.waiter.take() {
-                    Some(waiter) => {
-                        turn.paused_for = Some(waiter.call);
-                        waiter.send(TurnOutcome::Paused(pause));
-                    }
+                let waiter = turn.waiter.take();
+                if waiter.is_none() {
                     // Only after a `permit` whose call has gone; the pause
                     // stays for `permit` from any connection.
-                    None => tracing::info!("turn paused with no caller waiting"),
+                    tracing::info!("turn paused with no caller waiting");
+                }
+                turn.phase = Phase::Paused(Box::new(PendingPermission {
+                    id,
+                    request: translated,
+                    ask,
+                    why,
+                    shown_to: waiter.as_ref().map(|waiter| waiter.call),
+                }));
+                if let Some(waiter) = waiter {
+                    waiter.send(TurnOutcome::Paused(pause));
                 }
             }
         }
@@ -267,13 +253,7 @@ impl SessionActor {
         let Some(attached) = self.attached() else { return };
         let host = attached.lease.host().clone();
         let session = session.to_owned();
-        if let Err(error) = host
-            .agent
-            .connection
-            .send_notification(CancelNotification::new(session.clone()))
-        {
-            tracing::warn!(%error, "could not send session/cancel");
-        }
+        acp::cancel(&host.agent.connection, &session);
         self.context.tasks.spawn(async move {
             let closed = host.info.close_session
                 && tokio::time::timeout(
@@ -289,14 +269,8 @@ impl SessionActor {
     }
 
     /// A prompt of the running turn came back.
-    pub(super) fn on_prompt_done(
-        &mut self,
-        turn: u64,
-        result: Result<PromptResponse, agent_client_protocol::Error>,
-        exit: Option<String>,
-        applied: Option<Option<Vec<SessionConfigOption>>>,
-        took: Duration,
-    ) {
+    pub(super) fn on_prompt_done(&mut self, turn: u64, result: PromptResult, exit: Option<String>) {
+        let PromptResult { applied, outcome, took } = result;
         // The agent sends a turn's updates before its response, and
         // they are queued before the response reaches us; take them
         // first so the answer is complete.
@@ -314,7 +288,7 @@ impl SessionActor {
                 self.sticky_choice = wanted;
             }
             if let (Some(options), Some(attached)) = (options, self.attached_mut()) {
-                attached.session.models = crate::acp::model_options(&options);
+                attached.session.models = options;
             }
         }
         if let Phase::Cancelling { closing, .. } = turn.phase {
@@ -326,33 +300,32 @@ impl SessionActor {
             self.finish(turn, Err(("cancelled", "the turn was cancelled".into())));
             return;
         }
-        match result {
-            Ok(response) if response.stop_reason == StopReason::Cancelled && turn.denied.is_some() => {
+        let denied = match std::mem::replace(&mut turn.phase, Phase::Prompting) {
+            Phase::Denied { note } => Some(note),
+            _ => None,
+        };
+        match (outcome, denied) {
+            (Ok(prompted), Some(note)) if prompted.stop == Stop::Cancelled => {
                 // Codex ends the whole turn when an action is denied;
                 // tell it why and let it answer without the action.
-                let note = turn.denied.take().unwrap_or_default();
                 match self.send_prompt(&mut turn, note, Vec::new()) {
                     Ok(()) => self.turn = Some(turn),
                     Err(message) => self.finish(turn, Err(("failed", message))),
                 }
             }
-            Ok(response) => {
-                if let Some(usage) = response.usage {
-                    turn.usage = Some(TurnUsage {
-                        input_tokens: usage.input_tokens,
-                        output_tokens: usage.output_tokens,
-                        reasoning_tokens: usage.thought_tokens.unwrap_or(0),
-                    });
+            (Ok(prompted), _) => {
+                if prompted.usage.is_some() {
+                    turn.usage = prompted.usage;
                 }
-                self.finish_with_response(turn, response.stop_reason);
+                self.finish_with_response(turn, prompted.stop);
             }
-            Err(_) if exit.is_some() => {
+            (Err(_), _) if exit.is_some() => {
                 let reason = format!("codex-acp stopped: {}", exit.unwrap_or_default());
                 self.turn = Some(turn);
                 self.agent_gone(reason, false);
             }
-            Err(error) => {
-                let failure = AgentFailure::classify(&error);
+            (Err(failed), _) => {
+                let failure = failed.failure;
                 self.finish(turn, Err(("failed", failure.to_string())));
                 if matches!(failure, AgentFailure::AuthRequired(_))
                     && let Some(attached) = self.attached()
@@ -366,25 +339,18 @@ impl SessionActor {
         }
     }
 
-    pub(super) fn finish_with_response(&mut self, mut turn: ActiveTurn, stop_reason: StopReason) {
-        let label = match stop_reason {
-            StopReason::EndTurn => "end_turn",
-            StopReason::MaxTokens => "max_tokens",
-            StopReason::MaxTurnRequests => "max_turn_requests",
-            StopReason::Refusal => "refusal",
-            StopReason::Cancelled => "cancelled",
-            _ => "other",
-        };
+    pub(super) fn finish_with_response(&mut self, mut turn: ActiveTurn, stop_reason: Stop) {
+        let label = stop_reason.label();
         match stop_reason {
-            StopReason::MaxTokens => turn.notes.push("answer cut short: Codex hit its token limit".into()),
-            StopReason::MaxTurnRequests => turn.notes.push("answer cut short: Codex hit its step limit".into()),
-            StopReason::Refusal => turn.notes.push("Codex refused to continue".into()),
+            Stop::MaxTokens => turn.notes.push("answer cut short: Codex hit its token limit".into()),
+            Stop::MaxTurnRequests => turn.notes.push("answer cut short: Codex hit its step limit".into()),
+            Stop::Refusal => turn.notes.push("Codex refused to continue".into()),
             _ => {}
         }
         // codex reports rate limits and server errors as answer text, with
         // no usage; a real answer always has usage.
         if turn.usage.is_none()
-            && stop_reason == StopReason::EndTurn
+            && stop_reason == Stop::EndTurn
             && let Some(failure) = crate::acp::failure_in_text(&turn.text)
         {
             self.finish(turn, Err(("failed", failure.to_string())));
@@ -392,7 +358,7 @@ impl SessionActor {
         }
         if turn.text.trim().is_empty() {
             let message = match stop_reason {
-                StopReason::Cancelled => "Codex stopped the turn without answering (stop reason: cancelled). Call again, or check `status` for codex-acp errors".to_owned(),
+                Stop::Cancelled => "Codex stopped the turn without answering (stop reason: cancelled). Call again, or check `status` for codex-acp errors".to_owned(),
                 _ => format!("Codex ended the turn without any text (stop reason: {label})"),
             };
             self.finish(turn, Err((label, message)));
@@ -423,7 +389,7 @@ impl SessionActor {
         });
         let elapsed = turn.started.elapsed();
         self.last_used = Some(Instant::now());
-        if let (Some(pending), Err((_, why))) = (&turn.pending, &outcome) {
+        if let (Some(pending), Err((_, why))) = (turn.pause(), &outcome) {
             self.lost_pause = Some(format!("the paused turn ({}) ended: {why}", pending.request.title));
         }
         // A finished turn leaves no question open with the agent.
@@ -488,12 +454,7 @@ impl SessionActor {
                 .iter()
                 .map(|(id, info)| ToolCallEntry {
                     id: id.clone(),
-                    kind: info
-                        .kind
-                        .map(acp::action_kind)
-                        .unwrap_or(guardian::ActionKind::Other)
-                        .label()
-                        .to_owned(),
+                    kind: info.kind_label().to_owned(),
                     title: info.title.clone().unwrap_or_default(),
                     status: info.status.clone(),
                     locations: info.locations.iter().map(|path| path.display().to_string()).collect(),
@@ -507,34 +468,19 @@ impl SessionActor {
     /// The next deadline of the running turn (idle processes are the
     /// pool's to stop).
     pub(super) fn deadline(&self) -> Option<Instant> {
-        let turn = self.turn.as_ref()?;
-        match turn.phase {
-            Phase::Prompting if turn.pending.is_none() => Some(turn.last_activity + turn.settings.turn_timeout),
-            Phase::Cancelling {
-                since, closing: false, ..
-            } => Some(since + CANCEL_GRACE),
-            Phase::Cancelling {
-                since, closing: true, ..
-            } => Some(since + CLOSE_GRACE),
-            _ => None,
-        }
+        self.turn.as_ref().and_then(ActiveTurn::due).map(|(at, _)| at)
     }
 
     pub(super) fn on_deadline(&mut self) {
         let now = Instant::now();
-        let Some(turn) = self.turn.as_ref() else { return };
-        let (phase, paused, last_activity, timeout) = (
-            turn.phase,
-            turn.pending.is_some(),
-            turn.last_activity,
-            turn.settings.turn_timeout,
-        );
-        match phase {
-            Phase::Cancelling {
-                since,
-                reason,
-                closing: false,
-            } if now >= since + CANCEL_GRACE => {
+        let Some((at, due)) = self.turn.as_ref().and_then(ActiveTurn::due) else {
+            return;
+        };
+        if now < at {
+            return;
+        }
+        match due {
+            Due::CancelGrace(reason) => {
                 let close = self
                     .attached()
                     .filter(|attached| attached.lease.host().info.close_session)
@@ -561,22 +507,17 @@ impl SessionActor {
                     let _ = internal.send(Internal::Closed { turn: turn_id, closed });
                 });
             }
-            Phase::Cancelling {
-                since,
-                reason,
-                closing: true,
-            } if now >= since + CLOSE_GRACE => {
+            Due::CloseGrace(reason) => {
                 tracing::warn!(
                     ?reason,
                     "codex-acp answered neither the cancel nor the close; killing it"
                 );
                 self.kill_process("it answered neither a cancel nor a session/close within 3 s");
             }
-            Phase::Prompting if !paused && now >= last_activity + timeout => {
+            Due::Timeout(timeout) => {
                 tracing::warn!(timeout_ms = timeout.as_millis() as u64, "turn idle timeout");
                 self.begin_cancel(CancelReason::Idle);
             }
-            _ => {}
         }
     }
 
@@ -624,15 +565,8 @@ impl SessionActor {
                     timeout.as_millis()
                 )));
         }
-        if let (Some(attached), Some(session_id)) = (self.attached(), session_id)
-            && let Err(error) = attached
-                .lease
-                .host()
-                .agent
-                .connection
-                .send_notification(CancelNotification::new(session_id))
-        {
-            tracing::warn!(%error, "could not send session/cancel");
+        if let (Some(attached), Some(session_id)) = (self.attached(), session_id) {
+            acp::cancel(&attached.lease.host().agent.connection, &session_id);
         }
     }
 
@@ -678,16 +612,13 @@ impl SessionActor {
                 thought: String::new(),
                 usage: None,
                 tool_calls: HashMap::new(),
-                pending: None,
-                denied: None,
-                paused_for: None,
                 waiting_permissions: VecDeque::new(),
                 notes: Vec::new(),
                 record: TurnRecord::default(),
             });
         }
         let Some(turn) = self.turn.as_ref() else { return false };
-        if turn.phase != Phase::WaitingForSession || matches!(self.link, AgentLink::Starting { .. }) {
+        if !matches!(turn.phase, Phase::WaitingForSession) || matches!(self.link, AgentLink::Starting { .. }) {
             return false;
         }
         let (settings, agent_env) = (turn.settings.clone(), turn.agent_env.clone());
@@ -824,42 +755,21 @@ impl SessionActor {
         // `$/cancel_request` to Codex.
         self.context.tasks.spawn(async move {
             // Model and effort first, so this prompt already uses them.
-            let mut took = Duration::ZERO;
-            let (applied, result) = match crate::acp::set_options(&connection, &session_id, &changes).await {
-                Ok(options) => {
-                    let request =
-                        PromptRequest::new(session_id.clone(), vec![ContentBlock::Text(TextContent::new(text))]);
-                    let sent = Instant::now();
-                    let response = connection.send_request(request).block_task().await;
-                    took = sent.elapsed();
-                    (Some(options), response)
-                }
-                Err(error) => (None, Err(error)),
-            };
+            let result = acp::prompt(&connection, &session_id, text, &changes).await;
             // A prompt that failed because the child died reports how it
             // died (exit status, stderr) rather than "connection closed".
-            let exit = match &result {
-                Err(error) if connection_lost(error) => crate::agent::wait_exit(exit_signal, PROMPT_EXIT_WAIT).await,
+            let exit = match &result.outcome {
+                Err(failed) if failed.connection_lost => crate::agent::wait_exit(exit_signal, PROMPT_EXIT_WAIT).await,
                 _ => None,
             };
             let _ = internal.send(Internal::PromptDone {
                 turn: turn_id,
                 result,
                 exit,
-                applied,
-                took,
             });
         });
         Ok(())
     }
-}
-
-/// Whether a request failed because the connection to the agent ended
-/// (rather than because the agent answered with an error).
-fn connection_lost(error: &agent_client_protocol::Error) -> bool {
-    agent_client_protocol::is_incoming_transport_closed(error)
-        || agent_client_protocol::is_connection_terminated(error)
-        || error.message.contains("never received")
 }
 
 /// `env` in a canonical order, to compare the environments of two clients.
@@ -877,4 +787,39 @@ struct ChoicePlan {
     changes: Vec<(String, String)>,
     /// One line for the footer when an earlier choice had to be dropped.
     note: Option<String>,
+}
+
+/// What a turn's next deadline is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Due {
+    /// No activity for the turn timeout (this long).
+    Timeout(Duration),
+    /// The cancel went unheeded: close the session.
+    CancelGrace(CancelReason),
+    /// The close went unheeded too: kill the process.
+    CloseGrace(CancelReason),
+}
+
+impl ActiveTurn {
+    /// The turn's next deadline and what it is for: none while it waits for
+    /// its session or for Claude.
+    pub(super) fn due(&self) -> Option<(Instant, Due)> {
+        match &self.phase {
+            phase if phase.active() => Some((
+                self.last_activity + self.settings.turn_timeout,
+                Due::Timeout(self.settings.turn_timeout),
+            )),
+            Phase::Cancelling {
+                since,
+                reason,
+                closing: false,
+            } => Some((*since + CANCEL_GRACE, Due::CancelGrace(*reason))),
+            Phase::Cancelling {
+                since,
+                reason,
+                closing: true,
+            } => Some((*since + CLOSE_GRACE, Due::CloseGrace(*reason))),
+            _ => None,
+        }
+    }
 }

@@ -33,6 +33,9 @@ const SESSION_IN_USE_WAIT: Duration = Duration::from_secs(5);
 /// Environment variables that carry an OpenAI API key for Codex.
 pub use codex_fusion_protocol::API_KEY_VARS;
 
+mod turn;
+pub use turn::{PermissionAsk, PromptFailure, PromptResult, Prompted, Stop, ToolCallChange, Update, cancel, prompt};
+
 /// What `initialize` told us about the agent.
 #[derive(Debug, Clone)]
 pub struct AgentInfo {
