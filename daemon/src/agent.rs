@@ -234,18 +234,73 @@ impl Agent {
             }
         })?;
         let pid = child.id();
-        let stdin = child.stdin.take().expect("stdin is piped");
-        let stdout = child.stdout.take().expect("stdout is piped");
-        let stderr = child.stderr.take().expect("stderr is piped");
-
+        let (Some(stdin), Some(stdout), Some(stderr)) = (child.stdin.take(), child.stdout.take(), child.stderr.take())
+        else {
+            return Err(SpawnError::Closed {
+                command: command.display.clone(),
+            });
+        };
         // What the agent prints is quoted in `status`, errors and logs; an
         // agent that echoes its arguments or environment must not put a key
         // there.
         let secrets = Secrets::of(command, env);
         let stderr_reader = tasks.spawn(read_stderr(stderr, stderr_tail.clone(), pid, secrets.clone()));
+        let pipes = Pipes {
+            child: Some(child),
+            pid,
+            stdout: BufReader::new(stdout),
+            stdin,
+            stderr_reader,
+        };
+        Agent::connect(command, secrets, pipes, routes, stderr_tail, tasks).await
+    }
 
+    /// An agent that runs in this process, connected by `stdout`/`stdin`
+    /// (the unit tests' fake).
+    #[cfg(test)]
+    pub async fn in_process<R, W>(
+        command: &AcpCommand,
+        stdout: R,
+        stdin: W,
+        routes: Routes,
+        tasks: &TaskTracker,
+    ) -> Result<Agent, SpawnError>
+    where
+        R: AsyncRead + Unpin + Send + 'static,
+        W: tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let pipes = Pipes {
+            child: None,
+            pid: None,
+            stdout: BufReader::new(stdout),
+            stdin,
+            stderr_reader: tasks.spawn(async {}),
+        };
+        Agent::connect(command, Secrets::default(), pipes, routes, StderrTail::default(), tasks).await
+    }
+
+    /// Runs the ACP connection over `pipes` in a task that owns the child.
+    async fn connect<R, W>(
+        command: &AcpCommand,
+        secrets: Secrets,
+        pipes: Pipes<R, W>,
+        routes: Routes,
+        stderr_tail: StderrTail,
+        tasks: &TaskTracker,
+    ) -> Result<Agent, SpawnError>
+    where
+        R: AsyncRead + Unpin + Send + 'static,
+        W: tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let Pipes {
+            child,
+            pid,
+            stdout,
+            stdin,
+            stderr_reader,
+        } = pipes;
         let (garbage_tx, garbage_rx) = oneshot::channel();
-        let incoming = agent_lines(BufReader::new(stdout), garbage_tx, secrets.clone());
+        let incoming = agent_lines(stdout, garbage_tx, secrets.clone());
         let outgoing = futures::sink::unfold(stdin, |mut stdin, line: String| async move {
             use tokio::io::AsyncWriteExt;
             // One write per message: the agent wakes once, to a whole line.
@@ -319,6 +374,24 @@ impl Agent {
     }
 }
 
+/// The ends of an agent: its child (none for one in this process), its
+/// stdout and stdin, the task reading its stderr.
+struct Pipes<R, W> {
+    child: Option<Child>,
+    pid: Option<u32>,
+    stdout: BufReader<R>,
+    stdin: W,
+    stderr_reader: tokio::task::JoinHandle<()>,
+}
+
+/// Waits for `child` to exit; never, for an agent without one.
+async fn wait_child(child: &mut Option<Child>) -> std::io::Result<std::process::ExitStatus> {
+    match child {
+        Some(child) => child.wait().await,
+        None => std::future::pending().await,
+    }
+}
+
 /// Waits up to `timeout` for an exit reason on `exited`.
 pub async fn wait_exit(mut exited: watch::Receiver<Option<String>>, timeout: Duration) -> Option<String> {
     let gone = tokio::time::timeout(timeout, exited.wait_for(Option::is_some)).await;
@@ -363,7 +436,7 @@ struct RunContext {
 /// Owns the child: runs the ACP connection until the child exits, its stdout
 /// closes, or the owner stops it; then makes sure the whole group is dead and
 /// reports the exit.
-async fn run<O, I>(mut child: Child, transport: Lines<O, I>, context: RunContext)
+async fn run<O, I>(mut child: Option<Child>, transport: Lines<O, I>, context: RunContext)
 where
     O: futures::Sink<String, Error = std::io::Error> + Send + Unpin + 'static,
     I: futures::Stream<Item = std::io::Result<String>> + Send + Unpin + 'static,
@@ -378,7 +451,10 @@ where
         stderr_reader,
         exited,
     } = context;
-    let group = child.id().map(|pid| GroupGuard(Pid::from_raw(pid as i32)));
+    let group = child
+        .as_ref()
+        .and_then(Child::id)
+        .map(|pid| GroupGuard(Pid::from_raw(pid as i32)));
     let notifications = routes.clone();
     let permissions = routes.clone();
     let connection_stop = stop.clone();
@@ -445,7 +521,7 @@ where
             Ok(()) => "its stdout closed".to_owned(),
             Err(error) => format!("its ACP connection failed: {error}"),
         },
-        status = child.wait() => match status {
+        status = wait_child(&mut child) => match status {
             Ok(status) => format!("it exited ({status})"),
             Err(error) => format!("waiting for it failed: {error}"),
         },
@@ -465,12 +541,15 @@ where
     if let Some(group) = &group {
         if mode == StopMode::Graceful && stop.is_cancelled() {
             group.signal(Signal::SIGTERM);
-            let _ = tokio::time::timeout(TERM_GRACE, child.wait()).await;
+            let _ = tokio::time::timeout(TERM_GRACE, wait_child(&mut child)).await;
         }
         group.signal(Signal::SIGKILL);
     }
     // Reap the child; SIGKILL makes this quick.
-    let status = tokio::time::timeout(Duration::from_secs(5), child.wait()).await;
+    let status = match child.is_some() {
+        true => tokio::time::timeout(Duration::from_secs(5), wait_child(&mut child)).await,
+        false => Ok(Err(std::io::Error::other("no child"))),
+    };
     let reason = match status {
         Ok(Ok(status)) if !reason.starts_with("it exited") && !stop.is_cancelled() => {
             format!("{reason}; it exited ({status})")

@@ -63,6 +63,7 @@ impl Daemon {
                 pairings
             },
             pool: pool.clone(),
+            launcher: crate::session::Launcher::Spawn,
             pause_ids: crate::turn::PauseIds::new(),
         });
         Arc::new(Daemon {

@@ -18,6 +18,8 @@
 //! attaches to an agent and opens Codex sessions; `turns.rs` runs turns.
 
 mod start;
+#[cfg(test)]
+mod tests;
 mod turns;
 
 pub use start::FirstStarts;
@@ -25,7 +27,10 @@ pub use start::FirstStarts;
 use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
+
+// tokio's clock, so that the unit tests can pause it.
+use tokio::time::Instant;
 
 use codex_fusion_protocol::control::{GuardianFlags, UsageTotals, WorkspaceStatus};
 use tokio::sync::{mpsc, oneshot};
@@ -140,8 +145,18 @@ pub struct SessionContext {
     pub pairings: PairingStore,
     /// The agent processes every workspace attaches to.
     pub pool: Arc<Pool>,
+    /// How a new agent process comes to be.
+    pub launcher: Launcher,
     /// Ids for pauses, unique across every workspace of the daemon.
     pub pause_ids: PauseIds,
+}
+
+/// How agent processes are started: always spawned, except in the unit
+/// tests, whose fake agent runs in this process.
+pub enum Launcher {
+    Spawn,
+    #[cfg(test)]
+    InProcess(Box<dyn Fn(crate::agent::Routes) -> futures::future::BoxFuture<'static, Agent> + Send + Sync>),
 }
 
 /// The actor is gone: the daemon is shutting down, or the actor failed.
@@ -159,10 +174,32 @@ impl SessionHandle {
     /// Starts the actor for `workspace` (which must be canonical).
     pub fn spawn(workspace: Arc<Path>, context: Arc<SessionContext>) -> SessionHandle {
         let tasks = context.tasks.clone();
+        let span = tracing::info_span!("session", workspace = %workspace.display());
+        let (actor, handle) = SessionActor::new(workspace, context);
+        tasks.spawn(
+            async move {
+                use futures::FutureExt as _;
+                if let Err(panic) = std::panic::AssertUnwindSafe(actor.run()).catch_unwind().await {
+                    let what = panic
+                        .downcast_ref::<&str>()
+                        .map(|text| (*text).to_owned())
+                        .or_else(|| panic.downcast_ref::<String>().cloned())
+                        .unwrap_or_default();
+                    tracing::error!(panic = %what, "the workspace actor panicked; the next call gets a new one");
+                }
+            }
+            .instrument(span),
+        );
+        handle
+    }
+}
+
+impl SessionActor {
+    /// The actor of `workspace` (not yet running) and its handle.
+    fn new(workspace: Arc<Path>, context: Arc<SessionContext>) -> (SessionActor, SessionHandle) {
         let (commands_tx, commands) = mpsc::channel(COMMAND_QUEUE);
         let (agent_tx, agent_rx) = mpsc::channel(AGENT_QUEUE);
         let (internal_tx, internal_rx) = mpsc::unbounded_channel();
-        let span = tracing::info_span!("session", workspace = %workspace.display());
         // After a daemon restart, the workspace continues its last session.
         let remembered = context.pairings.get(&workspace);
         let failed = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -194,26 +231,15 @@ impl SessionHandle {
             last_used: None,
             stderr: StderrTail::default(),
         };
-        tasks.spawn(
-            async move {
-                use futures::FutureExt as _;
-                if let Err(panic) = std::panic::AssertUnwindSafe(actor.run()).catch_unwind().await {
-                    let what = panic
-                        .downcast_ref::<&str>()
-                        .map(|text| (*text).to_owned())
-                        .or_else(|| panic.downcast_ref::<String>().cloned())
-                        .unwrap_or_default();
-                    tracing::error!(panic = %what, "the workspace actor panicked; the next call gets a new one");
-                }
-            }
-            .instrument(span),
-        );
-        SessionHandle {
+        let handle = SessionHandle {
             commands: commands_tx,
             failed,
-        }
+        };
+        (actor, handle)
     }
+}
 
+impl SessionHandle {
     /// Whether the actor is gone (panicked, or ended with the daemon).
     pub fn is_closed(&self) -> bool {
         self.commands.is_closed()
@@ -292,6 +318,17 @@ enum Internal {
     /// The `session/close` sent for a turn that ignored its cancel came
     /// back (`closed`) or failed.
     Closed { turn: u64, closed: bool },
+}
+
+/// What wakes the actor.
+enum Event {
+    Command(Command),
+    /// Every handle is gone (the daemon dropped the actor).
+    HandlesGone,
+    Agent(AgentMessage),
+    Internal(Internal),
+    /// The running turn's deadline passed (see `ActiveTurn::due`).
+    Deadline,
 }
 
 /// How the workspace is attached to an agent process.
@@ -488,26 +525,47 @@ struct SessionActor {
 impl SessionActor {
     async fn run(mut self) {
         loop {
-            let deadline = self.deadline();
-            tokio::select! {
-                command = self.commands.recv() => match command {
-                    Some(Command::Shutdown { reply }) => {
-                        self.shut_down();
-                        let _ = reply.send(());
-                        return;
-                    }
-                    Some(command) => self.on_command(command),
-                    None => {
-                        self.shut_down();
-                        return;
-                    }
-                },
-                Some(message) = self.agent_rx.recv() => self.on_agent(message),
-                Some(internal) = self.internal_rx.recv() => self.on_internal(internal),
-                _ = sleep_until(deadline) => self.on_deadline(),
+            let event = self.next_event().await;
+            if !self.handle(event) {
+                return;
             }
-            self.advance();
         }
+    }
+
+    /// Waits for whatever wakes the actor next.
+    async fn next_event(&mut self) -> Event {
+        let deadline = self.deadline();
+        tokio::select! {
+            command = self.commands.recv() => match command {
+                Some(command) => Event::Command(command),
+                None => Event::HandlesGone,
+            },
+            Some(message) = self.agent_rx.recv() => Event::Agent(message),
+            Some(internal) = self.internal_rx.recv() => Event::Internal(internal),
+            _ = sleep_until(deadline) => Event::Deadline,
+        }
+    }
+
+    /// The actor's one event handler: synchronous, so the unit tests drive
+    /// it directly. `false` once the actor has stopped.
+    fn handle(&mut self, event: Event) -> bool {
+        match event {
+            Event::Command(Command::Shutdown { reply }) => {
+                self.shut_down();
+                let _ = reply.send(());
+                return false;
+            }
+            Event::HandlesGone => {
+                self.shut_down();
+                return false;
+            }
+            Event::Command(command) => self.on_command(command),
+            Event::Agent(message) => self.on_agent(message),
+            Event::Internal(internal) => self.on_internal(internal),
+            Event::Deadline => self.on_deadline(),
+        }
+        self.advance();
+        true
     }
 
     fn on_command(&mut self, command: Command) {
@@ -556,7 +614,10 @@ impl SessionActor {
             Command::Status { reply } => {
                 let _ = reply.send(self.status());
             }
-            Command::Shutdown { .. } => unreachable!("handled in run"),
+            Command::Shutdown { reply } => {
+                // `handle` ends the actor on this; never reached.
+                let _ = reply.send(());
+            }
         }
     }
 

@@ -341,16 +341,20 @@ impl Spawn<'_> {
             .iter()
             .any(|name| env.iter().any(|(key, value)| key == name && !value.is_empty()));
         let unconfined = self.confinement.as_ref().err().map(ToString::to_string);
-        let agent = Agent::spawn(
-            command,
-            self.cwd,
-            &env,
-            routes,
-            self.stderr.clone(),
-            &self.context.tasks,
-        )
-        .await
-        .map_err(|error| AgentFailure::Other(error.to_string()))?;
+        let agent = match &self.context.launcher {
+            super::Launcher::Spawn => Agent::spawn(
+                command,
+                self.cwd,
+                &env,
+                routes,
+                self.stderr.clone(),
+                &self.context.tasks,
+            )
+            .await
+            .map_err(|error| AgentFailure::Other(error.to_string()))?,
+            #[cfg(test)]
+            super::Launcher::InProcess(make) => make(routes).await,
+        };
         tracing::info!(pid = ?agent.pid, command = %agent.command.display, confined = self.confinement.is_ok(), "codex-acp started");
         let initialized = async {
             let info = acp::initialize(&agent.connection).await?;
