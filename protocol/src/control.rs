@@ -9,6 +9,8 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use crate::answers::AnswerRecord;
+
 /// A request on a control connection.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
@@ -29,6 +31,8 @@ pub enum ControlRequest {
         claude_session_id: Option<String>,
         source: SessionSource,
     },
+    /// The recent answers kept for `workspace`, newest first, at most `limit`.
+    Log { workspace: PathBuf, limit: usize },
     /// Stop the daemon gracefully.
     Stop,
 }
@@ -62,6 +66,13 @@ pub enum ControlResponse {
         action: String,
     },
     Stopping,
+    /// The answers a [`ControlRequest::Log`] asked for, newest first, and
+    /// the daemon's state directory they are kept in.
+    Log {
+        workspace: PathBuf,
+        state_dir: PathBuf,
+        answers: Vec<AnswerRecord>,
+    },
     /// The request failed; `message` says why and what to do.
     Error {
         message: String,
@@ -149,6 +160,9 @@ pub struct WorkspaceStatus {
     pub stderr_tail: Vec<String>,
     /// The other workspaces whose sessions share this one's agent process.
     pub shared_with: Vec<PathBuf>,
+    /// The newest answer kept for this workspace (`codex-fusion log` lists
+    /// the others), with the file that holds its full text.
+    pub last_answer: Option<AnswerRecord>,
 }
 
 /// The guardian settings in force for the workspace's last call.
@@ -203,6 +217,13 @@ mod tests {
             r#"{"op":"session_start","workspace":"/w","claude_session_id":"abc","source":"clear"}"#
         );
         assert_eq!(round_trip(&ControlRequest::Stop), r#"{"op":"stop"}"#);
+        assert_eq!(
+            round_trip(&ControlRequest::Log {
+                workspace: "/w".into(),
+                limit: 5
+            }),
+            r#"{"op":"log","workspace":"/w","limit":5}"#
+        );
     }
 
     #[test]
