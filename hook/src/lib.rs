@@ -18,6 +18,7 @@ mod input;
 mod install;
 mod link;
 mod locate;
+mod log;
 mod offline;
 mod output;
 mod reset;
@@ -85,6 +86,14 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Ask(ask) => match (socket(), workspace_of(ask.workspace.workspace.as_deref())) {
             (Ok(socket), Ok(workspace)) => runtime.block_on(ask::run(socket, workspace, ask.tool)),
             (Err(error), _) | (_, Err(error)) => fail(format_args!("{error:#}")),
+        },
+        Command::Log {
+            workspace,
+            count,
+            json,
+        } => match workspace_of(workspace.workspace.as_deref()) {
+            Ok(workspace) => runtime.block_on(log::run(&workspace, usize::from(count), json)),
+            Err(error) => fail(format_args!("{error:#}")),
         },
         Command::Stop => match socket() {
             Ok(socket) => runtime.block_on(stop::run(&socket)),

@@ -116,6 +116,37 @@ pub struct AnswerRecord {
     pub file: PathBuf,
 }
 
+impl AnswerRecord {
+    /// One line for `status`: `consult · CONSENSUS · 12.3 s · 2m ago`, the
+    /// age counted from `now_ms`.
+    pub fn summary(&self, now_ms: u64) -> String {
+        let mut parts = vec![self.tool.clone()];
+        if self.after_permit {
+            parts[0].push_str(" (after permit)");
+        }
+        match (self.outcome, &self.verdict) {
+            (Outcome::Answer, Some(verdict)) => parts.push(verdict.clone()),
+            (Outcome::Answer, None) => {}
+            (other, _) => parts.push(other.label().to_owned()),
+        }
+        if let Some(ms) = self.duration_ms {
+            parts.push(format!("{:.1} s", ms as f64 / 1000.0));
+        }
+        parts.push(format!("{} ago", age(now_ms.saturating_sub(self.finished_at_ms) / 1000)));
+        parts.join(" · ")
+    }
+}
+
+/// `seconds` as `45s`, `3m`, `2h 05m`, `3d 04h`.
+pub fn age(seconds: u64) -> String {
+    match seconds {
+        0..60 => format!("{seconds}s"),
+        60..3600 => format!("{}m", seconds / 60),
+        3600..86_400 => format!("{}h {:02}m", seconds / 3600, seconds / 60 % 60),
+        _ => format!("{}d {:02}h", seconds / 86_400, seconds / 3600 % 24),
+    }
+}
+
 /// The directory of `workspace`'s answers: its last component (for a person
 /// browsing the state directory) and a stable hash of its whole path.
 pub fn workspace_dir(state_dir: &Path, workspace: &Path) -> PathBuf {
@@ -372,6 +403,17 @@ mod tests {
     }
 
     const NOW: u64 = 1_768_472_102; // 2026-01-15T10:15:02Z
+
+    #[test]
+    fn a_record_reads_as_one_line() {
+        let mut kept = record(Path::new("/w"), "consult");
+        kept.finished_at_ms = NOW * 1000;
+        assert_eq!(kept.summary(NOW * 1000 + 125_000), "consult · CONSENSUS · 1.5 s · 2m ago");
+        kept.outcome = Outcome::Paused;
+        kept.duration_ms = None;
+        assert_eq!(kept.summary(NOW * 1000 + 4_000), "consult · paused · 4s ago");
+        assert_eq!(age(3 * 86_400 + 4 * 3600), "3d 04h");
+    }
 
     #[test]
     fn dates_are_utc_and_sortable() {

@@ -92,6 +92,18 @@ pub struct DaemonStatus {
     /// Every agent process, with the workspaces whose sessions it carries.
     #[serde(default)]
     pub agents: Vec<AgentProcessStatus>,
+    /// The newest answer kept for each workspace in `workspaces` that has
+    /// one, with the file holding its full text (`codex-fusion log` lists
+    /// the others).
+    #[serde(default)]
+    pub last_answers: Vec<AnswerRecord>,
+}
+
+impl DaemonStatus {
+    /// The newest kept answer of `workspace`, if it has one.
+    pub fn last_answer(&self, workspace: &std::path::Path) -> Option<&AnswerRecord> {
+        self.last_answers.iter().find(|record| record.workspace == workspace)
+    }
 }
 
 /// One agent process of the daemon's pool.
@@ -160,9 +172,6 @@ pub struct WorkspaceStatus {
     pub stderr_tail: Vec<String>,
     /// The other workspaces whose sessions share this one's agent process.
     pub shared_with: Vec<PathBuf>,
-    /// The newest answer kept for this workspace (`codex-fusion log` lists
-    /// the others), with the file that holds its full text.
-    pub last_answer: Option<AnswerRecord>,
 }
 
 /// The guardian settings in force for the workspace's last call.
