@@ -17,9 +17,9 @@ use crate::daemon::Daemon;
 use crate::progress;
 use crate::session::{Command, SessionHandle, TurnRequest};
 use crate::tools::{self, ToolCall};
-use codex_fusion_protocol::tools::ToolName;
 use crate::turn::{TurnOutcome, Waiter};
 use crate::{prompts, render};
+use codex_fusion_protocol::tools::ToolName;
 
 const INSTRUCTIONS: &str = "codex-fusion lets you consult Codex (OpenAI) as a second, independent reviewer. \
 Use consult, review_plan, review_diff, brainstorm or explore, then continue with reply until Codex's VERDICT \

@@ -71,7 +71,8 @@ impl Recent {
                 record.outcome = Outcome::Answer;
                 if let Some(verdict) = &answer.verdict {
                     record.verdict = Some(verdict.label().to_owned());
-                    let (crate::prompts::Verdict::Consensus(summary) | crate::prompts::Verdict::Open(summary)) = verdict;
+                    let (crate::prompts::Verdict::Consensus(summary) | crate::prompts::Verdict::Open(summary)) =
+                        verdict;
                     record.verdict_summary = Some(summary.clone()).filter(|summary| !summary.is_empty());
                 }
                 record.tokens = answer.usage.map(|usage| Tokens {
@@ -225,13 +226,18 @@ mod tests {
         let workspace = Path::new("/w");
         assert_eq!(recent.last(workspace), None);
         let pause = TurnOutcome::Refused("stand-in".into());
-        assert!(recent.entry(workspace, "permit", &pause, "x").is_none(), "no turn ended");
+        assert!(
+            recent.entry(workspace, "permit", &pause, "x").is_none(),
+            "no turn ended"
+        );
         let paused = TurnOutcome::Paused(crate::turn::Pause {
             id: "p1".into(),
             request: crate::guardian::PermissionRequest::default(),
             why: "a command".into(),
         });
-        let entry = recent.entry(workspace, "review_diff", &paused, "🔐 Codex paused").expect("kept");
+        let entry = recent
+            .entry(workspace, "review_diff", &paused, "🔐 Codex paused")
+            .expect("kept");
         assert_eq!(entry.record.outcome, Outcome::Paused);
         recent.keep(entry).await.expect("saved");
         let done = TurnOutcome::Answer(answer("Looks fine.\n\nVERDICT: CONSENSUS — ship it", &[]));

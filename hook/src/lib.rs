@@ -87,11 +87,7 @@ pub fn run(cli: Cli) -> ExitCode {
             (Ok(socket), Ok(workspace)) => runtime.block_on(ask::run(socket, workspace, ask.tool)),
             (Err(error), _) | (_, Err(error)) => fail(format_args!("{error:#}")),
         },
-        Command::Log {
-            workspace,
-            count,
-            json,
-        } => match workspace_of(workspace.workspace.as_deref()) {
+        Command::Log { workspace, count, json } => match workspace_of(workspace.workspace.as_deref()) {
             Ok(workspace) => runtime.block_on(log::run(&workspace, usize::from(count), json)),
             Err(error) => fail(format_args!("{error:#}")),
         },

@@ -132,7 +132,10 @@ impl AnswerRecord {
         if let Some(ms) = self.duration_ms {
             parts.push(format!("{:.1} s", ms as f64 / 1000.0));
         }
-        parts.push(format!("{} ago", age(now_ms.saturating_sub(self.finished_at_ms) / 1000)));
+        parts.push(format!(
+            "{} ago",
+            age(now_ms.saturating_sub(self.finished_at_ms) / 1000)
+        ));
         parts.join(" · ")
     }
 }
@@ -155,13 +158,20 @@ pub fn workspace_dir(state_dir: &Path, workspace: &Path) -> PathBuf {
         .map(|name| name.to_string_lossy().into_owned())
         .unwrap_or_default()
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
         .take(40)
         .collect();
     let name = if name.is_empty() { "root".to_owned() } else { name };
-    state_dir
-        .join(DIR)
-        .join(format!("{name}-{:016x}", fnv1a(workspace.as_os_str().as_encoded_bytes())))
+    state_dir.join(DIR).join(format!(
+        "{name}-{:016x}",
+        fnv1a(workspace.as_os_str().as_encoded_bytes())
+    ))
 }
 
 /// FNV-1a, 64 bits: stable across Rust versions, unlike `DefaultHasher`.
@@ -272,10 +282,14 @@ fn read_records(dir: &Path) -> Result<Vec<AnswerRecord>, PrivateError> {
             });
         }
         Ok(metadata) if metadata.file_type().is_symlink() => {
-            return Err(PrivateError::Symlink { path: dir.to_path_buf() });
+            return Err(PrivateError::Symlink {
+                path: dir.to_path_buf(),
+            });
         }
         Ok(metadata) if !metadata.is_dir() => {
-            return Err(PrivateError::NotADirectory { path: dir.to_path_buf() });
+            return Err(PrivateError::NotADirectory {
+                path: dir.to_path_buf(),
+            });
         }
         Ok(_) => {}
     }
@@ -315,9 +329,7 @@ fn prune(dir: &Path, limits: Limits, now: SystemTime) {
     let Ok(entries) = std::fs::read_dir(dir) else { return };
     for entry in entries.flatten() {
         let path = entry.path();
-        let ours = path
-            .extension()
-            .is_some_and(|ext| ext == TEXT_EXT || ext == RECORD_EXT);
+        let ours = path.extension().is_some_and(|ext| ext == TEXT_EXT || ext == RECORD_EXT);
         let stem = path.file_stem().map(|stem| stem.to_string_lossy().into_owned());
         if ours && stem.is_some_and(|stem| !keep.contains(&stem)) {
             // Removes a symlink itself, never its target.
@@ -330,7 +342,9 @@ fn prune(dir: &Path, limits: Limits, now: SystemTime) {
 /// `own_dir` would follow to wherever it points).
 fn own_real_dir(dir: &Path) -> Result<(), PrivateError> {
     if std::fs::symlink_metadata(dir).is_ok_and(|metadata| metadata.file_type().is_symlink()) {
-        return Err(PrivateError::Symlink { path: dir.to_path_buf() });
+        return Err(PrivateError::Symlink {
+            path: dir.to_path_buf(),
+        });
     }
     private::own_dir(dir)
 }
@@ -408,7 +422,10 @@ mod tests {
     fn a_record_reads_as_one_line() {
         let mut kept = record(Path::new("/w"), "consult");
         kept.finished_at_ms = NOW * 1000;
-        assert_eq!(kept.summary(NOW * 1000 + 125_000), "consult · CONSENSUS · 1.5 s · 2m ago");
+        assert_eq!(
+            kept.summary(NOW * 1000 + 125_000),
+            "consult · CONSENSUS · 1.5 s · 2m ago"
+        );
         kept.outcome = Outcome::Paused;
         kept.duration_ms = None;
         assert_eq!(kept.summary(NOW * 1000 + 4_000), "consult · paused · 4s ago");
@@ -428,15 +445,34 @@ mod tests {
         let temp = tempfile::tempdir().expect("tempdir");
         let workspace = Path::new("/home/u/my project");
         let old = umask_open(|| {
-            save(temp.path(), Limits::default(), record(workspace, "consult"), "first", at(NOW)).expect("saved")
+            save(
+                temp.path(),
+                Limits::default(),
+                record(workspace, "consult"),
+                "first",
+                at(NOW),
+            )
+            .expect("saved")
         });
-        let new = save(temp.path(), Limits::default(), record(workspace, "reply"), "sécond\n", at(NOW + 5)).expect("saved");
+        let new = save(
+            temp.path(),
+            Limits::default(),
+            record(workspace, "reply"),
+            "sécond\n",
+            at(NOW + 5),
+        )
+        .expect("saved");
         assert_eq!(std::fs::read_to_string(&old.file).expect("read"), "first");
         assert_eq!(new.chars, 7);
         assert_eq!(new.finished_at, "2026-01-15T10:15:07Z");
         assert_eq!(old.id, "20260115T101502.000Z-consult");
         let dir = workspace_dir(temp.path(), workspace);
-        assert!(dir.file_name().expect("name").to_string_lossy().starts_with("my_project-"));
+        assert!(
+            dir.file_name()
+                .expect("name")
+                .to_string_lossy()
+                .starts_with("my_project-")
+        );
         assert_eq!(mode(&temp.path().join(DIR)), 0o700);
         assert_eq!(mode(&dir), 0o700);
         for entry in std::fs::read_dir(&dir).expect("list").flatten() {
@@ -465,7 +501,16 @@ mod tests {
             age: KEEP_AGE,
         };
         let saved: Vec<AnswerRecord> = (0..5)
-            .map(|n| save(temp.path(), limits, record(workspace, "consult"), &format!("answer {n}"), at(NOW + n)).expect("saved"))
+            .map(|n| {
+                save(
+                    temp.path(),
+                    limits,
+                    record(workspace, "consult"),
+                    &format!("answer {n}"),
+                    at(NOW + n),
+                )
+                .expect("saved")
+            })
             .collect();
         let listed = list(temp.path(), workspace, 100).expect("lists");
         let texts: Vec<String> = listed
@@ -473,8 +518,13 @@ mod tests {
             .map(|record| std::fs::read_to_string(&record.file).expect("read"))
             .collect();
         assert_eq!(texts, ["answer 4", "answer 3", "answer 2"]);
-        assert!(!saved[0].file.exists() && !saved[1].file.exists(), "the oldest texts are gone");
-        let files = std::fs::read_dir(workspace_dir(temp.path(), workspace)).expect("list").count();
+        assert!(
+            !saved[0].file.exists() && !saved[1].file.exists(),
+            "the oldest texts are gone"
+        );
+        let files = std::fs::read_dir(workspace_dir(temp.path(), workspace))
+            .expect("list")
+            .count();
         assert_eq!(files, 6, "three texts and three records");
     }
 
@@ -485,9 +535,30 @@ mod tests {
             count: 20,
             age: Duration::from_secs(3600),
         };
-        let other = save(temp.path(), limits, record(Path::new("/other"), "consult"), "theirs", at(NOW)).expect("saved");
-        let stale = save(temp.path(), limits, record(Path::new("/w"), "consult"), "stale", at(NOW)).expect("saved");
-        let fresh = save(temp.path(), limits, record(Path::new("/w"), "consult"), "fresh", at(NOW + 3601)).expect("saved");
+        let other = save(
+            temp.path(),
+            limits,
+            record(Path::new("/other"), "consult"),
+            "theirs",
+            at(NOW),
+        )
+        .expect("saved");
+        let stale = save(
+            temp.path(),
+            limits,
+            record(Path::new("/w"), "consult"),
+            "stale",
+            at(NOW),
+        )
+        .expect("saved");
+        let fresh = save(
+            temp.path(),
+            limits,
+            record(Path::new("/w"), "consult"),
+            "fresh",
+            at(NOW + 3601),
+        )
+        .expect("saved");
         assert!(!stale.file.exists());
         assert_eq!(list(temp.path(), Path::new("/w"), 10).expect("lists"), vec![fresh]);
         assert_eq!(list(temp.path(), Path::new("/other"), 10).expect("lists"), vec![other]);
@@ -497,12 +568,26 @@ mod tests {
     fn a_text_left_without_its_record_is_removed_on_the_next_write() {
         let temp = tempfile::tempdir().expect("tempdir");
         let dir = workspace_dir(temp.path(), Path::new("/w"));
-        save(temp.path(), Limits::default(), record(Path::new("/w"), "consult"), "one", at(NOW)).expect("saved");
+        save(
+            temp.path(),
+            Limits::default(),
+            record(Path::new("/w"), "consult"),
+            "one",
+            at(NOW),
+        )
+        .expect("saved");
         let orphan = dir.join("20260101T000000.000Z-consult.md");
         std::fs::write(&orphan, "half").expect("write");
         let unrelated = dir.join("notes.txt");
         std::fs::write(&unrelated, "mine").expect("write");
-        save(temp.path(), Limits::default(), record(Path::new("/w"), "consult"), "two", at(NOW + 1)).expect("saved");
+        save(
+            temp.path(),
+            Limits::default(),
+            record(Path::new("/w"), "consult"),
+            "two",
+            at(NOW + 1),
+        )
+        .expect("saved");
         assert!(!orphan.exists());
         assert!(unrelated.exists(), "only the store's own files are pruned");
         assert_eq!(list(temp.path(), Path::new("/w"), 10).expect("lists").len(), 2);
@@ -520,10 +605,21 @@ mod tests {
         let dir = workspace_dir(&state, workspace);
         std::fs::create_dir_all(dir.parent().expect("parent")).expect("mkdir");
         std::os::unix::fs::symlink(&elsewhere, &dir).expect("symlink");
-        let error = save(&state, Limits::default(), record(workspace, "consult"), "secret", at(NOW)).expect_err("refused");
+        let error = save(
+            &state,
+            Limits::default(),
+            record(workspace, "consult"),
+            "secret",
+            at(NOW),
+        )
+        .expect_err("refused");
         assert!(matches!(error, PrivateError::Symlink { .. }), "{error}");
         assert!(matches!(list(&state, workspace, 10), Err(PrivateError::Symlink { .. })));
-        assert_eq!(std::fs::read_dir(&elsewhere).expect("list").count(), 0, "nothing written through it");
+        assert_eq!(
+            std::fs::read_dir(&elsewhere).expect("list").count(),
+            0,
+            "nothing written through it"
+        );
         assert_eq!(mode(&elsewhere), 0o755, "its target is never chmodded");
         std::fs::remove_file(&dir).expect("unlink");
 
@@ -531,7 +627,14 @@ mod tests {
         let state2 = temp.path().join("state2");
         std::fs::create_dir_all(&state2).expect("mkdir");
         std::os::unix::fs::symlink(&elsewhere, state2.join(DIR)).expect("symlink");
-        let error = save(&state2, Limits::default(), record(workspace, "consult"), "secret", at(NOW)).expect_err("refused");
+        let error = save(
+            &state2,
+            Limits::default(),
+            record(workspace, "consult"),
+            "secret",
+            at(NOW),
+        )
+        .expect_err("refused");
         assert!(matches!(error, PrivateError::Symlink { .. }), "{error}");
         assert_eq!(std::fs::read_dir(&elsewhere).expect("list").count(), 0);
 
@@ -541,7 +644,14 @@ mod tests {
         std::fs::write(&victim, "keep me").expect("write");
         std::fs::create_dir_all(&dir).expect("mkdir");
         std::os::unix::fs::symlink(&victim, dir.join("20260115T101502.000Z-consult.md")).expect("symlink");
-        let saved = save(&state, Limits::default(), record(workspace, "consult"), "answer", at(NOW)).expect("saved under another name");
+        let saved = save(
+            &state,
+            Limits::default(),
+            record(workspace, "consult"),
+            "answer",
+            at(NOW),
+        )
+        .expect("saved under another name");
         assert_eq!(saved.id, "20260115T101502.000Z-consult-2");
         assert_eq!(std::fs::read_to_string(&victim).expect("read"), "keep me");
         let mut forged = saved.clone();

@@ -41,9 +41,7 @@ async fn every_answer_is_in_log_whole_and_status_names_the_last() {
     let short = client.text("consult", json!({"question": "first"})).await;
     assert!(short.contains("prompts_seen=1"), "{short}");
     // Longer than Claude may see: the result is cut, the kept file is whole.
-    let long = client
-        .text("review_plan", json!({"plan": "fake:big:6000"}))
-        .await;
+    let long = client.text("review_plan", json!({"plan": "fake:big:6000"})).await;
     assert!(long.contains("answer cut at"), "{long}");
 
     let (source, records) = log_json(&env, &[]).await;
@@ -60,12 +58,20 @@ async fn every_answer_is_in_log_whole_and_status_names_the_last() {
         assert_eq!(record.verdict_summary.as_deref(), Some("fake agrees"));
         assert_eq!(record.stop_reason.as_deref(), Some("end_turn"));
         assert!(record.duration_ms.is_some() && record.tokens.is_some(), "{record:?}");
-        assert!(record.file.starts_with(env.state_dir.join("recent")), "{}", record.file.display());
+        assert!(
+            record.file.starts_with(env.state_dir.join("recent")),
+            "{}",
+            record.file.display()
+        );
         assert_eq!(mode(&record.file), 0o600);
         assert_eq!(mode(record.file.parent().expect("dir")), 0o700);
     }
     let full = std::fs::read_to_string(&newest.file).expect("the kept answer");
-    assert!(full.chars().count() > 6000, "the whole answer: {} chars", full.chars().count());
+    assert!(
+        full.chars().count() > 6000,
+        "the whole answer: {} chars",
+        full.chars().count()
+    );
     assert!(full.trim_end().ends_with("VERDICT: CONSENSUS — fake agrees"));
     assert_eq!(newest.chars, full.chars().count() as u64);
     assert!(
@@ -99,7 +105,10 @@ async fn every_answer_is_in_log_whole_and_status_names_the_last() {
         text.contains(&format!("full answer (Claude got it cut): {}", newest.file.display())),
         "{text}"
     );
-    assert!(text.contains(&format!("full answer: {}", oldest.file.display())), "{text}");
+    assert!(
+        text.contains(&format!("full answer: {}", oldest.file.display())),
+        "{text}"
+    );
 
     // status, as JSON and as text, and the MCP tool, name the last answer.
     let output = env.cli(&["status", "--json"], None).await;
@@ -123,7 +132,10 @@ async fn a_pause_and_the_answer_permit_brings_are_kept_under_the_tool_that_asked
     let env = TestEnv::new();
     let client = Client::start(&env, &[]).await;
     let paused = client
-        .text("review_diff", json!({"instructions": "fake:permission:execute:made.txt"}))
+        .text(
+            "review_diff",
+            json!({"instructions": "fake:permission:execute:made.txt"}),
+        )
         .await;
     assert!(paused.starts_with("🔐 Codex paused"), "{paused}");
     let answer = client.text("permit", json!({"decision": "allow"})).await;
@@ -132,7 +144,11 @@ async fn a_pause_and_the_answer_permit_brings_are_kept_under_the_tool_that_asked
     assert_eq!(records.len(), 2, "{records:?}");
     assert_eq!(records[1].outcome, Outcome::Paused);
     assert_eq!(records[1].tool, "review_diff");
-    assert!(std::fs::read_to_string(&records[1].file).expect("kept").contains("made.txt"));
+    assert!(
+        std::fs::read_to_string(&records[1].file)
+            .expect("kept")
+            .contains("made.txt")
+    );
     assert_eq!(records[0].outcome, Outcome::Answer);
     assert_eq!(records[0].tool, "review_diff");
     assert!(records[0].after_permit);
@@ -177,11 +193,19 @@ async fn log_reads_the_files_when_no_daemon_runs_and_says_when_there_is_nothing(
     );
     // Another workspace has none, and is told where some are.
     let other = env.dir("other");
-    let output = env.cli(&["log", "--workspace", other.to_str().expect("utf8")], None).await;
+    let output = env
+        .cli(&["log", "--workspace", other.to_str().expect("utf8")], None)
+        .await;
     assert!(output.status.success(), "{}", stderr(&output));
     let text = stdout(&output);
-    assert!(text.starts_with(&format!("No answers kept for {} yet.", other.display())), "{text}");
-    assert!(text.contains(&format!("  {} (last ", env.workspace.display())), "{text}");
+    assert!(
+        text.starts_with(&format!("No answers kept for {} yet.", other.display())),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("  {} (last ", env.workspace.display())),
+        "{text}"
+    );
     let output = env.cli(&["status"], None).await;
     assert!(
         stderr(&output).contains("not running"),
