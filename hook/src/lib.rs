@@ -2,9 +2,9 @@
 //! function per subcommand, arguments in, exit code out (0 success, 1
 //! failure; clap gives 2 for usage errors).
 //!
-//! Control commands (`reset`, `status`, `hook`, `stop`) talk to a running
-//! daemon over `link`, and `reset` and `hook` write the daemon's state file
-//! (`offline`) when none runs; `ask` speaks MCP to it through the shim's
+//! Control commands (`reset`, `status`, `hook`, `log`, `stop`) talk to a
+//! running daemon over `link`; when none runs, `reset` and `hook` write the
+//! daemon's state file (`offline`) and `log` reads the kept answers itself; `ask` speaks MCP to it through the shim's
 //! connector; `install` and `doctor` mostly look at files and other
 //! programs. Nothing here panics on a closed stdout or stderr (`output`).
 

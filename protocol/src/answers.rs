@@ -246,6 +246,10 @@ pub fn save(
 /// yet is an empty list; records that cannot be read (another user's, a
 /// symlink, not JSON) are skipped.
 pub fn list(state_dir: &Path, workspace: &Path, limit: usize) -> Result<Vec<AnswerRecord>, PrivateError> {
+    let root = state_dir.join(DIR);
+    if std::fs::symlink_metadata(&root).is_ok_and(|metadata| metadata.file_type().is_symlink()) {
+        return Err(PrivateError::Symlink { path: root });
+    }
     let dir = workspace_dir(state_dir, workspace);
     let mut records = read_records(&dir)?;
     // Two workspaces cannot share a directory unless their hashes collide;
