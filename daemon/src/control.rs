@@ -1,5 +1,5 @@
 //! Control requests from the CLI and the hook: ping, status, reset,
-//! session start, stop.
+//! session start, log, stop.
 
 use std::sync::Arc;
 
@@ -83,6 +83,20 @@ async fn handle(
                     ),
                 }
             }
+            Err(message) => (ControlResponse::Error { message }, false),
+        },
+        ControlRequest::Log { workspace, limit } => match canonical_workspace(&workspace) {
+            Ok(workspace) => match daemon.recent.list(&workspace, limit).await {
+                Ok(answers) => (
+                    ControlResponse::Log {
+                        workspace,
+                        state_dir: daemon.recent.state_dir().to_path_buf(),
+                        answers,
+                    },
+                    false,
+                ),
+                Err(message) => (ControlResponse::Error { message }, false),
+            },
             Err(message) => (ControlResponse::Error { message }, false),
         },
         ControlRequest::Stop => {

@@ -37,6 +37,8 @@ pub struct Daemon {
     pool: Arc<Pool>,
     connections: AtomicUsize,
     next_call: AtomicU64,
+    /// Every workspace's recent answers, kept whole (`codex-fusion log`).
+    pub recent: Arc<crate::recent::Recent>,
 }
 
 impl Daemon {
@@ -66,10 +68,12 @@ impl Daemon {
             launcher: crate::session::Launcher::Spawn,
             pause_ids: crate::turn::PauseIds::new(),
         });
+        let recent = crate::recent::Recent::new(state_dir.clone(), Default::default());
         Arc::new(Daemon {
             started: Instant::now(),
             socket,
             state_dir,
+            recent,
             tasks,
             shutdown,
             sessions_stopped: CancellationToken::new(),
@@ -123,6 +127,7 @@ impl Daemon {
     /// Daemon health and every session's (or only `only`'s) status.
     pub async fn status(&self, only: Option<&Path>) -> DaemonStatus {
         let mut workspaces = Vec::new();
+        let mut last_answers = Vec::new();
         for (path, handle) in self.all_sessions() {
             if only.is_some_and(|only| only != path) {
                 continue;
@@ -130,6 +135,7 @@ impl Daemon {
             if let Ok(status) = handle.status().await {
                 workspaces.push(status);
             }
+            last_answers.extend(self.recent.last(&path));
         }
         DaemonStatus {
             daemon_version: codex_fusion_protocol::PACKAGE_VERSION.to_owned(),
@@ -140,6 +146,7 @@ impl Daemon {
             connections: self.connections.load(Ordering::Relaxed),
             workspaces,
             agents: self.pool.status(),
+            last_answers,
         }
     }
 

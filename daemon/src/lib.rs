@@ -24,6 +24,7 @@ pub mod models;
 pub mod pool;
 pub mod progress;
 pub mod prompts;
+pub mod recent;
 pub mod render;
 pub mod resolve;
 pub mod sensitive;

@@ -19,6 +19,7 @@ use crate::session::{Command, SessionHandle, TurnRequest};
 use crate::tools::{self, ToolCall};
 use crate::turn::{TurnOutcome, Waiter};
 use crate::{prompts, render};
+use codex_fusion_protocol::tools::ToolName;
 
 const INSTRUCTIONS: &str = "codex-fusion lets you consult Codex (OpenAI) as a second, independent reviewer. \
 Use consult, review_plan, review_diff, brainstorm or explore, then continue with reply until Codex's VERDICT \
@@ -69,7 +70,7 @@ impl McpService {
                 let prompt = prompts::build(&tool, &self.workspace);
                 let name = tool.name();
                 let choice = tool.choice();
-                self.wait_on_session(context, |waiter| {
+                self.wait_on_session(context, name, |waiter| {
                     Command::Turn(TurnRequest {
                         tool: name,
                         prompt,
@@ -82,7 +83,7 @@ impl McpService {
                 .await
             }
             ToolCall::Permit(args) => {
-                self.wait_on_session(context, |waiter| Command::Permit {
+                self.wait_on_session(context, ToolName::Permit.as_str(), |waiter| Command::Permit {
                     decision: args.decision,
                     note: args.note,
                     id: args.id,
@@ -118,10 +119,12 @@ impl McpService {
     }
 
     /// Sends the command built by `make` and waits for its outcome, forwarding
-    /// progress, and cancelling the call if the client does.
+    /// progress, and cancelling the call if the client does. `tool` names
+    /// the call in the recent answers.
     async fn wait_on_session(
         &self,
         context: RequestContext<RoleServer>,
+        tool: &'static str,
         make: impl FnOnce(Waiter) -> Command,
     ) -> Result<CallToolResult, ErrorData> {
         let call = self.daemon.next_call_id();
@@ -145,7 +148,7 @@ impl McpService {
                 forwarder.finish().await;
                 match outcome {
                     Ok(TurnOutcome::Invalid(message)) => Err(ErrorData::invalid_params(message, None)),
-                    Ok(outcome) => Ok(self.result_of(outcome)),
+                    Ok(outcome) => Ok(self.result_of(tool, outcome).await),
                     Err(_) => Err(internal(session.gone())),
                 }
             }
@@ -166,28 +169,48 @@ impl McpService {
 }
 
 impl McpService {
-    /// The tool result of a turn; no result exceeds the result budget.
-    fn result_of(&self, outcome: TurnOutcome) -> CallToolResult {
+    /// The tool result of a turn; no result exceeds the result budget. The
+    /// whole outcome is kept in the recent answers first: a client that
+    /// puts a long call in the background may never show it
+    /// (`codex-fusion log` then does).
+    async fn result_of(&self, tool: &str, outcome: TurnOutcome) -> CallToolResult {
         let limit = self.settings.max_result_chars;
-        let text = match outcome {
+        let recent = &self.daemon.recent;
+        let text = match &outcome {
             TurnOutcome::Answer(answer) => {
-                let whole = render::answer(&answer);
-                if render::cost(&whole) <= limit {
+                let whole = render::answer(answer);
+                let fits = render::cost(&whole) <= limit;
+                let kept = match recent.entry(&self.workspace, tool, &outcome, &answer.text) {
+                    Some(mut entry) => {
+                        entry.record.cut = !fits;
+                        recent.keep(entry).await
+                    }
+                    None => None,
+                };
+                if fits {
                     whole
                 } else {
-                    let saved = save_private(&self.daemon.state_dir, "answers", &answer.text);
-                    render::answer_within(&answer, limit, saved.as_deref())
+                    // The kept file holds the full answer; only if it could
+                    // not be kept is it saved on its own.
+                    let saved = match kept {
+                        Some(record) => Some(record.file),
+                        None => save_private(&self.daemon.state_dir, "answers", &answer.text),
+                    };
+                    render::answer_within(answer, limit, saved.as_deref())
                 }
             }
             TurnOutcome::Paused(pause) => {
-                let whole = render::pause(&pause);
+                let whole = render::pause(pause);
+                if let Some(entry) = recent.entry(&self.workspace, tool, &outcome, &render::pause_to_save(pause)) {
+                    recent.keep(entry).await;
+                }
                 let text = if render::cost(&whole) <= limit {
                     whole
                 } else {
                     // A command is never shown cut: what does not fit is
                     // saved whole and the pause names the file.
-                    let saved = save_private(&self.daemon.state_dir, "pauses", &render::pause_to_save(&pause));
-                    render::pause_within(&pause, limit, saved.as_deref())
+                    let saved = save_private(&self.daemon.state_dir, "pauses", &render::pause_to_save(pause));
+                    render::pause_within(pause, limit, saved.as_deref())
                 };
                 let mut meta = rmcp::model::MetaObject::default();
                 codex_fusion_protocol::PauseMeta::new(pause.id.clone()).insert_into(&mut meta.0);
@@ -196,7 +219,10 @@ impl McpService {
                 return result;
             }
             TurnOutcome::Failed(message) | TurnOutcome::Refused(message) | TurnOutcome::Invalid(message) => {
-                return CallToolResult::error(vec![ContentBlock::text(render::fit(message, limit))]);
+                if let Some(entry) = recent.entry(&self.workspace, tool, &outcome, message) {
+                    recent.keep(entry).await;
+                }
+                return CallToolResult::error(vec![ContentBlock::text(render::fit(message.clone(), limit))]);
             }
         };
         CallToolResult::success(vec![ContentBlock::text(text)])

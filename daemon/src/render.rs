@@ -261,6 +261,15 @@ pub fn status(daemon: &DaemonStatus, workspace: &WorkspaceStatus) -> String {
     if let Some(error) = &workspace.last_error {
         let _ = writeln!(text, "last error: {error}");
     }
+    if let Some(last) = daemon.last_answer(&workspace.workspace) {
+        let now = codex_fusion_protocol::answers::millis_since_epoch(std::time::SystemTime::now());
+        let _ = writeln!(
+            text,
+            "last answer: {} · full text in {} (`codex-fusion log` lists the recent ones)",
+            last.summary(now),
+            last.file.display()
+        );
+    }
     let _ = writeln!(
         text,
         "daemon: codex-fusiond {} (pid {}), up {}, {}, {}",

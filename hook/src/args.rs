@@ -13,7 +13,7 @@ use serde_json::{Map, Value};
 #[command(
     name = "codex-fusion",
     version,
-    about = "Talk to the codex-fusion daemon from the shell: reset, status, hook, doctor, install, ask, stop",
+    about = "Talk to the codex-fusion daemon from the shell: reset, status, hook, doctor, install, ask, stop, log",
     long_about = "Talk to the codex-fusion daemon (codex-fusiond) from the shell.\n\n\
         Claude Code reaches Codex through the MCP server codex-fusion-mcp; this command \
         manages the same daemon: reset or inspect a workspace's Codex session, run a tool \
@@ -70,6 +70,33 @@ pub enum Command {
     Ask(AskArgs),
     /// Stop the daemon gracefully and wait until it is gone
     Stop,
+    /// List a workspace's recent Codex turns and where each full answer is kept
+    #[command(long_about = "List a workspace's recent Codex turns, newest first: when each \
+        ended, the tool, the verdict, tokens, duration, the agent's stop reason, and the file \
+        that holds the full answer.\n\n\
+        The daemon keeps every answer (and every 🔐 pause and failure) whole, even when \
+        Claude never showed it: Claude Code moves an MCP call that runs longer than \
+        CLAUDE_CODE_MCP_AUTO_BACKGROUND_MS (120 s by default) to the background, and its \
+        result may then be ignored. It keeps the last 20 per workspace for 7 days, in \
+        private files (0600) under the state directory's `recent/`. No CODEX_FUSION_LOG is \
+        needed.\n\n\
+        Asks the running daemon (which knows its own state directory); when none runs, \
+        reads the files directly.\n\n\
+        Examples:\n  \
+        codex-fusion log                  the last 10 turns of this directory's workspace\n  \
+        codex-fusion log -n 1             the last one\n  \
+        cat \"$(codex-fusion log -n 1 --json | jq -r '.answers[0].file')\"")]
+    Log {
+        #[command(flatten)]
+        workspace: WorkspaceArg,
+        /// How many turns to list, newest first
+        #[arg(short = 'n', long = "count", value_name = "N", default_value_t = 10,
+              value_parser = clap::value_parser!(u16).range(1..))]
+        count: u16,
+        /// Print the records as JSON (for scripts): workspace, state_dir, source, answers
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// `--workspace DIR`, shared by the commands that act on one workspace.

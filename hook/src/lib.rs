@@ -2,9 +2,9 @@
 //! function per subcommand, arguments in, exit code out (0 success, 1
 //! failure; clap gives 2 for usage errors).
 //!
-//! Control commands (`reset`, `status`, `hook`, `stop`) talk to a running
-//! daemon over `link`, and `reset` and `hook` write the daemon's state file
-//! (`offline`) when none runs; `ask` speaks MCP to it through the shim's
+//! Control commands (`reset`, `status`, `hook`, `log`, `stop`) talk to a
+//! running daemon over `link`; when none runs, `reset` and `hook` write the
+//! daemon's state file (`offline`) and `log` reads the kept answers itself; `ask` speaks MCP to it through the shim's
 //! connector; `install` and `doctor` mostly look at files and other
 //! programs. Nothing here panics on a closed stdout or stderr (`output`).
 
@@ -18,6 +18,7 @@ mod input;
 mod install;
 mod link;
 mod locate;
+mod log;
 mod offline;
 mod output;
 mod reset;
@@ -85,6 +86,10 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Ask(ask) => match (socket(), workspace_of(ask.workspace.workspace.as_deref())) {
             (Ok(socket), Ok(workspace)) => runtime.block_on(ask::run(socket, workspace, ask.tool)),
             (Err(error), _) | (_, Err(error)) => fail(format_args!("{error:#}")),
+        },
+        Command::Log { workspace, count, json } => match workspace_of(workspace.workspace.as_deref()) {
+            Ok(workspace) => runtime.block_on(log::run(&workspace, usize::from(count), json)),
+            Err(error) => fail(format_args!("{error:#}")),
         },
         Command::Stop => match socket() {
             Ok(socket) => runtime.block_on(stop::run(&socket)),

@@ -6,6 +6,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use codex_fusion_protocol::Role;
+use codex_fusion_protocol::answers::{self, AnswerRecord};
 use codex_fusion_protocol::control::{
     AgentProcessStatus, ControlRequest, ControlResponse, DaemonStatus, WorkspaceStatus,
 };
@@ -85,7 +86,7 @@ pub fn render(status: &DaemonStatus, only: Option<&Path>, here: Option<&Path>) -
         // Name the workspace in the hint unless it is the one a bare command
         // would act on.
         let named = only.is_some() || here != Some(workspace.workspace.as_path());
-        render_workspace(&mut out, workspace, named);
+        render_workspace(&mut out, workspace, named, status.last_answer(&workspace.workspace));
     }
     for agent in &status.agents {
         out.push('\n');
@@ -129,7 +130,7 @@ fn render_agent(out: &mut String, agent: &AgentProcessStatus) {
     row(out, "  ", "sessions", &sessions);
 }
 
-fn render_workspace(out: &mut String, workspace: &WorkspaceStatus, named: bool) {
+fn render_workspace(out: &mut String, workspace: &WorkspaceStatus, named: bool, last: Option<&AnswerRecord>) {
     let _ = writeln!(out, "workspace {}", workspace.workspace.display());
     let session = match &workspace.session_id {
         Some(id) => {
@@ -245,6 +246,11 @@ fn render_workspace(out: &mut String, workspace: &WorkspaceStatus, named: bool) 
     if let Some(error) = &workspace.last_error {
         row(out, "  ", "last error", error);
     }
+    if let Some(last) = last {
+        let now = answers::millis_since_epoch(std::time::SystemTime::now());
+        row(out, "  ", "last answer", &last.summary(now));
+        row(out, "  ", "", &last.file.display().to_string());
+    }
     if !workspace.stderr_tail.is_empty() {
         let _ = writeln!(out, "  codex-acp stderr (latest last):");
         let start = workspace.stderr_tail.len().saturating_sub(STDERR_LINES);
@@ -293,6 +299,7 @@ mod tests {
             connections: 1,
             workspaces,
             agents: Vec::new(),
+            last_answers: Vec::new(),
         }
     }
 
@@ -394,6 +401,33 @@ workspace /home/u/project
                 "{only:?} {here:?}: {text}"
             );
         }
+    }
+
+    #[test]
+    fn the_last_answer_and_its_file_are_named() {
+        let workspace = WorkspaceStatus {
+            workspace: "/w/a".into(),
+            agent_state: "ready".into(),
+            ..WorkspaceStatus::default()
+        };
+        let mut status = daemon(vec![workspace]);
+        let now = answers::millis_since_epoch(std::time::SystemTime::now());
+        status.last_answers = vec![AnswerRecord {
+            workspace: "/w/a".into(),
+            tool: "consult".into(),
+            verdict: Some("CONSENSUS".into()),
+            duration_ms: Some(1500),
+            finished_at_ms: now - 125_000,
+            file: "/s/recent/a-1/x.md".into(),
+            ..AnswerRecord::default()
+        }];
+        let text = render(&status, None, None);
+        assert!(
+            text.contains(
+                "  last answer    consult · CONSENSUS · 1.5 s · 2m ago\n                 /s/recent/a-1/x.md\n"
+            ),
+            "{text}"
+        );
     }
 
     #[test]

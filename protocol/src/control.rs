@@ -9,6 +9,8 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use crate::answers::AnswerRecord;
+
 /// A request on a control connection.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
@@ -29,6 +31,8 @@ pub enum ControlRequest {
         claude_session_id: Option<String>,
         source: SessionSource,
     },
+    /// The recent answers kept for `workspace`, newest first, at most `limit`.
+    Log { workspace: PathBuf, limit: usize },
     /// Stop the daemon gracefully.
     Stop,
 }
@@ -62,6 +66,13 @@ pub enum ControlResponse {
         action: String,
     },
     Stopping,
+    /// The answers a [`ControlRequest::Log`] asked for, newest first, and
+    /// the daemon's state directory they are kept in.
+    Log {
+        workspace: PathBuf,
+        state_dir: PathBuf,
+        answers: Vec<AnswerRecord>,
+    },
     /// The request failed; `message` says why and what to do.
     Error {
         message: String,
@@ -81,6 +92,18 @@ pub struct DaemonStatus {
     /// Every agent process, with the workspaces whose sessions it carries.
     #[serde(default)]
     pub agents: Vec<AgentProcessStatus>,
+    /// The newest answer kept for each workspace in `workspaces` that has
+    /// one, with the file holding its full text (`codex-fusion log` lists
+    /// the others).
+    #[serde(default)]
+    pub last_answers: Vec<AnswerRecord>,
+}
+
+impl DaemonStatus {
+    /// The newest kept answer of `workspace`, if it has one.
+    pub fn last_answer(&self, workspace: &std::path::Path) -> Option<&AnswerRecord> {
+        self.last_answers.iter().find(|record| record.workspace == workspace)
+    }
 }
 
 /// One agent process of the daemon's pool.
@@ -203,6 +226,13 @@ mod tests {
             r#"{"op":"session_start","workspace":"/w","claude_session_id":"abc","source":"clear"}"#
         );
         assert_eq!(round_trip(&ControlRequest::Stop), r#"{"op":"stop"}"#);
+        assert_eq!(
+            round_trip(&ControlRequest::Log {
+                workspace: "/w".into(),
+                limit: 5
+            }),
+            r#"{"op":"log","workspace":"/w","limit":5}"#
+        );
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! creates them the same way.
 
 pub mod allow;
+pub mod answers;
 pub mod codex_doctor;
 pub mod command;
 pub mod control;

@@ -192,6 +192,7 @@ fn control_response() -> impl Strategy<Value = ControlResponse> {
                         connections,
                         workspaces,
                         agents,
+                        last_answers: Vec::new(),
                     })
                 }
             ),

@@ -168,3 +168,57 @@ async fn claude_mcp_list_shows_the_server_connected() {
         .unwrap_or_else(|| panic!("codex-fusion is listed: {text}"));
     assert!(line.contains("✔ Connected"), "{line}");
 }
+
+/// Issue 16: Claude Code moves an MCP call that runs longer than
+/// `CLAUDE_CODE_MCP_AUTO_BACKGROUND_MS` to the background (under `-p` only
+/// with `CLAUDE_AUTO_BACKGROUND_TASKS` set). The model's tool result is then
+/// a notice; the answer comes later as a `<task-notification>` inside a
+/// system reminder, which a model is free to pass over (this mock does).
+/// The daemon still keeps the whole answer: `codex-fusion log` lists it,
+/// `status` names its file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_claude_code_moves_to_the_background_still_leaves_its_answer_in_log() {
+    let Some(mut claude) = ClaudeCode::new().await else {
+        return;
+    };
+    claude
+        .env
+        .set("CLAUDE_AUTO_BACKGROUND_TASKS", "1")
+        .set("CLAUDE_CODE_MCP_AUTO_BACKGROUND_MS", "1500");
+    claude.install().await;
+    let question = format!("Is the migration safe? {}", claude.codex.think(5000));
+    let run = claude.print(&consult(&question), &[]).await;
+    let mark = claude.codex.answer_mark();
+    let results = claude.anthropic.tool_results().await;
+    let notice = results
+        .iter()
+        .find(|text| text.contains("moved to the background"))
+        .unwrap_or_else(|| panic!("Claude Code did not background the call: {results:?}"));
+    assert!(!notice.contains(mark), "{notice}");
+    assert!(
+        results.iter().all(|text| !text.contains(mark)),
+        "no tool result carries the answer: {results:?}"
+    );
+    // It reaches the model only as a notification, which the mock ignores.
+    let requests = claude.anthropic.requests().await;
+    assert!(
+        requests
+            .iter()
+            .any(|request| request.to_string().contains("<task-notification>") && request.to_string().contains(mark)),
+        "the answer arrived as a task notification: {requests:?}"
+    );
+    assert!(!run.result.contains(mark), "Claude never read it: {}", run.result);
+
+    let output = claude.env.cli(&["log", "--json", "-n", "1"], None).await;
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let log: Value = serde_json::from_slice(&output.stdout).expect("log JSON");
+    let kept = &log["answers"][0];
+    assert_eq!(kept["tool"], "consult", "{log}");
+    assert_eq!(kept["outcome"], "answer", "{log}");
+    let file = kept["file"].as_str().expect("the file");
+    let text = std::fs::read_to_string(file).expect("the kept answer");
+    assert!(text.contains(mark), "{text}");
+    let output = claude.env.cli(&["status", "--json"], None).await;
+    let status: Value = serde_json::from_slice(&output.stdout).expect("status JSON");
+    assert_eq!(status["last_answers"][0]["file"], file, "{status}");
+}

@@ -1,0 +1,266 @@
+//! The daemon's side of the store of recent answers
+//! ([`codex_fusion_protocol::answers`]): every result a turn tool renders is
+//! kept here, whole, before it goes to the client, so an answer Claude Code
+//! moved to the background (and the model then ignored) is still in
+//! `codex-fusion log` and in the file `status` names.
+//!
+//! Writes happen on the blocking pool, one at a time (a write prunes, and
+//! pruning must not remove a text whose record another write is about to
+//! add). The newest record of each workspace is also kept in memory, for
+//! `status`.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use codex_fusion_protocol::answers::{self, AnswerRecord, Limits, Outcome, Tokens};
+
+use crate::turn::{Answer, TurnOutcome};
+
+/// The recent answers of every workspace.
+pub struct Recent {
+    state_dir: PathBuf,
+    limits: Limits,
+    /// Held for a whole write (text, record, prune).
+    writing: Mutex<()>,
+    /// Each workspace's newest record, once known (`None`: none on disk).
+    newest: Mutex<HashMap<PathBuf, Option<AnswerRecord>>>,
+    /// The tool of each workspace's turn that is paused, so the answer a
+    /// `permit` brings is recorded under the tool that asked.
+    paused_tool: Mutex<HashMap<PathBuf, String>>,
+}
+
+/// What a turn's outcome is kept as: the facts of its record and its text.
+pub struct Entry {
+    pub record: AnswerRecord,
+    pub text: String,
+}
+
+impl Recent {
+    pub fn new(state_dir: PathBuf, limits: Limits) -> Arc<Recent> {
+        Arc::new(Recent {
+            state_dir,
+            limits,
+            writing: Mutex::new(()),
+            newest: Mutex::new(HashMap::new()),
+            paused_tool: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The entry for `outcome` of a call of `tool` on `workspace`, or `None`
+    /// for an outcome that is no turn's end (a refused `permit`, a bad
+    /// argument). `text` is what is kept: the answer, the 🔐 text, the
+    /// error.
+    pub fn entry(&self, workspace: &Path, tool: &str, outcome: &TurnOutcome, text: &str) -> Option<Entry> {
+        let after_permit = tool == codex_fusion_protocol::tools::ToolName::Permit.as_str();
+        let tool = if after_permit {
+            lock(&self.paused_tool)
+                .remove(workspace)
+                .unwrap_or_else(|| tool.to_owned())
+        } else {
+            tool.to_owned()
+        };
+        let mut record = AnswerRecord {
+            workspace: workspace.to_path_buf(),
+            after_permit,
+            ..AnswerRecord::default()
+        };
+        match outcome {
+            TurnOutcome::Answer(answer) => {
+                record.outcome = Outcome::Answer;
+                if let Some(verdict) = &answer.verdict {
+                    record.verdict = Some(verdict.label().to_owned());
+                    let (crate::prompts::Verdict::Consensus(summary) | crate::prompts::Verdict::Open(summary)) =
+                        verdict;
+                    record.verdict_summary = Some(summary.clone()).filter(|summary| !summary.is_empty());
+                }
+                record.tokens = answer.usage.map(|usage| Tokens {
+                    input: usage.input_tokens,
+                    output: usage.output_tokens,
+                    reasoning: usage.reasoning_tokens,
+                });
+                record.duration_ms = Some(u64::try_from(answer.elapsed.as_millis()).unwrap_or(u64::MAX));
+                record.stop_reason = Some(stop_reason_of(answer).to_owned());
+            }
+            TurnOutcome::Paused(_) => {
+                record.outcome = Outcome::Paused;
+                // The next `permit` on this workspace resumes this tool's turn.
+                lock(&self.paused_tool).insert(workspace.to_path_buf(), tool.clone());
+            }
+            TurnOutcome::Failed(_) => record.outcome = Outcome::Failed,
+            TurnOutcome::Refused(_) | TurnOutcome::Invalid(_) => return None,
+        }
+        record.tool = tool;
+        Some(Entry {
+            record,
+            text: text.to_owned(),
+        })
+    }
+
+    /// Saves `entry` (on the blocking pool) and prunes its workspace; the
+    /// record as saved, or `None` when it could not be (logged: the answer
+    /// still goes to the client).
+    pub async fn keep(self: &Arc<Self>, entry: Entry) -> Option<AnswerRecord> {
+        let recent = self.clone();
+        let workspace = entry.record.workspace.clone();
+        let saved = tokio::task::spawn_blocking(move || {
+            let _writing = lock(&recent.writing);
+            answers::save(
+                &recent.state_dir,
+                recent.limits,
+                entry.record,
+                &entry.text,
+                SystemTime::now(),
+            )
+        })
+        .await;
+        match saved {
+            Ok(Ok(record)) => {
+                lock(&self.newest).insert(workspace, Some(record.clone()));
+                Some(record)
+            }
+            Ok(Err(error)) => {
+                tracing::warn!(workspace = %workspace.display(), %error, "cannot keep the answer in the recent answers");
+                None
+            }
+            Err(error) => {
+                tracing::warn!(%error, "the task keeping an answer failed");
+                None
+            }
+        }
+    }
+
+    /// `workspace`'s newest kept answer, if it is still kept.
+    pub fn last(&self, workspace: &Path) -> Option<AnswerRecord> {
+        let known = lock(&self.newest).get(workspace).cloned();
+        let newest = match known {
+            Some(newest) => newest,
+            None => {
+                // Kept by an earlier daemon: read once from disk.
+                let newest = answers::list(&self.state_dir, workspace, 1)
+                    .ok()
+                    .and_then(|mut records| records.pop());
+                lock(&self.newest).insert(workspace.to_path_buf(), newest.clone());
+                newest
+            }
+        };
+        let oldest_kept = answers::millis_since_epoch(SystemTime::now())
+            .saturating_sub(u64::try_from(self.limits.age.as_millis()).unwrap_or(u64::MAX));
+        newest.filter(|record| record.finished_at_ms >= oldest_kept)
+    }
+
+    /// `workspace`'s kept answers, newest first, at most `limit`.
+    pub async fn list(&self, workspace: &Path, limit: usize) -> Result<Vec<AnswerRecord>, String> {
+        let state_dir = self.state_dir.clone();
+        let workspace = workspace.to_path_buf();
+        tokio::task::spawn_blocking(move || answers::list(&state_dir, &workspace, limit))
+            .await
+            .map_err(|error| error.to_string())?
+            .map_err(|error| error.to_string())
+    }
+
+    pub fn state_dir(&self) -> &Path {
+        &self.state_dir
+    }
+}
+
+/// Why the agent ended an answered turn. The session reports it only in
+/// the footer's notes (`session/turns.rs`); until `Answer` carries it, the
+/// notes are read back.
+pub fn stop_reason_of(answer: &Answer) -> &'static str {
+    let noted = |needle: &str| answer.notes.iter().any(|note| note.contains(needle));
+    if noted("hit its token limit") {
+        "max_tokens"
+    } else if noted("hit its step limit") {
+        "max_turn_requests"
+    } else if noted("refused to continue") {
+        "refusal"
+    } else {
+        "end_turn"
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poison| poison.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::turn::TurnUsage;
+    use std::time::Duration;
+
+    fn answer(text: &str, notes: &[&str]) -> Answer {
+        Answer {
+            text: text.to_owned(),
+            elapsed: Duration::from_millis(2500),
+            usage: Some(TurnUsage {
+                input_tokens: 100,
+                output_tokens: 20,
+                reasoning_tokens: 5,
+            }),
+            verdict: crate::prompts::Verdict::parse(text),
+            notes: notes.iter().map(|note| (*note).to_owned()).collect(),
+        }
+    }
+
+    #[test]
+    fn the_stop_reason_is_read_from_the_notes() {
+        assert_eq!(stop_reason_of(&answer("a", &[])), "end_turn");
+        assert_eq!(
+            stop_reason_of(&answer("a", &["answer cut short: Codex hit its token limit"])),
+            "max_tokens"
+        );
+        assert_eq!(
+            stop_reason_of(&answer("a", &["answer cut short: Codex hit its step limit"])),
+            "max_turn_requests"
+        );
+        assert_eq!(stop_reason_of(&answer("a", &["Codex refused to continue"])), "refusal");
+    }
+
+    #[tokio::test]
+    async fn an_answer_after_a_permit_is_kept_under_the_tool_that_paused() {
+        let temp = tempfile::tempdir().expect("tempdir");
+        let recent = Recent::new(temp.path().to_path_buf(), Limits::default());
+        let workspace = Path::new("/w");
+        assert_eq!(recent.last(workspace), None);
+        let pause = TurnOutcome::Refused("stand-in".into());
+        assert!(
+            recent.entry(workspace, "permit", &pause, "x").is_none(),
+            "no turn ended"
+        );
+        let paused = TurnOutcome::Paused(crate::turn::Pause {
+            id: "p1".into(),
+            request: crate::guardian::PermissionRequest::default(),
+            why: "a command".into(),
+        });
+        let entry = recent
+            .entry(workspace, "review_diff", &paused, "🔐 Codex paused")
+            .expect("kept");
+        assert_eq!(entry.record.outcome, Outcome::Paused);
+        recent.keep(entry).await.expect("saved");
+        let done = TurnOutcome::Answer(answer("Looks fine.\n\nVERDICT: CONSENSUS — ship it", &[]));
+        let entry = recent.entry(workspace, "permit", &done, "Looks fine.").expect("kept");
+        let record = recent.keep(entry).await.expect("saved");
+        assert_eq!(record.tool, "review_diff");
+        assert!(record.after_permit);
+        assert_eq!(record.verdict.as_deref(), Some("CONSENSUS"));
+        assert_eq!(record.verdict_summary.as_deref(), Some("ship it"));
+        assert_eq!(record.duration_ms, Some(2500));
+        assert_eq!(record.stop_reason.as_deref(), Some("end_turn"));
+        assert_eq!(
+            record.tokens,
+            Some(Tokens {
+                input: 100,
+                output: 20,
+                reasoning: 5
+            })
+        );
+        assert_eq!(recent.last(workspace), Some(record.clone()));
+        assert_eq!(recent.list(workspace, 10).await.expect("lists").len(), 2);
+        // A new daemon finds it on disk.
+        let later = Recent::new(temp.path().to_path_buf(), Limits::default());
+        assert_eq!(later.last(workspace), Some(record));
+    }
+}
