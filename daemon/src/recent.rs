@@ -16,7 +16,7 @@ use std::time::SystemTime;
 
 use codex_fusion_protocol::answers::{self, AnswerRecord, Limits, Outcome, Tokens};
 
-use crate::turn::{Answer, TurnOutcome};
+use crate::turn::TurnOutcome;
 
 /// The recent answers of every workspace.
 pub struct Recent {
@@ -81,7 +81,7 @@ impl Recent {
                     reasoning: usage.reasoning_tokens,
                 });
                 record.duration_ms = Some(u64::try_from(answer.elapsed.as_millis()).unwrap_or(u64::MAX));
-                record.stop_reason = Some(stop_reason_of(answer).to_owned());
+                record.stop_reason = Some(answer.stop_reason.to_owned());
             }
             TurnOutcome::Paused(_) => {
                 record.outcome = Outcome::Paused;
@@ -165,22 +165,6 @@ impl Recent {
     }
 }
 
-/// Why the agent ended an answered turn. The session reports it only in
-/// the footer's notes (`session/turns.rs`); until `Answer` carries it, the
-/// notes are read back.
-pub fn stop_reason_of(answer: &Answer) -> &'static str {
-    let noted = |needle: &str| answer.notes.iter().any(|note| note.contains(needle));
-    if noted("hit its token limit") {
-        "max_tokens"
-    } else if noted("hit its step limit") {
-        "max_turn_requests"
-    } else if noted("refused to continue") {
-        "refusal"
-    } else {
-        "end_turn"
-    }
-}
-
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|poison| poison.into_inner())
 }
@@ -188,7 +172,7 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::turn::TurnUsage;
+    use crate::turn::{Answer, TurnUsage};
     use std::time::Duration;
 
     fn answer(text: &str, notes: &[&str]) -> Answer {
@@ -202,21 +186,8 @@ mod tests {
             }),
             verdict: crate::prompts::Verdict::parse(text),
             notes: notes.iter().map(|note| (*note).to_owned()).collect(),
+            stop_reason: "end_turn",
         }
-    }
-
-    #[test]
-    fn the_stop_reason_is_read_from_the_notes() {
-        assert_eq!(stop_reason_of(&answer("a", &[])), "end_turn");
-        assert_eq!(
-            stop_reason_of(&answer("a", &["answer cut short: Codex hit its token limit"])),
-            "max_tokens"
-        );
-        assert_eq!(
-            stop_reason_of(&answer("a", &["answer cut short: Codex hit its step limit"])),
-            "max_turn_requests"
-        );
-        assert_eq!(stop_reason_of(&answer("a", &["Codex refused to continue"])), "refusal");
     }
 
     #[tokio::test]

@@ -348,6 +348,7 @@ mod tests {
             }),
             verdict: Some(Verdict::Consensus("ship it".into())),
             notes: vec!["new Codex session".into()],
+            stop_reason: "end_turn",
         });
         assert_eq!(
             text,
@@ -370,6 +371,7 @@ mod tests {
             elapsed: Duration::from_secs(1),
             usage: None,
             notes: vec![],
+            stop_reason: "end_turn",
         };
         let path = std::path::Path::new("/state/answers/a.md");
         for limit in [1000, 3000, 3001, 3017, 5000] {
@@ -414,6 +416,7 @@ mod tests {
             elapsed: Duration::from_secs(1),
             usage: None,
             notes: vec![],
+            stop_reason: "end_turn",
         };
         let shown = answer_within(&long, 5000, None);
         assert!(cost(&shown) <= 5000, "{}", cost(&shown));

@@ -58,6 +58,8 @@ pub struct Answer {
     pub verdict: Option<Verdict>,
     /// One-line remarks for the footer (a lost context, a cut answer).
     pub notes: Vec<String>,
+    /// Why the agent ended the turn (`end_turn`, `max_tokens`, …).
+    pub stop_reason: &'static str,
 }
 
 /// Tokens one turn used, as the agent reported them.

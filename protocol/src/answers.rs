@@ -641,7 +641,10 @@ mod tests {
         .expect_err("refused");
         assert!(matches!(error, PrivateError::Symlink { .. }), "{error}");
         assert_eq!(std::fs::read_dir(&elsewhere).expect("list").count(), 0);
-        assert!(matches!(list(&state2, workspace, 10), Err(PrivateError::Symlink { .. })));
+        assert!(matches!(
+            list(&state2, workspace, 10),
+            Err(PrivateError::Symlink { .. })
+        ));
 
         // A link planted at the name the next text takes: refused, the
         // victim untouched; a record elsewhere pointing at it is not believed.

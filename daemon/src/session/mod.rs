@@ -542,7 +542,7 @@ impl SessionActor {
             },
             Some(message) = self.agent_rx.recv() => Event::Agent(message),
             Some(internal) = self.internal_rx.recv() => Event::Internal(internal),
-            _ = sleep_until(deadline) => Event::Deadline,
+            _ = crate::pool::sleep_until(deadline) => Event::Deadline,
         }
     }
 
@@ -999,12 +999,5 @@ fn describe(request: &PermissionRequest) -> String {
         (None, Some(path), _) => format!("{} `{}`", request.kind.label(), path.raw.display()),
         (None, None, Some(url)) => format!("fetch {url}"),
         _ => format!("{} ({})", request.title, request.kind.label()),
-    }
-}
-
-async fn sleep_until(deadline: Option<Instant>) {
-    match deadline {
-        Some(deadline) => tokio::time::sleep_until(deadline.into()).await,
-        None => std::future::pending().await,
     }
 }

@@ -40,16 +40,16 @@ struct Fake {
 
 impl Fake {
     fn note(&self, line: String) {
-        self.log.lock().unwrap().push(line);
+        self.log.lock().expect("the fake's lock").push(line);
     }
 
     fn saw(&self, prefix: &str) -> Vec<String> {
-        let log = self.log.lock().unwrap();
+        let log = self.log.lock().expect("the fake's lock");
         log.iter().filter(|line| line.starts_with(prefix)).cloned().collect()
     }
 
     fn take_held(&self, session: &str) -> Option<(String, acp_v1::Responder<PromptResponse>)> {
-        self.held.lock().unwrap().remove(session)
+        self.held.lock().expect("the fake's lock").remove(session)
     }
 
     /// An agent connected to a fake in this process.
@@ -114,7 +114,10 @@ impl Fake {
             fake.note(format!("prompt {session}"));
             for word in ["hold-until-close", "ask-after-cancel", "hold-until-cancel"] {
                 if text.contains(word) {
-                    fake.held.lock().unwrap().insert(session, (word.to_owned(), responder));
+                    fake.held
+                        .lock()
+                        .expect("the fake's lock")
+                        .insert(session, (word.to_owned(), responder));
                     return Ok(());
                 }
             }
@@ -136,7 +139,10 @@ impl Fake {
             match word.as_str() {
                 "hold-until-close" => {
                     // It does not listen: back it goes.
-                    fake.held.lock().unwrap().insert(session, (word, responder));
+                    fake.held
+                        .lock()
+                        .expect("the fake's lock")
+                        .insert(session, (word, responder));
                 }
                 "ask-after-cancel" => {
                     let fake = fake.clone();
@@ -264,12 +270,15 @@ fn prompting(actor: &SessionActor) -> bool {
 /// (a cancel sent earlier would overtake it).
 async fn until_the_fake_has_the_prompt(fake: &Fake) {
     for _ in 0..10_000 {
-        if !fake.held.lock().unwrap().is_empty() {
+        if !fake.held.lock().expect("the fake's lock").is_empty() {
             return;
         }
         tokio::task::yield_now().await;
     }
-    panic!("the fake never got the prompt: {:?}", fake.log.lock().unwrap());
+    panic!(
+        "the fake never got the prompt: {:?}",
+        fake.log.lock().expect("the fake's lock")
+    );
 }
 
 fn answered(outcome: &mut oneshot::Receiver<TurnOutcome>) -> Option<TurnOutcome> {
@@ -344,7 +353,7 @@ async fn a_permission_arriving_during_cancel_is_answered_cancelled() {
     actor.handle(Event::Command(Command::Cancel { call: 1 }));
     run_until(&mut actor, "the turn to end", |actor| actor.turn.is_none()).await;
     let answers = fake.saw("permission answered");
-    assert_eq!(answers.len(), 1, "{:?}", fake.log.lock().unwrap());
+    assert_eq!(answers.len(), 1, "{:?}", fake.log.lock().expect("the fake's lock"));
     assert!(answers[0].contains("Cancelled"), "{answers:?}");
     assert!(fake.saw("close").is_empty(), "the turn ended at the cancel");
 }

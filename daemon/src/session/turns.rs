@@ -417,6 +417,7 @@ impl SessionActor {
                         elapsed,
                         usage: turn.usage,
                         notes,
+                        stop_reason,
                     }),
                 )
             }
