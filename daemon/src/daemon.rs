@@ -14,7 +14,7 @@ use tokio_util::task::TaskTracker;
 use crate::confine::ConfinementCache;
 use crate::pool::Pool;
 use crate::session::FirstStarts;
-use crate::session::{SessionContext, SessionHandle};
+use crate::session::{WorkspaceContext, WorkspaceHandle};
 use crate::turn::CallId;
 use codex_fusion_protocol::pairing::PairingStore;
 
@@ -32,8 +32,8 @@ pub struct Daemon {
     /// calls: a connection stays open until then, so those answers ("the
     /// daemon is shutting down") reach their callers.
     pub sessions_stopped: CancellationToken,
-    sessions: Mutex<HashMap<PathBuf, SessionHandle>>,
-    session_context: Arc<SessionContext>,
+    sessions: Mutex<HashMap<PathBuf, WorkspaceHandle>>,
+    session_context: Arc<WorkspaceContext>,
     pool: Arc<Pool>,
     connections: AtomicUsize,
     next_call: AtomicU64,
@@ -51,7 +51,7 @@ impl Daemon {
         let tasks = TaskTracker::new();
         let shutdown = CancellationToken::new();
         let pool = Pool::new(max_sessions, agent_idle, tasks.clone());
-        let session_context = Arc::new(SessionContext {
+        let session_context = Arc::new(WorkspaceContext {
             tasks: tasks.clone(),
             shutdown: shutdown.clone(),
             state_dir: state_dir.clone(),
@@ -87,9 +87,9 @@ impl Daemon {
 
     /// The actor of `workspace` (canonical), started on first use, and
     /// started afresh if the one before it failed.
-    pub fn session(&self, workspace: &Path) -> SessionHandle {
+    pub fn session(&self, workspace: &Path) -> WorkspaceHandle {
         let mut sessions = self.sessions.lock().unwrap_or_else(|poison| poison.into_inner());
-        let spawn = || SessionHandle::spawn(Arc::from(workspace), self.session_context.clone());
+        let spawn = || WorkspaceHandle::spawn(Arc::from(workspace), self.session_context.clone());
         let handle = sessions.entry(workspace.to_path_buf()).or_insert_with(spawn);
         if handle.is_closed() && !self.shutdown.is_cancelled() {
             tracing::warn!(workspace = %workspace.display(), "replacing the workspace's failed actor");
@@ -99,12 +99,12 @@ impl Daemon {
     }
 
     /// The session of `workspace` if one was ever started.
-    pub fn existing_session(&self, workspace: &Path) -> Option<SessionHandle> {
+    pub fn existing_session(&self, workspace: &Path) -> Option<WorkspaceHandle> {
         let sessions = self.sessions.lock().unwrap_or_else(|poison| poison.into_inner());
         sessions.get(workspace).cloned()
     }
 
-    fn all_sessions(&self) -> Vec<(PathBuf, SessionHandle)> {
+    fn all_sessions(&self) -> Vec<(PathBuf, WorkspaceHandle)> {
         let sessions = self.sessions.lock().unwrap_or_else(|poison| poison.into_inner());
         let mut all: Vec<_> = sessions
             .iter()

@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::Settings;
 use crate::daemon::Daemon;
 use crate::progress;
-use crate::session::{Command, SessionHandle, TurnRequest};
+use crate::session::{Command, WorkspaceHandle, TurnRequest};
 use crate::tools::{self, ToolCall};
 use crate::turn::{TurnOutcome, Waiter};
 use crate::{prompts, render};
@@ -60,7 +60,7 @@ impl McpService {
 
     /// The workspace's actor, asked for at each call: one that failed is
     /// replaced by the daemon.
-    fn session(&self) -> SessionHandle {
+    fn session(&self) -> WorkspaceHandle {
         self.daemon.session(&self.workspace)
     }
 

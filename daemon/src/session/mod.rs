@@ -2,7 +2,7 @@
 //! session on a pooled codex-acp process ([`crate::pool`]) and running the
 //! workspace's turns one at a time.
 //!
-//! [`SessionHandle`] is the cloneable front; [`SessionActor::run`] is the one
+//! [`WorkspaceHandle`] is the cloneable front; [`WorkspaceActor::run`] is the one
 //! task behind it. Everything that can wake the actor arrives on one of three
 //! channels (commands from tool calls and the CLI, messages the agent sent
 //! about this workspace's session, completions of its own ACP requests) or
@@ -71,7 +71,7 @@ const AGENT_QUEUE: usize = 256;
 
 /// A cloneable handle to one workspace's actor.
 #[derive(Clone)]
-pub struct SessionHandle {
+pub struct WorkspaceHandle {
     commands: mpsc::Sender<Command>,
     /// Set if the actor panicked (the daemon then replaces it).
     failed: Arc<std::sync::atomic::AtomicBool>,
@@ -132,7 +132,7 @@ pub struct TurnRequest {
 }
 
 /// What every session shares with the daemon.
-pub struct SessionContext {
+pub struct WorkspaceContext {
     /// Where every task of the session (and its agents) is tracked.
     pub tasks: TaskTracker,
     /// Cancelled when the daemon stops: an agent still starting gives up.
@@ -161,7 +161,7 @@ pub enum Launcher {
 
 /// The actor is gone: the daemon is shutting down, or the actor failed.
 #[derive(Debug, thiserror::Error)]
-pub enum SessionGone {
+pub enum ActorGone {
     #[error("codex-fusiond is shutting down; call again once it has restarted")]
     ShuttingDown,
     #[error(
@@ -170,12 +170,12 @@ pub enum SessionGone {
     Failed,
 }
 
-impl SessionHandle {
+impl WorkspaceHandle {
     /// Starts the actor for `workspace` (which must be canonical).
-    pub fn spawn(workspace: Arc<Path>, context: Arc<SessionContext>) -> SessionHandle {
+    pub fn spawn(workspace: Arc<Path>, context: Arc<WorkspaceContext>) -> WorkspaceHandle {
         let tasks = context.tasks.clone();
         let span = tracing::info_span!("session", workspace = %workspace.display());
-        let (actor, handle) = SessionActor::new(workspace, context);
+        let (actor, handle) = WorkspaceActor::new(workspace, context);
         tasks.spawn(
             async move {
                 use futures::FutureExt as _;
@@ -194,16 +194,16 @@ impl SessionHandle {
     }
 }
 
-impl SessionActor {
+impl WorkspaceActor {
     /// The actor of `workspace` (not yet running) and its handle.
-    fn new(workspace: Arc<Path>, context: Arc<SessionContext>) -> (SessionActor, SessionHandle) {
+    fn new(workspace: Arc<Path>, context: Arc<WorkspaceContext>) -> (WorkspaceActor, WorkspaceHandle) {
         let (commands_tx, commands) = mpsc::channel(COMMAND_QUEUE);
         let (agent_tx, agent_rx) = mpsc::channel(AGENT_QUEUE);
         let (internal_tx, internal_rx) = mpsc::unbounded_channel();
         // After a daemon restart, the workspace continues its last session.
         let remembered = context.pairings.get(&workspace);
         let failed = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let actor = SessionActor {
+        let actor = WorkspaceActor {
             _failed: PanicFlag(failed.clone()),
             workspace,
             commands,
@@ -231,7 +231,7 @@ impl SessionActor {
             last_used: None,
             stderr: StderrTail::default(),
         };
-        let handle = SessionHandle {
+        let handle = WorkspaceHandle {
             commands: commands_tx,
             failed,
         };
@@ -239,21 +239,21 @@ impl SessionActor {
     }
 }
 
-impl SessionHandle {
+impl WorkspaceHandle {
     /// Whether the actor is gone (panicked, or ended with the daemon).
     pub fn is_closed(&self) -> bool {
         self.commands.is_closed()
     }
 
     /// Why the actor is no longer there.
-    pub fn gone(&self) -> SessionGone {
+    pub fn gone(&self) -> ActorGone {
         match self.failed.load(std::sync::atomic::Ordering::SeqCst) {
-            true => SessionGone::Failed,
-            false => SessionGone::ShuttingDown,
+            true => ActorGone::Failed,
+            false => ActorGone::ShuttingDown,
         }
     }
 
-    pub async fn send(&self, command: Command) -> Result<(), SessionGone> {
+    pub async fn send(&self, command: Command) -> Result<(), ActorGone> {
         self.commands.send(command).await.map_err(|_| self.gone())
     }
 
@@ -262,7 +262,7 @@ impl SessionHandle {
         let _ = self.commands.try_send(command);
     }
 
-    pub async fn status(&self) -> Result<WorkspaceStatus, SessionGone> {
+    pub async fn status(&self) -> Result<WorkspaceStatus, ActorGone> {
         let (reply, receiver) = oneshot::channel();
         self.send(Command::Status { reply }).await?;
         receiver.await.map_err(|_| self.gone())
@@ -274,7 +274,7 @@ impl SessionHandle {
         claude_session_id: Option<String>,
         settings: Arc<Settings>,
         agent_env: Vec<(String, String)>,
-    ) -> Result<String, SessionGone> {
+    ) -> Result<String, ActorGone> {
         let (reply, receiver) = oneshot::channel();
         self.send(Command::SessionStart {
             source,
@@ -287,7 +287,7 @@ impl SessionHandle {
         receiver.await.map_err(|_| self.gone())
     }
 
-    pub async fn reset(&self) -> Result<bool, SessionGone> {
+    pub async fn reset(&self) -> Result<bool, ActorGone> {
         let (reply, receiver) = oneshot::channel();
         self.send(Command::Reset { reply }).await?;
         receiver.await.map_err(|_| self.gone())
@@ -479,7 +479,7 @@ impl Drop for PanicFlag {
     }
 }
 
-struct SessionActor {
+struct WorkspaceActor {
     _failed: PanicFlag,
     workspace: Arc<Path>,
     commands: mpsc::Receiver<Command>,
@@ -487,7 +487,7 @@ struct SessionActor {
     agent_rx: mpsc::Receiver<AgentMessage>,
     internal_tx: mpsc::UnboundedSender<Internal>,
     internal_rx: mpsc::UnboundedReceiver<Internal>,
-    context: Arc<SessionContext>,
+    context: Arc<WorkspaceContext>,
     link: AgentLink,
     /// Counts starts, so the outcome of one overtaken by a reset is known.
     attempt: u64,
@@ -522,7 +522,7 @@ struct SessionActor {
     stderr: StderrTail,
 }
 
-impl SessionActor {
+impl WorkspaceActor {
     async fn run(mut self) {
         loop {
             let event = self.next_event().await;

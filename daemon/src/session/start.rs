@@ -84,7 +84,7 @@ impl Leaving {
     }
 }
 
-impl SessionActor {
+impl WorkspaceActor {
     /// Attaches to a pooled agent (started if none with this key runs) and
     /// opens a session on it, in a task; the outcome comes back as
     /// [`Internal::Started`].
@@ -200,7 +200,7 @@ pub(super) struct Started {
 /// config check, a lease from the pool (spawning only if no process with
 /// this key has room), then the session, restored where there is one.
 async fn start(
-    context: &SessionContext,
+    context: &WorkspaceContext,
     workspace: &Arc<Path>,
     plan: StartPlan,
     sender: mpsc::Sender<AgentMessage>,
@@ -287,7 +287,7 @@ async fn start(
 
 /// Spawning a new agent process for the pool.
 struct Spawn<'a> {
-    context: &'a SessionContext,
+    context: &'a WorkspaceContext,
     settings: &'a Settings,
     cwd: &'a Path,
     daemon_env: Vec<(String, String)>,

@@ -197,7 +197,7 @@ impl Fake {
 
 /// An actor for a workspace in a temp dir, on a pool whose processes are
 /// the fake.
-fn actor(fake: &Arc<Fake>, idle: Duration) -> (SessionActor, SessionHandle, tempfile::TempDir) {
+fn actor(fake: &Arc<Fake>, idle: Duration) -> (WorkspaceActor, WorkspaceHandle, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("temp dir");
     let tasks = TaskTracker::new();
     let launch = {
@@ -207,7 +207,7 @@ fn actor(fake: &Arc<Fake>, idle: Duration) -> (SessionActor, SessionHandle, temp
             Box::pin(fake.launch(routes, tasks)) as futures::future::BoxFuture<'static, Agent>
         }
     };
-    let context = Arc::new(SessionContext {
+    let context = Arc::new(WorkspaceContext {
         tasks: tasks.clone(),
         shutdown: CancellationToken::new(),
         state_dir: dir.path().to_path_buf(),
@@ -220,7 +220,7 @@ fn actor(fake: &Arc<Fake>, idle: Duration) -> (SessionActor, SessionHandle, temp
     });
     let workspace: Arc<Path> = Arc::from(dir.path().join("workspace").as_path());
     std::fs::create_dir_all(&workspace).expect("workspace");
-    let (actor, handle) = SessionActor::new(workspace, context);
+    let (actor, handle) = WorkspaceActor::new(workspace, context);
     (actor, handle, dir)
 }
 
@@ -246,7 +246,7 @@ fn turn(call: CallId, prompt: &str) -> (Command, oneshot::Receiver<TurnOutcome>)
 }
 
 /// Handles events until `done` holds (at most a minute of paused time).
-async fn run_until(actor: &mut SessionActor, what: &str, mut done: impl FnMut(&SessionActor) -> bool) {
+async fn run_until(actor: &mut WorkspaceActor, what: &str, mut done: impl FnMut(&WorkspaceActor) -> bool) {
     for _ in 0..10_000 {
         if done(actor) {
             return;
@@ -259,7 +259,7 @@ async fn run_until(actor: &mut SessionActor, what: &str, mut done: impl FnMut(&S
     panic!("{what} never happened");
 }
 
-fn prompting(actor: &SessionActor) -> bool {
+fn prompting(actor: &WorkspaceActor) -> bool {
     actor
         .turn
         .as_ref()

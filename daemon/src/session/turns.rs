@@ -7,7 +7,7 @@ use super::*;
 /// error can say how it died.
 const PROMPT_EXIT_WAIT: Duration = Duration::from_millis(1000);
 
-impl SessionActor {
+impl WorkspaceActor {
     pub(super) fn on_agent(&mut self, message: AgentMessage) {
         let current = self
             .attached()
@@ -780,7 +780,7 @@ pub(super) fn sorted(env: &[(String, String)]) -> Vec<(String, String)> {
     env
 }
 
-/// What [`SessionActor::plan_choice`] settled for one turn.
+/// What [`WorkspaceActor::plan_choice`] settled for one turn.
 struct ChoicePlan {
     /// The model and effort the turn runs with (committed once accepted).
     wanted: ModelChoice,
