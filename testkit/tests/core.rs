@@ -730,12 +730,20 @@ async fn two_calls_on_one_workspace_are_serialized() {
     let env = TestEnv::new();
     let client = Client::start(&env, &[]).await;
     let first = client.start_call("consult", consult("fake:slow:800 first")).await;
+    let first_token = token_of(&first);
     tokio::time::sleep(Duration::from_millis(100)).await;
     let second = client.start_call("consult", consult("fake:slow:800 second")).await;
     let second_token = token_of(&second);
     let first_text = response_text(&first.await_response().await.expect("first answered"));
-    let first_done = Instant::now();
     let second_text = response_text(&second.await_response().await.expect("second answered"));
+    // As the client saw them (not when this task woke up, which a loaded
+    // machine delays): the first turn's last progress.
+    let first_done = client
+        .progress_for(&first_token)
+        .iter()
+        .map(|event| event.at)
+        .max()
+        .expect("first streamed");
     assert!(first_text.contains("prompts_seen=1"), "{first_text}");
     assert!(second_text.contains("prompts_seen=2"), "{second_text}");
     let second_started = client
@@ -746,7 +754,7 @@ async fn two_calls_on_one_workspace_are_serialized() {
         .expect("second streamed");
     assert!(
         second_started > first_done,
-        "the second turn streamed before the first one ended"
+        "the second turn streamed before the first one's last progress"
     );
     client.close().await;
 }
