@@ -5,18 +5,22 @@
 //!
 //! - 8a: the memory of the daemon's whole process tree (the daemon and every
 //!   descendant, found through /proc parent links) once one workspace has
-//!   been consulted, then once every workspace has been consulted once.
+//!   been consulted, then once every workspace has been consulted once;
+//!   each read once codex's helpers have ended.
 //! - 8b: each later workspace's first consult, while the first workspace's
 //!   codex-acp is warm: it must spawn no agent process (the agents `status`
-//!   lists and the codex processes in the tree are the same before and
-//!   after it), and cost at most a warm consult plus what codex-acp itself
+//!   lists, and the daemon's children and grandchildren, codex-acp and its
+//!   codex app-server, are the same before and after it; codex's own
+//!   short-lived helpers below them do not count), and cost at most a warm consult plus what codex-acp itself
 //!   takes to open a session (`session/new` and setting the mode, timed on
 //!   a straight codex-acp set up like the daemon's), plus 10 %.
 //! - 8c: turns on different workspaces still run side by side: two slow
 //!   answers (`mock:slow`, about 3 s each) on two workspaces at once, against
 //!   one of them alone.
+//!
+//! `--quick` runs two workspaces, one straight session and 0.5 s streams.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Barrier;
 use std::time::{Duration, Instant};
@@ -27,13 +31,13 @@ use codex_fusion_testkit::TestEnv;
 use codex_fusion_testkit::real::{SlowPacing, codex_acp};
 use serde_json::json;
 
+use crate::Context;
 use crate::acp_direct::{self, Opened};
 use crate::mcp::ShimProcess;
-use crate::procfs::{cmdline, mib, tree, tree_rss_kb};
+use crate::procfs::{children_of, cmdline, mib, tree, tree_rss_kb};
 use crate::real::{QUESTION, direct_agent, direct_setup, expect_messages, last_prompt, real_env_paced};
 use crate::report::Row;
 use crate::stats::{Samples, human};
-use crate::Context;
 
 pub const ROWS: &[(&str, &str)] = &[
     (
@@ -59,11 +63,14 @@ const SLOW: &str = "Stream your answer slowly.\nmock:slow";
 
 pub fn run(context: &mut Context, runtime: &tokio::runtime::Runtime) -> anyhow::Result<Vec<Row>> {
     let config = &context.config;
-    let workspaces = config.pick(10, 3);
-    let direct_sessions = config.pick(10, 2);
-    // The tree settles for a moment after a turn (codex writes its rollout,
-    // the mock's title request ends) before its memory is read.
-    let settle = config.pick(Duration::from_secs(1), Duration::from_millis(200));
+    let workspaces = config.pick(10, 2);
+    let direct_sessions = config.pick(10, 1);
+    // With a new session codex runs helpers for a moment (a login shell for
+    // its environment snapshot, `rg` through `codex-linux-sandbox` for the
+    // profile's globs): the tree's memory is read once they have ended and
+    // its processes stayed the same for `quiet`.
+    let quiet = config.pick(Duration::from_millis(500), Duration::from_millis(200));
+    let quiet_limit = config.pick(Duration::from_secs(15), Duration::from_secs(3));
     let pacing = config.pick(
         SlowPacing {
             interval: Duration::from_millis(100),
@@ -89,10 +96,17 @@ pub fn run(context: &mut Context, runtime: &tokio::runtime::Runtime) -> anyhow::
     let mut shims = vec![start_shim(&dirs[0])?];
     expect_messages(&shims[0].lines().consult(QUESTION)?, 1)?;
     let daemon = env.daemon_pid().context("the shim started a daemon")? as u32;
-    std::thread::sleep(settle);
+    let mut unsettled = Vec::new();
+    if !wait_quiet(daemon, quiet, quiet_limit) {
+        unsettled.push("one");
+    }
     let one = Snapshot::take(runtime, env, daemon)?;
     if one.agents.len() != 1 {
-        bail!("one workspace consulted, yet {} agent processes: {:?}", one.agents.len(), one.agents);
+        bail!(
+            "one workspace consulted, yet {} agent processes: {:?}",
+            one.agents.len(),
+            one.agents
+        );
     }
 
     // Every other workspace's first consult, on the warm codex-acp.
@@ -112,7 +126,9 @@ pub fn run(context: &mut Context, runtime: &tokio::runtime::Runtime) -> anyhow::
         spawned.extend(agents);
         shims.push(shim);
     }
-    std::thread::sleep(settle);
+    if !wait_quiet(daemon, quiet, quiet_limit) {
+        unsettled.push("all");
+    }
     let all = Snapshot::take(runtime, env, daemon)?;
 
     // Warm consults: each workspace's second, right after.
@@ -160,9 +176,9 @@ pub fn run(context: &mut Context, runtime: &tokio::runtime::Runtime) -> anyhow::
     let alone = slow_consult(&mut shims[0], pacing.chunks)?;
     let pair: Vec<anyhow::Result<Slow>> = {
         let barrier = Barrier::new(2);
-        let (left, right) = shims.split_at_mut(2);
+        let (left, right) = shims.split_at_mut(1);
         std::thread::scope(|scope| {
-            let handles: Vec<_> = [&mut left[1], &mut right[0]]
+            let handles: Vec<_> = [&mut left[0], &mut right[0]]
                 .into_iter()
                 .map(|shim| {
                     let barrier = &barrier;
@@ -183,7 +199,11 @@ pub fn run(context: &mut Context, runtime: &tokio::runtime::Runtime) -> anyhow::
         })
     };
     let pair: Vec<Slow> = pair.into_iter().collect::<anyhow::Result<_>>()?;
-    let pair_started = pair.iter().map(|slow| slow.started).min().context("two slow consults")?;
+    let pair_started = pair
+        .iter()
+        .map(|slow| slow.started)
+        .min()
+        .context("two slow consults")?;
     let pair_ended = pair.iter().map(|slow| slow.ended).max().context("two slow consults")?;
     let pair_took = pair_ended - pair_started;
     // Both streams were under way at once: each one's progress began
@@ -206,16 +226,26 @@ pub fn run(context: &mut Context, runtime: &tokio::runtime::Runtime) -> anyhow::
             format!("agent pool: whole tree's memory, {workspaces} workspaces consulted once each vs one (real codex-acp)"),
         )
         .measured(format!(
-            "{workspaces} workspaces: {} in {} processes ({ratio:.2}× of one; +{} per added workspace); `status`: {}",
+            "{workspaces} workspaces: {} in {} ({ratio:.2}× of one; +{} per added workspace); `status`: {}{}",
             mib(all.tree_kb),
-            all.processes,
+            all.processes_text(),
             mib(per_workspace),
-            all.agents_text()
+            all.agents_text(),
+            if unsettled.is_empty() {
+                format!("; each read once the tree's processes stayed the same for {}", human(quiet))
+            } else {
+                format!(
+                    "; the tree never stayed the same for {} within {} ({}), read anyway",
+                    human(quiet),
+                    human(quiet_limit),
+                    unsettled.join(", ")
+                )
+            }
         ))
         .baseline(format!(
-            "1 workspace: {} in {} processes; `status`: {}",
+            "1 workspace: {} in {}; `status`: {}",
             mib(one.tree_kb),
-            one.processes,
+            one.processes_text(),
             one.agents_text()
         ))
         .budget("≤ 1.3× of one workspace", ratio <= MEMORY_RATIO),
@@ -225,14 +255,14 @@ pub fn run(context: &mut Context, runtime: &tokio::runtime::Runtime) -> anyhow::
                 first.range_summary(),
                 human(allowed),
                 if spawned.is_empty() {
-                    "none (the same codex-acp pid and codex processes before and after each)".to_owned()
+                    "none (the same codex-acp and codex app-server pids before and after each, one agent in `status`)".to_owned()
                 } else {
                     spawned.join("; ")
                 },
                 if helpers == 0 {
                     String::new()
                 } else {
-                    format!("; {helpers} short-lived helpers came and went")
+                    format!("; {helpers} short-lived processes came and went")
                 }
             ))
             .baseline(format!(
@@ -278,8 +308,13 @@ struct Snapshot {
     tree_kb: u64,
     /// How many processes the tree holds.
     processes: usize,
-    /// The codex processes below the daemon (codex-acp, the wrapper, codex).
-    codex: BTreeSet<u32>,
+    /// Their names (/proc/PID/comm), counted.
+    names: BTreeMap<String, usize>,
+    /// The agent processes below the daemon: its children (codex-acp's
+    /// node, while it runs `cli doctor` that too) and theirs (the codex
+    /// app-server). What codex starts below that (its shell snapshot, `rg`,
+    /// `codex-linux-sandbox`) are helpers that come and go.
+    agent_pids: BTreeSet<u32>,
     /// What `status` lists.
     agents: Vec<AgentProcessStatus>,
 }
@@ -288,7 +323,11 @@ impl Snapshot {
     fn take(runtime: &tokio::runtime::Runtime, env: &TestEnv, daemon: u32) -> anyhow::Result<Snapshot> {
         let tree_kb = tree_rss_kb(daemon).context("the daemon is gone")?;
         let pids = tree(daemon);
-        let codex = codex_processes(daemon, &pids);
+        let agent_pids = agent_processes(daemon);
+        let mut names = BTreeMap::new();
+        for pid in &pids {
+            *names.entry(comm(*pid)).or_insert(0) += 1;
+        }
         let agents = match runtime.block_on(env.control(ControlRequest::Status { workspace: None })) {
             ControlResponse::Status(status) => status.agents,
             other => bail!("status answered {other:?}"),
@@ -296,34 +335,50 @@ impl Snapshot {
         Ok(Snapshot {
             tree_kb,
             processes: pids.len(),
-            codex,
+            names,
+            agent_pids,
             agents,
         })
     }
 
     /// Agent processes in `self` that `earlier` did not have, and how many
-    /// codex processes came and went again within a moment (sandbox helpers).
+    /// came and went again within half a second (`cli doctor`, say).
     fn spawned_since(&self, earlier: &Snapshot) -> (Vec<String>, usize) {
         let mut spawned = Vec::new();
-        let pids = |snapshot: &Snapshot| -> BTreeSet<Option<u32>> {
-            snapshot.agents.iter().map(|agent| agent.pid).collect()
-        };
+        let pids =
+            |snapshot: &Snapshot| -> BTreeSet<Option<u32>> { snapshot.agents.iter().map(|agent| agent.pid).collect() };
         for pid in pids(self).difference(&pids(earlier)) {
             spawned.push(format!("`status` lists a new agent process {pid:?}"));
         }
         let mut transient = 0;
-        let new: Vec<u32> = self.codex.difference(&earlier.codex).copied().collect();
+        let new: Vec<u32> = self.agent_pids.difference(&earlier.agent_pids).copied().collect();
         if !new.is_empty() {
             std::thread::sleep(Duration::from_millis(500));
             for pid in new {
                 if std::path::Path::new(&format!("/proc/{pid}")).exists() {
-                    spawned.push(format!("new codex process {pid} ({})", cmdline(pid)));
+                    spawned.push(format!("new agent process {pid} ({})", cmdline(pid)));
                 } else {
                     transient += 1;
                 }
             }
         }
         (spawned, transient)
+    }
+
+    /// "N processes (name ×count, …)".
+    fn processes_text(&self) -> String {
+        let names: Vec<String> = self
+            .names
+            .iter()
+            .map(|(name, count)| {
+                if *count == 1 {
+                    name.clone()
+                } else {
+                    format!("{name} ×{count}")
+                }
+            })
+            .collect();
+        format!("{} processes ({})", self.processes, names.join(", "))
     }
 
     /// "N agent process(es), pid P with W workspaces, R" from `status`.
@@ -344,13 +399,41 @@ impl Snapshot {
     }
 }
 
-/// The descendants of `daemon` that are codex: codex-acp (node), the
-/// daemon's codex wrapper, codex itself.
-fn codex_processes(daemon: u32, pids: &[u32]) -> BTreeSet<u32> {
-    pids.iter()
-        .copied()
-        .filter(|pid| *pid != daemon && cmdline(*pid).contains("codex"))
-        .collect()
+/// The daemon's children and grandchildren: codex-acp (node) and the codex
+/// app-server it runs.
+fn agent_processes(daemon: u32) -> BTreeSet<u32> {
+    let children = children_of(daemon);
+    let grandchildren: Vec<u32> = children.iter().flat_map(|pid| children_of(*pid)).collect();
+    children.into_iter().chain(grandchildren).collect()
+}
+
+/// Waits until the daemon's tree holds the same processes for `quiet` (the
+/// helpers codex starts with a session have ended), at most `limit`;
+/// whether it did.
+fn wait_quiet(daemon: u32, quiet: Duration, limit: Duration) -> bool {
+    let deadline = Instant::now() + limit;
+    let mut last = tree(daemon);
+    let mut since = Instant::now();
+    loop {
+        std::thread::sleep(Duration::from_millis(50));
+        let now = tree(daemon);
+        if now != last {
+            last = now;
+            since = Instant::now();
+        } else if since.elapsed() >= quiet {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+    }
+}
+
+/// The name the kernel gives `pid` (/proc/PID/comm).
+fn comm(pid: u32) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .map(|name| name.trim_end().to_owned())
+        .unwrap_or_else(|_| "?".to_owned())
 }
 
 /// One slow consult: when it was sent and answered, and its progress.
