@@ -34,10 +34,11 @@ use serde_json::json;
 use crate::Context;
 use crate::acp_direct::{self, Opened};
 use crate::mcp::ShimProcess;
+use crate::overhead::TurnLog;
 use crate::procfs::{children_of, cmdline, mib, tree, tree_rss_kb};
 use crate::real::{QUESTION, direct_agent, direct_setup, expect_messages, last_prompt, real_env_paced};
 use crate::report::Row;
-use crate::stats::{Samples, human};
+use crate::stats::{Samples, human, human_diff};
 
 pub const ROWS: &[(&str, &str)] = &[
     (
@@ -87,14 +88,25 @@ pub fn run(context: &mut Context, runtime: &tokio::runtime::Runtime) -> anyhow::
     let dirs: Vec<PathBuf> = (0..workspaces)
         .map(|index| env.dir(&format!("pool-{index:02}")))
         .collect();
-    let start_shim = |dir: &Path| -> anyhow::Result<ShimProcess> {
+    // Each workspace's shim with its own turn log, which tells how long
+    // codex-acp's prompt took inside each consult.
+    let start_shim = |dir: &Path| -> anyhow::Result<(ShimProcess, TurnLog)> {
+        let name = dir.file_name().context("a workspace name")?.to_string_lossy();
+        let log = TurnLog::new(env.root().join(format!("turns-{name}.jsonl")));
         let dir = dir.to_str().context("a UTF-8 workspace path")?;
-        ShimProcess::initialized(env, &[("CODEX_FUSION_WORKSPACE", dir)])
+        let shim = ShimProcess::initialized(
+            env,
+            &[("CODEX_FUSION_WORKSPACE", dir), ("CODEX_FUSION_LOG", &log.path_text()?)],
+        )?;
+        Ok((shim, log))
     };
 
     // One workspace: its first consult starts the daemon and its codex-acp.
-    let mut shims = vec![start_shim(&dirs[0])?];
+    let (shim, mut log) = start_shim(&dirs[0])?;
+    let mut shims = vec![shim];
     expect_messages(&shims[0].lines().consult(QUESTION)?, 1)?;
+    log.next_agent_time()?;
+    let mut logs = vec![log];
     let daemon = env.daemon_pid().context("the shim started a daemon")? as u32;
     let mut unsettled = Vec::new();
     if !wait_quiet(daemon, quiet, quiet_limit) {
@@ -111,15 +123,22 @@ pub fn run(context: &mut Context, runtime: &tokio::runtime::Runtime) -> anyhow::
 
     // Every other workspace's first consult, on the warm codex-acp.
     let mut first = Samples::new();
+    let mut first_agent = Samples::new();
+    let mut first_rest = Samples::new();
     let mut spawned = Vec::new();
     let mut helpers = 0;
     for dir in &dirs[1..] {
-        let mut shim = start_shim(dir)?;
+        let (mut shim, mut log) = start_shim(dir)?;
         let before = Snapshot::take(runtime, env, daemon)?;
         let started = Instant::now();
         let text = shim.lines().consult(QUESTION)?;
-        first.push(started.elapsed());
+        let took = started.elapsed();
+        first.push(took);
         expect_messages(&text, 1).context("a new workspace gets its own Codex thread")?;
+        let agent = log.next_agent_time()?;
+        first_agent.push(agent);
+        first_rest.push(took.saturating_sub(agent));
+        logs.push(log);
         let after = Snapshot::take(runtime, env, daemon)?;
         let (agents, transient) = after.spawned_since(&before);
         helpers += transient;
@@ -133,36 +152,53 @@ pub fn run(context: &mut Context, runtime: &tokio::runtime::Runtime) -> anyhow::
 
     // Warm consults: each workspace's second, right after.
     let mut warm = Samples::new();
-    for shim in &mut shims {
+    let mut warm_agent = Samples::new();
+    for (shim, log) in shims.iter_mut().zip(&mut logs) {
         let started = Instant::now();
         let text = shim.lines().consult(QUESTION)?;
         warm.push(started.elapsed());
         expect_messages(&text, 2)?;
+        warm_agent.push(log.next_agent_time()?);
     }
 
     // What codex-acp itself takes to open a session once it is warm: a
     // straight codex-acp set up as the daemon's (same environment, wrapper
     // and mode), one session opened and prompted first, then fresh sessions
-    // in fresh directories, as new workspaces.
+    // in fresh directories, as new workspaces, each prompted once as the
+    // daemon's are (its first prompt timed too), then prompted again.
     let prompt = last_prompt(runtime, &real)?;
     let agent = direct_agent(&real)?;
     let direct_dirs: Vec<PathBuf> = (0..direct_sessions)
         .map(|index| env.dir(&format!("direct-{index:02}")))
         .collect();
-    let opened: Vec<Opened> = runtime.block_on(acp_direct::with_agent(&agent, &direct_setup(), async |agent| {
-        let (session, _) = agent.open_session(&env.dir("direct-warm")).await?;
-        expect_messages(&session.prompt(&prompt).await?.text, 1)?;
-        let mut opened = Vec::new();
-        for dir in &direct_dirs {
-            opened.push(agent.open_session(dir).await?.1);
-        }
-        Ok(opened)
-    }))?;
+    let direct: Vec<(Opened, Duration, Duration)> =
+        runtime.block_on(acp_direct::with_agent(&agent, &direct_setup(), async |agent| {
+            let (session, _) = agent.open_session(&env.dir("direct-warm")).await?;
+            expect_messages(&session.prompt(&prompt).await?.text, 1)?;
+            let mut sessions = Vec::new();
+            for dir in &direct_dirs {
+                let (session, opened) = agent.open_session(dir).await?;
+                let prompted = session.prompt(&prompt).await?;
+                expect_messages(&prompted.text, 1)?;
+                sessions.push((session, opened, prompted.took));
+            }
+            let mut direct = Vec::new();
+            for (session, opened, first_prompt) in sessions {
+                let prompted = session.prompt(&prompt).await?;
+                expect_messages(&prompted.text, 2)?;
+                direct.push((opened, first_prompt, prompted.took));
+            }
+            Ok(direct)
+        }))?;
     let mut session_new = Samples::new();
     let mut set_mode = Samples::new();
     let mut new_and_mode = Samples::new();
     let mut authenticate = Samples::new();
-    for step in &opened {
+    let mut direct_first = Samples::new();
+    let mut direct_second = Samples::new();
+    for (step, first_prompt, second_prompt) in &direct {
+        direct_first.push(*first_prompt);
+        direct_second.push(*second_prompt);
         session_new.push(step.session_new);
         set_mode.push(step.set_mode);
         new_and_mode.push(step.new_and_mode());
@@ -213,12 +249,16 @@ pub fn run(context: &mut Context, runtime: &tokio::runtime::Runtime) -> anyhow::
     for shim in shims {
         shim.close()?;
     }
+    drop(logs);
     drop(real);
 
     let ratio = all.tree_kb as f64 / one.tree_kb.max(1) as f64;
     let per_workspace = all.tree_kb.saturating_sub(one.tree_kb) / (workspaces as u64 - 1).max(1);
     let allowed = (warm.median() + new_and_mode.median()).mul_f64(FIRST_CONSULT_RATIO);
     let first_median = first.median();
+    // What the daemon asks of codex-acp for a new workspace, straight:
+    // authenticate, session/new, the mode, and the session's first prompt.
+    let straight_first = authenticate.median() + new_and_mode.median() + direct_first.median();
     let no_spawn = spawned.is_empty() && all.agents.len() == 1;
     Ok(vec![
         Row::new(
@@ -251,9 +291,13 @@ pub fn run(context: &mut Context, runtime: &tokio::runtime::Runtime) -> anyhow::
         .budget("≤ 1.3× of one workspace", ratio <= MEMORY_RATIO),
         Row::new(ROWS[1].0, ROWS[1].1)
             .measured(format!(
-                "first consult {} ({} allowed); agent processes spawned: {}{}",
+                "first consult {} ({} allowed), of which codex-acp's prompt {} (by the turn log) and the rest {} (the session's opening, codex-fusion's share); against the same steps straight to codex-acp (authenticate + session/new + mode + the session's first prompt, medians, {}): {}; agent processes spawned: {}{}",
                 first.range_summary(),
                 human(allowed),
+                human(first_agent.median()),
+                human(first_rest.median()),
+                human(straight_first),
+                human_diff(first_median, straight_first),
                 if spawned.is_empty() {
                     "none (the same codex-acp and codex app-server pids before and after each, one agent in `status`)".to_owned()
                 } else {
@@ -266,12 +310,15 @@ pub fn run(context: &mut Context, runtime: &tokio::runtime::Runtime) -> anyhow::
                 }
             ))
             .baseline(format!(
-                "warm consult (each workspace's second): {}; straight codex-acp, warm, per new session: session/new + mode {} (session/new {}, mode {}), authenticate {} (the daemon sends it too)",
+                "warm consult (each workspace's second): {}, codex-acp's prompt inside it {}; straight codex-acp, warm, per new session: session/new + mode {} (session/new {}, mode {}), authenticate {} (the daemon sends it too), the session's first prompt {}, its second {}",
                 warm.range_summary(),
+                human(warm_agent.median()),
                 new_and_mode.range_summary(),
                 human(session_new.median()),
                 human(set_mode.median()),
-                human(authenticate.median())
+                human(authenticate.median()),
+                direct_first.range_summary(),
+                human(direct_second.median())
             ))
             .budget(
                 "spawns nothing; ≤ (warm consult + session/new + mode) × 1.1",
