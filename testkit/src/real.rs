@@ -83,10 +83,36 @@ pub struct ModelMock {
     pub port: u16,
 }
 
+/// How the mock paces a `mock:slow` answer: `chunks` text deltas, one every
+/// `interval` (the stream lasts about `chunks × interval`).
+#[derive(Debug, Clone, Copy)]
+pub struct SlowPacing {
+    pub interval: Duration,
+    pub chunks: usize,
+}
+
+impl Default for SlowPacing {
+    /// What the suite uses: 100 deltas 100 ms apart (10 s).
+    fn default() -> SlowPacing {
+        SlowPacing {
+            interval: Duration::from_millis(100),
+            chunks: 100,
+        }
+    }
+}
+
 impl ModelMock {
     pub async fn start() -> ModelMock {
+        ModelMock::start_paced(SlowPacing::default()).await
+    }
+
+    /// A mock whose `mock:slow` answers follow `pacing`.
+    pub async fn start_paced(pacing: SlowPacing) -> ModelMock {
         let mut child = tokio::process::Command::new(binary("model-mock"))
-            .args(["--slow-interval-ms", "100"])
+            .arg("--slow-interval-ms")
+            .arg(pacing.interval.as_millis().to_string())
+            .arg("--slow-chunks")
+            .arg(pacing.chunks.to_string())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -170,7 +196,12 @@ impl RealEnv {
     /// key is in the environment (codex-acp requires authentication, like
     /// the real OpenAI provider).
     pub async fn new(with_key: bool) -> RealEnv {
-        let mock = ModelMock::start().await;
+        RealEnv::new_paced(with_key, SlowPacing::default()).await
+    }
+
+    /// The same, with the mock's `mock:slow` answers paced by `pacing`.
+    pub async fn new_paced(with_key: bool, pacing: SlowPacing) -> RealEnv {
+        let mock = ModelMock::start_paced(pacing).await;
         let mut env = TestEnv::new();
         let codex_home = env.dir("codex-home");
         std::fs::write(codex_home.join("config.toml"), codex_config(&mock.base_url())).expect("config.toml");

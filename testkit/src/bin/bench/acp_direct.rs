@@ -1,9 +1,9 @@
-//! A minimal ACP client, the baseline of figures 3 and 7: it starts an
-//! agent (the fake or the real codex-acp), opens a session set up the way
-//! the daemon sets it up (authenticate when asked, the same mode), and sends
-//! prompts straight to it, with no shim and no daemon in between.
+//! A minimal ACP client, the baseline of figures 3, 5, 7 and 8: it starts an
+//! agent (the fake or the real codex-acp), opens sessions set up the way
+//! the daemon sets them up (authenticate when asked, the same mode), and
+//! sends prompts straight to them, with no shim and no daemon in between.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -88,12 +88,114 @@ impl Session {
     }
 }
 
-/// Starts the agent, opens a session, runs `body` with it, then stops the
-/// agent's whole process group.
+/// What opening one session took, step by step, as the daemon's
+/// `acp::open_session` does them.
+pub struct Opened {
+    /// `authenticate`, when the setup asks for it.
+    pub authenticate: Option<Duration>,
+    pub session_new: Duration,
+    /// `session/set_config_option` to the setup's mode, checked.
+    pub set_mode: Duration,
+}
+
+impl Opened {
+    /// `session/new` and setting the mode: the agent's own cost of a new
+    /// session once it runs and is authenticated.
+    pub fn new_and_mode(&self) -> Duration {
+        self.session_new + self.set_mode
+    }
+}
+
+/// A started, initialized agent, on which sessions are opened.
+pub struct Connection {
+    cx: v1::ConnectionTo<Agent>,
+    seen: Arc<Mutex<Seen>>,
+    authenticate: bool,
+    mode: &'static str,
+}
+
+impl Connection {
+    /// Opens a session in `cwd` as the daemon does: authenticate (when the
+    /// setup says so), `session/new`, then the mode, checked; each timed.
+    pub async fn open_session(&self, cwd: &Path) -> anyhow::Result<(Session, Opened)> {
+        let acp = |what: &'static str| move |error: agent_client_protocol::Error| anyhow!("{what}: {error:?}");
+        let cx = &self.cx;
+        let authenticate = if self.authenticate {
+            let started = Instant::now();
+            cx.send_request(AuthenticateRequest::new("api-key"))
+                .block_task()
+                .await
+                .map_err(acp("authenticate"))?;
+            Some(started.elapsed())
+        } else {
+            None
+        };
+        let started = Instant::now();
+        let created = cx
+            .send_request(NewSessionRequest::new(cwd.to_path_buf()))
+            .block_task()
+            .await
+            .map_err(acp("session/new"))?;
+        let session_new = started.elapsed();
+        let id = created.session_id;
+        let started = Instant::now();
+        let options = cx
+            .send_request(SetSessionConfigOptionRequest::new(
+                id.clone(),
+                "mode",
+                SessionConfigOptionValue::value_id(self.mode),
+            ))
+            .block_task()
+            .await
+            .map_err(acp("session/set_config_option"))?
+            .config_options;
+        let set_mode = started.elapsed();
+        let mode = options
+            .iter()
+            .find(|option| &*option.id.0 == "mode")
+            .and_then(|option| match &option.kind {
+                SessionConfigKind::Select(select) => Some(select.current_value.0.to_string()),
+                _ => None,
+            });
+        if mode.as_deref() != Some(self.mode) {
+            bail!("the agent did not switch to mode {} (it reports {mode:?})", self.mode);
+        }
+        let session = Session {
+            cx: cx.clone(),
+            id,
+            seen: self.seen.clone(),
+        };
+        Ok((
+            session,
+            Opened {
+                authenticate,
+                session_new,
+                set_mode,
+            },
+        ))
+    }
+}
+
+/// Starts the agent, opens a session in its working directory, runs `body`
+/// with it, then stops the agent's whole process group.
 pub async fn with_session<T>(
     command: &AgentCommand,
     setup: &Setup,
     body: impl AsyncFnOnce(&Session) -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
+    with_agent(command, setup, async move |agent: &Connection| {
+        let (session, _) = agent.open_session(&command.cwd).await?;
+        body(&session).await
+    })
+    .await
+}
+
+/// Starts the agent, initializes it, runs `body` with the connection, then
+/// stops the agent's whole process group.
+pub async fn with_agent<T>(
+    command: &AgentCommand,
+    setup: &Setup,
+    body: impl AsyncFnOnce(&Connection) -> anyhow::Result<T>,
 ) -> anyhow::Result<T> {
     let mut child = tokio::process::Command::new(&command.program)
         .args(&command.args)
@@ -139,7 +241,7 @@ pub async fn with_session<T>(
         .on_receive_notification(on_update, on_receive_notification!())
         .on_receive_request(on_permission, on_receive_request!())
         .connect_with(ByteStreams::new(stdin.compat_write(), stdout.compat()), async |cx| {
-            Ok(open_and_run(cx, command, setup, seen, body).await)
+            Ok(initialize_and_run(cx, setup, seen, body).await)
         })
         .await
         .map_err(|error| anyhow!("ACP connection: {error:?}"))
@@ -151,54 +253,25 @@ pub async fn with_session<T>(
     result
 }
 
-async fn open_and_run<T>(
+async fn initialize_and_run<T>(
     cx: v1::ConnectionTo<Agent>,
-    command: &AgentCommand,
     setup: &Setup,
     seen: Arc<Mutex<Seen>>,
-    body: impl AsyncFnOnce(&Session) -> anyhow::Result<T>,
+    body: impl AsyncFnOnce(&Connection) -> anyhow::Result<T>,
 ) -> anyhow::Result<T> {
-    let acp = |what: &'static str| move |error: agent_client_protocol::Error| anyhow!("{what}: {error:?}");
     cx.send_request(
         InitializeRequest::new(ProtocolVersion::V1).client_info(Implementation::new("codex-fusion-bench", "0")),
     )
     .block_task()
     .await
-    .map_err(acp("initialize"))?;
-    if setup.authenticate {
-        cx.send_request(AuthenticateRequest::new("api-key"))
-            .block_task()
-            .await
-            .map_err(acp("authenticate"))?;
-    }
-    let created = cx
-        .send_request(NewSessionRequest::new(command.cwd.clone()))
-        .block_task()
-        .await
-        .map_err(acp("session/new"))?;
-    let id = created.session_id;
-    let options = cx
-        .send_request(SetSessionConfigOptionRequest::new(
-            id.clone(),
-            "mode",
-            SessionConfigOptionValue::value_id(setup.mode),
-        ))
-        .block_task()
-        .await
-        .map_err(acp("session/set_config_option"))?
-        .config_options;
-    let mode = options
-        .iter()
-        .find(|option| &*option.id.0 == "mode")
-        .and_then(|option| match &option.kind {
-            SessionConfigKind::Select(select) => Some(select.current_value.0.to_string()),
-            _ => None,
-        });
-    if mode.as_deref() != Some(setup.mode) {
-        bail!("the agent did not switch to mode {} (it reports {mode:?})", setup.mode);
-    }
-    let session = Session { cx, id, seen };
-    body(&session).await
+    .map_err(|error| anyhow!("initialize: {error:?}"))?;
+    let connection = Connection {
+        cx,
+        seen,
+        authenticate: setup.authenticate,
+        mode: setup.mode,
+    };
+    body(&connection).await
 }
 
 fn lock(seen: &Mutex<Seen>) -> std::sync::MutexGuard<'_, Seen> {

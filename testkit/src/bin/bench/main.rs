@@ -12,6 +12,7 @@ mod idle;
 mod latency;
 mod mcp;
 mod overhead;
+mod pool;
 mod procfs;
 mod real;
 mod report;
@@ -41,7 +42,7 @@ USAGE:
 
 Needs the daemon, shim, fake agent and model mock built next to it:
     cargo build --release --workspace --bins
-Figures 5 and 7 run the real codex-acp (see testkit::real::codex_acp).";
+Figures 5, 7 and 8 run the real codex-acp (see testkit::real::codex_acp).";
 
 /// The daemon's own default log filter: figures are taken with the logging
 /// a user runs, not the debug logging of the test suite.
@@ -146,6 +147,11 @@ const FIGURES: &[Figure] = &[
         number: 7,
         rows: overhead::ROWS,
         run: overhead::run,
+    },
+    Figure {
+        number: 8,
+        rows: pool::ROWS,
+        run: pool::run,
     },
 ];
 

@@ -379,8 +379,8 @@ async fn direct_prompt(
 }
 
 /// The daemon's per-turn JSONL log (`CODEX_FUSION_LOG`), read record by
-/// record as the turns finish.
-struct TurnLog {
+/// record as the turns finish (figures 7 and 8).
+pub struct TurnLog {
     path: PathBuf,
     read: u64,
 }
@@ -390,11 +390,11 @@ struct TurnLog {
 const RECORD_WAIT: Duration = Duration::from_secs(5);
 
 impl TurnLog {
-    fn new(path: PathBuf) -> TurnLog {
+    pub fn new(path: PathBuf) -> TurnLog {
         TurnLog { path, read: 0 }
     }
 
-    fn path_text(&self) -> anyhow::Result<String> {
+    pub fn path_text(&self) -> anyhow::Result<String> {
         self.path
             .to_str()
             .map(str::to_owned)
@@ -402,7 +402,7 @@ impl TurnLog {
     }
 
     /// `agent_ms` of the next record, waiting for it to be written.
-    fn next_agent_time(&mut self) -> anyhow::Result<Duration> {
+    pub fn next_agent_time(&mut self) -> anyhow::Result<Duration> {
         let deadline = Instant::now() + RECORD_WAIT;
         loop {
             if let Some(line) = self.next_line()? {

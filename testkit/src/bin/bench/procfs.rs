@@ -1,7 +1,12 @@
 //! What /proc says about the machine and about one process: load, memory,
-//! CPU time and wakeups. Linux only, like the rest of the harness.
+//! CPU time and wakeups. Linux only, like the rest of the harness. What the
+//! daemon itself reads (a status field, children, a process tree and its
+//! memory) comes from `codex_fusion_protocol::procfs`, so the bench measures
+//! with the same code `status` reports with.
 
 use std::time::Duration;
+
+pub use codex_fusion_protocol::procfs::{children_of, status_kib, tree, tree_rss_kb};
 
 /// Linux reports utime and stime in USER_HZ ticks, which the kernel ABI
 /// fixes at 100 per second on every architecture we run on.
@@ -37,15 +42,6 @@ pub fn cpu_model() -> String {
 
 pub fn cpus() -> usize {
     std::thread::available_parallelism().map_or(1, usize::from)
-}
-
-/// A `kB` field of /proc/PID/status (`VmRSS`, `VmHWM`), in KiB.
-pub fn status_kib(pid: u32, field: &str) -> Option<u64> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    text.lines().find_map(|line| {
-        let rest = line.strip_prefix(field)?.strip_prefix(':')?;
-        rest.split_whitespace().next()?.parse().ok()
-    })
 }
 
 /// CPU a process has used so far, from the counters the kernel keeps.
@@ -119,23 +115,6 @@ pub fn mib(kib: u64) -> String {
     format!("{:.1} MiB", kib as f64 / 1024.0)
 }
 
-/// Pids whose parent is `parent`.
-pub fn children_of(parent: u32) -> Vec<u32> {
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    entries
-        .flatten()
-        .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| {
-            std::fs::read_to_string(format!("/proc/{pid}/stat"))
-                .ok()
-                .and_then(|stat| stat.rsplit_once(')')?.1.split_whitespace().nth(1)?.parse::<u32>().ok())
-                == Some(parent)
-        })
-        .collect()
-}
-
 /// Aggregate CPU counters of the machine (/proc/stat `cpu` line), in ticks.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct MachineCpu {
@@ -178,4 +157,26 @@ impl MachineCpu {
             100.0 * steal / total
         )
     }
+}
+
+/// The sum of every process's peak resident memory (VmHWM) in `root`'s
+/// tree, in KiB: an upper bound of the tree's own peak, since the processes
+/// need not have peaked at the same moment. `None` when `root` is gone.
+pub fn tree_hwm_kb(root: u32) -> Option<u64> {
+    status_kib(root, "VmHWM")?;
+    Some(tree(root).into_iter().filter_map(|pid| status_kib(pid, "VmHWM")).sum())
+}
+
+/// The command line of `pid`, its arguments joined by spaces.
+pub fn cmdline(pid: u32) -> String {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|bytes| {
+            bytes
+                .split(|byte| *byte == 0)
+                .filter(|arg| !arg.is_empty())
+                .map(String::from_utf8_lossy)
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .unwrap_or_default()
 }

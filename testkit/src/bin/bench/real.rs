@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
-use codex_fusion_testkit::real::{RealEnv, TEST_API_KEY, codex_acp};
+use codex_fusion_testkit::real::{RealEnv, SlowPacing, TEST_API_KEY, codex_acp};
 
 use crate::acp_direct::{self, AgentCommand, Setup};
 use crate::mcp::ShimProcess;
@@ -148,7 +148,12 @@ pub fn run_restart(context: &mut Context, runtime: &tokio::runtime::Runtime) -> 
 
 /// A fresh real-agent environment with the production log filter.
 pub fn real_env(runtime: &tokio::runtime::Runtime) -> RealEnv {
-    let mut real = runtime.block_on(RealEnv::new(true));
+    real_env_paced(runtime, SlowPacing::default())
+}
+
+/// The same, with the mock's `mock:slow` answers paced by `pacing`.
+pub fn real_env_paced(runtime: &tokio::runtime::Runtime, pacing: SlowPacing) -> RealEnv {
+    let mut real = runtime.block_on(RealEnv::new_paced(true, pacing));
     real.env.set("CODEX_FUSION_DAEMON_LOG", PRODUCTION_LOG);
     watchdog::track(&real.env.socket);
     real

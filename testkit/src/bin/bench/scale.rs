@@ -1,7 +1,13 @@
-//! Figure 4: many workspaces at once. One shim and one fake-agent child per
-//! workspace, all turning concurrently; the daemon's own memory (its pid
-//! only: children are separate processes) and the per-turn latency against
-//! the same turns on a daemon that serves a single workspace.
+//! Figure 4: many workspaces at once. One shim per workspace, all turning
+//! concurrently; the memory of the whole process tree (the daemon and every
+//! process below it: the pool's fake agents, one per
+//! `CODEX_FUSION_AGENT_MAX_SESSIONS` workspaces) and the per-turn latency
+//! against the same turns on a daemon that serves a single workspace.
+//!
+//! 4a used to count the daemon's pid alone ("children excluded"). With the
+//! agent pool what workspaces cost is mostly decided by how many agent
+//! processes the daemon keeps, so the tree is what is judged; the daemon's
+//! own peak is still shown beside it.
 //!
 //! Two kinds of turn: one where the agent thinks for 100 ms before it
 //! answers (a real Codex turn is mostly waiting on the model, so this is
@@ -15,16 +21,24 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail};
 
 use crate::mcp::ShimProcess;
-use crate::procfs::{mib, status_kib};
+use crate::procfs::{mib, status_kib, tree, tree_hwm_kb, tree_rss_kb};
 use crate::report::Row;
 use crate::stats::{Samples, human};
 use crate::{Context, Running, bench_env};
 
 pub const ROWS: &[(&str, &str)] = &[
-    ("4a", "scale: daemon RSS with every workspace live (children excluded)"),
+    (
+        "4a",
+        "scale: memory of the whole tree (daemon + agents) with every workspace live",
+    ),
     ("4b", "scale: per-turn latency, agent thinks 100 ms (fake:silent:100)"),
     ("4c", "scale: per-turn latency, instant agent (CPU-bound)"),
 ];
+
+/// The daemon's own budget of before (40 MiB) plus room for the agents the
+/// pool keeps for 50 workspaces: four fake agents at 16 sessions each.
+const TREE_BUDGET_MIB: u64 = 60;
+const TREE_BUDGET: &str = "< 60 MiB";
 
 const THINK: &str = "scale turn fake:silent:100";
 const INSTANT: &str = "scale turn";
@@ -36,7 +50,7 @@ pub fn run(context: &mut Context, runtime: &tokio::runtime::Runtime) -> anyhow::
     let running = Running::start(bench_env(), runtime);
     let env = &running.env;
     let pid = running.pid();
-    let idle_rss = status_kib(pid, "VmRSS").context("daemon VmRSS")?;
+    let idle_rss = tree_rss_kb(pid).context("daemon tree RSS")?;
 
     let dirs: Vec<String> = (0..workspaces)
         .map(|index| env.dir(&format!("ws-{index:02}")).display().to_string())
@@ -61,7 +75,7 @@ pub fn run(context: &mut Context, runtime: &tokio::runtime::Runtime) -> anyhow::
     for dir in &dirs[1..] {
         shims.push(start_shim(dir)?);
     }
-    let live_rss = status_kib(pid, "VmRSS").context("daemon VmRSS")?;
+    let live_rss = tree_rss_kb(pid).context("daemon tree RSS")?;
     let barrier = Barrier::new(workspaces);
     let results: Vec<anyhow::Result<(Samples, Samples)>> = std::thread::scope(|scope| {
         let handles: Vec<_> = shims
@@ -99,8 +113,10 @@ pub fn run(context: &mut Context, runtime: &tokio::runtime::Runtime) -> anyhow::
         all_think.extend(&think);
         all_instant.extend(&instant);
     }
-    let busy_rss = status_kib(pid, "VmRSS").context("daemon VmRSS")?;
-    let peak_rss = status_kib(pid, "VmHWM").context("daemon VmHWM")?;
+    let busy_rss = tree_rss_kb(pid).context("daemon tree RSS")?;
+    let peak_rss = tree_hwm_kb(pid).context("daemon tree VmHWM")?;
+    let daemon_peak = status_kib(pid, "VmHWM").context("daemon VmHWM")?;
+    let descendants = tree(pid).len() - 1;
     for shim in shims {
         shim.close()?;
     }
@@ -110,16 +126,20 @@ pub fn run(context: &mut Context, runtime: &tokio::runtime::Runtime) -> anyhow::
     Ok(vec![
         Row::new(
             ROWS[0].0,
-            format!("scale: daemon RSS with {workspaces} workspaces live (children excluded)"),
+            format!("scale: memory of the whole tree (daemon + agents) with {workspaces} workspaces live"),
         )
         .measured(format!(
-            "peak {} (VmHWM); {} after the turns, {} with all live before them",
+            "peak at most {} (Σ VmHWM of the daemon and its {descendants} descendants); VmRSS of the tree {} after the turns, {} with all live before them; the daemon's own peak {}",
             mib(peak_rss),
             mib(busy_rss),
-            mib(live_rss)
+            mib(live_rss),
+            mib(daemon_peak)
         ))
-        .baseline(format!("idle daemon, no workspace: {}", mib(idle_rss)))
-        .budget("< 40 MiB", peak_rss < 40 * 1024),
+        .baseline(format!("idle daemon, no workspace (no descendant): {}", mib(idle_rss)))
+        .budget(
+            TREE_BUDGET,
+            peak_rss < TREE_BUDGET_MIB * 1024,
+        ),
         Row::new(
             ROWS[1].0,
             format!("scale: per-turn latency, {workspaces} at once vs 1, agent thinks 100 ms"),
