@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::Settings;
 use crate::daemon::Daemon;
 use crate::progress;
-use crate::session::{Command, WorkspaceHandle, TurnRequest};
+use crate::session::{Command, TurnRequest, WorkspaceHandle};
 use crate::tools::{self, ToolCall};
 use crate::turn::{TurnOutcome, Waiter};
 use crate::{prompts, render};
