@@ -125,7 +125,10 @@ pub async fn stream(
 
 /// A subscription to the workspace's actor (started if it has none), and
 /// the tool of the turn it runs now.
-async fn subscribe(daemon: &Daemon, workspace: &std::path::Path) -> Option<(broadcast::Receiver<WatchEvent>, Option<String>)> {
+async fn subscribe(
+    daemon: &Daemon,
+    workspace: &std::path::Path,
+) -> Option<(broadcast::Receiver<WatchEvent>, Option<String>)> {
     for _ in 0..2 {
         if daemon.shutdown.is_cancelled() {
             return None;

@@ -102,7 +102,9 @@ pub async fn exchange(
     wait: Duration,
     what: &'static str,
 ) -> Result<Answer, LinkError> {
-    open(socket, role, request, wait, what).await.map(|stream| stream.answer)
+    open(socket, role, request, wait, what)
+        .await
+        .map(|stream| stream.answer)
 }
 
 /// A control connection after its first answer, kept open: `watch` reads

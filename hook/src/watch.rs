@@ -148,7 +148,9 @@ impl Out {
             return;
         }
         // An event this CLI does not know (a newer daemon) is skipped.
-        let Ok(event) = frame::decode::<WatchEvent>(line) else { return };
+        let Ok(event) = frame::decode::<WatchEvent>(line) else {
+            return;
+        };
         match self {
             Out::Json => {}
             Out::Plain(lines) => {
@@ -369,15 +371,33 @@ mod tests {
         let start = Instant::now();
         let mut lines = Lines::default();
         assert_eq!(lines.event(&thought("a"), start), ["💭 a"]);
-        assert!(lines.event(&thought("ab"), start + Duration::from_millis(100)).is_empty());
-        assert!(lines.event(&thought("abc"), start + Duration::from_millis(200)).is_empty());
+        assert!(
+            lines
+                .event(&thought("ab"), start + Duration::from_millis(100))
+                .is_empty()
+        );
+        assert!(
+            lines
+                .event(&thought("abc"), start + Duration::from_millis(200))
+                .is_empty()
+        );
         assert!(lines.tick(start + Duration::from_millis(500)).is_empty());
         assert_eq!(lines.tick(start + Duration::from_millis(1000)), ["💭 abc"]);
-        assert!(lines.tick(start + Duration::from_millis(2500)).is_empty(), "nothing new");
-        assert!(lines.event(&thought("abcd"), start + Duration::from_millis(1100)).is_empty());
+        assert!(
+            lines.tick(start + Duration::from_millis(2500)).is_empty(),
+            "nothing new"
+        );
+        assert!(
+            lines
+                .event(&thought("abcd"), start + Duration::from_millis(1100))
+                .is_empty()
+        );
         // Text follows reasoning: the reasoning's last tail first.
         assert_eq!(
-            lines.event(&WatchEvent::Text { tail: "x".into() }, start + Duration::from_millis(1200)),
+            lines.event(
+                &WatchEvent::Text { tail: "x".into() },
+                start + Duration::from_millis(1200)
+            ),
             ["💭 abcd"]
         );
         assert_eq!(

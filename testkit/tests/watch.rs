@@ -73,7 +73,10 @@ impl Watcher {
     }
 
     fn of(&self, kind: &str) -> Vec<Value> {
-        self.events().into_iter().filter(|event| event["event"] == kind).collect()
+        self.events()
+            .into_iter()
+            .filter(|event| event["event"] == kind)
+            .collect()
     }
 
     async fn wait_for(&self, what: &str, condition: impl Fn(&Watcher) -> bool) {
@@ -112,20 +115,33 @@ async fn a_watcher_sees_a_turn_start_reason_stream_and_answer() {
     assert_eq!(kinds.last(), Some(&"answered"), "{kinds:?}");
     let thoughts = watcher.of("thought");
     assert!(
-        thoughts.iter().any(|event| event["tail"].as_str().unwrap_or_default().contains("weighing the options")),
+        thoughts.iter().any(|event| event["tail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("weighing the options")),
         "{thoughts:?}"
     );
     let texts = watcher.of("text");
     assert!(
-        texts.iter().any(|event| event["tail"].as_str().unwrap_or_default().contains("streaming 2")),
+        texts
+            .iter()
+            .any(|event| event["tail"].as_str().unwrap_or_default().contains("streaming 2")),
         "{texts:?}"
     );
     let answered = &watcher.of("answered")[0];
     assert_eq!(answered["verdict"], "CONSENSUS");
-    assert!(answered["footer"].as_str().unwrap_or_default().starts_with("— codex-fusion"), "{answered}");
+    assert!(
+        answered["footer"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("— codex-fusion"),
+        "{answered}"
+    );
     // The next turn shows up on the same watch.
     client.text("consult", consult("again")).await;
-    watcher.wait_for("the second turn", |w| w.of("answered").len() == 2).await;
+    watcher
+        .wait_for("the second turn", |w| w.of("answered").len() == 2)
+        .await;
     assert_eq!(watcher.of("turn_started").len(), 2);
     client.close().await;
 }
@@ -141,15 +157,28 @@ async fn a_pause_and_its_permit_show_in_the_watch() {
     assert!(text.starts_with("🔐 Codex paused"), "{text}");
     watcher.wait_for("the pause", |w| !w.of("paused").is_empty()).await;
     let paused = &watcher.of("paused")[0];
-    assert!(paused["summary"].as_str().unwrap_or_default().contains("touch"), "{paused}");
-    assert!(paused["text"].as_str().unwrap_or_default().starts_with("🔐 Codex paused"), "{paused}");
+    assert!(
+        paused["summary"].as_str().unwrap_or_default().contains("touch"),
+        "{paused}"
+    );
+    assert!(
+        paused["text"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("🔐 Codex paused"),
+        "{paused}"
+    );
     assert!(paused["id"].as_str().is_some_and(|id| text.contains(id)), "{paused}");
     let text = client.text("permit", json!({"decision": "allow"})).await;
     assert!(text.contains("fake answer"), "{text}");
-    watcher.wait_for("the answer after the permit", |w| !w.of("answered").is_empty()).await;
+    watcher
+        .wait_for("the answer after the permit", |w| !w.of("answered").is_empty())
+        .await;
     let activities = watcher.of("activity");
     assert!(
-        activities.iter().any(|event| event["line"].as_str().unwrap_or_default().starts_with("permit allow:")),
+        activities
+            .iter()
+            .any(|event| event["line"].as_str().unwrap_or_default().starts_with("permit allow:")),
         "{activities:?}"
     );
     client.close().await;
@@ -218,7 +247,9 @@ async fn the_watch_waits_for_a_daemon_and_survives_its_restart() {
     assert!(text.contains("fake answer"), "{text}");
     assert_ne!(env.daemon_pid(), Some(first));
     watcher.wait_for("that it reconnected", |w| w.connections() == 2).await;
-    watcher.wait_for("the second answer", |w| !w.of("answered").is_empty()).await;
+    watcher
+        .wait_for("the second answer", |w| !w.of("answered").is_empty())
+        .await;
     assert!(
         !watcher.of("turn_started").is_empty() || !watcher.of("running").is_empty(),
         "{:?}",

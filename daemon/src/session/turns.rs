@@ -179,7 +179,12 @@ impl WorkspaceActor {
                 };
                 self.watch.send(|| WatchEvent::Paused {
                     id: pause.id.clone(),
-                    summary: format!("{} ({}): {}", pause.request.title, pause.request.kind.label(), pause.why),
+                    summary: format!(
+                        "{} ({}): {}",
+                        pause.request.title,
+                        pause.request.kind.label(),
+                        pause.why
+                    ),
                     text: crate::render::pause(&pause),
                 });
                 let waiter = turn.waiter.take();
