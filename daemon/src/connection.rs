@@ -177,13 +177,16 @@ pub fn canonical_workspace(workspace: &Path) -> Result<std::path::PathBuf, Strin
     paths::canonical_directory(workspace).map_err(|error| error.to_string())
 }
 
-/// Reads control requests until EOF; answers each in order.
+/// Reads control requests until EOF; answers each in order. A request
+/// answered `Watching` turns the connection into a stream: it is handed back
+/// unanswered, with the workspace to watch.
 pub(crate) async fn control_requests<F, Fut>(
     mut reader: BufReader<OwnedReadHalf>,
     mut write: OwnedWriteHalf,
     shutdown: tokio_util::sync::CancellationToken,
     mut handle: F,
-) where
+) -> Option<(BufReader<OwnedReadHalf>, OwnedWriteHalf, std::path::PathBuf)>
+where
     F: FnMut(ControlRequest) -> Fut,
     Fut: std::future::Future<Output = (ControlResponse, bool)>,
 {
@@ -191,18 +194,18 @@ pub(crate) async fn control_requests<F, Fut>(
         // An idle control connection must not hold up a daemon that stops.
         let read = tokio::select! {
             read = frame::read_line_async(&mut reader, CONTROL_MAX_BYTES) => read,
-            _ = shutdown.cancelled() => return,
+            _ = shutdown.cancelled() => return None,
         };
         let line = match read {
             Ok(Some(line)) => line,
-            Ok(None) => return,
+            Ok(None) => return None,
             Err(error) => {
                 let _ = write
                     .write_all(&frame::encode(&ControlResponse::Error {
                         message: format!("unreadable control request: {error}"),
                     }))
                     .await;
-                return;
+                return None;
             }
         };
         let (response, stop) = match frame::decode::<ControlRequest>(&line) {
@@ -214,11 +217,14 @@ pub(crate) async fn control_requests<F, Fut>(
                 false,
             ),
         };
+        if let ControlResponse::Watching { workspace } = response {
+            return Some((reader, write, workspace));
+        }
         if write.write_all(&frame::encode(&response)).await.is_err() || write.flush().await.is_err() {
-            return;
+            return None;
         }
         if stop {
-            return;
+            return None;
         }
     }
 }

@@ -1,5 +1,5 @@
 //! Control requests from the CLI and the hook: ping, status, reset,
-//! session start, log, stop.
+//! session start, log, watch (a stream: `crate::watch`), stop.
 
 use std::sync::Arc;
 
@@ -22,13 +22,16 @@ pub async fn serve(daemon: Arc<Daemon>, hello: &Hello, reader: BufReader<OwnedRe
             .unwrap_or_default(),
     );
     let agent_env = agent_env(hello);
-    control_requests(reader, write, daemon.shutdown.clone(), |request| {
+    let watch = control_requests(reader, write, daemon.shutdown.clone(), |request| {
         let daemon = daemon.clone();
         let settings = settings.clone();
         let agent_env = agent_env.clone();
         async move { handle(&daemon, request, settings, agent_env).await }
     })
     .await;
+    if let Some((reader, write, workspace)) = watch {
+        crate::watch::stream(daemon, workspace, reader, write).await;
+    }
 }
 
 /// Answers one request; the flag says whether to close the connection.
@@ -97,6 +100,10 @@ async fn handle(
                 ),
                 Err(message) => (ControlResponse::Error { message }, false),
             },
+            Err(message) => (ControlResponse::Error { message }, false),
+        },
+        ControlRequest::Watch { workspace } => match canonical_workspace(&workspace) {
+            Ok(workspace) => (ControlResponse::Watching { workspace }, false),
             Err(message) => (ControlResponse::Error { message }, false),
         },
         ControlRequest::Stop => {

@@ -32,6 +32,7 @@ pub mod session;
 pub mod tools;
 pub mod turn;
 pub mod turnlog;
+pub mod watch;
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -13,7 +13,7 @@ use serde_json::{Map, Value};
 #[command(
     name = "codex-fusion",
     version,
-    about = "Talk to the codex-fusion daemon from the shell: reset, status, hook, doctor, install, ask, stop, log",
+    about = "Talk to the codex-fusion daemon from the shell: reset, status, hook, doctor, install, ask, stop, log, watch",
     long_about = "Talk to the codex-fusion daemon (codex-fusiond) from the shell.\n\n\
         Claude Code reaches Codex through the MCP server codex-fusion-mcp; this command \
         manages the same daemon: reset or inspect a workspace's Codex session, run a tool \
@@ -94,6 +94,29 @@ pub enum Command {
               value_parser = clap::value_parser!(u16).range(1..))]
         count: u16,
         /// Print the records as JSON (for scripts): workspace, state_dir, source, answers
+        #[arg(long)]
+        json: bool,
+    },
+    /// Follow a workspace's Codex turns live, until Ctrl-C
+    #[command(long_about = "Follow a workspace's Codex turns live from another terminal, until \
+        Ctrl-C: each turn's start and tool, Codex's reasoning (💭), activity (↳) and answer \
+        text as Claude receives them, every 🔐 pause with what Codex wants, and how each turn \
+        ended (verdict and footer, or the error).\n\n\
+        It keeps going across turns and across daemon restarts: when no daemon runs it waits \
+        quietly (it never starts one) and reconnects when the next Codex tool call starts it. \
+        Watching never slows or changes a turn: a watcher that falls behind loses lines and \
+        says how many (\"… 12 lines dropped\").\n\n\
+        On a terminal a spinner shows the latest reasoning or text, with colours (unless \
+        NO_COLOR is set); otherwise one plain line per event (reasoning and text at most once \
+        a second). Notes about the connection go to stderr.\n\n\
+        Examples:\n  \
+        codex-fusion watch                          this directory's workspace\n  \
+        codex-fusion watch --workspace ~/src/app    another one\n  \
+        codex-fusion watch --json | jq -c 'select(.event == \"paused\")'")]
+    Watch {
+        #[command(flatten)]
+        workspace: WorkspaceArg,
+        /// One JSON object per event and line (for scripts), with an `event` field: turn_started, running, thought, activity, text, paused, answered, failed, dropped
         #[arg(long)]
         json: bool,
     },

@@ -25,6 +25,7 @@ mod reset;
 mod service;
 mod status;
 mod stop;
+mod watch;
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -90,6 +91,10 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Log { workspace, count, json } => match workspace_of(workspace.workspace.as_deref()) {
             Ok(workspace) => runtime.block_on(log::run(&workspace, usize::from(count), json)),
             Err(error) => fail(format_args!("{error:#}")),
+        },
+        Command::Watch { workspace, json } => match (socket(), workspace_of(workspace.workspace.as_deref())) {
+            (Ok(socket), Ok(workspace)) => runtime.block_on(watch::run(&socket, &workspace, json)),
+            (Err(error), _) | (_, Err(error)) => fail(format_args!("{error:#}")),
         },
         Command::Stop => match socket() {
             Ok(socket) => runtime.block_on(stop::run(&socket)),

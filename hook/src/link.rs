@@ -1,7 +1,8 @@
 //! One control exchange with a running daemon: connect, send the hello and
 //! the request, read the hello reply and the response, all under one
-//! deadline. This module never starts the daemon (`ask` does, through the
-//! shim's connector).
+//! deadline ([`exchange`]; [`open`] keeps the connection for a stream).
+//! This module never starts the daemon (`ask` does, through the shim's
+//! connector).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -12,6 +13,7 @@ use codex_fusion_protocol::limits::{CONNECT_TIMEOUT, CONTROL_MAX_BYTES, HELLO_MA
 use codex_fusion_protocol::{Channel, Hello, HelloReply, Role, peer};
 use tokio::io::{AsyncWriteExt as _, BufReader};
 use tokio::net::UnixStream;
+use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::time::{Instant, timeout_at};
 
 /// Why the daemon could not be talked to. The text names the socket and what
@@ -100,6 +102,28 @@ pub async fn exchange(
     wait: Duration,
     what: &'static str,
 ) -> Result<Answer, LinkError> {
+    open(socket, role, request, wait, what)
+        .await
+        .map(|stream| stream.answer)
+}
+
+/// A control connection after its first answer, kept open: `watch` reads
+/// the events that follow. Dropping it closes the connection.
+pub struct Stream {
+    pub answer: Answer,
+    pub reader: BufReader<OwnedReadHalf>,
+    /// Kept so the daemon does not read an EOF while we listen.
+    pub writer: OwnedWriteHalf,
+}
+
+/// [`exchange`], keeping the connection for what the daemon sends next.
+pub async fn open(
+    socket: &Path,
+    role: Role,
+    request: &ControlRequest,
+    wait: Duration,
+    what: &'static str,
+) -> Result<Stream, LinkError> {
     let started = Instant::now();
     let deadline = started + wait;
     let not_answering = |delivered: bool| LinkError::NotAnswering {
@@ -178,7 +202,11 @@ pub async fn exchange(
         Err(_) => return Err(not_answering(true)),
     };
     let response = frame::decode(&line).map_err(lost)?;
-    Ok(Answer { pid, response })
+    Ok(Stream {
+        answer: Answer { pid, response },
+        reader,
+        writer,
+    })
 }
 
 fn lost(error: impl Into<FrameError>) -> LinkError {

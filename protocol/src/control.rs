@@ -33,6 +33,10 @@ pub enum ControlRequest {
     },
     /// The recent answers kept for `workspace`, newest first, at most `limit`.
     Log { workspace: PathBuf, limit: usize },
+    /// Follow `workspace`'s turns: answered by [`ControlResponse::Watching`],
+    /// then the connection carries [`crate::watch::WatchEvent`] lines until
+    /// either side closes it.
+    Watch { workspace: PathBuf },
     /// Stop the daemon gracefully.
     Stop,
 }
@@ -72,6 +76,10 @@ pub enum ControlResponse {
         workspace: PathBuf,
         state_dir: PathBuf,
         answers: Vec<AnswerRecord>,
+    },
+    /// A [`ControlRequest::Watch`] is accepted; its events follow.
+    Watching {
+        workspace: PathBuf,
     },
     /// The request failed; `message` says why and what to do.
     Error {
@@ -226,6 +234,10 @@ mod tests {
             r#"{"op":"session_start","workspace":"/w","claude_session_id":"abc","source":"clear"}"#
         );
         assert_eq!(round_trip(&ControlRequest::Stop), r#"{"op":"stop"}"#);
+        assert_eq!(
+            round_trip(&ControlRequest::Watch { workspace: "/w".into() }),
+            r#"{"op":"watch","workspace":"/w"}"#
+        );
         assert_eq!(
             round_trip(&ControlRequest::Log {
                 workspace: "/w".into(),

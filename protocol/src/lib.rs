@@ -20,6 +20,7 @@ pub mod peer;
 pub mod private;
 pub mod procfs;
 pub mod tools;
+pub mod watch;
 
 pub use hello::{Channel, Hello, HelloReply, Role};
 

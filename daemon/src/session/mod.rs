@@ -75,6 +75,8 @@ pub struct WorkspaceHandle {
     commands: mpsc::Sender<Command>,
     /// Set if the actor panicked (the daemon then replaces it).
     failed: Arc<std::sync::atomic::AtomicBool>,
+    /// Subscribes watchers without keeping the actor's channel open.
+    watch: tokio::sync::broadcast::WeakSender<codex_fusion_protocol::watch::WatchEvent>,
 }
 
 /// Everything a tool call or the CLI can ask of a session.
@@ -203,7 +205,14 @@ impl WorkspaceActor {
         // After a daemon restart, the workspace continues its last session.
         let remembered = context.pairings.get(&workspace);
         let failed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let watch = crate::watch::Watch::default();
+        let handle = WorkspaceHandle {
+            commands: commands_tx,
+            failed: failed.clone(),
+            watch: watch.weak(),
+        };
         let actor = WorkspaceActor {
+            watch,
             _failed: PanicFlag(failed.clone()),
             workspace,
             commands,
@@ -231,10 +240,6 @@ impl WorkspaceActor {
             last_used: None,
             stderr: StderrTail::default(),
         };
-        let handle = WorkspaceHandle {
-            commands: commands_tx,
-            failed,
-        };
         (actor, handle)
     }
 }
@@ -255,6 +260,12 @@ impl WorkspaceHandle {
 
     pub async fn send(&self, command: Command) -> Result<(), ActorGone> {
         self.commands.send(command).await.map_err(|_| self.gone())
+    }
+
+    /// Follows what the workspace's turns do (`codex-fusion watch`); `None`
+    /// once the actor is gone.
+    pub fn watch(&self) -> Option<tokio::sync::broadcast::Receiver<codex_fusion_protocol::watch::WatchEvent>> {
+        self.watch.upgrade().map(|sender| sender.subscribe())
     }
 
     /// Best effort, without waiting (used from drop paths).
@@ -520,6 +531,8 @@ struct WorkspaceActor {
     /// The stderr tail of the agent this workspace last used, kept after
     /// it stopped.
     stderr: StderrTail,
+    /// What `codex-fusion watch` sees of this workspace's turns.
+    watch: crate::watch::Watch,
 }
 
 impl WorkspaceActor {
@@ -671,7 +684,9 @@ impl WorkspaceActor {
                 note: prompts::denied(&describe(&request), note.as_deref()),
             };
         }
-        waiter.progress.activity(&format!("{label}: {}", request.title));
+        let line = format!("{label}: {}", request.title);
+        waiter.progress.activity(&line);
+        self.watch.activity(&line);
         turn.waiter = Some(waiter);
         turn.last_activity = Instant::now();
         // A question that arrived during the pause is judged now; if it asks

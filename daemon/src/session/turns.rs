@@ -2,6 +2,7 @@
 //! exit), prompt completions, finishing a turn, deadlines and cancellation.
 
 use super::*;
+use codex_fusion_protocol::watch::WatchEvent;
 
 /// After a failed prompt, how long to wait for the child's exit so the
 /// error can say how it died.
@@ -66,11 +67,15 @@ impl WorkspaceActor {
             Update::Text(text) => {
                 turn.text.push_str(&text);
                 turn.thought.clear();
-                progress.text(progress::tail(&turn.text));
+                let tail = progress::tail(&turn.text);
+                self.watch.text(&tail);
+                progress.text(tail);
             }
             Update::Thought(text) => {
                 turn.thought.push_str(&text);
-                progress.thought(&progress::tail(&turn.thought));
+                let tail = progress::tail(&turn.thought);
+                self.watch.thought(&tail);
+                progress.thought(&tail);
             }
             Update::ToolCall { id, info } => {
                 let mut info = *info;
@@ -81,6 +86,7 @@ impl WorkspaceActor {
                     line = format!("{line} (outside the workspace: {})", info.outside.join(", "));
                 }
                 progress.activity(&line);
+                self.watch.activity(&line);
                 turn.tool_calls.insert(id, info);
             }
             Update::ToolCallChanged { id, change } => {
@@ -88,10 +94,16 @@ impl WorkspaceActor {
                 let was = info.status.clone();
                 info.apply(&change);
                 if info.status.as_deref() == Some("failed") && was.as_deref() != Some("failed") {
-                    progress.activity(&format!("{} (failed)", info.activity()));
+                    let line = format!("{} (failed)", info.activity());
+                    progress.activity(&line);
+                    self.watch.activity(&line);
                 }
             }
-            Update::Plan { steps } => progress.activity(&format!("plan with {steps} steps")),
+            Update::Plan { steps } => {
+                let line = format!("plan with {steps} steps");
+                progress.activity(&line);
+                self.watch.activity(&line);
+            }
             Update::Usage { .. } | Update::Other => {}
         }
     }
@@ -152,7 +164,9 @@ impl WorkspaceActor {
         });
         match decision {
             Decision::Allow => {
-                progress.activity(&format!("allowed: {}", translated.title));
+                let line = format!("allowed: {}", translated.title);
+                progress.activity(&line);
+                self.watch.activity(&line);
                 ask.answer(true);
             }
             Decision::Ask(why) => {
@@ -163,6 +177,16 @@ impl WorkspaceActor {
                     request: translated.clone(),
                     why: why.clone(),
                 };
+                self.watch.send(|| WatchEvent::Paused {
+                    id: pause.id.clone(),
+                    summary: format!(
+                        "{} ({}): {}",
+                        pause.request.title,
+                        pause.request.kind.label(),
+                        pause.why
+                    ),
+                    text: crate::render::pause(&pause),
+                });
                 let waiter = turn.waiter.take();
                 if waiter.is_none() {
                     // Only after a `permit` whose call has gone; the pause
@@ -433,6 +457,21 @@ impl WorkspaceActor {
             elapsed_ms = elapsed.as_millis() as u64,
             "turn finished"
         );
+        self.watch.send(|| match &result {
+            TurnOutcome::Answer(answer) => WatchEvent::Answered {
+                turn: turn.id,
+                verdict: answer.verdict.as_ref().map(|verdict| verdict.label().to_owned()),
+                footer: crate::render::footer(answer),
+            },
+            TurnOutcome::Failed(message) => WatchEvent::Failed {
+                turn: turn.id,
+                message: message.clone(),
+            },
+            _ => WatchEvent::Failed {
+                turn: turn.id,
+                message: stop_reason.to_owned(),
+            },
+        });
         // The caller gets its answer first; the debug log can wait.
         if let Some(waiter) = turn.waiter.take() {
             waiter.send(result);
@@ -595,6 +634,10 @@ impl WorkspaceActor {
             self.next_turn_id += 1;
             let now = Instant::now();
             tracing::info!(turn = id, tool = request.tool, "turn starts");
+            self.watch.send(|| WatchEvent::TurnStarted {
+                turn: id,
+                tool: request.tool.to_owned(),
+            });
             self.last_settings = Some(request.settings.clone());
             self.last_agent_env = request.agent_env.clone();
             self.turn = Some(ActiveTurn {
