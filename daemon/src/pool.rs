@@ -102,18 +102,13 @@ pub struct HostParts {
     pub stderr: StderrTail,
 }
 
-/// One live agent process of the pool.
+/// One live agent process of the pool: what its start handed over (read
+/// through `Deref`), its key and routes, and who holds it.
 pub struct Host {
     pub id: u64,
     pub key: AgentKey,
-    pub agent: Agent,
-    pub info: AgentInfo,
-    pub modes: Vec<&'static str>,
-    pub api_key: bool,
-    pub unconfined: Option<String>,
-    pub codex_home: Option<PathBuf>,
+    parts: HostParts,
     pub routes: Routes,
-    pub stderr: StderrTail,
     started: Instant,
     usage: Mutex<Usage>,
     /// Wakes the watcher when the usage changed.
@@ -135,6 +130,14 @@ struct Holder {
     workspace: Arc<Path>,
     /// A turn of this workspace runs (or waits for a permission).
     busy: bool,
+}
+
+impl std::ops::Deref for Host {
+    type Target = HostParts;
+
+    fn deref(&self) -> &HostParts {
+        &self.parts
+    }
 }
 
 impl Host {
@@ -332,14 +335,8 @@ impl Pool {
         let host = Arc::new(Host {
             id: self.next_tag(),
             key: key.clone(),
-            agent: parts.agent,
-            info: parts.info,
-            modes: parts.modes,
-            api_key: parts.api_key,
-            unconfined: parts.unconfined,
-            codex_home: parts.codex_home,
+            parts,
             routes,
-            stderr: parts.stderr,
             started: Instant::now(),
             usage: Mutex::new(Usage {
                 holders: BTreeMap::new(),

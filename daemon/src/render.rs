@@ -170,12 +170,11 @@ pub fn status(daemon: &DaemonStatus, workspace: &WorkspaceStatus) -> String {
     };
     let _ = writeln!(text, "codex-acp: {agent}");
     if !workspace.shared_with.is_empty() {
-        let others: Vec<String> = workspace
-            .shared_with
-            .iter()
-            .map(|path| path.display().to_string())
-            .collect();
-        let _ = writeln!(text, "shares its codex-acp process with: {}", others.join(", "));
+        let _ = writeln!(
+            text,
+            "shares its codex-acp process with: {}",
+            workspace.shared_with_text()
+        );
     }
     if let Some(command) = &workspace.agent_command {
         let _ = writeln!(text, "command: {command}");

@@ -155,12 +155,7 @@ fn render_workspace(out: &mut String, workspace: &WorkspaceStatus, named: bool, 
     }
     row(out, "  ", "agent", &agent);
     if !workspace.shared_with.is_empty() {
-        let others: Vec<String> = workspace
-            .shared_with
-            .iter()
-            .map(|path| path.display().to_string())
-            .collect();
-        row(out, "  ", "shared with", &others.join(", "));
+        row(out, "  ", "shared with", &workspace.shared_with_text());
     }
     if let Some(mode) = &workspace.mode {
         row(out, "  ", "mode", mode);

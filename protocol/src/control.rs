@@ -182,6 +182,14 @@ pub struct WorkspaceStatus {
     pub shared_with: Vec<PathBuf>,
 }
 
+impl WorkspaceStatus {
+    /// The workspaces sharing this one's agent process, for people.
+    pub fn shared_with_text(&self) -> String {
+        let names: Vec<String> = self.shared_with.iter().map(|path| path.display().to_string()).collect();
+        names.join(", ")
+    }
+}
+
 /// The guardian settings in force for the workspace's last call.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]

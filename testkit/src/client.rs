@@ -175,3 +175,18 @@ pub fn token_of(handle: &RequestHandle<RoleClient>) -> String {
         rmcp::model::NumberOrString::String(string) => string.to_string(),
     }
 }
+
+/// The arguments of a `consult` of `question`.
+pub fn consult(question: &str) -> Value {
+    serde_json::json!({ "question": question })
+}
+
+/// The number after `prompts_seen=` in a fake answer: how many prompts the
+/// fake agent's Codex session has seen, across processes.
+pub fn prompts_seen(text: &str) -> u32 {
+    text.split("prompts_seen=")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|number| number.parse().ok())
+        .unwrap_or_else(|| panic!("no prompts_seen in {text}"))
+}

@@ -9,12 +9,9 @@ use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
 use codex_fusion_protocol::control::DaemonStatus;
+use codex_fusion_testkit::client::{consult, prompts_seen};
 use codex_fusion_testkit::{Client, TestEnv, binary};
 use serde_json::{Value, json};
-
-fn consult(question: &str) -> Value {
-    json!({ "question": question })
-}
 
 fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
@@ -893,16 +890,6 @@ async fn the_install_script_shows_its_plan_in_a_dry_run() {
         )),
         "{text}"
     );
-}
-
-/// The number after `prompts_seen=` in a fake answer: how many prompts the
-/// fake agent's session has seen.
-fn prompts_seen(text: &str) -> u32 {
-    text.split("prompts_seen=")
-        .nth(1)
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|number| number.parse().ok())
-        .unwrap_or_else(|| panic!("no prompts_seen in {text}"))
 }
 
 /// r1: with the daemon down, `reset` and the hook did nothing, and the next

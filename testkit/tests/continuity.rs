@@ -5,20 +5,9 @@
 use std::time::Duration;
 
 use codex_fusion_protocol::control::SessionSource;
+use codex_fusion_testkit::client::{consult, prompts_seen};
 use codex_fusion_testkit::{Client, RawClient, TestEnv};
 use serde_json::{Value, json};
-
-fn consult(question: &str) -> Value {
-    json!({ "question": question })
-}
-
-fn prompts_seen(text: &str) -> u32 {
-    text.split("prompts_seen=")
-        .nth(1)
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|number| number.parse().ok())
-        .unwrap_or_else(|| panic!("no prompts_seen in {text}"))
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reply_after_the_daemon_is_killed_reaches_a_codex_that_remembers() {

@@ -9,24 +9,10 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use codex_fusion_protocol::control::{ControlRequest, ControlResponse, DaemonStatus, WorkspaceStatus};
-use codex_fusion_testkit::client::{response_text, token_of};
+use codex_fusion_testkit::client::{consult, prompts_seen, response_text, token_of};
 use codex_fusion_testkit::env::processes_matching;
 use codex_fusion_testkit::{Client, TestEnv, wait_until};
-use serde_json::{Value, json};
-
-fn consult(question: &str) -> Value {
-    json!({ "question": question })
-}
-
-/// `prompts_seen=N` from a fake answer: how many prompts the Codex session
-/// has had, across processes (0 when the text is not an answer).
-fn prompts_seen(text: &str) -> u32 {
-    text.split("prompts_seen=")
-        .nth(1)
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|number| number.parse().ok())
-        .unwrap_or(0)
-}
+use serde_json::json;
 
 /// Live fake agents of this env (their command line names its state dir).
 fn agent_pids(env: &TestEnv) -> Vec<i32> {
