@@ -1,7 +1,7 @@
 //! `codex-fusion ask TOOL …`: one tool call through the daemon, as Claude
 //! would make it, from the shell.
 //!
-//! The connection is the shim's (`codex_fusion_mcp::connect::Connector`:
+//! The connection is the shim's too (`codex_fusion_client::connect::Connector`:
 //! connect, or start the daemon and connect, then the hello), after which
 //! this is an ordinary rmcp client. While the turn runs, a spinner on stderr
 //! shows the elapsed time and the latest progress line (only on a terminal);
@@ -17,9 +17,9 @@ use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use codex_fusion_mcp::connect::Connector;
+use codex_fusion_client::connect::Connector;
 use codex_fusion_protocol::tools::ToolName;
-use codex_fusion_protocol::{Channel, Hello, PauseMeta, Role};
+use codex_fusion_protocol::{Channel, PauseMeta, Role};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rmcp::model::{
     CallToolRequestParams, CallToolResult, ClientCapabilities, ClientConfig, ClientRequest, Implementation,
@@ -44,9 +44,7 @@ pub async fn run(socket: PathBuf, workspace: PathBuf, tool: Tool) -> ExitCode {
         Ok(arguments) => arguments,
         Err(error) => return fail(format_args!("{error:#}")),
     };
-    let hello = Hello::new(Role::Cli, Channel::Mcp)
-        .with_workspace(workspace.clone())
-        .with_process_env();
+    let hello = codex_fusion_client::hello(Role::Cli, Channel::Mcp, Some(workspace));
     // The connector blocks (it may start the daemon and poll its socket).
     let connected = tokio::task::spawn_blocking(move || Connector::new(socket, hello).connect_or_start()).await;
     let connection = match connected {

@@ -25,8 +25,8 @@ use std::time::{Duration, Instant};
 use codex_fusion_protocol::limits::MCP_MAX_LINE_BYTES;
 
 use crate::ShimError;
-use crate::connect::{Connection, Connector};
 use crate::tracking::{INTERNAL_ERROR, INVALID_REQUEST, Kind, Tracking, classify, error_response};
+use codex_fusion_client::connect::{Connection, Connector};
 
 /// Reconnect attempts after the daemon goes away, each after a longer pause.
 const RECONNECT_BACKOFF: [Duration; 6] = [
@@ -279,7 +279,7 @@ fn reconnect(connector: &Connector, shared: &Shared, old: &UnixStream) -> Result
                 writer.stream = stream;
                 return Ok(reader);
             }
-            Err(error @ ShimError::Refused(_)) => return Err(error),
+            Err(error @ codex_fusion_client::Error::Refused(_)) => return Err(error.into()),
             Err(error) => last_error = Some(error),
         }
     }

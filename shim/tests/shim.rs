@@ -419,7 +419,7 @@ fn r3_a_socket_served_by_another_user_never_gets_the_hello() {
     use std::os::unix::process::CommandExt as _;
     if codex_fusion_protocol::peer::own_uid() != 0 {
         // Only root can listen as another user; the check itself is unit
-        // tested in connect.rs.
+        // tested in client/src/connect.rs.
         eprintln!("skipped: listening as another user needs root");
         return;
     }

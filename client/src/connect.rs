@@ -12,17 +12,17 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use codex_fusion_protocol::limits::HELLO_MAX_BYTES;
-use codex_fusion_protocol::{AGENT_ENV_VARS, Hello, HelloReply, PACKAGE_VERSION, frame, paths, peer, private};
+use codex_fusion_protocol::{AGENT_ENV_VARS, Hello, PACKAGE_VERSION, frame, paths, private};
 
-use crate::ShimError;
+use crate::{Error, PeerError, ReplyError};
 
-/// How long a daemon started by the shim gets to create its socket.
+/// How long a daemon started by a client gets to create its socket.
 const DAEMON_START_WAIT: Duration = Duration::from_secs(10);
 /// How often the socket is probed while the daemon starts.
 const START_POLL: Duration = Duration::from_millis(5);
 /// How long the daemon gets to answer the hello.
 const HELLO_REPLY_WAIT: Duration = Duration::from_secs(10);
-/// Set in the environment of a daemon the shim starts: it then writes only
+/// Set in the environment of a daemon a client starts: it then writes only
 /// warnings to stderr (the start log), so that file stays small.
 pub const DAEMON_QUIET_STDERR_ENV: &str = "CODEX_FUSION_DAEMON_QUIET_STDERR";
 
@@ -62,7 +62,7 @@ impl Connector {
     }
 
     /// Connects to a running daemon, or starts one and connects to it.
-    pub fn connect_or_start(&self) -> Result<Connection, ShimError> {
+    pub fn connect_or_start(&self) -> Result<Connection, Error> {
         let nobody = match UnixStream::connect(&self.socket) {
             Ok(stream) => return self.handshake(stream),
             Err(error) => match absence(&error, &self.socket) {
@@ -95,13 +95,13 @@ impl Connector {
             if let Some((at, status)) = exited_at
                 && now.duration_since(at) > Duration::from_millis(500)
             {
-                return Err(ShimError::Connect(format!(
+                return Err(Error::Connect(format!(
                     "codex-fusiond exited ({status}) before it was ready: {}",
                     self.start_log_tail()
                 )));
             }
             if now >= deadline {
-                return Err(ShimError::Connect(format!(
+                return Err(Error::Connect(format!(
                     "codex-fusiond did not create {} within {} s: {}",
                     self.socket.display(),
                     DAEMON_START_WAIT.as_secs(),
@@ -112,24 +112,24 @@ impl Connector {
         }
     }
 
-    fn cannot_connect(&self, error: &std::io::Error) -> ShimError {
-        ShimError::Connect(format!(
+    fn cannot_connect(&self, error: &std::io::Error) -> Error {
+        Error::Connect(format!(
             "cannot connect to codex-fusiond at {}: {error}",
             self.socket.display()
         ))
     }
 
     /// Checks who listens, sends the hello and reads the answer.
-    fn handshake(&self, mut stream: UnixStream) -> Result<Connection, ShimError> {
+    fn handshake(&self, mut stream: UnixStream) -> Result<Connection, Error> {
         let lost = |error: &dyn std::fmt::Display| {
-            ShimError::Connect(format!(
+            Error::Connect(format!(
                 "codex-fusiond at {} did not complete the hello: {error}",
                 self.socket.display()
             ))
         };
         // The hello may carry API keys: only our own user's daemon gets it.
-        check_peer(&stream, peer::own_uid(), &self.socket)?;
-        let hello = frame::try_encode(&self.hello).map_err(|error| ShimError::Config(error.to_string()))?;
+        crate::check_peer(&stream).map_err(|error| peer_refused(error, &self.socket))?;
+        let hello = frame::try_encode(&self.hello).map_err(|error| Error::Config(error.to_string()))?;
         stream.write_all(&hello).map_err(|error| lost(&error))?;
         let writer = stream.try_clone().map_err(|error| lost(&error))?;
         stream
@@ -156,27 +156,27 @@ impl Connector {
             }
             Err(error) => return Err(lost(&error)),
         };
-        let reply: HelloReply = frame::decode(&line).map_err(|error| lost(&error))?;
-        match reply {
-            HelloReply::Accepted { daemon_version, .. } => {
+        match crate::read_reply(&line) {
+            Ok(accepted) => {
                 reader.get_ref().set_read_timeout(None).map_err(|error| lost(&error))?;
-                if let Some(note) = version_note(&daemon_version, PACKAGE_VERSION)
+                if let Some(note) = version_note(&accepted.daemon_version, PACKAGE_VERSION)
                     && !self.version_noted.swap(true, Ordering::Relaxed)
                 {
                     eprintln!("codex-fusion: note: {note}");
                 }
                 Ok(Connection { reader, writer })
             }
-            HelloReply::Refused { error, .. } => Err(ShimError::Refused(format!("codex-fusiond refused: {error}"))),
+            Err(ReplyError::Unreadable(error)) => Err(lost(&error)),
+            Err(ReplyError::Refused(error)) => Err(Error::Refused(format!("codex-fusiond refused: {error}"))),
         }
     }
 
     /// Starts `codex-fusiond` detached (own process group, no stdio of ours,
     /// `/` as its directory, without the agent variables of this client),
     /// its stderr going to the start log in the state directory.
-    fn start_daemon(&self, nobody: &str) -> Result<Child, ShimError> {
+    fn start_daemon(&self, nobody: &str) -> Result<Child, Error> {
         let program = daemon_binary().ok_or_else(|| {
-            ShimError::Connect(format!(
+            Error::Connect(format!(
                 "codex-fusiond is not running ({nobody}) and its binary was found neither next to codex-fusion-mcp nor on PATH; install codex-fusion with `scripts/install.sh` from its checkout, or start the daemon yourself"
             ))
         })?;
@@ -211,7 +211,7 @@ impl Connector {
         }
         command
             .spawn()
-            .map_err(|error| ShimError::Connect(format!("cannot start {}: {error}", program.display())))
+            .map_err(|error| Error::Connect(format!("cannot start {}: {error}", program.display())))
     }
 
     /// The last meaningful line the daemon wrote while starting.
@@ -249,20 +249,16 @@ pub fn daemon_binary() -> Option<PathBuf> {
     })
 }
 
-/// Refuses a socket whose listener is another user: it would receive our
-/// hello, API keys included.
-fn check_peer(stream: &UnixStream, own_uid: u32, socket: &Path) -> Result<(), ShimError> {
-    match peer::peer_uid(stream) {
-        Ok(uid) if uid == own_uid => Ok(()),
-        Ok(uid) => Err(ShimError::Refused(format!(
-            "refusing to talk to {}: it is served by uid {uid}, not by us (uid {own_uid}); remove that socket or set {} to a path of your own",
+/// The shim's words for a socket whose listener is another user: it would
+/// receive our hello, API keys included.
+fn peer_refused(error: PeerError, socket: &Path) -> Error {
+    match error {
+        PeerError::Stranger { uid, own } => Error::Refused(format!(
+            "refusing to talk to {}: it is served by uid {uid}, not by us (uid {own}); remove that socket or set {} to a path of your own",
             socket.display(),
             paths::SOCKET_ENV
-        ))),
-        Err(error) => Err(ShimError::Connect(format!(
-            "cannot tell who serves {}: {error}",
-            socket.display()
-        ))),
+        )),
+        PeerError::Unknown(error) => Error::Connect(format!("cannot tell who serves {}: {error}", socket.display())),
     }
 }
 
@@ -318,12 +314,14 @@ mod tests {
 
     #[test]
     fn a_socket_served_by_another_user_is_refused_by_name() {
-        let (ours, _theirs) = UnixStream::pair().expect("pair");
-        let own = peer::own_uid();
-        check_peer(&ours, own, Path::new("/run/x.sock")).expect("our own user passes");
-        let error = check_peer(&ours, own.wrapping_add(1), Path::new("/run/x.sock")).expect_err("refused");
+        let own = codex_fusion_protocol::peer::own_uid();
+        let stranger = PeerError::Stranger {
+            uid: own.wrapping_add(1),
+            own,
+        };
+        let error = peer_refused(stranger, Path::new("/run/x.sock"));
         let message = error.to_string();
-        assert!(matches!(error, ShimError::Refused(_)), "not retried: {message}");
+        assert!(matches!(error, Error::Refused(_)), "not retried: {message}");
         assert!(message.contains("/run/x.sock"), "{message}");
         assert!(message.contains(&format!("uid {own}")), "{message}");
         assert!(!message.contains('\n'), "{message}");
