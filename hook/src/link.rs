@@ -1,16 +1,19 @@
 //! One control exchange with a running daemon: connect, send the hello and
 //! the request, read the hello reply and the response, all under one
 //! deadline ([`exchange`]; [`open`] keeps the connection for a stream).
-//! This module never starts the daemon (`ask` does, through the shim's
-//! connector).
+//! This module never starts the daemon (`ask` does, through
+//! `codex_fusion_client`'s connector). The connection is async and under
+//! one deadline here, but the hello, the peer rule and the reading of the
+//! reply are `codex_fusion_client`'s, as for every client.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use codex_fusion_client::{PeerError, ReplyError};
 use codex_fusion_protocol::control::{ControlRequest, ControlResponse};
 use codex_fusion_protocol::frame::{self, FrameError};
 use codex_fusion_protocol::limits::{CONNECT_TIMEOUT, CONTROL_MAX_BYTES, HELLO_MAX_BYTES};
-use codex_fusion_protocol::{Channel, Hello, HelloReply, Role, peer};
+use codex_fusion_protocol::{Channel, Role};
 use tokio::io::{AsyncWriteExt as _, BufReader};
 use tokio::net::UnixStream;
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
@@ -156,28 +159,22 @@ pub async fn open(
         Err(_) => return Err(not_answering(false)),
     };
     // The hello carries the forwarded variables, API keys among them: never
-    // to a socket another user listens on (the shim checks the same).
-    match peer::peer_uid(&stream) {
-        Ok(uid) if uid == peer::own_uid() => {}
-        Ok(uid) => {
-            return Err(LinkError::Unreachable {
-                socket: socket.to_path_buf(),
-                reason: format!(
-                    "it is served by uid {uid}, not by you (uid {}); nothing was sent",
-                    peer::own_uid()
-                ),
-            });
-        }
-        Err(error) => {
-            return Err(LinkError::Unreachable {
-                socket: socket.to_path_buf(),
-                reason: format!("cannot tell who serves it ({error}); nothing was sent"),
-            });
-        }
+    // to a socket another user listens on.
+    if let Err(error) = codex_fusion_client::check_peer(&stream) {
+        let reason = match error {
+            PeerError::Stranger { uid, own } => {
+                format!("it is served by uid {uid}, not by you (uid {own}); nothing was sent")
+            }
+            PeerError::Unknown(error) => format!("cannot tell who serves it ({error}); nothing was sent"),
+        };
+        return Err(LinkError::Unreachable {
+            socket: socket.to_path_buf(),
+            reason,
+        });
     }
     let (read, mut writer) = stream.into_split();
     let mut reader = BufReader::new(read);
-    let hello = Hello::new(role, Channel::Control).with_process_env();
+    let hello = codex_fusion_client::hello(role, Channel::Control, None);
     let mut message = frame::encode(&hello);
     message.extend_from_slice(&frame::encode(request));
     match timeout_at(deadline, writer.write_all(&message)).await {
@@ -191,9 +188,10 @@ pub async fn open(
         })?,
         Err(_) => return Err(not_answering(true)),
     };
-    let pid = match frame::decode::<HelloReply>(&line).map_err(lost)? {
-        HelloReply::Accepted { pid, .. } => pid,
-        HelloReply::Refused { error, .. } => return Err(LinkError::Refused { message: error }),
+    let pid = match codex_fusion_client::read_reply(&line) {
+        Ok(accepted) => accepted.pid,
+        Err(ReplyError::Unreadable(error)) => return Err(lost(error)),
+        Err(ReplyError::Refused(message)) => return Err(LinkError::Refused { message }),
     };
     let line = match timeout_at(deadline, frame::read_line_async(&mut reader, CONTROL_MAX_BYTES)).await {
         Ok(line) => line.map_err(lost)?.ok_or_else(|| LinkError::Lost {
@@ -254,7 +252,7 @@ mod tests {
         let hello = frame::read_line(&mut reader, HELLO_MAX_BYTES)
             .expect("read")
             .expect("hello");
-        assert!(frame::decode::<Hello>(&hello).is_ok());
+        assert!(frame::decode::<codex_fusion_protocol::Hello>(&hello).is_ok());
         let request = frame::read_line(&mut reader, CONTROL_MAX_BYTES)
             .expect("read")
             .expect("request");
