@@ -234,6 +234,9 @@ impl Agent {
             }
         })?;
         let pid = child.id();
+        if let Some(pid) = pid {
+            crate::reap::reaper().track(pid);
+        }
         let (Some(stdin), Some(stdout), Some(stderr)) = (child.stdin.take(), child.stdout.take(), child.stderr.take())
         else {
             return Err(SpawnError::Closed {
@@ -539,11 +542,16 @@ where
 
     let mode = stop_mode.lock().unwrap_or_else(|poison| poison.into_inner()).0;
     if let Some(group) = &group {
+        // What it started since the last look, before the group dies and
+        // its helpers are orphaned.
+        crate::reap::reaper().update(group.0.as_raw() as u32);
         if mode == StopMode::Graceful && stop.is_cancelled() {
             group.signal(Signal::SIGTERM);
             let _ = tokio::time::timeout(TERM_GRACE, wait_child(&mut child)).await;
         }
         group.signal(Signal::SIGKILL);
+        // The sandbox helpers that left the group (issue 17).
+        crate::reap::reaper().finish(group.0.as_raw() as u32).await;
     }
     // Reap the child; SIGKILL makes this quick.
     let status = match child.is_some() {
