@@ -8,7 +8,8 @@
 //! workspace's attachment, so messages for a session it has left can be
 //! recognised and dropped; the agent's exit goes to every registered
 //! workspace. Dropping the [`Agent`] kills the whole process group (`npx` →
-//! node → codex → git).
+//! node → codex → git); what left the group (sandbox helpers, codex's login
+//! shell) is killed after it by [`crate::reap`].
 
 use std::collections::{HashMap, VecDeque};
 use std::path::Path;
@@ -550,14 +551,16 @@ where
             let _ = tokio::time::timeout(TERM_GRACE, wait_child(&mut child)).await;
         }
         group.signal(Signal::SIGKILL);
-        // The sandbox helpers that left the group (issue 17).
-        crate::reap::reaper().finish(group.0.as_raw() as u32).await;
     }
     // Reap the child; SIGKILL makes this quick.
     let status = match child.is_some() {
         true => tokio::time::timeout(Duration::from_secs(5), wait_child(&mut child)).await,
         false => Ok(Err(std::io::Error::other("no child"))),
     };
+    if let Some(group) = &group {
+        // What left the group (sandbox helpers, a login shell: issue 17).
+        crate::reap::reaper().finish(group.0.as_raw() as u32).await;
+    }
     let reason = match status {
         Ok(Ok(status)) if !reason.starts_with("it exited") && !stop.is_cancelled() => {
             format!("{reason}; it exited ({status})")

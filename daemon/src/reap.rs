@@ -36,7 +36,7 @@ use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use nix::sys::signal::{Signal, kill};
-use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+use nix::sys::wait::{WaitPidFlag, waitpid};
 use nix::unistd::Pid;
 use serde::{Deserialize, Serialize};
 
@@ -44,8 +44,8 @@ use serde::{Deserialize, Serialize};
 pub const REFRESH: Duration = Duration::from_secs(1);
 /// The state file, in the daemon's state directory.
 pub const STATE_FILE: &str = "agent-processes.json";
-/// How long an SIGKILLed orphan gets to be reaped before it is left to the
-/// next sweep.
+/// How long a stopped agent's leftovers get to die and be reaped before
+/// they are left to the next sweep.
 const REAP_WAIT: Duration = Duration::from_secs(2);
 
 /// One process, told from a later one with the same pid by its start time.
@@ -85,7 +85,6 @@ pub struct State {
 #[derive(Debug, Clone, Copy)]
 struct Stat {
     state: char,
-    parent: u32,
     group: u32,
     session: u32,
     start: u64,
@@ -98,7 +97,6 @@ impl Stat {
         let fields: Vec<&str> = text.rsplit_once(')')?.1.split_whitespace().collect();
         Some(Stat {
             state: fields.first()?.chars().next()?,
-            parent: fields.get(1)?.parse().ok()?,
             group: fields.get(2)?.parse().ok()?,
             session: fields.get(3)?.parse().ok()?,
             start: fields.get(19)?.parse().ok()?,
@@ -107,7 +105,9 @@ impl Stat {
 }
 
 fn owner(pid: u32) -> Option<u32> {
-    std::fs::metadata(format!("/proc/{pid}")).ok().map(|metadata| metadata.uid())
+    std::fs::metadata(format!("/proc/{pid}"))
+        .ok()
+        .map(|metadata| metadata.uid())
 }
 
 fn own_uid() -> u32 {
@@ -254,10 +254,16 @@ impl Reaper {
                 self.reap_exited_orphans();
                 return;
             }
-            agents.trees.iter().map(|(root, members)| (*root, members.clone())).collect()
+            agents
+                .trees
+                .iter()
+                .map(|(root, members)| (*root, members.clone()))
+                .collect()
         };
-        let grown: Vec<(u32, BTreeSet<Member>)> =
-            roots.into_iter().map(|(root, members)| (root, grow(&members))).collect();
+        let grown: Vec<(u32, BTreeSet<Member>)> = roots
+            .into_iter()
+            .map(|(root, members)| (root, grow(&members)))
+            .collect();
         {
             let mut agents = self.lock();
             for (root, members) in grown {
@@ -287,19 +293,41 @@ impl Reaper {
 
     /// Kills everything left of the agent `root`'s tree, and every orphan
     /// no other agent claims; reaps the ones re-parented to the daemon and
-    /// stops following the tree. Call once the agent's group was killed.
+    /// stops following the tree. Call once the agent's group was killed
+    /// and its root reaped: the group's other members die and are
+    /// re-parented here a moment later, so this sweeps until the group is
+    /// empty and everything it killed is gone (or [`REAP_WAIT`] passed).
     pub async fn finish(&self, root: u32) {
         let members = self.lock().trees.get(&root).cloned().unwrap_or_default();
         let mut killed: BTreeSet<Member> = BTreeSet::new();
-        // Twice: a parent killed first may have started one more child.
-        for _ in 0..2 {
+        let deadline = tokio::time::Instant::now() + REAP_WAIT;
+        loop {
             let mut doomed = grow(&members);
             doomed.extend(grow(&killed));
             doomed.extend(self.unclaimed_orphans(root));
             // The root is the agent's own child, killed with its group and
             // reaped by tokio.
-            doomed.retain(|member| member.pid != root);
+            doomed.retain(|member| member.pid != root && member.is_live());
+            let group_gone = kill(Pid::from_raw(-(root as i32)), None) == Err(nix::errno::Errno::ESRCH);
+            // Done once the group is empty and a sweep finds nothing left
+            // (a killed process's children are re-parented here only as it
+            // dies, so they show in a later sweep).
+            if group_gone && doomed.is_empty() {
+                self.reap_exited_orphans();
+                break;
+            }
             killed.extend(kill_members(&doomed));
+            self.reap_exited_orphans();
+            if tokio::time::Instant::now() >= deadline {
+                let left: Vec<u32> = killed
+                    .iter()
+                    .filter(|member| member.is_live())
+                    .map(|member| member.pid)
+                    .collect();
+                tracing::warn!(root, ?left, "what the agent left running did not die in time");
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
         if !killed.is_empty() {
             let pids: Vec<u32> = killed.iter().map(|member| member.pid).collect();
@@ -307,16 +335,6 @@ impl Reaper {
         }
         self.lock().trees.remove(&root);
         self.write_state();
-        // Reap the ones that were re-parented here.
-        let deadline = tokio::time::Instant::now() + REAP_WAIT;
-        let mut waiting: Vec<Member> = killed.into_iter().collect();
-        loop {
-            waiting.retain(|member| !self.reap_orphan(member));
-            if waiting.is_empty() || tokio::time::Instant::now() >= deadline {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
     }
 
     /// Stops following `root` without killing anything (an agent whose
@@ -370,25 +388,6 @@ impl Reaper {
         }
     }
 
-    /// Reaps `member` if it is an exited orphan of the daemon; whether it
-    /// needs no more waiting (reaped, or not the daemon's to reap).
-    fn reap_orphan(&self, member: &Member) -> bool {
-        let Some(stat) = Stat::read(member.pid) else {
-            return true;
-        };
-        if stat.start != member.start || stat.parent != self.me || self.started_here(member.pid, &stat) {
-            // Gone, someone else's child, or tokio's to reap.
-            return stat.start != member.start || stat.parent != self.me || stat.state == 'Z';
-        }
-        if stat.state != 'Z' {
-            return false;
-        }
-        !matches!(
-            waitpid(Pid::from_raw(member.pid as i32), Some(WaitPidFlag::WNOHANG)),
-            Ok(WaitStatus::StillAlive)
-        )
-    }
-
     /// Records every running agent's members in the state file, if it
     /// changed.
     fn write_state(&self) {
@@ -417,7 +416,10 @@ mod tests {
     use super::*;
 
     fn sleeper() -> std::process::Child {
-        std::process::Command::new("sleep").arg("30").spawn().expect("sleep runs")
+        std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .expect("sleep runs")
     }
 
     fn running(child: &mut std::process::Child) -> bool {
