@@ -85,6 +85,7 @@ pub struct State {
 #[derive(Debug, Clone, Copy)]
 struct Stat {
     state: char,
+    parent: u32,
     group: u32,
     session: u32,
     start: u64,
@@ -97,6 +98,7 @@ impl Stat {
         let fields: Vec<&str> = text.rsplit_once(')')?.1.split_whitespace().collect();
         Some(Stat {
             state: fields.first()?.chars().next()?,
+            parent: fields.get(1)?.parse().ok()?,
             group: fields.get(2)?.parse().ok()?,
             session: fields.get(3)?.parse().ok()?,
             start: fields.get(19)?.parse().ok()?,
@@ -114,15 +116,29 @@ fn own_uid() -> u32 {
     codex_fusion_protocol::peer::own_uid()
 }
 
-/// `members` and everything now below them, alive, this user's.
+/// `members` and everything now below them, alive, this user's. One pass
+/// over /proc, however many members.
 fn grow(members: &BTreeSet<Member>) -> BTreeSet<Member> {
-    let mut grown = BTreeSet::new();
-    for member in members.iter().filter(|member| member.is_live()) {
-        for pid in codex_fusion_protocol::procfs::tree(member.pid) {
-            if let Some(found) = Member::of(pid)
-                && found.is_live()
-            {
-                grown.insert(found);
+    let mut grown: BTreeSet<Member> = members.iter().copied().filter(Member::is_live).collect();
+    if grown.is_empty() {
+        return grown;
+    }
+    let me = own_uid();
+    let all: Vec<(Member, u32)> = std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
+        .filter_map(|pid| {
+            let stat = Stat::read(pid)?;
+            (stat.state != 'Z' && owner(pid) == Some(me)).then_some((Member { pid, start: stat.start }, stat.parent))
+        })
+        .collect();
+    let mut frontier: Vec<u32> = grown.iter().map(|member| member.pid).collect();
+    while let Some(parent) = frontier.pop() {
+        for (child, _) in all.iter().filter(|(_, of)| *of == parent) {
+            if grown.insert(*child) {
+                frontier.push(child.pid);
             }
         }
     }
@@ -176,6 +192,8 @@ pub struct Reaper {
     session: u32,
     state_file: Option<PathBuf>,
     agents: Mutex<Agents>,
+    /// Held while the state file is written, so writes do not cross.
+    writer: Mutex<()>,
 }
 
 #[derive(Default)]
@@ -228,6 +246,7 @@ impl Reaper {
             session: Stat::read(me).map_or(0, |stat| stat.session),
             state_file,
             agents: Mutex::new(Agents::default()),
+            writer: Mutex::new(()),
         }
     }
 
@@ -300,8 +319,11 @@ impl Reaper {
     pub async fn finish(&self, root: u32) {
         let members = self.lock().trees.get(&root).cloned().unwrap_or_default();
         let mut killed: BTreeSet<Member> = BTreeSet::new();
-        let deadline = tokio::time::Instant::now() + REAP_WAIT;
+        let began = tokio::time::Instant::now();
+        let deadline = began + REAP_WAIT;
+        let mut passes = 0;
         loop {
+            passes += 1;
             let mut doomed = grow(&members);
             doomed.extend(grow(&killed));
             doomed.extend(self.unclaimed_orphans(root));
@@ -329,10 +351,9 @@ impl Reaper {
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        if !killed.is_empty() {
-            let pids: Vec<u32> = killed.iter().map(|member| member.pid).collect();
-            tracing::debug!(root, ?pids, "killed what the agent left running");
-        }
+        let pids: Vec<u32> = killed.iter().map(|member| member.pid).collect();
+        // One pass, about 5 to 10 ms in a debug build, when nothing is left.
+        tracing::debug!(root, ?pids, passes, took = ?began.elapsed(), "swept what the agent left running");
         self.lock().trees.remove(&root);
         self.write_state();
     }
@@ -389,14 +410,22 @@ impl Reaper {
     }
 
     /// Records every running agent's members in the state file, if it
-    /// changed.
+    /// changed. Not synced to disk: the record is for a daemon that was
+    /// killed, whose writes the kernel still has; after a machine crash its
+    /// pids mean nothing. The trees' lock is not held while writing.
     fn write_state(&self) {
         let Some(path) = &self.state_file else { return };
-        let mut agents = self.lock();
-        let mut members: Vec<Member> = agents.trees.values().flatten().copied().collect();
+        let _writer = self.writer.lock().unwrap_or_else(|poison| poison.into_inner());
+        let mut members: Vec<Member> = {
+            let agents = self.lock();
+            if agents.trees.is_empty() && agents.written.is_empty() && path.exists() {
+                return;
+            }
+            agents.trees.values().flatten().copied().collect()
+        };
         members.sort();
         members.dedup();
-        if members == agents.written && path.exists() {
+        if members == self.lock().written && path.exists() {
             return;
         }
         let state = State {
@@ -404,11 +433,29 @@ impl Reaper {
             members: members.clone(),
         };
         let bytes = serde_json::to_vec(&state).unwrap_or_default();
-        match codex_fusion_protocol::private::write_atomically(path, &bytes) {
-            Ok(()) => agents.written = members,
+        match write_record(path, &bytes) {
+            Ok(()) => self.lock().written = members,
             Err(error) => tracing::warn!("cannot record the agent processes: {error}"),
         }
     }
+}
+
+/// Replaces `path` with `bytes`: a private temporary file renamed over it,
+/// without the sync of [`codex_fusion_protocol::private::write_atomically`].
+fn write_record(path: &Path, bytes: &[u8]) -> Result<(), codex_fusion_protocol::private::PrivateError> {
+    use std::io::Write as _;
+    codex_fusion_protocol::private::create_dir(path.parent().unwrap_or(Path::new("/")))?;
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(format!(".{}.tmp", std::process::id()));
+    let temporary = path.with_file_name(name);
+    let io = |source| codex_fusion_protocol::private::PrivateError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut file = codex_fusion_protocol::private::open(&temporary, codex_fusion_protocol::private::Access::Replace)?;
+    file.write_all(bytes).map_err(io)?;
+    drop(file);
+    std::fs::rename(&temporary, path).map_err(io)
 }
 
 #[cfg(test)]
