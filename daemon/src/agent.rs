@@ -8,7 +8,8 @@
 //! workspace's attachment, so messages for a session it has left can be
 //! recognised and dropped; the agent's exit goes to every registered
 //! workspace. Dropping the [`Agent`] kills the whole process group (`npx` →
-//! node → codex → git).
+//! node → codex → git); what left the group (sandbox helpers, codex's login
+//! shell) is killed after it by [`crate::reap`].
 
 use std::collections::{HashMap, VecDeque};
 use std::path::Path;
@@ -234,6 +235,9 @@ impl Agent {
             }
         })?;
         let pid = child.id();
+        if let Some(pid) = pid {
+            crate::reap::reaper().track(pid);
+        }
         let (Some(stdin), Some(stdout), Some(stderr)) = (child.stdin.take(), child.stdout.take(), child.stderr.take())
         else {
             return Err(SpawnError::Closed {
@@ -539,6 +543,9 @@ where
 
     let mode = stop_mode.lock().unwrap_or_else(|poison| poison.into_inner()).0;
     if let Some(group) = &group {
+        // What it started since the last look, before the group dies and
+        // its helpers are orphaned.
+        crate::reap::reaper().update(group.0.as_raw() as u32);
         if mode == StopMode::Graceful && stop.is_cancelled() {
             group.signal(Signal::SIGTERM);
             let _ = tokio::time::timeout(TERM_GRACE, wait_child(&mut child)).await;
@@ -550,6 +557,10 @@ where
         true => tokio::time::timeout(Duration::from_secs(5), wait_child(&mut child)).await,
         false => Ok(Err(std::io::Error::other("no child"))),
     };
+    if let Some(group) = &group {
+        // What left the group (sandbox helpers, a login shell: issue 17).
+        crate::reap::reaper().finish(group.0.as_raw() as u32).await;
+    }
     let reason = match status {
         Ok(Ok(status)) if !reason.starts_with("it exited") && !stop.is_cancelled() => {
             format!("{reason}; it exited ({status})")

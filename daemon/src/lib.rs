@@ -24,6 +24,7 @@ pub mod models;
 pub mod pool;
 pub mod progress;
 pub mod prompts;
+pub mod reap;
 pub mod recent;
 pub mod render;
 pub mod resolve;
@@ -108,6 +109,9 @@ impl Options {
 /// Runs the daemon until SIGTERM, SIGINT, SIGHUP or a `stop` request.
 pub async fn run(options: Options) -> anyhow::Result<()> {
     let bound = listener::bind(&options.socket, options.dedicated_socket_dir)?;
+    // Holding the lock: no other daemon's agents run now, so what the
+    // record lists is an earlier daemon's leftovers.
+    reap::init(&options.state_dir);
     let daemon = Daemon::new(
         options.socket.clone(),
         options.state_dir.clone(),
