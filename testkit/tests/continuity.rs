@@ -347,7 +347,16 @@ async fn an_idle_agent_is_stopped_and_its_session_restored_on_the_next_call() {
         !codex_fusion_testkit::env::is_alive(pid as i32)
     })
     .await;
-    let status = env.workspace_status().await;
+    // The workspace learns of the exit once the daemon has swept the
+    // agent's tree (a few ms after the process is gone).
+    let mut status = env.workspace_status().await;
+    for _ in 0..100 {
+        if status.agent_pid.is_none() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        status = env.workspace_status().await;
+    }
     assert_eq!(status.agent_pid, None, "{status:?}");
     assert!(status.session_id.is_some(), "the session is remembered: {status:?}");
     assert_eq!(status.session_origin.as_deref(), Some("to restore"), "{status:?}");
