@@ -203,6 +203,11 @@ impl RealEnv {
     pub async fn new_paced(with_key: bool, pacing: SlowPacing) -> RealEnv {
         let mock = ModelMock::start_paced(pacing).await;
         let mut env = TestEnv::new();
+        // Codex runs commands through the user's login shell: a home of its
+        // own keeps the machine's `.bashrc` (and whatever it locks, such as
+        // pyenv's rehash) out of the suite, and the suite out of it.
+        let home = env.dir("home");
+        env.set("HOME", home.to_str().expect("utf8 home"));
         let codex_home = env.dir("codex-home");
         std::fs::write(codex_home.join("config.toml"), codex_config(&mock.base_url())).expect("config.toml");
         let command = codex_acp();
