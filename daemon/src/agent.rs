@@ -141,6 +141,9 @@ pub struct Agent {
     stop_mode: Arc<Mutex<(StopMode, Option<String>)>>,
     /// Set to the reason once the child is gone and reaped.
     exited: watch::Receiver<Option<String>>,
+    /// Cancelled as soon as its connection ended, before the exit is
+    /// reported.
+    ending: CancellationToken,
     secrets: Secrets,
 }
 
@@ -319,6 +322,7 @@ impl Agent {
         let stop_mode = Arc::new(Mutex::new((StopMode::Kill, None)));
         let (connection_tx, connection_rx) = oneshot::channel();
         let (exited_tx, exited) = watch::channel(None);
+        let ending = CancellationToken::new();
         tasks.spawn(run(
             child,
             Lines::new(Box::pin(outgoing), incoming),
@@ -331,6 +335,7 @@ impl Agent {
                 stderr: stderr_tail.clone(),
                 stderr_reader,
                 exited: exited_tx,
+                ending: ending.clone(),
             },
         ));
         let connection = match connection_rx.await {
@@ -352,6 +357,7 @@ impl Agent {
             stop,
             stop_mode,
             exited,
+            ending,
             secrets,
         })
     }
@@ -363,6 +369,10 @@ impl Agent {
     }
 
     /// Why the child is gone, once it is.
+    pub fn is_ending(&self) -> bool {
+        self.ending.is_cancelled()
+    }
+
     pub fn exit_reason(&self) -> Option<String> {
         self.exited.borrow().clone()
     }
@@ -435,6 +445,7 @@ struct RunContext {
     stderr: StderrTail,
     stderr_reader: tokio::task::JoinHandle<()>,
     exited: watch::Sender<Option<String>>,
+    ending: CancellationToken,
 }
 
 /// Owns the child: runs the ACP connection until the child exits, its stdout
@@ -454,6 +465,7 @@ where
         stderr,
         stderr_reader,
         exited,
+        ending,
     } = context;
     let group = child
         .as_ref()
@@ -541,6 +553,9 @@ where
         _ = stop.cancelled() => stopped(),
     };
 
+    // From here on the agent is going, though its exit is reported only once
+    // its tree is swept: nobody may open a session on it meanwhile.
+    ending.cancel();
     let mode = stop_mode.lock().unwrap_or_else(|poison| poison.into_inner()).0;
     if let Some(group) = &group {
         // What it started since the last look, before the group dies and

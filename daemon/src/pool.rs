@@ -167,7 +167,7 @@ impl Host {
     /// Whether it still takes sessions.
     pub fn usable(&self) -> bool {
         let usage = self.usage();
-        usage.retiring.is_none() && usage.draining.is_none() && self.agent.exit_reason().is_none()
+        usage.retiring.is_none() && usage.draining.is_none() && !self.agent.is_ending()
     }
 
     /// The workspaces holding it, in the order they came.
