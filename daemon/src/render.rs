@@ -7,6 +7,7 @@ pub use pause::{DIFF_LINES_PER_FILE, pause, pause_to_save, pause_within};
 
 use std::fmt::Write as _;
 
+pub use codex_fusion_protocol::control::thousands;
 use codex_fusion_protocol::control::{DaemonStatus, WorkspaceStatus};
 
 use crate::turn::Answer;
@@ -302,18 +303,6 @@ fn counted(count: u64, noun: &str) -> String {
     } else {
         format!("{count} {noun}s")
     }
-}
-
-pub fn thousands(value: u64) -> String {
-    let digits = value.to_string();
-    let mut out = String::new();
-    for (index, digit) in digits.chars().enumerate() {
-        if index > 0 && (digits.len() - index).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(digit);
-    }
-    out
 }
 
 /// `3725` seconds as `1h 2m`.

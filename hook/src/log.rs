@@ -14,7 +14,7 @@ use std::process::ExitCode;
 
 use codex_fusion_protocol::Role;
 use codex_fusion_protocol::answers::{self, AnswerRecord, Outcome};
-use codex_fusion_protocol::control::{ControlRequest, ControlResponse};
+use codex_fusion_protocol::control::{ControlRequest, ControlResponse, thousands};
 use serde::Serialize;
 
 use crate::link::{self, LinkError};
@@ -171,18 +171,6 @@ fn render_empty(workspace: &Path, state_dir: &Path, others: &[AnswerRecord], now
             let ago = answers::age(now_ms.saturating_sub(record.finished_at_ms) / 1000);
             let _ = writeln!(out, "  {} (last {ago} ago)", record.workspace.display());
         }
-    }
-    out
-}
-
-fn thousands(value: u64) -> String {
-    let digits = value.to_string();
-    let mut out = String::new();
-    for (index, digit) in digits.chars().enumerate() {
-        if index > 0 && (digits.len() - index).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(digit);
     }
     out
 }
