@@ -69,6 +69,68 @@ pub struct ProfileFacts {
     /// The user's own Codex MCP servers (from `$CODEX_HOME/config.toml`),
     /// disabled by name unless `choice.codex_config`.
     pub user_mcp_servers: Vec<String>,
+    /// The credential files at the top of `home` when the wrapper is
+    /// written, masked by their exact paths.
+    pub home_stores: HomeStores,
+}
+
+/// The credential files at the top of a home directory (`~/.netrc`,
+/// `~/.env`, `~/server.pem`, …) as they are at one moment.
+///
+/// They are masked by exact path, not by pattern: Codex expands a pattern
+/// by walking its base directory before every sandboxed command and at
+/// every `session/new`, and a pattern at the top of the home walks the
+/// whole home (to [`DENY_SCAN_DEPTH`]), which on a developer's machine is
+/// tens of thousands of files (docs/notes/session-start-cost.md). An exact
+/// path cannot mask a file created later, so an agent carries the stores
+/// it was started with in its pool key, and a workspace whose stores have
+/// changed moves its session to an agent started with the new ones before
+/// its next turn ([`HomeStores::changed`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct HomeStores {
+    pub home: Option<PathBuf>,
+    /// Sorted; only regular files and directories (a symlink is not masked
+    /// through: Codex would resolve it, as it resolves no pattern match).
+    pub present: Vec<PathBuf>,
+}
+
+impl HomeStores {
+    /// What `home` holds now (nothing without a home).
+    pub fn now(home: Option<&Path>) -> HomeStores {
+        let present = home.map(top_level_stores).unwrap_or_default();
+        HomeStores {
+            home: home.map(Path::to_path_buf),
+            present,
+        }
+    }
+
+    /// Whether the home holds other credential files than these now.
+    pub fn changed(&self) -> bool {
+        HomeStores::now(self.home.as_deref()) != *self
+    }
+}
+
+/// The entries of `home` named like a credential file.
+fn top_level_stores(home: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(home) else {
+        return Vec::new();
+    };
+    let mut present: Vec<PathBuf> = entries
+        .flatten()
+        .filter(|entry| {
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else { return false };
+            let credential = crate::sensitive::CREDENTIAL_FILES.contains(&name)
+                || crate::sensitive::ENV_FILES.contains(&name)
+                || crate::sensitive::CREDENTIAL_SUFFIXES
+                    .iter()
+                    .any(|suffix| name.len() > suffix.len() && name.ends_with(suffix));
+            credential && entry.file_type().is_ok_and(|kind| !kind.is_symlink())
+        })
+        .map(|entry| entry.path())
+        .collect();
+    present.sort();
+    present
 }
 
 /// The settings of a connection that change an agent's profile, so two
@@ -492,6 +554,17 @@ pub const CODEX_HOME_SECRETS: &[&str] = &[
 /// are not loaded.
 pub fn wrapper_script(codex_binary: &Path, readable: &Path, facts: &ProfileFacts) -> String {
     let deny = |path: String| format!("{}=\"deny\"", toml_string(&as_pattern(&path)));
+    // A tree that exists is masked whole: its pattern would be walked and
+    // every file in it masked one by one before every sandboxed command
+    // (a Codex home's transcripts grow with every session). Its files are
+    // Codex's or ours, never named like a credential, so no other entry
+    // masks a file inside it (which would keep the sandbox from starting).
+    let deny_tree = |path: String| match path.strip_suffix("/**") {
+        Some(tree) if std::fs::symlink_metadata(tree).is_ok_and(|meta| meta.is_dir()) => {
+            format!("{}=\"deny\"", toml_string(tree))
+        }
+        _ => deny(path),
+    };
     let mut filesystem = vec![
         "\":minimal\"=\"read\"".to_owned(),
         format!("{}=\"read\"", toml_string(&readable.to_string_lossy())),
@@ -500,10 +573,22 @@ pub fn wrapper_script(codex_binary: &Path, readable: &Path, facts: &ProfileFacts
     if let Some(home) = &facts.home {
         let home = home.to_string_lossy();
         let home = home.trim_end_matches('/');
+        // Patterns below a directory of the home (`.ssh/**`,
+        // `.docker/config.json`) are walked from that directory, which is
+        // small or missing; those at its top are the exact stores.
         filesystem.extend(
             patterns
                 .iter()
-                .map(|pattern| deny(format!("{home}/{}", at_home(pattern.trim_start_matches("**/"))))),
+                .map(|pattern| at_home(pattern.trim_start_matches("**/")))
+                .filter(|pattern| pattern.contains('/'))
+                .map(|pattern| deny(format!("{home}/{pattern}"))),
+        );
+        filesystem.extend(
+            facts
+                .home_stores
+                .present
+                .iter()
+                .map(|store| format!("{}=\"deny\"", toml_string(&store.to_string_lossy()))),
         );
     }
     let default_codex_home = facts.home.as_ref().map(|home| home.join(".codex"));
@@ -515,10 +600,10 @@ pub fn wrapper_script(codex_binary: &Path, readable: &Path, facts: &ProfileFacts
         filesystem.extend(
             CODEX_HOME_SECRETS
                 .iter()
-                .map(|secret| deny(format!("{codex_home}/{secret}"))),
+                .map(|secret| deny_tree(format!("{codex_home}/{secret}"))),
         );
     }
-    filesystem.push(deny(format!(
+    filesystem.push(deny_tree(format!(
         "{}/**",
         facts.state_dir.to_string_lossy().trim_end_matches('/')
     )));
@@ -705,6 +790,10 @@ mod tests {
                 codex_config: false,
             },
             user_mcp_servers: vec!["github".into(), "odd.name".into()],
+            home_stores: HomeStores {
+                home: Some(PathBuf::from("/home/u")),
+                present: vec![PathBuf::from("/home/u/.netrc"), PathBuf::from("/home/u/it's.pem")],
+            },
         }
     }
 
@@ -744,9 +833,15 @@ mod tests {
             "{script}"
         );
         assert!(
-            script.contains(r#""/home/u/.netr[c]"="deny""#),
-            "exact paths are patterns: {script}"
+            script.contains(r#""/home/u/.netrc"="deny""#) && script.contains(r#""/home/u/it'\''s.pem"="deny""#),
+            "the home's own stores are masked by exact path: {script}"
         );
+        for pattern in [".netr[c]", "*.pem", ".en[v]", "id_rs[a]"] {
+            assert!(
+                !script.contains(&format!("\"/home/u/{pattern}\"")),
+                "a pattern at the top of the home walks the whole home: {script}"
+            );
+        }
         assert!(script.contains(r#""**/.env.prod"="deny""#), "{script}");
         assert!(
             script.contains(r#""/home/u/.codex/shell_snapshots/**"="deny""#),
@@ -817,6 +912,63 @@ mod tests {
         assert!(
             trusting.contains("'features.apps=false'"),
             "pinned whatever the choice: {trusting}"
+        );
+    }
+
+    #[test]
+    fn the_homes_own_stores_are_what_is_there_and_a_change_is_seen() {
+        let home = tempfile::tempdir().expect("tempdir");
+        let path = home.path();
+        for name in [".netrc", "server.pem", ".env", ".env.example", "notes.txt", ".pem"] {
+            std::fs::write(path.join(name), "x").expect("write");
+        }
+        std::fs::create_dir(path.join("keys.key")).expect("mkdir");
+        std::fs::create_dir(path.join(".ssh")).expect("mkdir");
+        std::os::unix::fs::symlink("/etc/hostname", path.join(".npmrc")).expect("symlink");
+        let stores = HomeStores::now(Some(path));
+        let names: Vec<_> = stores
+            .present
+            .iter()
+            .map(|store| {
+                store
+                    .strip_prefix(path)
+                    .expect("in home")
+                    .to_string_lossy()
+                    .into_owned()
+            })
+            .collect();
+        assert_eq!(names, [".env", ".netrc", "keys.key", "server.pem"]);
+        assert!(!stores.changed());
+        std::fs::write(path.join(".pgpass"), "x").expect("write");
+        assert!(stores.changed(), "a new store is a change");
+        let stores = HomeStores::now(Some(path));
+        std::fs::remove_file(path.join(".netrc")).expect("remove");
+        assert!(stores.changed(), "a store gone is a change too");
+        assert!(!HomeStores::now(None).changed());
+        assert!(HomeStores::now(Some(&path.join("missing"))).present.is_empty());
+    }
+
+    #[test]
+    fn trees_that_exist_are_masked_whole_and_missing_ones_by_pattern() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let codex_home = root.path().join("codex");
+        std::fs::create_dir_all(codex_home.join("sessions/2026/12")).expect("mkdir");
+        let state_dir = root.path().join("state");
+        std::fs::create_dir(&state_dir).expect("mkdir");
+        let facts = ProfileFacts {
+            codex_home: Some(codex_home.clone()),
+            state_dir: state_dir.clone(),
+            ..facts(false)
+        };
+        let script = wrapper_script(Path::new("/opt/codex/bin/codex"), Path::new("/opt/codex"), &facts);
+        let entry = |path: &Path, suffix: &str| format!("\"{}{suffix}\"=\"deny\"", path.display());
+        assert!(script.contains(&entry(&codex_home.join("sessions"), "")), "{script}");
+        assert!(script.contains(&entry(&codex_home.join("log"), "/**")), "{script}");
+        assert!(script.contains(&entry(&state_dir, "")), "{script}");
+        assert!(!script.contains(&entry(&state_dir, "/**")), "{script}");
+        assert!(
+            script.contains(&entry(&codex_home.join("auth.json"), "").replace("auth.json", "auth.jso[n]")),
+            "{script}"
         );
     }
 

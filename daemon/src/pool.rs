@@ -32,7 +32,7 @@ use tokio_util::task::TaskTracker;
 use crate::acp::{AgentFailure, AgentInfo};
 use crate::agent::{Agent, Routes, StderrTail, StopMode};
 use crate::config::AcpCommand;
-use crate::confine::ProfileChoice;
+use crate::confine::{HomeStores, ProfileChoice};
 
 /// Sessions one agent process carries by default before a second process
 /// with the same key starts.
@@ -49,13 +49,20 @@ pub struct AgentKey {
     /// The variables forwarded for the agent, sorted.
     pub env: Vec<(String, String)>,
     pub choice: ProfileChoice,
+    /// The home's credential files its profile masks by exact path.
+    pub stores: HomeStores,
 }
 
 impl AgentKey {
-    pub fn new(command: AcpCommand, env: &[(String, String)], choice: ProfileChoice) -> AgentKey {
+    pub fn new(command: AcpCommand, env: &[(String, String)], choice: ProfileChoice, stores: HomeStores) -> AgentKey {
         let mut env = env.to_vec();
         env.sort();
-        AgentKey { command, env, choice }
+        AgentKey {
+            command,
+            env,
+            choice,
+            stores,
+        }
     }
 
     /// The key for people: the command as displayed, the names (never the
@@ -350,6 +357,16 @@ impl Pool {
         self.lock().push(host.clone());
         self.tasks.spawn(self.clone().watch(host));
         Ok(lease)
+    }
+
+    /// A lease on a running process with `key` and room, never a new one.
+    pub fn lease_running(&self, key: &AgentKey, workspace: &Arc<Path>) -> Option<Lease> {
+        self.lease_existing(key, workspace)
+    }
+
+    /// Whether no agent process runs.
+    pub fn is_empty(&self) -> bool {
+        self.lock().is_empty()
     }
 
     fn lease_existing(&self, key: &AgentKey, workspace: &Arc<Path>) -> Option<Lease> {

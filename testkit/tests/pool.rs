@@ -307,3 +307,47 @@ async fn a_failed_workspace_actor_is_replaced() {
     assert!(status.contains("codex-acp: ready"), "{status}");
     client.close().await;
 }
+
+/// Claude opens a directory that never used Codex while an agent with its
+/// key runs: the SessionStart hook gets it a session on that agent (no
+/// spawn), and its first call is answered on that session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn session_start_warms_a_new_workspace_on_the_running_agent_and_spawns_nothing() {
+    use codex_fusion_protocol::control::SessionSource;
+    let env = TestEnv::new();
+    let (a, b) = (env.dir("a"), env.dir("b"));
+    let first = client_in(&env, &a, &[]).await;
+    assert_eq!(prompts_seen(&first.text("consult", consult("one")).await), 1);
+    let process = agent_pids(&env);
+    let answer = env
+        .control(ControlRequest::SessionStart {
+            workspace: b.clone(),
+            claude_session_id: Some("claude-b".into()),
+            source: SessionSource::Startup,
+        })
+        .await;
+    assert!(matches!(answer, ControlResponse::SessionStarted { .. }), "{answer:?}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let warmed = loop {
+        let status = daemon_status(&env).await;
+        let b_status = workspace_of(&status, &b);
+        if let (Some(session), "ready") = (&b_status.session_id, b_status.agent_state.as_str()) {
+            assert_eq!(b_status.shared_with, vec![a.clone()], "{status:?}");
+            break session.clone();
+        }
+        assert!(Instant::now() < deadline, "b was not warmed: {status:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(agent_pids(&env), process, "warming spawned nothing");
+    let second = client_in(&env, &b, &[]).await;
+    assert_eq!(prompts_seen(&second.text("consult", consult("two")).await), 1);
+    let status = daemon_status(&env).await;
+    assert_eq!(
+        workspace_of(&status, &b).session_id.as_ref(),
+        Some(&warmed),
+        "the warmed session answered"
+    );
+    assert_eq!(agent_pids(&env), process);
+    first.close().await;
+    second.close().await;
+}

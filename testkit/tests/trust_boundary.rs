@@ -7,6 +7,7 @@
 
 use std::time::Duration;
 
+use codex_fusion_protocol::control::{ControlRequest, ControlResponse};
 use codex_fusion_testkit::real::{RealEnv, TEST_API_KEY, codex_acp};
 use codex_fusion_testkit::{Client, TestEnv};
 use serde_json::{Value, json};
@@ -470,4 +471,63 @@ async fn claude_started_in_the_home_directory_reads_none_of_its_credential_store
         );
     }
     client.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_credential_file_created_in_the_home_after_codex_started_is_masked_from_the_next_turn() {
+    // The home's own credential files are masked by exact path (a pattern
+    // there would walk the whole home before every sandboxed command), so
+    // one that appears later must move the session to an agent that masks it.
+    let mut real = RealEnv::new(true).await;
+    let home = real.env.dir("home");
+    std::fs::write(home.join(".pgpass"), "HOME-PGPASS-31337\n").expect("write");
+    real.env.set("CODEX_FUSION_ALLOW_COMMANDS", "1");
+    let _daemon = real.env.start_daemon().await;
+    let client = Client::start(&real.env, &[]).await;
+    let netrc = home.join(".netrc");
+    let pem = home.join("deploy.pem");
+    let pgpass = home.join(".pgpass");
+    let command = format!(
+        "cat {} {} {} {}",
+        real.env.workspace.join("README.md").display(),
+        pgpass.display(),
+        netrc.display(),
+        pem.display()
+    );
+    std::fs::write(real.env.workspace.join("README.md"), "ORDINARY-README\n").expect("write");
+    let (error, text) = call(
+        &client,
+        "consult",
+        consult(&format!("First look.\nmock:exec:{command}")),
+    )
+    .await;
+    assert!(!error, "{text}");
+    let first = last_tool_output(&real).await;
+    assert!(first.contains("ORDINARY-README"), "{first}");
+    assert!(!first.contains("31337"), "a credential reached the model: {first}");
+    let before = daemon_agents(&real).await;
+    std::fs::write(&netrc, "machine x password HOME-NETRC-31337\n").expect("write");
+    std::fs::write(&pem, "HOME-PEM-31337\n").expect("write");
+    let (error, text) = call(&client, "consult", consult(&format!("Again.\nmock:exec:{command}"))).await;
+    assert!(!error, "{text}");
+    let second = last_tool_output(&real).await;
+    assert!(second.contains("ORDINARY-README"), "the command ran: {second}");
+    assert!(
+        !second.contains("31337"),
+        "a credential created later reached the model: {second}"
+    );
+    let after = daemon_agents(&real).await;
+    assert_ne!(
+        before, after,
+        "the session moved to an agent started with the new stores"
+    );
+    client.close().await;
+}
+
+/// The pids of the daemon's agent processes, from `status`.
+async fn daemon_agents(real: &RealEnv) -> Vec<u32> {
+    match real.env.control(ControlRequest::Status { workspace: None }).await {
+        ControlResponse::Status(status) => status.agents.iter().filter_map(|agent| agent.pid).collect(),
+        other => panic!("status: {other:?}"),
+    }
 }

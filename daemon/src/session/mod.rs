@@ -23,6 +23,7 @@ mod tests;
 mod turns;
 
 pub use start::FirstStarts;
+use start::Spawning;
 
 use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
@@ -318,7 +319,7 @@ impl WorkspaceHandle {
 enum Internal {
     Started {
         attempt: u64,
-        result: Result<Box<start::Started>, AgentFailure>,
+        result: Result<Option<Box<start::Started>>, AgentFailure>,
     },
     PromptDone {
         turn: u64,
@@ -886,8 +887,11 @@ impl WorkspaceActor {
         settings: Arc<Settings>,
         agent_env: Vec<(String, String)>,
     ) -> String {
-        // Only workspaces that have used Codex are warmed: the hook runs for
-        // every Claude session anywhere, and an agent is a node process.
+        // A workspace that has used Codex is warmed, starting its agent if
+        // need be. Any other gets a session only on an agent that already
+        // runs with its key: the hook runs for every Claude session
+        // anywhere, and a process is a few hundred megabytes where a
+        // session on a shared one is a few.
         let record = self.context.pairings.get(&self.workspace);
         let used = record.codex_session_id.is_some() || !record.pairs.is_empty() || self.last_settings.is_some();
         let open = self.session().map(|session| session.id.clone());
@@ -928,9 +932,11 @@ impl WorkspaceActor {
                 .or_else(|| self.resume_id.clone()),
         };
         self.remember(next.as_deref());
-        if used {
-            self.warm(settings, agent_env);
-        }
+        self.warm(
+            settings,
+            agent_env,
+            if used { Spawning::Allowed } else { Spawning::ShareOnly },
+        );
         action
     }
 
@@ -963,7 +969,7 @@ impl WorkspaceActor {
 
     /// Attaches to an agent and opens the target session with no turn
     /// waiting.
-    fn warm(&mut self, settings: Arc<Settings>, agent_env: Vec<(String, String)>) {
+    fn warm(&mut self, settings: Arc<Settings>, agent_env: Vec<(String, String)>, spawning: Spawning) {
         if self.turn.is_some() || !matches!(self.link, AgentLink::Detached) {
             return;
         }
@@ -973,8 +979,8 @@ impl WorkspaceActor {
             Some(last) => (last.clone(), self.last_agent_env.clone()),
             None => (settings, agent_env),
         };
-        tracing::info!("warming the Codex session");
-        self.start(settings, agent_env, None);
+        tracing::info!(?spawning, "warming the Codex session");
+        self.start_with(settings, agent_env, None, spawning);
     }
 
     fn shut_down(&mut self) {

@@ -8,7 +8,7 @@
 use super::*;
 use crate::acp::{API_KEY_VARS, READ_ONLY_MODE};
 use crate::agent::{Route, Routes};
-use crate::confine::{PROFILE_MODE, ProfileChoice, ProfileFacts};
+use crate::confine::{HomeStores, PROFILE_MODE, ProfileChoice, ProfileFacts};
 use crate::environment;
 use crate::pool::{AgentKey, HostParts, Lease};
 use std::collections::HashMap;
@@ -60,6 +60,17 @@ pub(super) struct StartPlan {
     /// The session to close first: it moves to another process, and Codex
     /// lets only one process hold a session.
     pub leaving: Option<Leaving>,
+    pub spawning: Spawning,
+}
+
+/// Whether a start may spawn an agent process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Spawning {
+    Allowed,
+    /// Only a session on a process that already runs with this key (a
+    /// workspace warmed before it ever used Codex costs a session, never a
+    /// process); without one the start ends with nothing.
+    ShareOnly,
 }
 
 /// A session left on a process, closed before anything else happens.
@@ -94,6 +105,16 @@ impl WorkspaceActor {
         agent_env: Vec<(String, String)>,
         leaving: Option<Leaving>,
     ) {
+        self.start_with(settings, agent_env, leaving, Spawning::Allowed);
+    }
+
+    pub(super) fn start_with(
+        &mut self,
+        settings: Arc<Settings>,
+        agent_env: Vec<(String, String)>,
+        leaving: Option<Leaving>,
+        spawning: Spawning,
+    ) {
         self.attempt += 1;
         let attempt = self.attempt;
         self.link = AgentLink::Starting { attempt };
@@ -102,6 +123,7 @@ impl WorkspaceActor {
             agent_env,
             resume: self.resume_id.clone(),
             leaving,
+            spawning,
         };
         let context = self.context.clone();
         let workspace = self.workspace.clone();
@@ -112,7 +134,7 @@ impl WorkspaceActor {
         self.context.tasks.spawn(
             async move {
                 let result = tokio::select! {
-                    result = start(&context, &workspace, plan, sender, stderr) => result.map(Box::new),
+                    result = start(&context, &workspace, plan, sender, stderr) => result.map(|started| started.map(Box::new)),
                     _ = shutdown.cancelled() => Err(AgentFailure::Other("codex-fusiond is shutting down".into())),
                 };
                 let _ = internal.send(Internal::Started { attempt, result });
@@ -121,7 +143,7 @@ impl WorkspaceActor {
         );
     }
 
-    pub(super) fn on_started(&mut self, attempt: u64, result: Result<Box<Started>, AgentFailure>) {
+    pub(super) fn on_started(&mut self, attempt: u64, result: Result<Option<Box<Started>>, AgentFailure>) {
         // History a `session/load` replayed may still be queued; it must be
         // gone before the session exists and a turn could take it for its
         // own answer.
@@ -131,7 +153,7 @@ impl WorkspaceActor {
         if !matches!(self.link, AgentLink::Starting { attempt: current } if current == attempt) {
             // Overtaken by a reset or a newer start: the session it opened is
             // nobody's.
-            if let Ok(started) = result {
+            if let Ok(Some(started)) = result {
                 let Started { lease, opened } = *started;
                 self.context.tasks.spawn(
                     Leaving {
@@ -144,7 +166,11 @@ impl WorkspaceActor {
             return;
         }
         match result {
-            Ok(started) => {
+            Ok(None) => {
+                tracing::debug!("no codex-acp with this workspace's key runs: not warmed");
+                self.link = AgentLink::Detached;
+            }
+            Ok(Some(started)) => {
                 let Started { lease, opened } = *started;
                 tracing::info!(
                     session_id = %opened.session_id,
@@ -205,13 +231,17 @@ async fn start(
     plan: StartPlan,
     sender: mpsc::Sender<AgentMessage>,
     stderr: StderrTail,
-) -> Result<Started, AgentFailure> {
+) -> Result<Option<Started>, AgentFailure> {
     let StartPlan {
         settings,
         agent_env,
         resume,
         leaving,
+        spawning,
     } = plan;
+    if spawning == Spawning::ShareOnly && context.pool.is_empty() {
+        return Ok(None);
+    }
     if let Some(leaving) = leaving {
         // Codex lets one process hold a session at a time.
         leaving.close().await;
@@ -234,7 +264,13 @@ async fn start(
         // Codex would load the workspace's own `.codex/` config.
         refuse_project_config(workspace, facts.choice, facts.codex_home.as_deref())?;
     }
-    let key = AgentKey::new(settings.acp_command.clone(), &agent_env, choice);
+    // An agent's exact masks are those of its start: only confined agents
+    // have any, and only theirs go stale.
+    let stores = match &confinement {
+        Ok(_) => facts.home_stores.clone(),
+        Err(_) => HomeStores::default(),
+    };
+    let key = AgentKey::new(settings.acp_command.clone(), &agent_env, choice, stores);
     let spawn = Spawn {
         context,
         settings: &settings,
@@ -245,7 +281,13 @@ async fn start(
         codex_home: facts.codex_home.clone(),
         stderr,
     };
-    let lease = context.pool.attach(&key, workspace, |routes| spawn.run(routes)).await?;
+    let lease = match spawning {
+        Spawning::Allowed => context.pool.attach(&key, workspace, |routes| spawn.run(routes)).await?,
+        Spawning::ShareOnly => match context.pool.lease_running(&key, workspace) {
+            Some(lease) => lease,
+            None => return Ok(None),
+        },
+    };
     let host = lease.host().clone();
     let route = Route {
         tag: lease.tag(),
@@ -282,7 +324,7 @@ async fn start(
         host.routes.remove(id, lease.tag());
     }
     host.routes.add(&opened.session_id, route);
-    Ok(Started { lease, opened })
+    Ok(Some(Started { lease, opened }))
 }
 
 /// Spawning a new agent process for the pool.
@@ -433,8 +475,10 @@ fn profile_facts(env: &[(String, String)], state_dir: &Path, choice: ProfileChoi
     // Resolved the way the sandbox sees them: through symlinks.
     let canonical = |path: PathBuf| std::fs::canonicalize(&path).unwrap_or(path);
     let codex_home = codex_home.map(canonical);
+    let home = home.map(canonical);
     ProfileFacts {
-        home: home.map(canonical),
+        home_stores: HomeStores::now(home.as_deref()),
+        home,
         user_mcp_servers: codex_home
             .as_deref()
             .map(crate::confine::user_mcp_servers)

@@ -686,6 +686,10 @@ impl WorkspaceActor {
                 // agent's profile: a client that allows them gets them, and
                 // one that does not never inherits them.
                 Some("a client with another CODEX_FUSION_ALLOW_EXTERNAL_READS or CODEX_FUSION_ALLOW_CODEX_CONFIG")
+            } else if key.stores.changed() {
+                // Its profile masks the home's credential files by exact
+                // path: one created since it started is not masked there.
+                Some("the credential files at the top of the home directory changed since its codex-acp started")
             } else {
                 None
             }
