@@ -25,6 +25,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use codex_fusion_protocol::codex_doctor::DoctorCache;
 use codex_fusion_protocol::private;
 
 use crate::config::AcpCommand;
@@ -258,9 +259,12 @@ async fn probe(
     if let Some(binary) = cache.as_ref().and_then(DoctorCache::load) {
         return Ok(binary);
     }
+    tracing::info!(command = %command.display, "asking `cli doctor` where codex-acp's codex binary is (once; the answer is kept)");
     let binary = find_codex_binary(command, env, cwd).await?;
-    if let Some(cache) = &cache {
-        cache.store(&binary);
+    if let Some(cache) = &cache
+        && let Err(error) = cache.store(&binary)
+    {
+        tracing::debug!(%error, "cannot cache the doctor's answer");
     }
     Ok(binary)
 }
@@ -363,79 +367,6 @@ async fn find_codex_binary(command: &AcpCommand, env: &[(String, String)], cwd: 
     codex_binary_from_doctor(&report).map_err(Unconfined::NotCodex)
 }
 
-/// What `cli doctor` said, remembered across daemon restarts (it costs
-/// ~0.2 s of every cold start): valid while the agent program and the codex
-/// binary it named are the same files, unchanged since.
-struct DoctorCache {
-    path: PathBuf,
-    key: String,
-}
-
-impl DoctorCache {
-    /// `None` when the program cannot be located (then nothing is cached).
-    fn new(state_dir: &Path, command: &AcpCommand, path: Option<&str>) -> Option<DoctorCache> {
-        let program = which(&command.program, path)?;
-        let stamp = file_stamp(&program)?;
-        // Hashed into the file name and stored: the whole command, so two
-        // that differ only in a hidden word are told apart.
-        let whole = format!("{:?}", (&command.env, &command.args));
-        let key = format!("{:016x}\u{0}{}\u{0}{stamp}", fnv1a(whole.as_bytes()), program.display());
-        Some(DoctorCache {
-            path: state_dir
-                .join("codex-wrapper")
-                .join(format!("doctor-{:016x}.json", fnv1a(key.as_bytes()))),
-            key,
-        })
-    }
-
-    fn load(&self) -> Option<PathBuf> {
-        let saved: serde_json::Value = serde_json::from_slice(&std::fs::read(&self.path).ok()?).ok()?;
-        if saved.get("key")?.as_str()? != self.key {
-            return None;
-        }
-        let binary = PathBuf::from(saved.get("codex")?.as_str()?);
-        // The binary must be the very file the doctor named.
-        (file_stamp(&binary)? == saved.get("codex_stamp")?.as_str()?).then_some(binary)
-    }
-
-    fn store(&self, binary: &Path) {
-        let Some(stamp) = file_stamp(binary) else { return };
-        let record = serde_json::json!({ "key": self.key, "codex": binary, "codex_stamp": stamp });
-        let written = self
-            .path
-            .parent()
-            .map_or(Ok(()), private::own_dir)
-            .and_then(|()| private::write_atomically(&self.path, record.to_string().as_bytes()));
-        if let Err(error) = written {
-            tracing::debug!(%error, "cannot cache the doctor's answer");
-        }
-    }
-}
-
-/// `program` as the OS would find it: a path, or the first match on `path`
-/// (the agent's PATH).
-fn which(program: &str, path: Option<&str>) -> Option<PathBuf> {
-    if program.contains('/') {
-        return std::fs::canonicalize(program).ok();
-    }
-    std::env::split_paths(path?)
-        .map(|dir| dir.join(program))
-        .find(|candidate| candidate.is_file())
-        .and_then(|found| std::fs::canonicalize(found).ok())
-}
-
-/// Size and modification time of a file, as a short fingerprint.
-fn file_stamp(path: &Path) -> Option<String> {
-    use std::os::unix::fs::MetadataExt as _;
-    let metadata = std::fs::metadata(path).ok()?;
-    Some(format!(
-        "{}:{}.{}",
-        metadata.len(),
-        metadata.mtime(),
-        metadata.mtime_nsec()
-    ))
-}
-
 /// Reads the codex executable from `cli doctor --json` output, which must
 /// exist.
 pub fn codex_binary_from_doctor(stdout: &[u8]) -> Result<PathBuf, String> {
@@ -453,7 +384,10 @@ fn write_wrapper(script: &str, state_dir: &Path) -> std::io::Result<PathBuf> {
     use std::io::Write as _;
     let dir = state_dir.join("codex-wrapper");
     private::own_dir(&dir).map_err(std::io::Error::other)?;
-    let wrapper = dir.join(format!("codex-{:016x}", fnv1a(script.as_bytes())));
+    let wrapper = dir.join(format!(
+        "codex-{:016x}",
+        codex_fusion_protocol::fnv1a(script.as_bytes())
+    ));
     let current = private::read(&wrapper).ok().flatten();
     if current.as_deref() != Some(script.as_bytes()) {
         // Unique, so another daemon writing the same wrapper cannot collide;
@@ -726,11 +660,6 @@ fn shell_quote(value: &str) -> String {
 }
 
 /// A stable, dependency-free hash for the wrapper's file name.
-fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
-        (hash ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3)
-    })
-}
 
 #[cfg(test)]
 mod tests {
@@ -751,33 +680,6 @@ mod tests {
         let missing =
             serde_json::json!({"checks": {"installation": {"details": {"current executable": "/nope/codex"}}}});
         assert!(codex_binary_from_doctor(missing.to_string().as_bytes()).is_err());
-    }
-
-    #[test]
-    fn the_doctor_cache_holds_while_the_files_are_unchanged() {
-        let temp = tempfile::tempdir().expect("tempdir");
-        let program = temp.path().join("codex-acp");
-        let binary = temp.path().join("codex");
-        std::fs::write(&program, "#!/bin/sh\n").expect("write");
-        std::fs::write(&binary, "binary").expect("write");
-        let command = AcpCommand::parse(program.to_str().expect("utf8")).expect("parses");
-        let cache = DoctorCache::new(temp.path(), &command, None).expect("a cache");
-        assert_eq!(cache.load(), None, "empty at first");
-        cache.store(&binary);
-        assert_eq!(cache.load(), Some(binary.clone()));
-        // A changed codex binary (an upgrade) invalidates it.
-        std::fs::write(&binary, "a newer binary").expect("write");
-        assert_eq!(cache.load(), None);
-        cache.store(&binary);
-        // So does a changed agent program.
-        std::fs::write(&program, "#!/bin/sh\n# upgraded\n").expect("write");
-        let cache = DoctorCache::new(temp.path(), &command, None).expect("a cache");
-        assert_eq!(cache.load(), None);
-        // A bare program name is looked up on the agent's PATH only.
-        let bare = AcpCommand::parse("codex-acp").expect("parses");
-        assert!(DoctorCache::new(temp.path(), &bare, None).is_none());
-        let dir = temp.path().to_str().expect("utf8");
-        assert!(DoctorCache::new(temp.path(), &bare, Some(dir)).is_some());
     }
 
     fn facts(web_search: bool) -> ProfileFacts {

@@ -268,7 +268,7 @@ async fn codex_acp(
 /// in plain read-only mode, whose sandboxed commands read the whole disk
 /// without asking. `None` when the agent command itself is unusable (the
 /// codex-acp check reports that).
-async fn read_confinement(
+pub(crate) async fn read_confinement(
     env: &dyn Fn(&str) -> Option<OsString>,
     configured: Option<&Result<AcpCommand, codex_fusion_protocol::command::CommandError>>,
 ) -> Option<Check> {
@@ -282,7 +282,30 @@ async fn read_confinement(
     args.extend(codex_doctor::DOCTOR_ARGS);
     let shown = format!("{} {}", command.display, codex_doctor::DOCTOR_ARGS.join(" "));
     let answer = locate::output_with_env(&program, &args, &command.env, VERSION_WAIT, &shown).await;
+    if let Ok(output) = &answer {
+        remember_codex(env, &command, &output.stdout);
+    }
     Some(confinement_check(&command, &shown, answer))
+}
+
+/// Keeps the codex binary the report names where the daemon looks for it
+/// (`codex_doctor::DoctorCache`), so that the daemon's next first start
+/// skips asking codex-acp again. Best effort: doctor reports, it does not
+/// fail for a cache.
+fn remember_codex(env: &dyn Fn(&str) -> Option<OsString>, command: &AcpCommand, report: &[u8]) {
+    let Ok(codex) = codex_doctor::codex_executable(report) else {
+        return;
+    };
+    let Ok(state_dir) = codex_fusion_protocol::paths::state_dir(env) else {
+        return;
+    };
+    let path = env("PATH");
+    let cache = codex_doctor::DoctorCache::new(&state_dir, command, path.as_deref().and_then(|path| path.to_str()));
+    if let Some(cache) = cache
+        && codex.is_file()
+    {
+        let _ = cache.store(&codex);
+    }
 }
 
 /// The read-confinement check from the probe's outcome (a pure function of

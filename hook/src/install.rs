@@ -39,6 +39,7 @@ pub async fn run(claude: bool, dry_run: bool) -> ExitCode {
     };
     let installer = Installer { dirs, dry_run };
     installer.service(&mut report).await;
+    installer.codex_binary(&mut report).await;
     if claude {
         installer.mcp_server(&mut report).await;
         installer.hook(&mut report);
@@ -54,6 +55,29 @@ struct Installer {
 }
 
 impl Installer {
+    /// Asks codex-acp where its codex binary is, as doctor does, which
+    /// keeps the answer where the daemon's first start looks for it.
+    async fn codex_binary(&self, report: &mut Report) {
+        if self.dry_run {
+            report.would("ask codex-acp where its codex binary is, for the daemon's first start".to_owned());
+            return;
+        }
+        let env = crate::env_var;
+        let configured = env(codex_fusion_protocol::command::ACP_COMMAND_ENV)
+            .map(|value| codex_fusion_protocol::command::AcpCommand::parse(&value.to_string_lossy()));
+        match crate::doctor::read_confinement(&env, configured.as_ref()).await {
+            Some(check) if check.state == crate::doctor::State::Ok => {
+                report.did(format!("read confinement: {}", check.detail));
+            }
+            Some(check) => report.note(&format!(
+                "read confinement: {}; {}",
+                check.detail,
+                check.fix.unwrap_or_default()
+            )),
+            None => report
+                .note("codex-acp was not found, so read confinement could not be prepared; see `codex-fusion doctor`"),
+        }
+    }
     /// Writes the service file and enables the service where the manager runs.
     async fn service(&self, report: &mut Report) {
         let Some(manager) = ServiceManager::native() else {

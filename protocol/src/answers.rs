@@ -170,16 +170,11 @@ pub fn workspace_dir(state_dir: &Path, workspace: &Path) -> PathBuf {
     let name = if name.is_empty() { "root".to_owned() } else { name };
     state_dir.join(DIR).join(format!(
         "{name}-{:016x}",
-        fnv1a(workspace.as_os_str().as_encoded_bytes())
+        crate::fnv1a(workspace.as_os_str().as_encoded_bytes())
     ))
 }
 
 /// FNV-1a, 64 bits: stable across Rust versions, unlike `DefaultHasher`.
-fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
-        (hash ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3)
-    })
-}
 
 /// Saves `text` and its record for `record.workspace` (the `id`, `file`,
 /// `chars`, `finished_at*` fields are filled here from `now`), then prunes

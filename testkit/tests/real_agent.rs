@@ -522,3 +522,49 @@ async fn a_crash_of_the_shared_codex_acp_costs_no_workspace_its_thread() {
     apple.close().await;
     pear.close().await;
 }
+
+/// What the daemon's log says when it asks codex-acp where codex is.
+const PROBE_LOG: &str = "asking `cli doctor` where codex-acp's codex binary is";
+
+fn daemon_log(real: &RealEnv) -> String {
+    std::fs::read_dir(real.env.state_dir.join("logs"))
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter_map(|entry| std::fs::read_to_string(entry.path()).ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Issue 17: `codex-fusion doctor` keeps what `cli doctor` said where the
+/// daemon looks, so the daemon's first start after it asks nothing; a
+/// daemon on a state dir no doctor has seen asks once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_daemon_started_after_doctor_does_not_ask_codex_acp_again() {
+    for after_doctor in [true, false] {
+        let real = RealEnv::new(true).await;
+        if after_doctor {
+            let output = real.env.cli(&["doctor"], None).await;
+            let text = String::from_utf8_lossy(&output.stdout);
+            assert!(text.contains("read confinement"), "{text}");
+            let kept: Vec<_> = std::fs::read_dir(real.env.state_dir.join("codex-wrapper"))
+                .expect("doctor made the wrapper directory")
+                .flatten()
+                .filter(|entry| entry.file_name().to_string_lossy().starts_with("doctor-"))
+                .collect();
+            assert_eq!(kept.len(), 1, "doctor kept its answer: {text}");
+        }
+        let _daemon = real.env.start_daemon().await;
+        let client = Client::start(&real.env, &[]).await;
+        let (error, text) = call(&client, "consult", consult("hello")).await;
+        assert!(!error, "{text}");
+        client.close().await;
+        let log = daemon_log(&real);
+        assert_eq!(
+            log.contains(PROBE_LOG),
+            !after_doctor,
+            "after doctor: {after_doctor}\n{log}"
+        );
+    }
+}
