@@ -568,3 +568,29 @@ async fn a_daemon_started_after_doctor_does_not_ask_codex_acp_again() {
         );
     }
 }
+
+/// Issue 17: the daemon names each new Codex session, so codex-acp spends
+/// no model request of its own on a title after the first turn (nor the
+/// thread it would start for it, right when the next call arrives).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_session_costs_no_title_request() {
+    let real = RealEnv::new(true).await;
+    let _daemon = real.env.start_daemon().await;
+    let client = Client::start(&real.env, &[]).await;
+    for question in ["first", "second"] {
+        let (error, text) = call(&client, "consult", consult(question)).await;
+        assert!(!error, "{text}");
+    }
+    // A title request would have been sent right after the first turn.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let requests = real.mock.requests().await;
+    // Codex's own probes of the provider (`HEAD /responses`, `GET /models`)
+    // are not model requests.
+    let kinds: Vec<&str> = requests
+        .iter()
+        .filter(|request| request["method"] == "POST")
+        .filter_map(|request| request["kind"].as_str())
+        .collect();
+    assert_eq!(kinds, ["turn", "turn"], "{requests:#?}");
+    client.close().await;
+}

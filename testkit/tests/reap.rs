@@ -374,7 +374,16 @@ async fn a_login_shell_left_by_a_killed_daemon_is_killed_by_the_next() {
     let (root, processes) = login_shell_running(&real, &client).await;
     wait_recorded(&real, &processes).await;
     let killed = kill_daemon_then_restart(&real, &client, &processes, Some(root)).await;
-    let shell: Vec<&Proc> = processes.iter().filter(|proc| proc.group != root).collect();
+    // The login shell and what its `.bashrc` runs: the shell's own session.
+    // (A sandbox helper caught in the tree leads a group of its own too,
+    // but dies with codex: `bwrap --die-with-parent`.)
+    let shell_session = processes
+        .iter()
+        .find(|proc| proc.command == "sleep 47")
+        .map(|proc| proc.session)
+        .expect("the shell's sleep is in the tree");
+    let shell: Vec<&Proc> = processes.iter().filter(|proc| proc.session == shell_session).collect();
+    assert!(shell.len() >= 2, "the shell and its sleep: {shell:#?}");
     for proc in shell {
         assert!(
             killed.contains(&proc.pid.to_string()),

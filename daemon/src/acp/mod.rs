@@ -249,6 +249,9 @@ pub async fn open_session(
         }
     };
     let (mode, options) = ensure_mode(connection, &session_id, options, session_modes, modes).await?;
+    if !loaded && info.is_codex_acp() {
+        name_session(connection, &session_id, workspace).await;
+    }
     let models = options.as_deref().map(model_options).unwrap_or_default();
     Ok(OpenedSession {
         session_id,
@@ -258,6 +261,31 @@ pub async fn open_session(
         note,
     })
 }
+
+/// Names a new codex-acp session after its workspace (`session/set_title`,
+/// which codex-acp 2.6 serves though the schema crate has no type for it).
+/// Unnamed, codex-acp titles it after its first turn with a model request
+/// of its own: one more request per session that nobody reads here (Claude
+/// never sees the title), and a second thread started right after the
+/// first answer, whose sandbox helpers compete with the next call. Best
+/// effort: a rename that fails costs only that.
+async fn name_session(connection: &ConnectionTo<AcpPeer>, session_id: &str, workspace: &Path) {
+    let name = workspace.file_name().map_or_else(
+        || workspace.display().to_string(),
+        |name| name.to_string_lossy().into_owned(),
+    );
+    let params = serde_json::json!({ "sessionId": session_id, "title": format!("codex-fusion: {name}") });
+    let Ok(request) = agent_client_protocol::UntypedMessage::new(RENAME_METHOD, params) else {
+        return;
+    };
+    if let Err(error) = connection.send_request(request).block_task().await {
+        tracing::debug!(%error, "codex-acp did not take the session's name; it will title the session itself");
+    }
+}
+
+/// The ACP method that sets a session's title (codex-acp's `_session/rename`
+/// is only for its own editor clients).
+const RENAME_METHOD: &str = "session/set_title";
 
 /// Closes `session_id` on the agent: its running turn ends and another
 /// process may load it.
