@@ -554,16 +554,17 @@ fn hook_row(fusion: &mut Fusion, warm: Duration, bun_first: String) -> Row {
     let mut consults = Samples::new();
     let mut hooks = Samples::new();
     let mut ready_after = Samples::new();
-    let mut not_ready = Vec::new();
+    let mut not_ready: Vec<String> = Vec::new();
+    let mut waited = Samples::new();
     for hooked in &fusion.hooks {
         consults.push(hooked.consult);
         hooks.push(hooked.took);
         match &hooked.readiness {
             Readiness::Ready(after) => ready_after.push(*after),
-            Readiness::Not { after, state } => not_ready.push(format!(
-                "not ready {} after the hook (status: `{state}`)",
-                human(*after)
-            )),
+            Readiness::Not { after, state } => {
+                waited.push(*after);
+                not_ready.push(format!("status still `{state}`"));
+            }
             Readiness::Failed(error) => not_ready.push(format!("its start failed: {error}")),
         }
     }
@@ -571,20 +572,26 @@ fn hook_row(fusion: &mut Fusion, warm: Duration, bun_first: String) -> Row {
     let consult = consults.median();
     let allowed = warm.mul_f64(AFTER_HOOK_RATIO);
     let said = fusion.hooks.last().map_or(String::new(), |hooked| hooked.said.clone());
-    let readiness = if not_ready.is_empty() {
+    let all_ready = not_ready.is_empty();
+    let readiness = if all_ready {
         format!(
             "session ready in {runs} of {runs}, {} after the hook (median; max {})",
             human(ready_after.median()),
             human(ready_after.max())
         )
     } else {
-        let mut distinct = not_ready.clone();
-        distinct.sort();
-        distinct.dedup();
+        let missed = not_ready.len();
+        let mut reasons = not_ready;
+        reasons.sort();
+        reasons.dedup();
+        let waited = if waited.len() == 0 {
+            String::new()
+        } else {
+            format!(" {}–{} after the hook", human(waited.min()), human(waited.max()))
+        };
         format!(
-            "MISS: no Codex session ready in {} of {runs} ({}); the consult then opened it itself",
-            not_ready.len(),
-            distinct.join("; ")
+            "MISS: no Codex session ready in {missed} of {runs} ({}{waited}); the consult then opened it itself",
+            reasons.join("; ")
         )
     };
     Row::new(ROWS[4].0, ROWS[4].1)
@@ -599,7 +606,7 @@ fn hook_row(fusion: &mut Fusion, warm: Duration, bun_first: String) -> Row {
         .baseline(format!("warm consult of codex-fusion: {}", fusion.warm.range_summary()))
         .budget(
             "session ready after the hook; first consult ≤ 1.2× a warm consult",
-            not_ready.is_empty() && consult <= allowed,
+            all_ready && consult <= allowed,
         )
         .bun(if bun_first == "—" {
             bun_first
