@@ -8,9 +8,11 @@
 //! works with it; it asserts no times).
 
 mod acp_direct;
+mod cold;
 mod idle;
 mod latency;
 mod mcp;
+mod original;
 mod overhead;
 mod pool;
 mod procfs;
@@ -31,7 +33,7 @@ use report::{Row, Verdict};
 const USAGE: &str = "bench — codex-fusion's performance figures (issue 7)
 
 USAGE:
-    bench [--quick] [--only LIST] [--pairs N]
+    bench [--quick] [--only LIST] [--pairs N] [--original DIR --bun PATH]
 
     --quick      few iterations per figure (seconds, not minutes); times are
                  not comparable with a full run
@@ -39,10 +41,16 @@ USAGE:
     --pairs N    pairs of calls figure 7 times on each agent (default: 300,
                  or 2 and 5 with --quick); more pairs narrow the end-to-end
                  intervals, at about 0.13 s per pair
+    --original DIR
+                 a checkout of the Bun original (Tritlo/codex-fusion-mcp at
+                 f6d1ab7) with its dependencies installed (`bun install`);
+                 figure 9 then runs it beside codex-fusion, alternating.
+                 Also $CODEX_FUSION_BENCH_ORIGINAL. Nothing is fetched.
+    --bun PATH   the bun that runs it (also $CODEX_FUSION_BENCH_BUN)
 
-Needs the daemon, shim, fake agent and model mock built next to it:
+Needs the daemon, shim, CLI, fake agent and model mock built next to it:
     cargo build --release --workspace --bins
-Figures 5, 7 and 8 run the real codex-acp (see testkit::real::codex_acp).";
+Figures 5, 7, 8 and 9 run the real codex-acp (see testkit::real::codex_acp).";
 
 /// The daemon's own default log filter: figures are taken with the logging
 /// a user runs, not the debug logging of the test suite.
@@ -53,6 +61,8 @@ pub struct Config {
     pub quick: bool,
     /// `--pairs`: figure 7's pair count, instead of its default.
     pub pairs: Option<usize>,
+    /// The Bun original figure 9 compares with, when given.
+    pub original: Option<original::Original>,
 }
 
 impl Config {
@@ -67,6 +77,8 @@ pub struct Context {
     pub config: Config,
     /// Peak RSS (VmHWM, KiB) of every shim measured, with where it came from.
     pub shim_peaks: Vec<(String, u64)>,
+    /// Lines printed under the table.
+    pub notes: Vec<String>,
 }
 
 impl Context {
@@ -153,12 +165,19 @@ const FIGURES: &[Figure] = &[
         rows: pool::ROWS,
         run: pool::run,
     },
+    Figure {
+        number: 9,
+        rows: cold::ROWS,
+        run: cold::run,
+    },
 ];
 
 fn main() -> std::process::ExitCode {
     let mut quick = false;
     let mut only: Option<Vec<u8>> = None;
     let mut pairs: Option<usize> = None;
+    let mut original_dir: Option<PathBuf> = None;
+    let mut bun: Option<PathBuf> = None;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -184,6 +203,17 @@ fn main() -> std::process::ExitCode {
                     }
                 }
             }
+            "--original" | "--bun" => {
+                let Some(path) = args.next().filter(|path| !path.is_empty()) else {
+                    eprintln!("bench: {arg} expects a path");
+                    return std::process::ExitCode::from(2);
+                };
+                if arg == "--original" {
+                    original_dir = Some(path.into());
+                } else {
+                    bun = Some(path.into());
+                }
+            }
             "-h" | "--help" => {
                 println!("{USAGE}");
                 return std::process::ExitCode::SUCCESS;
@@ -198,14 +228,34 @@ fn main() -> std::process::ExitCode {
         eprintln!("bench: {message}");
         return std::process::ExitCode::FAILURE;
     }
+    let original = match original::Original::find(original_dir, bun) {
+        Ok(original) => original,
+        Err(message) => {
+            eprintln!("bench: {message}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    match &original {
+        Some(found) => eprintln!(
+            "bench: figure 9 runs the Bun original in {} with bun {} ({})",
+            found.dir.display(),
+            found.bun_version,
+            found.bun.display()
+        ),
+        None if only.as_ref().is_none_or(|only| only.contains(&9)) => {
+            eprintln!("bench: {}", original::HOW_TO_GET);
+        }
+        None => {}
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .expect("a tokio runtime");
     let mut context = Context {
-        config: Config { quick, pairs },
+        config: Config { quick, pairs, original },
         shim_peaks: Vec::new(),
+        notes: Vec::new(),
     };
     let started = Instant::now();
     let load_at_start = procfs::load_text();
@@ -280,6 +330,10 @@ fn main() -> std::process::ExitCode {
     );
     println!();
     report::print(&rows);
+    for note in &context.notes {
+        println!();
+        println!("Note: {note}.");
+    }
     if failed {
         std::process::ExitCode::FAILURE
     } else {
@@ -295,10 +349,16 @@ fn check_binaries() -> Result<(), String> {
         dir.pop();
     }
     let release = dir.ends_with("release");
-    let missing: Vec<&str> = ["codex-fusiond", "codex-fusion-mcp", "fake-codex-acp", "model-mock"]
-        .into_iter()
-        .filter(|name| !dir.join(name).is_file())
-        .collect();
+    let missing: Vec<&str> = [
+        "codex-fusiond",
+        "codex-fusion-mcp",
+        "codex-fusion",
+        "fake-codex-acp",
+        "model-mock",
+    ]
+    .into_iter()
+    .filter(|name| !dir.join(name).is_file())
+    .collect();
     if missing.is_empty() {
         return Ok(());
     }

@@ -151,6 +151,24 @@ impl<R: Read, W: Write> Lines<R, W> {
         }
     }
 
+    /// `tools/list`: the names of the tools the server offers.
+    pub fn tool_names(&mut self) -> anyhow::Result<Vec<String>> {
+        let id = self.id();
+        let request = format!("{{\"jsonrpc\":\"2.0\",\"id\":{id},\"method\":\"tools/list\"}}\n");
+        self.send(request.as_bytes()).context("sending tools/list")?;
+        let response = self.wait_response(id).context("waiting for the tools/list response")?;
+        if let Some(error) = response.get("error") {
+            bail!("tools/list failed: {error}");
+        }
+        let tools = response["result"]["tools"]
+            .as_array()
+            .with_context(|| format!("tools/list answered without a tool list: {response}"))?;
+        Ok(tools
+            .iter()
+            .filter_map(|tool| tool["name"].as_str().map(str::to_owned))
+            .collect())
+    }
+
     /// A `consult` that must succeed; returns its text.
     pub fn consult(&mut self, question: &str) -> anyhow::Result<String> {
         let outcome = self.call("consult", json!({ "question": question }))?;
