@@ -686,6 +686,9 @@ where
                                 // scheduling budget, and progress reaches the client
                                 // in rare bursts (docs/PERFORMANCE.md, figure 3).
                                 tokio::task::yield_now().await;
+                                // The agent is working: what it starts now
+                                // must be known if the daemon is killed.
+                                crate::reap::reaper().poke();
                                 return Some((Ok(text), (reader, garbage, secrets)));
                             }
                             // Scrubbed before it is cut, so no part of a key is left.

@@ -11,7 +11,8 @@
 //!   PID 1, so it stays findable and is reaped here.
 //! - Every agent's tree is followed: its members (pid and start time, so a
 //!   reused pid is never mistaken for one) are taken from /proc when it
-//!   starts, every [`REFRESH`] while it runs and right before it is
+//!   starts, every [`REFRESH`] while agents talk (and [`ACTIVE_FOR`]
+//!   after; an idle daemon walks nothing) and right before it is
 //!   stopped; a member that was orphaned stays a member, and so does what
 //!   it starts. When the agent stops (any way: a requested stop, a crash, an
 //!   idle stop, shutdown) every member still alive is SIGKILLed — SIGKILL
@@ -194,7 +195,19 @@ pub struct Reaper {
     agents: Mutex<Agents>,
     /// Held while the state file is written, so writes do not cross.
     writer: Mutex<()>,
+    /// When an agent last said something (ms since `epoch`): trees are
+    /// read again only while agents are active, so an idle daemon does not
+    /// walk /proc (docs/PERFORMANCE.md, figure 6).
+    activity: std::sync::atomic::AtomicU64,
+    epoch: std::time::Instant,
+    /// Wakes the refresh loop when activity resumes.
+    wake: tokio::sync::Notify,
 }
+
+/// How long after an agent's last message its tree is still read every
+/// [`REFRESH`]: what a turn starts (a command, its helpers, the shell
+/// snapshot) starts while the agent talks, or just after.
+const ACTIVE_FOR: Duration = Duration::from_secs(2);
 
 #[derive(Default)]
 struct Agents {
@@ -223,10 +236,13 @@ pub fn init(state_dir: &Path) {
     let reaper = REAPER.get_or_init(|| Reaper::new(Some(state_file)));
     reaper.write_state();
     tokio::spawn(async move {
-        let mut ticks = tokio::time::interval(REFRESH);
-        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            ticks.tick().await;
+            if reaper.quiet_for() > ACTIVE_FOR {
+                // Nothing to follow until an agent speaks (or starts).
+                reaper.wake.notified().await;
+            } else {
+                tokio::time::sleep(REFRESH).await;
+            }
             let _ = tokio::task::spawn_blocking(move || reaper.refresh()).await;
         }
     });
@@ -247,7 +263,31 @@ impl Reaper {
             state_file,
             agents: Mutex::new(Agents::default()),
             writer: Mutex::new(()),
+            activity: std::sync::atomic::AtomicU64::new(0),
+            epoch: std::time::Instant::now(),
+            wake: tokio::sync::Notify::new(),
         }
+    }
+
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// An agent said something (or started): its tree may be changing.
+    /// Cheap enough for every message: one atomic swap, and a wake-up of
+    /// the refresh loop at most every [`REFRESH`].
+    pub fn poke(&self) {
+        use std::sync::atomic::Ordering;
+        let now = self.now_ms();
+        let before = self.activity.swap(now, Ordering::Relaxed);
+        if now.saturating_sub(before) >= REFRESH.as_millis() as u64 {
+            self.wake.notify_one();
+        }
+    }
+
+    fn quiet_for(&self) -> Duration {
+        let last = self.activity.load(std::sync::atomic::Ordering::Relaxed);
+        Duration::from_millis(self.now_ms().saturating_sub(last))
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Agents> {
@@ -261,6 +301,7 @@ impl Reaper {
         };
         self.lock().trees.insert(root, BTreeSet::from([member]));
         self.write_state();
+        self.poke();
     }
 
     /// Reads every running agent's tree again, reaps orphans that exited on
@@ -433,29 +474,11 @@ impl Reaper {
             members: members.clone(),
         };
         let bytes = serde_json::to_vec(&state).unwrap_or_default();
-        match write_record(path, &bytes) {
+        match codex_fusion_protocol::private::write_atomically_unsynced(path, &bytes) {
             Ok(()) => self.lock().written = members,
             Err(error) => tracing::warn!("cannot record the agent processes: {error}"),
         }
     }
-}
-
-/// Replaces `path` with `bytes`: a private temporary file renamed over it,
-/// without the sync of [`codex_fusion_protocol::private::write_atomically`].
-fn write_record(path: &Path, bytes: &[u8]) -> Result<(), codex_fusion_protocol::private::PrivateError> {
-    use std::io::Write as _;
-    codex_fusion_protocol::private::create_dir(path.parent().unwrap_or(Path::new("/")))?;
-    let mut name = path.file_name().unwrap_or_default().to_os_string();
-    name.push(format!(".{}.tmp", std::process::id()));
-    let temporary = path.with_file_name(name);
-    let io = |source| codex_fusion_protocol::private::PrivateError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
-    let mut file = codex_fusion_protocol::private::open(&temporary, codex_fusion_protocol::private::Access::Replace)?;
-    file.write_all(bytes).map_err(io)?;
-    drop(file);
-    std::fs::rename(&temporary, path).map_err(io)
 }
 
 #[cfg(test)]

@@ -232,7 +232,10 @@ pub fn save(
         path: dir.join(format!("{}.{RECORD_EXT}", record.id)),
         source: std::io::Error::other(error),
     })?;
-    private::write_atomically(&dir.join(format!("{}.{RECORD_EXT}", record.id)), &json)?;
+    // Not synced: the answer is kept for a client that went away or a
+    // daemon that died, whose writes the kernel keeps; a sync would put
+    // milliseconds on every call's path.
+    private::write_atomically_unsynced(&dir.join(format!("{}.{RECORD_EXT}", record.id)), &json)?;
     prune(&dir, limits, now);
     Ok(record)
 }
@@ -317,22 +320,43 @@ fn read_records(dir: &Path) -> Result<Vec<AnswerRecord>, PrivateError> {
 /// text files left without a record by a write that failed halfway.
 /// Best effort: what cannot be removed stays until the next write.
 fn prune(dir: &Path, limits: Limits, now: SystemTime) {
-    let Ok(records) = read_records(dir) else { return };
-    let oldest_kept = millis_since_epoch(now).saturating_sub(u64::try_from(limits.age.as_millis()).unwrap_or(u64::MAX));
-    let mut keep = std::collections::HashSet::new();
-    for (index, record) in records.iter().enumerate() {
-        if index < limits.count && record.finished_at_ms >= oldest_kept {
-            keep.insert(record.id.clone());
-        }
-    }
+    // Decided by the names alone (a record's name starts with its finish
+    // time, fixed width, so names sort as times do): reading every record
+    // back on every save cost each call a fraction of a millisecond.
+    let oldest_kept =
+        file_stamp(millis_since_epoch(now).saturating_sub(u64::try_from(limits.age.as_millis()).unwrap_or(u64::MAX)));
     let Ok(entries) = std::fs::read_dir(dir) else { return };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        let ours = path.extension().is_some_and(|ext| ext == TEXT_EXT || ext == RECORD_EXT);
-        let stem = path.file_stem().map(|stem| stem.to_string_lossy().into_owned());
-        if ours && stem.is_some_and(|stem| !keep.contains(&stem)) {
+    let ours: Vec<(PathBuf, String, bool)> = entries
+        .flatten()
+        .map(|entry| entry.path())
+        .filter_map(|path| {
+            let record = match path.extension()? {
+                ext if ext == RECORD_EXT => true,
+                ext if ext == TEXT_EXT => false,
+                _ => return None,
+            };
+            let stem = path.file_stem()?.to_string_lossy().into_owned();
+            Some((path, stem, record))
+        })
+        .collect();
+    let mut recorded: Vec<&str> = ours
+        .iter()
+        .filter(|(_, _, record)| *record)
+        .map(|(_, stem, _)| stem.as_str())
+        .collect();
+    recorded.sort_unstable_by(|a, b| b.cmp(a));
+    let keep: std::collections::HashSet<&str> = recorded
+        .into_iter()
+        .take(limits.count)
+        .filter(|stem| {
+            stem.get(..oldest_kept.len())
+                .is_some_and(|stamp| stamp >= oldest_kept.as_str())
+        })
+        .collect();
+    for (path, stem, _) in &ours {
+        if !keep.contains(stem.as_str()) {
             // Removes a symlink itself, never its target.
-            let _ = std::fs::remove_file(&path);
+            let _ = std::fs::remove_file(path);
         }
     }
 }

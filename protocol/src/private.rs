@@ -171,6 +171,18 @@ pub fn narrow_files(dir: &Path, prefix: &str) {
 /// it, synced, then renamed over it (a symlink at `path` is replaced, not
 /// followed). Creates the parent directory as [`create_dir`] does.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), PrivateError> {
+    replace(path, bytes, true)
+}
+
+/// [`write_atomically`] without the sync: for what must survive the writer
+/// (the daemon killed, the client gone), whose writes the kernel keeps, but
+/// need not survive a machine crash, and sits on a path where a sync's
+/// milliseconds count (an answer kept before it goes out).
+pub fn write_atomically_unsynced(path: &Path, bytes: &[u8]) -> Result<(), PrivateError> {
+    replace(path, bytes, false)
+}
+
+fn replace(path: &Path, bytes: &[u8], sync: bool) -> Result<(), PrivateError> {
     let dir = path.parent().unwrap_or(Path::new("/"));
     create_dir(dir)?;
     let mut name = path.file_name().unwrap_or_default().to_os_string();
@@ -187,7 +199,7 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), PrivateError> {
     };
     let written = file
         .write_all(bytes)
-        .and_then(|()| file.sync_all())
+        .and_then(|()| if sync { file.sync_all() } else { Ok(()) })
         .and_then(|()| std::fs::rename(&temporary, path));
     if let Err(error) = written {
         let _ = std::fs::remove_file(&temporary);
