@@ -128,6 +128,8 @@ impl Daemon {
     pub async fn status(&self, only: Option<&Path>) -> DaemonStatus {
         let mut workspaces = Vec::new();
         let mut last_answers = Vec::new();
+        // Every answer already delivered is in `last_answers`.
+        self.recent.settled().await;
         for (path, handle) in self.all_sessions() {
             if only.is_some_and(|only| only != path) {
                 continue;

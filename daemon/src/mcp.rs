@@ -180,16 +180,23 @@ impl McpService {
             TurnOutcome::Answer(answer) => {
                 let whole = render::answer(answer);
                 let fits = render::cost(&whole) <= limit;
-                let kept = match recent.entry(&self.workspace, tool, &outcome, &answer.text) {
-                    Some(mut entry) => {
-                        entry.record.cut = !fits;
-                        recent.keep(entry).await
-                    }
-                    None => None,
-                };
+                let entry = recent.entry(&self.workspace, tool, &outcome, &answer.text);
                 if fits {
+                    // Whole in the result: kept while it goes out.
+                    if let Some(entry) = entry
+                        && let Err(entry) = recent.keep_in_background(entry, &self.daemon.tasks)
+                    {
+                        recent.keep(entry).await;
+                    }
                     whole
                 } else {
+                    let kept = match entry {
+                        Some(mut entry) => {
+                            entry.record.cut = true;
+                            recent.keep(entry).await
+                        }
+                        None => None,
+                    };
                     // The kept file holds the full answer; only if it could
                     // not be kept is it saved on its own.
                     let saved = match kept {
@@ -219,7 +226,9 @@ impl McpService {
                 return result;
             }
             TurnOutcome::Failed(message) | TurnOutcome::Refused(message) | TurnOutcome::Invalid(message) => {
-                if let Some(entry) = recent.entry(&self.workspace, tool, &outcome, message) {
+                if let Some(entry) = recent.entry(&self.workspace, tool, &outcome, message)
+                    && let Err(entry) = recent.keep_in_background(entry, &self.daemon.tasks)
+                {
                     recent.keep(entry).await;
                 }
                 return CallToolResult::error(vec![ContentBlock::text(render::fit(message.clone(), limit))]);

@@ -16,6 +16,8 @@ use std::time::SystemTime;
 
 use codex_fusion_protocol::answers::{self, AnswerRecord, Limits, Outcome, Tokens};
 
+use tokio_util::task::TaskTracker;
+
 use crate::turn::TurnOutcome;
 
 /// The recent answers of every workspace.
@@ -29,6 +31,10 @@ pub struct Recent {
     /// The tool of each workspace's turn that is paused, so the answer a
     /// `permit` brings is recorded under the tool that asked.
     paused_tool: Mutex<HashMap<PathBuf, String>>,
+    /// Read-held by every keep still running in the background; readers of
+    /// the kept answers (`log`, `status`) take it to write, so they see
+    /// every answer already delivered.
+    pending: Arc<tokio::sync::RwLock<()>>,
 }
 
 /// What a turn's outcome is kept as: the facts of its record and its text.
@@ -45,6 +51,7 @@ impl Recent {
             writing: Mutex::new(()),
             newest: Mutex::new(HashMap::new()),
             paused_tool: Mutex::new(HashMap::new()),
+            pending: Arc::new(tokio::sync::RwLock::new(())),
         })
     }
 
@@ -150,8 +157,30 @@ impl Recent {
         newest.filter(|record| record.finished_at_ms >= oldest_kept)
     }
 
+    /// Keeps `entry` in a task of `tasks` (the daemon waits for them at
+    /// shutdown) while the answer goes out: the common answer, whole in its
+    /// result, need not wait for a disk. `Err(entry)` back when a reader is
+    /// settling right now (then keep it in line).
+    pub fn keep_in_background(self: &Arc<Self>, entry: Entry, tasks: &TaskTracker) -> Result<(), Entry> {
+        let Ok(pending) = self.pending.clone().try_read_owned() else {
+            return Err(entry);
+        };
+        let recent = self.clone();
+        tasks.spawn(async move {
+            recent.keep(entry).await;
+            drop(pending);
+        });
+        Ok(())
+    }
+
+    /// Waits until every keep started before now has written its answer.
+    pub async fn settled(&self) {
+        drop(self.pending.write().await);
+    }
+
     /// `workspace`'s kept answers, newest first, at most `limit`.
     pub async fn list(&self, workspace: &Path, limit: usize) -> Result<Vec<AnswerRecord>, String> {
+        self.settled().await;
         let state_dir = self.state_dir.clone();
         let workspace = workspace.to_path_buf();
         tokio::task::spawn_blocking(move || answers::list(&state_dir, &workspace, limit))
