@@ -659,8 +659,6 @@ fn shell_quote(value: &str) -> String {
     format!("'{}'", value.replace('\'', r"'\''"))
 }
 
-/// A stable, dependency-free hash for the wrapper's file name.
-
 #[cfg(test)]
 mod tests {
     use super::*;

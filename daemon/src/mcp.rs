@@ -186,7 +186,7 @@ impl McpService {
                     if let Some(entry) = entry
                         && let Err(entry) = recent.keep_in_background(entry, &self.daemon.tasks)
                     {
-                        recent.keep(entry).await;
+                        recent.keep(*entry).await;
                     }
                     whole
                 } else {
@@ -229,7 +229,7 @@ impl McpService {
                 if let Some(entry) = recent.entry(&self.workspace, tool, &outcome, message)
                     && let Err(entry) = recent.keep_in_background(entry, &self.daemon.tasks)
                 {
-                    recent.keep(entry).await;
+                    recent.keep(*entry).await;
                 }
                 return CallToolResult::error(vec![ContentBlock::text(render::fit(message.clone(), limit))]);
             }

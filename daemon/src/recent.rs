@@ -161,9 +161,9 @@ impl Recent {
     /// shutdown) while the answer goes out: the common answer, whole in its
     /// result, need not wait for a disk. `Err(entry)` back when a reader is
     /// settling right now (then keep it in line).
-    pub fn keep_in_background(self: &Arc<Self>, entry: Entry, tasks: &TaskTracker) -> Result<(), Entry> {
+    pub fn keep_in_background(self: &Arc<Self>, entry: Entry, tasks: &TaskTracker) -> Result<(), Box<Entry>> {
         let Ok(pending) = self.pending.clone().try_read_owned() else {
-            return Err(entry);
+            return Err(Box::new(entry));
         };
         let recent = self.clone();
         tasks.spawn(async move {

@@ -174,8 +174,6 @@ pub fn workspace_dir(state_dir: &Path, workspace: &Path) -> PathBuf {
     ))
 }
 
-/// FNV-1a, 64 bits: stable across Rust versions, unlike `DefaultHasher`.
-
 /// Saves `text` and its record for `record.workspace` (the `id`, `file`,
 /// `chars`, `finished_at*` fields are filled here from `now`), then prunes
 /// that workspace's answers to `limits`. The text is written before the

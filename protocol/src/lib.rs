@@ -89,8 +89,9 @@ impl PauseMeta {
     }
 }
 
-/// FNV-1a, 64 bits: a stable short name for a file from what it is for
-/// (not a defence against anyone choosing collisions).
+/// FNV-1a, 64 bits: a stable short name for a file from what it is for,
+/// the same across Rust versions (unlike `DefaultHasher`); not a defence
+/// against anyone choosing collisions.
 pub fn fnv1a(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
         (hash ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3)
