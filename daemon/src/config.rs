@@ -71,6 +71,8 @@ pub enum SettingsError {
     Millis { variable: &'static str, value: String },
     #[error(transparent)]
     Command(#[from] CommandError),
+    #[error(transparent)]
+    Agents(#[from] codex_fusion_protocol::agents::AgentsError),
     #[error("{LOG_ENV}: expected an absolute file path, got `{value}`")]
     LogPath { value: String },
     #[error("{MAX_RESULT_CHARS_ENV}: expected a number of characters of at least {MIN_RESULT_CHARS}, got `{value}`")]
@@ -97,10 +99,24 @@ impl Settings {
     pub fn from_env(env: &BTreeMap<String, String>) -> Result<(Settings, Vec<String>), SettingsError> {
         let defaults = Settings::default();
         let get = |name: &str| env.get(name).map(String::as_str).filter(|value| !value.is_empty());
-        let acp_command = match get(ACP_COMMAND_ENV) {
-            Some(value) => AcpCommand::parse(value)?,
-            None => defaults.acp_command,
+        // Read and checked as doctor reads them; this version runs codex
+        // alone (the council of issue 15 is not built yet), with codex's
+        // command from the list when it is there.
+        let offered = codex_fusion_protocol::agents::on_offer(|name| get(name).map(str::to_owned))?;
+        let acp_command = match offered
+            .iter()
+            .find(|agent| agent.name == codex_fusion_protocol::agents::DEFAULT_AGENT)
+        {
+            Some(codex) => codex.command.clone(),
+            None => match get(ACP_COMMAND_ENV) {
+                Some(value) => AcpCommand::parse(value)?,
+                None => defaults.acp_command,
+            },
         };
+        let agent_variables: Vec<String> = offered
+            .iter()
+            .map(|agent| codex_fusion_protocol::agents::command_variable(&agent.name))
+            .collect();
         let policy = Policy {
             allow_external_reads: parse_bool(ALLOW_EXTERNAL_READS_ENV, get(ALLOW_EXTERNAL_READS_ENV))?,
             allow_writes: parse_bool(ALLOW_WRITES_ENV, get(ALLOW_WRITES_ENV))?,
@@ -148,6 +164,9 @@ impl Settings {
             .keys()
             .filter(|name| name.starts_with(codex_fusion_protocol::ENV_PREFIX))
             .filter(|name| !known.contains(&name.as_str()) && !KNOWN_ELSEWHERE.contains(&name.as_str()))
+            .filter(|name| {
+                name.as_str() != codex_fusion_protocol::agents::AGENTS_ENV && !agent_variables.contains(name)
+            })
             .cloned()
             .collect();
         Ok((
@@ -200,6 +219,30 @@ mod tests {
         assert_eq!(settings.acp_command.program, "codex-acp");
         assert_eq!(settings.turn_timeout, Duration::from_millis(300_000));
         assert!(unknown.is_empty());
+    }
+
+    #[test]
+    fn the_agents_on_offer_are_checked_and_codex_takes_its_command_from_them() {
+        let error = Settings::from_env(&env(&[("CODEX_FUSION_AGENTS", "codex,,claude")])).expect_err("malformed");
+        assert!(
+            error.to_string().starts_with("CODEX_FUSION_AGENTS: an empty name"),
+            "{error}"
+        );
+        let error = Settings::from_env(&env(&[("CODEX_FUSION_AGENTS", "grok")])).expect_err("unknown");
+        assert!(error.to_string().contains("CODEX_FUSION_AGENT_GROK"), "{error}");
+        let (settings, unknown) = Settings::from_env(&env(&[
+            ("CODEX_FUSION_AGENTS", "codex,claude"),
+            ("CODEX_FUSION_AGENT_CODEX", "npx codex-acp"),
+            ("CODEX_FUSION_AGENT_CLAUDE", "claude-agent-acp"),
+            ("CODEX_FUSION_AGENT_OTHER", "x"),
+        ]))
+        .expect("parses");
+        assert_eq!(settings.acp_command.program, "npx");
+        assert_eq!(
+            unknown,
+            ["CODEX_FUSION_AGENT_OTHER"],
+            "a command for no agent on offer is a likely typo"
+        );
     }
 
     #[test]

@@ -122,6 +122,7 @@ pub async fn run() -> ExitCode {
         });
     }
     checks.extend(read_confinement(&env, acp_command.as_ref()).await);
+    checks.push(agents_on_offer(&env));
     let home = dirs.as_ref().ok().map(|dirs| dirs.home.clone());
     checks.push(codex_login(&env, home.as_deref(), &sources));
     let mut project_dirs: Vec<PathBuf> = std::env::current_dir().into_iter().collect();
@@ -260,6 +261,56 @@ async fn codex_acp(
         detail.push_str(&format!(", from {ACP_COMMAND_ENV}"));
     }
     Check::ok(NAME, detail).essential()
+}
+
+/// The agents `CODEX_FUSION_AGENTS` offers (`protocol::agents`), each
+/// command looked up on PATH. codex's own command is checked above (its
+/// version and login); this says what the list holds and what is missing.
+pub fn agents_on_offer(env: &dyn Fn(&str) -> Option<OsString>) -> Check {
+    use codex_fusion_protocol::agents::{self, BUILT_IN};
+    const NAME: &str = "agents";
+    let read = |name: &str| env(name).map(|value| value.to_string_lossy().into_owned());
+    let offered = match agents::on_offer(read) {
+        Ok(offered) => offered,
+        Err(error) => {
+            return Check::problem(
+                NAME,
+                error.to_string(),
+                format!("fix {} (or unset it: codex alone is the default)", agents::AGENTS_ENV),
+            )
+            .essential();
+        }
+    };
+    let path = env("PATH");
+    let mut missing = Vec::new();
+    let mut shown = Vec::new();
+    for agent in &offered {
+        shown.push(format!("{} ({})", agent.name, agent.command.display));
+        if agent.name != agents::DEFAULT_AGENT && locate::on_path(&agent.command.program, path.as_deref()).is_none() {
+            let install = BUILT_IN
+                .iter()
+                .find(|built_in| built_in.name == agent.name && agent.from.is_none())
+                .map(|built_in| format!("install it (`npm install -g {}`) or ", built_in.package))
+                .unwrap_or_default();
+            missing.push(format!(
+                "{}: `{}` is not on PATH; {install}set {} to its command",
+                agent.name,
+                agent.command.program,
+                agents::command_variable(&agent.name)
+            ));
+        }
+    }
+    let mut detail = format!("on offer: {} (the first answers by default)", shown.join(", "));
+    if offered.iter().any(|agent| agent.name != agents::DEFAULT_AGENT) {
+        detail.push_str(
+            "; this version answers with codex only: the other agents are checked here but not yet consulted",
+        );
+    }
+    if missing.is_empty() {
+        Check::ok(NAME, detail)
+    } else {
+        Check::problem(NAME, format!("{detail}; {}", missing.join("; ")), missing.join("; "))
+    }
 }
 
 /// Whether the daemon can confine Codex's reads to the workspace: it needs
@@ -917,6 +968,55 @@ fn program_exists(program: &str, path_var: Option<&OsStr>) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Issue 15: the agents on offer, each command looked up on PATH, every
+    /// mistake naming its variable.
+    #[test]
+    fn the_agents_on_offer_are_listed_and_a_missing_command_says_how_to_get_it() {
+        let temp = tempfile::tempdir().expect("tempdir");
+        let path = temp.path().to_string_lossy().into_owned();
+        let env_of = |pairs: Vec<(&'static str, String)>| {
+            move |name: &str| {
+                pairs
+                    .iter()
+                    .find(|(known, _)| *known == name)
+                    .map(|(_, value)| OsString::from(value))
+            }
+        };
+        let check = agents_on_offer(&env_of(vec![("PATH", path.clone())]));
+        assert_eq!(check.state, State::Ok, "{}", check.detail);
+        assert!(check.detail.contains("codex (codex-acp)"), "{}", check.detail);
+        assert!(!check.detail.contains("not yet consulted"), "{}", check.detail);
+
+        let council = env_of(vec![
+            ("PATH", path.clone()),
+            ("CODEX_FUSION_AGENTS", "codex,claude".into()),
+        ]);
+        let check = agents_on_offer(&council);
+        assert_eq!(check.state, State::Problem, "{}", check.detail);
+        let fix = check.fix.clone().unwrap_or_default();
+        assert!(
+            fix.contains("npm install -g @agentclientprotocol/claude-agent-acp"),
+            "{fix}"
+        );
+        assert!(fix.contains("CODEX_FUSION_AGENT_CLAUDE"), "{fix}");
+
+        let program = temp.path().join("claude-agent-acp");
+        std::fs::write(&program, "#!/bin/sh\n").expect("write");
+        std::fs::set_permissions(&program, std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
+        let check = agents_on_offer(&council);
+        assert_eq!(check.state, State::Ok, "{}", check.detail);
+        assert!(
+            check.detail.contains("not yet consulted"),
+            "says what this version does: {}",
+            check.detail
+        );
+
+        let check = agents_on_offer(&env_of(vec![("CODEX_FUSION_AGENTS", "codex;claude".into())]));
+        assert_eq!(check.state, State::Problem);
+        assert!(check.essential);
+        assert!(check.detail.starts_with("CODEX_FUSION_AGENTS:"), "{}", check.detail);
+    }
     use std::collections::HashMap;
 
     fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<OsString> + use<> {

@@ -5,6 +5,7 @@
 //! Files of the daemon's state are opened through [`private`], so every side
 //! creates them the same way.
 
+pub mod agents;
 pub mod allow;
 pub mod answers;
 pub mod codex_doctor;
