@@ -90,8 +90,10 @@ pub struct ProfileFacts {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct HomeStores {
     pub home: Option<PathBuf>,
-    /// Sorted; only regular files and directories (a symlink is not masked
-    /// through: Codex would resolve it, as it resolves no pattern match).
+    /// Sorted; only regular files and directories. A symlink is left as
+    /// the patterns left it (their walk, `rg --files` without `--follow`,
+    /// never listed one), since a deny across a symlink can keep Codex's
+    /// escalated commands from starting.
     pub present: Vec<PathBuf>,
 }
 

@@ -426,3 +426,32 @@ async fn an_idle_process_stops_and_the_session_is_loaded_on_the_next_turn() {
     assert_eq!(fake.saw("load"), ["load s1"]);
     assert_eq!(fake.starts.load(std::sync::atomic::Ordering::SeqCst), 2);
 }
+
+/// Claude opens a workspace new to Codex with no agent running: the hook's
+/// warm finds nothing to share and spawns nothing; a turn that arrives
+/// while it looks still gets its agent started and is answered.
+#[tokio::test(start_paused = true)]
+async fn a_share_only_warm_that_finds_no_agent_starts_none_and_a_turn_still_gets_one() {
+    let fake = Arc::new(Fake::default());
+    let (mut actor, _handle, _dir) = actor(&fake, Duration::from_secs(600));
+    let (reply, _action) = oneshot::channel();
+    actor.handle(Event::Command(Command::SessionStart {
+        source: SessionSource::Startup,
+        claude_session_id: Some("claude-1".into()),
+        settings: settings(),
+        agent_env: Vec::new(),
+        reply,
+    }));
+    assert!(
+        matches!(actor.link, AgentLink::Starting { .. }),
+        "the hook looks for an agent to share"
+    );
+    let (command, mut outcome) = turn(1, "hello");
+    actor.handle(Event::Command(command));
+    run_until(&mut actor, "the answer", |actor| actor.turn.is_none()).await;
+    match answered(&mut outcome) {
+        Some(TurnOutcome::Answer(answer)) => assert_eq!(answer.text, "answer from s1"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(actor.context.pool.status().len(), 1, "the turn started one agent");
+}
