@@ -183,10 +183,8 @@ impl McpService {
                 let entry = recent.entry(&self.workspace, tool, &outcome, &answer.text);
                 if fits {
                     // Whole in the result: kept while it goes out.
-                    if let Some(entry) = entry
-                        && let Err(entry) = recent.keep_in_background(entry, &self.daemon.tasks)
-                    {
-                        recent.keep(*entry).await;
+                    if let Some(entry) = entry {
+                        recent.keep_while_sent(entry, &self.daemon.tasks).await;
                     }
                     whole
                 } else {
@@ -209,7 +207,7 @@ impl McpService {
             TurnOutcome::Paused(pause) => {
                 let whole = render::pause(pause);
                 if let Some(entry) = recent.entry(&self.workspace, tool, &outcome, &render::pause_to_save(pause)) {
-                    recent.keep(entry).await;
+                    recent.keep_while_sent(entry, &self.daemon.tasks).await;
                 }
                 let text = if render::cost(&whole) <= limit {
                     whole
@@ -226,10 +224,8 @@ impl McpService {
                 return result;
             }
             TurnOutcome::Failed(message) | TurnOutcome::Refused(message) | TurnOutcome::Invalid(message) => {
-                if let Some(entry) = recent.entry(&self.workspace, tool, &outcome, message)
-                    && let Err(entry) = recent.keep_in_background(entry, &self.daemon.tasks)
-                {
-                    recent.keep(*entry).await;
+                if let Some(entry) = recent.entry(&self.workspace, tool, &outcome, message) {
+                    recent.keep_while_sent(entry, &self.daemon.tasks).await;
                 }
                 return CallToolResult::error(vec![ContentBlock::text(render::fit(message.clone(), limit))]);
             }

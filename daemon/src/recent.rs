@@ -158,19 +158,19 @@ impl Recent {
     }
 
     /// Keeps `entry` in a task of `tasks` (the daemon waits for them at
-    /// shutdown) while the answer goes out: the common answer, whole in its
-    /// result, need not wait for a disk. `Err(entry)` back when a reader is
-    /// settling right now (then keep it in line).
-    pub fn keep_in_background(self: &Arc<Self>, entry: Entry, tasks: &TaskTracker) -> Result<(), Box<Entry>> {
+    /// shutdown) while the answer goes out: an answer whose result does
+    /// not name its kept file need not wait for a disk. Kept in line
+    /// instead when a reader is settling right now.
+    pub async fn keep_while_sent(self: &Arc<Self>, entry: Entry, tasks: &TaskTracker) {
         let Ok(pending) = self.pending.clone().try_read_owned() else {
-            return Err(Box::new(entry));
+            self.keep(entry).await;
+            return;
         };
         let recent = self.clone();
         tasks.spawn(async move {
             recent.keep(entry).await;
             drop(pending);
         });
-        Ok(())
     }
 
     /// Waits until every keep started before now has written its answer.

@@ -104,14 +104,18 @@ pub async fn run() -> ExitCode {
         project_mcp.as_ref().ok().and_then(Option::as_ref),
         &project,
     );
-    let acp_command = env(ACP_COMMAND_ENV).map(|value| AcpCommand::parse(&value.to_string_lossy()));
+    let acp_command = configured_codex(&env);
     checks.push(codex_acp(&env, acp_command.as_ref()).await);
     let mut sources = Vec::new();
-    if let Some(Ok(command)) = &acp_command {
+    if let Some(Configured {
+        variable,
+        command: Ok(command),
+    }) = &acp_command
+    {
         let mut vars = command.env.clone();
         vars.extend(env_program_vars(command));
         sources.push(EnvSource {
-            label: ACP_COMMAND_ENV.to_owned(),
+            label: variable.clone(),
             vars,
         });
     }
@@ -214,28 +218,49 @@ fn plural(count: usize) -> &'static str {
     if count == 1 { "" } else { "s" }
 }
 
-/// codex-acp is found (as `CODEX_FUSION_ACP_COMMAND` says, else on PATH), and its version.
-async fn codex_acp(
-    env: &dyn Fn(&str) -> Option<OsString>,
-    configured: Option<&Result<AcpCommand, codex_fusion_protocol::command::CommandError>>,
-) -> Check {
+/// codex's command as set, and the variable that set it, read as the
+/// daemon reads them (`protocol::agents`): `CODEX_FUSION_AGENT_CODEX`, else
+/// `CODEX_FUSION_ACP_COMMAND`.
+pub(crate) struct Configured {
+    pub variable: String,
+    pub command: Result<AcpCommand, codex_fusion_protocol::command::CommandError>,
+}
+
+pub(crate) fn configured_codex(env: &dyn Fn(&str) -> Option<OsString>) -> Option<Configured> {
+    let own = codex_fusion_protocol::agents::command_variable(codex_fusion_protocol::agents::DEFAULT_AGENT);
+    [own, ACP_COMMAND_ENV.to_owned()].into_iter().find_map(|variable| {
+        let value = env(&variable).filter(|value| !value.is_empty())?;
+        Some(Configured {
+            command: AcpCommand::parse(&value.to_string_lossy()),
+            variable,
+        })
+    })
+}
+
+/// codex-acp is found (as [`configured_codex`] says, else on PATH), and its version.
+async fn codex_acp(env: &dyn Fn(&str) -> Option<OsString>, configured: Option<&Configured>) -> Check {
     const NAME: &str = "codex-acp";
     let install = format!("npm install -g {TESTED_CODEX_ACP}, or set {ACP_COMMAND_ENV} to how it is started");
     let command = match configured {
         None => AcpCommand::parse("codex-acp").expect("a plain word parses"),
-        Some(Ok(command)) => command.clone(),
-        Some(Err(error)) => {
+        Some(Configured {
+            command: Ok(command), ..
+        }) => command.clone(),
+        Some(Configured {
+            variable,
+            command: Err(error),
+        }) => {
             return Check::problem(
                 NAME,
-                error.to_string(),
-                format!("quote it as a shell would, e.g. {ACP_COMMAND_ENV}='npx -y @agentclientprotocol/codex-acp'"),
+                format!("{variable}: {}", error.reason),
+                format!("quote it as a shell would, e.g. {variable}='npx -y @agentclientprotocol/codex-acp'"),
             )
             .essential();
         }
     };
     let Some(program) = locate::on_path(&command.program, env("PATH").as_deref()) else {
         let detail = match configured {
-            Some(_) => format!("`{}` (from {ACP_COMMAND_ENV}) was not found", command.program),
+            Some(Configured { variable, .. }) => format!("`{}` (from {variable}) was not found", command.program),
             None => "codex-acp was not found on PATH".to_owned(),
         };
         return Check::problem(NAME, detail, install).essential();
@@ -257,8 +282,8 @@ async fn codex_acp(
     // bad key): none of their hidden values is printed.
     let version = command.scrub(&version).into_owned();
     let mut detail = format!("{} ({version})", program.display());
-    if configured.is_some() {
-        detail.push_str(&format!(", from {ACP_COMMAND_ENV}"));
+    if let Some(Configured { variable, .. }) = configured {
+        detail.push_str(&format!(", from {variable}"));
     }
     Check::ok(NAME, detail).essential()
 }
@@ -321,9 +346,9 @@ pub fn agents_on_offer(env: &dyn Fn(&str) -> Option<OsString>) -> Check {
 /// codex-acp check reports that).
 pub(crate) async fn read_confinement(
     env: &dyn Fn(&str) -> Option<OsString>,
-    configured: Option<&Result<AcpCommand, codex_fusion_protocol::command::CommandError>>,
+    configured: Option<&Configured>,
 ) -> Option<Check> {
-    let command = match configured {
+    let command = match configured.map(|configured| &configured.command) {
         None => AcpCommand::parse("codex-acp").expect("a plain word parses"),
         Some(Ok(command)) => command.clone(),
         Some(Err(_)) => return None,
@@ -968,6 +993,29 @@ fn program_exists(program: &str, path_var: Option<&OsStr>) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// doctor and install probe the codex command the daemon would run.
+    #[test]
+    fn the_codex_command_is_read_as_the_daemon_reads_it() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |name: &str| {
+                pairs
+                    .iter()
+                    .find(|(known, _)| *known == name)
+                    .map(|(_, value)| OsString::from(value))
+            }
+        };
+        assert!(configured_codex(&env(&[])).is_none());
+        let old = configured_codex(&env(&[("CODEX_FUSION_ACP_COMMAND", "old-acp")])).expect("set");
+        assert_eq!(old.variable, "CODEX_FUSION_ACP_COMMAND");
+        let both = configured_codex(&env(&[
+            ("CODEX_FUSION_ACP_COMMAND", "old-acp"),
+            ("CODEX_FUSION_AGENT_CODEX", "new-acp"),
+        ]))
+        .expect("set");
+        assert_eq!(both.variable, "CODEX_FUSION_AGENT_CODEX");
+        assert_eq!(both.command.expect("parses").program, "new-acp");
+    }
 
     /// Issue 15: the agents on offer, each command looked up on PATH, every
     /// mistake naming its variable.

@@ -63,8 +63,7 @@ impl Installer {
             return;
         }
         let env = crate::env_var;
-        let configured = env(codex_fusion_protocol::command::ACP_COMMAND_ENV)
-            .map(|value| codex_fusion_protocol::command::AcpCommand::parse(&value.to_string_lossy()));
+        let configured = crate::doctor::configured_codex(&env);
         match crate::doctor::read_confinement(&env, configured.as_ref()).await {
             Some(check) if check.state == crate::doctor::State::Ok => {
                 report.did(format!("read confinement: {}", check.detail));

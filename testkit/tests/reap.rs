@@ -339,12 +339,7 @@ async fn killing_the_agents_group_while_it_opens_a_session_leaves_no_helper() {
 /// behind.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_login_shell_codex_starts_dies_with_the_agent() {
-    let mut real = RealEnv::new(true).await;
-    let home = real.env.dir("home");
-    std::fs::write(home.join(".bashrc"), "sleep 47\n").expect(".bashrc");
-    real.env.set("HOME", home.to_str().expect("utf8"));
-    let client = Client::start(&real.env, &[]).await;
-    let (root, processes) = login_shell_running(&real, &client).await;
+    let (_real, client, root, processes) = slow_login_shell().await;
     let outside: Vec<&Proc> = processes.iter().filter(|proc| proc.group != root).collect();
     assert!(
         !outside.is_empty(),
@@ -366,12 +361,7 @@ async fn the_login_shell_codex_starts_dies_with_the_agent() {
 /// session of its own, running. The next daemon kills it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_login_shell_left_by_a_killed_daemon_is_killed_by_the_next() {
-    let mut real = RealEnv::new(true).await;
-    let home = real.env.dir("home");
-    std::fs::write(home.join(".bashrc"), "sleep 47\n").expect(".bashrc");
-    real.env.set("HOME", home.to_str().expect("utf8"));
-    let client = Client::start(&real.env, &[]).await;
-    let (root, processes) = login_shell_running(&real, &client).await;
+    let (real, client, root, processes) = slow_login_shell().await;
     wait_recorded(&real, &processes).await;
     let killed = kill_daemon_then_restart(&real, &client, &processes, Some(root)).await;
     // The login shell and what its `.bashrc` runs: the shell's own session.
@@ -379,7 +369,7 @@ async fn a_login_shell_left_by_a_killed_daemon_is_killed_by_the_next() {
     // but dies with codex: `bwrap --die-with-parent`.)
     let shell_session = processes
         .iter()
-        .find(|proc| proc.command == "sleep 47")
+        .find(|proc| proc.command == SHELL_SLEEP)
         .map(|proc| proc.session)
         .expect("the shell's sleep is in the tree");
     let shell: Vec<&Proc> = processes.iter().filter(|proc| proc.session == shell_session).collect();
@@ -397,6 +387,22 @@ async fn a_login_shell_left_by_a_killed_daemon_is_killed_by_the_next() {
 
 /// Starts a consult and waits until the login shell codex starts runs the
 /// slow `.bashrc`: the agent's pid and its tree then.
+/// What the slow `.bashrc` of [`slow_login_shell`] runs.
+const SHELL_SLEEP: &str = "sleep 47";
+
+/// A daemon whose codex runs a login shell that takes long (its `.bashrc`
+/// sleeps), with that shell running: the env, its client, the agent's
+/// root pid and its tree.
+async fn slow_login_shell() -> (RealEnv, Client, u32, Vec<Proc>) {
+    let mut real = RealEnv::new(true).await;
+    let home = real.env.dir("home");
+    std::fs::write(home.join(".bashrc"), format!("{SHELL_SLEEP}\n")).expect(".bashrc");
+    real.env.set("HOME", home.to_str().expect("utf8"));
+    let client = Client::start(&real.env, &[]).await;
+    let (root, processes) = login_shell_running(&real, &client).await;
+    (real, client, root, processes)
+}
+
 async fn login_shell_running(real: &RealEnv, client: &Client) -> (u32, Vec<Proc>) {
     let handle = client
         .start_call("consult", json!({ "question": "Is anyone there?" }))
@@ -410,7 +416,7 @@ async fn login_shell_running(real: &RealEnv, client: &Client) -> (u32, Vec<Proc>
             continue;
         };
         let processes = tree(root);
-        if processes.iter().any(|proc| proc.command == "sleep 47") {
+        if processes.iter().any(|proc| proc.command == SHELL_SLEEP) {
             break (root, processes);
         }
     };
