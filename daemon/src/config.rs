@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use codex_fusion_protocol::agents::AgentSpec;
 pub use codex_fusion_protocol::command::{AcpCommand, CommandError};
 
 use crate::guardian::Policy;
@@ -48,7 +49,15 @@ const KNOWN_ELSEWHERE: &[&str] = &[
 /// A connection's settings, resolved.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
+    /// The command of the agent this settings value is for (see
+    /// [`Settings::for_agent`]); the default agent's as parsed.
     pub acp_command: AcpCommand,
+    /// The agents on offer (`CODEX_FUSION_AGENTS`), the default first.
+    pub agents: Vec<AgentSpec>,
+    /// The reviewer a Codex host gets when the list offers no agent but
+    /// Codex: `claude`, with its command as `CODEX_FUSION_AGENT_CLAUDE`
+    /// sets it.
+    pub host_fallback: Option<AgentSpec>,
     pub policy: Policy,
     /// `CODEX_FUSION_ALLOW_CODEX_CONFIG`: let Codex load the MCP servers,
     /// hooks and rules of the user's and the project's own Codex config.
@@ -83,6 +92,12 @@ impl Default for Settings {
     fn default() -> Self {
         Settings {
             acp_command: AcpCommand::parse(DEFAULT_ACP_COMMAND).expect("the default command parses"),
+            agents: codex_fusion_protocol::agents::on_offer(|_| None).expect("the default agents parse"),
+            host_fallback: codex_fusion_protocol::agents::on_offer(|name| {
+                (name == codex_fusion_protocol::agents::AGENTS_ENV).then(|| "claude".to_owned())
+            })
+            .ok()
+            .and_then(|agents| agents.into_iter().next()),
             policy: Policy::default(),
             allow_codex_config: false,
             turn_timeout: DEFAULT_TURN_TIMEOUT,
@@ -99,20 +114,15 @@ impl Settings {
     pub fn from_env(env: &BTreeMap<String, String>) -> Result<(Settings, Vec<String>), SettingsError> {
         let defaults = Settings::default();
         let get = |name: &str| env.get(name).map(String::as_str).filter(|value| !value.is_empty());
-        // Read and checked as doctor reads them; this version runs codex
-        // alone (the council of issue 15 is not built yet), with codex's
-        // command from the list when it is there.
+        // Read and checked as doctor reads them.
         let offered = codex_fusion_protocol::agents::on_offer(|name| get(name).map(str::to_owned))?;
-        let acp_command = match offered
-            .iter()
-            .find(|agent| agent.name == codex_fusion_protocol::agents::DEFAULT_AGENT)
-        {
-            Some(codex) => codex.command.clone(),
-            None => match get(ACP_COMMAND_ENV) {
-                Some(value) => AcpCommand::parse(value)?,
-                None => defaults.acp_command,
-            },
-        };
+        let host_fallback = codex_fusion_protocol::agents::on_offer(|name| match name {
+            codex_fusion_protocol::agents::AGENTS_ENV => Some("claude".to_owned()),
+            other => get(other).map(str::to_owned),
+        })
+        .ok()
+        .and_then(|agents| agents.into_iter().next());
+        let acp_command = offered.first().map_or(defaults.acp_command, |agent| agent.command.clone());
         let agent_variables: Vec<String> = offered
             .iter()
             .map(|agent| codex_fusion_protocol::agents::command_variable(&agent.name))
@@ -172,6 +182,8 @@ impl Settings {
         Ok((
             Settings {
                 acp_command,
+                agents: offered,
+                host_fallback,
                 policy,
                 allow_codex_config,
                 turn_timeout,
@@ -181,6 +193,31 @@ impl Settings {
             },
             unknown,
         ))
+    }
+}
+
+impl Settings {
+    /// The default agent's name: the first on offer.
+    pub fn default_agent(&self) -> &str {
+        self.agents
+            .first()
+            .map_or(codex_fusion_protocol::agents::DEFAULT_AGENT, |agent| agent.name.as_str())
+    }
+
+    /// These settings for agent `name`, with its command; `None` if it is
+    /// not on offer.
+    pub fn for_agent(&self, name: &str) -> Option<Settings> {
+        let agent = self.agents.iter().find(|agent| agent.name == name)?;
+        Some(Settings {
+            acp_command: agent.command.clone(),
+            ..self.clone()
+        })
+    }
+
+    /// The names on offer, comma-separated, for messages.
+    pub fn offered_names(&self) -> String {
+        let names: Vec<&str> = self.agents.iter().map(|agent| agent.name.as_str()).collect();
+        names.join(", ")
     }
 }
 

@@ -58,10 +58,12 @@ async fn handle(
         }
         ControlRequest::Reset { workspace } => match canonical_workspace(&workspace) {
             Ok(workspace) => {
-                let had_session = match daemon.existing_session(&workspace) {
-                    Some(session) => session.reset().await.unwrap_or(false),
-                    None => false,
-                };
+                // Every agent's session here: the live ones and those only
+                // remembered on disk.
+                let mut had_session = false;
+                for agent in daemon.agents_of(&workspace) {
+                    had_session |= daemon.session(&workspace, &agent).reset().await.unwrap_or(false);
+                }
                 (ControlResponse::Reset { workspace, had_session }, false)
             }
             Err(message) => (ControlResponse::Error { message }, false),
@@ -72,19 +74,43 @@ async fn handle(
             source,
         } => match canonical_workspace(&workspace) {
             Ok(workspace) => {
-                let session = daemon.session(&workspace);
-                match session
-                    .session_start(source, claude_session_id, settings, agent_env)
-                    .await
-                {
-                    Ok(action) => (ControlResponse::SessionStarted { action }, false),
-                    Err(error) => (
-                        ControlResponse::Error {
-                            message: error.to_string(),
-                        },
-                        false,
-                    ),
+                // The rules apply to each agent's session here: the default
+                // agent's, and every other agent's this workspace has used.
+                let mut agents = daemon.agents_of(&workspace);
+                let default = settings.default_agent().to_owned();
+                if !agents.contains(&default) {
+                    agents.insert(0, default);
                 }
+                let mut actions = Vec::new();
+                for agent in &agents {
+                    let session = daemon.session(&workspace, agent);
+                    // An agent the hook's settings do not offer is warmed only
+                    // as its MCP client last started it.
+                    let agent_settings = settings.for_agent(agent).map(Arc::new);
+                    match session
+                        .session_start(source, claude_session_id.clone(), agent_settings, agent_env.clone())
+                        .await
+                    {
+                        Ok(action) => actions.push((agent.clone(), action)),
+                        Err(error) => {
+                            return (
+                                ControlResponse::Error {
+                                    message: error.to_string(),
+                                },
+                                false,
+                            );
+                        }
+                    }
+                }
+                let action = match actions.as_slice() {
+                    [(_, action)] => action.clone(),
+                    several => several
+                        .iter()
+                        .map(|(agent, action)| format!("{agent}: {action}"))
+                        .collect::<Vec<_>>()
+                        .join("; "),
+                };
+                (ControlResponse::SessionStarted { action }, false)
             }
             Err(message) => (ControlResponse::Error { message }, false),
         },

@@ -32,7 +32,11 @@ pub struct Daemon {
     /// calls: a connection stays open until then, so those answers ("the
     /// daemon is shutting down") reach their callers.
     pub sessions_stopped: CancellationToken,
-    sessions: Mutex<HashMap<PathBuf, WorkspaceHandle>>,
+    /// One actor per workspace and agent (`codex`, or another agent of a
+    /// council).
+    sessions: Mutex<HashMap<(PathBuf, String), WorkspaceHandle>>,
+    /// The agents each workspace's last turn went to: where `reply` goes.
+    last_agents: Mutex<HashMap<PathBuf, Vec<String>>>,
     session_context: Arc<WorkspaceContext>,
     pool: Arc<Pool>,
     connections: AtomicUsize,
@@ -78,6 +82,7 @@ impl Daemon {
             shutdown,
             sessions_stopped: CancellationToken::new(),
             sessions: Mutex::new(HashMap::new()),
+            last_agents: Mutex::new(HashMap::new()),
             session_context,
             pool,
             connections: AtomicUsize::new(0),
@@ -85,32 +90,65 @@ impl Daemon {
         })
     }
 
-    /// The actor of `workspace` (canonical), started on first use, and
-    /// started afresh if the one before it failed.
-    pub fn session(&self, workspace: &Path) -> WorkspaceHandle {
+    /// The actor of agent `agent` in `workspace` (canonical), started on
+    /// first use, and started afresh if the one before it failed.
+    pub fn session(&self, workspace: &Path, agent: &str) -> WorkspaceHandle {
         let mut sessions = self.sessions.lock().unwrap_or_else(|poison| poison.into_inner());
-        let spawn = || WorkspaceHandle::spawn(Arc::from(workspace), self.session_context.clone());
-        let handle = sessions.entry(workspace.to_path_buf()).or_insert_with(spawn);
+        let spawn = || WorkspaceHandle::spawn(Arc::from(workspace), Arc::from(agent), self.session_context.clone());
+        let handle = sessions
+            .entry((workspace.to_path_buf(), agent.to_owned()))
+            .or_insert_with(spawn);
         if handle.is_closed() && !self.shutdown.is_cancelled() {
-            tracing::warn!(workspace = %workspace.display(), "replacing the workspace's failed actor");
+            tracing::warn!(workspace = %workspace.display(), agent, "replacing the workspace's failed actor");
             *handle = spawn();
         }
         handle.clone()
     }
 
-    /// The session of `workspace` if one was ever started.
-    pub fn existing_session(&self, workspace: &Path) -> Option<WorkspaceHandle> {
+    /// Every actor `workspace` has, by agent name, in name order with
+    /// `codex` first.
+    pub fn sessions_of(&self, workspace: &Path) -> Vec<(String, WorkspaceHandle)> {
         let sessions = self.sessions.lock().unwrap_or_else(|poison| poison.into_inner());
-        sessions.get(workspace).cloned()
+        let mut found: Vec<(String, WorkspaceHandle)> = sessions
+            .iter()
+            .filter(|((path, _), _)| path == workspace)
+            .map(|((_, agent), handle)| (agent.clone(), handle.clone()))
+            .collect();
+        found.sort_by(|a, b| agent_order(&a.0, &b.0));
+        found
     }
 
-    fn all_sessions(&self) -> Vec<(PathBuf, WorkspaceHandle)> {
+    /// The agents whose sessions in `workspace` this daemon knows of: its
+    /// live actors and those remembered on disk.
+    pub fn agents_of(&self, workspace: &Path) -> Vec<String> {
+        let mut agents: Vec<String> = self.sessions_of(workspace).into_iter().map(|(agent, _)| agent).collect();
+        for agent in self.session_context.pairings.agents_of(workspace) {
+            if !agents.contains(&agent) {
+                agents.push(agent);
+            }
+        }
+        agents.sort_by(|a, b| agent_order(a, b));
+        agents
+    }
+
+    /// Where `reply` goes in `workspace`: the agents of its last turn.
+    pub fn last_agents(&self, workspace: &Path) -> Option<Vec<String>> {
+        let last = self.last_agents.lock().unwrap_or_else(|poison| poison.into_inner());
+        last.get(workspace).cloned()
+    }
+
+    pub fn set_last_agents(&self, workspace: &Path, agents: &[String]) {
+        let mut last = self.last_agents.lock().unwrap_or_else(|poison| poison.into_inner());
+        last.insert(workspace.to_path_buf(), agents.to_vec());
+    }
+
+    fn all_sessions(&self) -> Vec<(PathBuf, String, WorkspaceHandle)> {
         let sessions = self.sessions.lock().unwrap_or_else(|poison| poison.into_inner());
         let mut all: Vec<_> = sessions
             .iter()
-            .map(|(path, handle)| (path.clone(), handle.clone()))
+            .map(|((path, agent), handle)| (path.clone(), agent.clone(), handle.clone()))
             .collect();
-        all.sort_by(|a, b| a.0.cmp(&b.0));
+        all.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| agent_order(&a.1, &b.1)));
         all
     }
 
@@ -130,14 +168,18 @@ impl Daemon {
         let mut last_answers = Vec::new();
         // Every answer already delivered is in `last_answers`.
         self.recent.settled().await;
-        for (path, handle) in self.all_sessions() {
+        let mut listed: Option<PathBuf> = None;
+        for (path, _, handle) in self.all_sessions() {
             if only.is_some_and(|only| only != path) {
                 continue;
             }
             if let Ok(status) = handle.status().await {
                 workspaces.push(status);
             }
-            last_answers.extend(self.recent.last(&path));
+            if listed.as_ref() != Some(&path) {
+                last_answers.extend(self.recent.last(&path));
+                listed = Some(path);
+            }
         }
         DaemonStatus {
             daemon_version: codex_fusion_protocol::PACKAGE_VERSION.to_owned(),
@@ -156,10 +198,16 @@ impl Daemon {
     /// every agent process (SIGTERM, then SIGKILL).
     pub async fn stop_sessions(&self) {
         let sessions = self.all_sessions();
-        futures::future::join_all(sessions.iter().map(|(_, handle)| handle.shutdown())).await;
+        futures::future::join_all(sessions.iter().map(|(_, _, handle)| handle.shutdown())).await;
         self.pool.stop_all();
         self.sessions_stopped.cancel();
     }
+}
+
+/// `codex` first, then the other agents by name.
+fn agent_order(a: &str, b: &str) -> std::cmp::Ordering {
+    let codex = codex_fusion_protocol::agents::DEFAULT_AGENT;
+    (a != codex).cmp(&(b != codex)).then_with(|| a.cmp(b))
 }
 
 /// Decrements the connection count when dropped.

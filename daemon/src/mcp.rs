@@ -16,7 +16,7 @@ use crate::config::Settings;
 use crate::daemon::Daemon;
 use crate::progress;
 use crate::session::{Command, TurnRequest, WorkspaceHandle};
-use crate::tools::{self, ToolCall};
+use crate::tools::{self, ToolCall, TurnTool};
 use crate::turn::{TurnOutcome, Waiter};
 use crate::{prompts, render};
 use codex_fusion_protocol::tools::ToolName;
@@ -33,10 +33,16 @@ pub struct McpService {
     daemon: Arc<Daemon>,
     workspace: Arc<Path>,
     settings: Arc<Settings>,
-    /// Variables for codex-acp if a call of this connection has to start it.
+    /// Variables for an agent if a call of this connection has to start it.
     agent_env: Arc<Vec<(String, String)>>,
     /// Fires when the client's side of the connection ends.
     client_gone: CancellationToken,
+}
+
+/// What one agent's turn came to, with what its result text needs.
+struct Member {
+    agent: String,
+    outcome: TurnOutcome,
 }
 
 impl McpService {
@@ -48,7 +54,7 @@ impl McpService {
         client_gone: CancellationToken,
     ) -> McpService {
         // The workspace shows in `status` from its first connection on.
-        daemon.session(&workspace);
+        daemon.session(&workspace, settings.default_agent());
         McpService {
             daemon,
             workspace,
@@ -58,32 +64,105 @@ impl McpService {
         }
     }
 
-    /// The workspace's actor, asked for at each call: one that failed is
-    /// replaced by the daemon.
-    fn session(&self) -> WorkspaceHandle {
-        self.daemon.session(&self.workspace)
+    /// Agent `agent`'s actor for this workspace, asked for at each call: one
+    /// that failed is replaced by the daemon.
+    fn session(&self, agent: &str) -> WorkspaceHandle {
+        self.daemon.session(&self.workspace, agent)
+    }
+
+    /// Who answers when a call names no agent: the first on offer, unless
+    /// the MCP client is Codex itself (Codex CLI with codex-fusion as its MCP
+    /// server), which is not its own reviewer.
+    fn default_agent(&self, context: &RequestContext<RoleServer>) -> String {
+        let host = context.peer.peer_info().map(|info| info.client_info.name.clone());
+        default_agent_for(&self.settings, host.as_deref())
+    }
+
+    /// This connection's settings for `agent`, whose command they carry.
+    fn settings_for(&self, agent: &str) -> Result<Arc<Settings>, ErrorData> {
+        self.settings
+            .for_agent(agent)
+            .or_else(|| {
+                // The reviewer of a Codex host, when the list offers only Codex.
+                self.settings
+                    .host_fallback
+                    .as_ref()
+                    .filter(|fallback| fallback.name == agent)
+                    .map(|fallback| Settings {
+                        acp_command: fallback.command.clone(),
+                        ..self.settings.as_ref().clone()
+                    })
+            })
+            .map(Arc::new)
+            .ok_or_else(|| not_on_offer(&self.settings, "agents", agent))
+    }
+
+    /// The agents a turn goes to: those it names (checked against the offer),
+    /// else for `reply` those of the workspace's last turn, else the default.
+    fn turn_agents(&self, tool: &TurnTool, context: &RequestContext<RoleServer>) -> Result<Vec<String>, ErrorData> {
+        let named = match tool.agents() {
+            Some(names) => names.to_vec(),
+            None => match (tool, self.daemon.last_agents(&self.workspace)) {
+                (TurnTool::Reply(_), Some(last)) => last,
+                _ => vec![self.default_agent(context)],
+            },
+        };
+        let mut agents: Vec<String> = Vec::new();
+        for name in named {
+            let name = name.trim().to_ascii_lowercase();
+            if name.is_empty() {
+                return Err(ErrorData::invalid_params("agents: an empty name", None));
+            }
+            self.settings_for(&name)?;
+            if !agents.contains(&name) {
+                agents.push(name);
+            }
+        }
+        Ok(agents)
     }
 
     async fn run_tool(&self, call: ToolCall, context: RequestContext<RoleServer>) -> Result<CallToolResult, ErrorData> {
         match call {
             ToolCall::Turn(tool) => {
+                let agents = self.turn_agents(&tool, &context)?;
+                self.daemon.set_last_agents(&self.workspace, &agents);
                 let prompt = prompts::build(&tool, &self.workspace);
                 let name = tool.name();
                 let choice = tool.choice();
-                self.wait_on_session(context, name, |waiter| {
-                    Command::Turn(TurnRequest {
-                        tool: name,
-                        prompt,
-                        choice,
-                        settings: self.settings.clone(),
-                        agent_env: self.agent_env.as_ref().clone(),
-                        waiter,
+                let make = |agent: &str| -> Result<_, ErrorData> {
+                    let settings = self.settings_for(agent)?;
+                    let prompt = prompt.clone();
+                    let choice = choice.clone();
+                    let agent_env = self.agent_env.as_ref().clone();
+                    Ok(move |waiter| {
+                        Command::Turn(TurnRequest {
+                            tool: name,
+                            prompt,
+                            choice,
+                            settings,
+                            agent_env,
+                            waiter,
+                        })
                     })
-                })
-                .await
+                };
+                if let [agent] = agents.as_slice() {
+                    return self.wait_on_session(context, name, agent, make(agent)?).await;
+                }
+                let mut commands = Vec::new();
+                for agent in &agents {
+                    commands.push((agent.clone(), make(agent)?));
+                }
+                self.council(context, name, commands).await
             }
             ToolCall::Permit(args) => {
-                self.wait_on_session(context, ToolName::Permit.as_str(), |waiter| Command::Permit {
+                let agent = match self.permit_target(&args, &context).await {
+                    Ok(agent) => agent,
+                    Err(refusal) => {
+                        let limit = self.settings.max_result_chars;
+                        return Ok(CallToolResult::error(vec![ContentBlock::text(render::fit(refusal, limit))]));
+                    }
+                };
+                self.wait_on_session(context, ToolName::Permit.as_str(), &agent, |waiter| Command::Permit {
                     decision: args.decision,
                     note: args.note,
                     id: args.id,
@@ -91,25 +170,70 @@ impl McpService {
                 })
                 .await
             }
-            ToolCall::Reset => {
-                let had_session = self.session().reset().await.map_err(internal)?;
-                let text = if had_session {
-                    "Codex's session for this workspace was dropped; the next call starts a fresh one."
-                } else {
-                    "There was no Codex session for this workspace; the next call starts a fresh one."
+            ToolCall::Reset(args) => {
+                let agents = match &args.agents {
+                    Some(named) => {
+                        let mut agents = Vec::new();
+                        for name in named {
+                            let name = name.trim().to_ascii_lowercase();
+                            self.settings_for(&name)
+                                .map_err(|_| not_on_offer(&self.settings, "agents", &name))?;
+                            agents.push(name);
+                        }
+                        agents
+                    }
+                    None => {
+                        let mut agents = self.daemon.agents_of(&self.workspace);
+                        let default = self.default_agent(&context);
+                        if !agents.contains(&default) {
+                            agents.push(default);
+                        }
+                        agents
+                    }
                 };
-                Ok(CallToolResult::success(vec![ContentBlock::text(text)]))
+                let mut dropped = Vec::new();
+                let mut had_none = Vec::new();
+                for agent in &agents {
+                    match self.session(agent).reset().await.map_err(internal)? {
+                        true => dropped.push(agent.as_str()),
+                        false => had_none.push(agent.as_str()),
+                    }
+                }
+                Ok(CallToolResult::success(vec![ContentBlock::text(render::reset(
+                    &dropped, &had_none,
+                ))]))
             }
             ToolCall::Status => {
                 let daemon = self.daemon.status(Some(&self.workspace)).await;
-                let mut workspace = self.session().status().await.map_err(internal)?;
-                // Show the settings of this connection, which the next call uses.
-                workspace.guardian = codex_fusion_protocol::control::GuardianFlags {
-                    allow_external_reads: self.settings.policy.allow_external_reads,
-                    allow_writes: self.settings.policy.allow_writes,
-                    allow_commands: self.settings.policy.allow_commands,
-                };
-                let text = render::status(&daemon, &workspace);
+                let mut workspaces: Vec<_> = daemon
+                    .workspaces
+                    .iter()
+                    .filter(|status| *status.workspace == *self.workspace)
+                    .cloned()
+                    .collect();
+                if workspaces.is_empty() {
+                    workspaces.push(
+                        self.session(self.settings.default_agent())
+                            .status()
+                            .await
+                            .map_err(internal)?,
+                    );
+                }
+                let mut text = String::new();
+                for (index, workspace) in workspaces.iter_mut().enumerate() {
+                    // Show the settings of this connection, which the next call uses.
+                    workspace.guardian = codex_fusion_protocol::control::GuardianFlags {
+                        allow_external_reads: self.settings.policy.allow_external_reads,
+                        allow_writes: self.settings.policy.allow_writes,
+                        allow_commands: self.settings.policy.allow_commands,
+                    };
+                    if index > 0 {
+                        text.push_str("\n\n");
+                        text.push_str(&render::member_heading(workspace.agent_name()));
+                        text.push('\n');
+                    }
+                    text.push_str(&render::status(&daemon, workspace));
+                }
                 Ok(CallToolResult::success(vec![ContentBlock::text(render::fit(
                     text,
                     self.settings.max_result_chars,
@@ -118,20 +242,69 @@ impl McpService {
         }
     }
 
-    /// Sends the command built by `make` and waits for its outcome, forwarding
-    /// progress, and cancelling the call if the client does. `tool` names
-    /// the call in the recent answers.
+    /// Which agent's pause a `permit` answers: the one it names, else the
+    /// one whose pause has its `id`, else the only one paused. With several
+    /// paused and nothing to tell them apart, the text says how to choose.
+    async fn permit_target(
+        &self,
+        args: &crate::tools::PermitArgs,
+        context: &RequestContext<RoleServer>,
+    ) -> Result<String, String> {
+        if let Some(agent) = &args.agent {
+            let agent = agent.trim().to_ascii_lowercase();
+            if self.settings_for(&agent).is_err() && !self.daemon.agents_of(&self.workspace).contains(&agent) {
+                return Err(not_on_offer(&self.settings, "agent", &agent).message.to_string());
+            }
+            return Ok(agent);
+        }
+        let mut paused = Vec::new();
+        for (agent, handle) in self.daemon.sessions_of(&self.workspace) {
+            if let Ok(status) = handle.status().await
+                && let Some(id) = status.pause_id
+            {
+                paused.push((agent, id, status.pending_permission.unwrap_or_default()));
+            }
+        }
+        if let Some(asked) = args.id.as_deref().map(str::trim)
+            && let Some((agent, _, _)) = paused.iter().find(|(_, id, _)| id == asked)
+        {
+            return Ok(agent.clone());
+        }
+        match paused.as_slice() {
+            [] => Ok(self
+                .daemon
+                .last_agents(&self.workspace)
+                .and_then(|last| last.into_iter().next())
+                .unwrap_or_else(|| self.default_agent(context))),
+            [(agent, _, _)] => Ok(agent.clone()),
+            several => {
+                let listed: Vec<String> = several
+                    .iter()
+                    .map(|(agent, id, what)| format!("{agent} (pause {id}: {what})"))
+                    .collect();
+                Err(format!(
+                    "Several agents are paused here: {}. Nothing was decided. Call `permit` again with `agent` (or the pause's `id`) to say which one this answers.",
+                    listed.join("; ")
+                ))
+            }
+        }
+    }
+
+    /// Sends the command built by `make` to agent `agent`'s actor and waits
+    /// for its outcome, forwarding progress, and cancelling the call if the
+    /// client does. `tool` names the call in the recent answers.
     async fn wait_on_session(
         &self,
         context: RequestContext<RoleServer>,
         tool: &'static str,
+        agent: &str,
         make: impl FnOnce(Waiter) -> Command,
     ) -> Result<CallToolResult, ErrorData> {
         let call = self.daemon.next_call_id();
         let token = context.meta.get_progress_token();
         let (sink, forwarder) = progress::start(context.peer.clone(), token);
         let (waiter, outcome) = Waiter::new(call, sink);
-        let session = self.session();
+        let session = self.session(agent);
         session.send(make(waiter)).await.map_err(internal)?;
         tokio::select! {
             outcome = outcome => {
@@ -148,7 +321,7 @@ impl McpService {
                 forwarder.finish().await;
                 match outcome {
                     Ok(TurnOutcome::Invalid(message)) => Err(ErrorData::invalid_params(message, None)),
-                    Ok(outcome) => Ok(self.result_of(tool, outcome).await),
+                    Ok(outcome) => Ok(self.result_of(agent, tool, outcome).await),
                     Err(_) => Err(internal(session.gone())),
                 }
             }
@@ -166,21 +339,261 @@ impl McpService {
             }
         }
     }
+
+    /// A council: the same turn to every agent of `commands` at once, each
+    /// on its own session; one result with a section per agent (its answer,
+    /// its pause or its failure), a tally and one footer.
+    async fn council<F>(
+        &self,
+        context: RequestContext<RoleServer>,
+        tool: &'static str,
+        commands: Vec<(String, F)>,
+    ) -> Result<CallToolResult, ErrorData>
+    where
+        F: FnOnce(Waiter) -> Command,
+    {
+        let started = std::time::Instant::now();
+        let token = context.meta.get_progress_token();
+        let (sink, forwarder) = progress::start(context.peer.clone(), token);
+        let mut waiting = Vec::new();
+        for (agent, make) in commands {
+            let call = self.daemon.next_call_id();
+            let (waiter, outcome) = Waiter::new(call, sink.labelled(&agent));
+            let session = self.session(&agent);
+            let outcome = match session.send(make(waiter)).await {
+                Ok(()) => Some(outcome),
+                Err(gone) => {
+                    waiting.push((agent, session, call, None, Some(gone.to_string())));
+                    continue;
+                }
+            };
+            waiting.push((agent, session, call, outcome, None));
+        }
+        drop(sink);
+        let cancel_all = |waiting: &[(String, WorkspaceHandle, u64, _, _)]| {
+            for (_, session, call, _, _) in waiting {
+                session.try_send(Command::Cancel { call: *call });
+            }
+        };
+        let receivers: Vec<_> = waiting
+            .iter_mut()
+            .map(|(_, session, _, outcome, early)| {
+                let outcome = outcome.take();
+                let early = early.take();
+                let session = session.clone();
+                async move {
+                    match (outcome, early) {
+                        (Some(outcome), _) => outcome.await.unwrap_or_else(|_| TurnOutcome::Failed(session.gone().to_string())),
+                        (None, Some(message)) => TurnOutcome::Failed(message),
+                        (None, None) => TurnOutcome::Failed("the turn was not sent".to_owned()),
+                    }
+                }
+            })
+            .collect();
+        let outcomes = tokio::select! {
+            outcomes = futures::future::join_all(receivers) => outcomes,
+            _ = self.client_gone.cancelled() => {
+                forwarder.abort().await;
+                cancel_all(&waiting);
+                return Err(ErrorData::internal_error("the client left", None));
+            }
+            _ = context.ct.cancelled() => {
+                forwarder.abort().await;
+                cancel_all(&waiting);
+                return Err(ErrorData::internal_error("cancelled by the client", None));
+            }
+        };
+        if outcomes.iter().any(|outcome| matches!(outcome, TurnOutcome::Paused(_)))
+            && (self.client_gone.is_cancelled() || context.ct.is_cancelled())
+        {
+            forwarder.abort().await;
+            cancel_all(&waiting);
+            return Err(ErrorData::internal_error("the client left", None));
+        }
+        forwarder.finish().await;
+        let members: Vec<Member> = waiting
+            .into_iter()
+            .zip(outcomes)
+            .map(|((agent, ..), outcome)| Member { agent, outcome })
+            .collect();
+        Ok(self.council_result(tool, members, started.elapsed()).await)
+    }
+
+    /// The council's result within the result budget, shared fairly; each
+    /// member's whole outcome is kept in the recent answers, and a cut one
+    /// names its file.
+    async fn council_result(&self, tool: &str, members: Vec<Member>, elapsed: std::time::Duration) -> CallToolResult {
+        let limit = self.settings.max_result_chars;
+        let standings: Vec<render::Standing> = members.iter().map(|member| standing(&member.outcome)).collect();
+        let tally = render::tally(&standings);
+        let footer = render::council_footer(
+            elapsed,
+            &members
+                .iter()
+                .zip(&standings)
+                .map(|(member, standing)| {
+                    let answer = match &member.outcome {
+                        TurnOutcome::Answer(answer) => Some(answer),
+                        _ => None,
+                    };
+                    (member.agent.as_str(), answer, *standing)
+                })
+                .collect::<Vec<_>>(),
+        );
+        let headings: Vec<String> = members.iter().map(|member| render::member_heading(&member.agent)).collect();
+        // Each section is its heading, a line break, the body and a blank line.
+        let overhead = headings.iter().map(|heading| render::cost(heading) + 3).sum::<usize>()
+            + render::cost(&tally)
+            + render::cost(&footer)
+            + 2;
+        let wholes: Vec<String> = members.iter().map(|member| member_text(&member.outcome)).collect();
+        let shares = render::fair_shares(
+            &wholes.iter().map(|whole| render::cost(whole)).collect::<Vec<_>>(),
+            limit.saturating_sub(overhead),
+        );
+        let mut text = String::new();
+        let mut first_pause = None;
+        let mut all_failed = true;
+        for (((member, whole), share), heading) in members.iter().zip(wholes).zip(shares).zip(&headings) {
+            let body = self.member_body(&member.agent, tool, &member.outcome, whole, share).await;
+            if let TurnOutcome::Paused(pause) = &member.outcome
+                && first_pause.is_none()
+            {
+                first_pause = Some(pause.clone());
+            }
+            all_failed &= matches!(member.outcome, TurnOutcome::Failed(_) | TurnOutcome::Refused(_) | TurnOutcome::Invalid(_));
+            text.push_str(heading);
+            text.push('\n');
+            text.push_str(body.trim_end());
+            text.push_str("\n\n");
+        }
+        text.push_str(&tally);
+        text.push('\n');
+        text.push_str(&footer);
+        let text = render::fit(text, limit);
+        let mut result = if all_failed {
+            CallToolResult::error(vec![ContentBlock::text(text)])
+        } else {
+            CallToolResult::success(vec![ContentBlock::text(text)])
+        };
+        if let Some(pause) = first_pause {
+            let mut meta = rmcp::model::MetaObject::default();
+            codex_fusion_protocol::PauseMeta::new(pause.id.clone(), pause.agent.to_string()).insert_into(&mut meta.0);
+            result.meta = Some(meta);
+        }
+        result
+    }
+
+    /// One council member's section body within `share`, its outcome kept
+    /// whole in the recent answers first.
+    async fn member_body(&self, agent: &str, tool: &str, outcome: &TurnOutcome, whole: String, share: usize) -> String {
+        let recent = &self.daemon.recent;
+        let fits = render::cost(&whole) <= share;
+        let kept_text = match outcome {
+            TurnOutcome::Answer(answer) => answer.text.clone(),
+            TurnOutcome::Paused(pause) => render::pause_to_save(pause),
+            TurnOutcome::Failed(message) | TurnOutcome::Refused(message) | TurnOutcome::Invalid(message) => {
+                message.clone()
+            }
+        };
+        let entry = recent.entry(&self.workspace, agent, tool, outcome, &kept_text);
+        if fits {
+            if let Some(entry) = entry {
+                recent.keep_while_sent(entry, &self.daemon.tasks).await;
+            }
+            return whole;
+        }
+        let saved = match entry {
+            Some(mut entry) => {
+                entry.record.cut = true;
+                recent.keep(entry).await.map(|record| record.file)
+            }
+            None => None,
+        };
+        let saved = saved.or_else(|| {
+            let kind = if matches!(outcome, TurnOutcome::Paused(_)) { "pauses" } else { "answers" };
+            save_private(&self.daemon.state_dir, kind, &kept_text)
+        });
+        match outcome {
+            TurnOutcome::Answer(answer) => render::member_answer_within(answer, share, saved.as_deref()),
+            TurnOutcome::Paused(pause) => render::pause_within(pause, share, saved.as_deref()),
+            _ => render::fit(whole, share),
+        }
+    }
+}
+
+/// The default agent for a connection whose MCP client calls itself
+/// `host`: the first on offer, except for a Codex host, which gets the
+/// first other agent on offer, else Claude.
+fn default_agent_for(settings: &Settings, host: Option<&str>) -> String {
+    if !host.is_some_and(is_codex_host) {
+        return settings.default_agent().to_owned();
+    }
+    settings
+        .agents
+        .iter()
+        .map(|agent| agent.name.as_str())
+        .find(|name| *name != codex_fusion_protocol::agents::DEFAULT_AGENT)
+        .unwrap_or("claude")
+        .to_owned()
+}
+
+/// Whether an MCP client's `clientInfo.name` is Codex's (Codex CLI calls
+/// its MCP client `codex-mcp-client`).
+fn is_codex_host(name: &str) -> bool {
+    let name = name.trim().to_ascii_lowercase();
+    name == "codex" || name.starts_with("codex-mcp-client") || name.starts_with("codex-cli") || name.starts_with("codex_cli")
+}
+
+/// The error for an agent name that is not on offer.
+fn not_on_offer(settings: &Settings, argument: &str, agent: &str) -> ErrorData {
+    ErrorData::invalid_params(
+        format!(
+            "{argument}: `{agent}` is not on offer; the agents on offer are {} (set {} to offer more)",
+            settings.offered_names(),
+            codex_fusion_protocol::agents::AGENTS_ENV
+        ),
+        None,
+    )
+}
+
+/// How a member's turn stands in the tally.
+fn standing(outcome: &TurnOutcome) -> render::Standing {
+    match outcome {
+        TurnOutcome::Answer(answer) => match &answer.verdict {
+            Some(crate::prompts::Verdict::Consensus(_)) => render::Standing::Consensus,
+            Some(crate::prompts::Verdict::Open(_)) => render::Standing::Open,
+            None => render::Standing::NoVerdict,
+        },
+        TurnOutcome::Paused(_) => render::Standing::Paused,
+        TurnOutcome::Failed(_) | TurnOutcome::Refused(_) | TurnOutcome::Invalid(_) => render::Standing::Failed,
+    }
+}
+
+/// A member's whole section body: its answer (the council's footer has the
+/// rest), its 🔐, or why it failed.
+fn member_text(outcome: &TurnOutcome) -> String {
+    match outcome {
+        TurnOutcome::Answer(answer) => answer.text.trim_end().to_owned(),
+        TurnOutcome::Paused(pause) => render::pause(pause),
+        TurnOutcome::Failed(message) | TurnOutcome::Refused(message) => format!("⚠ {message}"),
+        TurnOutcome::Invalid(message) => format!("⚠ invalid: {message}"),
+    }
 }
 
 impl McpService {
-    /// The tool result of a turn; no result exceeds the result budget. The
-    /// whole outcome is kept in the recent answers first: a client that
-    /// puts a long call in the background may never show it
-    /// (`codex-fusion log` then does).
-    async fn result_of(&self, tool: &str, outcome: TurnOutcome) -> CallToolResult {
+    /// The tool result of agent `agent`'s turn; no result exceeds the
+    /// result budget. The whole outcome is kept in the recent answers
+    /// first: a client that puts a long call in the background may never
+    /// show it (`codex-fusion log` then does).
+    async fn result_of(&self, agent: &str, tool: &str, outcome: TurnOutcome) -> CallToolResult {
         let limit = self.settings.max_result_chars;
         let recent = &self.daemon.recent;
         let text = match &outcome {
             TurnOutcome::Answer(answer) => {
                 let whole = render::answer(answer);
                 let fits = render::cost(&whole) <= limit;
-                let entry = recent.entry(&self.workspace, tool, &outcome, &answer.text);
+                let entry = recent.entry(&self.workspace, agent, tool, &outcome, &answer.text);
                 if fits {
                     // Whole in the result: kept while it goes out.
                     if let Some(entry) = entry {
@@ -206,7 +619,7 @@ impl McpService {
             }
             TurnOutcome::Paused(pause) => {
                 let whole = render::pause(pause);
-                if let Some(entry) = recent.entry(&self.workspace, tool, &outcome, &render::pause_to_save(pause)) {
+                if let Some(entry) = recent.entry(&self.workspace, agent, tool, &outcome, &render::pause_to_save(pause)) {
                     recent.keep_while_sent(entry, &self.daemon.tasks).await;
                 }
                 let text = if render::cost(&whole) <= limit {
@@ -218,13 +631,13 @@ impl McpService {
                     render::pause_within(pause, limit, saved.as_deref())
                 };
                 let mut meta = rmcp::model::MetaObject::default();
-                codex_fusion_protocol::PauseMeta::new(pause.id.clone()).insert_into(&mut meta.0);
+                codex_fusion_protocol::PauseMeta::new(pause.id.clone(), pause.agent.to_string()).insert_into(&mut meta.0);
                 let mut result = CallToolResult::success(vec![ContentBlock::text(text)]);
                 result.meta = Some(meta);
                 return result;
             }
             TurnOutcome::Failed(message) | TurnOutcome::Refused(message) | TurnOutcome::Invalid(message) => {
-                if let Some(entry) = recent.entry(&self.workspace, tool, &outcome, message) {
+                if let Some(entry) = recent.entry(&self.workspace, agent, tool, &outcome, message) {
                     recent.keep_while_sent(entry, &self.daemon.tasks).await;
                 }
                 return CallToolResult::error(vec![ContentBlock::text(render::fit(message.clone(), limit))]);

@@ -43,6 +43,9 @@ pub const MAX_SESSIONS_ENV: &str = "CODEX_FUSION_AGENT_MAX_SESSIONS";
 /// What makes two agent processes different.
 #[derive(Clone, PartialEq, Eq)]
 pub struct AgentKey {
+    /// The agent's name in `CODEX_FUSION_AGENTS`: two names never share a
+    /// process, even with one command (each is put in its own asking mode).
+    pub agent: String,
     /// The whole command: two that differ only in a hidden value
     /// (`--api-key=…`) are different agents.
     pub command: AcpCommand,
@@ -54,10 +57,17 @@ pub struct AgentKey {
 }
 
 impl AgentKey {
-    pub fn new(command: AcpCommand, env: &[(String, String)], choice: ProfileChoice, stores: HomeStores) -> AgentKey {
+    pub fn new(
+        agent: &str,
+        command: AcpCommand,
+        env: &[(String, String)],
+        choice: ProfileChoice,
+        stores: HomeStores,
+    ) -> AgentKey {
         let mut env = env.to_vec();
         env.sort();
         AgentKey {
+            agent: agent.to_owned(),
             command,
             env,
             choice,

@@ -34,6 +34,9 @@ pub const TAIL_CHARS: usize = 160;
 #[derive(Clone, Default)]
 pub struct ProgressSink {
     shared: Option<Arc<Shared>>,
+    /// Put before every message of this clone: the agent's name, when
+    /// several agents of a council share one call's progress.
+    label: Option<Arc<str>>,
 }
 
 #[derive(Default)]
@@ -65,23 +68,42 @@ impl Pending {
 impl ProgressSink {
     /// A sink that discards everything (the client sent no progress token).
     pub fn disabled() -> Self {
-        ProgressSink { shared: None }
+        ProgressSink {
+            shared: None,
+            label: None,
+        }
+    }
+
+    /// A sink into the same progress whose messages start with `label`.
+    pub fn labelled(&self, label: &str) -> ProgressSink {
+        ProgressSink {
+            shared: self.shared.clone(),
+            label: Some(Arc::from(label)),
+        }
+    }
+
+    fn with_label(&self, message: String) -> String {
+        match &self.label {
+            Some(label) => format!("{label}: {message}"),
+            None => message,
+        }
     }
 
     /// The latest tail of Codex's answer.
     pub fn text(&self, tail: String) {
+        let tail = self.with_label(tail);
         self.update(|pending| pending.text = Some(tail));
     }
 
     /// The latest tail of Codex's reasoning; shown with `💭`.
     pub fn thought(&self, tail: &str) {
-        let message = format!("💭 {tail}");
+        let message = self.with_label(format!("💭 {tail}"));
         self.update(|pending| pending.thought = Some(message));
     }
 
     /// One step Codex took; shown with `↳`.
     pub fn activity(&self, line: &str) {
-        let message = format!("↳ {line}");
+        let message = self.with_label(format!("↳ {line}"));
         self.update(|pending| {
             if pending.activities.len() == ACTIVITY_BACKLOG {
                 pending.activities.pop_front();
@@ -123,6 +145,7 @@ pub fn start(peer: Peer<RoleServer>, token: Option<ProgressToken>) -> (ProgressS
     (
         ProgressSink {
             shared: Some(shared.clone()),
+            label: None,
         },
         ProgressForwarder {
             shared: Some(shared),
@@ -229,6 +252,7 @@ mod tests {
         (
             ProgressSink {
                 shared: Some(shared.clone()),
+                label: None,
             },
             shared,
         )
@@ -247,6 +271,17 @@ mod tests {
         assert_eq!(pending.take_next().as_deref(), Some("💭 thought 999"));
         assert_eq!(pending.take_next().as_deref(), Some("text 999"));
         assert_eq!(pending.take_next(), None);
+    }
+
+    #[test]
+    fn a_labelled_sink_names_its_agent_in_the_same_progress() {
+        let (sink, shared) = sink_with_shared();
+        let claude = sink.labelled("claude");
+        claude.activity("read src/lib.rs");
+        sink.activity("ran ls");
+        let mut pending = shared.pending.lock().expect("lock");
+        assert_eq!(pending.take_next().as_deref(), Some("claude: ↳ read src/lib.rs"));
+        assert_eq!(pending.take_next().as_deref(), Some("↳ ran ls"));
     }
 
     #[test]

@@ -255,6 +255,7 @@ mod tests {
                 context: Some("Latency matters more than memory.".into()),
                 model: None,
                 effort: None,
+                agents: None,
             }),
             workspace(),
         );
@@ -286,6 +287,7 @@ mod tests {
                 context: Some("   ".into()),
                 model: None,
                 effort: None,
+                agents: None,
             }),
             workspace(),
         );
@@ -301,6 +303,7 @@ mod tests {
                 instructions: None,
                 model: None,
                 effort: None,
+                agents: None,
             }),
             workspace(),
         );
@@ -314,6 +317,7 @@ mod tests {
                 instructions: Some("check errors".into()),
                 model: None,
                 effort: None,
+                agents: None,
             }),
             workspace(),
         );
@@ -329,6 +333,7 @@ mod tests {
                 paths: None,
                 model: None,
                 effort: None,
+                agents: None,
             }),
             workspace(),
         );
@@ -338,6 +343,7 @@ mod tests {
                 message: "I disagree".into(),
                 model: None,
                 effort: None,
+                agents: None,
             }),
             workspace(),
         );

@@ -30,7 +30,7 @@ pub struct Recent {
     newest: Mutex<HashMap<PathBuf, Option<AnswerRecord>>>,
     /// The tool of each workspace's turn that is paused, so the answer a
     /// `permit` brings is recorded under the tool that asked.
-    paused_tool: Mutex<HashMap<PathBuf, String>>,
+    paused_tool: Mutex<HashMap<(PathBuf, String), String>>,
     /// Read-held by every keep still running in the background; readers of
     /// the kept answers (`log`, `status`) take it to write, so they see
     /// every answer already delivered.
@@ -59,14 +59,18 @@ impl Recent {
     /// for an outcome that is no turn's end (a refused `permit`, a bad
     /// argument). `text` is what is kept: the answer, the 🔐 text, the
     /// error.
-    pub fn entry(&self, workspace: &Path, tool: &str, outcome: &TurnOutcome, text: &str) -> Option<Entry> {
+    pub fn entry(&self, workspace: &Path, agent: &str, tool: &str, outcome: &TurnOutcome, text: &str) -> Option<Entry> {
         let after_permit = tool == codex_fusion_protocol::tools::ToolName::Permit.as_str();
+        let key = (workspace.to_path_buf(), agent.to_owned());
         let tool = if after_permit {
             lock(&self.paused_tool)
-                .remove(workspace)
+                .remove(&key)
                 .unwrap_or_else(|| tool.to_owned())
-        } else {
+        } else if agent == codex_fusion_protocol::agents::DEFAULT_AGENT {
             tool.to_owned()
+        } else {
+            // Another agent of a council: its name goes with the tool.
+            format!("{tool} · {agent}")
         };
         let mut record = AnswerRecord {
             workspace: workspace.to_path_buf(),
@@ -93,7 +97,7 @@ impl Recent {
             TurnOutcome::Paused(_) => {
                 record.outcome = Outcome::Paused;
                 // The next `permit` on this workspace resumes this tool's turn.
-                lock(&self.paused_tool).insert(workspace.to_path_buf(), tool.clone());
+                lock(&self.paused_tool).insert(key, tool.clone());
             }
             TurnOutcome::Failed(_) => record.outcome = Outcome::Failed,
             TurnOutcome::Refused(_) | TurnOutcome::Invalid(_) => return None,
@@ -227,21 +231,22 @@ mod tests {
         assert_eq!(recent.last(workspace), None);
         let pause = TurnOutcome::Refused("stand-in".into());
         assert!(
-            recent.entry(workspace, "permit", &pause, "x").is_none(),
+            recent.entry(workspace, "codex", "permit", &pause, "x").is_none(),
             "no turn ended"
         );
         let paused = TurnOutcome::Paused(crate::turn::Pause {
             id: "p1".into(),
+            agent: "codex".into(),
             request: crate::guardian::PermissionRequest::default(),
             why: "a command".into(),
         });
         let entry = recent
-            .entry(workspace, "review_diff", &paused, "🔐 Codex paused")
+            .entry(workspace, "codex", "review_diff", &paused, "🔐 Codex paused")
             .expect("kept");
         assert_eq!(entry.record.outcome, Outcome::Paused);
         recent.keep(entry).await.expect("saved");
         let done = TurnOutcome::Answer(answer("Looks fine.\n\nVERDICT: CONSENSUS — ship it", &[]));
-        let entry = recent.entry(workspace, "permit", &done, "Looks fine.").expect("kept");
+        let entry = recent.entry(workspace, "codex", "permit", &done, "Looks fine.").expect("kept");
         let record = recent.keep(entry).await.expect("saved");
         assert_eq!(record.tool, "review_diff");
         assert!(record.after_permit);

@@ -51,8 +51,22 @@ fn cost_of(c: char) -> usize {
 /// then one line says so and where the full text is (`saved`, if it could
 /// be saved), the verdict line is kept, and the footer names the file.
 pub fn answer_within(answer: &Answer, limit: usize, saved: Option<&std::path::Path>) -> String {
+    cut_answer(answer, limit, saved, true)
+}
+
+/// A council member's answer within `limit`: as [`answer_within`], without
+/// the footer (the council has one for all).
+pub fn member_answer_within(answer: &Answer, limit: usize, saved: Option<&std::path::Path>) -> String {
+    cut_answer(answer, limit, saved, false)
+}
+
+fn cut_answer(answer: &Answer, limit: usize, saved: Option<&std::path::Path>, with_footer: bool) -> String {
     let text = answer.text.trim_end();
-    let whole = self::answer(answer);
+    let whole = if with_footer {
+        self::answer(answer)
+    } else {
+        text.to_owned()
+    };
     if cost(&whole) <= limit {
         return whole;
     }
@@ -68,7 +82,7 @@ pub fn answer_within(answer: &Answer, limit: usize, saved: Option<&std::path::Pa
     if let Some(path) = saved {
         trimmed.notes.push(format!("full answer: {}", path.display()));
     }
-    let footer = footer(&trimmed);
+    let footer = if with_footer { footer(&trimmed) } else { String::new() };
     let verdict_line = answer
         .verdict
         .as_ref()
@@ -94,8 +108,12 @@ pub fn answer_within(answer: &Answer, limit: usize, saved: Option<&std::path::Pa
         out.push('\n');
         out.push_str(line);
     }
-    out.push_str("\n\n");
-    out.push_str(&footer);
+    if with_footer {
+        out.push_str("\n\n");
+        out.push_str(&footer);
+    } else if let Some(path) = saved {
+        let _ = write!(out, "\n(full answer: {})", path.display());
+    }
     // Only a footer longer than the whole budget (absurd notes) gets here.
     fit(out, limit)
 }
@@ -150,6 +168,137 @@ pub fn footer(answer: &Answer) -> String {
         parts.push(verdict.label().to_owned());
     }
     parts.extend(answer.notes.iter().cloned());
+    format!("— {}", parts.join(" · "))
+}
+
+/// What `reset` did: which agents' sessions it dropped, which had none.
+pub fn reset(dropped: &[&str], had_none: &[&str]) -> String {
+    let names = |agents: &[&str]| {
+        let names: Vec<String> = agents
+            .iter()
+            .map(|agent| codex_fusion_protocol::agents::display_name(agent))
+            .collect();
+        names.join(", ")
+    };
+    match (dropped, had_none) {
+        ([], [only]) => format!(
+            "There was no {} session for this workspace; the next call starts a fresh one.",
+            names(&[only])
+        ),
+        ([only], []) => format!(
+            "{}'s session for this workspace was dropped; the next call starts a fresh one.",
+            names(&[only])
+        ),
+        ([], _) => format!(
+            "No agent had a session for this workspace ({}); the next call starts fresh ones.",
+            names(had_none)
+        ),
+        (_, []) => format!(
+            "Dropped the sessions of {} for this workspace; the next call starts fresh ones.",
+            names(dropped)
+        ),
+        (_, _) => format!(
+            "Dropped the sessions of {} for this workspace ({} had none); the next call starts fresh ones.",
+            names(dropped),
+            names(had_none)
+        ),
+    }
+}
+
+/// The share of a council's result budget each of `costs` gets: what it
+/// needs when that is no more than an equal share of what is left, the
+/// smaller ones served first so that what they leave goes to the longer.
+pub fn fair_shares(costs: &[usize], budget: usize) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..costs.len()).collect();
+    order.sort_by_key(|index| costs[*index]);
+    let mut shares = vec![0; costs.len()];
+    let mut left = budget;
+    for (served, index) in order.iter().enumerate() {
+        let equal = left / (costs.len() - served);
+        let share = costs[*index].min(equal);
+        shares[*index] = share;
+        left -= share;
+    }
+    shares
+}
+
+/// How a council member's turn ended, for the tally.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Standing {
+    Consensus,
+    Open,
+    /// Answered without a VERDICT line (`explore`, or an agent that left it out).
+    NoVerdict,
+    Paused,
+    Failed,
+}
+
+impl Standing {
+    const ORDER: [Standing; 5] = [
+        Standing::Consensus,
+        Standing::Open,
+        Standing::NoVerdict,
+        Standing::Paused,
+        Standing::Failed,
+    ];
+
+    fn label(self) -> &'static str {
+        match self {
+            Standing::Consensus => "CONSENSUS",
+            Standing::Open => "OPEN",
+            Standing::NoVerdict => "NO VERDICT",
+            Standing::Paused => "PAUSED",
+            Standing::Failed => "FAILED",
+        }
+    }
+}
+
+/// One line counting the council's verdicts: `2 CONSENSUS · 1 OPEN`.
+pub fn tally(standings: &[Standing]) -> String {
+    let counts: Vec<String> = Standing::ORDER
+        .iter()
+        .filter_map(|standing| {
+            let count = standings.iter().filter(|other| *other == standing).count();
+            (count > 0).then(|| format!("{count} {}", standing.label()))
+        })
+        .collect();
+    counts.join(" · ")
+}
+
+/// The heading of agent `agent`'s section in a council's result.
+pub fn member_heading(agent: &str) -> String {
+    format!("── {} ({agent}) ──", codex_fusion_protocol::agents::display_name(agent))
+}
+
+/// A council's one footer: the whole call's time, then each agent's time
+/// and tokens (or how its turn ended), and each answer's notes.
+pub fn council_footer(elapsed: std::time::Duration, members: &[(&str, Option<&Answer>, Standing)]) -> String {
+    let mut parts = vec![format!(
+        "codex-fusion · council of {} · {:.1} s",
+        members.len(),
+        elapsed.as_secs_f64()
+    )];
+    for (agent, answer, standing) in members {
+        let part = match answer {
+            Some(answer) => {
+                let mut part = format!("{agent} {:.1} s", answer.elapsed.as_secs_f64());
+                if let Some(usage) = answer.usage {
+                    let _ = write!(
+                        part,
+                        ", {} in / {} out tokens",
+                        thousands(usage.input_tokens),
+                        thousands(usage.output_tokens)
+                    );
+                }
+                for note in &answer.notes {
+                    let _ = write!(part, ", {note}");
+                }
+                part
+            }
+            None => format!("{agent} {}", standing.label().to_ascii_lowercase()),
+        };
+        parts.push(part);
+    }
     format!("— {}", parts.join(" · "))
 }
 
@@ -437,6 +586,7 @@ mod tests {
     fn pause_describes_the_action_and_how_to_resume() {
         let text = pause(&Pause {
             id: "p3f9a".into(),
+            agent: "codex".into(),
             request: PermissionRequest {
                 kind: ActionKind::Execute,
                 title: "touch x".into(),
@@ -486,5 +636,69 @@ mod tests {
         assert_eq!(duration(61), "1m 1s");
         assert_eq!(duration(3725), "1h 2m");
         assert_eq!(duration(90000), "1d 1h");
+    }
+
+    #[test]
+    fn a_council_budget_goes_first_to_what_fits_and_the_rest_to_the_long() {
+        // Two short answers take what they need; the long one gets the rest.
+        assert_eq!(fair_shares(&[100, 5_000, 200], 3_000), [100, 2_700, 200]);
+        // Two long ones split evenly.
+        assert_eq!(fair_shares(&[9_000, 9_000], 3_000), [1_500, 1_500]);
+        // Everything fits: each gets its own.
+        assert_eq!(fair_shares(&[10, 20, 30], 1_000), [10, 20, 30]);
+        assert!(fair_shares(&[], 1_000).is_empty());
+        let shares = fair_shares(&[700, 400, 2_000, 50], 1_000);
+        assert!(shares.iter().sum::<usize>() <= 1_000, "{shares:?}");
+        assert_eq!(shares[3], 50);
+    }
+
+    #[test]
+    fn the_tally_counts_each_standing_in_a_fixed_order() {
+        use Standing::*;
+        assert_eq!(tally(&[Open, Consensus, Consensus]), "2 CONSENSUS · 1 OPEN");
+        assert_eq!(tally(&[Paused, Consensus, Failed]), "1 CONSENSUS · 1 PAUSED · 1 FAILED");
+        assert_eq!(tally(&[NoVerdict, NoVerdict]), "2 NO VERDICT");
+    }
+
+    #[test]
+    fn the_council_footer_names_each_agent_with_its_time_and_tokens() {
+        let codex = Answer {
+            text: "ok\n\nVERDICT: CONSENSUS — fine".into(),
+            elapsed: Duration::from_millis(1_100),
+            usage: Some(TurnUsage {
+                input_tokens: 1_200,
+                output_tokens: 34,
+                reasoning_tokens: 0,
+            }),
+            verdict: Some(Verdict::Consensus("fine".into())),
+            notes: vec![],
+            stop_reason: "end_turn",
+        };
+        let footer = council_footer(
+            Duration::from_millis(2_300),
+            &[
+                ("codex", Some(&codex), Standing::Consensus),
+                ("claude", None, Standing::Paused),
+            ],
+        );
+        assert!(footer.starts_with("— codex-fusion · council of 2 · 2.3 s · codex 1.1 s, "), "{footer}");
+        assert!(footer.contains("1,200 in / 34 out tokens"), "{footer}");
+        assert!(footer.ends_with("claude paused"), "{footer}");
+    }
+
+    #[test]
+    fn reset_says_whose_sessions_went() {
+        assert_eq!(
+            reset(&["codex"], &[]),
+            "Codex's session for this workspace was dropped; the next call starts a fresh one."
+        );
+        assert_eq!(
+            reset(&[], &["codex"]),
+            "There was no Codex session for this workspace; the next call starts a fresh one."
+        );
+        assert_eq!(
+            reset(&["codex", "claude"], &["gemini"]),
+            "Dropped the sessions of Codex, Claude for this workspace (Gemini had none); the next call starts fresh ones."
+        );
     }
 }

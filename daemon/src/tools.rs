@@ -23,6 +23,14 @@ pub struct ConsultArgs {
     /// `high`; the valid values come from Codex (see `status`).
     #[serde(default)]
     pub effort: Option<String>,
+    /// Which agents answer: names from `CODEX_FUSION_AGENTS`. Several make
+    /// a council: each answers the same prompt on its own session, and the
+    /// result has one section per agent and a tally of their verdicts.
+    /// Leave out for the default agent (for `reply`: the agents of the last
+    /// turn).
+    #[serde(default, deserialize_with = "string_or_list")]
+    #[schemars(with = "Option<Vec<String>>")]
+    pub agents: Option<Vec<String>>,
 }
 
 /// Arguments of `review_plan`.
@@ -42,6 +50,14 @@ pub struct ReviewPlanArgs {
     /// `high`; the valid values come from Codex (see `status`).
     #[serde(default)]
     pub effort: Option<String>,
+    /// Which agents answer: names from `CODEX_FUSION_AGENTS`. Several make
+    /// a council: each answers the same prompt on its own session, and the
+    /// result has one section per agent and a tally of their verdicts.
+    /// Leave out for the default agent (for `reply`: the agents of the last
+    /// turn).
+    #[serde(default, deserialize_with = "string_or_list")]
+    #[schemars(with = "Option<Vec<String>>")]
+    pub agents: Option<Vec<String>>,
 }
 
 /// Arguments of `review_diff`.
@@ -66,6 +82,14 @@ pub struct ReviewDiffArgs {
     /// `high`; the valid values come from Codex (see `status`).
     #[serde(default)]
     pub effort: Option<String>,
+    /// Which agents answer: names from `CODEX_FUSION_AGENTS`. Several make
+    /// a council: each answers the same prompt on its own session, and the
+    /// result has one section per agent and a tally of their verdicts.
+    /// Leave out for the default agent (for `reply`: the agents of the last
+    /// turn).
+    #[serde(default, deserialize_with = "string_or_list")]
+    #[schemars(with = "Option<Vec<String>>")]
+    pub agents: Option<Vec<String>>,
 }
 
 /// Arguments of `brainstorm`.
@@ -85,6 +109,14 @@ pub struct BrainstormArgs {
     /// `high`; the valid values come from Codex (see `status`).
     #[serde(default)]
     pub effort: Option<String>,
+    /// Which agents answer: names from `CODEX_FUSION_AGENTS`. Several make
+    /// a council: each answers the same prompt on its own session, and the
+    /// result has one section per agent and a tally of their verdicts.
+    /// Leave out for the default agent (for `reply`: the agents of the last
+    /// turn).
+    #[serde(default, deserialize_with = "string_or_list")]
+    #[schemars(with = "Option<Vec<String>>")]
+    pub agents: Option<Vec<String>>,
 }
 
 /// Arguments of `explore`.
@@ -106,6 +138,14 @@ pub struct ExploreArgs {
     /// `high`; the valid values come from Codex (see `status`).
     #[serde(default)]
     pub effort: Option<String>,
+    /// Which agents answer: names from `CODEX_FUSION_AGENTS`. Several make
+    /// a council: each answers the same prompt on its own session, and the
+    /// result has one section per agent and a tally of their verdicts.
+    /// Leave out for the default agent (for `reply`: the agents of the last
+    /// turn).
+    #[serde(default, deserialize_with = "string_or_list")]
+    #[schemars(with = "Option<Vec<String>>")]
+    pub agents: Option<Vec<String>>,
 }
 
 /// Arguments of `reply`.
@@ -122,6 +162,14 @@ pub struct ReplyArgs {
     /// `high`; the valid values come from Codex (see `status`).
     #[serde(default)]
     pub effort: Option<String>,
+    /// Which agents answer: names from `CODEX_FUSION_AGENTS`. Several make
+    /// a council: each answers the same prompt on its own session, and the
+    /// result has one section per agent and a tally of their verdicts.
+    /// Leave out for the default agent (for `reply`: the agents of the last
+    /// turn).
+    #[serde(default, deserialize_with = "string_or_list")]
+    #[schemars(with = "Option<Vec<String>>")]
+    pub agents: Option<Vec<String>>,
 }
 
 /// `allow` or `deny`.
@@ -146,9 +194,23 @@ pub struct PermitArgs {
     /// nothing is decided.
     #[serde(default)]
     pub id: Option<String>,
+    /// Which agent's pause this answers, when several agents of a council
+    /// are paused (the `🔐` names the agent).
+    #[serde(default)]
+    pub agent: Option<String>,
 }
 
-/// Arguments of `reset` and `status`: none.
+/// Arguments of `reset`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ResetArgs {
+    /// The agents whose sessions to drop; leave out to drop every agent's.
+    #[serde(default, deserialize_with = "string_or_list")]
+    #[schemars(with = "Option<Vec<String>>")]
+    pub agents: Option<Vec<String>>,
+}
+
+/// Arguments of `status`: none.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NoArgs {}
@@ -178,6 +240,19 @@ impl ModelChoice {
 }
 
 impl TurnTool {
+    /// The agents this call names, if it names any.
+    pub fn agents(&self) -> Option<&[String]> {
+        let agents = match self {
+            TurnTool::Consult(args) => &args.agents,
+            TurnTool::ReviewPlan(args) => &args.agents,
+            TurnTool::ReviewDiff(args) => &args.agents,
+            TurnTool::Brainstorm(args) => &args.agents,
+            TurnTool::Explore(args) => &args.agents,
+            TurnTool::Reply(args) => &args.agents,
+        };
+        agents.as_deref().filter(|agents| !agents.is_empty())
+    }
+
     /// The model and effort this call asks for.
     pub fn choice(&self) -> ModelChoice {
         let (model, effort) = match self {
@@ -221,7 +296,7 @@ impl TurnTool {
 pub enum ToolCall {
     Turn(TurnTool),
     Permit(PermitArgs),
-    Reset,
+    Reset(ResetArgs),
     Status,
 }
 
@@ -290,10 +365,7 @@ pub fn parse_call(name: &str, arguments: Option<Map<String, Value>>) -> Result<T
             ToolCall::Turn(TurnTool::Reply(args))
         }
         ToolName::Permit => ToolCall::Permit(parse(name, arguments)?),
-        ToolName::Reset => {
-            let _: NoArgs = parse(name, arguments)?;
-            ToolCall::Reset
-        }
+        ToolName::Reset => ToolCall::Reset(parse(name, arguments)?),
         ToolName::Status => {
             let _: NoArgs = parse(name, arguments)?;
             ToolCall::Status
@@ -373,7 +445,7 @@ pub fn definitions() -> Vec<Definition> {
                 ToolName::Explore => (EXPLORE, schema::<ExploreArgs>()),
                 ToolName::Reply => (REPLY, schema::<ReplyArgs>()),
                 ToolName::Permit => (PERMIT, schema::<PermitArgs>()),
-                ToolName::Reset => (RESET, schema::<NoArgs>()),
+                ToolName::Reset => (RESET, schema::<ResetArgs>()),
                 ToolName::Status => (STATUS, schema::<NoArgs>()),
             };
             (tool.as_str(), description, schema)
@@ -631,18 +703,18 @@ mod tests {
             // an argument the tool does not take
             (
                 "permit",
-                json!({"decision": "allow", "agent": "codex"}),
-                "agent: unknown argument; permit takes decision, note, id",
+                json!({"decision": "allow", "agents": "codex"}),
+                "agents: unknown argument; permit takes decision, note, id, agent",
             ),
             (
                 "reply",
                 json!({"message": "x", "extra": 1}),
-                "extra: unknown argument; reply takes message, model, effort",
+                "extra: unknown argument; reply takes message, model, effort, agents",
             ),
             (
                 "reset",
                 json!({"hard": true}),
-                "hard: unknown argument; reset takes no arguments",
+                "hard: unknown argument; reset takes agents",
             ),
         ];
         for (tool, arguments, expected) in rows {
@@ -662,7 +734,8 @@ mod tests {
             Ok(ToolCall::Permit(PermitArgs {
                 decision: PermitDecision::Deny,
                 note: None,
-                id: Some("p3f9a".into())
+                id: Some("p3f9a".into()),
+                agent: None
             }))
         );
         assert!(matches!(
@@ -700,7 +773,10 @@ mod tests {
             parse_call("explore", None),
             Ok(ToolCall::Turn(TurnTool::Explore(_)))
         ));
-        assert_eq!(parse_call("reset", None), Ok(ToolCall::Reset));
+        assert_eq!(
+            parse_call("reset", None),
+            Ok(ToolCall::Reset(ResetArgs { agents: None }))
+        );
         assert_eq!(parse_call("status", None), Ok(ToolCall::Status));
     }
 
@@ -735,11 +811,14 @@ mod tests {
             .keys()
             .map(String::as_str)
             .collect();
-        assert_eq!(
-            names,
-            ["decision", "id", "note"].into(),
-            "no `agent` yet: that is a later issue"
-        );
+        assert_eq!(names, ["agent", "decision", "id", "note"].into());
+        for (_, _, schema) in &definitions[..6] {
+            assert_eq!(
+                schema["properties"]["agents"]["type"],
+                json!(["array", "null"]),
+                "every turn tool takes `agents`: {schema:?}"
+            );
+        }
         assert!(
             permit["properties"]["id"]["description"]
                 .as_str()
@@ -748,5 +827,28 @@ mod tests {
         );
         let reset = &definitions[7].2;
         assert_eq!(reset["type"], json!("object"));
+        assert!(reset["properties"]["agents"].is_object(), "{reset:?}");
+    }
+
+    #[test]
+    fn agents_are_a_list_or_one_name() {
+        let Ok(ToolCall::Turn(tool)) = call("consult", json!({"question": "q", "agents": ["codex", "claude"]})) else {
+            panic!("parses");
+        };
+        assert_eq!(tool.agents(), Some(&["codex".to_owned(), "claude".to_owned()][..]));
+        let Ok(ToolCall::Turn(tool)) = call("reply", json!({"message": "m", "agents": "claude"})) else {
+            panic!("parses");
+        };
+        assert_eq!(tool.agents(), Some(&["claude".to_owned()][..]));
+        let Ok(ToolCall::Turn(tool)) = call("explore", json!({"agents": []})) else {
+            panic!("parses");
+        };
+        assert_eq!(tool.agents(), None, "an empty list is the default agent");
+        assert_eq!(
+            call("reset", json!({"agents": ["claude"]})),
+            Ok(ToolCall::Reset(ResetArgs {
+                agents: Some(vec!["claude".into()])
+            }))
+        );
     }
 }

@@ -75,6 +75,8 @@ pub struct TurnUsage {
 pub struct Pause {
     /// Names this pause for `permit` (unique for the daemon's life).
     pub id: String,
+    /// The agent that paused (`codex`, or another of a council).
+    pub agent: std::sync::Arc<str>,
     pub request: PermissionRequest,
     pub why: String,
 }

@@ -133,7 +133,7 @@ async fn subscribe(
         if daemon.shutdown.is_cancelled() {
             return None;
         }
-        let handle = daemon.session(workspace);
+        let handle = daemon.session(workspace, codex_fusion_protocol::agents::DEFAULT_AGENT);
         if let Some(events) = handle.watch() {
             let running = handle.status().await.ok().and_then(|status| status.running_turn);
             return Some((events, running));

@@ -226,6 +226,10 @@ pub enum Tool {
         /// another pause is waiting
         #[arg(long)]
         id: Option<String>,
+        /// Which agent's pause this answers, when several agents of a
+        /// council are paused
+        #[arg(long)]
+        agent: Option<String>,
     },
     /// Drop Codex's context for this workspace
     Reset,
@@ -242,6 +246,9 @@ pub struct TurnOptions {
     /// Reasoning effort for this and later turns, e.g. low, medium, high
     #[arg(long)]
     pub effort: Option<String>,
+    /// Agents to ask, comma-separated (names from CODEX_FUSION_AGENTS); several make a council
+    #[arg(long, value_delimiter = ',', value_name = "NAMES")]
+    pub agents: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -347,13 +354,20 @@ impl Tool {
                 arguments.text("message", message)?;
                 arguments.options(options);
             }
-            Tool::Permit { decision, note, id } => {
+            Tool::Permit {
+                decision,
+                note,
+                id,
+                agent,
+            } => {
                 arguments
                     .map
                     .insert("decision".into(), Value::String(decision.as_str().into()));
                 arguments.optional_text("note", note)?;
-                if let Some(id) = id {
-                    arguments.map.insert("id".into(), Value::String(id.clone()));
+                for (key, value) in [("id", id), ("agent", agent)] {
+                    if let Some(value) = value {
+                        arguments.map.insert(key.into(), Value::String(value.clone()));
+                    }
                 }
             }
             Tool::Reset | Tool::Status => {}
@@ -420,6 +434,16 @@ impl Arguments<'_> {
             if let Some(value) = value {
                 self.map.insert(key.to_owned(), Value::String(value.clone()));
             }
+        }
+        let agents: Vec<Value> = options
+            .agents
+            .iter()
+            .map(|agent| agent.trim())
+            .filter(|agent| !agent.is_empty())
+            .map(|agent| Value::String(agent.to_owned()))
+            .collect();
+        if !agents.is_empty() {
+            self.map.insert("agents".to_owned(), Value::Array(agents));
         }
     }
 }
@@ -541,6 +565,14 @@ mod tests {
             assert_eq!(arguments.get("model"), Some(&json!("gpt-x")), "{args:?}");
             assert_eq!(arguments.get("effort"), Some(&json!("high")), "{args:?}");
         }
+        let council = tool_of(&["ask", "consult", "Q", "--agents", "codex,claude", "--agents", "gemini"])
+            .arguments(&mut no_reads)
+            .expect("arguments");
+        assert_eq!(council["agents"], json!(["codex", "claude", "gemini"]));
+        let permit = tool_of(&["ask", "permit", "allow", "--id", "p1", "--agent", "claude"])
+            .arguments(&mut no_reads)
+            .expect("arguments");
+        assert_eq!(permit["agent"], "claude");
         let arguments = tool_of(&["ask", "consult", "Q", "--effort", "low"])
             .arguments(&mut no_reads)
             .expect("arguments");

@@ -101,7 +101,8 @@ async fn converse(
         // The id the daemon gave this pause: the permit below answers this
         // pause and no other (a second window may have answered it already).
         let id = pause.id;
-        let hint = resume_hint(id.as_deref());
+        let agent = pause.agent;
+        let hint = resume_hint(id.as_deref(), agent.as_deref());
         if !interactive {
             say!("{text}");
             return fail(hint);
@@ -118,7 +119,12 @@ async fn converse(
             }
         };
         tool = ToolName::Permit.as_str();
-        let permit = Tool::Permit { decision, note, id };
+        let permit = Tool::Permit {
+            decision,
+            note,
+            id,
+            agent,
+        };
         // A note typed at the prompt is taken as typed, `-` included (it
         // names no stdin here).
         arguments = match permit.arguments(&mut |_: Source<'_>| Ok("-".to_owned())) {
@@ -135,8 +141,11 @@ fn pause_of(result: &CallToolResult) -> Option<PauseMeta> {
 }
 
 /// What to run after a pause left unanswered.
-fn resume_hint(id: Option<&str>) -> String {
-    let id = id.map(|id| format!(" --id {id}")).unwrap_or_default();
+fn resume_hint(id: Option<&str>, agent: Option<&str>) -> String {
+    let mut id = id.map(|id| format!(" --id {id}")).unwrap_or_default();
+    if let Some(agent) = agent.filter(|agent| *agent != codex_fusion_protocol::agents::DEFAULT_AGENT) {
+        id.push_str(&format!(" --agent {agent}"));
+    }
     format!(
         "Codex is waiting for a decision; resume the turn with `codex-fusion ask permit allow{id}` or `codex-fusion ask permit deny{id} --note \"…\"`"
     )
@@ -385,8 +394,8 @@ mod tests {
     /// A pause is what the daemon marks as one, not what the text looks like.
     #[test]
     fn a_pause_is_told_by_its_meta_not_by_its_text() {
-        let marked = result("Codex wants to run `make`", Some(PauseMeta::new("p3f9a")));
-        assert_eq!(pause_of(&marked), Some(PauseMeta::new("p3f9a")));
+        let marked = result("Codex wants to run `make`", Some(PauseMeta::new("p3f9a", "codex")));
+        assert_eq!(pause_of(&marked), Some(PauseMeta::new("p3f9a", "codex")));
         let quoted = result(
             &format!(
                 "{}: it wants to run a command.\n(quoted by Codex in its answer)",

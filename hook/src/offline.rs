@@ -13,31 +13,42 @@ use std::path::{Path, PathBuf};
 use codex_fusion_protocol::control::SessionSource;
 use codex_fusion_protocol::pairing::{self, Continuation, PairingStore};
 
-/// Drops `workspace`'s current Codex session from the state file. The text
-/// says what was done; an error says why nothing was.
+/// Drops `workspace`'s current session of every agent from the state file.
+/// The text says what was done; an error says why nothing was.
 pub fn reset(state_dir: &Path, workspace: &Path) -> Result<String, String> {
     let (store, file, problem) = load(state_dir);
-    let record = store.get(workspace);
-    let Some(codex) = record.codex_session_id else {
+    let mut removed = Vec::new();
+    for agent in store.agents_of(workspace) {
+        let record = store.get(workspace, &agent);
+        let Some(session) = record.codex_session_id else { continue };
+        store
+            .set_current(workspace, &agent, None, record.claude_session_id.as_deref())
+            .map_err(|error| format!("codex-fusiond is not running, and {error}; nothing was reset"))?;
+        removed.push(if agent == pairing_default() {
+            format!("Codex session {session}")
+        } else {
+            format!("{agent}'s session {session}")
+        });
+    }
+    if removed.is_empty() {
         return Ok(format!(
             "codex-fusiond is not running and no Codex session is recorded for {}; nothing to reset{}",
             workspace.display(),
             aside(problem.as_deref())
         ));
-    };
-    store
-        .set_current(workspace, None, record.claude_session_id.as_deref())
-        .map_err(|error| format!("codex-fusiond is not running, and {error}; nothing was reset"))?;
+    }
     Ok(format!(
-        "codex-fusiond is not running; removed Codex session {codex} for {} from {}, so its next tool call starts fresh{}",
+        "codex-fusiond is not running; removed {} for {} from {}, so its next tool call starts fresh{}",
+        removed.join(" and "),
         workspace.display(),
         file.display(),
         aside(problem.as_deref())
     ))
 }
 
-/// Applies a SessionStart to the state file. The text says what was done;
-/// an error says why nothing was.
+/// Applies a SessionStart to the state file, for every agent with a
+/// record here (Codex always). The text says what was done; an error says
+/// why nothing was.
 pub fn session_start(
     state_dir: &Path,
     workspace: &Path,
@@ -45,28 +56,51 @@ pub fn session_start(
     source: SessionSource,
 ) -> Result<String, String> {
     let (store, file, problem) = load(state_dir);
-    let record = store.get(workspace);
-    let rule = pairing::session_start(source, claude, &record, record.codex_session_id.as_deref());
-    let current = match rule.continuation {
-        Continuation::Keep => {
-            return Ok(format!(
-                "codex-fusiond is not running; nothing to change, {}{}",
-                rule.action,
-                aside(problem.as_deref())
-            ));
-        }
-        Continuation::Reset | Continuation::Fresh => None,
-        Continuation::Restore(codex) => Some(codex),
-    };
-    store
-        .set_current(workspace, current.as_deref(), claude)
-        .map_err(|error| format!("codex-fusiond is not running, and {error}; nothing done"))?;
+    let mut agents = store.agents_of(workspace);
+    if !agents.iter().any(|agent| agent == pairing_default()) {
+        agents.insert(0, pairing_default().to_owned());
+    }
+    let mut actions = Vec::new();
+    let mut changed = false;
+    for agent in &agents {
+        let record = store.get(workspace, agent);
+        let rule = pairing::session_start(source, claude, &record, record.codex_session_id.as_deref());
+        let named = |action: &str| match agent.as_str() {
+            agent if agent == pairing_default() => action.to_owned(),
+            other => format!("{other}: {action}"),
+        };
+        let current = match rule.continuation {
+            Continuation::Keep => {
+                actions.push(named(&rule.action));
+                continue;
+            }
+            Continuation::Reset | Continuation::Fresh => None,
+            Continuation::Restore(session) => Some(session),
+        };
+        store
+            .set_current(workspace, agent, current.as_deref(), claude)
+            .map_err(|error| format!("codex-fusiond is not running, and {error}; nothing done"))?;
+        changed = true;
+        actions.push(named(&rule.action));
+    }
+    if !changed {
+        return Ok(format!(
+            "codex-fusiond is not running; nothing to change, {}{}",
+            actions.join("; "),
+            aside(problem.as_deref())
+        ));
+    }
     Ok(format!(
         "codex-fusiond is not running; recorded in {} that {}{}",
         file.display(),
-        rule.action,
+        actions.join("; "),
         aside(problem.as_deref())
     ))
+}
+
+/// The agent whose records sit where a daemon before the council kept them.
+fn pairing_default() -> &'static str {
+    codex_fusion_protocol::agents::DEFAULT_AGENT
 }
 
 fn load(state_dir: &Path) -> (PairingStore, PathBuf, Option<String>) {
@@ -86,7 +120,7 @@ mod tests {
     const WORKSPACE: &str = "/w";
 
     fn record(state_dir: &Path) -> codex_fusion_protocol::pairing::WorkspaceRecord {
-        PairingStore::load(state_dir).0.get(Path::new(WORKSPACE))
+        PairingStore::load(state_dir).0.get(Path::new(WORKSPACE), "codex")
     }
 
     #[test]
@@ -98,7 +132,7 @@ mod tests {
         assert!(!pairing::file(temp.path()).exists(), "nothing written for nothing");
         let (store, _) = PairingStore::load(temp.path());
         store
-            .set_current(workspace, Some("codex-1"), Some("claude-a"))
+            .set_current(workspace, "codex", Some("codex-1"), Some("claude-a"))
             .expect("saved");
         let message = reset(temp.path(), workspace).expect("reset");
         assert!(message.contains("removed Codex session codex-1"), "{message}");
@@ -108,7 +142,7 @@ mod tests {
         assert_eq!(
             PairingStore::load(temp.path())
                 .0
-                .paired(workspace, "claude-a")
+                .paired(workspace, "codex", "claude-a")
                 .as_deref(),
             Some("codex-1"),
             "a later resume of claude-a still finds its session"
@@ -121,7 +155,7 @@ mod tests {
         let workspace = Path::new(WORKSPACE);
         let (store, _) = PairingStore::load(temp.path());
         store
-            .set_current(workspace, Some("codex-a"), Some("claude-a"))
+            .set_current(workspace, "codex", Some("codex-a"), Some("claude-a"))
             .expect("saved");
 
         let message = session_start(temp.path(), workspace, Some("claude-a"), SessionSource::Compact).expect("kept");

@@ -324,6 +324,8 @@ mod tests {
     fn a_busy_workspace_shows_every_field() {
         let workspace = WorkspaceStatus {
             workspace: "/home/u/project".into(),
+            agent: "codex".into(),
+            pause_id: Some("p3f9a".into()),
             agent_state: "ready".into(),
             agent_pid: Some(4321),
             agent_command: Some("codex-acp".into()),

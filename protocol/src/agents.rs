@@ -67,6 +67,23 @@ pub enum AgentsError {
     Command { variable: String, reason: &'static str },
 }
 
+/// How results name agent `name` to people: `Codex`, `Claude`, `Gemini`,
+/// any other name as written.
+pub fn display_name(name: &str) -> String {
+    match name {
+        "codex" => "Codex".to_owned(),
+        "claude" => "Claude".to_owned(),
+        "gemini" => "Gemini".to_owned(),
+        other => other.to_owned(),
+    }
+}
+
+/// The start of agent `name`'s pause results: `🔐 Codex paused` for Codex
+/// (SPEC), `🔐 Claude paused` and so on for the others.
+pub fn pause_prefix(name: &str) -> String {
+    format!("🔐 {} paused", display_name(name))
+}
+
 /// The variable that holds agent `name`'s command.
 pub fn command_variable(name: &str) -> String {
     format!("{AGENT_COMMAND_PREFIX}{}", name.to_ascii_uppercase().replace('-', "_"))

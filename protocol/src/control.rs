@@ -143,6 +143,9 @@ pub struct AgentProcessStatus {
 #[serde(default)]
 pub struct WorkspaceStatus {
     pub workspace: PathBuf,
+    /// Which agent of `CODEX_FUSION_AGENTS` this session is (`codex` when
+    /// empty, as from a daemon older than the council).
+    pub agent: String,
     /// `stopped`, `starting`, `ready` or `failed`.
     pub agent_state: String,
     pub agent_pid: Option<u32>,
@@ -161,6 +164,8 @@ pub struct WorkspaceStatus {
     pub queued_turns: usize,
     /// What Codex is waiting on `permit` for.
     pub pending_permission: Option<String>,
+    /// The id of that pause (what `permit`'s `id` names).
+    pub pause_id: Option<String>,
     pub last_used_secs_ago: Option<u64>,
     pub guardian: GuardianFlags,
     pub usage: UsageTotals,
@@ -183,6 +188,15 @@ pub struct WorkspaceStatus {
 }
 
 impl WorkspaceStatus {
+    /// The agent's name; `codex` for a status without one.
+    pub fn agent_name(&self) -> &str {
+        if self.agent.is_empty() {
+            crate::agents::DEFAULT_AGENT
+        } else {
+            &self.agent
+        }
+    }
+
     /// The workspaces sharing this one's agent process, for people.
     pub fn shared_with_text(&self) -> String {
         let names: Vec<String> = self.shared_with.iter().map(|path| path.display().to_string()).collect();

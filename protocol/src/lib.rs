@@ -68,12 +68,20 @@ pub struct PauseMeta {
     /// marked the pause without one.
     #[serde(default)]
     pub id: Option<String>,
+    /// The agent that paused, which `permit` takes as `agent` when several
+    /// agents of a council are paused; `None` from a daemon before the
+    /// council.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<String>,
 }
 
 impl PauseMeta {
-    /// A pause `id`.
-    pub fn new(id: impl Into<String>) -> PauseMeta {
-        PauseMeta { id: Some(id.into()) }
+    /// A pause `id` of agent `agent`.
+    pub fn new(id: impl Into<String>, agent: impl Into<String>) -> PauseMeta {
+        PauseMeta {
+            id: Some(id.into()),
+            agent: Some(agent.into()),
+        }
     }
 
     /// Marks the result whose `_meta` is `meta` as this pause.
@@ -112,13 +120,17 @@ mod tests {
     fn a_pause_mark_reads_back_and_its_wire_form_is_stable() {
         let mut meta = serde_json::Map::new();
         assert_eq!(PauseMeta::read(&meta), None, "no mark: not a pause");
-        PauseMeta::new("p3f9a").insert_into(&mut meta);
+        PauseMeta::new("p3f9a", "codex").insert_into(&mut meta);
         assert_eq!(
             serde_json::Value::Object(meta.clone()),
-            serde_json::json!({"codex-fusion/pause": {"id": "p3f9a"}})
+            serde_json::json!({"codex-fusion/pause": {"id": "p3f9a", "agent": "codex"}})
         );
-        assert_eq!(PauseMeta::read(&meta), Some(PauseMeta::new("p3f9a")));
+        assert_eq!(PauseMeta::read(&meta), Some(PauseMeta::new("p3f9a", "codex")));
         meta.insert(PAUSE_META_KEY.to_owned(), serde_json::json!("garbled"));
-        assert_eq!(PauseMeta::read(&meta), Some(PauseMeta { id: None }));
+        assert_eq!(PauseMeta::read(&meta), Some(PauseMeta::default()));
+        // A daemon before the council wrote the id alone.
+        meta.insert(PAUSE_META_KEY.to_owned(), serde_json::json!({"id": "p1"}));
+        let old = PauseMeta::read(&meta).expect("a pause");
+        assert_eq!((old.id.as_deref(), old.agent), (Some("p1"), None));
     }
 }

@@ -60,7 +60,28 @@ pub struct Pair {
 #[serde(default)]
 struct File {
     version: u32,
+    /// Codex's records (the agent named `codex`), as before the council.
     workspaces: BTreeMap<PathBuf, WorkspaceRecord>,
+    /// Every other agent's records, by agent name. A daemon older than the
+    /// council ignores this and keeps Codex's.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    agents: BTreeMap<String, BTreeMap<PathBuf, WorkspaceRecord>>,
+}
+
+impl File {
+    fn records(&self, agent: &str) -> Option<&BTreeMap<PathBuf, WorkspaceRecord>> {
+        match agent {
+            crate::agents::DEFAULT_AGENT => Some(&self.workspaces),
+            other => self.agents.get(other),
+        }
+    }
+
+    fn records_mut(&mut self, agent: &str) -> &mut BTreeMap<PathBuf, WorkspaceRecord> {
+        match agent {
+            crate::agents::DEFAULT_AGENT => &mut self.workspaces,
+            other => self.agents.entry(other.to_owned()).or_default(),
+        }
+    }
 }
 
 /// The pairings, in memory and on disk.
@@ -121,24 +142,54 @@ impl PairingStore {
         }
     }
 
-    pub fn get(&self, workspace: &Path) -> WorkspaceRecord {
-        self.lock().workspaces.get(workspace).cloned().unwrap_or_default()
+    /// What is remembered of agent `agent`'s sessions in `workspace`.
+    pub fn get(&self, workspace: &Path, agent: &str) -> WorkspaceRecord {
+        self.lock()
+            .records(agent)
+            .and_then(|records| records.get(workspace))
+            .cloned()
+            .unwrap_or_default()
     }
 
-    /// The Codex session paired with Claude session `claude`, if any.
-    pub fn paired(&self, workspace: &Path, claude: &str) -> Option<String> {
-        self.lock()
+    /// The agents with anything remembered for `workspace`, `codex` first
+    /// when it has.
+    pub fn agents_of(&self, workspace: &Path) -> Vec<String> {
+        let file = self.lock();
+        let codex = file
             .workspaces
-            .get(workspace)
+            .contains_key(workspace)
+            .then(|| crate::agents::DEFAULT_AGENT.to_owned());
+        codex
+            .into_iter()
+            .chain(
+                file.agents
+                    .iter()
+                    .filter(|(_, records)| records.contains_key(workspace))
+                    .map(|(agent, _)| agent.clone()),
+            )
+            .collect()
+    }
+
+    /// The agent session paired with Claude session `claude`, if any.
+    pub fn paired(&self, workspace: &Path, agent: &str, claude: &str) -> Option<String> {
+        self.lock()
+            .records(agent)
+            .and_then(|records| records.get(workspace))
             .and_then(|record| record.paired(claude))
             .map(str::to_owned)
     }
 
-    /// Records that `workspace` now uses `codex` (or none), paired with
-    /// `claude` (if known), and saves; an error says why it was not saved
-    /// (the change is kept in memory).
-    pub fn set_current(&self, workspace: &Path, codex: Option<&str>, claude: Option<&str>) -> Result<(), String> {
-        self.update(workspace, |record| {
+    /// Records that agent `agent` in `workspace` now uses session `codex`
+    /// (or none), paired with `claude` (if known), and saves; an error says
+    /// why it was not saved (the change is kept in memory).
+    pub fn set_current(
+        &self,
+        workspace: &Path,
+        agent: &str,
+        codex: Option<&str>,
+        claude: Option<&str>,
+    ) -> Result<(), String> {
+        self.update(workspace, agent, |record| {
             record.codex_session_id = codex.map(str::to_owned);
             record.claude_session_id = claude.map(str::to_owned);
             if let (Some(codex), Some(claude)) = (codex, claude) {
@@ -155,10 +206,10 @@ impl PairingStore {
         })
     }
 
-    fn update(&self, workspace: &Path, change: impl FnOnce(&mut WorkspaceRecord)) -> Result<(), String> {
+    fn update(&self, workspace: &Path, agent: &str, change: impl FnOnce(&mut WorkspaceRecord)) -> Result<(), String> {
         let mut file = self.lock();
         file.version = FORMAT_VERSION;
-        let record = file.workspaces.entry(workspace.to_path_buf()).or_default();
+        let record = file.records_mut(agent).entry(workspace.to_path_buf()).or_default();
         let before = record.clone();
         change(record);
         if *record == before {
@@ -287,18 +338,18 @@ mod tests {
         let workspace = Path::new("/w");
         let (store, _) = PairingStore::load(temp.path());
         store
-            .set_current(workspace, Some("codex-1"), Some("claude-a"))
+            .set_current(workspace, "codex", Some("codex-1"), Some("claude-a"))
             .expect("saved");
         store
-            .set_current(workspace, Some("codex-2"), Some("claude-b"))
+            .set_current(workspace, "codex", Some("codex-2"), Some("claude-b"))
             .expect("saved");
         let (reloaded, _) = PairingStore::load(temp.path());
-        let record = reloaded.get(workspace);
+        let record = reloaded.get(workspace, "codex");
         assert_eq!(record.codex_session_id.as_deref(), Some("codex-2"));
         assert_eq!(record.claude_session_id.as_deref(), Some("claude-b"));
-        assert_eq!(reloaded.paired(workspace, "claude-a").as_deref(), Some("codex-1"));
-        assert_eq!(reloaded.paired(workspace, "claude-b").as_deref(), Some("codex-2"));
-        assert_eq!(reloaded.paired(workspace, "claude-c"), None);
+        assert_eq!(reloaded.paired(workspace, "codex", "claude-a").as_deref(), Some("codex-1"));
+        assert_eq!(reloaded.paired(workspace, "codex", "claude-b").as_deref(), Some("codex-2"));
+        assert_eq!(reloaded.paired(workspace, "codex", "claude-c"), None);
         // No temporary file is left behind.
         let names: Vec<_> = std::fs::read_dir(temp.path())
             .expect("list")
@@ -307,25 +358,56 @@ mod tests {
         assert_eq!(names, [std::ffi::OsString::from(FILE_NAME)]);
     }
 
+    /// Issue 15: each agent of a council has its own sessions and pairs in
+    /// a workspace; Codex's stay where a daemon older than the council
+    /// reads them.
+    #[test]
+    fn every_agent_has_its_own_records_and_codex_keeps_the_old_place() {
+        let temp = tempfile::tempdir().expect("tempdir");
+        let workspace = Path::new("/w");
+        let (store, _) = PairingStore::load(temp.path());
+        store
+            .set_current(workspace, "codex", Some("codex-1"), Some("claude-a"))
+            .expect("saved");
+        store
+            .set_current(workspace, "claude", Some("claude-acp-1"), Some("claude-a"))
+            .expect("saved");
+        let (reloaded, problem) = PairingStore::load(temp.path());
+        assert_eq!(problem, None);
+        assert_eq!(reloaded.get(workspace, "codex").codex_session_id.as_deref(), Some("codex-1"));
+        assert_eq!(
+            reloaded.get(workspace, "claude").codex_session_id.as_deref(),
+            Some("claude-acp-1")
+        );
+        assert_eq!(reloaded.paired(workspace, "claude", "claude-a").as_deref(), Some("claude-acp-1"));
+        assert_eq!(reloaded.get(workspace, "gemini"), WorkspaceRecord::default());
+        assert_eq!(reloaded.agents_of(workspace), ["codex", "claude"]);
+        assert!(reloaded.agents_of(Path::new("/v")).is_empty());
+        let raw: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(file(temp.path())).expect("read")).expect("json");
+        assert_eq!(raw["workspaces"]["/w"]["codex_session_id"], "codex-1");
+        assert_eq!(raw["agents"]["claude"]["/w"]["codex_session_id"], "claude-acp-1");
+    }
+
     #[test]
     fn a_corrupt_or_foreign_file_is_an_empty_store() {
         let temp = tempfile::tempdir().expect("tempdir");
         std::fs::write(temp.path().join(FILE_NAME), b"{not json").expect("write");
         let (store, problem) = PairingStore::load(temp.path());
-        assert_eq!(store.get(Path::new("/w")), WorkspaceRecord::default());
+        assert_eq!(store.get(Path::new("/w"), "codex"), WorkspaceRecord::default());
         assert!(problem.expect("reported").contains("corrupt"));
         std::fs::write(temp.path().join(FILE_NAME), br#"{"version": 99, "workspaces": {}}"#).expect("write");
         let (store, problem) = PairingStore::load(temp.path());
-        assert_eq!(store.get(Path::new("/w")), WorkspaceRecord::default());
+        assert_eq!(store.get(Path::new("/w"), "codex"), WorkspaceRecord::default());
         assert!(problem.expect("reported").contains("version 99"));
         // And it is replaced by a good one on the next change.
         store
-            .set_current(Path::new("/w"), Some("codex-1"), None)
+            .set_current(Path::new("/w"), "codex", Some("codex-1"), None)
             .expect("saved");
         let (reloaded, problem) = PairingStore::load(temp.path());
         assert_eq!(problem, None);
         assert_eq!(
-            reloaded.get(Path::new("/w")).codex_session_id.as_deref(),
+            reloaded.get(Path::new("/w"), "codex").codex_session_id.as_deref(),
             Some("codex-1")
         );
     }
@@ -339,7 +421,7 @@ mod tests {
         let state = temp.path().join("state");
         let old = nix::sys::stat::umask(nix::sys::stat::Mode::empty());
         let (store, _) = PairingStore::load(&state);
-        let saved = store.set_current(Path::new("/w"), Some("codex-1"), None);
+        let saved = store.set_current(Path::new("/w"), "codex", Some("codex-1"), None);
         nix::sys::stat::umask(old);
         saved.expect("saved");
         let mode = |path: &Path| std::fs::metadata(path).expect("meta").permissions().mode() & 0o777;
@@ -362,12 +444,12 @@ mod tests {
             "{problem}"
         );
         assert_eq!(
-            store.get(Path::new("/v")),
+            store.get(Path::new("/v"), "codex"),
             WorkspaceRecord::default(),
             "not read through the link"
         );
         store
-            .set_current(Path::new("/w"), Some("codex-2"), None)
+            .set_current(Path::new("/w"), "codex", Some("codex-2"), None)
             .expect("saved");
         assert!(
             std::fs::read_to_string(&victim).expect("read").contains("planted"),
@@ -383,12 +465,12 @@ mod tests {
     fn paired_record() -> WorkspaceRecord {
         let store = PairingStore::in_memory();
         store
-            .set_current(Path::new("/w"), Some("codex-a"), Some("claude-a"))
+            .set_current(Path::new("/w"), "codex", Some("codex-a"), Some("claude-a"))
             .expect("in memory");
         store
-            .set_current(Path::new("/w"), Some("codex-b"), Some("claude-b"))
+            .set_current(Path::new("/w"), "codex", Some("codex-b"), Some("claude-b"))
             .expect("in memory");
-        store.get(Path::new("/w"))
+        store.get(Path::new("/w"), "codex")
     }
 
     /// The rule for `source` from Claude session `claude`, on a workspace
@@ -459,14 +541,13 @@ mod tests {
         let store = PairingStore::in_memory();
         for index in 0..(PAIRS_KEPT + 10) {
             store
-                .set_current(
-                    Path::new("/w"),
+                .set_current(Path::new("/w"), "codex",
                     Some(&format!("codex-{index}")),
                     Some(&format!("claude-{index}")),
                 )
                 .expect("in memory");
         }
-        let record = store.get(Path::new("/w"));
+        let record = store.get(Path::new("/w"), "codex");
         assert_eq!(record.pairs.len(), PAIRS_KEPT);
         let newest = format!("claude-{}", PAIRS_KEPT + 9);
         assert!(record.pairs.contains_key(&newest), "the newest pair is kept");

@@ -122,18 +122,22 @@ async fn tools_list_matches_the_spec() {
     };
     assert_eq!(
         properties("review_diff"),
-        ["diff", "effort", "instructions", "model", "paths"]
+        ["agents", "diff", "effort", "instructions", "model", "paths"]
             .map(String::from)
             .into()
     );
     for tool in ["consult", "review_plan", "brainstorm", "explore", "reply"] {
         let names = properties(tool);
-        assert!(names.contains("model") && names.contains("effort"), "{tool}: {names:?}");
+        assert!(
+            names.contains("model") && names.contains("effort") && names.contains("agents"),
+            "{tool}: {names:?}"
+        );
     }
     assert_eq!(
         properties("permit"),
-        ["decision", "id", "note"].map(String::from).into()
+        ["agent", "decision", "id", "note"].map(String::from).into()
     );
+    assert_eq!(properties("reset"), ["agents"].map(String::from).into());
     client.close().await;
 }
 

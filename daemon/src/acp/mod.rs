@@ -23,6 +23,21 @@ use crate::resolve::Boundary;
 
 /// The mode that makes codex-acp ask the client before escalating.
 pub const READ_ONLY_MODE: &str = "read-only";
+/// The mode of claude-agent-acp (0.101) and gemini's ACP agent in which
+/// they ask the client before editing or running anything ("Manual"); their
+/// `auto` and `yolo` let them decide for themselves.
+pub const ASKING_MODE: &str = "default";
+/// The modes, best first, in which agent `agent` asks the client before
+/// acting (without the read-confining profile, which only Codex has):
+/// Codex's `read-only`; Claude's and Gemini's `default`; for any other
+/// agent `read-only`, else `default`, the names ACP agents use for it.
+pub fn asking_modes(agent: &str) -> &'static [&'static str] {
+    match agent {
+        "codex" => &[READ_ONLY_MODE],
+        "claude" | "gemini" => &[ASKING_MODE],
+        _ => &[READ_ONLY_MODE, ASKING_MODE],
+    }
+}
 const MODE_CONFIG_ID: &str = "mode";
 const MODEL_CONFIG_ID: &str = "model";
 const API_KEY_METHOD: &str = "api-key";

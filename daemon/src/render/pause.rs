@@ -12,7 +12,7 @@ use crate::diff;
 use crate::guardian::{ActionKind, FileDiff};
 use crate::turn::Pause;
 
-use super::{PAUSE_PREFIX, cost, fit};
+use super::{cost, fit};
 
 /// `text` on one line, as a person reading the pause must see it: control
 /// characters (a carriage return that hides what precedes it, terminal
@@ -140,7 +140,8 @@ fn render(pause: &Pause, shown: &Shown<'_>) -> String {
         ActionKind::Other if !request.permissions.is_empty() => "be granted more permissions",
         _ => "do something that needs your approval",
     };
-    let mut text = format!("{PAUSE_PREFIX}: it wants to {what}.\n\n");
+    let prefix = codex_fusion_protocol::agents::pause_prefix(&pause.agent);
+    let mut text = format!("{prefix}: it wants to {what}.\n\n");
     let _ = writeln!(text, "id: {}", pause.id);
     let _ = writeln!(text, "kind: {}", request.kind.label());
     // Codex titles a command with the command itself; once is enough.
@@ -254,8 +255,9 @@ fn render(pause: &Pause, shown: &Shown<'_>) -> String {
     let _ = write!(
         text,
         "\nCall `permit` with decision `allow` to let it go ahead, or `deny` (optionally with a `note`) \
-to refuse; Codex then answers without it. Pass `id` `{}` so the answer reaches this pause and no other. \
+to refuse; {} then answers without it. Pass `id` `{}` so the answer reaches this pause and no other. \
 The turn waits for your decision.",
+        codex_fusion_protocol::agents::display_name(&pause.agent),
         pause.id
     );
     text
@@ -318,6 +320,7 @@ mod tests {
     fn command_pause(command: &str) -> Pause {
         Pause {
             id: "p3f9a".into(),
+            agent: "codex".into(),
             request: PermissionRequest {
                 kind: ActionKind::Execute,
                 title: command.into(),
@@ -331,6 +334,7 @@ mod tests {
     fn edit_pause(diffs: Vec<FileDiff>) -> Pause {
         Pause {
             id: "p3f9b".into(),
+            agent: "codex".into(),
             request: PermissionRequest {
                 kind: ActionKind::Edit,
                 title: "Edit files".into(),
@@ -498,6 +502,7 @@ mod tests {
     fn permissions_asked_for_are_listed() {
         let text = pause(&Pause {
             id: "p4000".into(),
+            agent: "codex".into(),
             request: PermissionRequest {
                 kind: ActionKind::Other,
                 title: "Additional sandbox permissions".into(),

@@ -106,9 +106,10 @@ pub enum Command {
     SessionStart {
         source: SessionSource,
         claude_session_id: Option<String>,
-        /// The hook's settings, used to warm the agent when no MCP client
-        /// has run a turn here yet.
-        settings: Arc<Settings>,
+        /// The hook's settings for this agent, used to warm it when no MCP
+        /// client has run a turn here yet; `None` if the hook's settings do
+        /// not offer this agent.
+        settings: Option<Arc<Settings>>,
         agent_env: Vec<(String, String)>,
         reply: oneshot::Sender<String>,
     },
@@ -175,10 +176,10 @@ pub enum ActorGone {
 
 impl WorkspaceHandle {
     /// Starts the actor for `workspace` (which must be canonical).
-    pub fn spawn(workspace: Arc<Path>, context: Arc<WorkspaceContext>) -> WorkspaceHandle {
+    pub fn spawn(workspace: Arc<Path>, agent: Arc<str>, context: Arc<WorkspaceContext>) -> WorkspaceHandle {
         let tasks = context.tasks.clone();
-        let span = tracing::info_span!("session", workspace = %workspace.display());
-        let (actor, handle) = WorkspaceActor::new(workspace, context);
+        let span = tracing::info_span!("session", workspace = %workspace.display(), agent = %agent);
+        let (actor, handle) = WorkspaceActor::new(workspace, agent, context);
         tasks.spawn(
             async move {
                 use futures::FutureExt as _;
@@ -199,12 +200,12 @@ impl WorkspaceHandle {
 
 impl WorkspaceActor {
     /// The actor of `workspace` (not yet running) and its handle.
-    fn new(workspace: Arc<Path>, context: Arc<WorkspaceContext>) -> (WorkspaceActor, WorkspaceHandle) {
+    fn new(workspace: Arc<Path>, agent: Arc<str>, context: Arc<WorkspaceContext>) -> (WorkspaceActor, WorkspaceHandle) {
         let (commands_tx, commands) = mpsc::channel(COMMAND_QUEUE);
         let (agent_tx, agent_rx) = mpsc::channel(AGENT_QUEUE);
         let (internal_tx, internal_rx) = mpsc::unbounded_channel();
         // After a daemon restart, the workspace continues its last session.
-        let remembered = context.pairings.get(&workspace);
+        let remembered = context.pairings.get(&workspace, &agent);
         let failed = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let watch = crate::watch::Watch::default();
         let handle = WorkspaceHandle {
@@ -216,6 +217,7 @@ impl WorkspaceActor {
             watch,
             _failed: PanicFlag(failed.clone()),
             workspace,
+            agent,
             commands,
             agent_tx,
             agent_rx,
@@ -284,7 +286,7 @@ impl WorkspaceHandle {
         &self,
         source: SessionSource,
         claude_session_id: Option<String>,
-        settings: Arc<Settings>,
+        settings: Option<Arc<Settings>>,
         agent_env: Vec<(String, String)>,
     ) -> Result<String, ActorGone> {
         let (reply, receiver) = oneshot::channel();
@@ -494,6 +496,8 @@ impl Drop for PanicFlag {
 struct WorkspaceActor {
     _failed: PanicFlag,
     workspace: Arc<Path>,
+    /// Which agent of `CODEX_FUSION_AGENTS` this actor consults.
+    agent: Arc<str>,
     commands: mpsc::Receiver<Command>,
     agent_tx: mpsc::Sender<AgentMessage>,
     agent_rx: mpsc::Receiver<AgentMessage>,
@@ -779,6 +783,7 @@ impl WorkspaceActor {
         let host = self.attached().map(|attached| attached.lease.host());
         WorkspaceStatus {
             workspace: self.workspace.to_path_buf(),
+            agent: self.agent.to_string(),
             agent_state: agent_state.to_owned(),
             agent_pid: host.and_then(|host| host.agent.pid),
             agent_command: self.last_command.clone(),
@@ -807,6 +812,7 @@ impl WorkspaceActor {
                     pending.id
                 )
             }),
+            pause_id: self.turn.as_ref().and_then(ActiveTurn::pause).map(|pending| pending.id.clone()),
             last_used_secs_ago: self.last_used.map(|used| used.elapsed().as_secs()),
             guardian: GuardianFlags {
                 allow_external_reads: self.last_policy.allow_external_reads,
@@ -871,7 +877,7 @@ impl WorkspaceActor {
         if let Err(error) = self
             .context
             .pairings
-            .set_current(&self.workspace, codex, self.claude_session_id.as_deref())
+            .set_current(&self.workspace, &self.agent, codex, self.claude_session_id.as_deref())
         {
             tracing::warn!("{error}");
         }
@@ -884,7 +890,7 @@ impl WorkspaceActor {
         &mut self,
         source: SessionSource,
         claude: Option<String>,
-        settings: Arc<Settings>,
+        settings: Option<Arc<Settings>>,
         agent_env: Vec<(String, String)>,
     ) -> String {
         // A workspace that has used Codex is warmed, starting its agent if
@@ -892,7 +898,7 @@ impl WorkspaceActor {
         // runs with its key: the hook runs for every Claude session
         // anywhere, and a process is a few hundred megabytes where a
         // session on a shared one is a few.
-        let record = self.context.pairings.get(&self.workspace);
+        let record = self.context.pairings.get(&self.workspace, &self.agent);
         let used = record.codex_session_id.is_some() || !record.pairs.is_empty() || self.last_settings.is_some();
         let open = self.session().map(|session| session.id.clone());
         let rule = codex_fusion_protocol::pairing::session_start(source, claude.as_deref(), &record, open.as_deref());
@@ -969,15 +975,16 @@ impl WorkspaceActor {
 
     /// Attaches to an agent and opens the target session with no turn
     /// waiting.
-    fn warm(&mut self, settings: Arc<Settings>, agent_env: Vec<(String, String)>, spawning: Spawning) {
+    fn warm(&mut self, settings: Option<Arc<Settings>>, agent_env: Vec<(String, String)>, spawning: Spawning) {
         if self.turn.is_some() || !matches!(self.link, AgentLink::Detached) {
             return;
         }
         // Start it as the MCP client last did (its credentials may live in
         // the MCP server's env, which the hook does not see).
-        let (settings, agent_env) = match &self.last_settings {
-            Some(last) => (last.clone(), self.last_agent_env.clone()),
-            None => (settings, agent_env),
+        let (settings, agent_env) = match (&self.last_settings, settings) {
+            (Some(last), _) => (last.clone(), self.last_agent_env.clone()),
+            (None, Some(settings)) => (settings, agent_env),
+            (None, None) => return,
         };
         tracing::info!(?spawning, "warming the Codex session");
         self.start_with(settings, agent_env, None, spawning);

@@ -6,7 +6,7 @@
 //! [`Internal::Started`].
 
 use super::*;
-use crate::acp::{API_KEY_VARS, READ_ONLY_MODE};
+use crate::acp::API_KEY_VARS;
 use crate::agent::{Route, Routes};
 use crate::confine::{HomeStores, PROFILE_MODE, ProfileChoice, ProfileFacts};
 use crate::environment;
@@ -53,6 +53,8 @@ fn fresh_home_race(failure: &AgentFailure) -> bool {
 /// What a start needs from the actor: everything is owned, so the slow part
 /// runs in a task while the actor goes on.
 pub(super) struct StartPlan {
+    /// The agent of `CODEX_FUSION_AGENTS` to start.
+    pub agent: Arc<str>,
     pub settings: Arc<Settings>,
     pub agent_env: Vec<(String, String)>,
     /// The Codex session to restore, if any.
@@ -119,6 +121,7 @@ impl WorkspaceActor {
         let attempt = self.attempt;
         self.link = AgentLink::Starting { attempt };
         let plan = StartPlan {
+            agent: self.agent.clone(),
             settings,
             agent_env,
             resume: self.resume_id.clone(),
@@ -233,6 +236,7 @@ async fn start(
     stderr: StderrTail,
 ) -> Result<Option<Started>, AgentFailure> {
     let StartPlan {
+        agent,
         settings,
         agent_env,
         resume,
@@ -256,10 +260,18 @@ async fn start(
     let base = environment::agent_environment(daemon_env.clone(), &agent_env, command_env, &[]);
     let choice = profile_choice(&settings);
     let facts = profile_facts(&base, &context.state_dir, choice);
-    let confinement = context
-        .confinement
-        .get(&settings.acp_command, &base, &cwd, &facts)
-        .await;
+    // The read-confining profile is Codex's; another agent of a council is
+    // never asked `cli doctor` (it would take the words for its own).
+    let confinement = if *agent == *codex_fusion_protocol::agents::DEFAULT_AGENT {
+        context
+            .confinement
+            .get(&settings.acp_command, &base, &cwd, &facts)
+            .await
+    } else {
+        Err(crate::confine::Unconfined::NotCodex(format!(
+            "`{agent}` is not Codex: it has no read-confining profile, and asks before acting in its own mode"
+        )))
+    };
     if confinement.is_ok() {
         // Codex would load the workspace's own `.codex/` config.
         refuse_project_config(workspace, facts.choice, facts.codex_home.as_deref())?;
@@ -270,8 +282,9 @@ async fn start(
         Ok(_) => facts.home_stores.clone(),
         Err(_) => HomeStores::default(),
     };
-    let key = AgentKey::new(settings.acp_command.clone(), &agent_env, choice, stores);
+    let key = AgentKey::new(&agent, settings.acp_command.clone(), &agent_env, choice, stores);
     let spawn = Spawn {
+        agent: &agent,
         context,
         settings: &settings,
         cwd: &cwd,
@@ -329,6 +342,7 @@ async fn start(
 
 /// Spawning a new agent process for the pool.
 struct Spawn<'a> {
+    agent: &'a str,
     context: &'a WorkspaceContext,
     settings: &'a Settings,
     cwd: &'a Path,
@@ -369,7 +383,7 @@ impl Spawn<'_> {
             // The profile or nothing: plain read-only mode lets sandboxed
             // commands read the whole disk.
             Ok(_) => vec![PROFILE_MODE],
-            Err(_) => vec![READ_ONLY_MODE],
+            Err(_) => acp::asking_modes(self.agent).to_vec(),
         };
         // A second line of defence: codex-acp starts (and reloads) sessions
         // in this mode even before we set it.

@@ -220,7 +220,7 @@ fn actor(fake: &Arc<Fake>, idle: Duration) -> (WorkspaceActor, WorkspaceHandle, 
     });
     let workspace: Arc<Path> = Arc::from(dir.path().join("workspace").as_path());
     std::fs::create_dir_all(&workspace).expect("workspace");
-    let (actor, handle) = WorkspaceActor::new(workspace, context);
+    let (actor, handle) = WorkspaceActor::new(workspace, Arc::from("codex"), context);
     (actor, handle, dir)
 }
 
@@ -372,7 +372,7 @@ async fn a_session_switch_asked_for_during_a_turn_waits_for_it() {
     actor.handle(Event::Command(Command::SessionStart {
         source: SessionSource::Startup,
         claude_session_id: Some("claude-2".into()),
-        settings: settings(),
+        settings: Some(settings()),
         agent_env: Vec::new(),
         reply,
     }));
@@ -438,7 +438,7 @@ async fn a_share_only_warm_that_finds_no_agent_starts_none_and_a_turn_still_gets
     actor.handle(Event::Command(Command::SessionStart {
         source: SessionSource::Startup,
         claude_session_id: Some("claude-1".into()),
-        settings: settings(),
+        settings: Some(settings()),
         agent_env: Vec::new(),
         reply,
     }));

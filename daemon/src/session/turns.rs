@@ -174,6 +174,7 @@ impl WorkspaceActor {
                 tracing::info!(pause = %id, "turn paused for permission");
                 let pause = Pause {
                     id: id.clone(),
+                    agent: self.agent.clone(),
                     request: translated.clone(),
                     why: why.clone(),
                 };
