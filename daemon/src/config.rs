@@ -122,7 +122,9 @@ impl Settings {
         })
         .ok()
         .and_then(|agents| agents.into_iter().next());
-        let acp_command = offered.first().map_or(defaults.acp_command, |agent| agent.command.clone());
+        let acp_command = offered
+            .first()
+            .map_or(defaults.acp_command, |agent| agent.command.clone());
         let agent_variables: Vec<String> = offered
             .iter()
             .map(|agent| codex_fusion_protocol::agents::command_variable(&agent.name))
@@ -201,7 +203,9 @@ impl Settings {
     pub fn default_agent(&self) -> &str {
         self.agents
             .first()
-            .map_or(codex_fusion_protocol::agents::DEFAULT_AGENT, |agent| agent.name.as_str())
+            .map_or(codex_fusion_protocol::agents::DEFAULT_AGENT, |agent| {
+                agent.name.as_str()
+            })
     }
 
     /// These settings for agent `name`, with its command; `None` if it is

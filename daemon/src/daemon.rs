@@ -121,7 +121,11 @@ impl Daemon {
     /// The agents whose sessions in `workspace` this daemon knows of: its
     /// live actors and those remembered on disk.
     pub fn agents_of(&self, workspace: &Path) -> Vec<String> {
-        let mut agents: Vec<String> = self.sessions_of(workspace).into_iter().map(|(agent, _)| agent).collect();
+        let mut agents: Vec<String> = self
+            .sessions_of(workspace)
+            .into_iter()
+            .map(|(agent, _)| agent)
+            .collect();
         for agent in self.session_context.pairings.agents_of(workspace) {
             if !agents.contains(&agent) {
                 agents.push(agent);

@@ -159,7 +159,9 @@ impl McpService {
                     Ok(agent) => agent,
                     Err(refusal) => {
                         let limit = self.settings.max_result_chars;
-                        return Ok(CallToolResult::error(vec![ContentBlock::text(render::fit(refusal, limit))]));
+                        return Ok(CallToolResult::error(vec![ContentBlock::text(render::fit(
+                            refusal, limit,
+                        ))]));
                     }
                 };
                 self.wait_on_session(context, ToolName::Permit.as_str(), &agent, |waiter| Command::Permit {
@@ -383,7 +385,9 @@ impl McpService {
                 let session = session.clone();
                 async move {
                     match (outcome, early) {
-                        (Some(outcome), _) => outcome.await.unwrap_or_else(|_| TurnOutcome::Failed(session.gone().to_string())),
+                        (Some(outcome), _) => outcome
+                            .await
+                            .unwrap_or_else(|_| TurnOutcome::Failed(session.gone().to_string())),
                         (None, Some(message)) => TurnOutcome::Failed(message),
                         (None, None) => TurnOutcome::Failed("the turn was not sent".to_owned()),
                     }
@@ -440,7 +444,10 @@ impl McpService {
                 })
                 .collect::<Vec<_>>(),
         );
-        let headings: Vec<String> = members.iter().map(|member| render::member_heading(&member.agent)).collect();
+        let headings: Vec<String> = members
+            .iter()
+            .map(|member| render::member_heading(&member.agent))
+            .collect();
         // Each section is its heading, a line break, the body and a blank line.
         let overhead = headings.iter().map(|heading| render::cost(heading) + 3).sum::<usize>()
             + render::cost(&tally)
@@ -455,13 +462,18 @@ impl McpService {
         let mut first_pause = None;
         let mut all_failed = true;
         for (((member, whole), share), heading) in members.iter().zip(wholes).zip(shares).zip(&headings) {
-            let body = self.member_body(&member.agent, tool, &member.outcome, whole, share).await;
+            let body = self
+                .member_body(&member.agent, tool, &member.outcome, whole, share)
+                .await;
             if let TurnOutcome::Paused(pause) = &member.outcome
                 && first_pause.is_none()
             {
                 first_pause = Some(pause.clone());
             }
-            all_failed &= matches!(member.outcome, TurnOutcome::Failed(_) | TurnOutcome::Refused(_) | TurnOutcome::Invalid(_));
+            all_failed &= matches!(
+                member.outcome,
+                TurnOutcome::Failed(_) | TurnOutcome::Refused(_) | TurnOutcome::Invalid(_)
+            );
             text.push_str(heading);
             text.push('\n');
             text.push_str(body.trim_end());
@@ -511,7 +523,11 @@ impl McpService {
             None => None,
         };
         let saved = saved.or_else(|| {
-            let kind = if matches!(outcome, TurnOutcome::Paused(_)) { "pauses" } else { "answers" };
+            let kind = if matches!(outcome, TurnOutcome::Paused(_)) {
+                "pauses"
+            } else {
+                "answers"
+            };
             save_private(&self.daemon.state_dir, kind, &kept_text)
         });
         match outcome {
@@ -542,7 +558,10 @@ fn default_agent_for(settings: &Settings, host: Option<&str>) -> String {
 /// its MCP client `codex-mcp-client`).
 fn is_codex_host(name: &str) -> bool {
     let name = name.trim().to_ascii_lowercase();
-    name == "codex" || name.starts_with("codex-mcp-client") || name.starts_with("codex-cli") || name.starts_with("codex_cli")
+    name == "codex"
+        || name.starts_with("codex-mcp-client")
+        || name.starts_with("codex-cli")
+        || name.starts_with("codex_cli")
 }
 
 /// The error for an agent name that is not on offer.
@@ -619,7 +638,8 @@ impl McpService {
             }
             TurnOutcome::Paused(pause) => {
                 let whole = render::pause(pause);
-                if let Some(entry) = recent.entry(&self.workspace, agent, tool, &outcome, &render::pause_to_save(pause)) {
+                if let Some(entry) = recent.entry(&self.workspace, agent, tool, &outcome, &render::pause_to_save(pause))
+                {
                     recent.keep_while_sent(entry, &self.daemon.tasks).await;
                 }
                 let text = if render::cost(&whole) <= limit {
@@ -631,7 +651,8 @@ impl McpService {
                     render::pause_within(pause, limit, saved.as_deref())
                 };
                 let mut meta = rmcp::model::MetaObject::default();
-                codex_fusion_protocol::PauseMeta::new(pause.id.clone(), pause.agent.to_string()).insert_into(&mut meta.0);
+                codex_fusion_protocol::PauseMeta::new(pause.id.clone(), pause.agent.to_string())
+                    .insert_into(&mut meta.0);
                 let mut result = CallToolResult::success(vec![ContentBlock::text(text)]);
                 result.meta = Some(meta);
                 return result;

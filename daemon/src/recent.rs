@@ -63,9 +63,7 @@ impl Recent {
         let after_permit = tool == codex_fusion_protocol::tools::ToolName::Permit.as_str();
         let key = (workspace.to_path_buf(), agent.to_owned());
         let tool = if after_permit {
-            lock(&self.paused_tool)
-                .remove(&key)
-                .unwrap_or_else(|| tool.to_owned())
+            lock(&self.paused_tool).remove(&key).unwrap_or_else(|| tool.to_owned())
         } else if agent == codex_fusion_protocol::agents::DEFAULT_AGENT {
             tool.to_owned()
         } else {
@@ -246,7 +244,9 @@ mod tests {
         assert_eq!(entry.record.outcome, Outcome::Paused);
         recent.keep(entry).await.expect("saved");
         let done = TurnOutcome::Answer(answer("Looks fine.\n\nVERDICT: CONSENSUS — ship it", &[]));
-        let entry = recent.entry(workspace, "codex", "permit", &done, "Looks fine.").expect("kept");
+        let entry = recent
+            .entry(workspace, "codex", "permit", &done, "Looks fine.")
+            .expect("kept");
         let record = recent.keep(entry).await.expect("saved");
         assert_eq!(record.tool, "review_diff");
         assert!(record.after_permit);

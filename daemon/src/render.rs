@@ -681,7 +681,10 @@ mod tests {
                 ("claude", None, Standing::Paused),
             ],
         );
-        assert!(footer.starts_with("— codex-fusion · council of 2 · 2.3 s · codex 1.1 s, "), "{footer}");
+        assert!(
+            footer.starts_with("— codex-fusion · council of 2 · 2.3 s · codex 1.1 s, "),
+            "{footer}"
+        );
         assert!(footer.contains("1,200 in / 34 out tokens"), "{footer}");
         assert!(footer.ends_with("claude paused"), "{footer}");
     }

@@ -20,7 +20,9 @@ pub fn reset(state_dir: &Path, workspace: &Path) -> Result<String, String> {
     let mut removed = Vec::new();
     for agent in store.agents_of(workspace) {
         let record = store.get(workspace, &agent);
-        let Some(session) = record.codex_session_id else { continue };
+        let Some(session) = record.codex_session_id else {
+            continue;
+        };
         store
             .set_current(workspace, &agent, None, record.claude_session_id.as_deref())
             .map_err(|error| format!("codex-fusiond is not running, and {error}; nothing was reset"))?;

@@ -347,8 +347,14 @@ mod tests {
         let record = reloaded.get(workspace, "codex");
         assert_eq!(record.codex_session_id.as_deref(), Some("codex-2"));
         assert_eq!(record.claude_session_id.as_deref(), Some("claude-b"));
-        assert_eq!(reloaded.paired(workspace, "codex", "claude-a").as_deref(), Some("codex-1"));
-        assert_eq!(reloaded.paired(workspace, "codex", "claude-b").as_deref(), Some("codex-2"));
+        assert_eq!(
+            reloaded.paired(workspace, "codex", "claude-a").as_deref(),
+            Some("codex-1")
+        );
+        assert_eq!(
+            reloaded.paired(workspace, "codex", "claude-b").as_deref(),
+            Some("codex-2")
+        );
         assert_eq!(reloaded.paired(workspace, "codex", "claude-c"), None);
         // No temporary file is left behind.
         let names: Vec<_> = std::fs::read_dir(temp.path())
@@ -374,12 +380,18 @@ mod tests {
             .expect("saved");
         let (reloaded, problem) = PairingStore::load(temp.path());
         assert_eq!(problem, None);
-        assert_eq!(reloaded.get(workspace, "codex").codex_session_id.as_deref(), Some("codex-1"));
+        assert_eq!(
+            reloaded.get(workspace, "codex").codex_session_id.as_deref(),
+            Some("codex-1")
+        );
         assert_eq!(
             reloaded.get(workspace, "claude").codex_session_id.as_deref(),
             Some("claude-acp-1")
         );
-        assert_eq!(reloaded.paired(workspace, "claude", "claude-a").as_deref(), Some("claude-acp-1"));
+        assert_eq!(
+            reloaded.paired(workspace, "claude", "claude-a").as_deref(),
+            Some("claude-acp-1")
+        );
         assert_eq!(reloaded.get(workspace, "gemini"), WorkspaceRecord::default());
         assert_eq!(reloaded.agents_of(workspace), ["codex", "claude"]);
         assert!(reloaded.agents_of(Path::new("/v")).is_empty());
@@ -541,7 +553,9 @@ mod tests {
         let store = PairingStore::in_memory();
         for index in 0..(PAIRS_KEPT + 10) {
             store
-                .set_current(Path::new("/w"), "codex",
+                .set_current(
+                    Path::new("/w"),
+                    "codex",
                     Some(&format!("codex-{index}")),
                     Some(&format!("claude-{index}")),
                 )

@@ -812,7 +812,11 @@ impl WorkspaceActor {
                     pending.id
                 )
             }),
-            pause_id: self.turn.as_ref().and_then(ActiveTurn::pause).map(|pending| pending.id.clone()),
+            pause_id: self
+                .turn
+                .as_ref()
+                .and_then(ActiveTurn::pause)
+                .map(|pending| pending.id.clone()),
             last_used_secs_ago: self.last_used.map(|used| used.elapsed().as_secs()),
             guardian: GuardianFlags {
                 allow_external_reads: self.last_policy.allow_external_reads,
@@ -874,10 +878,10 @@ impl WorkspaceActor {
     /// Records the workspace's current Codex session (paired with the
     /// current Claude session) in the state file.
     fn remember(&self, codex: Option<&str>) {
-        if let Err(error) = self
-            .context
-            .pairings
-            .set_current(&self.workspace, &self.agent, codex, self.claude_session_id.as_deref())
+        if let Err(error) =
+            self.context
+                .pairings
+                .set_current(&self.workspace, &self.agent, codex, self.claude_session_id.as_deref())
         {
             tracing::warn!("{error}");
         }

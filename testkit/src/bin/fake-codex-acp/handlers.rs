@@ -239,6 +239,7 @@ pub fn prompt(
             _ => None,
         })
         .collect();
+    let text = markers::for_agent(&text, &shared.args.agent_name);
     let script = markers::parse(&text);
     let turn = Turn::start(shared.clone(), session, cx.clone(), &text);
     cx.spawn(turn.run(script, responder))

@@ -68,6 +68,14 @@ const STDERR: &str = "stderr:";
 /// Trailing characters that end a sentence or a quotation rather than a marker.
 const TRAILING_PUNCTUATION: &[char] = &['.', ',', ';', ':', '!', '?', ')', ']', '}', '"', '\'', '`'];
 
+/// `text` with the markers addressed to this fake (`fake@NAME:…`, NAME its
+/// `--agent-name`) made plain markers; those addressed to another fake stay
+/// text. A council's agents all get one prompt; this is how a test makes
+/// one of them behave differently.
+pub fn for_agent(text: &str, agent_name: &str) -> String {
+    text.replace(&format!("fake@{agent_name}:"), PREFIX)
+}
+
 pub fn parse(text: &str) -> Script {
     let mut script = Script::default();
     // A stderr marker's text runs to the end of its line; markers inside it
@@ -185,6 +193,11 @@ mod tests {
     #[test]
     fn plain_text_is_the_default_script() {
         assert_eq!(parse("what is fake about this: nothing"), Script::default());
+        let addressed = "fake@second:crash fake@third:slow:50";
+        assert!(parse(&for_agent(addressed, "second")).crash);
+        assert_eq!(parse(&for_agent(addressed, "second")).slow_ms, None);
+        assert_eq!(parse(&for_agent(addressed, "third")).slow_ms, Some(50));
+        assert_eq!(parse(addressed), Script::default());
         assert_eq!(parse("fake:error:quota").error, Some(ErrorKind::Quota));
         assert_eq!(parse("think first: fake:think:5000.").think_ms, Some(5000));
         assert_eq!(parse("fake:stderr-env:OPENAI_API_KEY.").stderr_env, ["OPENAI_API_KEY"]);
