@@ -31,11 +31,6 @@ pub const ALLOWED: &[&str] = &[
     "XDG_DATA_HOME",
     "XDG_STATE_HOME",
     "XDG_RUNTIME_DIR",
-    // Besides `codex_fusion_protocol::AGENT_ENV_VARS` (the API keys
-    // codex-acp itself reads to sign in, never passed on to commands: see
-    // the shell environment policy; and CODEX_HOME), where it reaches the
-    // model.
-    "OPENAI_BASE_URL",
     // Proxies and certificate authorities, to reach the model at all.
     "HTTP_PROXY",
     "HTTPS_PROXY",
@@ -55,12 +50,36 @@ pub const ALLOWED: &[&str] = &[
 /// Prefixes of variables taken from the daemon's environment (the locale).
 pub const ALLOWED_PREFIXES: &[&str] = &["LC_"];
 
-/// Whether the daemon passes its own variable `name` on to agents: the
-/// allowlist, and the variables a client would forward for the agent.
-pub fn is_allowed(name: &str) -> bool {
+/// Variables of the daemon's own environment only agent `agent` gets,
+/// besides those a client would forward for it: where Codex reaches its
+/// model.
+fn own_extra(agent: &str) -> &'static [&'static str] {
+    match agent {
+        "codex" => &["OPENAI_BASE_URL"],
+        _ => &[],
+    }
+}
+
+/// Whether the daemon passes its own variable `name` on to agent `agent`:
+/// the allowlist, and the variables a client would forward for that agent
+/// (`agents::credential_vars`: the API keys it reads to sign in, never
+/// passed on to Codex's commands, see the shell environment policy; its
+/// home; its endpoint).
+pub fn is_allowed(name: &str, agent: &str) -> bool {
     ALLOWED.contains(&name)
-        || codex_fusion_protocol::AGENT_ENV_VARS.contains(&name)
+        || codex_fusion_protocol::agents::credential_vars(agent).contains(&name)
+        || own_extra(agent).contains(&name)
         || ALLOWED_PREFIXES.iter().any(|prefix| name.starts_with(prefix))
+}
+
+/// Of the variables a client forwarded, those meant for agent `agent`.
+pub fn forwarded_for(agent: &str, forwarded: &[(String, String)]) -> Vec<(String, String)> {
+    let own = codex_fusion_protocol::agents::credential_vars(agent);
+    forwarded
+        .iter()
+        .filter(|(name, _)| own.contains(&name.as_str()))
+        .cloned()
+        .collect()
 }
 
 /// The environment of an agent process, in layers, later ones winning:
@@ -71,12 +90,13 @@ pub fn is_allowed(name: &str) -> bool {
 /// the confinement). `PATH` keeps only absolute entries, so a command found
 /// on it never comes from the workspace or the current directory.
 pub fn agent_environment<'a>(
+    agent: &str,
     daemon: impl IntoIterator<Item = (String, String)>,
     forwarded: impl IntoIterator<Item = &'a (String, String)>,
     command: impl IntoIterator<Item = &'a (String, String)>,
     ours: impl IntoIterator<Item = &'a (String, String)>,
 ) -> Vec<(String, String)> {
-    let mut env: BTreeMap<String, String> = daemon.into_iter().filter(|(name, _)| is_allowed(name)).collect();
+    let mut env: BTreeMap<String, String> = daemon.into_iter().filter(|(name, _)| is_allowed(name, agent)).collect();
     for (name, value) in forwarded.into_iter().chain(command).chain(ours) {
         env.insert(name.clone(), value.clone());
     }
@@ -131,12 +151,12 @@ mod tests {
             ("AWS_SECRET_ACCESS_KEY", "aws"),
             ("OPENAI_API_KEY", "sk-openai"),
         ]);
-        let env = agent_environment(daemon, &[], &[], &[]);
+        let env = agent_environment("codex", daemon, &[], &[], &[]);
         let names: Vec<&str> = env.iter().map(|(name, _)| name.as_str()).collect();
         assert_eq!(names, ["HOME", "LC_ALL", "OPENAI_API_KEY", "PATH", "https_proxy"]);
-        for name in codex_fusion_protocol::AGENT_ENV_VARS {
+        for name in codex_fusion_protocol::agents::credential_vars("codex") {
             assert!(
-                is_allowed(name),
+                is_allowed(name, "codex"),
                 "{name}: what a client forwards for the agent, the daemon's own passes too"
             );
         }
@@ -148,7 +168,7 @@ mod tests {
         let forwarded = pairs(&[("CODEX_HOME", "/client/codex"), ("OPENAI_API_KEY", "client-key")]);
         let command = pairs(&[("CODEX_PATH", "/user/codex"), ("EXTRA", "1")]);
         let ours = pairs(&[("CODEX_PATH", "/state/wrapper")]);
-        let env = agent_environment(daemon, &forwarded, &command, &ours);
+        let env = agent_environment("codex", daemon, &forwarded, &command, &ours);
         assert_eq!(get(&env, "CODEX_HOME"), Some("/client/codex"));
         assert_eq!(get(&env, "OPENAI_API_KEY"), Some("client-key"));
         assert_eq!(get(&env, "EXTRA"), Some("1"), "the agent command may add what it names");
@@ -162,10 +182,42 @@ mod tests {
     #[test]
     fn relative_and_empty_path_entries_are_dropped() {
         assert_eq!(absolute_entries("/usr/bin::.:node_modules/.bin:/bin:"), "/usr/bin:/bin");
-        let env = agent_environment(pairs(&[("PATH", ":./bin:/usr/bin")]), &[], &[], &[]);
+        let env = agent_environment("codex", pairs(&[("PATH", ":./bin:/usr/bin")]), &[], &[], &[]);
         assert_eq!(get(&env, "PATH"), Some("/usr/bin"));
         // Also when the agent command sets it.
-        let env = agent_environment(Vec::new(), &[], &pairs(&[("PATH", "bin:/opt/bin")]), &[]);
+        let env = agent_environment("codex", Vec::new(), &[], &pairs(&[("PATH", "bin:/opt/bin")]), &[]);
         assert_eq!(get(&env, "PATH"), Some("/opt/bin"));
+    }
+
+    /// Issue 15: an agent of a council gets its own credentials from the
+    /// daemon's environment and from the client, never another agent's.
+    #[test]
+    fn each_agent_gets_only_its_own_credentials() {
+        let daemon = pairs(&[
+            ("HOME", "/home/u"),
+            ("OPENAI_API_KEY", "sk-openai"),
+            ("OPENAI_BASE_URL", "http://openai.mock"),
+            ("ANTHROPIC_API_KEY", "sk-ant"),
+            ("GEMINI_API_KEY", "gem"),
+        ]);
+        let names = |agent: &str| -> Vec<String> {
+            agent_environment(agent, daemon.clone(), &[], &[], &[])
+                .into_iter()
+                .map(|(name, _)| name)
+                .collect()
+        };
+        assert_eq!(names("codex"), ["HOME", "OPENAI_API_KEY", "OPENAI_BASE_URL"]);
+        assert_eq!(names("claude"), ["ANTHROPIC_API_KEY", "HOME"]);
+        assert_eq!(names("gemini"), ["GEMINI_API_KEY", "HOME"]);
+        assert_eq!(names("my-agent"), ["HOME"]);
+        let forwarded = pairs(&[("OPENAI_API_KEY", "client"), ("ANTHROPIC_BASE_URL", "http://mock")]);
+        assert_eq!(
+            forwarded_for("claude", &forwarded),
+            pairs(&[("ANTHROPIC_BASE_URL", "http://mock")])
+        );
+        assert_eq!(
+            forwarded_for("codex", &forwarded),
+            pairs(&[("OPENAI_API_KEY", "client")])
+        );
     }
 }

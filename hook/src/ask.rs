@@ -146,8 +146,10 @@ fn resume_hint(id: Option<&str>, agent: Option<&str>) -> String {
     if let Some(agent) = agent.filter(|agent| *agent != codex_fusion_protocol::agents::DEFAULT_AGENT) {
         id.push_str(&format!(" --agent {agent}"));
     }
+    let who =
+        codex_fusion_protocol::agents::display_name(agent.unwrap_or(codex_fusion_protocol::agents::DEFAULT_AGENT));
     format!(
-        "Codex is waiting for a decision; resume the turn with `codex-fusion ask permit allow{id}` or `codex-fusion ask permit deny{id} --note \"…\"`"
+        "{who} is waiting for a decision; resume the turn with `codex-fusion ask permit allow{id}` or `codex-fusion ask permit deny{id} --note \"…\"`"
     )
 }
 

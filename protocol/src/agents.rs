@@ -67,6 +67,19 @@ pub enum AgentsError {
     Command { variable: String, reason: &'static str },
 }
 
+/// The forwarded variables ([`crate::AGENT_ENV_VARS`]) agent `name` gets:
+/// its own credentials, home and endpoint, never another agent's. An agent
+/// that is not built in gets none (its command's `NAME=value` words give
+/// it what it needs).
+pub fn credential_vars(name: &str) -> &'static [&'static str] {
+    match name {
+        "codex" => &crate::AGENT_ENV_VARS[..3],
+        "claude" => &crate::AGENT_ENV_VARS[3..7],
+        "gemini" => &crate::AGENT_ENV_VARS[7..],
+        _ => &[],
+    }
+}
+
 /// How results name agent `name` to people: `Codex`, `Claude`, `Gemini`,
 /// any other name as written.
 pub fn display_name(name: &str) -> String {
@@ -192,6 +205,37 @@ mod tests {
         ]))
         .expect("parses");
         assert_eq!(agents[0].command.program, "new-acp");
+    }
+
+    #[test]
+    fn each_agent_gets_its_own_credentials_only() {
+        assert_eq!(
+            credential_vars("codex"),
+            ["CODEX_API_KEY", "OPENAI_API_KEY", "CODEX_HOME"]
+        );
+        assert_eq!(
+            credential_vars("claude"),
+            [
+                "ANTHROPIC_API_KEY",
+                "ANTHROPIC_AUTH_TOKEN",
+                "ANTHROPIC_BASE_URL",
+                "CLAUDE_CONFIG_DIR"
+            ]
+        );
+        assert_eq!(
+            credential_vars("gemini"),
+            ["GEMINI_API_KEY", "GOOGLE_API_KEY", "GOOGLE_GEMINI_BASE_URL"]
+        );
+        assert!(credential_vars("my-agent").is_empty());
+        let all: Vec<&str> = ["codex", "claude", "gemini"]
+            .iter()
+            .flat_map(|agent| credential_vars(agent).iter().copied())
+            .collect();
+        assert_eq!(
+            all,
+            crate::AGENT_ENV_VARS,
+            "every forwarded variable belongs to one agent"
+        );
     }
 
     #[test]

@@ -49,7 +49,21 @@ pub const CODEX_HOME_VAR: &str = "CODEX_HOME";
 /// Variables forwarded for codex-acp itself: a daemon started by a service
 /// manager does not see the user's shell environment, so the credentials and
 /// Codex home of the client that starts a session travel with its hello.
-pub const AGENT_ENV_VARS: [&str; 3] = [API_KEY_VARS[0], API_KEY_VARS[1], CODEX_HOME_VAR];
+///
+/// Each agent gets only its own ([`agents::credential_vars`]): an
+/// OpenAI key never reaches Claude, nor an Anthropic key Codex.
+pub const AGENT_ENV_VARS: &[&str] = &[
+    API_KEY_VARS[0],
+    API_KEY_VARS[1],
+    CODEX_HOME_VAR,
+    "ANTHROPIC_API_KEY",
+    "ANTHROPIC_AUTH_TOKEN",
+    "ANTHROPIC_BASE_URL",
+    "CLAUDE_CONFIG_DIR",
+    "GEMINI_API_KEY",
+    "GOOGLE_API_KEY",
+    "GOOGLE_GEMINI_BASE_URL",
+];
 
 /// The `_meta` key of a tool result that is a 🔐 pause; its value is
 /// `{"id": "<pause id>"}`, the id `permit` takes ([`PauseMeta`]). Clients (the

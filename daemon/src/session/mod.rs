@@ -588,7 +588,9 @@ impl WorkspaceActor {
 
     fn on_command(&mut self, command: Command) {
         match command {
-            Command::Turn(request) => {
+            Command::Turn(mut request) => {
+                // This agent's own credentials only, as its process has them.
+                request.agent_env = crate::environment::forwarded_for(&self.agent, &request.agent_env);
                 // The test suite's way to make an actor fail (debug builds).
                 #[cfg(debug_assertions)]
                 if let Some(marker) = std::env::var_os("CODEX_FUSION_TEST_PANIC_MARKER")
@@ -626,6 +628,7 @@ impl WorkspaceActor {
                 agent_env,
                 reply,
             } => {
+                let agent_env = crate::environment::forwarded_for(&self.agent, &agent_env);
                 let action = self.on_session_start(source, claude_session_id, settings, agent_env);
                 let _ = reply.send(action);
             }

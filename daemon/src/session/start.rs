@@ -246,6 +246,9 @@ async fn start(
     if spawning == Spawning::ShareOnly && context.pool.is_empty() {
         return Ok(None);
     }
+    // Only this agent's own credentials: they are its pool key too, so no
+    // other agent's key reaches its process.
+    let agent_env = environment::forwarded_for(&agent, &agent_env);
     if let Some(leaving) = leaving {
         // Codex lets one process hold a session at a time.
         leaving.close().await;
@@ -257,7 +260,7 @@ async fn start(
     })?;
     let daemon_env = environment::daemon_environment();
     let command_env = &settings.acp_command.env;
-    let base = environment::agent_environment(daemon_env.clone(), &agent_env, command_env, &[]);
+    let base = environment::agent_environment(&agent, daemon_env.clone(), &agent_env, command_env, &[]);
     let choice = profile_choice(&settings);
     let facts = profile_facts(&base, &context.state_dir, choice);
     // The read-confining profile is Codex's; another agent of a council is
@@ -392,7 +395,8 @@ impl Spawn<'_> {
             ours.push(("CODEX_PATH".into(), confinement.wrapper.display().to_string()));
         }
         let command = &self.settings.acp_command;
-        let env = environment::agent_environment(self.daemon_env.clone(), self.agent_env, &command.env, &ours);
+        let env =
+            environment::agent_environment(self.agent, self.daemon_env.clone(), self.agent_env, &command.env, &ours);
         let api_key = API_KEY_VARS
             .iter()
             .any(|name| env.iter().any(|(key, value)| key == name && !value.is_empty()));

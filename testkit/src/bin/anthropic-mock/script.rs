@@ -8,6 +8,14 @@
 //!   input, after the previous call's result came back. `{{pause_id}}` in the
 //!   JSON becomes the `id:` of the latest `🔐` result, the way Claude copies it.
 //!
+//! - `claude:answer:<text>`: end the turn with `<text>` (`\n` in it is a
+//!   line break), after `Claude read: <the last result>` when there is one:
+//!   how a test gives Claude, reviewing through claude-agent-acp, its
+//!   VERDICT line.
+//!
+//! A `<tool>` starting with a capital letter (`Bash`, `Write`) is one of
+//! Claude Code's own tools, called by that name.
+//!
 //! When every call has its result, the answer is `Claude read: <the last
 //! result>`. Claude Code defers MCP tools behind its `ToolSearch` tool: a
 //! call whose tool is not in the request's `tools` is preceded by a
@@ -20,6 +28,7 @@ pub const TOOL_PREFIX: &str = "mcp__codex-fusion__";
 /// Claude Code's tool that loads deferred tool schemas.
 pub const TOOL_SEARCH: &str = "ToolSearch";
 const CALL_MARKER: &str = "claude:call:";
+const ANSWER_MARKER: &str = "claude:answer:";
 const PAUSE_ID: &str = "{{pause_id}}";
 /// The start of the final answer; tests look for what follows.
 pub const ANSWER_PREFIX: &str = "Claude read: ";
@@ -102,9 +111,15 @@ impl Conversation {
     /// The next step of the script.
     pub fn reply(&self) -> Reply {
         let Some(call) = self.calls.get(self.used.len()) else {
-            return Reply::Text(match self.results.last() {
-                Some(last) => format!("{ANSWER_PREFIX}{last}"),
-                None => "Claude (anthropic-mock) has nothing scripted for this turn.".to_owned(),
+            let scripted = self.human_text.lines().find_map(|line| {
+                let at = line.find(ANSWER_MARKER)?;
+                Some(line[at + ANSWER_MARKER.len()..].trim().replace("\\n", "\n"))
+            });
+            return Reply::Text(match (self.results.last(), scripted) {
+                (Some(last), Some(answer)) => format!("{ANSWER_PREFIX}{last}\n\n{answer}"),
+                (None, Some(answer)) => answer,
+                (Some(last), None) => format!("{ANSWER_PREFIX}{last}"),
+                (None, None) => "Claude (anthropic-mock) has nothing scripted for this turn.".to_owned(),
             });
         };
         let name = full_name(&call.tool);
@@ -151,7 +166,7 @@ impl Conversation {
 }
 
 fn full_name(tool: &str) -> String {
-    if tool.contains("__") {
+    if tool.contains("__") || tool.starts_with(|c: char| c.is_ascii_uppercase()) {
         tool.to_owned()
     } else {
         format!("{TOOL_PREFIX}{tool}")
@@ -177,7 +192,10 @@ fn human_turn(messages: &[Value]) -> Option<usize> {
     human
         .iter()
         .rev()
-        .find(|&&index| human_text(&messages[index]).contains(CALL_MARKER))
+        .find(|&&index| {
+            let text = human_text(&messages[index]);
+            text.contains(CALL_MARKER) || text.contains(ANSWER_MARKER)
+        })
         .or(human.last())
         .copied()
 }
@@ -354,5 +372,12 @@ mod tests {
         assert!(text.contains("did not offer mcp__codex-fusion__consult"), "{text}");
         let plain = json!({"messages": [{"role": "user", "content": "hello"}]});
         assert!(matches!(Conversation::read(&plain).reply(), Reply::Text(text) if text.contains("nothing scripted")));
+        let answered = json!({"messages": [{"role": "user", "content": "Review it.\nclaude:answer:Fine.\\nVERDICT: OPEN — one gap"}]});
+        assert_eq!(
+            Conversation::read(&answered).reply(),
+            Reply::Text("Fine.\nVERDICT: OPEN — one gap".into())
+        );
+        assert_eq!(full_name("Bash"), "Bash");
+        assert_eq!(full_name("consult"), "mcp__codex-fusion__consult");
     }
 }

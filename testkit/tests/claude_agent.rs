@@ -1,0 +1,149 @@
+//! Issue 15 with the real `claude-agent-acp` (pinned, installed by `.ci/run`)
+//! as the council's second agent, beside the fake agent as Codex, against
+//! `anthropic-mock`: offline with `ANTHROPIC_BASE_URL` and a dummy
+//! `ANTHROPIC_API_KEY`. Run as root, claude-agent-acp needs `IS_SANDBOX=1`
+//! in its command or `session/new` fails. What "Claude" does comes from
+//! `claude:call:` / `claude:answer:` lines of the question.
+//!
+//! Skipped (with a message saying how to install it) when
+//! `$CODEX_FUSION_TEST_CLAUDE_AGENT_ACP` is not set.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use codex_fusion_testkit::claude::AnthropicMock;
+use codex_fusion_testkit::client::result_text;
+use codex_fusion_testkit::{Client, TestEnv};
+use serde_json::{Value, json};
+
+const VERSION: &str = "0.101.0";
+const ENV: &str = "CODEX_FUSION_TEST_CLAUDE_AGENT_ACP";
+/// A cold claude-agent-acp start and session on a busy 2-core machine.
+const LIMIT: Duration = Duration::from_secs(120);
+
+fn claude_agent_acp() -> Option<PathBuf> {
+    let Some(path) = std::env::var_os(ENV).filter(|path| !path.is_empty()) else {
+        eprintln!(
+            "SKIPPED: {ENV} is not set, so the real claude-agent-acp is not tested. .ci/run installs it; by hand:\n  \
+             npm install --prefix ~/.cache/codex-fusion-ci/claude-agent-acp-{VERSION} @agentclientprotocol/claude-agent-acp@{VERSION}\n  \
+             export {ENV}=~/.cache/codex-fusion-ci/claude-agent-acp-{VERSION}/node_modules/.bin/claude-agent-acp"
+        );
+        return None;
+    };
+    let path = PathBuf::from(path);
+    assert!(path.is_file(), "{ENV}={} does not exist", path.display());
+    Some(path)
+}
+
+/// A world offering `codex` (the fake) and `claude` (the real one, pointed
+/// at the mock, its config in the test's own directory).
+fn council_env(acp: &std::path::Path, anthropic: &AnthropicMock) -> TestEnv {
+    let mut env = TestEnv::new();
+    let sandbox = if nix::unistd::geteuid().is_root() {
+        "IS_SANDBOX=1 "
+    } else {
+        ""
+    };
+    let config = env.dir("claude-config");
+    env.set("CODEX_FUSION_AGENTS", "codex,claude")
+        .set("CODEX_FUSION_AGENT_CLAUDE", &format!("{sandbox}{}", acp.display()))
+        .set("ANTHROPIC_BASE_URL", &anthropic.base_url())
+        .set("ANTHROPIC_API_KEY", "sk-ant-codex-fusion-council-test")
+        .set("OPENAI_API_KEY", "sk-openai-for-codex-only")
+        .set("CLAUDE_CONFIG_DIR", config.to_str().expect("utf8"));
+    env
+}
+
+async fn agent_status(env: &TestEnv, agent: &str) -> Value {
+    let output = env.cli(&["status", "--json"], None).await;
+    let status: Value = serde_json::from_slice(&output.stdout).expect("status json");
+    status["workspaces"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|workspace| workspace["agent"] == agent)
+        .cloned()
+        .unwrap_or_else(|| panic!("no {agent} in {status}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claude_reviews_beside_codex_asks_before_acting_and_keeps_its_session() {
+    let Some(acp) = claude_agent_acp() else { return };
+    let anthropic = AnthropicMock::start().await;
+    let env = council_env(&acp, &anthropic);
+    let client = Client::start(&env, &[]).await;
+    let question = "Is the change safe?\n\
+        claude:call:Bash {\"command\": \"touch made-by-claude.txt\", \"description\": \"make a file\"}\n\
+        claude:answer:It is safe.\\nVERDICT: CONSENSUS — safe";
+    let result = tokio::time::timeout(
+        LIMIT,
+        client.call("consult", json!({"question": question, "agents": ["codex", "claude"]})),
+    )
+    .await
+    .expect("the council answers in time")
+    .expect("answered");
+    let text = result_text(&result);
+    assert!(text.contains("fake answer: prompts_seen=1"), "codex answered: {text}");
+    assert!(
+        text.contains("🔐 Claude paused: it wants to run a command."),
+        "Claude asked before running its command: {text}"
+    );
+    assert!(text.contains("command: touch made-by-claude.txt"), "{text}");
+    assert!(text.contains("1 CONSENSUS · 1 PAUSED"), "{text}");
+    assert!(
+        !env.workspace.join("made-by-claude.txt").exists(),
+        "nothing ran before the permit"
+    );
+
+    // Its session is in the mode where it asks the client.
+    let claude = agent_status(&env, "claude").await;
+    assert_eq!(claude["mode"], "default", "{claude}");
+    let session = claude["session_id"].as_str().expect("a session").to_owned();
+    // Each agent's process has its own credentials and not the other's.
+    let environ = |status: &Value| {
+        let pid = status["agent_pid"].as_u64().expect("a pid");
+        String::from_utf8_lossy(&std::fs::read(format!("/proc/{pid}/environ")).expect("environ")).into_owned()
+    };
+    let claude_env = environ(&claude);
+    assert!(claude_env.contains("ANTHROPIC_API_KEY=sk-ant-"), "Claude has its key");
+    assert!(
+        !claude_env.contains("sk-openai-for-codex-only"),
+        "Claude never gets Codex's key"
+    );
+    let codex_env = environ(&agent_status(&env, "codex").await);
+    assert!(
+        codex_env.contains("OPENAI_API_KEY=sk-openai-for-codex-only"),
+        "Codex has its key"
+    );
+    assert!(!codex_env.contains("sk-ant-"), "Codex never gets Claude's key");
+
+    let (failed, answer) = client.call_within(LIMIT, "permit", json!({"decision": "allow"})).await;
+    assert!(!failed, "{answer}");
+    assert!(answer.contains("VERDICT: CONSENSUS — safe"), "{answer}");
+    assert!(
+        env.workspace.join("made-by-claude.txt").exists(),
+        "the permitted command ran"
+    );
+    client.close().await;
+
+    // A daemon killed outright: Claude's session comes back with session/load.
+    env.kill_daemon().await;
+    let client = Client::start(&env, &[]).await;
+    let (failed, again) = client
+        .call_within(
+            LIMIT,
+            "consult",
+            json!({"question": "And now?\nclaude:answer:Still safe.\\nVERDICT: CONSENSUS — yes", "agents": "claude"}),
+        )
+        .await;
+    assert!(!failed, "{again}");
+    assert!(again.contains("Still safe."), "{again}");
+    let claude = agent_status(&env, "claude").await;
+    assert_eq!(claude["session_id"], session.as_str(), "{claude}");
+    assert_eq!(claude["session_origin"], "loaded", "{claude}");
+    assert_eq!(
+        claude["mode"], "default",
+        "the mode is set again after a load: {claude}"
+    );
+    client.close().await;
+}
