@@ -318,7 +318,11 @@ pub fn status(daemon: &DaemonStatus, workspace: &WorkspaceStatus) -> String {
         (Some(pid), state) => format!("{state} (pid {pid})"),
         (None, state) => state.to_owned(),
     };
-    let _ = writeln!(text, "codex-acp: {agent}");
+    let program = match workspace.agent_name() {
+        codex_fusion_protocol::agents::DEFAULT_AGENT => "codex-acp".to_owned(),
+        other => format!("agent {other}"),
+    };
+    let _ = writeln!(text, "{program}: {agent}");
     if !workspace.shared_with.is_empty() {
         let _ = writeln!(
             text,
@@ -429,9 +433,9 @@ pub fn status(daemon: &DaemonStatus, workspace: &WorkspaceStatus) -> String {
         counted(daemon.connections as u64, "connection")
     );
     if workspace.stderr_tail.is_empty() {
-        text.push_str("recent codex-acp stderr: none");
+        let _ = write!(text, "recent {program} stderr: none");
     } else {
-        text.push_str("recent codex-acp stderr:");
+        let _ = write!(text, "recent {program} stderr:");
         let start = workspace.stderr_tail.len().saturating_sub(10);
         for line in &workspace.stderr_tail[start..] {
             let _ = write!(text, "\n  {line}");

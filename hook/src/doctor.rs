@@ -127,6 +127,8 @@ pub async fn run() -> ExitCode {
     }
     checks.extend(read_confinement(&env, acp_command.as_ref()).await);
     checks.push(agents_on_offer(&env));
+    let home_dir = dirs.as_ref().ok().map(|dirs| dirs.home.clone());
+    checks.extend(council_agents(&env, home_dir.as_deref()).await);
     let home = dirs.as_ref().ok().map(|dirs| dirs.home.clone());
     checks.push(codex_login(&env, home.as_deref(), &sources));
     let mut project_dirs: Vec<PathBuf> = std::env::current_dir().into_iter().collect();
@@ -325,17 +327,100 @@ pub fn agents_on_offer(env: &dyn Fn(&str) -> Option<OsString>) -> Check {
             ));
         }
     }
-    let mut detail = format!("on offer: {} (the first answers by default)", shown.join(", "));
-    if offered.iter().any(|agent| agent.name != agents::DEFAULT_AGENT) {
-        detail.push_str(
-            "; this version answers with codex only: the other agents are checked here but not yet consulted",
-        );
-    }
+    let detail = format!("on offer: {} (the first answers by default)", shown.join(", "));
     if missing.is_empty() {
         Check::ok(NAME, detail)
     } else {
         Check::problem(NAME, format!("{detail}; {}", missing.join("; ")), missing.join("; "))
     }
+}
+
+/// Each agent on offer besides Codex (whose command, version and login have
+/// checks of their own): its version (`<program> --version`) and whether it
+/// can sign in (Claude: `ANTHROPIC_API_KEY`, `ANTHROPIC_AUTH_TOKEN` or a
+/// Claude login; Gemini: `GEMINI_API_KEY`, `GOOGLE_API_KEY` or a Gemini
+/// login), each with what to do about it. An agent whose command is not on
+/// PATH is reported by `agents_on_offer`.
+pub async fn council_agents(env: &dyn Fn(&str) -> Option<OsString>, home: Option<&Path>) -> Vec<Check> {
+    use codex_fusion_protocol::agents;
+    const NAME: &str = "agent";
+    let read = |name: &str| env(name).map(|value| value.to_string_lossy().into_owned());
+    let Ok(offered) = agents::on_offer(read) else {
+        return Vec::new();
+    };
+    let path = env("PATH");
+    let mut checks = Vec::new();
+    for agent in offered.iter().filter(|agent| agent.name != agents::DEFAULT_AGENT) {
+        let Some(program) = locate::on_path(&agent.command.program, path.as_deref()) else {
+            continue;
+        };
+        let shown = format!("{} --version", agent.command.program);
+        let version =
+            match locate::output_with_env(&program, &["--version"], &agent.command.env, VERSION_WAIT, &shown).await {
+                Ok(output) if output.status.success() => String::from_utf8_lossy(&output.stdout)
+                    .lines()
+                    .map(str::trim)
+                    .find(|line| !line.is_empty())
+                    .map(str::to_owned)
+                    .unwrap_or_else(|| "version unknown".to_owned()),
+                Ok(output) => format!("version unknown: `--version` failed: {}", locate::first_line(&output)),
+                Err(error) => format!("version unknown: {error}"),
+            };
+        let version = agent.command.scrub(&version).into_owned();
+        let has = |name: &str| {
+            env(name).is_some_and(|value| !value.is_empty())
+                || agent
+                    .command
+                    .env
+                    .iter()
+                    .any(|(key, value)| key == name && !value.is_empty())
+        };
+        let login = agent_login(&agent.name, &has, env, home);
+        let detail = format!("{}: {} ({version}); {}", agent.name, program.display(), login.0);
+        checks.push(match login.1 {
+            None => Check::ok(NAME, detail),
+            Some(fix) => Check::problem(NAME, detail, fix),
+        });
+    }
+    checks
+}
+
+/// How agent `name` signs in, and what to do when it cannot.
+fn agent_login(
+    name: &str,
+    has: &dyn Fn(&str) -> bool,
+    env: &dyn Fn(&str) -> Option<OsString>,
+    home: Option<&Path>,
+) -> (String, Option<String>) {
+    let keys: &[&str] = match name {
+        "claude" => &["ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN"],
+        "gemini" => &["GEMINI_API_KEY", "GOOGLE_API_KEY"],
+        _ => return ("its login is its own (not checked)".to_owned(), None),
+    };
+    if let Some(key) = keys.iter().find(|key| has(key)) {
+        return (format!("signs in with {key}"), None);
+    }
+    let login_file = match name {
+        "claude" => env("CLAUDE_CONFIG_DIR")
+            .filter(|dir| !dir.is_empty())
+            .map(PathBuf::from)
+            .or_else(|| home.map(|home| home.join(".claude")))
+            .map(|dir| dir.join(".credentials.json")),
+        _ => home.map(|home| home.join(".gemini").join("oauth_creds.json")),
+    };
+    if let Some(file) = login_file.filter(|file| file.is_file()) {
+        return (format!("signs in with its login ({})", file.display()), None);
+    }
+    let fix = match name {
+        "claude" => {
+            "set ANTHROPIC_API_KEY in the environment of the MCP server or the daemon, or sign in with `claude` (its /login)"
+        }
+        _ => "set GEMINI_API_KEY in the environment of the MCP server or the daemon, or sign in with `gemini`",
+    };
+    (
+        format!("no {} and no login found", keys.join(" or ")),
+        Some(fix.to_owned()),
+    )
 }
 
 /// Whether the daemon can confine Codex's reads to the workspace: it needs
@@ -1054,16 +1139,70 @@ mod tests {
         std::fs::set_permissions(&program, std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
         let check = agents_on_offer(&council);
         assert_eq!(check.state, State::Ok, "{}", check.detail);
-        assert!(
-            check.detail.contains("not yet consulted"),
-            "says what this version does: {}",
-            check.detail
-        );
 
         let check = agents_on_offer(&env_of(vec![("CODEX_FUSION_AGENTS", "codex;claude".into())]));
         assert_eq!(check.state, State::Problem);
         assert!(check.essential);
         assert!(check.detail.starts_with("CODEX_FUSION_AGENTS:"), "{}", check.detail);
+    }
+
+    /// Issue 15: each other agent's version and login, and how to fix a
+    /// missing login.
+    #[tokio::test]
+    async fn each_council_agent_shows_its_version_and_login() {
+        let temp = tempfile::tempdir().expect("tempdir");
+        let bin = temp.path().join("bin");
+        std::fs::create_dir(&bin).expect("mkdir");
+        for (program, version) in [("claude-agent-acp", "0.101.0"), ("gemini", "0.9.1")] {
+            let path = bin.join(program);
+            std::fs::write(&path, format!("#!/bin/sh\necho {version}\n")).expect("write");
+            std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
+        }
+        let home = temp.path().join("home");
+        std::fs::create_dir_all(home.join(".gemini")).expect("mkdir");
+        let env_of = |pairs: Vec<(&'static str, String)>| {
+            move |name: &str| {
+                pairs
+                    .iter()
+                    .find(|(known, _)| *known == name)
+                    .map(|(_, value)| OsString::from(value))
+            }
+        };
+        let path = bin.to_string_lossy().into_owned();
+        let env = env_of(vec![
+            ("PATH", path.clone()),
+            ("CODEX_FUSION_AGENTS", "codex,claude,gemini".into()),
+            ("ANTHROPIC_API_KEY", "sk-ant-x".into()),
+        ]);
+        let checks = council_agents(&env, Some(&home)).await;
+        assert_eq!(checks.len(), 2, "{checks:?}");
+        assert_eq!(checks[0].state, State::Ok, "{checks:?}");
+        assert!(
+            checks[0].detail.contains("claude: ")
+                && checks[0].detail.contains("(0.101.0); signs in with ANTHROPIC_API_KEY"),
+            "{}",
+            checks[0].detail
+        );
+        assert_eq!(checks[1].state, State::Problem, "{checks:?}");
+        assert!(
+            checks[1]
+                .detail
+                .contains("(0.9.1); no GEMINI_API_KEY or GOOGLE_API_KEY and no login found"),
+            "{}",
+            checks[1].detail
+        );
+        assert!(
+            checks[1]
+                .fix
+                .as_deref()
+                .is_some_and(|fix| fix.contains("GEMINI_API_KEY")),
+            "{checks:?}"
+        );
+        // A Gemini login counts.
+        std::fs::write(home.join(".gemini/oauth_creds.json"), "{}").expect("write");
+        let checks = council_agents(&env, Some(&home)).await;
+        assert_eq!(checks[1].state, State::Ok, "{checks:?}");
+        assert!(!checks[0].detail.contains("sk-ant-x"), "no key is shown");
     }
     use std::collections::HashMap;
 

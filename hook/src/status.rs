@@ -131,7 +131,13 @@ fn render_agent(out: &mut String, agent: &AgentProcessStatus) {
 }
 
 fn render_workspace(out: &mut String, workspace: &WorkspaceStatus, named: bool, last: Option<&AnswerRecord>) {
-    let _ = writeln!(out, "workspace {}", workspace.workspace.display());
+    let agent_name = workspace.agent_name();
+    if agent_name == codex_fusion_protocol::agents::DEFAULT_AGENT {
+        let _ = writeln!(out, "workspace {}", workspace.workspace.display());
+    } else {
+        // Another agent of a council, on its own session here.
+        let _ = writeln!(out, "workspace {} · agent {agent_name}", workspace.workspace.display());
+    }
     let session = match &workspace.session_id {
         Some(id) => {
             let mut text = id.clone();
@@ -247,7 +253,12 @@ fn render_workspace(out: &mut String, workspace: &WorkspaceStatus, named: bool, 
         row(out, "  ", "", &last.file.display().to_string());
     }
     if !workspace.stderr_tail.is_empty() {
-        let _ = writeln!(out, "  codex-acp stderr (latest last):");
+        let program = if agent_name == codex_fusion_protocol::agents::DEFAULT_AGENT {
+            "codex-acp"
+        } else {
+            agent_name
+        };
+        let _ = writeln!(out, "  {program} stderr (latest last):");
         let start = workspace.stderr_tail.len().saturating_sub(STDERR_LINES);
         for line in &workspace.stderr_tail[start..] {
             let _ = writeln!(out, "    {line}");

@@ -273,3 +273,77 @@ async fn every_agents_session_survives_a_daemon_restart_and_follows_session_star
     }
     client.close().await;
 }
+
+/// An agent that offers none of the modes in which it would ask before
+/// acting is not run: a fake named `claude` offers Codex's modes, not
+/// Claude's `default`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_without_an_asking_mode_is_refused_and_the_others_answer() {
+    let mut env = council_env();
+    let claude = env.fake_agent_command("--agent-name claude-lookalike");
+    env.set("CODEX_FUSION_AGENTS", "codex,claude")
+        .set("CODEX_FUSION_AGENT_CLAUDE", &claude);
+    let client = Client::start(&env, &[]).await;
+    let (failed, text) = client
+        .call_within(
+            LIMIT,
+            "consult",
+            json!({"question": "q", "agents": ["codex", "claude"]}),
+        )
+        .await;
+    assert!(!failed, "codex answered: {text}");
+    assert!(section(&text, "codex").contains("fake answer"), "{text}");
+    let refused = section(&text, "claude");
+    assert!(
+        refused.contains("claude-lookalike offers none of the modes default")
+            && refused.contains("so that Claude asks before acting, and does not run it"),
+        "{refused}"
+    );
+    assert!(!refused.contains("fake answer"), "{refused}");
+    client.close().await;
+}
+
+/// Codex CLI as the MCP client (its `clientInfo.name` is
+/// `codex-mcp-client`) is not its own reviewer: a call naming no agent goes
+/// to the first other agent on offer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_codex_host_gets_another_agent_by_default() {
+    let env = council_env();
+    let mut client = codex_fusion_testkit::RawClient::start(&env).await;
+    client
+        .send(json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+            "protocolVersion": "2025-06-18", "capabilities": {},
+            "clientInfo": {"name": "codex-mcp-client", "title": "Codex", "version": "0.99.0"}}}))
+        .await;
+    client.response(0, LIMIT).await;
+    client
+        .send(json!({"jsonrpc": "2.0", "method": "notifications/initialized"}))
+        .await;
+    client
+        .send(json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
+            "name": "consult", "arguments": {"question": "which agent?"}}}))
+        .await;
+    let response = client.response(1, LIMIT).await;
+    let text = response["result"]["content"][0]["text"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(text.contains("fake answer"), "{response}");
+    let status = status_json(&env).await;
+    let answered: Vec<(&str, u64)> = status["workspaces"]
+        .as_array()
+        .expect("workspaces")
+        .iter()
+        .map(|workspace| {
+            (
+                workspace["agent"].as_str().unwrap_or_default(),
+                workspace["turns"].as_u64().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert!(answered.contains(&("second", 1)), "second answered: {answered:?}");
+    assert!(
+        !answered.iter().any(|(agent, turns)| *agent == "codex" && *turns > 0),
+        "{answered:?}"
+    );
+}

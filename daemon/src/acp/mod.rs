@@ -192,6 +192,7 @@ impl AgentInfo {
 /// profile, else `read-only`) and checks that the mode took.
 pub async fn open_session(
     connection: &ConnectionTo<AcpPeer>,
+    agent: &str,
     info: &AgentInfo,
     workspace: &Path,
     resume: Option<&str>,
@@ -263,7 +264,7 @@ pub async fn open_session(
             (response.session_id.to_string(), response.config_options, response.modes)
         }
     };
-    let (mode, options) = ensure_mode(connection, &session_id, options, session_modes, modes).await?;
+    let (mode, options) = ensure_mode(connection, agent, info, &session_id, options, session_modes, modes).await?;
     if !loaded && info.is_codex_acp() {
         name_session(connection, &session_id, workspace).await;
     }
@@ -318,11 +319,19 @@ pub async fn close_session(connection: &ConnectionTo<AcpPeer>, session_id: &str)
 /// reports afterwards, which must be the one asked for.
 async fn ensure_mode(
     connection: &ConnectionTo<AcpPeer>,
+    agent: &str,
+    info: &AgentInfo,
     session_id: &str,
     options: Option<Vec<SessionConfigOption>>,
     modes: Option<SessionModeState>,
     wanted: &[&str],
 ) -> Result<(Option<String>, Option<Vec<SessionConfigOption>>), AgentFailure> {
+    let who = codex_fusion_protocol::agents::display_name(agent);
+    let program = if info.name.is_empty() {
+        agent
+    } else {
+        info.name.as_str()
+    };
     let pick = |offered: &[String]| -> Result<String, AgentFailure> {
         wanted
             .iter()
@@ -335,9 +344,10 @@ async fn ensure_mode(
                     offered.join(", ")
                 )),
                 _ => AgentFailure::Other(format!(
-                    "codex-acp offers none of the modes {} (it offers {}); codex-fusion needs one so that Codex asks before acting. Upgrade codex-acp",
+                    "{program} offers none of the modes {} (it offers {}); codex-fusion needs one so that {who} asks before acting, and does not run it otherwise. Upgrade {program}, or leave `{agent}` out of {}",
                     wanted.join(", "),
-                    offered.join(", ")
+                    offered.join(", "),
+                    codex_fusion_protocol::agents::AGENTS_ENV,
                 )),
             })
     };
@@ -358,7 +368,7 @@ async fn ensure_mode(
         let mode = current_value(&response.config_options, MODE_CONFIG_ID);
         if mode.as_deref() != Some(target.as_str()) {
             return Err(AgentFailure::Other(format!(
-                "codex-acp did not switch to `{target}` mode (it reports `{}`); refusing to run Codex with its own approvals",
+                "{program} did not switch to `{target}` mode (it reports `{}`); refusing to run {who} with its own approvals",
                 mode.unwrap_or_default()
             )));
         }
@@ -373,6 +383,13 @@ async fn ensure_mode(
             .await
             .map_err(|error| AgentFailure::classify(&error))?;
         return Ok((Some(target), options));
+    }
+    if agent != codex_fusion_protocol::agents::DEFAULT_AGENT {
+        // Nothing says this agent will ask before acting.
+        return Err(AgentFailure::Other(format!(
+            "{program} offers no session modes, so codex-fusion cannot put {who} in one where it asks before acting, and does not run it. Leave `{agent}` out of {}",
+            codex_fusion_protocol::agents::AGENTS_ENV
+        )));
     }
     tracing::warn!(session_id, "the agent has no modes; its own approval policy applies");
     Ok((None, options))

@@ -315,6 +315,7 @@ async fn start(
     }
     let open = acp::open_session(
         &host.agent.connection,
+        &agent,
         &host.info,
         workspace,
         resume.as_deref(),
