@@ -9,6 +9,7 @@
 
 mod acp_direct;
 mod cold;
+mod council;
 mod idle;
 mod latency;
 mod mcp;
@@ -169,6 +170,11 @@ const FIGURES: &[Figure] = &[
         number: 9,
         rows: cold::ROWS,
         run: cold::run,
+    },
+    Figure {
+        number: 10,
+        rows: council::ROWS,
+        run: council::run,
     },
 ];
 
