@@ -132,7 +132,7 @@ impl McpService {
                 let make = |agent: &str| -> Result<_, ErrorData> {
                     let settings = self.settings_for(agent)?;
                     let prompt = prompt.clone();
-                    let choice = choice.clone();
+                    let choice = choice.for_agent(agent);
                     let agent_env = self.agent_env.as_ref().clone();
                     Ok(move |waiter| {
                         Command::Turn(TurnRequest {

@@ -16,7 +16,8 @@ pub struct ConsultArgs {
     #[serde(default)]
     pub context: Option<String>,
     /// Model for this and later turns of the session, e.g. `gpt-5.5`; the
-    /// valid names come from Codex (see `status`).
+    /// valid names come from the agent (see `status`). For a council, one
+    /// per agent: `codex=gpt-5.5,claude=opus`.
     #[serde(default)]
     pub model: Option<String>,
     /// Reasoning effort for this and later turns, e.g. `low`, `medium`,
@@ -43,7 +44,8 @@ pub struct ReviewPlanArgs {
     #[serde(default)]
     pub context: Option<String>,
     /// Model for this and later turns of the session, e.g. `gpt-5.5`; the
-    /// valid names come from Codex (see `status`).
+    /// valid names come from the agent (see `status`). For a council, one
+    /// per agent: `codex=gpt-5.5,claude=opus`.
     #[serde(default)]
     pub model: Option<String>,
     /// Reasoning effort for this and later turns, e.g. `low`, `medium`,
@@ -75,7 +77,8 @@ pub struct ReviewDiffArgs {
     #[serde(default)]
     pub instructions: Option<String>,
     /// Model for this and later turns of the session, e.g. `gpt-5.5`; the
-    /// valid names come from Codex (see `status`).
+    /// valid names come from the agent (see `status`). For a council, one
+    /// per agent: `codex=gpt-5.5,claude=opus`.
     #[serde(default)]
     pub model: Option<String>,
     /// Reasoning effort for this and later turns, e.g. `low`, `medium`,
@@ -102,7 +105,8 @@ pub struct BrainstormArgs {
     #[serde(default)]
     pub constraints: Option<String>,
     /// Model for this and later turns of the session, e.g. `gpt-5.5`; the
-    /// valid names come from Codex (see `status`).
+    /// valid names come from the agent (see `status`). For a council, one
+    /// per agent: `codex=gpt-5.5,claude=opus`.
     #[serde(default)]
     pub model: Option<String>,
     /// Reasoning effort for this and later turns, e.g. `low`, `medium`,
@@ -131,7 +135,8 @@ pub struct ExploreArgs {
     #[schemars(with = "Option<Vec<String>>")]
     pub paths: Option<Vec<String>>,
     /// Model for this and later turns of the session, e.g. `gpt-5.5`; the
-    /// valid names come from Codex (see `status`).
+    /// valid names come from the agent (see `status`). For a council, one
+    /// per agent: `codex=gpt-5.5,claude=opus`.
     #[serde(default)]
     pub model: Option<String>,
     /// Reasoning effort for this and later turns, e.g. `low`, `medium`,
@@ -155,7 +160,8 @@ pub struct ReplyArgs {
     /// Your answer to Codex's last reply: agree, push back, or bring new facts.
     pub message: String,
     /// Model for this and later turns of the session, e.g. `gpt-5.5`; the
-    /// valid names come from Codex (see `status`).
+    /// valid names come from the agent (see `status`). For a council, one
+    /// per agent: `codex=gpt-5.5,claude=opus`.
     #[serde(default)]
     pub model: Option<String>,
     /// Reasoning effort for this and later turns, e.g. `low`, `medium`,
@@ -236,6 +242,28 @@ pub struct ModelChoice {
 impl ModelChoice {
     pub fn is_empty(&self) -> bool {
         self.model.is_none() && self.effort.is_none()
+    }
+
+    /// The choice for agent `agent` of a council: a value written per agent
+    /// (`codex=gpt-5.5,claude=opus`) gives each its own, an agent it does not
+    /// name keeps its current one; a plain value goes to every agent.
+    pub fn for_agent(&self, agent: &str) -> ModelChoice {
+        let pick = |value: &Option<String>| -> Option<String> {
+            let value = value.as_deref()?;
+            if !value.contains('=') {
+                return Some(value.to_owned());
+            }
+            value
+                .split(',')
+                .filter_map(|part| part.split_once('='))
+                .find(|(name, _)| name.trim().eq_ignore_ascii_case(agent))
+                .map(|(_, value)| value.trim().to_owned())
+                .filter(|value| !value.is_empty())
+        };
+        ModelChoice {
+            model: pick(&self.model),
+            effort: pick(&self.effort),
+        }
     }
 }
 
@@ -828,6 +856,24 @@ mod tests {
         let reset = &definitions[7].2;
         assert_eq!(reset["type"], json!("object"));
         assert!(reset["properties"]["agents"].is_object(), "{reset:?}");
+    }
+
+    #[test]
+    fn a_council_choice_can_name_each_agents_model() {
+        let choice = ModelChoice {
+            model: Some("codex=gpt-5.5, Claude=opus".into()),
+            effort: Some("high".into()),
+        };
+        assert_eq!(
+            choice.for_agent("claude"),
+            ModelChoice {
+                model: Some("opus".into()),
+                effort: Some("high".into())
+            }
+        );
+        assert_eq!(choice.for_agent("codex").model.as_deref(), Some("gpt-5.5"));
+        assert_eq!(choice.for_agent("gemini").model, None, "not named: unchanged");
+        assert_eq!(ModelChoice::default().for_agent("codex"), ModelChoice::default());
     }
 
     #[test]

@@ -14,7 +14,11 @@
 //! - `POST /v1/messages`               the model (SSE when `stream`, else one JSON message)
 //! - `POST /v1/messages/count_tokens`  a fixed count
 //! - `GET  /_mock/requests`            JSON array of every request so far (summary + body)
+//! - `POST /v1beta/models/<m>:streamGenerateContent` and `:generateContent`,
+//!   `:countTokens`: the Gemini API, for `gemini --acp` pointed here with
+//!   `GOOGLE_GEMINI_BASE_URL` (`gemini.rs`)
 
+mod gemini;
 mod script;
 
 use std::convert::Infallible;
@@ -136,6 +140,9 @@ async fn route(request: Request<Incoming>, state: Arc<State>) -> Response<Full<B
         Ok(collected) => serde_json::from_slice::<Value>(&collected.to_bytes()).unwrap_or(Value::Null),
         Err(_) => Value::Null,
     };
+    if method == Method::POST && path.starts_with("/v1beta/models/") {
+        return route_gemini(&path, &body, seq, &state);
+    }
     match (&method, path.as_str()) {
         (&Method::POST, "/v1/messages") => {
             let conversation = Conversation::read(&body);
@@ -184,6 +191,29 @@ async fn route(request: Request<Incoming>, state: Arc<State>) -> Response<Full<B
             respond(StatusCode::NOT_FOUND, "application/json", error.to_string())
         }
     }
+}
+
+/// The Gemini API: the conversation streams its reply; the other requests
+/// (a small model's side questions) get a short JSON answer.
+fn route_gemini(path: &str, body: &Value, seq: u64, state: &State) -> Response<Full<Bytes>> {
+    if path.ends_with(":countTokens") {
+        state.record(json!({"seq": seq, "path": path}));
+        return respond(
+            StatusCode::OK,
+            "application/json",
+            json!({"totalTokens": 100}).to_string(),
+        );
+    }
+    if path.ends_with(":streamGenerateContent") {
+        let turn = gemini::Turn::read(body);
+        let reply = turn.reply();
+        let answer = gemini::response(&reply);
+        state.record(json!({"seq": seq, "path": path, "human_text": turn.text,
+            "tool_results": turn.responses, "reply": answer, "body": body}));
+        return respond(StatusCode::OK, "text/event-stream", format!("data: {answer}\r\n\r\n"));
+    }
+    state.record(json!({"seq": seq, "path": path, "body": body}));
+    respond(StatusCode::OK, "application/json", gemini::side_answer().to_string())
 }
 
 fn respond(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
