@@ -347,3 +347,45 @@ async fn a_codex_host_gets_another_agent_by_default() {
         "{answered:?}"
     );
 }
+
+/// A council's `model` can name each agent's; a value one agent does not
+/// offer is that agent's error, listing what it offers, and the others
+/// answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_agent_takes_its_own_model_and_an_unknown_one_lists_that_agents_models() {
+    let env = council_env();
+    let client = Client::start(&env, &[]).await;
+    let (failed, text) = client
+        .call_within(
+            LIMIT,
+            "consult",
+            json!({"question": "q", "agents": ["codex", "second"], "model": "codex=fake-small,second=gpt-9"}),
+        )
+        .await;
+    assert!(!failed, "codex answered: {text}");
+    assert!(section(&text, "codex").contains("model=fake-small"), "{text}");
+    let refused = section(&text, "second");
+    assert!(
+        refused.contains("model: expected one of fake-large, fake-small (what second offers), got \"gpt-9\""),
+        "{refused}"
+    );
+    client.close().await;
+}
+
+/// The shell's `ask --agents` runs a council too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_asks_a_council() {
+    let env = council_env();
+    let output = env
+        .cli(&["ask", "consult", "from the shell", "--agents", "codex,third"], None)
+        .await;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(section(&stdout, "codex").contains("fake answer"), "{stdout}");
+    assert!(section(&stdout, "third").contains("fake answer"), "{stdout}");
+    assert!(stdout.contains("2 CONSENSUS"), "{stdout}");
+}

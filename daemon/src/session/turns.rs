@@ -721,6 +721,11 @@ impl WorkspaceActor {
                 (plan.wanted, plan.changes)
             }
             Err(message) => {
+                // The plan's words name Codex; another agent's name its own.
+                let message = match &*self.agent {
+                    codex_fusion_protocol::agents::DEFAULT_AGENT => message,
+                    other => message.replace("Codex", &codex_fusion_protocol::agents::display_name(other)),
+                };
                 tracing::info!(%message, "refusing a model or effort the agent does not offer");
                 if let Some(waiter) = turn.waiter.take() {
                     waiter.send(TurnOutcome::Invalid(message));
