@@ -270,19 +270,7 @@ async fn codex_acp(env: &dyn Fn(&str) -> Option<OsString>, configured: Option<&C
     let mut args: Vec<&str> = command.args.iter().map(String::as_str).collect();
     args.push("--version");
     let shown = format!("{} --version", command.display);
-    let version = match locate::output_with_env(&program, &args, &command.env, VERSION_WAIT, &shown).await {
-        Ok(output) if output.status.success() => String::from_utf8_lossy(&output.stdout)
-            .lines()
-            .map(str::trim)
-            .find(|line| !line.is_empty())
-            .map(str::to_owned)
-            .unwrap_or_else(|| "version unknown".to_owned()),
-        Ok(output) => format!("version unknown: `--version` failed: {}", locate::first_line(&output)),
-        Err(error) => format!("version unknown: {error}"),
-    };
-    // The agent may echo its arguments or environment (an unknown flag, a
-    // bad key): none of their hidden values is printed.
-    let version = command.scrub(&version).into_owned();
+    let version = version_of(&program, &args, &command, &shown).await;
     let mut detail = format!("{} ({version})", program.display());
     if let Some(Configured { variable, .. }) = configured {
         detail.push_str(&format!(", from {variable}"));
@@ -335,6 +323,23 @@ pub fn agents_on_offer(env: &dyn Fn(&str) -> Option<OsString>) -> Check {
     }
 }
 
+/// The first line `program args` prints (`args` ending in `--version`),
+/// or why there is none; no hidden value of `command` is shown (the agent
+/// may echo its arguments or environment: an unknown flag, a bad key).
+async fn version_of(program: &Path, args: &[&str], command: &AcpCommand, shown: &str) -> String {
+    let version = match locate::output_with_env(program, args, &command.env, VERSION_WAIT, shown).await {
+        Ok(output) if output.status.success() => String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .map(str::trim)
+            .find(|line| !line.is_empty())
+            .map(str::to_owned)
+            .unwrap_or_else(|| "version unknown".to_owned()),
+        Ok(output) => format!("version unknown: `--version` failed: {}", locate::first_line(&output)),
+        Err(error) => format!("version unknown: {error}"),
+    };
+    command.scrub(&version).into_owned()
+}
+
 /// Each agent on offer besides Codex (whose command, version and login have
 /// checks of their own): its version (`<program> --version`) and whether it
 /// can sign in (Claude: `ANTHROPIC_API_KEY`, `ANTHROPIC_AUTH_TOKEN` or a
@@ -355,18 +360,7 @@ pub async fn council_agents(env: &dyn Fn(&str) -> Option<OsString>, home: Option
             continue;
         };
         let shown = format!("{} --version", agent.command.program);
-        let version =
-            match locate::output_with_env(&program, &["--version"], &agent.command.env, VERSION_WAIT, &shown).await {
-                Ok(output) if output.status.success() => String::from_utf8_lossy(&output.stdout)
-                    .lines()
-                    .map(str::trim)
-                    .find(|line| !line.is_empty())
-                    .map(str::to_owned)
-                    .unwrap_or_else(|| "version unknown".to_owned()),
-                Ok(output) => format!("version unknown: `--version` failed: {}", locate::first_line(&output)),
-                Err(error) => format!("version unknown: {error}"),
-            };
-        let version = agent.command.scrub(&version).into_owned();
+        let version = version_of(&program, &["--version"], &agent.command, &shown).await;
         let has = |name: &str| {
             env(name).is_some_and(|value| !value.is_empty())
                 || agent

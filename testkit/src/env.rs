@@ -340,6 +340,21 @@ impl TestEnv {
         }
     }
 
+    /// The status of agent `agent`'s session in the workspace, as
+    /// `codex-fusion status --json` reports it.
+    pub async fn agent_status(&self, agent: &str) -> serde_json::Value {
+        let output = self.cli(&["status", "--json"], None).await;
+        let status: serde_json::Value = serde_json::from_slice(&output.stdout)
+            .unwrap_or_else(|error| panic!("{error}: {}", String::from_utf8_lossy(&output.stdout)));
+        status["workspaces"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|workspace| workspace["agent"] == agent)
+            .cloned()
+            .unwrap_or_else(|| panic!("no {agent} in {status}"))
+    }
+
     /// SIGKILLs the daemon (found through its lock file) and waits until it
     /// is gone.
     pub async fn kill_daemon(&self) {

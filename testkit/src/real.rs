@@ -238,3 +238,21 @@ stream_max_retries = 0
 "#
     )
 }
+
+/// An npm agent the suite drives when `variable` names its binary (`.ci/run`
+/// installs it and sets the variable), or `None` after printing why the test
+/// is skipped and how to install it.
+pub fn npm_agent(variable: &str, package: &str, version: &str, bin: &str) -> Option<PathBuf> {
+    let Some(path) = std::env::var_os(variable).filter(|path| !path.is_empty()) else {
+        let dir = package.rsplit('/').next().unwrap_or(package);
+        eprintln!(
+            "SKIPPED: {variable} is not set, so the real {bin} is not tested. .ci/run installs it; by hand:\n  \
+             npm install --prefix ~/.cache/codex-fusion-ci/{dir}-{version} {package}@{version}\n  \
+             export {variable}=~/.cache/codex-fusion-ci/{dir}-{version}/node_modules/.bin/{bin}"
+        );
+        return None;
+    };
+    let path = PathBuf::from(path);
+    assert!(path.is_file(), "{variable}={} does not exist", path.display());
+    Some(path)
+}

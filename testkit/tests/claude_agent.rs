@@ -22,17 +22,12 @@ const ENV: &str = "CODEX_FUSION_TEST_CLAUDE_AGENT_ACP";
 const LIMIT: Duration = Duration::from_secs(120);
 
 fn claude_agent_acp() -> Option<PathBuf> {
-    let Some(path) = std::env::var_os(ENV).filter(|path| !path.is_empty()) else {
-        eprintln!(
-            "SKIPPED: {ENV} is not set, so the real claude-agent-acp is not tested. .ci/run installs it; by hand:\n  \
-             npm install --prefix ~/.cache/codex-fusion-ci/claude-agent-acp-{VERSION} @agentclientprotocol/claude-agent-acp@{VERSION}\n  \
-             export {ENV}=~/.cache/codex-fusion-ci/claude-agent-acp-{VERSION}/node_modules/.bin/claude-agent-acp"
-        );
-        return None;
-    };
-    let path = PathBuf::from(path);
-    assert!(path.is_file(), "{ENV}={} does not exist", path.display());
-    Some(path)
+    codex_fusion_testkit::real::npm_agent(
+        ENV,
+        "@agentclientprotocol/claude-agent-acp",
+        VERSION,
+        "claude-agent-acp",
+    )
 }
 
 /// A world offering `codex` (the fake) and `claude` (the real one, pointed
@@ -52,18 +47,6 @@ fn council_env(acp: &std::path::Path, anthropic: &AnthropicMock) -> TestEnv {
         .set("OPENAI_API_KEY", "sk-openai-for-codex-only")
         .set("CLAUDE_CONFIG_DIR", config.to_str().expect("utf8"));
     env
-}
-
-async fn agent_status(env: &TestEnv, agent: &str) -> Value {
-    let output = env.cli(&["status", "--json"], None).await;
-    let status: Value = serde_json::from_slice(&output.stdout).expect("status json");
-    status["workspaces"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|workspace| workspace["agent"] == agent)
-        .cloned()
-        .unwrap_or_else(|| panic!("no {agent} in {status}"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -96,7 +79,7 @@ async fn claude_reviews_beside_codex_asks_before_acting_and_keeps_its_session() 
     );
 
     // Its session is in the mode where it asks the client.
-    let claude = agent_status(&env, "claude").await;
+    let claude = env.agent_status("claude").await;
     assert_eq!(claude["mode"], "default", "{claude}");
     let session = claude["session_id"].as_str().expect("a session").to_owned();
     // Each agent's process has its own credentials and not the other's.
@@ -110,7 +93,7 @@ async fn claude_reviews_beside_codex_asks_before_acting_and_keeps_its_session() 
         !claude_env.contains("sk-openai-for-codex-only"),
         "Claude never gets Codex's key"
     );
-    let codex_env = environ(&agent_status(&env, "codex").await);
+    let codex_env = environ(&env.agent_status("codex").await);
     assert!(
         codex_env.contains("OPENAI_API_KEY=sk-openai-for-codex-only"),
         "Codex has its key"
@@ -138,7 +121,7 @@ async fn claude_reviews_beside_codex_asks_before_acting_and_keeps_its_session() 
         .await;
     assert!(!failed, "{again}");
     assert!(again.contains("Still safe."), "{again}");
-    let claude = agent_status(&env, "claude").await;
+    let claude = env.agent_status("claude").await;
     assert_eq!(claude["session_id"], session.as_str(), "{claude}");
     assert_eq!(claude["session_origin"], "loaded", "{claude}");
     assert_eq!(

@@ -14,7 +14,7 @@ use std::time::Duration;
 use codex_fusion_testkit::claude::AnthropicMock;
 use codex_fusion_testkit::client::result_text;
 use codex_fusion_testkit::{Client, TestEnv};
-use serde_json::{Value, json};
+use serde_json::json;
 
 const VERSION: &str = "0.61.0";
 const ENV: &str = "CODEX_FUSION_TEST_GEMINI";
@@ -22,29 +22,7 @@ const ENV: &str = "CODEX_FUSION_TEST_GEMINI";
 const LIMIT: Duration = Duration::from_secs(120);
 
 fn gemini() -> Option<PathBuf> {
-    let Some(path) = std::env::var_os(ENV).filter(|path| !path.is_empty()) else {
-        eprintln!(
-            "SKIPPED: {ENV} is not set, so the real Gemini CLI is not tested. .ci/run installs it; by hand:\n  \
-             npm install --prefix ~/.cache/codex-fusion-ci/gemini-cli-{VERSION} @google/gemini-cli@{VERSION}\n  \
-             export {ENV}=~/.cache/codex-fusion-ci/gemini-cli-{VERSION}/node_modules/.bin/gemini"
-        );
-        return None;
-    };
-    let path = PathBuf::from(path);
-    assert!(path.is_file(), "{ENV}={} does not exist", path.display());
-    Some(path)
-}
-
-async fn agent_status(env: &TestEnv, agent: &str) -> Value {
-    let output = env.cli(&["status", "--json"], None).await;
-    let status: Value = serde_json::from_slice(&output.stdout).expect("status json");
-    status["workspaces"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|workspace| workspace["agent"] == agent)
-        .cloned()
-        .unwrap_or_else(|| panic!("no {agent} in {status}"))
+    codex_fusion_testkit::real::npm_agent(ENV, "@google/gemini-cli", VERSION, "gemini")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -81,7 +59,7 @@ async fn gemini_reviews_beside_codex_and_asks_before_running_a_command() {
         !env.workspace.join("made-by-gemini.txt").exists(),
         "nothing ran before the permit"
     );
-    let status = agent_status(&env, "gemini").await;
+    let status = env.agent_status("gemini").await;
     assert_eq!(status["mode"], "default", "{status}");
 
     let (failed, answer) = client.call_within(LIMIT, "permit", json!({"decision": "allow"})).await;
