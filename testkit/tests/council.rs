@@ -389,3 +389,39 @@ async fn the_cli_asks_a_council() {
     assert!(section(&stdout, "third").contains("fake answer"), "{stdout}");
     assert!(stdout.contains("2 CONSENSUS"), "{stdout}");
 }
+
+/// The result budget is shared: a short answer is shown whole, a long one
+/// is cut to what is left, keeps its verdict line and names the file its
+/// whole text is kept in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_member_answer_is_cut_to_its_share_and_names_its_file() {
+    let env = council_env();
+    let client = Client::start(&env, &[("CODEX_FUSION_MAX_RESULT_CHARS", "5000")]).await;
+    let (failed, text) = client
+        .call_within(LIMIT, "consult", consult_all("fake@second:big:30000"))
+        .await;
+    assert!(!failed, "{text}");
+    assert!(text.chars().count() <= 5000, "{} chars", text.chars().count());
+    for agent in ["codex", "third"] {
+        let whole = section(&text, agent);
+        assert!(
+            whole.contains("fake answer") && whole.contains("VERDICT: CONSENSUS"),
+            "{agent}: {whole}"
+        );
+    }
+    let cut = section(&text, "second");
+    assert!(cut.contains("[… answer cut at "), "{cut}");
+    assert!(
+        cut.contains("VERDICT: CONSENSUS — fake agrees"),
+        "the verdict is kept: {cut}"
+    );
+    let path = cut
+        .split("(full answer: ")
+        .nth(1)
+        .and_then(|rest| rest.split(')').next())
+        .unwrap_or_else(|| panic!("the cut answer names its file: {cut}"));
+    let full = std::fs::read_to_string(path).expect("the full answer");
+    assert!(full.chars().count() > 30_000, "{} chars", full.chars().count());
+    assert!(text.contains("3 CONSENSUS"), "{text}");
+    client.close().await;
+}
