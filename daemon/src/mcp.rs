@@ -323,7 +323,7 @@ impl McpService {
                 forwarder.finish().await;
                 match outcome {
                     Ok(TurnOutcome::Invalid(message)) => Err(ErrorData::invalid_params(message, None)),
-                    Ok(outcome) => Ok(self.result_of(agent, tool, outcome).await),
+                    Ok(outcome) => Ok(self.result_of(agent, tool, in_agents_outcome(agent, outcome)).await),
                     Err(_) => Err(internal(session.gone())),
                 }
             }
@@ -418,7 +418,10 @@ impl McpService {
         let members: Vec<Member> = waiting
             .into_iter()
             .zip(outcomes)
-            .map(|((agent, ..), outcome)| Member { agent, outcome })
+            .map(|((agent, ..), outcome)| Member {
+                outcome: in_agents_outcome(&agent, outcome),
+                agent,
+            })
             .collect();
         Ok(self.council_result(tool, members, started.elapsed()).await)
     }
@@ -576,6 +579,33 @@ fn not_on_offer(settings: &Settings, argument: &str, agent: &str) -> ErrorData {
     )
 }
 
+/// The daemon's words about Codex said of agent `agent`: its own name, and
+/// its own way to sign in.
+fn in_agents_words(agent: &str, text: &str) -> String {
+    use codex_fusion_protocol::agents;
+    if agent == agents::DEFAULT_AGENT {
+        return text.to_owned();
+    }
+    let who = agents::display_name(agent);
+    if text.starts_with("Codex is not signed in") {
+        let said = text
+            .split_once("Agent said: ")
+            .map(|(_, said)| said)
+            .unwrap_or_default();
+        let how = match agent {
+            "claude" => {
+                "set ANTHROPIC_API_KEY in the environment of the MCP server or the daemon, or sign in with `claude`"
+            }
+            "gemini" => {
+                "set GEMINI_API_KEY in the environment of the MCP server or the daemon, or sign in with `gemini`"
+            }
+            _ => "give it its credentials in its command (`NAME=value` words of its CODEX_FUSION_AGENT_ variable)",
+        };
+        return format!("{who} is not signed in: {how}, then call again. Agent said: {said}");
+    }
+    text.replace("Codex", &who)
+}
+
 /// How a member's turn stands in the tally.
 fn standing(outcome: &TurnOutcome) -> render::Standing {
     match outcome {
@@ -597,6 +627,21 @@ fn member_text(outcome: &TurnOutcome) -> String {
         TurnOutcome::Paused(pause) => render::pause(pause),
         TurnOutcome::Failed(message) | TurnOutcome::Refused(message) => format!("⚠ {message}"),
         TurnOutcome::Invalid(message) => format!("⚠ invalid: {message}"),
+    }
+}
+
+/// `outcome` with the daemon's words about Codex said of agent `agent`.
+fn in_agents_outcome(agent: &str, outcome: TurnOutcome) -> TurnOutcome {
+    match outcome {
+        TurnOutcome::Failed(message) => TurnOutcome::Failed(in_agents_words(agent, &message)),
+        TurnOutcome::Refused(message) => TurnOutcome::Refused(in_agents_words(agent, &message)),
+        TurnOutcome::Answer(mut answer) => {
+            for note in &mut answer.notes {
+                *note = in_agents_words(agent, note);
+            }
+            TurnOutcome::Answer(answer)
+        }
+        other => other,
     }
 }
 
@@ -763,6 +808,29 @@ impl ServerHandler for McpService {
 mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt as _;
+
+    #[test]
+    fn another_agent_is_named_as_itself_and_told_how_to_sign_in() {
+        let codex = "Codex is not signed in: run `codex login` in a terminal, or set OPENAI_API_KEY. Agent said: Authentication required";
+        assert_eq!(in_agents_words("codex", codex), codex);
+        let claude = in_agents_words("claude", codex);
+        assert!(
+            claude.starts_with("Claude is not signed in: set ANTHROPIC_API_KEY"),
+            "{claude}"
+        );
+        assert!(claude.ends_with("Agent said: Authentication required"), "{claude}");
+        assert!(!claude.contains("codex login"), "{claude}");
+        assert_eq!(
+            in_agents_words("gemini", "Codex is paused waiting for your decision on: x (pause p1)."),
+            "Gemini is paused waiting for your decision on: x (pause p1)."
+        );
+        assert_eq!(
+            default_agent_for(&Settings::default(), Some("codex-mcp-client")),
+            "claude",
+            "a Codex host gets Claude"
+        );
+        assert_eq!(default_agent_for(&Settings::default(), Some("claude-code")), "codex");
+    }
 
     #[test]
     fn a_long_answer_is_saved_privately() {
