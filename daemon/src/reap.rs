@@ -125,6 +125,25 @@ fn grow(members: &BTreeSet<Member>) -> BTreeSet<Member> {
         return grown;
     }
     let me = own_uid();
+    if codex_fusion_protocol::procfs::lists_children() {
+        // Down from each member through its threads' `children` files: a
+        // few reads per process of the tree, whatever else runs on the
+        // machine (a walk of /proc is a few reads per process of the
+        // machine, every second while agents talk).
+        let mut frontier: Vec<u32> = grown.iter().map(|member| member.pid).collect();
+        while let Some(parent) = frontier.pop() {
+            for pid in codex_fusion_protocol::procfs::children_of(parent) {
+                let Some(stat) = Stat::read(pid) else { continue };
+                if stat.state == 'Z' || owner(pid) != Some(me) {
+                    continue;
+                }
+                if grown.insert(Member { pid, start: stat.start }) {
+                    frontier.push(pid);
+                }
+            }
+        }
+        return grown;
+    }
     let all: Vec<(Member, u32)> = std::fs::read_dir("/proc")
         .into_iter()
         .flatten()

@@ -30,23 +30,62 @@ fn processes() -> Vec<(u32, u32)> {
         .collect()
 }
 
-/// Pids whose parent is `parent`.
+/// Pids whose parent is `parent`: from the `children` file of each of its
+/// threads (a child is listed under the thread that started it), which
+/// costs a few reads per thread; a walk of all of /proc only where the
+/// kernel has no such files (built without `CONFIG_PROC_CHILDREN`).
 pub fn children_of(parent: u32) -> Vec<u32> {
-    processes()
-        .into_iter()
-        .filter(|(_, of)| *of == parent)
-        .map(|(pid, _)| pid)
-        .collect()
+    match listed_children(parent) {
+        Some(children) => children,
+        None => processes()
+            .into_iter()
+            .filter(|(_, of)| *of == parent)
+            .map(|(pid, _)| pid)
+            .collect(),
+    }
+}
+
+/// Whether this kernel lists children in /proc/PID/task/TID/children
+/// (`CONFIG_PROC_CHILDREN`); found out once.
+pub fn lists_children() -> bool {
+    static LISTS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *LISTS.get_or_init(|| {
+        let me = std::process::id();
+        std::path::Path::new(&format!("/proc/{me}/task/{me}/children")).exists()
+    })
+}
+
+/// `parent`'s children from /proc/PID/task/TID/children, or `None` when
+/// the kernel does not offer them. A `parent` that is gone has none.
+fn listed_children(parent: u32) -> Option<Vec<u32>> {
+    if !lists_children() {
+        return None;
+    }
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{parent}/task")) else {
+        return Some(Vec::new());
+    };
+    let mut children = Vec::new();
+    for task in tasks.flatten() {
+        let mut path = task.path();
+        path.push("children");
+        // A thread that exited meanwhile has nothing to read.
+        if let Ok(text) = std::fs::read_to_string(&path) {
+            children.extend(text.split_whitespace().filter_map(|pid| pid.parse::<u32>().ok()));
+        }
+    }
+    Some(children)
 }
 
 /// `root` and every process below it.
 pub fn tree(root: u32) -> Vec<u32> {
-    let all = processes();
     let mut tree = vec![root];
     let mut index = 0;
     while index < tree.len() {
-        let parent = tree[index];
-        tree.extend(all.iter().filter(|(_, of)| *of == parent).map(|(pid, _)| *pid));
+        for child in children_of(tree[index]) {
+            if !tree.contains(&child) {
+                tree.push(child);
+            }
+        }
         index += 1;
     }
     tree
@@ -74,6 +113,16 @@ mod tests {
         assert_eq!(parent_of(child.id()), Some(me));
         assert!(children_of(me).contains(&child.id()));
         assert!(tree(me).contains(&child.id()));
+        // The children files and the walk of /proc agree.
+        let walked: Vec<u32> = processes()
+            .into_iter()
+            .filter(|(_, of)| *of == me)
+            .map(|(pid, _)| pid)
+            .collect();
+        assert!(walked.contains(&child.id()));
+        if let Some(listed) = listed_children(me) {
+            assert!(listed.contains(&child.id()), "{listed:?}");
+        }
         let own = status_kib(me, "VmRSS").expect("own RSS");
         let whole = tree_rss_kb(me).expect("tree RSS");
         assert!(whole > own, "the child's memory is counted: {whole} vs {own}");
