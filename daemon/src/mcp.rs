@@ -102,10 +102,24 @@ impl McpService {
     fn turn_agents(&self, tool: &TurnTool, context: &RequestContext<RoleServer>) -> Result<Vec<String>, ErrorData> {
         let named = match tool.agents() {
             Some(names) => names.to_vec(),
-            None => match (tool, self.daemon.last_agents(&self.workspace)) {
-                (TurnTool::Reply(_), Some(last)) => last,
-                _ => vec![self.default_agent(context)],
-            },
+            None => {
+                // Those of the last turn still on offer to this connection.
+                let last: Vec<String> = match tool {
+                    TurnTool::Reply(_) => self
+                        .daemon
+                        .last_agents(&self.workspace)
+                        .unwrap_or_default()
+                        .into_iter()
+                        .filter(|agent| self.settings_for(agent).is_ok())
+                        .collect(),
+                    _ => Vec::new(),
+                };
+                if last.is_empty() {
+                    vec![self.default_agent(context)]
+                } else {
+                    last
+                }
+            }
         };
         let mut agents: Vec<String> = Vec::new();
         for name in named {

@@ -425,3 +425,26 @@ async fn a_long_member_answer_is_cut_to_its_share_and_names_its_file() {
     assert!(text.contains("3 CONSENSUS"), "{text}");
     client.close().await;
 }
+
+/// `reply` follows the last turn's agents that this connection still
+/// offers: a client that now offers Codex alone replies to Codex alone,
+/// not with an error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reply_keeps_only_the_last_agents_still_on_offer() {
+    let env = council_env();
+    let client = Client::start(&env, &[]).await;
+    client
+        .call_within(
+            LIMIT,
+            "consult",
+            json!({"question": "q", "agents": ["codex", "second"]}),
+        )
+        .await;
+    client.close().await;
+    let codex_only = Client::start(&env, &[("CODEX_FUSION_AGENTS", "codex")]).await;
+    let (failed, text) = codex_only.call_within(LIMIT, "reply", json!({"message": "and?"})).await;
+    assert!(!failed, "{text}");
+    assert_eq!(prompts_seen(&text), 2, "Codex alone, on its session: {text}");
+    assert!(!text.contains("── "), "{text}");
+    codex_only.close().await;
+}
