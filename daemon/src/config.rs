@@ -133,6 +133,10 @@ impl Settings {
             allow_external_reads: parse_bool(ALLOW_EXTERNAL_READS_ENV, get(ALLOW_EXTERNAL_READS_ENV))?,
             allow_writes: parse_bool(ALLOW_WRITES_ENV, get(ALLOW_WRITES_ENV))?,
             allow_commands: parse_bool(ALLOW_COMMANDS_ENV, get(ALLOW_COMMANDS_ENV))?,
+            // As for the default agent (see `with_command`).
+            commands_see_credentials: offered
+                .first()
+                .is_some_and(|agent| agent.name != codex_fusion_protocol::agents::DEFAULT_AGENT),
         };
         let allow_codex_config = parse_bool(ALLOW_CODEX_CONFIG_ENV, get(ALLOW_CODEX_CONFIG_ENV))?;
         let turn_timeout = parse_millis(TURN_TIMEOUT_ENV, get(TURN_TIMEOUT_ENV))?.unwrap_or(defaults.turn_timeout);
@@ -212,10 +216,20 @@ impl Settings {
     /// not on offer.
     pub fn for_agent(&self, name: &str) -> Option<Settings> {
         let agent = self.agents.iter().find(|agent| agent.name == name)?;
-        Some(Settings {
-            acp_command: agent.command.clone(),
+        Some(self.with_command(name, agent.command.clone()))
+    }
+
+    /// These settings for agent `name` run by `command`: another agent than
+    /// Codex runs its commands with its own credentials in their
+    /// environment, so they always ask.
+    pub fn with_command(&self, name: &str, command: AcpCommand) -> Settings {
+        let mut policy = self.policy;
+        policy.commands_see_credentials = name != codex_fusion_protocol::agents::DEFAULT_AGENT;
+        Settings {
+            acp_command: command,
+            policy,
             ..self.clone()
-        })
+        }
     }
 
     /// The names on offer, comma-separated, for messages.

@@ -13,6 +13,10 @@ pub struct Policy {
     pub allow_writes: bool,
     /// `CODEX_FUSION_ALLOW_COMMANDS`: shell commands.
     pub allow_commands: bool,
+    /// The agent's commands inherit its environment, its API key included
+    /// (every agent but Codex, whose profile gives commands the core
+    /// variables only): they always ask, whatever `allow_commands` says.
+    pub commands_see_credentials: bool,
 }
 
 /// The kind of action Codex asks for, from the ACP tool-call kind.
@@ -184,6 +188,10 @@ pub fn decide(request: &PermissionRequest, policy: &Policy) -> Decision {
                 Decision::Ask(format!(
                     "the command reads a credential store ({store}); codex-fusion always asks"
                 ))
+            } else if policy.commands_see_credentials {
+                Decision::Ask(
+                    "it runs a command, which would see this agent's own credentials (only Codex's commands run without them), so it asks whatever CODEX_FUSION_ALLOW_COMMANDS says".into(),
+                )
             } else if policy.allow_commands {
                 Decision::Allow
             } else {
@@ -258,6 +266,7 @@ mod tests {
         allow_external_reads: false,
         allow_writes: false,
         allow_commands: false,
+        commands_see_credentials: false,
     };
     const READS: Policy = Policy {
         allow_external_reads: true,
@@ -275,7 +284,29 @@ mod tests {
         allow_external_reads: true,
         allow_writes: true,
         allow_commands: true,
+        commands_see_credentials: false,
     };
+
+    /// Issue 15: another agent's commands see its API key, so they ask even
+    /// with every switch on; its edits and reads follow the switches.
+    #[test]
+    fn another_agents_commands_always_ask() {
+        let other = Policy {
+            commands_see_credentials: true,
+            ..ALL
+        };
+        let command = PermissionRequest {
+            kind: ActionKind::Execute,
+            title: "make".into(),
+            command: Some("make".into()),
+            ..PermissionRequest::default()
+        };
+        match decide(&command, &other) {
+            Decision::Ask(why) => assert!(why.contains("own credentials"), "{why}"),
+            Decision::Allow => panic!("a command of another agent was allowed"),
+        }
+        assert_eq!(decide(&command, &ALL), Decision::Allow, "Codex's command, allowed");
+    }
 
     /// One row per rule: (kind, paths inside?, policy, allowed?).
     #[test]

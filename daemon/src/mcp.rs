@@ -88,10 +88,7 @@ impl McpService {
                     .host_fallback
                     .as_ref()
                     .filter(|fallback| fallback.name == agent)
-                    .map(|fallback| Settings {
-                        acp_command: fallback.command.clone(),
-                        ..self.settings.as_ref().clone()
-                    })
+                    .map(|fallback| self.settings.with_command(agent, fallback.command.clone()))
             })
             .map(Arc::new)
             .ok_or_else(|| not_on_offer(&self.settings, "agents", agent))

@@ -553,13 +553,14 @@ fn kind() -> impl Strategy<Value = ActionKind> {
 }
 
 fn policy() -> impl Strategy<Value = Policy> {
-    (any::<bool>(), any::<bool>(), any::<bool>()).prop_map(|(allow_external_reads, allow_writes, allow_commands)| {
-        Policy {
+    (any::<bool>(), any::<bool>(), any::<bool>(), any::<bool>()).prop_map(
+        |(allow_external_reads, allow_writes, allow_commands, commands_see_credentials)| Policy {
             allow_external_reads,
             allow_writes,
             allow_commands,
-        }
-    })
+            commands_see_credentials,
+        },
+    )
 }
 
 /// A path inside or out, its entry inside or out, and now and then in a
@@ -714,6 +715,16 @@ proptest! {
         }
     }
 
+    /// Issue 15: a command of an agent whose commands see its credentials
+    /// is never allowed without asking, whatever the switches.
+    #[test]
+    fn a_command_that_would_see_the_agents_key_always_asks(request in permission_request(), policy in policy()) {
+        let other = Policy { commands_see_credentials: true, ..policy };
+        if request.kind == ActionKind::Execute {
+            prop_assert!(!allowed(&request, &other), "{:?} allowed under {:?}", request, other);
+        }
+    }
+
     /// Turning a flag on never turns an allow into an ask.
     #[test]
     fn more_flags_never_take_an_allow_away(request in permission_request(), policy in policy(), extra in policy()) {
@@ -721,6 +732,8 @@ proptest! {
             allow_external_reads: policy.allow_external_reads || extra.allow_external_reads,
             allow_writes: policy.allow_writes || extra.allow_writes,
             allow_commands: policy.allow_commands || extra.allow_commands,
+            // The same agent.
+            commands_see_credentials: policy.commands_see_credentials,
         };
         if allowed(&request, &policy) {
             prop_assert!(allowed(&request, &wider), "{:?}: {:?} allows, {:?} does not", request, policy, wider);

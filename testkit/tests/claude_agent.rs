@@ -45,6 +45,8 @@ fn council_env(acp: &std::path::Path, anthropic: &AnthropicMock) -> TestEnv {
         .set("ANTHROPIC_BASE_URL", &anthropic.base_url())
         .set("ANTHROPIC_API_KEY", "sk-ant-codex-fusion-council-test")
         .set("OPENAI_API_KEY", "sk-openai-for-codex-only")
+        // Claude's commands would see its key: they ask even so.
+        .set("CODEX_FUSION_ALLOW_COMMANDS", "1")
         .set("CLAUDE_CONFIG_DIR", config.to_str().expect("utf8"));
     env
 }
@@ -72,6 +74,7 @@ async fn claude_reviews_beside_codex_asks_before_acting_and_keeps_its_session() 
         "Claude asked before running its command: {text}"
     );
     assert!(text.contains("command: touch made-by-claude.txt"), "{text}");
+    assert!(text.contains("which would see this agent's own credentials"), "{text}");
     assert!(text.contains("1 CONSENSUS · 1 PAUSED"), "{text}");
     assert!(
         !env.workspace.join("made-by-claude.txt").exists(),

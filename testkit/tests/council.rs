@@ -448,3 +448,27 @@ async fn reply_keeps_only_the_last_agents_still_on_offer() {
     assert!(!text.contains("── "), "{text}");
     codex_only.close().await;
 }
+
+/// Another agent's commands inherit its environment, its API key included,
+/// so `CODEX_FUSION_ALLOW_COMMANDS` does not let them run unasked; Codex's
+/// commands, which run without credentials, it does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_agents_commands_ask_even_with_commands_allowed() {
+    let env = council_env();
+    let client = Client::start(&env, &[("CODEX_FUSION_ALLOW_COMMANDS", "1")]).await;
+    let (_, text) = client
+        .call_within(
+            LIMIT,
+            "consult",
+            json!({"question": "fake:permission:execute:made.txt", "agents": ["codex", "second"]}),
+        )
+        .await;
+    assert!(section(&text, "codex").contains("ran touch made.txt"), "{text}");
+    let paused = section(&text, "second");
+    assert!(paused.starts_with("🔐 second paused"), "{text}");
+    assert!(
+        paused.contains("which would see this agent's own credentials"),
+        "{paused}"
+    );
+    client.close().await;
+}
