@@ -126,6 +126,7 @@ pub async fn run() -> ExitCode {
         });
     }
     checks.extend(read_confinement(&env, acp_command.as_ref()).await);
+    checks.extend(system_bubblewrap(&env).await);
     checks.push(agents_on_offer(&env));
     let home_dir = dirs.as_ref().ok().map(|dirs| dirs.home.clone());
     checks.extend(council_agents(&env, home_dir.as_deref()).await);
@@ -415,6 +416,48 @@ fn agent_login(
         format!("no {} and no login found", keys.join(" or ")),
         Some(fix.to_owned()),
     )
+}
+
+/// The system bubblewrap codex's sandbox uses instead of its own, if one is
+/// installed (first `bwrap` on PATH, else `/usr/bin/bwrap`): one without
+/// `--argv0` (older than 0.9, e.g. Debian 12's 0.8.0) cannot start codex's
+/// sandbox helper, and every confined read and command fails with
+/// "execvp codex-linux-sandbox: No such file or directory". `None` when
+/// none is installed (codex uses the one it ships).
+pub async fn system_bubblewrap(env: &dyn Fn(&str) -> Option<OsString>) -> Option<Check> {
+    const NAME: &str = "bubblewrap";
+    let program = locate::on_path("bwrap", env("PATH").as_deref()).or_else(|| {
+        let system = PathBuf::from("/usr/bin/bwrap");
+        system.is_file().then_some(system)
+    })?;
+    let help = match locate::output_with_env(&program, &["--help"], &[], VERSION_WAIT, "bwrap --help").await {
+        Ok(output) => format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        ),
+        Err(error) => {
+            return Some(Check::info(
+                NAME,
+                format!("{}: `--help` failed: {error}", program.display()),
+            ));
+        }
+    };
+    if help.contains("--argv0") {
+        Some(Check::ok(
+            NAME,
+            format!("{} (codex's sandbox uses it; it has --argv0)", program.display()),
+        ))
+    } else {
+        Some(Check::problem(
+            NAME,
+            format!(
+                "{} has no --argv0 (older than 0.9), and codex's sandbox uses it instead of its own: every confined read and command fails with \"execvp codex-linux-sandbox: No such file or directory\"",
+                program.display()
+            ),
+            "upgrade bubblewrap to 0.9 or later, or remove it (codex then uses the one it ships)",
+        ))
+    }
 }
 
 /// Whether the daemon can confine Codex's reads to the workspace: it needs
@@ -1138,6 +1181,36 @@ mod tests {
         assert_eq!(check.state, State::Problem);
         assert!(check.essential);
         assert!(check.detail.starts_with("CODEX_FUSION_AGENTS:"), "{}", check.detail);
+    }
+
+    /// A system bubblewrap without `--argv0` breaks codex's sandbox; one
+    /// with it is fine; none is no line.
+    #[tokio::test]
+    async fn an_old_system_bubblewrap_is_a_problem_with_its_fix() {
+        let temp = tempfile::tempdir().expect("tempdir");
+        let bwrap = temp.path().join("bwrap");
+        let path = temp.path().to_string_lossy().into_owned();
+        let env = move |name: &str| (name == "PATH").then(|| OsString::from(&path));
+        for (help, state) in [
+            (
+                "usage: bwrap [OPTIONS...] [--] COMMAND\n    --argv0 VALUE  Set argv[0]",
+                State::Ok,
+            ),
+            (
+                "usage: bwrap [OPTIONS...] [--] COMMAND\n    --unshare-user",
+                State::Problem,
+            ),
+        ] {
+            std::fs::write(&bwrap, format!("#!/bin/sh\necho '{help}'\n")).expect("write");
+            std::fs::set_permissions(&bwrap, std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
+            let check = system_bubblewrap(&env).await.expect("a bubblewrap is found");
+            assert_eq!(check.state, state, "{check:?}");
+            if state == State::Problem {
+                assert!(check.detail.contains("execvp codex-linux-sandbox"), "{}", check.detail);
+                assert!(check.fix.as_deref().is_some_and(|fix| fix.contains("0.9")), "{check:?}");
+                assert!(!check.essential);
+            }
+        }
     }
 
     /// Issue 15: each other agent's version and login, and how to fix a

@@ -139,11 +139,18 @@ impl AgentFailure {
             AgentFailure::Quota(text)
         } else if lower.contains("rate limit") || lower.contains("rate_limit") || lower.contains("429") {
             AgentFailure::RateLimited(text)
+        } else if lower.contains("execvp codex-linux-sandbox") {
+            AgentFailure::Other(format!("codex-acp error {code}: {text}. {OLD_BWRAP_HINT}"))
         } else {
             AgentFailure::Other(format!("codex-acp error {code}: {text}"))
         }
     }
 }
+
+/// What codex's sandbox failing to re-exec itself means, and what to do.
+/// Seen with Debian 12's bubblewrap 0.8.0 installed: codex prefers the
+/// system `bwrap`, and one without `--argv0` cannot start its helper.
+pub const OLD_BWRAP_HINT: &str = "Codex's sandbox could not start its helper: a system bubblewrap (`bwrap`) older than 0.9 (no `--argv0`) is installed, and codex uses it instead of its own. Upgrade bubblewrap to 0.9 or later, or remove it (codex then uses the one it ships); `codex-fusion doctor` checks it";
 
 /// `initialize`, checking the protocol version.
 pub async fn initialize(connection: &ConnectionTo<AcpPeer>) -> Result<AgentInfo, AgentFailure> {
@@ -1229,6 +1236,16 @@ mod tests {
         assert_eq!(
             AgentFailure::classify(&other).to_string(),
             "codex-acp error -32603: boom"
+        );
+        // As codex-acp 2.6.0 said it with Debian 12's bubblewrap 0.8.0.
+        let old_bwrap = agent_client_protocol::Error::new(-32603, "Internal error").data(json!({
+            "details": "error creating thread: failed to load AGENTS.md instructions for environment `local`: fs sandbox helper failed with status exit status: 1: bwrap: execvp codex-linux-sandbox: No such file or directory"
+        }));
+        let failure = AgentFailure::classify(&old_bwrap).to_string();
+        assert!(failure.contains("bubblewrap (`bwrap`) older than 0.9"), "{failure}");
+        assert!(
+            failure.contains("execvp codex-linux-sandbox"),
+            "codex's words are kept: {failure}"
         );
     }
 
