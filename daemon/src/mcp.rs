@@ -1,7 +1,7 @@
 //! The MCP server one connection talks to: the nine tools, each turned into
 //! a command for the workspace's session and its outcome rendered as text.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rmcp::model::{
@@ -37,6 +37,10 @@ pub struct McpService {
     agent_env: Arc<Vec<(String, String)>>,
     /// Fires when the client's side of the connection ends.
     client_gone: CancellationToken,
+    /// Each agent this connection may consult, with its settings (its
+    /// command, its policy), made once: the agents on offer, and the
+    /// reviewer of a Codex host.
+    agent_settings: Arc<Vec<(String, Arc<Settings>)>>,
 }
 
 /// What one agent's turn came to, with what its result text needs.
@@ -55,12 +59,30 @@ impl McpService {
     ) -> McpService {
         // The workspace shows in `status` from its first connection on.
         daemon.session(&workspace, settings.default_agent());
+        let mut agent_settings: Vec<(String, Arc<Settings>)> = settings
+            .agents
+            .iter()
+            .map(|agent| {
+                (
+                    agent.name.clone(),
+                    Arc::new(settings.with_command(&agent.name, agent.command.clone())),
+                )
+            })
+            .collect();
+        if let Some(fallback) = &settings.host_fallback
+            && !agent_settings.iter().any(|(name, _)| *name == fallback.name)
+        {
+            // The reviewer of a Codex host, when the list offers only Codex.
+            let fallback_settings = settings.with_command(&fallback.name, fallback.command.clone());
+            agent_settings.push((fallback.name.clone(), Arc::new(fallback_settings)));
+        }
         McpService {
             daemon,
             workspace,
             settings: Arc::new(settings),
             agent_env: Arc::new(agent_env),
             client_gone,
+            agent_settings: Arc::new(agent_settings),
         }
     }
 
@@ -80,17 +102,10 @@ impl McpService {
 
     /// This connection's settings for `agent`, whose command they carry.
     fn settings_for(&self, agent: &str) -> Result<Arc<Settings>, ErrorData> {
-        self.settings
-            .for_agent(agent)
-            .or_else(|| {
-                // The reviewer of a Codex host, when the list offers only Codex.
-                self.settings
-                    .host_fallback
-                    .as_ref()
-                    .filter(|fallback| fallback.name == agent)
-                    .map(|fallback| self.settings.with_command(agent, fallback.command.clone()))
-            })
-            .map(Arc::new)
+        self.agent_settings
+            .iter()
+            .find(|(name, _)| name == agent)
+            .map(|(_, settings)| settings.clone())
             .ok_or_else(|| not_on_offer(&self.settings, "agents", agent))
     }
 
@@ -189,8 +204,7 @@ impl McpService {
                         let mut agents = Vec::new();
                         for name in named {
                             let name = name.trim().to_ascii_lowercase();
-                            self.settings_for(&name)
-                                .map_err(|_| not_on_offer(&self.settings, "agents", &name))?;
+                            self.settings_for(&name)?;
                             agents.push(name);
                         }
                         agents
@@ -503,9 +517,7 @@ impl McpService {
             CallToolResult::success(vec![ContentBlock::text(text)])
         };
         if let Some(pause) = first_pause {
-            let mut meta = rmcp::model::MetaObject::default();
-            codex_fusion_protocol::PauseMeta::new(pause.id.clone(), pause.agent.to_string()).insert_into(&mut meta.0);
-            result.meta = Some(meta);
+            result.meta = Some(pause_meta(&pause));
         }
         result
     }
@@ -513,42 +525,46 @@ impl McpService {
     /// One council member's section body within `share`, its outcome kept
     /// whole in the recent answers first.
     async fn member_body(&self, agent: &str, tool: &str, outcome: &TurnOutcome, whole: String, share: usize) -> String {
-        let recent = &self.daemon.recent;
-        let fits = render::cost(&whole) <= share;
-        let kept_text = match outcome {
-            TurnOutcome::Answer(answer) => answer.text.clone(),
-            TurnOutcome::Paused(pause) => render::pause_to_save(pause),
-            TurnOutcome::Failed(message) | TurnOutcome::Refused(message) | TurnOutcome::Invalid(message) => {
-                message.clone()
-            }
+        if render::cost(&whole) <= share {
+            self.keep_outcome(agent, tool, outcome, None).await;
+            return whole;
+        }
+        let kind = if matches!(outcome, TurnOutcome::Paused(_)) {
+            "pauses"
+        } else {
+            "answers"
         };
-        let entry = recent.entry(&self.workspace, agent, tool, outcome, &kept_text);
-        if fits {
+        let saved = self.keep_outcome(agent, tool, outcome, Some(kind)).await;
+        match outcome {
+            TurnOutcome::Answer(answer) => render::member_answer_within(answer, share, saved.as_deref()),
+            TurnOutcome::Paused(pause) => render::pause_within(pause, share, saved.as_deref()),
+            _ => render::fit(whole, share),
+        }
+    }
+
+    /// Keeps `outcome` whole in the recent answers. Shown whole (`cut` is
+    /// `None`), it is kept while it goes out; cut, it is kept first, marked
+    /// cut, and the file that holds it whole is returned: the kept one, or
+    /// one saved on its own under `state_dir/<cut>/` when it could not be
+    /// kept.
+    async fn keep_outcome(&self, agent: &str, tool: &str, outcome: &TurnOutcome, cut: Option<&str>) -> Option<PathBuf> {
+        let recent = &self.daemon.recent;
+        let text = kept_text(outcome);
+        let entry = recent.entry(&self.workspace, agent, tool, outcome, &text);
+        let Some(kind) = cut else {
             if let Some(entry) = entry {
                 recent.keep_while_sent(entry, &self.daemon.tasks).await;
             }
-            return whole;
-        }
-        let saved = match entry {
+            return None;
+        };
+        let kept = match entry {
             Some(mut entry) => {
                 entry.record.cut = true;
                 recent.keep(entry).await.map(|record| record.file)
             }
             None => None,
         };
-        let saved = saved.or_else(|| {
-            let kind = if matches!(outcome, TurnOutcome::Paused(_)) {
-                "pauses"
-            } else {
-                "answers"
-            };
-            save_private(&self.daemon.state_dir, kind, &kept_text)
-        });
-        match outcome {
-            TurnOutcome::Answer(answer) => render::member_answer_within(answer, share, saved.as_deref()),
-            TurnOutcome::Paused(pause) => render::pause_within(pause, share, saved.as_deref()),
-            _ => render::fit(whole, share),
-        }
+        kept.or_else(|| save_private(&self.daemon.state_dir, kind, &text))
     }
 }
 
@@ -663,41 +679,21 @@ impl McpService {
     /// show it (`codex-fusion log` then does).
     async fn result_of(&self, agent: &str, tool: &str, outcome: TurnOutcome) -> CallToolResult {
         let limit = self.settings.max_result_chars;
-        let recent = &self.daemon.recent;
-        let text = match &outcome {
+        match &outcome {
             TurnOutcome::Answer(answer) => {
                 let whole = render::answer(answer);
-                let fits = render::cost(&whole) <= limit;
-                let entry = recent.entry(&self.workspace, agent, tool, &outcome, &answer.text);
-                if fits {
-                    // Whole in the result: kept while it goes out.
-                    if let Some(entry) = entry {
-                        recent.keep_while_sent(entry, &self.daemon.tasks).await;
-                    }
+                let text = if render::cost(&whole) <= limit {
+                    self.keep_outcome(agent, tool, &outcome, None).await;
                     whole
                 } else {
-                    let kept = match entry {
-                        Some(mut entry) => {
-                            entry.record.cut = true;
-                            recent.keep(entry).await
-                        }
-                        None => None,
-                    };
-                    // The kept file holds the full answer; only if it could
-                    // not be kept is it saved on its own.
-                    let saved = match kept {
-                        Some(record) => Some(record.file),
-                        None => save_private(&self.daemon.state_dir, "answers", &answer.text),
-                    };
+                    let saved = self.keep_outcome(agent, tool, &outcome, Some("answers")).await;
                     render::answer_within(answer, limit, saved.as_deref())
-                }
+                };
+                CallToolResult::success(vec![ContentBlock::text(text)])
             }
             TurnOutcome::Paused(pause) => {
+                self.keep_outcome(agent, tool, &outcome, None).await;
                 let whole = render::pause(pause);
-                if let Some(entry) = recent.entry(&self.workspace, agent, tool, &outcome, &render::pause_to_save(pause))
-                {
-                    recent.keep_while_sent(entry, &self.daemon.tasks).await;
-                }
                 let text = if render::cost(&whole) <= limit {
                     whole
                 } else {
@@ -706,22 +702,33 @@ impl McpService {
                     let saved = save_private(&self.daemon.state_dir, "pauses", &render::pause_to_save(pause));
                     render::pause_within(pause, limit, saved.as_deref())
                 };
-                let mut meta = rmcp::model::MetaObject::default();
-                codex_fusion_protocol::PauseMeta::new(pause.id.clone(), pause.agent.to_string())
-                    .insert_into(&mut meta.0);
                 let mut result = CallToolResult::success(vec![ContentBlock::text(text)]);
-                result.meta = Some(meta);
-                return result;
+                result.meta = Some(pause_meta(pause));
+                result
             }
             TurnOutcome::Failed(message) | TurnOutcome::Refused(message) | TurnOutcome::Invalid(message) => {
-                if let Some(entry) = recent.entry(&self.workspace, agent, tool, &outcome, message) {
-                    recent.keep_while_sent(entry, &self.daemon.tasks).await;
-                }
-                return CallToolResult::error(vec![ContentBlock::text(render::fit(message.clone(), limit))]);
+                self.keep_outcome(agent, tool, &outcome, None).await;
+                CallToolResult::error(vec![ContentBlock::text(render::fit(message.clone(), limit))])
             }
-        };
-        CallToolResult::success(vec![ContentBlock::text(text)])
+        }
     }
+}
+
+/// The whole text of `outcome` as the recent answers keep it.
+fn kept_text(outcome: &TurnOutcome) -> String {
+    match outcome {
+        TurnOutcome::Answer(answer) => answer.text.clone(),
+        TurnOutcome::Paused(pause) => render::pause_to_save(pause),
+        TurnOutcome::Failed(message) | TurnOutcome::Refused(message) | TurnOutcome::Invalid(message) => message.clone(),
+    }
+}
+
+/// The `_meta` marking a result as `pause` (its id and agent), which clients
+/// read instead of the text.
+fn pause_meta(pause: &crate::turn::Pause) -> rmcp::model::MetaObject {
+    let mut meta = rmcp::model::MetaObject::default();
+    codex_fusion_protocol::PauseMeta::new(pause.id.clone(), pause.agent.to_string()).insert_into(&mut meta.0);
+    meta
 }
 
 /// Writes a text too long for a tool result (an answer, a pause) to

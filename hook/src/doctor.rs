@@ -1145,23 +1145,12 @@ mod tests {
     fn the_agents_on_offer_are_listed_and_a_missing_command_says_how_to_get_it() {
         let temp = tempfile::tempdir().expect("tempdir");
         let path = temp.path().to_string_lossy().into_owned();
-        let env_of = |pairs: Vec<(&'static str, String)>| {
-            move |name: &str| {
-                pairs
-                    .iter()
-                    .find(|(known, _)| *known == name)
-                    .map(|(_, value)| OsString::from(value))
-            }
-        };
-        let check = agents_on_offer(&env_of(vec![("PATH", path.clone())]));
+        let check = agents_on_offer(&env_of(&[("PATH", &path)]));
         assert_eq!(check.state, State::Ok, "{}", check.detail);
         assert!(check.detail.contains("codex (codex-acp)"), "{}", check.detail);
         assert!(!check.detail.contains("not yet consulted"), "{}", check.detail);
 
-        let council = env_of(vec![
-            ("PATH", path.clone()),
-            ("CODEX_FUSION_AGENTS", "codex,claude".into()),
-        ]);
+        let council = env_of(&[("PATH", &path), ("CODEX_FUSION_AGENTS", "codex,claude")]);
         let check = agents_on_offer(&council);
         assert_eq!(check.state, State::Problem, "{}", check.detail);
         let fix = check.fix.clone().unwrap_or_default();
@@ -1177,7 +1166,7 @@ mod tests {
         let check = agents_on_offer(&council);
         assert_eq!(check.state, State::Ok, "{}", check.detail);
 
-        let check = agents_on_offer(&env_of(vec![("CODEX_FUSION_AGENTS", "codex;claude".into())]));
+        let check = agents_on_offer(&env_of(&[("CODEX_FUSION_AGENTS", "codex;claude")]));
         assert_eq!(check.state, State::Problem);
         assert!(check.essential);
         assert!(check.detail.starts_with("CODEX_FUSION_AGENTS:"), "{}", check.detail);
@@ -1227,19 +1216,11 @@ mod tests {
         }
         let home = temp.path().join("home");
         std::fs::create_dir_all(home.join(".gemini")).expect("mkdir");
-        let env_of = |pairs: Vec<(&'static str, String)>| {
-            move |name: &str| {
-                pairs
-                    .iter()
-                    .find(|(known, _)| *known == name)
-                    .map(|(_, value)| OsString::from(value))
-            }
-        };
         let path = bin.to_string_lossy().into_owned();
-        let env = env_of(vec![
-            ("PATH", path.clone()),
-            ("CODEX_FUSION_AGENTS", "codex,claude,gemini".into()),
-            ("ANTHROPIC_API_KEY", "sk-ant-x".into()),
+        let env = env_of(&[
+            ("PATH", &path),
+            ("CODEX_FUSION_AGENTS", "codex,claude,gemini"),
+            ("ANTHROPIC_API_KEY", "sk-ant-x"),
         ]);
         let checks = council_agents(&env, Some(&home)).await;
         assert_eq!(checks.len(), 2, "{checks:?}");

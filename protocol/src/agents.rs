@@ -80,6 +80,27 @@ pub fn credential_vars(name: &str) -> &'static [&'static str] {
     }
 }
 
+/// What to say when agent `name`'s `program` cannot be found: where to get
+/// it (the npm package of a built-in agent) and which variable names its
+/// command.
+pub fn not_installed(name: &str, program: &str) -> String {
+    let where_ = if program.contains('/') {
+        "does not exist"
+    } else {
+        "was not found on PATH"
+    };
+    let install = BUILT_IN
+        .iter()
+        .find(|built_in| built_in.name == name && built_in.command.split_whitespace().next() == Some(program))
+        .map(|built_in| format!("Install it with `npm install -g {}`, or set", built_in.package))
+        .unwrap_or_else(|| "Set".to_owned());
+    format!(
+        "{} (agent `{name}`) is not installed: `{program}` {where_}. {install} {} to how it is started, or leave `{name}` out of {AGENTS_ENV}",
+        display_name(name),
+        command_variable(name)
+    )
+}
+
 /// How results name agent `name` to people: `Codex`, `Claude`, `Gemini`,
 /// any other name as written.
 pub fn display_name(name: &str) -> String {
@@ -205,6 +226,20 @@ mod tests {
         ]))
         .expect("parses");
         assert_eq!(agents[0].command.program, "new-acp");
+    }
+
+    #[test]
+    fn a_missing_agent_is_told_where_to_get_it() {
+        let claude = not_installed("claude", "claude-agent-acp");
+        assert_eq!(
+            claude,
+            "Claude (agent `claude`) is not installed: `claude-agent-acp` was not found on PATH. Install it with `npm install -g @agentclientprotocol/claude-agent-acp`, or set CODEX_FUSION_AGENT_CLAUDE to how it is started, or leave `claude` out of CODEX_FUSION_AGENTS"
+        );
+        let mine = not_installed("reviewer", "/opt/reviewer-acp");
+        assert!(
+            mine.contains("`/opt/reviewer-acp` does not exist. Set CODEX_FUSION_AGENT_REVIEWER"),
+            "{mine}"
+        );
     }
 
     #[test]

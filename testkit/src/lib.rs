@@ -5,6 +5,7 @@
 
 pub mod claude;
 pub mod client;
+pub mod council;
 pub mod env;
 pub mod raw;
 pub mod real;

@@ -9,17 +9,14 @@
 //! `$CODEX_FUSION_TEST_CLAUDE_AGENT_ACP` is not set.
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 use codex_fusion_testkit::claude::AnthropicMock;
-use codex_fusion_testkit::client::result_text;
+use codex_fusion_testkit::council::{LIMIT, pauses_on_its_command, permit_runs_it};
 use codex_fusion_testkit::{Client, TestEnv};
 use serde_json::{Value, json};
 
 const VERSION: &str = "0.101.0";
 const ENV: &str = "CODEX_FUSION_TEST_CLAUDE_AGENT_ACP";
-/// A cold claude-agent-acp start and session on a busy 2-core machine.
-const LIMIT: Duration = Duration::from_secs(120);
 
 fn claude_agent_acp() -> Option<PathBuf> {
     codex_fusion_testkit::real::npm_agent(
@@ -60,30 +57,11 @@ async fn claude_reviews_beside_codex_asks_before_acting_and_keeps_its_session() 
     let question = "Is the change safe?\n\
         claude:call:Bash {\"command\": \"touch made-by-claude.txt\", \"description\": \"make a file\"}\n\
         claude:answer:It is safe.\\nVERDICT: CONSENSUS — safe";
-    let result = tokio::time::timeout(
-        LIMIT,
-        client.call("consult", json!({"question": question, "agents": ["codex", "claude"]})),
-    )
-    .await
-    .expect("the council answers in time")
-    .expect("answered");
-    let text = result_text(&result);
-    assert!(text.contains("fake answer: prompts_seen=1"), "codex answered: {text}");
-    assert!(
-        text.contains("🔐 Claude paused: it wants to run a command."),
-        "Claude asked before running its command: {text}"
-    );
+    let text = pauses_on_its_command(&client, &env, "claude", question, "made-by-claude.txt").await;
     assert!(text.contains("command: touch made-by-claude.txt"), "{text}");
     assert!(text.contains("which would see this agent's own credentials"), "{text}");
     assert!(text.contains("1 CONSENSUS · 1 PAUSED"), "{text}");
-    assert!(
-        !env.workspace.join("made-by-claude.txt").exists(),
-        "nothing ran before the permit"
-    );
-
-    // Its session is in the mode where it asks the client.
     let claude = env.agent_status("claude").await;
-    assert_eq!(claude["mode"], "default", "{claude}");
     let session = claude["session_id"].as_str().expect("a session").to_owned();
     // Each agent's process has its own credentials and not the other's.
     let environ = |status: &Value| {
@@ -103,13 +81,8 @@ async fn claude_reviews_beside_codex_asks_before_acting_and_keeps_its_session() 
     );
     assert!(!codex_env.contains("sk-ant-"), "Codex never gets Claude's key");
 
-    let (failed, answer) = client.call_within(LIMIT, "permit", json!({"decision": "allow"})).await;
-    assert!(!failed, "{answer}");
+    let answer = permit_runs_it(&client, &env, "made-by-claude.txt").await;
     assert!(answer.contains("VERDICT: CONSENSUS — safe"), "{answer}");
-    assert!(
-        env.workspace.join("made-by-claude.txt").exists(),
-        "the permitted command ran"
-    );
     client.close().await;
 
     // A daemon killed outright: Claude's session comes back with session/load.

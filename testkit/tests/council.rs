@@ -472,3 +472,23 @@ async fn another_agents_commands_ask_even_with_commands_allowed() {
     );
     client.close().await;
 }
+
+/// An agent whose program is missing is told as itself: where it would be
+/// got and which variable names its command, not codex-acp's package.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_agent_says_which_variable_names_it() {
+    let mut env = council_env();
+    env.set("CODEX_FUSION_AGENT_THIRD", "/nonexistent/third-acp");
+    let client = Client::start(&env, &[]).await;
+    let (failed, text) = client
+        .call_within(LIMIT, "consult", json!({"question": "q", "agents": ["codex", "third"]}))
+        .await;
+    assert!(!failed, "codex answered: {text}");
+    let missing = section(&text, "third");
+    assert!(
+        missing.contains("third (agent `third`) is not installed: `/nonexistent/third-acp` does not exist. Set CODEX_FUSION_AGENT_THIRD"),
+        "{missing}"
+    );
+    assert!(!missing.contains("codex-acp"), "{missing}");
+    client.close().await;
+}

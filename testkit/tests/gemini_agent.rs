@@ -9,17 +9,13 @@
 //! `$CODEX_FUSION_TEST_GEMINI` is not set.
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 use codex_fusion_testkit::claude::AnthropicMock;
-use codex_fusion_testkit::client::result_text;
+use codex_fusion_testkit::council::{pauses_on_its_command, permit_runs_it};
 use codex_fusion_testkit::{Client, TestEnv};
-use serde_json::json;
 
 const VERSION: &str = "0.61.0";
 const ENV: &str = "CODEX_FUSION_TEST_GEMINI";
-/// A cold Gemini CLI start and session on a busy 2-core machine.
-const LIMIT: Duration = Duration::from_secs(120);
 
 fn gemini() -> Option<PathBuf> {
     codex_fusion_testkit::real::npm_agent(ENV, "@google/gemini-cli", VERSION, "gemini")
@@ -41,33 +37,8 @@ async fn gemini_reviews_beside_codex_and_asks_before_running_a_command() {
     let question = "Is the change safe?\n\
         gemini:call:run_shell_command {\"command\": \"touch made-by-gemini.txt\", \"description\": \"make a file\"}\n\
         gemini:answer:It is safe.\\nVERDICT: OPEN — one doubt";
-    let result = tokio::time::timeout(
-        LIMIT,
-        client.call("consult", json!({"question": question, "agents": ["codex", "gemini"]})),
-    )
-    .await
-    .expect("the council answers in time")
-    .expect("answered");
-    let text = result_text(&result);
-    assert!(text.contains("fake answer: prompts_seen=1"), "codex answered: {text}");
-    assert!(
-        text.contains("🔐 Gemini paused: it wants to run a command."),
-        "Gemini asked before running its command: {text}"
-    );
-    assert!(text.contains("touch made-by-gemini.txt"), "{text}");
-    assert!(
-        !env.workspace.join("made-by-gemini.txt").exists(),
-        "nothing ran before the permit"
-    );
-    let status = env.agent_status("gemini").await;
-    assert_eq!(status["mode"], "default", "{status}");
-
-    let (failed, answer) = client.call_within(LIMIT, "permit", json!({"decision": "allow"})).await;
-    assert!(!failed, "{answer}");
+    pauses_on_its_command(&client, &env, "gemini", question, "made-by-gemini.txt").await;
+    let answer = permit_runs_it(&client, &env, "made-by-gemini.txt").await;
     assert!(answer.contains("VERDICT: OPEN — one doubt"), "{answer}");
-    assert!(
-        env.workspace.join("made-by-gemini.txt").exists(),
-        "the permitted command ran"
-    );
     client.close().await;
 }

@@ -412,7 +412,16 @@ impl Spawn<'_> {
                 &self.context.tasks,
             )
             .await
-            .map_err(|error| AgentFailure::Other(error.to_string()))?,
+            .map_err(|error| match error {
+                // Codex's own words name codex-acp's package; another agent
+                // is told its own.
+                crate::agent::SpawnError::NotFound { program }
+                    if self.agent != codex_fusion_protocol::agents::DEFAULT_AGENT =>
+                {
+                    AgentFailure::Other(codex_fusion_protocol::agents::not_installed(self.agent, &program))
+                }
+                other => AgentFailure::Other(other.to_string()),
+            })?,
             #[cfg(test)]
             super::Launcher::InProcess(make) => make(routes).await,
         };
@@ -435,7 +444,7 @@ impl Spawn<'_> {
                 stderr: self.stderr.clone(),
             }),
             // The agent's own words may quote its key.
-            Ok(Err(failure)) => Err(explain_start_failure(&agent, failure)
+            Ok(Err(failure)) => Err(explain_start_failure(self.agent, &agent, failure)
                 .await
                 .map_text(|text| agent.scrub(text))),
             Err(_) => Err(too_slow(self.settings.startup_timeout)),
@@ -509,12 +518,16 @@ fn profile_facts(env: &[(String, String)], state_dir: &Path, choice: ProfileChoi
 }
 
 /// A failure while starting, with the child's exit and stderr when it died.
-async fn explain_start_failure(agent: &Agent, failure: AgentFailure) -> AgentFailure {
+async fn explain_start_failure(name: &str, agent: &Agent, failure: AgentFailure) -> AgentFailure {
     if !matches!(failure, AgentFailure::Other(_)) {
         return failure;
     }
+    let program = match name {
+        codex_fusion_protocol::agents::DEFAULT_AGENT => "codex-acp",
+        other => other,
+    };
     match agent.wait_exit(EXIT_REPORT_WAIT).await {
-        Some(reason) => AgentFailure::Other(format!("codex-acp exited while starting: {reason}")),
+        Some(reason) => AgentFailure::Other(format!("{program} exited while starting: {reason}")),
         None => failure,
     }
 }
