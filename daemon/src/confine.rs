@@ -553,6 +553,10 @@ pub fn wrapper_script(codex_binary: &Path, readable: &Path, facts: &ProfileFacts
         format!("permissions.{PROFILE}.network.enabled=false"),
         "shell_environment_policy.inherit=\"core\"".to_owned(),
         "shell_environment_policy.ignore_default_excludes=false".to_owned(),
+        // Codex's own search for AGENTS.md runs one sandbox launch per file
+        // it looks at under a profile; the daemon reads the file instead
+        // (crate::instructions).
+        "project_doc_max_bytes=0".to_owned(),
     ];
     if !facts.choice.web_search {
         overrides.push("web_search=\"disabled\"".to_owned());
@@ -769,6 +773,8 @@ mod tests {
             "{script}"
         );
         assert!(script.contains(r#"'web_search="disabled"'"#), "{script}");
+        // The daemon reads AGENTS.md itself (crate::instructions).
+        assert!(script.contains("-c 'project_doc_max_bytes=0' "), "{script}");
         // No bare directory is denied: codex cannot mask a file inside a
         // masked directory, and would fail to start.
         let dirs = crate::sensitive::CREDENTIAL_DIRS

@@ -17,6 +17,7 @@ pub mod diff;
 pub mod environment;
 pub mod flow;
 pub mod guardian;
+pub mod instructions;
 pub mod listener;
 pub mod logging;
 pub mod mcp;

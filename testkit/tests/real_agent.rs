@@ -594,3 +594,73 @@ async fn a_new_session_costs_no_title_request() {
     assert_eq!(kinds, ["turn", "turn"], "{requests:#?}");
     client.close().await;
 }
+
+/// How often `needle` occurs in the user messages of a model request.
+fn in_user_messages(request: &Value, needle: &str) -> usize {
+    request["body"]["input"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|item| item["role"] == "user")
+        .map(|item| item["content"].to_string().matches(needle).count())
+        .sum()
+}
+
+/// Issue 17: a confined Codex does not search for AGENTS.md itself (each
+/// file it looks at costs a sandbox launch); the daemon sends the
+/// workspace's own file before a new session's first prompt: once, not
+/// again on the next turn, again after a reset, and never when it is a
+/// symlink to a secret.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_workspace_agents_md_reaches_codex_once_per_session_and_a_linked_secret_never() {
+    const MARKER: &str = "instructions-marker-5d1c";
+    const SECRET: &str = "sk-linked-secret-93af";
+    const FRAME: &str = "# AGENTS.md instructions for";
+    let real = RealEnv::new(true).await;
+    let apple = real.env.dir("apple");
+    std::fs::write(apple.join("AGENTS.md"), format!("Answer in haiku. {MARKER}\n")).expect("AGENTS.md");
+    let pear = real.env.dir("pear");
+    std::fs::write(pear.join(".env"), format!("OPENAI_API_KEY={SECRET}\n")).expect(".env");
+    std::os::unix::fs::symlink(".env", pear.join("AGENTS.md")).expect("symlink");
+    let _daemon = real.env.start_daemon().await;
+    let client = client_in(&real, "apple").await;
+
+    let (error, text) = call(&client, "consult", consult("first")).await;
+    assert!(!error, "{text}");
+    // Our block is not taken for a prompt of its own.
+    assert!(text.contains("user_messages=1"), "{text}");
+    let (error, text) = call(&client, "reply", json!({"message": "second"})).await;
+    assert!(!error, "{text}");
+    assert!(text.contains("user_messages=2"), "{text}");
+    let turns = real.mock.turns().await;
+    assert_eq!(turns.len(), 2, "{turns:#?}");
+    for turn in &turns {
+        // Once in the thread: Codex did not add its own copy, and the
+        // second turn did not get another.
+        assert_eq!(in_user_messages(turn, MARKER), 1, "{turn:#}");
+        assert_eq!(in_user_messages(turn, FRAME), 1, "{turn:#}");
+    }
+
+    let output = real
+        .env
+        .cli(&["reset", "--workspace", apple.to_str().expect("utf8")], None)
+        .await;
+    assert!(output.status.success(), "{output:?}");
+    let (error, text) = call(&client, "consult", consult("after the reset")).await;
+    assert!(!error, "{text}");
+    assert!(text.contains("user_messages=1"), "a new thread: {text}");
+    let last = real.mock.turns().await.pop().expect("a turn");
+    assert_eq!(in_user_messages(&last, MARKER), 1, "{last:#}");
+    client.close().await;
+
+    let client = client_in(&real, "pear").await;
+    let (error, text) = call(&client, "consult", consult("third")).await;
+    assert!(!error, "{text}");
+    let requests = real.mock.requests().await;
+    let last = requests.last().expect("a request");
+    assert_eq!(in_user_messages(last, FRAME), 0, "{last:#}");
+    for request in &requests {
+        assert!(!request.to_string().contains(SECRET), "{request:#}");
+    }
+    client.close().await;
+}

@@ -190,10 +190,12 @@ pub struct PromptResult {
     pub took: std::time::Duration,
 }
 
-/// Applies `changes` (model, effort) and sends `text` as a prompt.
+/// Applies `changes` (model, effort) and sends `text` as a prompt, after
+/// `preamble` as a block of its own where there is one.
 pub async fn prompt(
     connection: &ConnectionTo<AcpPeer>,
     session_id: &str,
+    preamble: Option<String>,
     text: String,
     changes: &[(String, String)],
 ) -> PromptResult {
@@ -211,7 +213,12 @@ pub async fn prompt(
             };
         }
     };
-    let request = PromptRequest::new(session_id.to_owned(), vec![ContentBlock::Text(TextContent::new(text))]);
+    let blocks = preamble
+        .into_iter()
+        .chain([text])
+        .map(|text| ContentBlock::Text(TextContent::new(text)))
+        .collect();
+    let request = PromptRequest::new(session_id.to_owned(), blocks);
     let sent = std::time::Instant::now();
     let response = connection.send_request(request).block_task().await;
     let took = sent.elapsed();

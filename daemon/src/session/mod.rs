@@ -372,6 +372,8 @@ struct Session {
     models: ModelOptions,
     turns: u64,
     usage: UsageTotals,
+    /// Sent before the session's first prompt, then gone.
+    instructions: Option<String>,
 }
 
 struct ActiveTurn {

@@ -157,7 +157,7 @@ impl WorkspaceActor {
             // Overtaken by a reset or a newer start: the session it opened is
             // nobody's.
             if let Ok(Some(started)) = result {
-                let Started { lease, opened } = *started;
+                let Started { lease, opened, .. } = *started;
                 self.context.tasks.spawn(
                     Leaving {
                         lease,
@@ -174,7 +174,11 @@ impl WorkspaceActor {
                 self.link = AgentLink::Detached;
             }
             Ok(Some(started)) => {
-                let Started { lease, opened } = *started;
+                let Started {
+                    lease,
+                    opened,
+                    instructions,
+                } = *started;
                 tracing::info!(
                     session_id = %opened.session_id,
                     loaded = opened.loaded,
@@ -203,6 +207,7 @@ impl WorkspaceActor {
                         models: opened.models,
                         turns: 0,
                         usage: UsageTotals::default(),
+                        instructions,
                     },
                 }));
             }
@@ -223,6 +228,8 @@ impl WorkspaceActor {
 pub(super) struct Started {
     pub lease: Lease,
     pub opened: OpenedSession,
+    /// The workspace's AGENTS.md, framed, for the session's first prompt.
+    pub instructions: Option<String>,
 }
 
 /// The whole start: the agent's environment and confinement, the project
@@ -341,7 +348,24 @@ async fn start(
         host.routes.remove(id, lease.tag());
     }
     host.routes.add(&opened.session_id, route);
-    Ok(Some(Started { lease, opened }))
+    // A confined Codex does not look for the workspace's AGENTS.md itself
+    // (its wrapper turns that off); a new session gets it from us, a
+    // restored one has it in its transcript.
+    let instructions = match !opened.loaded && host.unconfined.is_none() {
+        true => {
+            let settings = crate::instructions::DocSettings::from_codex_home(facts.codex_home.as_deref());
+            let mut stores = vec![facts.state_dir.as_path()];
+            stores.extend(facts.codex_home.as_deref());
+            crate::instructions::read(workspace, &settings, &stores)
+                .map(|doc| crate::instructions::frame(workspace, &doc))
+        }
+        false => None,
+    };
+    Ok(Some(Started {
+        lease,
+        opened,
+        instructions,
+    }))
 }
 
 /// Spawning a new agent process for the pool.

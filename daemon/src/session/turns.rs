@@ -794,9 +794,10 @@ impl WorkspaceActor {
         text: String,
         changes: Vec<(String, String)>,
     ) -> Result<(), String> {
-        let Some(attached) = self.attached() else {
+        let Some(attached) = self.attached_mut() else {
             return Err("codex-acp is not running".into());
         };
+        let instructions = attached.session.instructions.take();
         let agent = &attached.lease.host().agent;
         let connection = agent.connection.clone();
         let session_id = attached.session.id.clone();
@@ -809,7 +810,7 @@ impl WorkspaceActor {
         // `$/cancel_request` to Codex.
         self.context.tasks.spawn(async move {
             // Model and effort first, so this prompt already uses them.
-            let result = acp::prompt(&connection, &session_id, text, &changes).await;
+            let result = acp::prompt(&connection, &session_id, instructions, text, &changes).await;
             // A prompt that failed because the child died reports how it
             // died (exit status, stderr) rather than "connection closed".
             let exit = match &result.outcome {

@@ -84,8 +84,11 @@ impl RequestInfo {
             match kind {
                 "message" if item.get("role").and_then(Value::as_str) == Some("user") => {
                     let text = content_text(item.get("content"));
-                    if !is_synthetic(&text) {
-                        info.prompts.push(text.clone());
+                    // A client may send Codex's kind of block (project
+                    // instructions) as a part before its prompt.
+                    let prompt = prompt_text(item.get("content"));
+                    if !prompt.is_empty() {
+                        info.prompts.push(prompt);
                     }
                     info.user_texts_raw.push(text);
                     last_user_index = Some(index);
@@ -141,6 +144,22 @@ fn content_text(content: Option<&Value>) -> String {
             .collect::<Vec<_>>()
             .join(""),
         _ => String::new(),
+    }
+}
+
+/// The parts of a user message `content` that are not synthetic, joined.
+fn prompt_text(content: Option<&Value>) -> String {
+    match content {
+        Some(Value::Array(parts)) => parts
+            .iter()
+            .filter_map(|part| part.get("text").and_then(Value::as_str))
+            .filter(|text| !is_synthetic(text))
+            .collect::<Vec<_>>()
+            .join(""),
+        other => {
+            let text = content_text(other);
+            if is_synthetic(&text) { String::new() } else { text }
+        }
     }
 }
 
@@ -207,6 +226,20 @@ mod tests {
         assert_eq!(info.effort.as_deref(), Some("high"));
         assert_eq!(info.request_kind.as_deref(), Some("turn"));
         assert_eq!(info.tools, vec!["exec_command".to_owned(), "web_search".to_owned()]);
+    }
+
+    #[test]
+    fn a_synthetic_part_before_a_prompt_leaves_the_prompt() {
+        let body = json!({"input": [
+            {"type": "message", "role": "user", "content": [
+                {"type": "input_text", "text": "# AGENTS.md instructions for /w\n\n<INSTRUCTIONS>\nx\n</INSTRUCTIONS>"},
+                {"type": "input_text", "text": "## Question"},
+            ]},
+            user("# AGENTS.md instructions for /w\n\n<INSTRUCTIONS>\ny\n</INSTRUCTIONS>"),
+        ]});
+        let info = RequestInfo::from_body(&body, None);
+        assert_eq!(info.prompts, vec!["## Question".to_owned()]);
+        assert_eq!(info.user_texts_raw.len(), 2);
     }
 
     #[test]
