@@ -257,6 +257,10 @@ async fn probe(
         .iter()
         .find(|(name, _)| name == "PATH")
         .map(|(_, value)| value.as_str());
+    if let Some(binary) = bundled_codex(command, env) {
+        tracing::debug!(codex = %binary.display(), "codex-acp's bundled codex found by its npm layout");
+        return Ok(binary);
+    }
     let cache = DoctorCache::new(state_dir, command, path);
     if let Some(binary) = cache.as_ref().and_then(DoctorCache::load) {
         return Ok(binary);
@@ -322,6 +326,84 @@ pub fn readable_install_dir(codex_binary: &Path, facts: &ProfileFacts) -> Result
         codex_binary.display(),
         refusals.join("; ")
     ))
+}
+
+/// The codex binary an npm-installed codex-acp runs, found the way it
+/// finds it, without starting node (`cli doctor` costs two node starts and
+/// codex's network checks, 0.4–1 s on the first use ever). Only for the
+/// plain case: the command is codex-acp's own script, named directly or
+/// found on PATH, with no arguments and no `CODEX_PATH` of its own.
+/// codex-acp resolves `@openai/codex/bin/codex.js` from its `dist`
+/// directory by node's rule (each `node_modules` above it, nearest first);
+/// codex.js takes the platform package's
+/// `vendor/<triple>/bin/codex`, resolved by the same rule from its own
+/// real directory, else its own `vendor/`. Anything else asks the doctor.
+pub fn bundled_codex(command: &AcpCommand, env: &[(String, String)]) -> Option<PathBuf> {
+    if !command.args.is_empty() || env.iter().any(|(name, _)| name == "CODEX_PATH") {
+        return None;
+    }
+    let program = Path::new(&command.program);
+    let script = if command.program.contains('/') {
+        program.is_absolute().then(|| program.to_path_buf())?
+    } else {
+        let path = env
+            .iter()
+            .find(|(name, _)| name == "PATH")
+            .map(|(_, value)| value.as_str())?;
+        std::env::split_paths(path)
+            .filter(|dir| dir.is_absolute())
+            .map(|dir| dir.join(program))
+            .find(|candidate| is_executable(candidate))?
+    };
+    let script = std::fs::canonicalize(script).ok()?;
+    let dist = script.parent()?;
+    let package = dist.parent()?;
+    if script.file_name()? != "index.js"
+        || dist.file_name()? != "dist"
+        || package_name(&package.join("package.json")).as_deref() != Some("@agentclientprotocol/codex-acp")
+    {
+        return None;
+    }
+    let codex_package = std::fs::canonicalize(node_resolve(dist, "@openai/codex")?).ok()?;
+    let (platform_package, triple) = codex_platform()?;
+    let vendor = match node_resolve(&codex_package.join("bin"), platform_package) {
+        Some(platform) => platform.join("vendor"),
+        None => codex_package.join("vendor"),
+    };
+    let binary = vendor.join(triple).join("bin").join("codex");
+    is_executable(&binary).then_some(binary)
+}
+
+/// The package directory node's `require.resolve("<name>/package.json")`
+/// finds from `from`: `<dir>/node_modules/<name>` for each directory from
+/// `from` up, skipping directories that are themselves `node_modules`.
+fn node_resolve(from: &Path, name: &str) -> Option<PathBuf> {
+    from.ancestors()
+        .filter(|dir| dir.file_name().is_none_or(|base| base != "node_modules"))
+        .map(|dir| dir.join("node_modules").join(name))
+        .find(|candidate| candidate.join("package.json").is_file())
+}
+
+/// The `name` a package.json gives.
+fn package_name(path: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let json: serde_json::Value = serde_json::from_str(&text).ok()?;
+    json.get("name")?.as_str().map(str::to_owned)
+}
+
+/// codex.js's platform package and target triple for this machine.
+fn codex_platform() -> Option<(&'static str, &'static str)> {
+    match (std::env::consts::OS, std::env::consts::ARCH) {
+        ("linux", "x86_64") => Some(("@openai/codex-linux-x64", "x86_64-unknown-linux-musl")),
+        ("linux", "aarch64") => Some(("@openai/codex-linux-arm64", "aarch64-unknown-linux-musl")),
+        ("macos", "x86_64") => Some(("@openai/codex-darwin-x64", "x86_64-apple-darwin")),
+        ("macos", "aarch64") => Some(("@openai/codex-darwin-arm64", "aarch64-apple-darwin")),
+        _ => None,
+    }
+}
+
+fn is_executable(path: &Path) -> bool {
+    std::fs::metadata(path).is_ok_and(|meta| meta.is_file() && meta.permissions().mode() & 0o111 != 0)
 }
 
 /// Asks `codex-acp cli doctor --json` where its codex binary is. The probe
@@ -991,5 +1073,101 @@ mod tests {
         assert_eq!(write_wrapper(&script, &state).expect("again"), wrapper);
         let other = wrapper_script(&binary, &temp.path().join("vendor/triple"), &facts(true));
         assert_ne!(write_wrapper(&other, &state).expect("other"), wrapper);
+    }
+}
+
+#[cfg(test)]
+mod bundled_tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    fn file(path: &Path, text: &str, mode: u32) {
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        std::fs::write(path, text).expect("write");
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+    }
+
+    fn package(dir: &Path, name: &str) {
+        file(&dir.join("package.json"), &format!("{{\"name\":\"{name}\"}}"), 0o644);
+    }
+
+    /// An npm prefix as `npm install @agentclientprotocol/codex-acp` lays
+    /// it out; returns the `.bin` link and the platform binary.
+    fn layout(prefix: &Path) -> (PathBuf, PathBuf) {
+        let modules = prefix.join("node_modules");
+        let acp = modules.join("@agentclientprotocol/codex-acp");
+        package(&acp, "@agentclientprotocol/codex-acp");
+        file(&acp.join("dist/index.js"), "#!/usr/bin/env node\n", 0o755);
+        std::fs::create_dir_all(modules.join(".bin")).expect("mkdir");
+        let link = modules.join(".bin/codex-acp");
+        symlink("../@agentclientprotocol/codex-acp/dist/index.js", &link).expect("link");
+        package(&modules.join("@openai/codex"), "@openai/codex");
+        let (platform, triple) = codex_platform().expect("a platform codex ships for");
+        let platform_dir = modules.join(platform);
+        package(&platform_dir, "@openai/codex");
+        let binary = platform_dir.join("vendor").join(triple).join("bin/codex");
+        file(&binary, "#!/bin/sh\n", 0o755);
+        (link, binary)
+    }
+
+    fn command(text: &str) -> AcpCommand {
+        AcpCommand::parse(text).expect("command")
+    }
+
+    #[test]
+    fn an_npm_codex_acp_names_its_platform_codex() {
+        let temp = tempfile::tempdir().expect("tempdir");
+        let prefix = std::fs::canonicalize(temp.path()).expect("canonical");
+        let (link, binary) = layout(&prefix);
+        let direct = command(&link.to_string_lossy());
+        assert_eq!(bundled_codex(&direct, &[]), Some(binary.clone()));
+        // Found on PATH (relative entries are skipped).
+        let path = vec![(
+            "PATH".to_owned(),
+            format!("bin:/nowhere:{}", link.parent().expect("bin").display()),
+        )];
+        assert_eq!(bundled_codex(&command("codex-acp"), &path), Some(binary.clone()));
+        // Not the plain case: the doctor is asked.
+        assert_eq!(
+            bundled_codex(&command(&format!("{} --flag", link.display())), &[]),
+            None
+        );
+        let own = vec![("CODEX_PATH".to_owned(), "/opt/codex".to_owned())];
+        assert_eq!(bundled_codex(&direct, &own), None);
+        assert_eq!(bundled_codex(&command("codex-acp"), &[]), None);
+        // Without the platform binary there is nothing to name.
+        std::fs::remove_file(&binary).expect("rm");
+        assert_eq!(bundled_codex(&direct, &[]), None);
+    }
+
+    #[test]
+    fn the_nearest_node_modules_wins_and_codex_falls_back_to_its_own_vendor() {
+        let temp = tempfile::tempdir().expect("tempdir");
+        let prefix = std::fs::canonicalize(temp.path()).expect("canonical");
+        let (link, _) = layout(&prefix);
+        // A codex nested under codex-acp is the one node resolves first;
+        // with no platform package near it or above, its own vendor.
+        let nested = prefix.join("node_modules/@agentclientprotocol/codex-acp/node_modules/@openai/codex");
+        package(&nested, "@openai/codex");
+        let (platform, triple) = codex_platform().expect("platform");
+        std::fs::remove_dir_all(prefix.join("node_modules").join(platform)).expect("rm");
+        let own = nested.join("vendor").join(triple).join("bin/codex");
+        file(&own, "#!/bin/sh\n", 0o755);
+        assert_eq!(bundled_codex(&command(&link.to_string_lossy()), &[]), Some(own));
+    }
+
+    #[test]
+    fn another_package_or_script_is_not_taken_for_codex_acp() {
+        let temp = tempfile::tempdir().expect("tempdir");
+        let prefix = std::fs::canonicalize(temp.path()).expect("canonical");
+        let (link, _) = layout(&prefix);
+        package(
+            &prefix.join("node_modules/@agentclientprotocol/codex-acp"),
+            "not-codex-acp",
+        );
+        assert_eq!(bundled_codex(&command(&link.to_string_lossy()), &[]), None);
+        let script = prefix.join("codex-acp.sh");
+        file(&script, "#!/bin/sh\n", 0o755);
+        assert_eq!(bundled_codex(&command(&script.to_string_lossy()), &[]), None);
     }
 }

@@ -537,13 +537,28 @@ fn daemon_log(real: &RealEnv) -> String {
         .unwrap_or_default()
 }
 
-/// Issue 17: `codex-fusion doctor` keeps what `cli doctor` said where the
-/// daemon looks, so the daemon's first start after it asks nothing; a
-/// daemon on a state dir no doctor has seen asks once.
+/// Issue 17: an npm-installed codex-acp named directly is never asked
+/// `cli doctor` (two node starts): its bundled codex is found by its
+/// layout, and it is the binary the doctor names. A command the layout
+/// does not cover (here codex-acp behind `/usr/bin/env`) is asked, unless
+/// `codex-fusion doctor` already kept the answer where the daemon looks.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_daemon_started_after_doctor_does_not_ask_codex_acp_again() {
-    for after_doctor in [true, false] {
-        let real = RealEnv::new(true).await;
+async fn codex_acp_is_asked_where_codex_is_only_when_its_layout_does_not_say() {
+    let doctor = std::process::Command::new(codex_fusion_testkit::real::codex_acp())
+        .args(["cli", "doctor", "--json"])
+        .output()
+        .expect("cli doctor");
+    let named = codex_fusion_protocol::codex_doctor::codex_executable(&doctor.stdout).expect("the doctor names codex");
+    let wrapped = format!("/usr/bin/env {}", codex_fusion_testkit::real::codex_acp().display());
+    for (command, after_doctor, asks) in [
+        (None, false, false),
+        (Some(&wrapped), false, true),
+        (Some(&wrapped), true, false),
+    ] {
+        let mut real = RealEnv::new(true).await;
+        if let Some(command) = command {
+            real.env.set("CODEX_FUSION_ACP_COMMAND", command);
+        }
         if after_doctor {
             let output = real.env.cli(&["doctor"], None).await;
             let text = String::from_utf8_lossy(&output.stdout);
@@ -563,9 +578,19 @@ async fn a_daemon_started_after_doctor_does_not_ask_codex_acp_again() {
         let log = daemon_log(&real);
         assert_eq!(
             log.contains(PROBE_LOG),
-            !after_doctor,
-            "after doctor: {after_doctor}\n{log}"
+            asks,
+            "{command:?}, after doctor: {after_doctor}\n{log}"
         );
+        // Whichever way it was found, the wrapper runs the doctor's codex.
+        let wrappers: Vec<String> = std::fs::read_dir(real.env.state_dir.join("codex-wrapper"))
+            .expect("the wrapper directory")
+            .flatten()
+            .filter(|entry| !entry.file_name().to_string_lossy().starts_with("doctor-"))
+            .filter_map(|entry| std::fs::read_to_string(entry.path()).ok())
+            .collect();
+        assert_eq!(wrappers.len(), 1, "{wrappers:?}");
+        let exec = format!("exec '{}' ", std::fs::canonicalize(&named).expect("codex").display());
+        assert!(wrappers[0].contains(&exec), "{exec}\n{}", wrappers[0]);
     }
 }
 
