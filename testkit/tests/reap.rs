@@ -278,57 +278,86 @@ async fn a_daemon_killed_mid_command_has_its_leftovers_killed_by_the_next() {
     client.close().await;
 }
 
-/// The helpers codex starts while it opens a session (issue 17 saw about
-/// six, and `bwrap` left under PID 1 when codex-acp died then): killing
-/// codex-acp's group the moment one shows leaves none of them.
+/// The daemon's own stop mid-command, by SIGTERM (a logout) or
+/// `codex-fusion stop`: it kills its agent's whole tree, the sandbox
+/// helpers in their own PID namespace included, before it exits, and
+/// leaves a next daemon nothing to kill.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn killing_the_agents_group_while_it_opens_a_session_leaves_no_helper() {
+async fn a_daemon_stopped_mid_command_leaves_no_helper() {
+    for by_cli in [false, true] {
+        let real = RealEnv::new(true).await;
+        let client = Client::start(&real.env, &[]).await;
+        let (_, processes) = mid_command(&real, &client).await;
+        assert!(
+            !sandbox_helpers(&processes).is_empty(),
+            "codex ran the command in its sandbox: {processes:#?}"
+        );
+        let daemon = real.env.daemon_pid().expect("a daemon runs");
+        if by_cli {
+            let output = real.env.cli(&["stop"], None).await;
+            assert!(output.status.success(), "{output:?}");
+        } else {
+            nix::sys::signal::kill(Pid::from_raw(daemon), Signal::SIGTERM).expect("SIGTERM");
+        }
+        wait_until("the daemon exits", Duration::from_secs(20), || {
+            !codex_fusion_testkit::env::is_alive(daemon)
+        })
+        .await;
+        all_gone(&processes, "after the daemon stopped").await;
+        // Had the stop left any, a daemon the shim restarts would have
+        // killed them and said so.
+        let logs = real.env.daemon_logs();
+        assert!(
+            !logs.contains("killed what an earlier daemon"),
+            "by cli: {by_cli}\n{logs}"
+        );
+        client.close().await;
+    }
+}
+
+/// Opening a session and a turn that runs no command start no sandbox
+/// helper (issue 17: codex started about six while it opened a session, to
+/// look for AGENTS.md through its sandboxed file helper, and left `bwrap`
+/// under PID 1 when codex-acp died then; the daemon now reads AGENTS.md
+/// itself). The agent's tree is watched every few milliseconds from the
+/// call to its answer; a helper takes tens of them to start and stop.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn opening_a_session_starts_no_sandbox_helper() {
     let real = RealEnv::new(true).await;
+    std::fs::write(real.env.workspace.join("AGENTS.md"), "Be brief.\n").expect("AGENTS.md");
     let client = Client::start(&real.env, &[]).await;
     let handle = client
         .start_call("consult", json!({ "question": "Is anyone there?" }))
         .await;
-    std::mem::forget(handle);
+    let response = tokio::spawn(handle.await_response());
     let deadline = tokio::time::Instant::now() + CALL_LIMIT;
     let mut seen: BTreeSet<Proc> = BTreeSet::new();
     let mut root = None;
-    let mut first_helper = None;
-    loop {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no sandbox helper showed; seen: {seen:#?}"
-        );
+    let answer = loop {
+        assert!(tokio::time::Instant::now() < deadline, "no answer; seen: {seen:#?}");
         if root.is_none() {
             root = agent_pids(&real.env).await.first().copied();
         }
         if let Some(root) = root {
             seen.extend(tree(root));
         }
-        let helpers = sandbox_helpers(&seen.iter().cloned().collect::<Vec<_>>()).len();
-        if helpers > 0 && first_helper.is_none() {
-            first_helper = Some(tokio::time::Instant::now());
+        if response.is_finished() {
+            break response.await.expect("joined").expect("answered");
         }
-        // A little longer, to see the helpers that start together.
-        if first_helper.is_some_and(|at| at.elapsed() > Duration::from_millis(150)) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    let root = root.expect("an agent");
-    let processes: Vec<Proc> = seen.into_iter().filter(Proc::alive).collect();
-    eprintln!("the agent's tree while it opens a session (root {root}), still running:");
-    for proc in &processes {
-        eprintln!(
-            "  pid {} parent {} group {} session {} {} {} ({})",
-            proc.pid, proc.parent, proc.group, proc.session, proc.pid_ns, proc.name, proc.command
-        );
-    }
-    killpg(Pid::from_raw(root as i32), Signal::SIGKILL).expect("killpg");
-    all_gone(
-        &processes,
-        "after codex-acp's group was SIGKILLed while it opened a session",
-    )
-    .await;
+        tokio::time::sleep(Duration::from_millis(3)).await;
+    };
+    let answer = codex_fusion_testkit::client::response_text(&answer);
+    assert!(answer.contains("Mock answer"), "{answer}");
+    let seen: Vec<Proc> = seen.into_iter().collect();
+    assert!(
+        seen.iter().any(|proc| proc.name == "codex"),
+        "the tree was watched: {seen:#?}"
+    );
+    let helpers = sandbox_helpers(&seen);
+    assert!(
+        helpers.is_empty(),
+        "sandbox helpers while opening a session: {helpers:#?}"
+    );
     client.close().await;
 }
 

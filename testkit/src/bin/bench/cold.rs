@@ -6,8 +6,9 @@
 //! One iteration of codex-fusion, in a fresh environment (state dir, Codex
 //! home, mock):
 //!
-//! - 9b: a shim starts the daemon (empty state dir: `cli doctor` runs) and
-//!   the first consult ever opens codex-acp and its session.
+//! - 9b: a shim starts the daemon (empty state dir: nothing kept; the
+//!   npm-installed codex-acp is not asked `cli doctor`, its layout names
+//!   its codex) and the first consult ever opens codex-acp and its session.
 //! - 9c: the consult right after it, same workspace; then a few more, the
 //!   warm consults 9e is judged against.
 //! - 9d: a second workspace's first consult, its shim new, the daemon
@@ -485,7 +486,7 @@ fn rows(fusion: &mut Fusion, original: Option<(&Original, &mut Bun)>) -> Vec<Row
     let first_ever = fusion.first_ever.median();
     let row_b = Row::new(ROWS[1].0, ROWS[1].1)
         .measured(format!(
-            "consult call {}{}{}; from the shim's spawn, daemon start and `cli doctor` included: {}",
+            "consult call {}{}{}; from the shim's spawn, daemon start included: {}",
             fusion.first_ever.range_summary(),
             ratio_text(first_ever, first, "first consult"),
             split(&mut fusion.first_ever, &mut fusion.first_ever_agent),

@@ -2,7 +2,7 @@
 //! at once: every millisecond measured is codex-acp, Codex, or us. What an
 //! MCP restart costs: the first `consult` on a new shim (daemon and Codex
 //! session warm) against a `consult` on a shim that stayed; and the first
-//! `consult` of a cold daemon (daemon start, `codex-acp cli doctor` for read
+//! `consult` of a cold daemon (daemon start, finding codex for read
 //! confinement, spawn, initialize, authenticate, session/new, mode, turn).
 //! Context must survive every restart. Also the real-agent environment and
 //! checks that figure 7 shares.
@@ -126,7 +126,7 @@ pub fn run_restart(context: &mut Context, runtime: &tokio::runtime::Runtime) -> 
             .bun("≈435 ms after a restart, ≈90 ms warm; context lost"),
         Row::new(RESTART_ROWS[1].0, RESTART_ROWS[1].1)
             .measured(format!(
-                "consult call {}; from the shim's spawn, daemon start and `cli doctor` included: {}",
+                "consult call {}; from the shim's spawn, daemon start included: {}",
                 cold_call.range_summary(),
                 human(cold_total.median())
             ))
