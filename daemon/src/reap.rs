@@ -210,6 +210,8 @@ pub fn kill_leftovers(path: &Path) -> Vec<Member> {
 pub struct Reaper {
     me: u32,
     session: u32,
+    /// The daemon's own process group.
+    group: u32,
     state_file: Option<PathBuf>,
     agents: Mutex<Agents>,
     /// Held while the state file is written, so writes do not cross.
@@ -276,9 +278,11 @@ pub fn reaper() -> &'static Reaper {
 impl Reaper {
     fn new(state_file: Option<PathBuf>) -> Reaper {
         let me = std::process::id();
+        let stat = Stat::read(me);
         Reaper {
             me,
-            session: Stat::read(me).map_or(0, |stat| stat.session),
+            session: stat.map_or(0, |stat| stat.session),
+            group: stat.map_or(0, |stat| stat.group),
             state_file,
             agents: Mutex::new(Agents::default()),
             writer: Mutex::new(()),
@@ -426,9 +430,14 @@ impl Reaper {
     }
 
     /// Whether `stat` (a child of the daemon) is a process the daemon
-    /// started itself: those lead a process group in the daemon's session.
+    /// started itself: those lead a process group in the daemon's session,
+    /// or, in the moment between their fork and their `setpgid`, are still
+    /// in the daemon's own group (a sweep that took an agent being spawned
+    /// then for an orphan killed it right after it started). What agents
+    /// orphan is never in the daemon's group: agents lead groups of their
+    /// own.
     fn started_here(&self, pid: u32, stat: &Stat) -> bool {
-        stat.group == pid && stat.session == self.session
+        stat.session == self.session && (stat.group == pid || stat.group == self.group)
     }
 
     /// Children of the daemon it did not start, that no running agent
@@ -513,6 +522,45 @@ mod tests {
 
     fn running(child: &mut std::process::Child) -> bool {
         child.try_wait().expect("try_wait").is_none()
+    }
+
+    /// A child in the daemon's own group is one it is starting (forked,
+    /// not yet in a group of its own); a child in a group or session of its
+    /// own that no agent claims is an orphan to sweep.
+    #[test]
+    fn a_child_still_in_the_daemons_group_is_not_an_orphan() {
+        use std::os::unix::process::CommandExt as _;
+        let reaper = Reaper::new(None);
+        let mut starting = sleeper();
+        let mut leader = std::process::Command::new("sleep")
+            .arg("30")
+            .process_group(0)
+            .spawn()
+            .expect("sleep runs");
+        let mut orphan = std::process::Command::new("setsid")
+            .args(["sleep", "30"])
+            .spawn()
+            .expect("setsid runs");
+        let orphan_pid = orphan.id();
+        let mut found = BTreeSet::new();
+        for _ in 0..100 {
+            found = reaper
+                .unclaimed_orphans(0)
+                .into_iter()
+                .map(|member| member.pid)
+                .collect();
+            if found.contains(&orphan_pid) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(found.contains(&orphan_pid), "{found:?}");
+        assert!(!found.contains(&starting.id()), "{found:?}");
+        assert!(!found.contains(&leader.id()), "{found:?}");
+        for child in [&mut starting, &mut leader, &mut orphan] {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 
     #[test]
