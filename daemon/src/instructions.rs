@@ -167,7 +167,7 @@ mod tests {
     #[test]
     fn agents_md_is_read_and_framed() {
         let dir = workspace();
-        std::fs::write(dir.path().join("AGENTS.md"), "Use tabs.\n").unwrap();
+        std::fs::write(dir.path().join("AGENTS.md"), "Use tabs.\n").expect("fixture");
         let doc = read(dir.path(), &DocSettings::default(), &[]).expect("found");
         assert_eq!(doc.text, "Use tabs.\n");
         let framed = frame(Path::new("/w"), &doc);
@@ -184,25 +184,25 @@ mod tests {
             max_bytes: DEFAULT_MAX_BYTES,
             fallbacks: vec!["CLAUDE.md".into(), "GUIDE.md".into()],
         };
-        std::fs::write(dir.path().join("GUIDE.md"), "guide").unwrap();
+        std::fs::write(dir.path().join("GUIDE.md"), "guide").expect("fixture");
         assert_eq!(text_of(dir.path(), &settings).as_deref(), Some("guide"));
-        std::fs::write(dir.path().join("CLAUDE.md"), "claude").unwrap();
+        std::fs::write(dir.path().join("CLAUDE.md"), "claude").expect("fixture");
         assert_eq!(text_of(dir.path(), &settings).as_deref(), Some("claude"));
-        std::fs::write(dir.path().join("AGENTS.md"), "agents").unwrap();
+        std::fs::write(dir.path().join("AGENTS.md"), "agents").expect("fixture");
         assert_eq!(text_of(dir.path(), &settings).as_deref(), Some("agents"));
-        std::fs::write(dir.path().join("AGENTS.override.md"), "override").unwrap();
+        std::fs::write(dir.path().join("AGENTS.override.md"), "override").expect("fixture");
         assert_eq!(text_of(dir.path(), &settings).as_deref(), Some("override"));
         // Without the fallbacks configured, only Codex's own names count.
-        std::fs::remove_file(dir.path().join("AGENTS.override.md")).unwrap();
-        std::fs::remove_file(dir.path().join("AGENTS.md")).unwrap();
+        std::fs::remove_file(dir.path().join("AGENTS.override.md")).expect("fixture");
+        std::fs::remove_file(dir.path().join("AGENTS.md")).expect("fixture");
         assert_eq!(text_of(dir.path(), &DocSettings::default()), None);
     }
 
     #[test]
     fn a_directory_named_agents_md_is_skipped() {
         let dir = workspace();
-        std::fs::create_dir(dir.path().join("AGENTS.override.md")).unwrap();
-        std::fs::write(dir.path().join("AGENTS.md"), "file").unwrap();
+        std::fs::create_dir(dir.path().join("AGENTS.override.md")).expect("fixture");
+        std::fs::write(dir.path().join("AGENTS.md"), "file").expect("fixture");
         assert_eq!(text_of(dir.path(), &DocSettings::default()).as_deref(), Some("file"));
     }
 
@@ -210,7 +210,7 @@ mod tests {
     fn the_cap_cuts_and_zero_sends_nothing() {
         let dir = workspace();
         // "é" is two bytes: a cap of 4 cuts the second one in half.
-        std::fs::write(dir.path().join("AGENTS.md"), "abéé").unwrap();
+        std::fs::write(dir.path().join("AGENTS.md"), "abéé").expect("fixture");
         let capped = DocSettings {
             max_bytes: 5,
             fallbacks: Vec::new(),
@@ -226,7 +226,7 @@ mod tests {
     #[test]
     fn a_blank_file_sends_nothing() {
         let dir = workspace();
-        std::fs::write(dir.path().join("AGENTS.md"), " \n\t\n").unwrap();
+        std::fs::write(dir.path().join("AGENTS.md"), " \n\t\n").expect("fixture");
         assert_eq!(text_of(dir.path(), &DocSettings::default()), None);
     }
 
@@ -234,13 +234,13 @@ mod tests {
     fn a_symlink_to_a_secret_or_outside_the_workspace_sends_nothing() {
         let dir = workspace();
         let outside = workspace();
-        std::fs::write(outside.path().join("notes.md"), "outside secret").unwrap();
-        symlink(outside.path().join("notes.md"), dir.path().join("AGENTS.md")).unwrap();
+        std::fs::write(outside.path().join("notes.md"), "outside secret").expect("fixture");
+        symlink(outside.path().join("notes.md"), dir.path().join("AGENTS.md")).expect("fixture");
         assert_eq!(text_of(dir.path(), &DocSettings::default()), None);
 
         let dir = workspace();
-        std::fs::write(dir.path().join(".env"), "API_KEY=sk-secret").unwrap();
-        symlink(".env", dir.path().join("AGENTS.md")).unwrap();
+        std::fs::write(dir.path().join(".env"), "API_KEY=sk-secret").expect("fixture");
+        symlink(".env", dir.path().join("AGENTS.md")).expect("fixture");
         assert_eq!(text_of(dir.path(), &DocSettings::default()), None);
 
         // Not even a later name is tried: Codex would have taken the first.
@@ -248,20 +248,20 @@ mod tests {
             max_bytes: DEFAULT_MAX_BYTES,
             fallbacks: vec!["GUIDE.md".into()],
         };
-        std::fs::write(dir.path().join("GUIDE.md"), "guide").unwrap();
+        std::fs::write(dir.path().join("GUIDE.md"), "guide").expect("fixture");
         assert_eq!(text_of(dir.path(), &settings), None);
     }
 
     #[test]
     fn a_file_in_a_store_sends_nothing() {
         let dir = workspace();
-        std::fs::write(dir.path().join("AGENTS.md"), "text").unwrap();
-        let root = std::fs::canonicalize(dir.path()).unwrap();
+        std::fs::write(dir.path().join("AGENTS.md"), "text").expect("fixture");
+        let root = std::fs::canonicalize(dir.path()).expect("fixture");
         assert_eq!(read(dir.path(), &DocSettings::default(), &[&root]), None);
         // A symlink to a file inside the workspace is followed.
         let dir = workspace();
-        std::fs::write(dir.path().join("docs.md"), "via link").unwrap();
-        symlink("docs.md", dir.path().join("AGENTS.md")).unwrap();
+        std::fs::write(dir.path().join("docs.md"), "via link").expect("fixture");
+        symlink("docs.md", dir.path().join("AGENTS.md")).expect("fixture");
         assert_eq!(
             text_of(dir.path(), &DocSettings::default()).as_deref(),
             Some("via link")
@@ -276,7 +276,7 @@ mod tests {
             home.path().join("config.toml"),
             "project_doc_max_bytes = 100\nproject_doc_fallback_filenames = [\"CLAUDE.md\", \"../up.md\", \"\", 3]\n",
         )
-        .unwrap();
+        .expect("fixture");
         assert_eq!(
             DocSettings::from_codex_home(Some(home.path())),
             DocSettings {
@@ -284,9 +284,9 @@ mod tests {
                 fallbacks: vec!["CLAUDE.md".into()],
             }
         );
-        std::fs::write(home.path().join("config.toml"), "project_doc_max_bytes = -1\n").unwrap();
+        std::fs::write(home.path().join("config.toml"), "project_doc_max_bytes = -1\n").expect("fixture");
         assert_eq!(DocSettings::from_codex_home(Some(home.path())).max_bytes, 0);
-        std::fs::write(home.path().join("config.toml"), "not toml [").unwrap();
+        std::fs::write(home.path().join("config.toml"), "not toml [").expect("fixture");
         assert_eq!(DocSettings::from_codex_home(Some(home.path())), DocSettings::default());
     }
 }
