@@ -422,6 +422,37 @@ const SHELL_SLEEP: &str = "sleep 47";
 /// A daemon whose codex runs a login shell that takes long (its `.bashrc`
 /// sleeps), with that shell running: the env, its client, the agent's
 /// root pid and its tree.
+/// An idle stop (`CODEX_FUSION_AGENT_IDLE_SECS`) of an agent whose login
+/// shell still runs after the consult was answered: the shell, outside the
+/// agent's group, goes with it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_stop_leaves_no_login_shell_behind() {
+    let mut real = RealEnv::new(true).await;
+    let home = real.env.dir("home");
+    std::fs::write(home.join(".bashrc"), format!("{SHELL_SLEEP}\n")).expect(".bashrc");
+    real.env.set("HOME", home.to_str().expect("utf8"));
+    real.env.set("CODEX_FUSION_AGENT_IDLE_SECS", "2");
+    let client = Client::start(&real.env, &[]).await;
+    let (error, text) = client
+        .call_within(CALL_LIMIT, "consult", json!({ "question": "Is anyone there?" }))
+        .await;
+    assert!(!error, "{text}");
+    let root = agent_pids(&real.env).await.first().copied().expect("an agent");
+    let processes = tree(root);
+    assert!(
+        processes
+            .iter()
+            .any(|proc| proc.command == SHELL_SLEEP && proc.group != root),
+        "the login shell still runs, outside the agent's group: {processes:#?}"
+    );
+    wait_until("the idle agent stops", Duration::from_secs(20), || {
+        !codex_fusion_testkit::env::is_alive(root as i32)
+    })
+    .await;
+    all_gone(&processes, "after the idle agent stopped").await;
+    client.close().await;
+}
+
 async fn slow_login_shell() -> (RealEnv, Client, u32, Vec<Proc>) {
     let mut real = RealEnv::new(true).await;
     let home = real.env.dir("home");
