@@ -304,8 +304,18 @@ async fn a_daemon_stopped_mid_command_leaves_no_helper() {
         })
         .await;
         all_gone(&processes, "after the daemon stopped").await;
-        // Had the stop left any, a daemon the shim restarts would have
-        // killed them and said so.
+        // The shim lost its daemon mid-call and starts a new one at once;
+        // once that answers, it has run its start-up sweep, which would
+        // have killed what the stop left and said so. (Waiting for it also
+        // lets the env stop it: one still starting at the end would
+        // outlive the test.)
+        wait_until("the shim's new daemon runs", Duration::from_secs(20), || {
+            real.env
+                .daemon_pid()
+                .is_some_and(|pid| pid != daemon && codex_fusion_testkit::env::is_alive(pid))
+        })
+        .await;
+        let _ = agent_pids(&real.env).await;
         let logs = real.env.daemon_logs();
         assert!(
             !logs.contains("killed what an earlier daemon"),
