@@ -127,6 +127,18 @@ async fn mid_command(real: &RealEnv, client: &Client) -> (u32, Vec<Proc>) {
     (root, processes)
 }
 
+/// A client whose consult runs a long sandboxed command, with the agent's
+/// pid and tree then, which holds codex's sandbox helpers.
+async fn in_sandboxed_command(real: &RealEnv) -> (Client, u32, Vec<Proc>) {
+    let client = Client::start(&real.env, &[]).await;
+    let (root, processes) = mid_command(real, &client).await;
+    assert!(
+        !sandbox_helpers(&processes).is_empty(),
+        "codex ran the command in its sandbox: {processes:#?}"
+    );
+    (client, root, processes)
+}
+
 /// Waits until none of `processes` runs; panics naming the survivors.
 async fn all_gone(processes: &[Proc], what: &str) {
     let deadline = tokio::time::Instant::now() + GONE_WITHIN;
@@ -240,13 +252,8 @@ fn sandbox_helpers(processes: &[Proc]) -> Vec<&Proc> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killing_the_agents_group_mid_command_leaves_no_helper() {
     let real = RealEnv::new(true).await;
-    let client = Client::start(&real.env, &[]).await;
-    let (root, processes) = mid_command(&real, &client).await;
+    let (client, root, processes) = in_sandboxed_command(&real).await;
     let helpers = sandbox_helpers(&processes);
-    assert!(
-        !helpers.is_empty(),
-        "codex ran the command in its sandbox: {processes:#?}"
-    );
     let outside: Vec<&&Proc> = helpers.iter().filter(|proc| proc.group != root).collect();
     eprintln!(
         "{} sandbox helpers, {} of them outside the agent's group",
@@ -267,12 +274,7 @@ async fn killing_the_agents_group_mid_command_leaves_no_helper() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_daemon_killed_mid_command_has_its_leftovers_killed_by_the_next() {
     let real = RealEnv::new(true).await;
-    let client = Client::start(&real.env, &[]).await;
-    let (_, processes) = mid_command(&real, &client).await;
-    assert!(
-        !sandbox_helpers(&processes).is_empty(),
-        "codex ran the command in its sandbox: {processes:#?}"
-    );
+    let (client, _, processes) = in_sandboxed_command(&real).await;
     wait_recorded(&real, &processes).await;
     kill_daemon_then_restart(&real, &client, &processes, None).await;
     client.close().await;
@@ -286,12 +288,7 @@ async fn a_daemon_killed_mid_command_has_its_leftovers_killed_by_the_next() {
 async fn a_daemon_stopped_mid_command_leaves_no_helper() {
     for by_cli in [false, true] {
         let real = RealEnv::new(true).await;
-        let client = Client::start(&real.env, &[]).await;
-        let (_, processes) = mid_command(&real, &client).await;
-        assert!(
-            !sandbox_helpers(&processes).is_empty(),
-            "codex ran the command in its sandbox: {processes:#?}"
-        );
+        let (client, _, processes) = in_sandboxed_command(&real).await;
         let daemon = real.env.daemon_pid().expect("a daemon runs");
         if by_cli {
             let output = real.env.cli(&["stop"], None).await;
