@@ -689,3 +689,72 @@ async fn the_workspace_agents_md_reaches_codex_once_per_session_and_a_linked_sec
     }
     client.close().await;
 }
+
+/// A session the SessionStart hook opened ahead of need has had no prompt
+/// yet, so its transcript holds no AGENTS.md: restored after a daemon
+/// restart (or an idle stop), its first prompt still carries it, once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_warmed_by_the_hook_gets_agents_md_even_when_restored_before_its_first_prompt() {
+    use codex_fusion_protocol::control::{ControlRequest, ControlResponse};
+    const MARKER: &str = "warmed-instructions-marker-77b2";
+    let real = RealEnv::new(true).await;
+    std::fs::write(real.env.workspace.join("AGENTS.md"), format!("{MARKER}\n")).expect("AGENTS.md");
+    // Another workspace's consult starts the agent the hook's session goes on.
+    let other = client_in(&real, "other").await;
+    let (error, text) = call(&other, "consult", consult("first")).await;
+    assert!(!error, "{text}");
+    other.close().await;
+    let hook = json!({
+        "session_id": "claude-session-warm",
+        "cwd": real.env.workspace,
+        "hook_event_name": "SessionStart",
+        "source": "startup",
+    })
+    .to_string();
+    let output = real.env.cli(&["hook"], Some(&hook)).await;
+    assert!(output.status.success(), "{output:?}");
+    let workspace = real.env.workspace.clone();
+    let mut state = String::new();
+    for _ in 0..300 {
+        state = match real
+            .env
+            .control(ControlRequest::Status {
+                workspace: Some(workspace.clone()),
+            })
+            .await
+        {
+            ControlResponse::Status(status) => status
+                .workspaces
+                .into_iter()
+                .next()
+                .map(|workspace| workspace.agent_state)
+                .unwrap_or_default(),
+            other => panic!("status answered {other:?}"),
+        };
+        if state == "ready" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(state, "ready", "the hook opened a session");
+    let output = real.env.cli(&["stop"], None).await;
+    assert!(output.status.success(), "{output:?}");
+
+    let client = Client::start(&real.env, &[]).await;
+    let (error, text) = call(&client, "consult", consult("the first question here")).await;
+    assert!(!error, "{text}");
+    let last = real.mock.turns().await.pop().expect("a turn");
+    assert_eq!(in_user_messages(&last, MARKER), 1, "{last:#}");
+    client.close().await;
+
+    // Restored again, now with a prompt in its history: not sent twice.
+    let output = real.env.cli(&["stop"], None).await;
+    assert!(output.status.success(), "{output:?}");
+    let client = Client::start(&real.env, &[]).await;
+    let (error, text) = call(&client, "consult", consult("the second question here")).await;
+    assert!(!error, "{text}");
+    assert!(text.contains("user_messages=2"), "the thread carried on: {text}");
+    let last = real.mock.turns().await.pop().expect("a turn");
+    assert_eq!(in_user_messages(&last, MARKER), 1, "{last:#}");
+    client.close().await;
+}

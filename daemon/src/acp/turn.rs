@@ -31,6 +31,9 @@ pub enum Update {
     Plan { steps: usize },
     /// How much of the context window is used.
     Usage { used: u64, size: u64 },
+    /// A piece of a user's prompt: only in the history a `session/load`
+    /// replays.
+    Prompted,
     /// Anything else (commands offered, mode changes, …): not ours to show.
     Other,
 }
@@ -82,6 +85,7 @@ impl Update {
                 used: usage.used,
                 size: usage.size,
             },
+            SessionUpdate::UserMessageChunk(_) => Update::Prompted,
             _ => Update::Other,
         }
     }

@@ -226,6 +226,7 @@ impl WorkspaceActor {
             context,
             link: AgentLink::Detached,
             attempt: 0,
+            replayed_prompt: false,
             resume_id: remembered.codex_session_id,
             claude_session_id: remembered.claude_session_id,
             deferred_target: None,
@@ -509,6 +510,11 @@ struct WorkspaceActor {
     link: AgentLink,
     /// Counts starts, so the outcome of one overtaken by a reset is known.
     attempt: u64,
+    /// Whether the `session/load` of the start in flight replayed a prompt:
+    /// the restored transcript then holds the AGENTS.md its first prompt
+    /// carried (a session opened ahead of need and never prompted holds
+    /// none).
+    replayed_prompt: bool,
     /// The Codex session to restore on the next start (after a crash, a hard
     /// stop, a daemon restart, or a Claude resume).
     resume_id: Option<String>,

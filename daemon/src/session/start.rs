@@ -118,6 +118,7 @@ impl WorkspaceActor {
         spawning: Spawning,
     ) {
         self.attempt += 1;
+        self.replayed_prompt = false;
         let attempt = self.attempt;
         self.link = AgentLink::Starting { attempt };
         let plan = StartPlan {
@@ -195,6 +196,8 @@ impl WorkspaceActor {
                     // A fresh session starts with Codex's own model.
                     self.sticky_choice = ModelChoice::default();
                 }
+                // A restored session that had a prompt has its AGENTS.md.
+                let instructions = instructions.filter(|_| !(opened.loaded && self.replayed_prompt));
                 self.resume_id = None;
                 self.last_error = None;
                 self.remember(Some(&opened.session_id));
@@ -349,18 +352,16 @@ async fn start(
     }
     host.routes.add(&opened.session_id, route);
     // A confined Codex does not look for the workspace's AGENTS.md itself
-    // (its wrapper turns that off); a new session gets it from us, a
-    // restored one has it in its transcript.
-    let instructions = match !opened.loaded && host.unconfined.is_none() {
-        true => {
-            let settings = crate::instructions::DocSettings::from_codex_home(facts.codex_home.as_deref());
-            let mut stores = vec![facts.state_dir.as_path()];
-            stores.extend(facts.codex_home.as_deref());
-            crate::instructions::read(workspace, &settings, &stores)
-                .map(|doc| crate::instructions::frame(workspace, &doc))
-        }
-        false => None,
-    };
+    // (its wrapper turns that off): its session's first prompt carries it.
+    // A restored session that already had a prompt has it in its
+    // transcript; the actor knows that from the replay (`on_started`).
+    let instructions = host.unconfined.is_none().then(|| {
+        let settings = crate::instructions::DocSettings::from_codex_home(facts.codex_home.as_deref());
+        let mut stores = vec![facts.state_dir.as_path()];
+        stores.extend(facts.codex_home.as_deref());
+        crate::instructions::read(workspace, &settings, &stores).map(|doc| crate::instructions::frame(workspace, &doc))
+    });
+    let instructions = instructions.flatten();
     Ok(Some(Started {
         lease,
         opened,

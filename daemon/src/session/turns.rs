@@ -17,8 +17,17 @@ impl WorkspaceActor {
             // About a session this workspace has left, or one a start in
             // flight is loading (its replayed history): never part of a
             // turn. An open permission still gets an answer.
-            if let AgentEvent::Permission(ask) = message.event {
-                ask.cancel();
+            match message.event {
+                AgentEvent::Permission(ask) => ask.cancel(),
+                AgentEvent::Update {
+                    session,
+                    update: Update::Prompted,
+                } if matches!(self.link, AgentLink::Starting { .. })
+                    && self.resume_id.as_deref() == Some(session.as_str()) =>
+                {
+                    self.replayed_prompt = true;
+                }
+                _ => {}
             }
             return;
         }
@@ -104,7 +113,7 @@ impl WorkspaceActor {
                 progress.activity(&line);
                 self.watch.activity(&line);
             }
-            Update::Usage { .. } | Update::Other => {}
+            Update::Usage { .. } | Update::Prompted | Update::Other => {}
         }
     }
 
