@@ -460,13 +460,6 @@ impl WorkspaceActor {
                 (stop_reason, TurnOutcome::Failed(message))
             }
         };
-        tracing::info!(
-            turn = turn.id,
-            tool = turn.tool,
-            stop_reason,
-            elapsed_ms = elapsed.as_millis() as u64,
-            "turn finished"
-        );
         self.watch.send(|| match &result {
             TurnOutcome::Answer(answer) => WatchEvent::Answered {
                 turn: turn.id,
@@ -482,10 +475,20 @@ impl WorkspaceActor {
                 message: stop_reason.to_owned(),
             },
         });
-        // The caller gets its answer first; the debug log can wait.
+        // The caller gets its answer first; the logs can wait. (Its task
+        // runs only once this handler returns, when it shares this worker
+        // thread, so what follows must not block: the turn log is written
+        // by a blocking task.)
         if let Some(waiter) = turn.waiter.take() {
             waiter.send(result);
         }
+        tracing::info!(
+            turn = turn.id,
+            tool = turn.tool,
+            stop_reason,
+            elapsed_ms = elapsed.as_millis() as u64,
+            "turn finished"
+        );
         if let Some(path) = &turn.settings.log_path {
             let mut record = std::mem::take(&mut turn.record);
             record.finished_at = SystemTime::now()
@@ -511,7 +514,10 @@ impl WorkspaceActor {
                     outside_workspace: !info.outside.is_empty(),
                 })
                 .collect();
-            turnlog::append(path, &record);
+            let path = path.clone();
+            self.context
+                .tasks
+                .spawn_blocking(move || turnlog::append(&path, &record));
         }
     }
 
