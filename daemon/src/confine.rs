@@ -257,7 +257,7 @@ async fn probe(
         .iter()
         .find(|(name, _)| name == "PATH")
         .map(|(_, value)| value.as_str());
-    if let Some(binary) = bundled_codex(command, env) {
+    if let Some(binary) = bundled_codex(command, env, path) {
         tracing::debug!(codex = %binary.display(), "codex-acp's bundled codex found by its npm layout");
         return Ok(binary);
     }
@@ -332,30 +332,23 @@ pub fn readable_install_dir(codex_binary: &Path, facts: &ProfileFacts) -> Result
 /// finds it, without starting node (`cli doctor` costs two node starts and
 /// codex's network checks, 0.4–1 s on the first use ever). Only for the
 /// plain case: the command is codex-acp's own script, named directly or
-/// found on PATH, with no arguments and no `CODEX_PATH` of its own.
+/// found on `path` (the agent's PATH), with no arguments and no
+/// `CODEX_PATH` of its own.
 /// codex-acp resolves `@openai/codex/bin/codex.js` from its `dist`
 /// directory by node's rule (each `node_modules` above it, nearest first);
 /// codex.js takes the platform package's
 /// `vendor/<triple>/bin/codex`, resolved by the same rule from its own
 /// real directory, else its own `vendor/`. Anything else asks the doctor.
-pub fn bundled_codex(command: &AcpCommand, env: &[(String, String)]) -> Option<PathBuf> {
+pub fn bundled_codex(command: &AcpCommand, env: &[(String, String)], path: Option<&str>) -> Option<PathBuf> {
     if !command.args.is_empty() || env.iter().any(|(name, _)| name == "CODEX_PATH") {
         return None;
     }
-    let program = Path::new(&command.program);
-    let script = if command.program.contains('/') {
-        program.is_absolute().then(|| program.to_path_buf())?
-    } else {
-        let path = env
-            .iter()
-            .find(|(name, _)| name == "PATH")
-            .map(|(_, value)| value.as_str())?;
-        std::env::split_paths(path)
-            .filter(|dir| dir.is_absolute())
-            .map(|dir| dir.join(program))
-            .find(|candidate| is_executable(candidate))?
-    };
-    let script = std::fs::canonicalize(script).ok()?;
+    // A relative path would be taken from the daemon's directory, not the
+    // agent's.
+    if command.program.contains('/') && !Path::new(&command.program).is_absolute() {
+        return None;
+    }
+    let script = codex_fusion_protocol::codex_doctor::which(&command.program, path)?;
     let dist = script.parent()?;
     let package = dist.parent()?;
     if script.file_name()? != "index.js"
@@ -371,7 +364,7 @@ pub fn bundled_codex(command: &AcpCommand, env: &[(String, String)]) -> Option<P
         None => codex_package.join("vendor"),
     };
     let binary = vendor.join(triple).join("bin").join("codex");
-    is_executable(&binary).then_some(binary)
+    binary.is_file().then_some(binary)
 }
 
 /// The package directory node's `require.resolve("<name>/package.json")`
@@ -400,10 +393,6 @@ fn codex_platform() -> Option<(&'static str, &'static str)> {
         ("macos", "aarch64") => Some(("@openai/codex-darwin-arm64", "aarch64-apple-darwin")),
         _ => None,
     }
-}
-
-fn is_executable(path: &Path) -> bool {
-    std::fs::metadata(path).is_ok_and(|meta| meta.is_file() && meta.permissions().mode() & 0o111 != 0)
 }
 
 /// Asks `codex-acp cli doctor --json` where its codex binary is. The probe
@@ -684,21 +673,25 @@ pub fn wrapper_script(codex_binary: &Path, readable: &Path, facts: &ProfileFacts
     script
 }
 
-/// The names of the MCP servers `$CODEX_HOME/config.toml` defines. A file
-/// that does not parse defines none (Codex itself would refuse it).
-pub fn user_mcp_servers(codex_home: &Path) -> Vec<String> {
-    let Ok(text) = std::fs::read_to_string(codex_home.join("config.toml")) else {
-        return Vec::new();
-    };
+/// `$CODEX_HOME/config.toml`, parsed once for everything a start reads of
+/// it; `None` when it is missing or does not parse (Codex itself would
+/// refuse it).
+pub fn codex_config(codex_home: &Path) -> Option<toml::Table> {
+    let text = std::fs::read_to_string(codex_home.join("config.toml")).ok()?;
     match text.parse::<toml::Table>() {
-        Ok(table) => match table.get("mcp_servers") {
-            Some(toml::Value::Table(servers)) => servers.keys().cloned().collect(),
-            _ => Vec::new(),
-        },
+        Ok(table) => Some(table),
         Err(error) => {
-            tracing::debug!(%error, "cannot read the MCP servers of Codex's config.toml");
-            Vec::new()
+            tracing::debug!(%error, "cannot parse Codex's config.toml");
+            None
         }
+    }
+}
+
+/// The names of the MCP servers Codex's config defines.
+pub fn mcp_servers_in(config: &toml::Table) -> Vec<String> {
+    match config.get("mcp_servers") {
+        Some(toml::Value::Table(servers)) => servers.keys().cloned().collect(),
+        _ => Vec::new(),
     }
 }
 
@@ -996,6 +989,7 @@ mod tests {
 
     #[test]
     fn the_users_mcp_servers_are_read_by_name() {
+        let user_mcp_servers = |home: &Path| codex_config(home).as_ref().map(mcp_servers_in).unwrap_or_default();
         let temp = tempfile::tempdir().expect("tempdir");
         assert!(user_mcp_servers(temp.path()).is_empty(), "no config");
         std::fs::write(
@@ -1120,24 +1114,24 @@ mod bundled_tests {
         let prefix = std::fs::canonicalize(temp.path()).expect("canonical");
         let (link, binary) = layout(&prefix);
         let direct = command(&link.to_string_lossy());
-        assert_eq!(bundled_codex(&direct, &[]), Some(binary.clone()));
-        // Found on PATH (relative entries are skipped).
-        let path = vec![(
-            "PATH".to_owned(),
-            format!("bin:/nowhere:{}", link.parent().expect("bin").display()),
-        )];
-        assert_eq!(bundled_codex(&command("codex-acp"), &path), Some(binary.clone()));
+        assert_eq!(bundled_codex(&direct, &[], None), Some(binary.clone()));
+        // Found on PATH.
+        let path = format!("/nowhere:{}", link.parent().expect("bin").display());
+        assert_eq!(
+            bundled_codex(&command("codex-acp"), &[], Some(&path)),
+            Some(binary.clone())
+        );
         // Not the plain case: the doctor is asked.
         assert_eq!(
-            bundled_codex(&command(&format!("{} --flag", link.display())), &[]),
+            bundled_codex(&command(&format!("{} --flag", link.display())), &[], None),
             None
         );
         let own = vec![("CODEX_PATH".to_owned(), "/opt/codex".to_owned())];
-        assert_eq!(bundled_codex(&direct, &own), None);
-        assert_eq!(bundled_codex(&command("codex-acp"), &[]), None);
+        assert_eq!(bundled_codex(&direct, &own, None), None);
+        assert_eq!(bundled_codex(&command("codex-acp"), &[], None), None);
         // Without the platform binary there is nothing to name.
         std::fs::remove_file(&binary).expect("rm");
-        assert_eq!(bundled_codex(&direct, &[]), None);
+        assert_eq!(bundled_codex(&direct, &[], None), None);
     }
 
     #[test]
@@ -1153,7 +1147,7 @@ mod bundled_tests {
         std::fs::remove_dir_all(prefix.join("node_modules").join(platform)).expect("rm");
         let own = nested.join("vendor").join(triple).join("bin/codex");
         file(&own, "#!/bin/sh\n", 0o755);
-        assert_eq!(bundled_codex(&command(&link.to_string_lossy()), &[]), Some(own));
+        assert_eq!(bundled_codex(&command(&link.to_string_lossy()), &[], None), Some(own));
     }
 
     #[test]
@@ -1165,9 +1159,9 @@ mod bundled_tests {
             &prefix.join("node_modules/@agentclientprotocol/codex-acp"),
             "not-codex-acp",
         );
-        assert_eq!(bundled_codex(&command(&link.to_string_lossy()), &[]), None);
+        assert_eq!(bundled_codex(&command(&link.to_string_lossy()), &[], None), None);
         let script = prefix.join("codex-acp.sh");
         file(&script, "#!/bin/sh\n", 0o755);
-        assert_eq!(bundled_codex(&command(&script.to_string_lossy()), &[]), None);
+        assert_eq!(bundled_codex(&command(&script.to_string_lossy()), &[], None), None);
     }
 }

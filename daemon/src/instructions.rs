@@ -46,22 +46,9 @@ impl Default for DocSettings {
 
 impl DocSettings {
     /// `project_doc_max_bytes` and `project_doc_fallback_filenames` from
-    /// `$CODEX_HOME/config.toml`; defaults where the file, the key or its
-    /// type is missing or wrong.
-    pub fn from_codex_home(codex_home: Option<&Path>) -> DocSettings {
-        let Some(text) = codex_home.and_then(|home| std::fs::read_to_string(home.join("config.toml")).ok()) else {
-            return DocSettings::default();
-        };
-        match text.parse::<toml::Table>() {
-            Ok(table) => DocSettings::from_table(&table),
-            Err(error) => {
-                tracing::debug!(%error, "cannot read the project-doc settings of Codex's config.toml");
-                DocSettings::default()
-            }
-        }
-    }
-
-    fn from_table(table: &toml::Table) -> DocSettings {
+    /// Codex's config (`confine::codex_config`); defaults where a key or
+    /// its type is missing or wrong.
+    pub fn from_config(table: &toml::Table) -> DocSettings {
         let max_bytes = match table.get("project_doc_max_bytes") {
             Some(toml::Value::Integer(bytes)) => u64::try_from(*bytes).unwrap_or(0),
             _ => DEFAULT_MAX_BYTES,
@@ -270,23 +257,29 @@ mod tests {
 
     #[test]
     fn settings_come_from_the_codex_config() {
+        let from_home = |home: &Path| {
+            crate::confine::codex_config(home)
+                .as_ref()
+                .map(DocSettings::from_config)
+                .unwrap_or_default()
+        };
         let home = workspace();
-        assert_eq!(DocSettings::from_codex_home(Some(home.path())), DocSettings::default());
+        assert_eq!(from_home(home.path()), DocSettings::default());
         std::fs::write(
             home.path().join("config.toml"),
             "project_doc_max_bytes = 100\nproject_doc_fallback_filenames = [\"CLAUDE.md\", \"../up.md\", \"\", 3]\n",
         )
         .expect("fixture");
         assert_eq!(
-            DocSettings::from_codex_home(Some(home.path())),
+            from_home(home.path()),
             DocSettings {
                 max_bytes: 100,
                 fallbacks: vec!["CLAUDE.md".into()],
             }
         );
         std::fs::write(home.path().join("config.toml"), "project_doc_max_bytes = -1\n").expect("fixture");
-        assert_eq!(DocSettings::from_codex_home(Some(home.path())).max_bytes, 0);
+        assert_eq!(from_home(home.path()).max_bytes, 0);
         std::fs::write(home.path().join("config.toml"), "not toml [").expect("fixture");
-        assert_eq!(DocSettings::from_codex_home(Some(home.path())), DocSettings::default());
+        assert_eq!(from_home(home.path()), DocSettings::default());
     }
 }

@@ -96,7 +96,7 @@ impl DoctorCache {
 }
 
 /// `program` as the OS would find it: a path, or the first match on `path`.
-fn which(program: &str, path: Option<&str>) -> Option<PathBuf> {
+pub fn which(program: &str, path: Option<&str>) -> Option<PathBuf> {
     if program.contains('/') {
         return std::fs::canonicalize(program).ok();
     }

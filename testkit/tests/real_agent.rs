@@ -631,6 +631,16 @@ fn in_user_messages(request: &Value, needle: &str) -> usize {
         .sum()
 }
 
+/// Consults with `question` and checks that the model request it made
+/// holds `marker` once in its user messages; the answer.
+async fn consult_carrying_once(real: &RealEnv, client: &Client, question: &str, marker: &str) -> String {
+    let (error, text) = call(client, "consult", consult(question)).await;
+    assert!(!error, "{text}");
+    let last = real.mock.turns().await.pop().expect("a turn");
+    assert_eq!(in_user_messages(&last, marker), 1, "{last:#}");
+    text
+}
+
 /// Issue 17: a confined Codex does not search for AGENTS.md itself (each
 /// file it looks at costs a sandbox launch); the daemon sends the
 /// workspace's own file before a new session's first prompt: once, not
@@ -671,11 +681,8 @@ async fn the_workspace_agents_md_reaches_codex_once_per_session_and_a_linked_sec
         .cli(&["reset", "--workspace", apple.to_str().expect("utf8")], None)
         .await;
     assert!(output.status.success(), "{output:?}");
-    let (error, text) = call(&client, "consult", consult("after the reset")).await;
-    assert!(!error, "{text}");
+    let text = consult_carrying_once(&real, &client, "after the reset", MARKER).await;
     assert!(text.contains("user_messages=1"), "a new thread: {text}");
-    let last = real.mock.turns().await.pop().expect("a turn");
-    assert_eq!(in_user_messages(&last, MARKER), 1, "{last:#}");
     client.close().await;
 
     let client = client_in(&real, "pear").await;
@@ -741,20 +748,14 @@ async fn a_session_warmed_by_the_hook_gets_agents_md_even_when_restored_before_i
     assert!(output.status.success(), "{output:?}");
 
     let client = Client::start(&real.env, &[]).await;
-    let (error, text) = call(&client, "consult", consult("the first question here")).await;
-    assert!(!error, "{text}");
-    let last = real.mock.turns().await.pop().expect("a turn");
-    assert_eq!(in_user_messages(&last, MARKER), 1, "{last:#}");
+    consult_carrying_once(&real, &client, "the first question here", MARKER).await;
     client.close().await;
 
     // Restored again, now with a prompt in its history: not sent twice.
     let output = real.env.cli(&["stop"], None).await;
     assert!(output.status.success(), "{output:?}");
     let client = Client::start(&real.env, &[]).await;
-    let (error, text) = call(&client, "consult", consult("the second question here")).await;
-    assert!(!error, "{text}");
+    let text = consult_carrying_once(&real, &client, "the second question here", MARKER).await;
     assert!(text.contains("user_messages=2"), "the thread carried on: {text}");
-    let last = real.mock.turns().await.pop().expect("a turn");
-    assert_eq!(in_user_messages(&last, MARKER), 1, "{last:#}");
     client.close().await;
 }

@@ -272,7 +272,7 @@ async fn start(
     let command_env = &settings.acp_command.env;
     let base = environment::agent_environment(&agent, daemon_env.clone(), &agent_env, command_env, &[]);
     let choice = profile_choice(&settings);
-    let facts = profile_facts(&base, &context.state_dir, choice);
+    let (facts, docs) = profile_facts(&base, &context.state_dir, choice);
     // The read-confining profile is Codex's; another agent of a council is
     // never asked `cli doctor` (it would take the words for its own).
     let confinement = if *agent == *codex_fusion_protocol::agents::DEFAULT_AGENT {
@@ -355,13 +355,14 @@ async fn start(
     // (its wrapper turns that off): its session's first prompt carries it.
     // A restored session that already had a prompt has it in its
     // transcript; the actor knows that from the replay (`on_started`).
-    let instructions = host.unconfined.is_none().then(|| {
-        let settings = crate::instructions::DocSettings::from_codex_home(facts.codex_home.as_deref());
-        let mut stores = vec![facts.state_dir.as_path()];
-        stores.extend(facts.codex_home.as_deref());
-        crate::instructions::read(workspace, &settings, &stores).map(|doc| crate::instructions::frame(workspace, &doc))
-    });
-    let instructions = instructions.flatten();
+    let instructions = match &host.unconfined {
+        Some(_) => None,
+        None => {
+            let mut stores = vec![facts.state_dir.as_path()];
+            stores.extend(facts.codex_home.as_deref());
+            crate::instructions::read(workspace, &docs, &stores).map(|doc| crate::instructions::frame(workspace, &doc))
+        }
+    };
     Ok(Some(Started {
         lease,
         opened,
@@ -517,7 +518,13 @@ fn refuse_project_config(
 
 /// What the permission profile masks and allows, from the agent's own
 /// environment (its home, its Codex home) and the connection's choice.
-fn profile_facts(env: &[(String, String)], state_dir: &Path, choice: ProfileChoice) -> ProfileFacts {
+/// With them, what the user's Codex config says of project instructions
+/// (the config is read once for both).
+fn profile_facts(
+    env: &[(String, String)],
+    state_dir: &Path,
+    choice: ProfileChoice,
+) -> (ProfileFacts, crate::instructions::DocSettings) {
     let get = |name: &str| {
         env.iter()
             .find(|(key, value)| key == name && value.starts_with('/'))
@@ -529,17 +536,20 @@ fn profile_facts(env: &[(String, String)], state_dir: &Path, choice: ProfileChoi
     let canonical = |path: PathBuf| std::fs::canonicalize(&path).unwrap_or(path);
     let codex_home = codex_home.map(canonical);
     let home = home.map(canonical);
-    ProfileFacts {
+    let config = codex_home.as_deref().and_then(crate::confine::codex_config);
+    let facts = ProfileFacts {
         home_stores: HomeStores::now(home.as_deref()),
         home,
-        user_mcp_servers: codex_home
-            .as_deref()
-            .map(crate::confine::user_mcp_servers)
-            .unwrap_or_default(),
+        user_mcp_servers: config.as_ref().map(crate::confine::mcp_servers_in).unwrap_or_default(),
         codex_home,
         state_dir: canonical(state_dir.to_path_buf()),
         choice,
-    }
+    };
+    let docs = config
+        .as_ref()
+        .map(crate::instructions::DocSettings::from_config)
+        .unwrap_or_default();
+    (facts, docs)
 }
 
 /// A failure while starting, with the child's exit and stderr when it died.

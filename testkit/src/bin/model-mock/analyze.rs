@@ -136,31 +136,21 @@ fn is_synthetic(text: &str) -> bool {
 
 /// Joins the text parts of a message `content` (a string or an array of parts).
 fn content_text(content: Option<&Value>) -> String {
+    text_parts(content).collect()
+}
+
+/// The texts of a message `content`: the string itself, or each part's.
+fn text_parts(content: Option<&Value>) -> Box<dyn Iterator<Item = &str> + '_> {
     match content {
-        Some(Value::String(s)) => s.clone(),
-        Some(Value::Array(parts)) => parts
-            .iter()
-            .filter_map(|part| part.get("text").and_then(Value::as_str))
-            .collect::<Vec<_>>()
-            .join(""),
-        _ => String::new(),
+        Some(Value::String(s)) => Box::new(std::iter::once(s.as_str())),
+        Some(Value::Array(parts)) => Box::new(parts.iter().filter_map(|part| part.get("text").and_then(Value::as_str))),
+        _ => Box::new(std::iter::empty()),
     }
 }
 
 /// The parts of a user message `content` that are not synthetic, joined.
 fn prompt_text(content: Option<&Value>) -> String {
-    match content {
-        Some(Value::Array(parts)) => parts
-            .iter()
-            .filter_map(|part| part.get("text").and_then(Value::as_str))
-            .filter(|text| !is_synthetic(text))
-            .collect::<Vec<_>>()
-            .join(""),
-        other => {
-            let text = content_text(other);
-            if is_synthetic(&text) { String::new() } else { text }
-        }
-    }
+    text_parts(content).filter(|text| !is_synthetic(text)).collect()
 }
 
 /// A tool output is usually a string; newer shapes are arrays of content items.
