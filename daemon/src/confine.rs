@@ -463,9 +463,10 @@ fn write_wrapper(script: &str, state_dir: &Path) -> std::io::Result<PathBuf> {
     ));
     let current = private::read(&wrapper).ok().flatten();
     if current.as_deref() != Some(script.as_bytes()) {
-        // Unique, so another daemon writing the same wrapper cannot collide;
-        // executable before it takes the wrapper's name.
-        let temporary = wrapper.with_extension(format!("{}.tmp", std::process::id()));
+        // Unique, so another daemon, or another start of this one, writing
+        // the same wrapper cannot collide; executable before it takes the
+        // wrapper's name.
+        let temporary = private::temporary_beside(&wrapper);
         let _ = std::fs::remove_file(&temporary);
         let mut file = private::open(&temporary, private::Access::CreateNew).map_err(std::io::Error::other)?;
         file.write_all(script.as_bytes())?;

@@ -182,6 +182,18 @@ pub fn write_atomically_unsynced(path: &Path, bytes: &[u8]) -> Result<(), Privat
     replace(path, bytes, false)
 }
 
+/// A name beside `path` for writing it whole before it takes `path`'s
+/// place: unique to this process and this call, so neither another
+/// process nor another thread of this one (two workspaces starting at
+/// once write the same codex wrapper) writes the same temporary file.
+pub fn temporary_beside(path: &Path) -> PathBuf {
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let call = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(format!(".{}.{call}.tmp", std::process::id()));
+    path.with_file_name(name)
+}
+
 fn replace(path: &Path, bytes: &[u8], sync: bool) -> Result<(), PrivateError> {
     let dir = path.parent().unwrap_or(Path::new("/"));
     create_dir(dir)?;
