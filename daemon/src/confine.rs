@@ -87,7 +87,7 @@ pub struct ProfileFacts {
 /// it was started with in its pool key, and a workspace whose stores have
 /// changed moves its session to an agent started with the new ones before
 /// its next turn ([`HomeStores::changed`]).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Default)]
 pub struct HomeStores {
     pub home: Option<PathBuf>,
     /// Sorted; only regular files and directories. A symlink is left as
@@ -95,26 +95,109 @@ pub struct HomeStores {
     /// never listed one), since a deny across a symlink can keep Codex's
     /// escalated commands from starting.
     pub present: Vec<PathBuf>,
+    /// The home directory as it was when a listing last matched
+    /// `present`, so that [`HomeStores::changed`] lists it again only when
+    /// it has changed since. Not part of what the stores are.
+    checked: Arc<Mutex<Option<DirStamp>>>,
+}
+
+impl PartialEq for HomeStores {
+    fn eq(&self, other: &HomeStores) -> bool {
+        self.home == other.home && self.present == other.present
+    }
+}
+
+impl Eq for HomeStores {}
+
+impl std::hash::Hash for HomeStores {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.home.hash(state);
+        self.present.hash(state);
+    }
 }
 
 impl HomeStores {
     /// What `home` holds now (nothing without a home).
     pub fn now(home: Option<&Path>) -> HomeStores {
+        let before = home.and_then(DirStamp::of);
         let present = home.map(top_level_stores).unwrap_or_default();
         HomeStores {
             home: home.map(Path::to_path_buf),
             present,
+            checked: Arc::new(Mutex::new(before.and_then(DirStamp::settled))),
         }
     }
 
     /// Whether the home holds other credential files than these now.
+    ///
+    /// Called before every turn, so the home is listed only when its
+    /// directory has changed (another inode, or another change time) since
+    /// the last listing that matched. A change time can be as coarse as a
+    /// second or two, and a file created in the same tick as a listing
+    /// leaves it as it was; so a stamp counts only when the listing came
+    /// [`DirStamp::SETTLED`] after it, and until then every call lists.
     pub fn changed(&self) -> bool {
-        HomeStores::now(self.home.as_deref()) != *self
+        let Some(home) = self.home.as_deref() else {
+            return false;
+        };
+        let stamp = DirStamp::of(home);
+        let mut checked = self.checked.lock().unwrap_or_else(|poison| poison.into_inner());
+        if stamp.is_some() && stamp.map(|stamp| stamp.dir) == checked.map(|seen| seen.dir) {
+            return false;
+        }
+        let changed = top_level_stores(home) != self.present;
+        *checked = if changed {
+            None
+        } else {
+            stamp.and_then(DirStamp::settled)
+        };
+        changed
     }
+}
+
+/// Which directory a path named, and when its entries last changed.
+#[derive(Debug, Clone, Copy)]
+struct DirStamp {
+    dir: (u64, u64, i64, i64),
+    /// Seconds since the epoch, from the wall clock, when it was read.
+    read_at: f64,
+}
+
+impl DirStamp {
+    /// How long after its change time a directory's stamp is trusted: a
+    /// change in the same tick of a coarse clock would not show.
+    const SETTLED: f64 = 3.0;
+
+    fn of(dir: &Path) -> Option<DirStamp> {
+        use std::os::unix::fs::MetadataExt as _;
+        let metadata = std::fs::metadata(dir).ok()?;
+        let read_at = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .ok()?
+            .as_secs_f64();
+        Some(DirStamp {
+            dir: (metadata.dev(), metadata.ino(), metadata.ctime(), metadata.ctime_nsec()),
+            read_at,
+        })
+    }
+
+    /// This stamp, if it was read long enough after the change it shows.
+    fn settled(self) -> Option<DirStamp> {
+        let changed_at = self.dir.2 as f64 + self.dir.3 as f64 / 1e9;
+        (self.read_at - changed_at >= DirStamp::SETTLED).then_some(self)
+    }
+}
+
+#[cfg(test)]
+thread_local! {
+    /// How many times this thread listed a home, for the tests.
+    static LISTINGS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
 
 /// The entries of `home` named like a credential file.
 fn top_level_stores(home: &Path) -> Vec<PathBuf> {
+    #[cfg(test)]
+    LISTINGS.with(|count| count.set(count.get() + 1));
     let Ok(entries) = std::fs::read_dir(home) else {
         return Vec::new();
     };
@@ -775,6 +858,7 @@ mod tests {
             home_stores: HomeStores {
                 home: Some(PathBuf::from("/home/u")),
                 present: vec![PathBuf::from("/home/u/.netrc"), PathBuf::from("/home/u/it's.pem")],
+                ..HomeStores::default()
             },
         }
     }
@@ -930,6 +1014,48 @@ mod tests {
         assert!(stores.changed(), "a store gone is a change too");
         assert!(!HomeStores::now(None).changed());
         assert!(HomeStores::now(Some(&path.join("missing"))).present.is_empty());
+    }
+
+    #[test]
+    fn a_home_is_listed_again_only_once_it_has_changed() {
+        let listings = || LISTINGS.with(std::cell::Cell::get);
+        let home = tempfile::tempdir().expect("tempdir");
+        let path = home.path();
+        std::fs::write(path.join(".netrc"), "x").expect("write");
+        let stores = HomeStores::now(Some(path));
+        // Just created: its change time is too recent to trust, so every
+        // check lists.
+        let before = listings();
+        assert!(!stores.changed());
+        assert!(!stores.changed());
+        assert_eq!(listings() - before, 2);
+
+        // As if the stores had been read a while after the last change.
+        let mut settled = DirStamp::of(path).expect("stamp");
+        settled.read_at += 10.0;
+        *stores.checked.lock().expect("lock") = settled.settled();
+        let before = listings();
+        assert!(!stores.changed());
+        assert!(!stores.changed());
+        assert_eq!(listings(), before, "an unchanged home is not listed");
+
+        // Past a tick of the coarsest clock the kernel stamps with.
+        std::thread::sleep(Duration::from_millis(50));
+        std::fs::write(path.join("notes.txt"), "x").expect("write");
+        assert!(!stores.changed(), "a file that is no store changes nothing");
+        assert_eq!(listings() - before, 1);
+        std::thread::sleep(Duration::from_millis(50));
+        std::fs::write(path.join(".pgpass"), "x").expect("write");
+        assert!(stores.changed(), "a new store is seen through the stamp");
+        assert!(stores.changed(), "and seen again: a change is never cached");
+        assert_eq!(listings() - before, 3);
+
+        let clone = HomeStores::now(Some(path));
+        assert_eq!(
+            clone,
+            HomeStores::now(Some(path)),
+            "the stamp is not part of the stores"
+        );
     }
 
     #[test]
