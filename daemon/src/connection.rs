@@ -110,6 +110,7 @@ async fn serve_mcp(daemon: Arc<Daemon>, hello: Hello, reader: BufReader<OwnedRea
         settings,
         agent_env,
         transport.closed(),
+        transport.responses(),
     );
     let shutdown = daemon.shutdown.clone();
     let served = tokio::select! {

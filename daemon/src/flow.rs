@@ -12,6 +12,9 @@
 //! - Departure: rmcp waits several seconds for running handlers after the
 //!   client's EOF before it cancels them; [`FlowControl::closed`] fires on the
 //!   EOF itself, so a turn whose client is gone is cancelled at once.
+//! - Delivery: [`Responses::sent`] fires once a request's response has been
+//!   written, so work that can wait (keeping the answer on disk) does not
+//!   compete with the answer on its way out.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -38,6 +41,26 @@ pub struct FlowControl<T> {
     /// Requests read while no permit was free, oldest first.
     waiting: VecDeque<RxJsonRpcMessage<RoleServer>>,
     closed: CancellationToken,
+    responses: Responses,
+}
+
+/// The responses of one connection that someone waits to see written.
+#[derive(Clone, Default)]
+pub struct Responses {
+    waited: Arc<Mutex<HashMap<RequestId, CancellationToken>>>,
+}
+
+impl Responses {
+    /// Cancelled once the response to `request` has been written (or its
+    /// write failed). Never, if no response goes out: wait on it with a
+    /// limit.
+    pub fn sent(&self, request: &RequestId) -> CancellationToken {
+        lock(&self.waited).entry(request.clone()).or_default().clone()
+    }
+
+    fn take(&self, request: &RequestId) -> Option<CancellationToken> {
+        lock(&self.waited).remove(request)
+    }
 }
 
 impl<T> FlowControl<T> {
@@ -48,7 +71,13 @@ impl<T> FlowControl<T> {
             held: Arc::default(),
             waiting: VecDeque::new(),
             closed: CancellationToken::new(),
+            responses: Responses::default(),
         }
+    }
+
+    /// When each response has been written.
+    pub fn responses(&self) -> Responses {
+        self.responses.clone()
     }
 
     /// Cancelled when the client's side of the connection ends.
@@ -83,12 +112,16 @@ where
             JsonRpcMessage::Error(error) => error.id.clone(),
             _ => None,
         };
-        let permit = answered.and_then(|id| lock(&self.held).remove(&id));
+        let permit = answered.as_ref().and_then(|id| lock(&self.held).remove(id));
+        let sent = answered.as_ref().and_then(|id| self.responses.take(id));
         let send = self.inner.send(item);
         async move {
             let result = send.await;
             // Given back only once the response is out of our hands.
             drop(permit);
+            if let Some(sent) = sent {
+                sent.cancel();
+            }
             result
         }
     }
@@ -142,8 +175,68 @@ where
     }
 }
 
-fn lock(
-    held: &Mutex<HashMap<RequestId, OwnedSemaphorePermit>>,
-) -> std::sync::MutexGuard<'_, HashMap<RequestId, OwnedSemaphorePermit>> {
-    held.lock().unwrap_or_else(|poison| poison.into_inner())
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poison| poison.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rmcp::model::{NumberOrString, ServerResult};
+
+    /// A transport whose writes finish only when the test says so.
+    struct Gated {
+        written: tokio::sync::mpsc::UnboundedSender<TxJsonRpcMessage<RoleServer>>,
+        gate: Arc<tokio::sync::Semaphore>,
+    }
+
+    impl Transport<RoleServer> for Gated {
+        type Error = std::io::Error;
+
+        fn send(
+            &mut self,
+            item: TxJsonRpcMessage<RoleServer>,
+        ) -> impl Future<Output = Result<(), Self::Error>> + Send + 'static {
+            let (written, gate) = (self.written.clone(), self.gate.clone());
+            async move {
+                let _pass = gate.acquire_owned().await.map_err(std::io::Error::other)?;
+                let _ = written.send(item);
+                Ok(())
+            }
+        }
+
+        async fn receive(&mut self) -> Option<RxJsonRpcMessage<RoleServer>> {
+            None
+        }
+
+        async fn close(&mut self) -> Result<(), Self::Error> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn a_response_is_reported_sent_once_it_is_written_and_not_before() {
+        let (written, mut seen) = tokio::sync::mpsc::unbounded_channel();
+        let gate = Arc::new(tokio::sync::Semaphore::new(0));
+        let mut flow = FlowControl::new(Gated {
+            written,
+            gate: gate.clone(),
+        });
+        let (one, two) = (NumberOrString::Number(1), NumberOrString::Number(2));
+        let sent = flow.responses().sent(&one);
+        let other = flow.responses().sent(&two);
+        // A council keeps one answer per member of the same request.
+        let again = flow.responses().sent(&one);
+
+        let sending = tokio::spawn(flow.send(JsonRpcMessage::response(ServerResult::empty(()), one.clone())));
+        tokio::task::yield_now().await;
+        assert!(!sent.is_cancelled(), "not before the write has finished");
+        gate.add_permits(1);
+        sending.await.expect("task").expect("sent");
+        assert!(seen.recv().await.is_some());
+        assert!(sent.is_cancelled(), "the response to request 1 is out");
+        assert!(again.is_cancelled(), "for every keep that waited on it");
+        assert!(!other.is_cancelled(), "request 2 has no response yet");
+        assert!(flow.responses().take(&one).is_none(), "nothing is left behind");
+    }
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation, ListToolsResult,
-    PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool, ToolAnnotations,
+    PaginatedRequestParams, RequestId, ServerCapabilities, ServerConfig, Tool, ToolAnnotations,
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler};
@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Settings;
 use crate::daemon::Daemon;
+use crate::flow::Responses;
 use crate::progress;
 use crate::session::{Command, TurnRequest, WorkspaceHandle};
 use crate::tools::{self, ToolCall, TurnTool};
@@ -37,6 +38,8 @@ pub struct McpService {
     agent_env: Arc<Vec<(String, String)>>,
     /// Fires when the client's side of the connection ends.
     client_gone: CancellationToken,
+    /// When each response of this connection has been written.
+    responses: Responses,
     /// Each agent this connection may consult, with its settings (its
     /// command, its policy), made once: the agents on offer, and the
     /// reviewer of a Codex host.
@@ -56,6 +59,7 @@ impl McpService {
         settings: Settings,
         agent_env: Vec<(String, String)>,
         client_gone: CancellationToken,
+        responses: Responses,
     ) -> McpService {
         // The workspace shows in `status` from its first connection on.
         daemon.session(&workspace, settings.default_agent());
@@ -82,6 +86,7 @@ impl McpService {
             settings: Arc::new(settings),
             agent_env: Arc::new(agent_env),
             client_gone,
+            responses,
             agent_settings: Arc::new(agent_settings),
         }
     }
@@ -348,7 +353,9 @@ impl McpService {
                 forwarder.finish().await;
                 match outcome {
                     Ok(TurnOutcome::Invalid(message)) => Err(ErrorData::invalid_params(message, None)),
-                    Ok(outcome) => Ok(self.result_of(agent, tool, in_agents_outcome(agent, outcome)).await),
+                    Ok(outcome) => Ok(self
+                        .result_of(agent, tool, in_agents_outcome(agent, outcome), &context.id)
+                        .await),
                     Err(_) => Err(internal(session.gone())),
                 }
             }
@@ -448,13 +455,19 @@ impl McpService {
                 agent,
             })
             .collect();
-        Ok(self.council_result(tool, members, started.elapsed()).await)
+        Ok(self.council_result(tool, members, started.elapsed(), &context.id).await)
     }
 
     /// The council's result within the result budget, shared fairly; each
     /// member's whole outcome is kept in the recent answers, and a cut one
     /// names its file.
-    async fn council_result(&self, tool: &str, members: Vec<Member>, elapsed: std::time::Duration) -> CallToolResult {
+    async fn council_result(
+        &self,
+        tool: &str,
+        members: Vec<Member>,
+        elapsed: std::time::Duration,
+        request: &RequestId,
+    ) -> CallToolResult {
         let limit = self.settings.max_result_chars;
         let standings: Vec<render::Standing> = members.iter().map(|member| standing(&member.outcome)).collect();
         let tally = render::tally(&standings);
@@ -491,7 +504,7 @@ impl McpService {
         let mut all_failed = true;
         for (((member, whole), share), heading) in members.iter().zip(wholes).zip(shares).zip(&headings) {
             let body = self
-                .member_body(&member.agent, tool, &member.outcome, whole, share)
+                .member_body(&member.agent, tool, &member.outcome, whole, share, request)
                 .await;
             if let TurnOutcome::Paused(pause) = &member.outcome
                 && first_pause.is_none()
@@ -524,9 +537,17 @@ impl McpService {
 
     /// One council member's section body within `share`, its outcome kept
     /// whole in the recent answers first.
-    async fn member_body(&self, agent: &str, tool: &str, outcome: &TurnOutcome, whole: String, share: usize) -> String {
+    async fn member_body(
+        &self,
+        agent: &str,
+        tool: &str,
+        outcome: &TurnOutcome,
+        whole: String,
+        share: usize,
+        request: &RequestId,
+    ) -> String {
         if render::cost(&whole) <= share {
-            self.keep_outcome(agent, tool, outcome, None).await;
+            self.keep_outcome(agent, tool, outcome, None, request).await;
             return whole;
         }
         let kind = if matches!(outcome, TurnOutcome::Paused(_)) {
@@ -534,7 +555,7 @@ impl McpService {
         } else {
             "answers"
         };
-        let saved = self.keep_outcome(agent, tool, outcome, Some(kind)).await;
+        let saved = self.keep_outcome(agent, tool, outcome, Some(kind), request).await;
         match outcome {
             TurnOutcome::Answer(answer) => render::member_answer_within(answer, share, saved.as_deref()),
             TurnOutcome::Paused(pause) => render::pause_within(pause, share, saved.as_deref()),
@@ -543,17 +564,25 @@ impl McpService {
     }
 
     /// Keeps `outcome` whole in the recent answers. Shown whole (`cut` is
-    /// `None`), it is kept while it goes out; cut, it is kept first, marked
-    /// cut, and the file that holds it whole is returned: the kept one, or
-    /// one saved on its own under `state_dir/<cut>/` when it could not be
-    /// kept.
-    async fn keep_outcome(&self, agent: &str, tool: &str, outcome: &TurnOutcome, cut: Option<&str>) -> Option<PathBuf> {
+    /// `None`), it is kept once the response to `request` has gone out;
+    /// cut, it is kept first, marked cut, and the file that holds it whole
+    /// is returned: the kept one, or one saved on its own under
+    /// `state_dir/<cut>/` when it could not be kept.
+    async fn keep_outcome(
+        &self,
+        agent: &str,
+        tool: &str,
+        outcome: &TurnOutcome,
+        cut: Option<&str>,
+        request: &RequestId,
+    ) -> Option<PathBuf> {
         let recent = &self.daemon.recent;
         let text = kept_text(outcome);
         let entry = recent.entry(&self.workspace, agent, tool, outcome, &text);
         let Some(kind) = cut else {
             if let Some(entry) = entry {
-                recent.keep_while_sent(entry, &self.daemon.tasks).await;
+                let sent = self.responses.sent(request);
+                recent.keep_once_sent(entry, sent, &self.daemon.tasks).await;
             }
             return None;
         };
@@ -677,22 +706,22 @@ impl McpService {
     /// result budget. The whole outcome is kept in the recent answers
     /// first: a client that puts a long call in the background may never
     /// show it (`codex-fusion log` then does).
-    async fn result_of(&self, agent: &str, tool: &str, outcome: TurnOutcome) -> CallToolResult {
+    async fn result_of(&self, agent: &str, tool: &str, outcome: TurnOutcome, request: &RequestId) -> CallToolResult {
         let limit = self.settings.max_result_chars;
         match &outcome {
             TurnOutcome::Answer(answer) => {
                 let whole = render::answer(answer);
                 let text = if render::cost(&whole) <= limit {
-                    self.keep_outcome(agent, tool, &outcome, None).await;
+                    self.keep_outcome(agent, tool, &outcome, None, request).await;
                     whole
                 } else {
-                    let saved = self.keep_outcome(agent, tool, &outcome, Some("answers")).await;
+                    let saved = self.keep_outcome(agent, tool, &outcome, Some("answers"), request).await;
                     render::answer_within(answer, limit, saved.as_deref())
                 };
                 CallToolResult::success(vec![ContentBlock::text(text)])
             }
             TurnOutcome::Paused(pause) => {
-                self.keep_outcome(agent, tool, &outcome, None).await;
+                self.keep_outcome(agent, tool, &outcome, None, request).await;
                 let whole = render::pause(pause);
                 let text = if render::cost(&whole) <= limit {
                     whole
@@ -707,7 +736,7 @@ impl McpService {
                 result
             }
             TurnOutcome::Failed(message) | TurnOutcome::Refused(message) | TurnOutcome::Invalid(message) => {
-                self.keep_outcome(agent, tool, &outcome, None).await;
+                self.keep_outcome(agent, tool, &outcome, None, request).await;
                 CallToolResult::error(vec![ContentBlock::text(render::fit(message.clone(), limit))])
             }
         }

@@ -16,9 +16,17 @@ use std::time::SystemTime;
 
 use codex_fusion_protocol::answers::{self, AnswerRecord, Limits, Outcome, Tokens};
 
+use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::turn::TurnOutcome;
+
+/// How long an answer waits to be written to its client before it is kept
+/// anyway (a client that does not read).
+const SENT_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+/// How long after its answer was written an answer is kept: past the
+/// shim's and the client's reading of it.
+const AFTER_SENT: std::time::Duration = std::time::Duration::from_millis(20);
 
 /// The recent answers of every workspace.
 pub struct Recent {
@@ -41,6 +49,9 @@ pub struct Recent {
 pub struct Entry {
     pub record: AnswerRecord,
     pub text: String,
+    /// When the answer was rendered: its time in the store, whenever it is
+    /// written, so answers sort as they were given.
+    pub at: SystemTime,
 }
 
 impl Recent {
@@ -104,6 +115,7 @@ impl Recent {
         Some(Entry {
             record,
             text: text.to_owned(),
+            at: SystemTime::now(),
         })
     }
 
@@ -115,18 +127,18 @@ impl Recent {
         let workspace = entry.record.workspace.clone();
         let saved = tokio::task::spawn_blocking(move || {
             let _writing = lock(&recent.writing);
-            answers::save(
-                &recent.state_dir,
-                recent.limits,
-                entry.record,
-                &entry.text,
-                SystemTime::now(),
-            )
+            answers::save(&recent.state_dir, recent.limits, entry.record, &entry.text, entry.at)
         })
         .await;
         match saved {
             Ok(Ok(record)) => {
-                lock(&self.newest).insert(workspace, Some(record.clone()));
+                // One kept late (after its answer went out) may follow a
+                // newer one kept at once.
+                let mut newest = lock(&self.newest);
+                let known = newest.get(&workspace).and_then(Option::as_ref);
+                if known.is_none_or(|known| known.finished_at_ms <= record.finished_at_ms) {
+                    newest.insert(workspace, Some(record.clone()));
+                }
                 Some(record)
             }
             Ok(Err(error)) => {
@@ -160,16 +172,23 @@ impl Recent {
     }
 
     /// Keeps `entry` in a task of `tasks` (the daemon waits for them at
-    /// shutdown) while the answer goes out: an answer whose result does
-    /// not name its kept file need not wait for a disk. Kept in line
-    /// instead when a reader is settling right now.
-    pub async fn keep_while_sent(self: &Arc<Self>, entry: Entry, tasks: &TaskTracker) {
+    /// shutdown) a moment after `sent` fires, when the answer has been
+    /// written to the client (or after [`SENT_WAIT`] if it never is). An
+    /// answer whose result does not name its kept file need not wait for a
+    /// disk, nor share the machine with one on its way out: the shim and
+    /// the client still have to read it once it is written, and creating
+    /// and pruning the files right then cost a consult with the real agent
+    /// about 0.15 ms on a 2-CPU machine (docs/PERFORMANCE.md, figure 7).
+    /// Kept in line instead when a reader is settling right now.
+    pub async fn keep_once_sent(self: &Arc<Self>, entry: Entry, sent: CancellationToken, tasks: &TaskTracker) {
         let Ok(pending) = self.pending.clone().try_read_owned() else {
             self.keep(entry).await;
             return;
         };
         let recent = self.clone();
         tasks.spawn(async move {
+            let _ = tokio::time::timeout(SENT_WAIT, sent.cancelled()).await;
+            tokio::time::sleep(AFTER_SENT).await;
             recent.keep(entry).await;
             drop(pending);
         });

@@ -48,7 +48,7 @@ async fn every_answer_is_in_log_whole_and_status_names_the_last() {
     assert_eq!(source, "daemon");
     assert_eq!(records.len(), 2, "{records:?}");
     let (newest, oldest) = (&records[0], &records[1]);
-    assert_eq!(newest.tool, "review_plan");
+    assert_eq!(newest.tool, "review_plan", "{records:#?}");
     assert_eq!(oldest.tool, "consult");
     assert!(newest.cut && !oldest.cut);
     for record in &records {
