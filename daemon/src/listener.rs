@@ -47,13 +47,40 @@ pub struct Bound {
     lock: Flock<File>,
 }
 
-/// Removes the socket file when dropped.
-struct SocketFile(PathBuf);
+/// The socket file this daemon bound, known by its inode; removed when
+/// dropped, unless what is at its path now is another file (the socket of
+/// a daemon started after this one lost its own).
+struct SocketFile {
+    path: PathBuf,
+    identity: Option<(u64, u64)>,
+}
+
+impl SocketFile {
+    fn bound(path: &Path) -> SocketFile {
+        SocketFile {
+            path: path.to_path_buf(),
+            identity: identity(path),
+        }
+    }
+
+    fn still_there(&self) -> bool {
+        self.identity.is_some() && identity(&self.path) == self.identity
+    }
+}
 
 impl Drop for SocketFile {
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
+        if self.still_there() {
+            let _ = std::fs::remove_file(&self.path);
+        }
     }
+}
+
+/// The device and inode at `path`, not following a symlink.
+fn identity(path: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt as _;
+    let metadata = std::fs::symlink_metadata(path).ok()?;
+    Some((metadata.dev(), metadata.ino()))
 }
 
 /// The single-instance lock, held after the socket is gone until the
@@ -64,6 +91,14 @@ pub struct InstanceLock {
 }
 
 impl Bound {
+    /// Whether this daemon's socket file is still at its path. Once it has
+    /// been removed (with its directory, say) or replaced, no client can
+    /// reach this daemon again, and the daemon should stop rather than keep
+    /// its agents running for nobody.
+    pub fn reachable(&self) -> bool {
+        self.socket.still_there()
+    }
+
     /// Stops listening: the socket file goes (new clients see no daemon), the
     /// lock stays with the caller.
     pub fn stop_listening(self) -> InstanceLock {
@@ -142,7 +177,7 @@ pub fn bind(socket: &Path, dedicated: bool) -> Result<Bound, BindError> {
     std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o600)).map_err(io(socket))?;
     Ok(Bound {
         listener,
-        socket: SocketFile(socket.to_path_buf()),
+        socket: SocketFile::bound(socket),
         lock,
     })
 }

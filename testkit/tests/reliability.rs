@@ -1264,6 +1264,61 @@ async fn fault_sigterm_with_turns_running_leaves_no_orphans() {
     );
 }
 
+/// A daemon whose socket directory is deleted under it (a runtime
+/// directory cleaned up, say) can never be reached again. It stops within a
+/// few seconds and takes its agent with it; and the socket of the daemon
+/// started in its place, which it finds at its old path, is left alone.
+/// Before, it ran with its agents until it was killed by hand, and its
+/// shutdown would have removed its successor's socket.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fault_a_daemon_whose_socket_is_deleted_stops_and_leaves_its_successor_alone() {
+    let env = TestEnv::new();
+    let mut old = env.start_daemon().await;
+    let client = Client::start(&env, &[]).await;
+    let text = client.text("consult", json!({"question": "hello"})).await;
+    assert!(text.contains("fake answer"), "{text}");
+    client.close().await;
+    let agents = agent_pids(&env);
+    assert_eq!(agents.len(), 1, "one agent runs: {agents:?}");
+
+    std::fs::remove_dir_all(env.socket.parent().expect("socket dir")).expect("remove the socket dir");
+    // Its own state directory, so that it does not reap the first's agent
+    // itself: what stops that agent must be the first daemon.
+    let mut successor = tokio::process::Command::new(binary("codex-fusiond"));
+    env.apply(&mut successor);
+    successor
+        .env("CODEX_FUSION_STATE_DIR", env.root().join("successor-state"))
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true);
+    let mut successor = successor.spawn().expect("spawn the successor");
+    let socket = env.socket.clone();
+    wait_until("the successor listens", Duration::from_secs(10), || {
+        std::os::unix::net::UnixStream::connect(&socket).is_ok()
+    })
+    .await;
+
+    let status = tokio::time::timeout(Duration::from_secs(20), old.child.wait())
+        .await
+        .expect("the unreachable daemon stops within 20 s")
+        .expect("wait");
+    assert!(status.success(), "{status}");
+    wait_until("its agent is gone", Duration::from_secs(5), || {
+        agents.iter().all(|pid| !is_alive(*pid))
+    })
+    .await;
+    let logs = env.daemon_logs();
+    assert!(logs.contains("reason=\"its socket file is gone\""), "{logs}");
+    assert!(
+        std::os::unix::net::UnixStream::connect(&env.socket).is_ok(),
+        "the successor's socket is still there"
+    );
+    still_serves(&env).await;
+    let _ = kill(Pid::from_raw(successor.id().expect("running") as i32), Signal::SIGTERM);
+    let _ = tokio::time::timeout(Duration::from_secs(10), successor.wait()).await;
+}
+
 // ===== the shim when the daemon dies ==============================================
 
 /// The daemon dies (SIGKILL) under a shim with a call in flight: the call
