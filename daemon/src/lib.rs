@@ -48,9 +48,6 @@ use crate::daemon::Daemon;
 /// How long shutdown waits for connections and children before giving up.
 const SHUTDOWN_DRAIN: Duration = Duration::from_secs(5);
 
-/// How often the daemon checks that its socket file is still its own.
-const SOCKET_CHECK: Duration = Duration::from_secs(5);
-
 /// How long an agent may sit idle before it is stopped, by default.
 pub const DEFAULT_AGENT_IDLE: Duration = Duration::from_secs(30 * 60);
 /// Overrides [`DEFAULT_AGENT_IDLE`], in seconds (the daemon's own setting).
@@ -111,7 +108,7 @@ impl Options {
 }
 
 /// Runs the daemon until SIGTERM, SIGINT, SIGHUP, a `stop` request, or the
-/// loss of its socket file (checked every [`SOCKET_CHECK`]).
+/// loss of its socket file ([`listener::Bound::lost`]).
 pub async fn run(options: Options) -> anyhow::Result<()> {
     let bound = listener::bind(&options.socket, options.dedicated_socket_dir)?;
     // Holding the lock: no other daemon's agents run now, so what the
@@ -135,17 +132,17 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     // A daemon run by hand in a terminal that closes stops cleanly.
     let mut hangup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
     let me = codex_fusion_protocol::peer::own_uid();
-    let mut socket_check = tokio::time::interval(SOCKET_CHECK);
-    socket_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let lost = bound.lost();
+    tokio::pin!(lost);
     let reason = loop {
         tokio::select! {
-            _ = socket_check.tick() => if !bound.reachable() {
+            () = &mut lost => {
                 tracing::warn!(
                     socket = %options.socket.display(),
                     "the socket file was removed or replaced: no client can reach this daemon any more"
                 );
                 break "its socket file is gone";
-            },
+            }
             _ = terminate.recv() => break "SIGTERM",
             _ = interrupt.recv() => break "SIGINT",
             _ = hangup.recv() => break "SIGHUP",

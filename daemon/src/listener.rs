@@ -47,17 +47,20 @@ pub struct Bound {
     lock: Flock<File>,
 }
 
-/// The socket file this daemon bound, known by its inode; removed when
-/// dropped, unless what is at its path now is another file (the socket of
-/// a daemon started after this one lost its own).
-struct SocketFile {
+/// How often a daemon that cannot watch its socket's directory (no
+/// inotify instance left) checks that its socket is still there.
+const SOCKET_POLL: Duration = Duration::from_secs(5);
+
+/// A socket file known by its path and inode.
+#[derive(Debug, Clone)]
+struct SocketId {
     path: PathBuf,
     identity: Option<(u64, u64)>,
 }
 
-impl SocketFile {
-    fn bound(path: &Path) -> SocketFile {
-        SocketFile {
+impl SocketId {
+    fn of(path: &Path) -> SocketId {
+        SocketId {
             path: path.to_path_buf(),
             identity: identity(path),
         }
@@ -68,12 +71,48 @@ impl SocketFile {
     }
 }
 
+/// The socket file this daemon bound; removed when dropped, unless what is
+/// at its path now is another file (the socket of a daemon started after
+/// this one lost its own).
+struct SocketFile(SocketId);
+
 impl Drop for SocketFile {
     fn drop(&mut self) {
-        if self.still_there() {
-            let _ = std::fs::remove_file(&self.path);
+        if self.0.still_there() {
+            let _ = std::fs::remove_file(&self.0.path);
         }
     }
+}
+
+/// A message each time an entry of `dir` is created, removed or renamed,
+/// or `dir` itself is removed or moved, from a thread blocked on an inotify
+/// watch (it ends with the process, or when the receiver is gone and the
+/// next change comes).
+fn watch_directory(dir: &Path) -> std::io::Result<tokio::sync::mpsc::Receiver<()>> {
+    use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
+    let inotify = Inotify::init(InitFlags::IN_CLOEXEC)?;
+    inotify.add_watch(
+        dir,
+        AddWatchFlags::IN_CREATE
+            | AddWatchFlags::IN_DELETE
+            | AddWatchFlags::IN_MOVED_FROM
+            | AddWatchFlags::IN_MOVED_TO
+            | AddWatchFlags::IN_DELETE_SELF
+            | AddWatchFlags::IN_MOVE_SELF
+            | AddWatchFlags::IN_ONLYDIR,
+    )?;
+    let (sender, receiver) = tokio::sync::mpsc::channel(1);
+    std::thread::Builder::new()
+        .name("socket-watch".to_owned())
+        .spawn(move || {
+            while inotify.read_events().is_ok() {
+                // A message already waiting says the same.
+                if let Err(tokio::sync::mpsc::error::TrySendError::Closed(())) = sender.try_send(()) {
+                    return;
+                }
+            }
+        })?;
+    Ok(receiver)
 }
 
 /// The device and inode at `path`, not following a symlink.
@@ -91,12 +130,39 @@ pub struct InstanceLock {
 }
 
 impl Bound {
-    /// Whether this daemon's socket file is still at its path. Once it has
-    /// been removed (with its directory, say) or replaced, no client can
-    /// reach this daemon again, and the daemon should stop rather than keep
-    /// its agents running for nobody.
-    pub fn reachable(&self) -> bool {
-        self.socket.still_there()
+    /// Resolves once this daemon's socket file is no longer at its path:
+    /// removed (with its directory, say) or replaced. No client can reach
+    /// the daemon then, and it should stop rather than keep its agents
+    /// running for nobody. A thread waits on an inotify watch of the
+    /// directory, so an idle daemon does not wake up for this (figure 6);
+    /// without one it is checked every [`SOCKET_POLL`].
+    pub fn lost(&self) -> impl Future<Output = ()> + Send + 'static {
+        let socket = self.socket.0.clone();
+        async move {
+            let dir = socket.path.parent().unwrap_or(Path::new("/")).to_path_buf();
+            match watch_directory(&dir) {
+                Ok(mut changed) => {
+                    // Checked once the watch is set too: the socket may have
+                    // gone before it was.
+                    while socket.still_there() {
+                        if changed.recv().await.is_none() {
+                            break;
+                        }
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(
+                        dir = %dir.display(),
+                        %error,
+                        "cannot watch the socket's directory; checking it every {} s instead",
+                        SOCKET_POLL.as_secs()
+                    );
+                }
+            }
+            while socket.still_there() {
+                tokio::time::sleep(SOCKET_POLL).await;
+            }
+        }
     }
 
     /// Stops listening: the socket file goes (new clients see no daemon), the
@@ -177,7 +243,7 @@ pub fn bind(socket: &Path, dedicated: bool) -> Result<Bound, BindError> {
     std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o600)).map_err(io(socket))?;
     Ok(Bound {
         listener,
-        socket: SocketFile::bound(socket),
+        socket: SocketFile(SocketId::of(socket)),
         lock,
     })
 }
@@ -242,6 +308,40 @@ mod tests {
         let rebound = bind(&socket, false).expect("a stale socket is replaced");
         assert!(std::os::unix::net::UnixStream::connect(&socket).is_ok());
         drop(rebound);
+    }
+
+    #[tokio::test]
+    async fn a_socket_removed_or_replaced_is_lost_and_a_successors_is_left_alone() {
+        let temp = tempfile::tempdir().expect("tempdir");
+        let socket = temp.path().join("run/daemon.sock");
+        let bound = bind(&socket, false).expect("binds");
+        let lost = tokio::spawn(bound.lost());
+        // Other entries of the directory come and go: nothing is lost.
+        std::fs::write(temp.path().join("run/other"), "x").expect("write");
+        std::fs::remove_file(temp.path().join("run/other")).expect("remove");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(!lost.is_finished(), "the socket is still there");
+
+        // Replaced: removed, and another socket bound at its path.
+        std::fs::remove_file(&socket).expect("remove the socket");
+        let successor = std::os::unix::net::UnixListener::bind(&socket).expect("a successor binds");
+        tokio::time::timeout(Duration::from_secs(2), lost)
+            .await
+            .expect("lost at once")
+            .expect("task");
+        drop(bound);
+        assert!(socket.exists(), "the successor's socket is not removed");
+        drop(successor);
+
+        // Removed with its directory.
+        std::fs::remove_file(&socket).expect("remove");
+        let bound = bind(&socket, false).expect("binds again");
+        let lost = tokio::spawn(bound.lost());
+        std::fs::remove_dir_all(temp.path().join("run")).expect("remove the directory");
+        tokio::time::timeout(Duration::from_secs(2), lost)
+            .await
+            .expect("lost at once")
+            .expect("task");
     }
 
     #[tokio::test]
