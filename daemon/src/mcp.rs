@@ -582,7 +582,9 @@ impl McpService {
         let Some(kind) = cut else {
             if let Some(entry) = entry {
                 let sent = self.responses.sent(request);
-                recent.keep_once_sent(entry, sent, &self.daemon.tasks).await;
+                recent
+                    .keep_once_sent(entry, sent, &self.daemon.shutdown, &self.daemon.tasks)
+                    .await;
             }
             return None;
         };

@@ -179,16 +179,29 @@ impl Recent {
     /// the client still have to read it once it is written, and creating
     /// and pruning the files right then cost a consult with the real agent
     /// about 0.15 ms on a 2-CPU machine (docs/PERFORMANCE.md, figure 7).
-    /// Kept in line instead when a reader is settling right now.
-    pub async fn keep_once_sent(self: &Arc<Self>, entry: Entry, sent: CancellationToken, tasks: &TaskTracker) {
+    /// Kept at once when the daemon stops (`stopping`), and in line when a
+    /// reader is settling right now.
+    pub async fn keep_once_sent(
+        self: &Arc<Self>,
+        entry: Entry,
+        sent: CancellationToken,
+        stopping: &CancellationToken,
+        tasks: &TaskTracker,
+    ) {
         let Ok(pending) = self.pending.clone().try_read_owned() else {
             self.keep(entry).await;
             return;
         };
         let recent = self.clone();
+        let stopping = stopping.clone();
         tasks.spawn(async move {
-            let _ = tokio::time::timeout(SENT_WAIT, sent.cancelled()).await;
-            tokio::time::sleep(AFTER_SENT).await;
+            tokio::select! {
+                _ = async {
+                    let _ = tokio::time::timeout(SENT_WAIT, sent.cancelled()).await;
+                    tokio::time::sleep(AFTER_SENT).await;
+                } => {}
+                () = stopping.cancelled() => {}
+            }
             recent.keep(entry).await;
             drop(pending);
         });
