@@ -142,7 +142,9 @@ impl HomeStores {
         };
         let stamp = DirStamp::of(home);
         let mut checked = self.checked.lock().unwrap_or_else(|poison| poison.into_inner());
-        if stamp.is_some() && stamp.map(|stamp| stamp.dir) == checked.map(|seen| seen.dir) {
+        if let (Some(now), Some(seen)) = (stamp, *checked)
+            && now.dir == seen.dir
+        {
             return false;
         }
         let changed = top_level_stores(home) != self.present;

@@ -52,8 +52,8 @@ pub struct Responses {
 
 impl Responses {
     /// Cancelled once the response to `request` has been written (or its
-    /// write failed). Never, if no response goes out: wait on it with a
-    /// limit.
+    /// write failed, or the client cancelled the request). Never, if no
+    /// response goes out for another reason: wait on it with a limit.
     pub fn sent(&self, request: &RequestId) -> CancellationToken {
         lock(&self.waited).entry(request.clone()).or_default().clone()
     }
@@ -158,6 +158,11 @@ where
                             && let Some(id) = &cancelled.params.request_id
                         {
                             lock(&self.held).remove(id);
+                            // No response will come: what waits for one
+                            // need not.
+                            if let Some(sent) = self.responses.take(id) {
+                                sent.cancel();
+                            }
                             self.waiting
                                 .retain(|waiting| !matches!(waiting, JsonRpcMessage::Request(request) if &request.id == id));
                         }

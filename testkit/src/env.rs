@@ -113,8 +113,14 @@ impl TestEnv {
 
     /// Starts `codex-fusiond` and waits until its socket accepts.
     pub async fn start_daemon(&self) -> DaemonProcess {
+        self.start_daemon_with(&[]).await
+    }
+
+    /// [`Self::start_daemon`] with `extra` variables over this env's.
+    pub async fn start_daemon_with(&self, extra: &[(&str, &std::ffi::OsStr)]) -> DaemonProcess {
         let mut command = tokio::process::Command::new(binary("codex-fusiond"));
         self.apply(&mut command);
+        command.envs(extra.iter().copied());
         let log = std::fs::File::create(
             self.root()
                 .join(format!("daemon-{}.log", Instant::now().elapsed().as_nanos())),

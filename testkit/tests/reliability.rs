@@ -1284,20 +1284,10 @@ async fn fault_a_daemon_whose_socket_is_deleted_stops_and_leaves_its_successor_a
     std::fs::remove_dir_all(env.socket.parent().expect("socket dir")).expect("remove the socket dir");
     // Its own state directory, so that it does not reap the first's agent
     // itself: what stops that agent must be the first daemon.
-    let mut successor = tokio::process::Command::new(binary("codex-fusiond"));
-    env.apply(&mut successor);
-    successor
-        .env("CODEX_FUSION_STATE_DIR", env.root().join("successor-state"))
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true);
-    let mut successor = successor.spawn().expect("spawn the successor");
-    let socket = env.socket.clone();
-    wait_until("the successor listens", Duration::from_secs(10), || {
-        std::os::unix::net::UnixStream::connect(&socket).is_ok()
-    })
-    .await;
+    let successor_state = env.root().join("successor-state");
+    let mut successor = env
+        .start_daemon_with(&[("CODEX_FUSION_STATE_DIR", successor_state.as_os_str())])
+        .await;
 
     let status = tokio::time::timeout(Duration::from_secs(20), old.child.wait())
         .await
@@ -1315,8 +1305,7 @@ async fn fault_a_daemon_whose_socket_is_deleted_stops_and_leaves_its_successor_a
         "the successor's socket is still there"
     );
     still_serves(&env).await;
-    let _ = kill(Pid::from_raw(successor.id().expect("running") as i32), Signal::SIGTERM);
-    let _ = tokio::time::timeout(Duration::from_secs(10), successor.wait()).await;
+    assert!(successor.signal_and_wait(Signal::SIGTERM).await.success());
 }
 
 // ===== the shim when the daemon dies ==============================================
